@@ -1,0 +1,168 @@
+"""The composition root: builds every part, starts them in order, stops them in reverse.
+
+Start: Redis (embedded or configured, durability checked) → store → mappings →
+DICOM SCP → MLLP listener (last, so no order is accepted before everything that
+serves it is up). Stop: stop accepting HL7 → drain in-flight messages (each
+still gets its ACK) → stop the DICOM AE → close Redis (the embedded server
+flushes its AOF and exits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import redis
+
+from broker.dicom.find import WorklistFindService
+from broker.dicom.server import DicomServer, configure_pynetdicom_logging
+from broker.errors import ConfigError
+from broker.hl7.routing import HL7Router, RouterConfig
+from broker.hl7.server import MLLPServer
+from broker.mapping.registry import MappingRegistry
+from broker.redis_conn import EmbeddedRedis, check_durability, connect, redact_url
+from broker.settings import Settings
+from broker.worklist.keys import KeySchema
+from broker.worklist.store import WorklistStore
+
+__all__ = ["Broker", "Endpoints"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a running broker listens (ports resolved when 0 was asked for)."""
+
+    hl7_host: str
+    hl7_port: int
+    dicom_host: str
+    dicom_port: int
+    ae_title: str
+    redis: str
+
+
+class Broker:
+    """One broker process: owns every component and their order of start and stop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._embedded: EmbeddedRedis | None = None
+        self._redis: redis.Redis | None = None
+        self._dicom: DicomServer | None = None
+        self._mllp: MLLPServer | None = None
+        self.store: WorklistStore | None = None
+        self.endpoints: Endpoints | None = None
+
+    def __repr__(self) -> str:
+        return f"Broker(endpoints={self.endpoints!r})"
+
+    async def start(self) -> Endpoints:
+        """Start everything; on any failure, stop what was started and re-raise."""
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> Endpoints:
+        s = self.settings
+        configure_pynetdicom_logging()
+        registry = MappingRegistry.load(s.mappings_dir)
+        client, redis_label = await asyncio.to_thread(self._open_redis)
+        self.store = store = WorklistStore(
+            client,
+            keys=KeySchema(s.redis_key_prefix),
+            dedup_ttl_seconds=s.dedup_window_seconds,
+            wait_replicas=s.redis_wait_replicas,
+        )
+        find = WorklistFindService(
+            store,
+            max_answers=s.dicom_max_answers,
+            character_set=s.dicom_character_set,
+            pn_case_insensitive=s.dicom_pn_case_insensitive,
+        )
+        self._dicom = DicomServer(
+            ae_title=s.ae_title,
+            host=s.dicom_host,
+            port=s.dicom_port,
+            find_service=find,
+            network_timeout=s.dicom_network_timeout,
+            max_associations=s.dicom_max_associations,
+        )
+        self._dicom.start()
+        router = HL7Router(
+            store,
+            lambda: registry,
+            RouterConfig(
+                default_charset=s.hl7_default_charset,
+                application=s.hl7_application,
+                facility=s.hl7_facility,
+            ),
+        )
+
+        async def handle(raw: bytes, peer: str) -> bytes:
+            return await asyncio.to_thread(router.handle, raw, peer)
+
+        self._mllp = MLLPServer(
+            handle,
+            router.reject,
+            host=s.hl7_host,
+            port=s.hl7_port,
+            max_frame_bytes=s.hl7_max_frame_bytes,
+            idle_timeout=s.hl7_idle_timeout,
+            max_connections=s.hl7_max_connections,
+        )
+        await self._mllp.start()
+        self.endpoints = Endpoints(
+            hl7_host=s.hl7_host,
+            hl7_port=self._mllp.port,
+            dicom_host=s.dicom_host,
+            dicom_port=self._dicom.port,
+            ae_title=s.ae_title,
+            redis=redis_label,
+        )
+        return self.endpoints
+
+    def _open_redis(self) -> tuple[redis.Redis, str]:
+        s = self.settings
+        if s.redis_url is None:
+            self._embedded = EmbeddedRedis(s.data_dir / "redis")
+            self._embedded.start()
+            client = connect(self._embedded.url, timeout=s.redis_timeout)
+            self._redis = client
+            return client, f"embedded redis-server, data in {self._embedded.data_dir}"
+        label = redact_url(s.redis_url)
+        client = connect(s.redis_url, timeout=s.redis_timeout)
+        self._redis = client
+        try:
+            client.ping()
+            problems = check_durability(client)
+        except redis.RedisError as e:
+            raise ConfigError("redis_url", f"cannot reach Redis at {label}: {e}") from e
+        if problems:
+            detail = "; ".join(problems)
+            if not s.redis_allow_unsafe:
+                raise ConfigError(
+                    "redis_url",
+                    f"Redis at {label} could lose acknowledged orders: {detail}. Fix the server "
+                    "configuration, or set redis_allow_unsafe = true to run anyway.",
+                )
+            log.warning("Redis at %s is not durable (%s); running anyway as configured", label, detail)
+        return client, label
+
+    async def stop(self) -> None:
+        """Stop in order: HL7 intake and drain, DICOM, then Redis."""
+        mllp, self._mllp = self._mllp, None
+        if mllp is not None:
+            await mllp.stop(self.settings.drain_timeout)
+        dicom, self._dicom = self._dicom, None
+        if dicom is not None:
+            await asyncio.to_thread(dicom.stop)
+        client, self._redis = self._redis, None
+        if client is not None:
+            client.close()
+        embedded, self._embedded = self._embedded, None
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)

@@ -1,0 +1,167 @@
+"""The ``mwl-broker`` command: ``serve`` runs the broker, ``send`` sends HL7 files over MLLP."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from broker.errors import BrokerError, ConfigError
+from broker.settings import ENV_PREFIX, Settings, load_settings
+
+__all__ = ["main"]
+
+_ACCEPTED = {"AA", "CA"}
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the broker (MLLP listener, DICOM worklist SCP, Redis store)",
+        description=(
+            "Run the broker in the foreground. Settings come from --config (TOML), then "
+            f"{ENV_PREFIX}<SETTING> environment variables, then these flags. With no Redis URL "
+            "the broker runs its own redis-server with data in --data-dir."
+        ),
+    )
+    p.add_argument("--config", type=Path, metavar="FILE", help="TOML settings file")
+    p.add_argument("--hl7-host", metavar="ADDR", help="MLLP listen address (default 0.0.0.0)")
+    p.add_argument("--hl7-port", type=int, metavar="PORT", help="MLLP port (default 2575; 0 = any)")
+    p.add_argument("--dicom-host", metavar="ADDR", help="DICOM listen address (default 0.0.0.0)")
+    p.add_argument("--dicom-port", type=int, metavar="PORT", help="DICOM port (default 11112)")
+    p.add_argument("--ae-title", metavar="AET", help="the broker's AE title (default MWL_BROKER)")
+    p.add_argument("--admin-port", type=int, metavar="PORT", help="admin API port (default 8080)")
+    p.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory (default ./data)")
+    p.add_argument("--mappings-dir", type=Path, metavar="DIR", help="mapping files (default ./mappings)")
+    p.add_argument("--redis-url", metavar="URL", help="use this Redis instead of the embedded one")
+    p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
+
+
+def _send_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "send",
+        help="send HL7 message files over MLLP and print each ACK",
+        description=(
+            "Send every message in FILE... (CR, LF or CRLF segment separators; several "
+            "messages per file allowed) to HOST:PORT over MLLP, one at a time, and print each "
+            "ACK: MSA-1, MSA-2 and any ERR. Exit status 1 if any message was not accepted."
+        ),
+    )
+    p.add_argument("address", metavar="HOST:PORT", help="the MLLP listener, e.g. localhost:2575")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="HL7 message files")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each ACK")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mwl-broker",
+        description="HL7 v2 to DICOM Modality Worklist broker.",
+        epilog="Run 'mwl-broker COMMAND --help' for a command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_parser(sub)
+    _send_parser(sub)
+    return parser
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: getattr(args, name)
+        for name in (
+            "hl7_host", "hl7_port", "dicom_host", "dicom_port", "ae_title", "admin_port",
+            "data_dir", "mappings_dir", "redis_url", "log_level",
+        )
+    }  # fmt: skip
+    return load_settings(config_file=args.config, environ=os.environ, overrides=overrides)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def _serve(settings: Settings) -> None:
+    from broker.app import Broker
+
+    broker = Broker(settings)
+    endpoints = await broker.start()
+    print(
+        f"mwl-broker ready\n"
+        f"  HL7 MLLP   {endpoints.hl7_host}:{endpoints.hl7_port}\n"
+        f"  DICOM MWL  {endpoints.dicom_host}:{endpoints.dicom_port} AE title {endpoints.ae_title}\n"
+        f"  Redis      {endpoints.redis}\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        print("mwl-broker stopping", flush=True)
+        await broker.stop()
+
+
+def _send(args: argparse.Namespace) -> int:
+    from broker.hl7.client import MLLPClient, split_messages, summarize_ack
+
+    host, sep, port_text = args.address.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ConfigError("HOST:PORT", f"{args.address!r} is not HOST:PORT")
+    failures = 0
+    with MLLPClient(host or "localhost", int(port_text), timeout=args.timeout) as client:
+        for path in args.files:
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                print(f"{path}: cannot read: {e.strerror}")
+                failures += 1
+                continue
+            messages = split_messages(data)
+            if not messages:
+                print(f"{path}: no HL7 message found")
+                failures += 1
+            for n, message in enumerate(messages, start=1):
+                summary = summarize_ack(client.send(message))
+                label = f"{path}" if len(messages) == 1 else f"{path}#{n}"
+                line = f"{label}: {summary.code} {summary.control_id}"
+                if summary.text:
+                    line += f" {summary.text}"
+                print(line)
+                for err in summary.errors:
+                    print(f"  ERR {err}")
+                failures += summary.code not in _ACCEPTED
+    return 1 if failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            settings = _settings_from(args)
+            _configure_logging(settings.log_level)
+            asyncio.run(_serve(settings))
+            return 0
+        return _send(args)
+    except ConfigError as e:
+        print(f"mwl-broker: configuration error: {e.setting}: {e.message}", file=sys.stderr)
+        return 2
+    except BrokerError as e:
+        print(f"mwl-broker: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

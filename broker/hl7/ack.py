@@ -1,0 +1,156 @@
+"""Building HL7 acknowledgments: MSA and ERR from an outcome, in one place.
+
+HL7 v2.5.1 §2.9 (acknowledgment rules), §2.14.8 (MSA), §2.14.5 (ERR). Senders
+of v2.5 and later get ERR-2 (location), ERR-3 (table 0357 code), ERR-4
+(severity) and ERR-8 (text for a person); older senders get ERR-1 (segment,
+sequence, field, code) as their version defines it. MSA-3 carries the text too,
+because many interface engines show only that.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from broker.errors import HL7Error
+from broker.hl7.codes import AckCode, ErrorCode, Severity
+
+__all__ = ["AckContext", "build_ack", "hl7_location"]
+
+_LOCATION = re.compile(r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:-(?P<field>\d+)(?:\[(?P<rep>\d+)\])?"
+                       r"(?:\.(?P<comp>\d+))?(?:\.(?P<sub>\d+))?)?$")
+_counter = itertools.count(1)
+_counter_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class AckContext:
+    """What an ACK needs to know of the message it answers (from its MSH)."""
+
+    field_separator: str = "|"
+    encoding_characters: str = "^~\\&"
+    sending_application: str = ""
+    sending_facility: str = ""
+    receiving_application: str = ""
+    receiving_facility: str = ""
+    control_id: str = ""
+    trigger_event: str = ""
+    processing_id: str = "P"
+    version: str = "2.5.1"
+    charset_field: str = ""  # MSH-18 as received, echoed in the ACK
+    codec: str = "utf-8"  # how the ACK bytes are encoded
+
+
+def hl7_location(location: str | None) -> list[str]:
+    """``"PID-3.1"`` → ``["PID", "1", "3", "", "1"]``: an ERL (HL7 v2.5.1 §2.A.27)."""
+    if not location:
+        return []
+    m = _LOCATION.match(location)
+    if m is None:
+        return [location]
+    parts = [m["seg"], "1", m["field"] or "", m["rep"] or ("1" if m["comp"] else ""), m["comp"] or "", m["sub"] or ""]
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def _escape(text: str, ctx: AckContext) -> str:
+    """Escape delimiters in free text (HL7 v2.5.1 §2.7.4)."""
+    enc = ctx.encoding_characters.ljust(4, "&")
+    comp, rep, esc, sub = enc[0], enc[1], enc[2], enc[3]
+    out = text.replace(esc, f"{esc}E{esc}")
+    for char, code in ((ctx.field_separator, "F"), (comp, "S"), (rep, "R"), (sub, "T")):
+        out = out.replace(char, f"{esc}{code}{esc}")
+    return out.replace("\r", " ").replace("\n", " ")
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    nums = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        nums.append(int(part))
+    return tuple(nums) or (2, 5)
+
+
+def _err_segment(error: HL7Error, ctx: AckContext) -> str:
+    f = ctx.field_separator
+    comp = ctx.encoding_characters[:1] or "^"
+    sub = ctx.encoding_characters[3:4] or "&"
+    code: ErrorCode = error.err_code
+    text = _escape(error.text, ctx)
+    location = hl7_location(error.location)
+    if _version_tuple(ctx.version) < (2, 5):
+        # ERR-1 (ELD): segment ^ sequence ^ field ^ code&text&HL70357
+        eld = [*location[:3]]
+        eld += [""] * (3 - len(eld))
+        eld.append(sub.join([code.value, _escape(code.text, ctx), "HL70357"]))
+        return f"ERR{f}{comp.join(eld)}"
+    fields = [
+        "",  # ERR-1, not used from v2.5 on
+        comp.join(location),
+        comp.join([code.value, _escape(code.text, ctx), "HL70357"]),
+        Severity.ERROR.value,
+        "", "", "",
+        text,
+    ]  # fmt: skip
+    return "ERR" + f + f.join(fields)
+
+
+def _next_control_id() -> str:
+    with _counter_lock:
+        n = next(_counter) % 1000
+    return f"{int(time.time() * 1000)}{n:03d}"
+
+
+def build_ack(
+    ctx: AckContext,
+    code: AckCode,
+    *,
+    error: HL7Error | None = None,
+    text: str = "",
+    application: str = "MWL_BROKER",
+    facility: str = "",
+    now: datetime | None = None,
+) -> bytes:
+    """The ACK message answering ``ctx``'s message, encoded like that message.
+
+    MSH-3/4 of the ACK are the broker, MSH-5/6 echo the sender (HL7 v2.5.1
+    §2.9.2); MSA-2 echoes MSH-10; ERR is present when ``error`` is given.
+    """
+    f = ctx.field_separator
+    comp = ctx.encoding_characters[:1] or "^"
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
+    ack_type = "ACK"
+    if ctx.trigger_event:
+        ack_type += comp + ctx.trigger_event
+        if _version_tuple(ctx.version) >= (2, 3, 1):
+            ack_type += comp + "ACK"
+    msh = [
+        "MSH",
+        ctx.encoding_characters,
+        application,
+        facility,
+        ctx.sending_application,
+        ctx.sending_facility,
+        stamp,
+        "",
+        ack_type,
+        _next_control_id(),
+        ctx.processing_id or "P",
+        ctx.version or "2.5.1",
+    ]
+    if ctx.charset_field:
+        msh += ["", "", "", "", "", ctx.charset_field]
+    message_text = text or (error.text if error else "")
+    msa = ["MSA", code.value, ctx.control_id]
+    if message_text:
+        msa.append(_escape(message_text, ctx))
+    segments = [f.join(msh), f.join(msa)]
+    if error is not None:
+        segments.append(_err_segment(error, ctx))
+    return ("\r".join(segments) + "\r").encode(ctx.codec, errors="replace")

@@ -1,0 +1,173 @@
+"""Settings: one frozen object, built once from a TOML file, the environment and flags.
+
+Precedence, lowest first: defaults, the TOML file (``--config``), environment
+variables ``MWL_BROKER_<NAME>`` (upper case), command-line flags. Every value is
+validated here, at start-up, with an error that names the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from broker.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+
+ENV_PREFIX = "MWL_BROKER_"
+_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE: no backslash, 16 chars
+_SECRET_FIELDS = frozenset({"redis_url"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the broker; see README.md for each one."""
+
+    hl7_host: str = "0.0.0.0"  # noqa: S104 - a broker listens for its RIS on the network
+    hl7_port: int = 2575
+    hl7_max_frame_bytes: int = 1_048_576
+    hl7_idle_timeout: float = 300.0
+    hl7_max_connections: int = 64
+    hl7_default_charset: str = "UNICODE UTF-8"
+    hl7_application: str = "MWL_BROKER"
+    hl7_facility: str = ""
+    dedup_window_seconds: int = 7 * 24 * 3600
+    dicom_host: str = "0.0.0.0"  # noqa: S104
+    dicom_port: int = 11112
+    ae_title: str = "MWL_BROKER"
+    dicom_max_answers: int = 5000
+    dicom_character_set: str = "ISO_IR 192"
+    dicom_pn_case_insensitive: bool = True
+    dicom_max_associations: int = 32
+    dicom_network_timeout: float = 60.0
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8080
+    data_dir: Path = Path("data")
+    mappings_dir: Path = Path("mappings")
+    redis_url: str | None = None
+    redis_allow_unsafe: bool = False
+    redis_key_prefix: str = "mwl"
+    redis_timeout: float = 5.0
+    redis_wait_replicas: int = 0
+    drain_timeout: float = 10.0
+    log_level: str = "INFO"
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRET_FIELDS and value:
+                value = "***"
+            parts.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(parts)})"
+
+    def __post_init__(self) -> None:
+        for name in ("hl7_port", "dicom_port", "admin_port"):
+            _check(name, 0 <= getattr(self, name) <= 65535, "must be a TCP port from 0 to 65535")
+        for name in (
+            "hl7_max_frame_bytes",
+            "hl7_max_connections",
+            "dicom_max_answers",
+            "dicom_max_associations",
+            "dedup_window_seconds",
+        ):
+            _check(name, getattr(self, name) > 0, "must be greater than 0")
+        for name in ("hl7_idle_timeout", "dicom_network_timeout", "redis_timeout", "drain_timeout"):
+            _check(name, getattr(self, name) > 0, "must be a number of seconds greater than 0")
+        _check("redis_wait_replicas", self.redis_wait_replicas >= 0, "must be 0 or more")
+        _check(
+            "ae_title",
+            bool(_AE_TITLE.match(self.ae_title)) and self.ae_title.strip() != "",
+            "must be 1 to 16 printable ASCII characters without backslash",
+        )
+        _check(
+            "log_level",
+            self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
+            "must be DEBUG, INFO, WARNING or ERROR",
+        )
+        if self.redis_url is not None:
+            _check(
+                "redis_url",
+                self.redis_url.split("://", 1)[0] in {"redis", "rediss", "unix"},
+                "must start with redis://, rediss:// or unix://",
+            )
+
+
+def _check(name: str, ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(name, message)
+
+
+def _coerce(name: str, raw: Any, target: Any) -> Any:
+    """Turn a TOML, environment or flag value into the field's type."""
+    if raw is None:
+        return None
+    kind = target if isinstance(target, type) else None
+    text = str(raw).strip()
+    try:
+        if target == "bool" or kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            if text.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if text.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(f"{text!r} is not true/false")
+        if target == "int" or kind is int:
+            if isinstance(raw, bool):
+                raise ValueError("expected a whole number")
+            return int(raw)
+        if target == "float" or kind is float:
+            return float(raw)
+        if target == "Path" or kind is Path:
+            return Path(text)
+        if target == "str | None":
+            return text or None
+        return text
+    except ValueError as e:
+        raise ConfigError(name, f"invalid value: {e}") from e
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from a TOML file, an environment and explicit overrides."""
+    known = {f.name: f.type for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError("--config", f"cannot read {config_file}: {e}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError("--config", f"{config_file} is not valid TOML: {e}") from e
+        section = data.get("broker", data)
+        for key, raw in section.items():
+            if key not in known:
+                raise ConfigError(f"{config_file}: {key}", "unknown setting")
+            values[key] = _coerce(key, raw, known[key])
+    for key, raw in (environ or {}).items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in known:
+            raise ConfigError(key, "unknown setting in the environment")
+        values[name] = _coerce(key, raw, known[name])
+    for name, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if name not in known:
+            raise ConfigError(name, "unknown setting")
+        values[name] = _coerce(name, raw, known[name])
+    try:
+        return dataclasses.replace(Settings(), **values) if values else Settings()
+    except TypeError as e:
+        raise ConfigError("settings", str(e)) from e

@@ -1,0 +1,299 @@
+"""The worklist store: entries as DICOM JSON in Redis, index sets, atomic updates.
+
+The client is synchronous (redis-py with its thread-safe connection pool): the
+DICOM service calls it from pynetdicom's association threads, and the asyncio
+HL7 side calls it through ``asyncio.to_thread``. One client style, one code path.
+
+Every multi-key change is one Lua script call, so it is atomic: either a
+message's whole effect (its entries, their index memberships and its dedup
+record) is in Redis or none of it. The script touches keys it derives itself,
+which is fine on one primary (with replicas and Sentinel); Redis Cluster is not
+a target (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import redis
+from pydicom.dataset import Dataset
+
+from broker.errors import StoreError
+from broker.worklist.keys import KeySchema
+from broker.worklist.model import (
+    ApplyOutcome,
+    CandidateCriteria,
+    DedupKey,
+    DedupRecord,
+    OrderAction,
+    OrderChange,
+    entry_id_for,
+)
+
+__all__ = ["WorklistStore"]
+
+log = logging.getLogger(__name__)
+
+_FETCH_BATCH = 256
+
+# ARGV[1]: JSON payload built by WorklistStore._payload. Returns
+# {"dup", <dedup value>} when the message was applied before, else {"ok", written, removed}.
+_APPLY_SCRIPT = """
+local p = cjson.decode(ARGV[1])
+if p.dedup then
+  local existing = redis.call('GET', p.dedup.key)
+  if existing then return {'dup', existing} end
+end
+local written, removed = 0, 0
+for _, o in ipairs(p.orders) do
+  for _, id in ipairs(redis.call('SMEMBERS', o.key)) do
+    local ek = p.entry_prefix .. id
+    local idx = redis.call('HGET', ek, 'idx')
+    if idx then
+      for _, ref in ipairs(cjson.decode(idx)) do
+        if ref[1] == 'z' then redis.call('ZREM', ref[2], id) else redis.call('SREM', ref[2], id) end
+      end
+    end
+    redis.call('SREM', p.all, id)
+    redis.call('DEL', ek)
+    removed = removed + 1
+  end
+  redis.call('DEL', o.key)
+  for _, e in ipairs(o.entries) do
+    redis.call('HSET', p.entry_prefix .. e.id, 'ds', e.ds, 'order', o.order_key, 'idx', e.idx_json)
+    for _, ref in ipairs(e.idx) do
+      if ref[1] == 'z' then redis.call('ZADD', ref[2], ref[3], e.id) else redis.call('SADD', ref[2], e.id) end
+    end
+    redis.call('SADD', p.all, e.id)
+    redis.call('SADD', o.key, e.id)
+    written = written + 1
+  end
+end
+if p.dedup then redis.call('SET', p.dedup.key, p.dedup.value, 'EX', p.dedup.ttl) end
+return {'ok', written, removed}
+"""
+
+
+def _sps(entry: Dataset) -> Dataset:
+    seq = entry.get("ScheduledProcedureStepSequence")
+    if not seq or len(seq) != 1:
+        raise ValueError("a worklist entry holds exactly one Scheduled Procedure Step item")
+    item: Dataset = seq[0]
+    return item
+
+
+def _values(ds: Dataset, keyword: str) -> list[str]:
+    """Non-empty string values of an attribute, multi-valued ones split."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str | bytes):
+        return [str(value)]
+    try:
+        return [str(v) for v in value if str(v)]
+    except TypeError:
+        return [str(value)]
+
+
+class WorklistStore:
+    """Worklist entries in Redis; see ``broker.worklist.keys`` for the schema."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        keys: KeySchema | None = None,
+        dedup_ttl_seconds: int = 7 * 24 * 3600,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+    ) -> None:
+        self._redis = client
+        self._keys = keys or KeySchema()
+        self._dedup_ttl = dedup_ttl_seconds
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = wait_timeout_ms
+        self._apply = client.register_script(_APPLY_SCRIPT)
+
+    def __repr__(self) -> str:
+        return f"WorklistStore(prefix={self._keys.prefix!r})"
+
+    @property
+    def keys(self) -> KeySchema:
+        return self._keys
+
+    # -- writes ---------------------------------------------------------
+
+    def apply(self, changes: Sequence[OrderChange], dedup: tuple[DedupKey, DedupRecord] | None) -> ApplyOutcome:
+        """Apply a message's order changes and record its dedup entry, atomically.
+
+        If ``dedup`` names a message that was applied before, nothing changes and
+        the earlier record is returned in ``ApplyOutcome.duplicate``.
+        """
+        payload = self._payload(changes, dedup)
+        try:
+            reply = self._apply(args=[payload])
+            if self._wait_replicas:
+                acked = int(self._redis.wait(self._wait_replicas, self._wait_timeout_ms))
+                if acked < self._wait_replicas:
+                    raise StoreError(
+                        f"only {acked} of {self._wait_replicas} replicas confirmed the write"
+                    )
+        except redis.RedisError as e:
+            raise StoreError(f"worklist store unavailable: {e}") from e
+        tag = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        if tag == "dup":
+            return ApplyOutcome(duplicate=_decode_dedup(reply[1]))
+        return ApplyOutcome(created=int(reply[1]), removed=int(reply[2]))
+
+    def _payload(self, changes: Sequence[OrderChange], dedup: tuple[DedupKey, DedupRecord] | None) -> str:
+        orders: list[dict[str, Any]] = []
+        for change in changes:
+            entries = change.entries if change.action is OrderAction.SCHEDULE else ()
+            items = []
+            for ordinal, ds in enumerate(entries, start=1):
+                idx = self._index_refs(ds)
+                items.append(
+                    {
+                        "id": entry_id_for(change.order_key, ordinal),
+                        "ds": json.dumps(ds.to_json_dict(), ensure_ascii=False),
+                        "idx": idx,
+                        "idx_json": json.dumps(idx),
+                    }
+                )
+            orders.append(
+                {"key": self._keys.order(change.order_key), "order_key": change.order_key, "entries": items}
+            )
+        body: dict[str, Any] = {
+            "orders": orders,
+            "entry_prefix": self._keys.entry_prefix(),
+            "all": self._keys.all_entries(),
+        }
+        if dedup is not None:
+            key, record = dedup
+            body["dedup"] = {
+                "key": self._keys.dedup(key),
+                "value": _encode_dedup(record),
+                "ttl": self._dedup_ttl,
+            }
+        return json.dumps(body, ensure_ascii=False)
+
+    def _index_refs(self, entry: Dataset) -> list[list[Any]]:
+        """The index memberships of one entry: ``["s", set key]`` or ``["z", key, score]``."""
+        sps = _sps(entry)
+        refs: list[list[Any]] = []
+        for aet in _values(sps, "ScheduledStationAETitle"):
+            refs.append(["s", self._keys.by_station(aet.strip())])
+        for modality in _values(sps, "Modality"):
+            refs.append(["s", self._keys.by_modality(modality.strip())])
+        for pid in _values(entry, "PatientID"):
+            refs.append(["s", self._keys.by_patient(pid)])
+        for acc in _values(entry, "AccessionNumber"):
+            refs.append(["s", self._keys.by_accession(acc)])
+        dates = _values(sps, "ScheduledProcedureStepStartDate")
+        if dates and dates[0].isdigit() and len(dates[0]) == 8:
+            refs.append(["z", self._keys.by_date(), int(dates[0])])
+        return refs
+
+    # -- reads ----------------------------------------------------------
+
+    def dedup_lookup(self, key: DedupKey) -> DedupRecord | None:
+        """The record of a message already applied under this identity, if any."""
+        try:
+            raw = self._redis.get(self._keys.dedup(key))
+        except redis.RedisError as e:
+            raise StoreError(f"worklist store unavailable: {e}") from e
+        return None if raw is None else _decode_dedup(raw)
+
+    def candidate_ids(self, criteria: CandidateCriteria) -> list[str]:
+        """Entry ids that may match, narrowed through the index sets (never a scan)."""
+        k = self._keys
+        set_keys = [
+            key
+            for value, key_of in (
+                (criteria.station_aet, k.by_station),
+                (criteria.modality, k.by_modality),
+                (criteria.patient_id, k.by_patient),
+                (criteria.accession_number, k.by_accession),
+            )
+            if value
+            for key in [key_of(value)]
+        ]
+        has_dates = criteria.date_from is not None or criteria.date_to is not None
+        low = int(criteria.date_from) if criteria.date_from else "-inf"
+        high = int(criteria.date_to) if criteria.date_to else "+inf"
+        try:
+            if set_keys:
+                ids = sorted(_text(i) for i in self._redis.sinter(set_keys))
+                if has_dates and ids:
+                    scores = self._redis.zmscore(k.by_date(), ids)
+                    ids = [i for i, s in zip(ids, scores, strict=True) if _in_range(s, low, high)]
+                return ids
+            if has_dates:
+                return [_text(i) for i in self._redis.zrangebyscore(k.by_date(), low, high)]
+            return sorted(_text(i) for i in self._redis.smembers(k.all_entries()))
+        except redis.RedisError as e:
+            raise StoreError(f"worklist store unavailable: {e}") from e
+
+    def candidates(self, criteria: CandidateCriteria) -> Iterator[Dataset]:
+        """Stream the entries that may match ``criteria``, fetched in batches."""
+        return self.entries(self.candidate_ids(criteria))
+
+    def entries(self, ids: Iterable[str]) -> Iterator[Dataset]:
+        """Stream entries by id, skipping any removed since the ids were read."""
+        batch: list[str] = []
+        for entry_id in ids:
+            batch.append(entry_id)
+            if len(batch) >= _FETCH_BATCH:
+                yield from self._fetch(batch)
+                batch = []
+        if batch:
+            yield from self._fetch(batch)
+
+    def _fetch(self, ids: list[str]) -> Iterator[Dataset]:
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for entry_id in ids:
+                pipe.hget(self._keys.entry(entry_id), "ds")
+            raws = pipe.execute()
+        except redis.RedisError as e:
+            raise StoreError(f"worklist store unavailable: {e}") from e
+        for raw in raws:
+            if raw is not None:
+                yield Dataset.from_json(json.loads(raw))
+
+    def order_entry_ids(self, order_key: str) -> list[str]:
+        """Ids of the entries an order has on the worklist now."""
+        try:
+            return sorted(_text(i) for i in self._redis.smembers(self._keys.order(order_key)))
+        except redis.RedisError as e:
+            raise StoreError(f"worklist store unavailable: {e}") from e
+
+    def count(self) -> int:
+        """How many entries are on the worklist."""
+        try:
+            return int(self._redis.scard(self._keys.all_entries()))
+        except redis.RedisError as e:
+            raise StoreError(f"worklist store unavailable: {e}") from e
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _in_range(score: float | None, low: int | str, high: int | str) -> bool:
+    if score is None:
+        return False
+    return (low == "-inf" or score >= float(low)) and (high == "+inf" or score <= float(high))
+
+
+def _encode_dedup(record: DedupRecord) -> str:
+    return json.dumps({"digest": record.digest, "ack": base64.b64encode(record.ack).decode()})
+
+
+def _decode_dedup(raw: bytes | str) -> DedupRecord:
+    data = json.loads(raw)
+    return DedupRecord(digest=str(data["digest"]), ack=base64.b64decode(data["ack"]))

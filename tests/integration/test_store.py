@@ -1,0 +1,116 @@
+"""The worklist store on a real redis-server: atomic updates, indexes, dedup."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from pydicom.dataset import Dataset
+
+from broker.errors import StoreError
+from broker.worklist.model import (
+    CandidateCriteria,
+    DedupKey,
+    DedupRecord,
+    OrderAction,
+    OrderChange,
+)
+from broker.worklist.store import WorklistStore
+
+
+def entry(pid: str, acc: str, aets: list[str], modality: str, date: str, name: str = "DOE^JOHN") -> Dataset:
+    ds = Dataset()
+    ds.PatientName = name
+    ds.PatientID = pid
+    ds.AccessionNumber = acc
+    sps = Dataset()
+    sps.ScheduledStationAETitle = aets if len(aets) != 1 else aets[0]
+    sps.Modality = modality
+    sps.ScheduledProcedureStepStartDate = date
+    sps.ScheduledProcedureStepID = f"SPS-{acc}"
+    ds.ScheduledProcedureStepSequence = [sps]
+    return ds
+
+
+def ids_of(store: WorklistStore, **criteria: str) -> set[str]:
+    return {ds.AccessionNumber for ds in store.candidates(CandidateCriteria(**criteria))}
+
+
+def test_schedule_indexes_every_key(store: WorklistStore) -> None:
+    store.apply([OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["CT1", "CT2"], "CT", "20261125"),))], None)
+    store.apply([OrderChange("O2", OrderAction.SCHEDULE, (entry("P2", "A2", ["MR1"], "MR", "20261126"),))], None)
+    assert store.count() == 2
+    assert ids_of(store) == {"A1", "A2"}
+    assert ids_of(store, station_aet="CT2") == {"A1"}
+    assert ids_of(store, modality="MR") == {"A2"}
+    assert ids_of(store, patient_id="P2") == {"A2"}
+    assert ids_of(store, accession_number="A1") == {"A1"}
+    assert ids_of(store, date_from="20261126") == {"A2"}
+    assert ids_of(store, date_to="20261125") == {"A1"}
+    assert ids_of(store, station_aet="CT1", date_from="20261126", date_to="20261126") == set()
+    assert ids_of(store, station_aet="CT1", date_from="20261125", date_to="20261125") == {"A1"}
+
+
+def test_entries_round_trip_unicode_names(store: WorklistStore) -> None:
+    store.apply([OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["CT1"], "CT", "20261125", "Müller^Zoë"),))], None)
+    (ds,) = store.candidates(CandidateCriteria())
+    assert str(ds.PatientName) == "Müller^Zoë"
+    assert ds.ScheduledProcedureStepSequence[0].Modality == "CT"
+
+
+def test_replacing_an_order_drops_old_index_memberships(store: WorklistStore) -> None:
+    store.apply([OrderChange("O1", OrderAction.SCHEDULE, (
+        entry("P1", "A1", ["CT1"], "CT", "20261125"), entry("P1", "A1B", ["CT1"], "CT", "20261125")))], None)
+    store.apply([OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["MR1"], "MR", "20261127"),))], None)
+    assert store.count() == 1
+    assert ids_of(store, station_aet="CT1") == set()
+    assert ids_of(store, modality="CT") == set()
+    assert ids_of(store, station_aet="MR1") == {"A1"}
+    assert ids_of(store, date_from="20261125", date_to="20261125") == set()
+
+
+def test_cancel_removes_every_trace(store: WorklistStore, redis_client: redis.Redis) -> None:
+    store.apply([OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["CT1"], "CT", "20261125"),))], None)
+    store.apply([OrderChange("O2", OrderAction.SCHEDULE, (entry("P2", "A2", ["CT1"], "CT", "20261125"),))], None)
+    outcome = store.apply([OrderChange("O1", OrderAction.CANCEL)], None)
+    assert (outcome.created, outcome.removed) == (0, 1)
+    assert ids_of(store) == {"A2"}
+    assert store.order_entry_ids("O1") == []
+    keys = {k.decode() for k in redis_client.scan_iter(match="mwl:*")}
+    assert not any("P1" in k or "A1" in k for k in keys)
+
+
+def test_dedup_record_makes_second_apply_a_no_op(store: WorklistStore) -> None:
+    key = DedupKey("RIS", "HOSP", "MSG1")
+    record = DedupRecord("abc", b"MSH|ack\r")
+    first = store.apply([OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["CT1"], "CT", "20261125"),))], (key, record))
+    assert first.duplicate is None and first.created == 1
+    assert store.dedup_lookup(key) == record
+    second = store.apply([OrderChange("O1", OrderAction.CANCEL)], (key, DedupRecord("other", b"x")))
+    assert second.duplicate == record
+    assert store.count() == 1
+    assert store.dedup_lookup(DedupKey("RIS", "HOSP", "MSG2")) is None
+
+
+def test_dedup_record_expires_after_window(redis_client: redis.Redis) -> None:
+    store = WorklistStore(redis_client, dedup_ttl_seconds=3600)
+    key = DedupKey("RIS", "HOSP", "M")
+    store.apply([], (key, DedupRecord("d", b"a")))
+    ttl = redis_client.ttl(store.keys.dedup(key))
+    assert 0 < ttl <= 3600
+
+
+def test_key_parts_with_separators_do_not_collide(store: WorklistStore) -> None:
+    a = store.keys.dedup(DedupKey("A|B", "C", "D"))
+    b = store.keys.dedup(DedupKey("A", "B|C", "D"))
+    assert a != b
+
+
+def test_unreachable_redis_raises_store_error(redis_server) -> None:  # type: ignore[no-untyped-def]
+    client = redis.Redis(unix_socket_path=str(redis_server.socket_path) + ".none", socket_timeout=1)
+    store = WorklistStore(client)
+    with pytest.raises(StoreError):
+        store.apply([OrderChange("O1", OrderAction.CANCEL)], None)
+    with pytest.raises(StoreError):
+        list(store.candidates(CandidateCriteria()))
+    with pytest.raises(StoreError):
+        store.dedup_lookup(DedupKey("a", "b", "c"))

@@ -1,0 +1,84 @@
+"""ACK building: MSA/ERR content per HL7 v2.5.1 §2.9 and §2.14, per sender version."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from broker.errors import HL7Error, MappingError
+from broker.hl7.ack import AckContext, build_ack, hl7_location
+from broker.hl7.codes import AckCode, ErrorCode
+
+NOW = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
+
+
+def segments(ack: bytes, codec: str = "utf-8") -> dict[str, list[str]]:
+    text = ack.decode(codec)
+    assert text.endswith("\r")
+    return {s[:3]: s.split("|") for s in text.strip("\r").split("\r")}
+
+
+def test_aa_echoes_control_id_and_swaps_applications() -> None:
+    ctx = AckContext(sending_application="RIS", sending_facility="HOSP", control_id="MSG42",
+                     trigger_event="O01", version="2.3.1", processing_id="P")
+    segs = segments(build_ack(ctx, AckCode.ACCEPT, application="MWL_BROKER", facility="RAD", now=NOW))
+    msh, msa = segs["MSH"], segs["MSA"]
+    assert msh[2:7] == ["MWL_BROKER", "RAD", "RIS", "HOSP", "20261125100000"]
+    assert msh[8] == "ACK^O01^ACK"
+    assert msh[9] and msh[9] != "MSG42"
+    assert (msh[10], msh[11]) == ("P", "2.3.1")
+    assert msa == ["MSA", "AA", "MSG42"]
+    assert "ERR" not in segs
+
+
+def test_v251_error_uses_err2_err3_err4_err8() -> None:
+    ctx = AckContext(control_id="7", trigger_event="O23", version="2.5.1")
+    error = MappingError(ErrorCode.REQUIRED_FIELD_MISSING, "PID-3", "PID-3 (patient ID) is empty")
+    segs = segments(build_ack(ctx, AckCode.ERROR, error=error, now=NOW))
+    assert segs["MSA"] == ["MSA", "AE", "7", "PID-3 (patient ID) is empty"]
+    err = segs["ERR"]
+    assert err[1] == ""
+    assert err[2] == "PID^1^3"
+    assert err[3] == "101^Required field missing^HL70357"
+    assert err[4] == "E"
+    assert err[8] == "PID-3 (patient ID) is empty"
+
+
+def test_v23_error_uses_err1() -> None:
+    ctx = AckContext(control_id="7", trigger_event="O01", version="2.3")
+    error = HL7Error(AckCode.REJECT, ErrorCode.UNSUPPORTED_MESSAGE_TYPE, "MSH-9", "no")
+    segs = segments(build_ack(ctx, AckCode.REJECT, error=error, now=NOW))
+    assert segs["MSH"][8] == "ACK^O01"
+    assert segs["ERR"] == ["ERR", "MSH^1^9^200&Unsupported message type&HL70357"]
+
+
+def test_text_is_escaped_and_charset_echoed() -> None:
+    ctx = AckContext(control_id="1", version="2.5.1", charset_field="8859/1", codec="latin-1")
+    error = MappingError(ErrorCode.VALUE_TOO_LONG, "OBR-18", "Accession 'Ä|B^C' too long")
+    ack = build_ack(ctx, AckCode.ERROR, error=error, now=NOW)
+    segs = segments(ack, "latin-1")
+    assert segs["MSH"][17] == "8859/1"
+    assert segs["MSA"][3] == "Accession 'Ä\\F\\B\\S\\C' too long"
+    assert "Ä".encode("latin-1") in ack
+
+
+def test_custom_delimiters_are_used() -> None:
+    ctx = AckContext(field_separator="#", encoding_characters="$~\\&", control_id="1",
+                     trigger_event="O01", version="2.4")
+    text = build_ack(ctx, AckCode.ACCEPT, now=NOW).decode()
+    assert text.startswith("MSH#$~\\&#")
+    assert "#ACK$O01$ACK#" in text
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("PID-3", ["PID", "1", "3"]),
+        ("MSH-9.2", ["MSH", "1", "9", "1", "2"]),
+        ("IPC-9[2]", ["IPC", "1", "9", "2"]),
+        ("OBR-4.1.2", ["OBR", "1", "4", "1", "1", "2"]),
+        ("MSH", ["MSH", "1"]),
+        (None, []),
+    ],
+)
+def test_locations(location: str | None, expected: list[str]) -> None:
+    assert hl7_location(location) == expected

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+
+from broker.errors import ConfigError
+from broker.settings import Settings, load_settings
+
+
+def test_defaults_match_the_documented_ports() -> None:
+    s = load_settings(environ={})
+    assert (s.hl7_port, s.dicom_port, s.ae_title, s.redis_url) == (2575, 11112, "MWL_BROKER", None)
+
+
+def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "broker.toml"
+    config.write_text('[broker]\nhl7_port = 3000\ndicom_port = 3001\nae_title = "FROM_FILE"\n')
+    s = load_settings(
+        config_file=config,
+        environ={"MWL_BROKER_DICOM_PORT": "4001", "MWL_BROKER_AE_TITLE": "FROM_ENV", "OTHER": "x"},
+        overrides={"ae_title": "FROM_FLAG", "hl7_port": None},
+    )
+    assert (s.hl7_port, s.dicom_port, s.ae_title) == (3000, 4001, "FROM_FLAG")
+
+
+@pytest.mark.parametrize(
+    ("environ", "setting"),
+    [
+        ({"MWL_BROKER_HL7_PORT": "abc"}, "MWL_BROKER_HL7_PORT"),
+        ({"MWL_BROKER_HL7_PORT": "70000"}, "hl7_port"),
+        ({"MWL_BROKER_AE_TITLE": "A_TITLE_LONGER_THAN_16"}, "ae_title"),
+        ({"MWL_BROKER_AE_TITLE": "BACK\\SLASH"}, "ae_title"),
+        ({"MWL_BROKER_REDIS_URL": "http://x"}, "redis_url"),
+        ({"MWL_BROKER_NO_SUCH_THING": "1"}, "MWL_BROKER_NO_SUCH_THING"),
+        ({"MWL_BROKER_REDIS_ALLOW_UNSAFE": "maybe"}, "MWL_BROKER_REDIS_ALLOW_UNSAFE"),
+        ({"MWL_BROKER_HL7_MAX_FRAME_BYTES": "0"}, "hl7_max_frame_bytes"),
+    ],
+)
+def test_bad_values_name_the_setting(environ: dict[str, str], setting: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=environ)
+    assert info.value.setting == setting
+
+
+def test_unknown_key_in_file_names_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "broker.toml"
+    config.write_text("hl7_prot = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config_file=config)
+    assert info.value.setting == f"{config}: hl7_prot"
+
+
+def test_invalid_toml_is_reported(tmp_path: Path) -> None:
+    config = tmp_path / "broker.toml"
+    config.write_text("hl7_port = = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(config_file=config)
+
+
+def test_repr_hides_the_redis_password() -> None:
+    s = load_settings(environ={"MWL_BROKER_REDIS_URL": "redis://:s3cret@db:6379/0"})
+    assert "s3cret" not in repr(s)
+    assert s.redis_url == "redis://:s3cret@db:6379/0"
+
+
+def test_settings_are_immutable() -> None:
+    s = Settings()
+    with pytest.raises(AttributeError):
+        s.hl7_port = 1  # type: ignore[misc]
