@@ -1,0 +1,316 @@
+"""Decode one framed HL7 v2 message: character set, segment separators, MSH header.
+
+The character set is read from MSH-18 in the raw bytes before decoding (HL7
+v2.5.1 §2.14.9.18; names from HL7 table 0211). MSH-1 to MSH-17 are codes and
+identifiers, in practice ASCII, so the header can be split on the MSH-1 field
+separator before the charset is known. When MSH-18 repeats, the first
+repetition is the base set (empty: the configured default) and a later
+``ISO IR87``/``ISO IR159`` code extension switches the whole message to the
+ISO 2022 decoder (as Japanese SS-MIX2 senders write ``~ISO IR87``).
+
+Errors raise :class:`broker.errors.HL7Error` carrying the ACK outcome:
+
+============================================  ====  ====  ===========
+problem                                       ACK   0357  ERR-2
+============================================  ====  ====  ===========
+no MSH segment at the start                   AR    100   MSH
+MSH-1 not a usable delimiter                  AR    102   MSH-1
+MSH-2 missing or not usable delimiters        AR    101/102  MSH-2
+MSH-18 names an unknown character set         AR    102   MSH-18
+bytes invalid in the declared character set   AE    102   MSH-18
+MSH-9 message type missing                    AR    101   MSH-9
+MSH-10 control id missing                     AR    101   MSH-10
+============================================  ====  ====  ===========
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import hl7
+
+from broker.errors import HL7Error
+from broker.hl7.codes import AckCode, ErrorCode
+
+__all__ = ["ParsedMessage", "charset_codec", "decode", "peek_header"]
+
+_BOM = b"\xef\xbb\xbf"
+_DEFAULT_ENCODING = "^~\\&"  # HL7 v2.5.1 §2.5.4: component, repetition, escape, subcomponent
+
+# HL7 table 0211 (and common spellings) → Python codec. Keys are normalized:
+# upper case without spaces, "_" or "-".
+_CHARSETS = MappingProxyType(
+    {
+        "ASCII": "ascii",
+        "USASCII": "ascii",
+        "ISOIR6": "ascii",
+        "ISOIR100": "iso8859_1",
+        "LATIN1": "iso8859_1",
+        "ISOIR101": "iso8859_2",
+        "ISOIR109": "iso8859_3",
+        "ISOIR110": "iso8859_4",
+        "ISOIR144": "iso8859_5",
+        "ISOIR127": "iso8859_6",
+        "ISOIR126": "iso8859_7",
+        "ISOIR138": "iso8859_8",
+        "ISOIR148": "iso8859_9",
+        **{f"8859/{n}": f"iso8859_{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
+        **{f"ISO8859{n}": f"iso8859_{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
+        "UNICODEUTF8": "utf_8",
+        "UNICODE": "utf_8",
+        "UTF8": "utf_8",
+        "ISOIR87": "iso2022_jp",
+        "ISOIR159": "iso2022_jp_2",
+        "GB180302000": "gb18030",
+        "GB18030": "gb18030",
+        "KSX1001": "euc_kr",
+        "BIG5": "big5",
+    }
+)
+# Code extensions (MSH-18 repetitions after the first) that switch the whole
+# message to an ISO 2022 decoder (HL7 v2.5.1 §2.14.9.18, e.g. "~ISO IR87").
+_ISO2022_EXTENSIONS = MappingProxyType({"ISOIR87": "iso2022_jp", "ISOIR159": "iso2022_jp_2"})
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    """A decoded message and the MSH fields the broker needs (raw field text)."""
+
+    raw: bytes
+    text: str  # decoded, segments separated by "\r"
+    charset: str  # Python codec name used to decode
+    message: hl7.Message
+    message_type: str  # "ORM^O01" (MSH-9.1^MSH-9.2), "ACK" when MSH-9.2 is empty
+    message_structure: str  # MSH-9.3 or ""
+    control_id: str  # MSH-10
+    sending_application: str  # MSH-3
+    sending_facility: str  # MSH-4
+    receiving_application: str  # MSH-5
+    receiving_facility: str  # MSH-6
+    processing_id: str  # MSH-11.1
+    version: str  # MSH-12.1
+    accept_ack_type: str  # MSH-15
+    application_ack_type: str  # MSH-16
+    field_separator: str  # MSH-1
+    encoding_characters: str  # MSH-2
+
+
+def _normalize(name: str) -> str:
+    return "".join(ch for ch in name.upper() if ch not in " _-\t")
+
+
+def charset_codec(name: str) -> str | None:
+    """The Python codec for an HL7 table 0211 charset name, matched loosely; None if unknown."""
+    return _CHARSETS.get(_normalize(name))
+
+
+def decode(raw: bytes, default_charset: str) -> ParsedMessage:
+    """Decode and parse one message; ``default_charset`` applies when MSH-18 is empty.
+
+    Raises ``ValueError`` if ``default_charset`` is not a known charset name (a
+    configuration error, to be caught at start-up with :func:`charset_codec`).
+    """
+    default_codec = charset_codec(default_charset)
+    if default_codec is None:
+        raise ValueError(f"unknown default charset {default_charset!r}")
+    offset = len(_BOM) if raw.startswith(_BOM) else 0
+    body = raw[offset:]
+    stripped = body.lstrip(b"\r\n\t ")
+    offset += len(body) - len(stripped)
+    body = stripped
+    separator, encoding, fields = _split_header(body)
+    codec = _codec_for(fields[17] if len(fields) > 17 else b"", encoding, default_codec)
+    try:
+        text = body.decode(codec)
+    except UnicodeDecodeError as e:
+        raise HL7Error(
+            AckCode.ERROR,
+            ErrorCode.DATA_TYPE_ERROR,
+            "MSH-18",
+            f"byte 0x{body[e.start]:02X} at offset {offset + e.start} is not valid "
+            f"{codecs.lookup(codec).name}",
+        ) from e
+    text = _segments_text(text)
+    header = _header_fields(text.split("\r", 1)[0], separator, encoding)
+    return _parsed(raw, text, codecs.lookup(codec).name, header, separator, encoding)
+
+
+def _split_header(body: bytes) -> tuple[str, str, list[bytes]]:
+    """Validate MSH-1/MSH-2 on the raw bytes; return them and the MSH fields (bytes)."""
+    if not body.startswith(b"MSH") or len(body) < 4:
+        raise HL7Error(
+            AckCode.REJECT,
+            ErrorCode.SEGMENT_SEQUENCE_ERROR,
+            "MSH",
+            "the message does not start with MSH",
+        )
+    separator = body[3:4].decode("latin-1")
+    if separator.isalnum() or not separator.isprintable() or separator in " \\":
+        raise HL7Error(
+            AckCode.REJECT, ErrorCode.DATA_TYPE_ERROR, "MSH-1", "MSH-1 is not a field separator"
+        )
+    end = min((i for i in (body.find(b"\r"), body.find(b"\n")) if i >= 0), default=len(body))
+    fields = body[:end].split(body[3:4])
+    encoding = fields[1].decode("latin-1") if len(fields) > 1 else ""
+    if not encoding:
+        raise HL7Error(
+            AckCode.REJECT,
+            ErrorCode.REQUIRED_FIELD_MISSING,
+            "MSH-2",
+            "MSH-2 (encoding characters) is empty",
+        )
+    full = encoding[:4] + _DEFAULT_ENCODING[len(encoding) :]
+    if (
+        len(encoding) > 5
+        or len(set(full + separator)) != 5
+        or any(ch.isalnum() or not ch.isprintable() or ch == " " for ch in encoding)
+    ):
+        raise HL7Error(
+            AckCode.REJECT,
+            ErrorCode.DATA_TYPE_ERROR,
+            "MSH-2",
+            "MSH-2 (encoding characters) is not usable",
+        )
+    return separator, encoding, fields
+
+
+def _codec_for(field: bytes, encoding: str, default_codec: str) -> str:
+    """MSH-18 → codec: first repetition, or an ISO 2022 code extension in a later one."""
+    try:
+        text = field.decode("ascii")
+    except UnicodeDecodeError:
+        raise HL7Error(
+            AckCode.REJECT,
+            ErrorCode.DATA_TYPE_ERROR,
+            "MSH-18",
+            "MSH-18 is not a character set name",
+        ) from None
+    repetition = encoding[1] if len(encoding) > 1 else "~"
+    names = [_first_component(r, encoding) for r in text.split(repetition)]
+    first = names[0]
+    codec = default_codec if not first else charset_codec(first)
+    if codec is None:
+        raise HL7Error(
+            AckCode.REJECT,
+            ErrorCode.DATA_TYPE_ERROR,
+            "MSH-18",
+            f"MSH-18 character set {first!r} is not supported (HL7 table 0211)",
+        )
+    for extension in filter(None, names[1:]):
+        if _normalize(extension) in _ISO2022_EXTENSIONS:
+            return _ISO2022_EXTENSIONS[_normalize(extension)]
+        if charset_codec(extension) is None:
+            raise HL7Error(
+                AckCode.REJECT,
+                ErrorCode.DATA_TYPE_ERROR,
+                "MSH-18",
+                f"MSH-18 code extension {extension!r} is not supported (HL7 table 0211)",
+            )
+    return codec
+
+
+def _first_component(text: str, encoding: str) -> str:
+    return text.split(encoding[0])[0].strip() if encoding else text.strip()
+
+
+def _segments_text(text: str) -> str:
+    """Accept CR, LF and CRLF between segments (HL7 says CR); drop blank lines."""
+    lines = text.replace("\r\n", "\r").replace("\n", "\r").split("\r")
+    return "\r".join(line for line in lines if line.strip())
+
+
+def _header_fields(msh: str, separator: str, encoding: str) -> dict[int, str]:
+    """MSH-n → raw field text (MSH-1 is the separator, MSH-2 the encoding characters)."""
+    parts = msh.split(separator)
+    return {1: separator} | {n: parts[n - 1] for n in range(2, len(parts) + 1)}
+
+
+def _component(field: str, encoding: str, index: int) -> str:
+    first_repetition = field.split(encoding[1])[0] if len(encoding) > 1 else field
+    parts = first_repetition.split(encoding[0])
+    return parts[index - 1].strip() if index <= len(parts) else ""
+
+
+def _parsed(
+    raw: bytes, text: str, charset: str, header: dict[int, str], separator: str, encoding: str
+) -> ParsedMessage:
+    code = _component(header.get(9, ""), encoding, 1)
+    if not code:
+        raise HL7Error(
+            AckCode.REJECT,
+            ErrorCode.REQUIRED_FIELD_MISSING,
+            "MSH-9",
+            "MSH-9 (message type) is empty",
+        )
+    control_id = header.get(10, "").strip()
+    if not control_id:
+        raise HL7Error(
+            AckCode.REJECT,
+            ErrorCode.REQUIRED_FIELD_MISSING,
+            "MSH-10",
+            "MSH-10 (message control id) is empty",
+        )
+    event = _component(header.get(9, ""), encoding, 2)
+    try:
+        message = hl7.parse(text)
+    except (hl7.ParseException, ValueError, IndexError) as e:
+        raise HL7Error(
+            AckCode.REJECT, ErrorCode.SEGMENT_SEQUENCE_ERROR, "MSH", "unparseable message"
+        ) from e
+    return ParsedMessage(
+        raw=raw,
+        text=text,
+        charset=charset,
+        message=message,
+        message_type=f"{code}^{event}" if event else code,
+        message_structure=_component(header.get(9, ""), encoding, 3),
+        control_id=control_id,
+        sending_application=header.get(3, ""),
+        sending_facility=header.get(4, ""),
+        receiving_application=header.get(5, ""),
+        receiving_facility=header.get(6, ""),
+        processing_id=_component(header.get(11, ""), encoding, 1),
+        version=_component(header.get(12, ""), encoding, 1),
+        accept_ack_type=header.get(15, "").strip(),
+        application_ack_type=header.get(16, "").strip(),
+        field_separator=separator,
+        encoding_characters=encoding,
+    )
+
+
+def peek_header(raw: bytes) -> dict[str, str] | None:
+    """Best-effort MSH read from raw bytes (as ISO 8859-1), so even a message that
+    cannot be decoded can be NAKed with the sender's delimiters. Never raises.
+
+    Keys: field_separator, encoding_characters, sending_application,
+    sending_facility, receiving_application, receiving_facility, message_type
+    ("CODE^EVENT"), trigger_event (MSH-9.2), control_id, processing_id, version.
+    None if there is no MSH.
+    """
+    text = raw[len(_BOM) :] if raw.startswith(_BOM) else raw
+    msh = text.lstrip(b"\r\n\t ").decode("latin-1")
+    if not msh.startswith("MSH") or len(msh) < 4:
+        return None
+    separator = msh[3]
+    end = min((i for i in (msh.find("\r"), msh.find("\n")) if i >= 0), default=len(msh))
+    parts = msh[:end].split(separator)
+    encoding = parts[1] if len(parts) > 1 else ""
+    safe = encoding if len(encoding) >= 2 else _DEFAULT_ENCODING
+    header = {1: separator} | {n: parts[n - 1] for n in range(2, len(parts) + 1)}
+    code = _component(header.get(9, ""), safe, 1)
+    event = _component(header.get(9, ""), safe, 2)
+    return {
+        "field_separator": separator,
+        "encoding_characters": encoding,
+        "sending_application": header.get(3, ""),
+        "sending_facility": header.get(4, ""),
+        "receiving_application": header.get(5, ""),
+        "receiving_facility": header.get(6, ""),
+        "message_type": f"{code}^{event}" if event else code,
+        "trigger_event": event,
+        "control_id": header.get(10, "").strip(),
+        "processing_id": _component(header.get(11, ""), safe, 1),
+        "version": _component(header.get(12, ""), safe, 1),
+    }

@@ -1,0 +1,340 @@
+"""The mapping engine: one parsed HL7 order message → worklist changes. Pure, no I/O.
+
+Message layout (HL7 v2.5.1 §4.4 ORM^O01, §4.4.6 OMG^O19, §4.4.8 OMI^O23; IHE
+RAD TF-2 RAD-4/RAD-13): the segments before the first ORC describe the
+patient and visit (PID, PV1…); each ORC starts an order group. ORC-1 (order
+control, HL7 table 0119) decides through the mapping's ``order_control``
+table whether the group schedules, cancels or is ignored. A scheduling group
+yields one worklist entry — one Scheduled Procedure Step, PS3.4 K.6.1 — per
+instance of the mapping's ``entry_per`` segment (OBR for ORM/OMG, IPC for
+OMI).
+
+A path's segment resolves to the current entry segment when it is of that
+type, else to the first such segment in the current order group, else to the
+first in the message (so PID and PV1 come from the patient part).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import hl7
+from pydicom import config as dicom_config
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.valuerep import validate_value
+
+from broker.errors import HL7Error, MappingError
+from broker.hl7.codes import AckCode, ErrorCode
+from broker.mapping.paths import HL7Path, Value, parse_path, read, scalar
+from broker.mapping.spec import (
+    SPS_SEQUENCE,
+    ControlAction,
+    MappingSpec,
+    Rule,
+    SequenceRule,
+    ValueRule,
+)
+from broker.mapping.transforms import TRANSFORMS, TransformError, uid_from_seed
+from broker.worklist.model import MappingResult, OrderAction, OrderChange
+
+__all__ = ["map_message"]
+
+_ORC_1 = parse_path("ORC-1")
+_SPS_STATUS_TAG = 0x00400020  # Scheduled Procedure Step Status, CS (PS3.3 C.4.10)
+_SCHEDULED = "SCHEDULED"
+# PS3.5 Table 6.2-1 maximum lengths in characters (PN: per component group).
+_MAX_LENGTH = {
+    "AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
+    "LT": 10240, "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UI": 64,
+}  # fmt: skip
+_TEXT_VRS = frozenset({"LT", "ST", "UT"})  # may hold line breaks and backslashes (PS3.5 §6.2)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def map_message(message: hl7.Message, spec: MappingSpec, *, message_type: str) -> MappingResult:
+    """Map an order message to one :class:`OrderChange` per order group.
+
+    Adjacent groups with the same order key and action are merged into one
+    change (IHE RAD-4 in HL7 v2.3.1 sends one ORC/OBR pair per Scheduled
+    Procedure Step of the same order). Raises :class:`MappingError` (AE) with
+    an HL7 table 0357 code and an ERR-2 location such as ``"PID-3"``.
+    """
+    entry_types = spec.entry_per.get(message_type)
+    if entry_types is None:
+        raise HL7Error(
+            AckCode.REJECT,
+            ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
+            "MSH-9",
+            f"mapping {spec.name!r} does not handle {message_type}",
+        )
+    segments = list(message)
+    first_orc = next((i for i, s in enumerate(segments) if _segment_id(s) == "ORC"), None)
+    if first_orc is None:
+        raise MappingError(
+            ErrorCode.SEGMENT_SEQUENCE_ERROR, "ORC", f"{message_type} has no ORC segment"
+        )
+    message_first = _first_by_id(segments)
+    changes: list[OrderChange] = []
+    for group in _order_groups(segments[first_orc:]):
+        change = _map_group(spec, group, message_first, entry_types)
+        if change is None:
+            continue
+        last = changes[-1] if changes else None
+        if last is not None and (last.order_key, last.action) == (change.order_key, change.action):
+            changes[-1] = OrderChange(last.order_key, last.action, last.entries + change.entries)
+        else:
+            changes.append(change)
+    return MappingResult(tuple(changes), spec.name, spec.version)
+
+
+def _segment_id(segment: Sequence[Any]) -> str:
+    head = segment[0] if len(segment) else ""
+    if isinstance(head, str):
+        return head
+    return str(head[0]) if len(head) else ""
+
+
+def _first_by_id(segments: Sequence[Any]) -> dict[str, Any]:
+    first: dict[str, Any] = {}
+    for segment in segments:
+        first.setdefault(_segment_id(segment), segment)
+    return first
+
+
+def _order_groups(segments: Sequence[Any]) -> list[list[Any]]:
+    groups: list[list[Any]] = []
+    for segment in segments:
+        if _segment_id(segment) == "ORC" or not groups:
+            groups.append([])
+        groups[-1].append(segment)
+    return groups
+
+
+class _Context:
+    """Resolves a path's segment for one entry (or one order group when ``entry`` is None)."""
+
+    def __init__(
+        self, message_first: dict[str, Any], group: list[Any], entry: tuple[str, Any] | None
+    ) -> None:
+        self.message_first = message_first
+        self.group_first = _first_by_id(group)
+        self.entry = entry
+        self.order_key = ""
+
+    def read(self, path: HL7Path) -> list[Value]:
+        if self.entry is not None and path.segment == self.entry[0]:
+            segment = self.entry[1]
+        else:
+            segment = self.group_first.get(path.segment, self.message_first.get(path.segment))
+        return [] if segment is None else read(segment, path)
+
+
+def _map_group(
+    spec: MappingSpec, group: list[Any], message_first: dict[str, Any], entry_types: tuple[str, ...]
+) -> OrderChange | None:
+    context = _Context(message_first, group, None)
+    code = scalar(next(iter(read(group[0], _ORC_1)), ())).strip()
+    if not code:
+        raise MappingError(
+            ErrorCode.REQUIRED_FIELD_MISSING, "ORC-1", "ORC-1 (order control) is empty"
+        )
+    action = spec.order_control.get(code)
+    if action is None:
+        raise MappingError(
+            ErrorCode.TABLE_VALUE_NOT_FOUND,
+            "ORC-1",
+            f"order control {code!r} is not in the order_control table of mapping {spec.name!r}",
+        )
+    if action is ControlAction.IGNORE:
+        return None
+    key = _order_key(spec, context)
+    if action is ControlAction.CANCEL:
+        return OrderChange(key, OrderAction.CANCEL)
+    entry_type, entry_segments = _entry_segments(group, entry_types)
+    entries = []
+    for segment in entry_segments:
+        entry_context = _Context(message_first, group, (entry_type, segment))
+        entry_context.order_key = key
+        entries.append(_entry(spec, entry_context))
+    return OrderChange(key, OrderAction.SCHEDULE, tuple(entries))
+
+
+def _entry_segments(group: list[Any], entry_types: tuple[str, ...]) -> tuple[str, list[Any]]:
+    for entry_type in entry_types:
+        found = [s for s in group if _segment_id(s) == entry_type]
+        if found:
+            return entry_type, found
+    raise MappingError(
+        ErrorCode.SEGMENT_SEQUENCE_ERROR,
+        entry_types[0],
+        f"an order group has no {' or '.join(entry_types)} segment to schedule",
+    )
+
+
+def _order_key(spec: MappingSpec, context: _Context) -> str:
+    """First non-empty ``PREFIX:<id>[^<namespace>]`` of the mapping's order_key paths.
+
+    For an EI field (HL7 v2.5.1 §2A.26, ``id^namespace^universal id^type``)
+    the namespace is EI-2, else EI-3; a path to one component keys on it alone.
+    """
+    for part in spec.order_key:
+        values = context.read(part.path)
+        if not values:
+            continue
+        value = values[0]
+        ident = scalar(value).strip()
+        if not ident:
+            continue
+        namespace = ""
+        if part.path.component is None:
+            namespace = next((v.strip() for v in value[1:3] if v.strip()), "")
+        return f"{part.prefix}:{ident}^{namespace}" if namespace else f"{part.prefix}:{ident}"
+    paths = ", ".join(str(p.path) for p in spec.order_key)
+    raise MappingError(
+        ErrorCode.REQUIRED_FIELD_MISSING,
+        str(spec.order_key[0].path),
+        f"the order has no key: {paths} are all empty",
+    )
+
+
+def _entry(spec: MappingSpec, context: _Context) -> Dataset:
+    dataset, _ = _build(spec, spec.rules, context)
+    return dataset
+
+
+def _build(spec: MappingSpec, rules: tuple[Rule, ...], context: _Context) -> tuple[Dataset, bool]:
+    """Build a dataset from ``rules``; the flag says whether any value is non-empty."""
+    dataset = Dataset()
+    filled = False
+    for rule in rules:
+        if isinstance(rule, SequenceRule):
+            item, item_filled = _build(spec, rule.rules, context)
+            if rule.keyword == SPS_SEQUENCE:
+                if _SPS_STATUS_TAG not in item or not item[_SPS_STATUS_TAG].value:
+                    item.add_new(_SPS_STATUS_TAG, "CS", _SCHEDULED)
+                item_filled = True
+            if item_filled:  # an optional sequence with no values is left out entirely
+                dataset.add_new(rule.tag, "SQ", DicomSequence([item]))
+                filled = True
+            continue
+        values = _values(spec, rule, context)
+        filled = filled or bool(values)
+        if rule.multi and len(values) > 1:
+            dataset.add_new(rule.tag, rule.vr, values)
+        else:
+            dataset.add_new(rule.tag, rule.vr, values[0] if values else "")
+    return dataset, filled
+
+
+def _values(spec: MappingSpec, rule: ValueRule, context: _Context) -> list[str]:
+    """Evaluate a rule (and its fallbacks), check ``required`` and DICOM conformance."""
+    current: ValueRule | None = rule
+    values: list[str] = []
+    while current is not None and not values:
+        raw, location = _evaluate(spec, current, context)
+        values = [text for text in (_conform(v, rule, location) for v in raw) if text]
+        current = current.fallback
+    if not values and rule.required:
+        where = ", ".join(str(p) for p in rule.paths) or rule.keyword
+        first = str(rule.paths[0]) if rule.paths else None
+        raise MappingError(
+            ErrorCode.REQUIRED_FIELD_MISSING, first, f"{where} ({rule.keyword}) is empty"
+        )
+    return values
+
+
+def _evaluate(
+    spec: MappingSpec, rule: ValueRule, context: _Context
+) -> tuple[list[str], str | None]:
+    """Raw values of one rule: first non-empty path (or constant, or generated), transformed."""
+    location: str | None = None
+    raw: list[Value] = []
+    if rule.value is not None:
+        raw = [(rule.value,)]
+    elif rule.generate is not None:
+        seed = _first_scalar(rule.seed, context)
+        raw = [(uid_from_seed(f"{context.order_key}|{seed}"),)]
+    for path in rule.paths:
+        raw = [v for v in context.read(path) if any(part.strip() for part in v)]
+        if raw:
+            location = str(path)
+            break
+    values = [_transform(spec, rule, value, location) for value in raw]
+    values = [v for v in values if v.strip()]
+    if not values and rule.default is not None:
+        values = [rule.default]
+    return values, location
+
+
+def _first_scalar(paths: tuple[HL7Path, ...], context: _Context) -> str:
+    for path in paths:
+        for value in context.read(path):
+            if scalar(value).strip():
+                return scalar(value).strip()
+    return ""
+
+
+def _transform(spec: MappingSpec, rule: ValueRule, value: Value, location: str | None) -> str:
+    where = location or rule.name
+    text = scalar(value)
+    try:
+        for index, name in enumerate(rule.transforms):
+            text = TRANSFORMS[name](value if index == 0 else (text,))
+    except TransformError as e:
+        code = ErrorCode.TABLE_VALUE_NOT_FOUND if e.table else ErrorCode.DATA_TYPE_ERROR
+        raise MappingError(code, location, f"{where} ({rule.keyword}) {e}") from e
+    if rule.table is None or not text:
+        return text
+    table = spec.tables[rule.table]
+    found = table.rows.get(text, table.default)
+    if found is None:
+        raise MappingError(
+            ErrorCode.TABLE_VALUE_NOT_FOUND,
+            location,
+            f"{where} ({rule.keyword}): {text!r} has no row in table {table.name!r}",
+        )
+    return found
+
+
+def _conform(text: str, rule: ValueRule, location: str | None) -> str:
+    """Check one value against its VR (PS3.5 §6.2); never truncate, never guess.
+
+    Control characters (line breaks from ``\\.br\\``) become spaces in VRs
+    that cannot hold them; leading and trailing spaces, insignificant in
+    DICOM string VRs, are removed.
+    """
+    vr = rule.vr
+    where = f"{location or rule.name} ({rule.keyword})"
+    if vr in _TEXT_VRS:
+        text = text.rstrip()
+    else:
+        text = _CONTROL_RE.sub(" ", text).strip()
+        if "\\" in text:
+            raise MappingError(
+                ErrorCode.DATA_TYPE_ERROR,
+                location,
+                f"{where} contains '\\', the DICOM value delimiter, which VR {vr} cannot hold",
+            )
+    limit = _MAX_LENGTH.get(vr)
+    lengths = [len(group) for group in text.split("=")] if vr == "PN" else [len(text)]
+    if limit is not None and max(lengths) > limit:
+        unit = "characters per name group" if vr == "PN" else "characters"
+        raise MappingError(
+            ErrorCode.VALUE_TOO_LONG,
+            location,
+            f"{where} has {max(lengths)} characters; VR {vr} allows at most {limit} {unit}",
+        )
+    if vr == "PN" and any(group.count("^") > 4 for group in text.split("=")):
+        raise MappingError(
+            ErrorCode.DATA_TYPE_ERROR, location, f"{where} has more than 5 name parts"
+        )
+    try:
+        validate_value(vr, text, dicom_config.RAISE)
+    except ValueError:
+        raise MappingError(
+            ErrorCode.DATA_TYPE_ERROR, location, f"{where} is not a valid DICOM {vr} value"
+        ) from None
+    return text

@@ -1,0 +1,240 @@
+"""HL7 v2 field paths (``PID-3``, ``OBR-4.2``, ``IPC-9[*]``) and reading them from a segment.
+
+A path names a segment, a field, optionally a repetition, a component and a
+subcomponent (HL7 v2.5.1 §2.5: message, segment, field, component,
+subcomponent; §2.5.3 repetition). Its canonical text form is the one HL7
+uses for ERR-2 locations in prose, ``SEG-F[.C[.S]]``, with ``[n]`` only when
+the repetition is not the first.
+
+Reading follows the HL7 compatibility rule for composite data (HL7 v2.5.1
+§2.11, "treat the first component as the value when a primitive is
+expected"): a path yields, per repetition, the parts one level below what it
+selects (a field path yields its components, a component path its
+subcomponents), and the *scalar* value is the first part. Each part is
+unescaped (HL7 v2.5.1 §2.7); the HL7 null ``""`` reads as empty.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "HL7Path",
+    "PathSyntaxError",
+    "Value",
+    "parse_path",
+    "read",
+    "scalar",
+    "unescape",
+]
+
+Value = tuple[str, ...]
+"""One repetition as read by a path: its parts one level below the selected element."""
+
+_PATH_RE = re.compile(
+    r"(?P<seg>[A-Za-z0-9]{3})-(?P<field>\d+)"
+    r"(?:\[(?P<rep>\d+|\*)\])?"
+    r"(?:\.(?P<comp>\d+)(?:\.(?P<sub>\d+))?)?"
+)
+_MAX_INDEX = 999  # larger than any HL7 v2 field, component or repetition count used in practice
+_HL7_NULL = '""'
+
+
+class PathSyntaxError(ValueError):
+    """An HL7 path is not of the form ``SEG-F[rep].C.S``."""
+
+
+@dataclass(frozen=True)
+class HL7Path:
+    """A parsed HL7 path; ``repetition`` is 1-based, ``None`` means all repetitions."""
+
+    segment: str
+    field: int
+    repetition: int | None = 1
+    component: int | None = None
+    subcomponent: int | None = None
+
+    @property
+    def all_repetitions(self) -> bool:
+        """True for ``[*]`` paths, which yield every repetition (a multi-valued element)."""
+        return self.repetition is None
+
+    @property
+    def field_location(self) -> str:
+        """The field this path lies in, e.g. ``PID-3`` for ``PID-3.1``."""
+        return f"{self.segment}-{self.field}"
+
+    def __str__(self) -> str:
+        text = self.field_location
+        if self.repetition is None:
+            text += "[*]"
+        elif self.repetition != 1:
+            text += f"[{self.repetition}]"
+        if self.component is not None:
+            text += f".{self.component}"
+            if self.subcomponent is not None:
+                text += f".{self.subcomponent}"
+        return text
+
+
+def parse_path(text: str) -> HL7Path:
+    """Parse ``SEG-F``, ``SEG-F.C``, ``SEG-F.C.S`` with an optional ``[n]`` or ``[*]``."""
+    if not isinstance(text, str):
+        raise PathSyntaxError(f"an HL7 path must be text like 'PID-3.1', not {text!r}")
+    candidate = text.strip()
+    match = _PATH_RE.fullmatch(candidate)
+    if match is None:
+        raise PathSyntaxError(
+            f"{text!r} is not an HL7 path; write SEG-F, SEG-F.C or SEG-F.C.S with an "
+            "optional repetition, e.g. 'PID-3', 'OBR-4.2', 'PID-3[2].1', 'IPC-9[*]'"
+        )
+    segment = match["seg"]
+    if segment != segment.upper():
+        raise PathSyntaxError(f"{text!r}: segment names are upper case ({segment.upper()!r})")
+    field = _index(text, "field", match["field"])
+    rep_text = match["rep"]
+    repetition = None if rep_text == "*" else _index(text, "repetition", rep_text or "1")
+    component = _index(text, "component", match["comp"]) if match["comp"] else None
+    sub = _index(text, "subcomponent", match["sub"]) if match["sub"] else None
+    return HL7Path(segment, field, repetition, component, sub)
+
+
+def _index(text: str, what: str, digits: str) -> int:
+    number = int(digits)
+    if not 1 <= number <= _MAX_INDEX:
+        raise PathSyntaxError(f"{text!r}: the {what} number must be between 1 and {_MAX_INDEX}")
+    return number
+
+
+def read(segment: Sequence[Any], path: HL7Path) -> list[Value]:
+    """Read ``path`` from a python-hl7 segment: one :data:`Value` per selected repetition.
+
+    A repetition or component that is absent reads as nothing (an empty
+    list), never as an error; ``MSH-1`` and ``MSH-2`` are returned verbatim
+    (HL7 v2.5.1 §2.14.9.1-2: they hold the delimiters and are not escaped).
+    """
+    if path.field >= len(segment):
+        return []
+    field = segment[path.field]
+    if path.field in (1, 2) and _leaf_name(segment) in {"MSH", "BHS", "FHS"}:
+        return [(str(field[0]),)] if len(field) else []
+    repetitions = _children(field)
+    if path.repetition is not None:
+        if path.repetition > len(repetitions):
+            return []
+        repetitions = [repetitions[path.repetition - 1]]
+    esc, separators = _delimiters(segment)
+    return [_read_repetition(rep, path, esc, separators) for rep in repetitions]
+
+
+def _read_repetition(rep: Any, path: HL7Path, esc: str, separators: str) -> Value:
+    components = _children(rep)
+    if path.component is None:
+        return tuple(_clean(_first(_children(c)), esc, separators) for c in components)
+    if path.component > len(components):
+        return ("",)
+    subs = _children(components[path.component - 1])
+    if path.subcomponent is None:
+        return tuple(_clean(s, esc, separators) for s in subs)
+    if path.subcomponent > len(subs):
+        return ("",)
+    return (_clean(subs[path.subcomponent - 1], esc, separators),)
+
+
+def scalar(value: Value) -> str:
+    """The value of a part read as a primitive: its first part (HL7 v2.5.1 §2.11)."""
+    return value[0] if value else ""
+
+
+def _children(node: Any) -> list[Any]:
+    # python-hl7 stores a level without delimiters as a bare string.
+    return [node] if isinstance(node, str) else list(node)
+
+
+def _first(parts: list[Any]) -> Any:
+    return parts[0] if parts else ""
+
+
+def _leaf_name(segment: Sequence[Any]) -> str:
+    head = segment[0] if len(segment) else ""
+    return str(head[0]) if not isinstance(head, str) and len(head) else str(head)
+
+
+def _delimiters(segment: Any) -> tuple[str, str]:
+    esc = str(getattr(segment, "esc", "\\"))
+    separators = str(getattr(segment, "separators", "\r|~^&"))
+    return esc, separators
+
+
+def _clean(text: Any, esc: str, separators: str) -> str:
+    raw = str(text)
+    if raw == _HL7_NULL:
+        return ""
+    return unescape(raw, esc, separators)
+
+
+def unescape(text: str, esc: str = "\\", separators: str = "\r|~^&") -> str:
+    """Replace HL7 escape sequences (HL7 v2.5.1 §2.7).
+
+    ``separators`` is python-hl7's order: segment, field, repetition,
+    component, subcomponent. ``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\`` give the
+    delimiters (§2.7.1); ``\\H\\``/``\\N\\`` highlighting is dropped (§2.7.2);
+    ``\\.br\\`` and ``\\.sp\\`` become a line feed and other formatting commands
+    are dropped (§2.7.6); ``\\Xhh..\\`` hex data (§2.7.3) is decoded as UTF-8
+    when valid, else as ISO 8859-1; charset switches ``\\C..\\``/``\\M..\\``
+    (§2.7.4) and local ``\\Z..\\`` sequences (§2.7.5) are dropped. Any other
+    text between escape characters, or an unterminated escape, is kept
+    literally so no data is lost.
+    """
+    if not esc or esc not in text:
+        return text
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        start = text.find(esc, i)
+        if start < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:start])
+        end = text.find(esc, start + 1)
+        if end < 0:
+            out.append(text[start:])
+            break
+        out.append(_expand(text[start + 1 : end], esc, separators))
+        i = end + 1
+    return "".join(out)
+
+
+def _expand(seq: str, esc: str, separators: str) -> str:
+    delimiters = {
+        "F": separators[1],
+        "R": separators[2],
+        "S": separators[3],
+        "T": separators[4],
+        "E": esc,
+    }
+    if seq in delimiters:
+        return delimiters[seq]
+    if seq in ("H", "N"):
+        return ""
+    if seq[:3] in (".br", ".sp"):
+        return "\n"
+    if seq[:1] == "." or seq[:1] in ("C", "M", "Z"):
+        return ""
+    if seq[:1] == "X":
+        return _hex(seq[1:]) or f"{esc}{seq}{esc}"
+    return f"{esc}{seq}{esc}"
+
+
+def _hex(digits: str) -> str:
+    try:
+        data = bytes.fromhex(digits)
+    except ValueError:
+        return ""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")

@@ -1,0 +1,66 @@
+"""The set of active mappings, keyed by HL7 message type (``"ORM^O01"``).
+
+File-based for now: every ``*.yaml`` file of one directory. A message type
+may be claimed by one file only, so which mapping applies is never a matter
+of file order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from types import MappingProxyType
+
+from broker.errors import ConfigError
+from broker.mapping.spec import MappingSpec, load_mapping
+
+__all__ = ["MappingRegistry"]
+
+
+class MappingRegistry:
+    """Mappings by message type, with a ``version`` that changes when any file changes."""
+
+    def __init__(self, specs: Iterable[MappingSpec], *, source: str = "mappings") -> None:
+        self._specs = tuple(specs)
+        by_type: dict[str, MappingSpec] = {}
+        for spec in self._specs:
+            for message_type in sorted(spec.message_types):
+                other = by_type.get(message_type)
+                if other is not None:
+                    raise ConfigError(
+                        source,
+                        f"{message_type} is claimed by both {other.source} and {spec.source}",
+                    )
+                by_type[message_type] = spec
+        self._by_type = MappingProxyType(by_type)
+        digest = hashlib.sha256()
+        for spec in sorted(self._specs, key=lambda s: s.source):
+            digest.update(f"{spec.source}\0{spec.version}\0".encode())
+        self._version = digest.hexdigest()[:12]
+
+    @classmethod
+    def load(cls, directory: Path) -> MappingRegistry:
+        """Load every ``*.yaml`` file of ``directory`` (sorted by name)."""
+        if not directory.is_dir():
+            raise ConfigError(str(directory), "the mappings directory does not exist")
+        files = sorted(directory.glob("*.yaml"))
+        return cls((load_mapping(f) for f in files), source=str(directory))
+
+    @property
+    def version(self) -> str:
+        """Short sha256 over every file's name and bytes."""
+        return self._version
+
+    @property
+    def specs(self) -> tuple[MappingSpec, ...]:
+        """Every loaded mapping."""
+        return self._specs
+
+    def for_message(self, message_type: str) -> MappingSpec | None:
+        """The mapping for ``"ORM^O01"``-style ``message_type``, or None."""
+        return self._by_type.get(message_type)
+
+    def supported_types(self) -> frozenset[str]:
+        """Every message type some mapping handles."""
+        return frozenset(self._by_type)
