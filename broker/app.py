@@ -149,7 +149,9 @@ class Broker:
                     f"Redis at {label} could lose acknowledged orders: {detail}. Fix the server "
                     "configuration, or set redis_allow_unsafe = true to run anyway.",
                 )
-            log.warning("Redis at %s is not durable (%s); running anyway as configured", label, detail)
+            log.warning(
+                "Redis at %s is not durable (%s); running anyway as configured", label, detail
+            )
         return client, label
 
     async def stop(self) -> None:

@@ -37,7 +37,9 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--ae-title", metavar="AET", help="the broker's AE title (default MWL_BROKER)")
     p.add_argument("--admin-port", type=int, metavar="PORT", help="admin API port (default 8080)")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory (default ./data)")
-    p.add_argument("--mappings-dir", type=Path, metavar="DIR", help="mapping files (default ./mappings)")
+    p.add_argument(
+        "--mappings-dir", type=Path, metavar="DIR", help="mapping files (default ./mappings)"
+    )
     p.add_argument("--redis-url", metavar="URL", help="use this Redis instead of the embedded one")
     p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
 
@@ -96,7 +98,8 @@ async def _serve(settings: Settings) -> None:
     print(
         f"mwl-broker ready\n"
         f"  HL7 MLLP   {endpoints.hl7_host}:{endpoints.hl7_port}\n"
-        f"  DICOM MWL  {endpoints.dicom_host}:{endpoints.dicom_port} AE title {endpoints.ae_title}\n"
+        f"  DICOM MWL  {endpoints.dicom_host}:{endpoints.dicom_port} "
+        f"AE title {endpoints.ae_title}\n"
         f"  Redis      {endpoints.redis}\n"
         "Press Ctrl-C to stop.",
         flush=True,
@@ -127,13 +130,23 @@ def _send(args: argparse.Namespace) -> int:
                 print(f"{path}: cannot read: {e.strerror}")
                 failures += 1
                 continue
-            messages = split_messages(data)
+            try:
+                messages = split_messages(data)
+            except ValueError as e:
+                print(f"{path}: not an HL7 message file: {e}")
+                failures += 1
+                continue
             if not messages:
                 print(f"{path}: no HL7 message found")
                 failures += 1
             for n, message in enumerate(messages, start=1):
-                summary = summarize_ack(client.send(message))
                 label = f"{path}" if len(messages) == 1 else f"{path}#{n}"
+                try:
+                    summary = summarize_ack(client.send(message))
+                except ValueError as e:
+                    print(f"{label}: the answer is not an HL7 ACK: {e}")
+                    failures += 1
+                    continue
                 line = f"{label}: {summary.code} {summary.control_id}"
                 if summary.text:
                     line += f" {summary.text}"

@@ -127,7 +127,9 @@ class EmbeddedRedis:
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         self._wait_ready()
-        log.info("embedded redis-server started (pid %d, data in %s)", self._process.pid, self.data_dir)
+        log.info(
+            "embedded redis-server started (pid %d, data in %s)", self._process.pid, self.data_dir
+        )
 
     def _refuse_if_running(self) -> None:
         pidfile = self.data_dir / "redis.pid"
@@ -158,16 +160,26 @@ class EmbeddedRedis:
         try:
             while True:
                 if self._process.poll() is not None:
-                    err = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
+                    err = (
+                        self._process.stderr.read().decode(errors="replace")
+                        if self._process.stderr
+                        else ""
+                    )
                     logfile = self.data_dir / "redis.log"
-                    detail = err.strip() or (logfile.read_text(errors="replace")[-2000:] if logfile.exists() else "")
-                    raise ConfigError("data_dir", f"embedded redis-server exited at start: {detail}")
+                    detail = err.strip() or (
+                        logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
+                    )
+                    raise ConfigError(
+                        "data_dir", f"embedded redis-server exited at start: {detail}"
+                    )
                 with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
                     if client.ping():
                         return
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise ConfigError("data_dir", "embedded redis-server did not become ready in time")
+                    raise ConfigError(
+                        "data_dir", "embedded redis-server did not become ready in time"
+                    )
                 time.sleep(0.02)  # polling a child process we just started
         finally:
             client.close()

@@ -21,8 +21,10 @@ from broker.hl7.codes import AckCode, ErrorCode, Severity
 
 __all__ = ["AckContext", "build_ack", "hl7_location"]
 
-_LOCATION = re.compile(r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:-(?P<field>\d+)(?:\[(?P<rep>\d+)\])?"
-                       r"(?:\.(?P<comp>\d+))?(?:\.(?P<sub>\d+))?)?$")
+_LOCATION = re.compile(
+    r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:-(?P<field>\d+)(?:\[(?P<rep>\d+)\])?"
+    r"(?:\.(?P<comp>\d+))?(?:\.(?P<sub>\d+))?)?$"
+)
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
 
@@ -52,7 +54,14 @@ def hl7_location(location: str | None) -> list[str]:
     m = _LOCATION.match(location)
     if m is None:
         return [location]
-    parts = [m["seg"], "1", m["field"] or "", m["rep"] or ("1" if m["comp"] else ""), m["comp"] or "", m["sub"] or ""]
+    parts = [
+        m["seg"],
+        "1",
+        m["field"] or "",
+        m["rep"] or ("1" if m["comp"] else ""),
+        m["comp"] or "",
+        m["sub"] or "",
+    ]
     while parts and parts[-1] == "":
         parts.pop()
     return parts

@@ -6,12 +6,12 @@ are HL7 table 0357 "Message error condition codes" (HL7 v2.5.1 §2.15.5.3).
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["AckCode", "ErrorCode", "Severity"]
 
 
-class AckCode(str, Enum):
+class AckCode(StrEnum):
     """MSA-1 acknowledgment code (HL7 table 0008)."""
 
     ACCEPT = "AA"
@@ -22,7 +22,7 @@ class AckCode(str, Enum):
     COMMIT_REJECT = "CR"
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """ERR-3 message error condition code (HL7 table 0357)."""
 
     SUCCESS = "0"
@@ -64,7 +64,7 @@ _ERROR_TEXT: dict[ErrorCode, str] = {
 }
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """ERR-4 severity (HL7 table 0516)."""
 
     ERROR = "E"

@@ -103,7 +103,11 @@ class HL7Router:
 
     def _ack(self, ctx: AckContext, code: AckCode, error: HL7Error | None = None) -> bytes:
         return build_ack(
-            ctx, code, error=error, application=self._config.application, facility=self._config.facility
+            ctx,
+            code,
+            error=error,
+            application=self._config.application,
+            facility=self._config.facility,
         )
 
     def reject(self, raw: bytes, reason: str) -> bytes:
@@ -117,26 +121,48 @@ class HL7Router:
         try:
             msg = decode(raw, self._config.default_charset)
         except HL7Error as e:
-            log.info("[%s] undecodable message answered %s %s at %s", peer, e.ack_code.value,
-                     e.err_code.value, e.location)
+            log.info(
+                "[%s] undecodable message answered %s %s at %s",
+                peer,
+                e.ack_code.value,
+                e.err_code.value,
+                e.location,
+            )
             return self._ack(context_from_raw(raw), e.ack_code, e)
         ctx = context_from_message(msg)
         try:
             ack, summary = self._process(msg, ctx, raw)
         except HL7Error as e:
-            ack, summary = self._ack(ctx, e.ack_code, e), f"{e.ack_code.value} {e.err_code.value} {e.location or ''}"
+            ack, summary = (
+                self._ack(ctx, e.ack_code, e),
+                f"{e.ack_code.value} {e.err_code.value} {e.location or ''}",
+            )
         except StoreError as e:
             log.warning("[%s] msg %s: %s", peer, msg.control_id, e)
-            error = HL7Error(AckCode.REJECT, ErrorCode.APPLICATION_INTERNAL_ERROR, None,
-                             "worklist store unavailable; nothing was stored, please resend later")
+            error = HL7Error(
+                AckCode.REJECT,
+                ErrorCode.APPLICATION_INTERNAL_ERROR,
+                None,
+                "worklist store unavailable; nothing was stored, please resend later",
+            )
             ack, summary = self._ack(ctx, AckCode.REJECT, error), "AR 207 store unavailable"
         except Exception:
             log.exception("[%s] msg %s: internal error", peer, msg.control_id)
-            error = HL7Error(AckCode.ERROR, ErrorCode.APPLICATION_INTERNAL_ERROR, None,
-                             "internal error in the broker; nothing was stored")
+            error = HL7Error(
+                AckCode.ERROR,
+                ErrorCode.APPLICATION_INTERNAL_ERROR,
+                None,
+                "internal error in the broker; nothing was stored",
+            )
             ack, summary = self._ack(ctx, AckCode.ERROR, error), "AE 207 internal error"
-        log.info("[%s] msg %s %s: %s (%.1f ms)", peer, msg.control_id, msg.message_type, summary,
-                 (time.perf_counter() - started) * 1000)
+        log.info(
+            "[%s] msg %s %s: %s (%.1f ms)",
+            peer,
+            msg.control_id,
+            msg.message_type,
+            summary,
+            (time.perf_counter() - started) * 1000,
+        )
         return ack
 
     def _process(self, msg: ParsedMessage, ctx: AckContext, raw: bytes) -> tuple[bytes, str]:
@@ -156,7 +182,9 @@ class HL7Router:
             return self._answer_duplicate(outcome.duplicate, digest, ctx)
         return ack, f"AA, {outcome.created} entries written, {outcome.removed} removed"
 
-    def _answer_duplicate(self, previous: DedupRecord, digest: str, ctx: AckContext) -> tuple[bytes, str]:
+    def _answer_duplicate(
+        self, previous: DedupRecord, digest: str, ctx: AckContext
+    ) -> tuple[bytes, str]:
         if previous.digest == digest:
             return previous.ack, "resend of an applied message, same ACK, nothing changed"
         raise HL7Error(
@@ -174,7 +202,15 @@ def _unsupported(message_type: str, supported: frozenset[str]) -> HL7Error:
     known_codes = {t.split("^", 1)[0] for t in supported}
     listing = ", ".join(sorted(supported)) or "none"
     if code in known_codes:
-        return HL7Error(AckCode.REJECT, ErrorCode.UNSUPPORTED_EVENT_CODE, "MSH-9.2",
-                        f"event {message_type} is not supported (supported: {listing})")
-    return HL7Error(AckCode.REJECT, ErrorCode.UNSUPPORTED_MESSAGE_TYPE, "MSH-9",
-                    f"message type {message_type or '(empty)'} is not supported (supported: {listing})")
+        return HL7Error(
+            AckCode.REJECT,
+            ErrorCode.UNSUPPORTED_EVENT_CODE,
+            "MSH-9.2",
+            f"event {message_type} is not supported (supported: {listing})",
+        )
+    return HL7Error(
+        AckCode.REJECT,
+        ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
+        "MSH-9",
+        f"message type {message_type or '(empty)'} is not supported (supported: {listing})",
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from pydicom.dataset import Dataset
 
@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-class OrderAction(str, Enum):
+class OrderAction(StrEnum):
     """What an order group does to the worklist."""
 
     SCHEDULE = "schedule"  # create, or replace the order's entries in place

@@ -17,7 +17,7 @@ import base64
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 from pydicom.dataset import Dataset
@@ -55,7 +55,11 @@ for _, o in ipairs(p.orders) do
     local idx = redis.call('HGET', ek, 'idx')
     if idx then
       for _, ref in ipairs(cjson.decode(idx)) do
-        if ref[1] == 'z' then redis.call('ZREM', ref[2], id) else redis.call('SREM', ref[2], id) end
+        if ref[1] == 'z' then
+          redis.call('ZREM', ref[2], id)
+        else
+          redis.call('SREM', ref[2], id)
+        end
       end
     end
     redis.call('SREM', p.all, id)
@@ -66,7 +70,11 @@ for _, o in ipairs(p.orders) do
   for _, e in ipairs(o.entries) do
     redis.call('HSET', p.entry_prefix .. e.id, 'ds', e.ds, 'order', o.order_key, 'idx', e.idx_json)
     for _, ref in ipairs(e.idx) do
-      if ref[1] == 'z' then redis.call('ZADD', ref[2], ref[3], e.id) else redis.call('SADD', ref[2], e.id) end
+      if ref[1] == 'z' then
+        redis.call('ZADD', ref[2], ref[3], e.id)
+      else
+        redis.call('SADD', ref[2], e.id)
+      end
     end
     redis.call('SADD', p.all, e.id)
     redis.call('SADD', o.key, e.id)
@@ -127,7 +135,9 @@ class WorklistStore:
 
     # -- writes ---------------------------------------------------------
 
-    def apply(self, changes: Sequence[OrderChange], dedup: tuple[DedupKey, DedupRecord] | None) -> ApplyOutcome:
+    def apply(
+        self, changes: Sequence[OrderChange], dedup: tuple[DedupKey, DedupRecord] | None
+    ) -> ApplyOutcome:
         """Apply a message's order changes and record its dedup entry, atomically.
 
         If ``dedup`` names a message that was applied before, nothing changes and
@@ -149,7 +159,9 @@ class WorklistStore:
             return ApplyOutcome(duplicate=_decode_dedup(reply[1]))
         return ApplyOutcome(created=int(reply[1]), removed=int(reply[2]))
 
-    def _payload(self, changes: Sequence[OrderChange], dedup: tuple[DedupKey, DedupRecord] | None) -> str:
+    def _payload(
+        self, changes: Sequence[OrderChange], dedup: tuple[DedupKey, DedupRecord] | None
+    ) -> str:
         orders: list[dict[str, Any]] = []
         for change in changes:
             entries = change.entries if change.action is OrderAction.SCHEDULE else ()
@@ -165,7 +177,11 @@ class WorklistStore:
                     }
                 )
             orders.append(
-                {"key": self._keys.order(change.order_key), "order_key": change.order_key, "entries": items}
+                {
+                    "key": self._keys.order(change.order_key),
+                    "order_key": change.order_key,
+                    "entries": items,
+                }
             )
         body: dict[str, Any] = {
             "orders": orders,
@@ -233,7 +249,8 @@ class WorklistStore:
                     ids = [i for i, s in zip(ids, scores, strict=True) if _in_range(s, low, high)]
                 return ids
             if has_dates:
-                return [_text(i) for i in self._redis.zrangebyscore(k.by_date(), low, high)]
+                found = cast(list[bytes], self._redis.zrangebyscore(k.by_date(), low, high))
+                return [_text(i) for i in found]
             return sorted(_text(i) for i in self._redis.smembers(k.all_entries()))
         except redis.RedisError as e:
             raise StoreError(f"worklist store unavailable: {e}") from e

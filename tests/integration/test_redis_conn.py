@@ -43,7 +43,11 @@ def test_non_durable_server_is_reported(redis_client: redis.Redis) -> None:
     redis_client.config_set("appendfsync", "everysec")
     redis_client.config_set("maxmemory-policy", "allkeys-lru")
     problems = check_durability(redis_client)
-    assert [p.split(" ", 1)[0] for p in problems] == ["appendonly", "appendfsync", "maxmemory-policy"]
+    assert [p.split(" ", 1)[0] for p in problems] == [
+        "appendonly",
+        "appendfsync",
+        "maxmemory-policy",
+    ]
     assert "need 'always'" in problems[1]
 
 

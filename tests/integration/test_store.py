@@ -17,7 +17,9 @@ from broker.worklist.model import (
 from broker.worklist.store import WorklistStore
 
 
-def entry(pid: str, acc: str, aets: list[str], modality: str, date: str, name: str = "DOE^JOHN") -> Dataset:
+def entry(
+    pid: str, acc: str, aets: list[str], modality: str, date: str, name: str = "DOE^JOHN"
+) -> Dataset:
     ds = Dataset()
     ds.PatientName = name
     ds.PatientID = pid
@@ -36,8 +38,18 @@ def ids_of(store: WorklistStore, **criteria: str) -> set[str]:
 
 
 def test_schedule_indexes_every_key(store: WorklistStore) -> None:
-    store.apply([OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["CT1", "CT2"], "CT", "20261125"),))], None)
-    store.apply([OrderChange("O2", OrderAction.SCHEDULE, (entry("P2", "A2", ["MR1"], "MR", "20261126"),))], None)
+    store.apply(
+        [
+            OrderChange(
+                "O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["CT1", "CT2"], "CT", "20261125"),)
+            )
+        ],
+        None,
+    )
+    store.apply(
+        [OrderChange("O2", OrderAction.SCHEDULE, (entry("P2", "A2", ["MR1"], "MR", "20261126"),))],
+        None,
+    )
     assert store.count() == 2
     assert ids_of(store) == {"A1", "A2"}
     assert ids_of(store, station_aet="CT2") == {"A1"}
@@ -51,16 +63,39 @@ def test_schedule_indexes_every_key(store: WorklistStore) -> None:
 
 
 def test_entries_round_trip_unicode_names(store: WorklistStore) -> None:
-    store.apply([OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["CT1"], "CT", "20261125", "Müller^Zoë"),))], None)
+    store.apply(
+        [
+            OrderChange(
+                "O1",
+                OrderAction.SCHEDULE,
+                (entry("P1", "A1", ["CT1"], "CT", "20261125", "Müller^Zoë"),),
+            )
+        ],
+        None,
+    )
     (ds,) = store.candidates(CandidateCriteria())
     assert str(ds.PatientName) == "Müller^Zoë"
     assert ds.ScheduledProcedureStepSequence[0].Modality == "CT"
 
 
 def test_replacing_an_order_drops_old_index_memberships(store: WorklistStore) -> None:
-    store.apply([OrderChange("O1", OrderAction.SCHEDULE, (
-        entry("P1", "A1", ["CT1"], "CT", "20261125"), entry("P1", "A1B", ["CT1"], "CT", "20261125")))], None)
-    store.apply([OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["MR1"], "MR", "20261127"),))], None)
+    store.apply(
+        [
+            OrderChange(
+                "O1",
+                OrderAction.SCHEDULE,
+                (
+                    entry("P1", "A1", ["CT1"], "CT", "20261125"),
+                    entry("P1", "A1B", ["CT1"], "CT", "20261125"),
+                ),
+            )
+        ],
+        None,
+    )
+    store.apply(
+        [OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["MR1"], "MR", "20261127"),))],
+        None,
+    )
     assert store.count() == 1
     assert ids_of(store, station_aet="CT1") == set()
     assert ids_of(store, modality="CT") == set()
@@ -69,8 +104,14 @@ def test_replacing_an_order_drops_old_index_memberships(store: WorklistStore) ->
 
 
 def test_cancel_removes_every_trace(store: WorklistStore, redis_client: redis.Redis) -> None:
-    store.apply([OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["CT1"], "CT", "20261125"),))], None)
-    store.apply([OrderChange("O2", OrderAction.SCHEDULE, (entry("P2", "A2", ["CT1"], "CT", "20261125"),))], None)
+    store.apply(
+        [OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["CT1"], "CT", "20261125"),))],
+        None,
+    )
+    store.apply(
+        [OrderChange("O2", OrderAction.SCHEDULE, (entry("P2", "A2", ["CT1"], "CT", "20261125"),))],
+        None,
+    )
     outcome = store.apply([OrderChange("O1", OrderAction.CANCEL)], None)
     assert (outcome.created, outcome.removed) == (0, 1)
     assert ids_of(store) == {"A2"}
@@ -82,7 +123,10 @@ def test_cancel_removes_every_trace(store: WorklistStore, redis_client: redis.Re
 def test_dedup_record_makes_second_apply_a_no_op(store: WorklistStore) -> None:
     key = DedupKey("RIS", "HOSP", "MSG1")
     record = DedupRecord("abc", b"MSH|ack\r")
-    first = store.apply([OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["CT1"], "CT", "20261125"),))], (key, record))
+    first = store.apply(
+        [OrderChange("O1", OrderAction.SCHEDULE, (entry("P1", "A1", ["CT1"], "CT", "20261125"),))],
+        (key, record),
+    )
     assert first.duplicate is None and first.created == 1
     assert store.dedup_lookup(key) == record
     second = store.apply([OrderChange("O1", OrderAction.CANCEL)], (key, DedupRecord("other", b"x")))

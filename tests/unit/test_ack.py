@@ -18,9 +18,17 @@ def segments(ack: bytes, codec: str = "utf-8") -> dict[str, list[str]]:
 
 
 def test_aa_echoes_control_id_and_swaps_applications() -> None:
-    ctx = AckContext(sending_application="RIS", sending_facility="HOSP", control_id="MSG42",
-                     trigger_event="O01", version="2.3.1", processing_id="P")
-    segs = segments(build_ack(ctx, AckCode.ACCEPT, application="MWL_BROKER", facility="RAD", now=NOW))
+    ctx = AckContext(
+        sending_application="RIS",
+        sending_facility="HOSP",
+        control_id="MSG42",
+        trigger_event="O01",
+        version="2.3.1",
+        processing_id="P",
+    )
+    segs = segments(
+        build_ack(ctx, AckCode.ACCEPT, application="MWL_BROKER", facility="RAD", now=NOW)
+    )
     msh, msa = segs["MSH"], segs["MSA"]
     assert msh[2:7] == ["MWL_BROKER", "RAD", "RIS", "HOSP", "20261125100000"]
     assert msh[8] == "ACK^O01^ACK"
@@ -62,8 +70,13 @@ def test_text_is_escaped_and_charset_echoed() -> None:
 
 
 def test_custom_delimiters_are_used() -> None:
-    ctx = AckContext(field_separator="#", encoding_characters="$~\\&", control_id="1",
-                     trigger_event="O01", version="2.4")
+    ctx = AckContext(
+        field_separator="#",
+        encoding_characters="$~\\&",
+        control_id="1",
+        trigger_event="O01",
+        version="2.4",
+    )
     text = build_ack(ctx, AckCode.ACCEPT, now=NOW).decode()
     assert text.startswith("MSH#$~\\&#")
     assert "#ACK$O01$ACK#" in text
