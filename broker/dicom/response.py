@@ -1,0 +1,125 @@
+"""Building C-FIND answers: only the requested keys, in a character set the scanner reads.
+
+PS3.4 C.4.1.1.3.2 / K.4.1.2: a response carries exactly the keys of the
+request's identifier (return keys), values taken from the matching entry, with
+sequences projected item by item. PS3.5 6.1: Specific Character Set (0008,0005)
+is set when any text value is outside the default repertoire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pydicom import config
+from pydicom.charset import python_encoding
+from pydicom.dataelem import DataElement, empty_value_for_VR
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+
+from broker.dicom.matching import DEFAULT_CHARACTER_SET, SPECIFIC_CHARACTER_SET, element_of
+
+__all__ = ["build_response", "check_character_set"]
+
+
+def check_character_set(term: str) -> None:
+    """Raise ``ValueError`` unless ``term`` is a single Specific Character Set
+    defined term pydicom can encode (PS3.3 C.12.1.1.2, PS3.5 6.1)."""
+    if term not in python_encoding:
+        raise ValueError(f"unsupported Specific Character Set {term!r}")
+
+
+def _text_values(ds: Dataset) -> Iterable[str]:
+    for elem in ds.iterall():
+        if elem.VR == "SQ" or elem.value is None:
+            continue
+        values = elem.value if isinstance(elem.value, MultiValue | list) else [elem.value]
+        for value in values:
+            if not isinstance(value, bytes | int | float):
+                yield str(value)
+
+
+def _answer_charset(ds: Dataset, character_set: str) -> str | None:
+    """The Specific Character Set of an answer (PS3.5 6.1.2.1).
+
+    None (attribute omitted, Default Character Repertoire) when every value
+    is ASCII; otherwise ``character_set``, or ISO_IR 192 (UTF-8) when some
+    value cannot be encoded in it (e.g. a Cyrillic name with ISO_IR 100).
+    """
+    texts = [t for t in _text_values(ds) if not t.isascii()]
+    if not texts:
+        return None
+    codec = python_encoding[character_set]
+    try:
+        for text in texts:
+            text.encode(codec)
+    except UnicodeEncodeError:
+        return DEFAULT_CHARACTER_SET
+    return character_set
+
+
+def _copy(elem: DataElement) -> DataElement:
+    """A new element for an answer: values are shared, containers are not.
+
+    Much cheaper than ``copy.deepcopy``, and skips re-validating stored values.
+    """
+    value = elem.value
+    if elem.VR == "SQ":
+        value = Sequence([_copy_item(item) for item in value or []])
+    elif isinstance(value, MultiValue):
+        value = list(value)
+    return DataElement(elem.tag, elem.VR, value, validation_mode=config.IGNORE)
+
+
+def _copy_item(item: Dataset) -> Dataset:
+    out = Dataset()
+    for elem in item:
+        out.add(_copy(elem))
+    return out
+
+
+def _project(query: Dataset, entry: Dataset) -> Dataset:
+    """The entry's values of the query's return keys (PS3.4 C.4.1.1.3.2)."""
+    out = Dataset()
+    for q in query:
+        if q.tag.element == 0 or q.tag == SPECIFIC_CHARACTER_SET:
+            continue
+        stored = element_of(entry, q.tag)
+        if q.VR == "SQ":
+            out.add(_project_sequence(q, stored))
+        elif q.tag.is_private and 0x0010 <= q.tag.element <= 0x00FF:
+            out.add(_copy(q))  # private creator: identifies the block
+        elif stored is None or stored.VR == "SQ":
+            out.add(DataElement(q.tag, q.VR, empty_value_for_VR(q.VR)))
+        else:
+            out.add(_copy(stored))
+    return out
+
+
+def _project_sequence(query: DataElement, stored: DataElement | None) -> DataElement:
+    """Zero items or one empty item: every stored item whole; else the sub-keys."""
+    items = list(stored.value or []) if stored is not None and stored.VR == "SQ" else []
+    keys = [item for item in query.value or [] if any(e.tag.element for e in item)]
+    if not keys:
+        return DataElement(query.tag, "SQ", Sequence([_copy_item(i) for i in items]))
+    return DataElement(query.tag, "SQ", Sequence([_project(keys[0], i) for i in items]))
+
+
+def build_response(
+    query: Dataset, entry: Dataset, *, character_set: str = DEFAULT_CHARACTER_SET
+) -> Dataset:
+    """One C-FIND pending answer: the query's keys with the entry's values.
+
+    Every key of the identifier is returned (empty when the entry lacks it),
+    nothing else (PS3.4 C.4.1.1.3.2, K.6.1.2). A sequence key with zero items
+    or one empty item returns the entry's items whole; an item with keys
+    returns just those keys of each stored item. Specific Character Set
+    (0008,0005) is present only when a value is not ASCII (see
+    ``_answer_charset``); pydicom then encodes the values with it.
+    """
+    check_character_set(character_set)
+    out = _project(query, entry)
+    charset = _answer_charset(out, character_set)
+    if charset is not None:
+        out.SpecificCharacterSet = charset
+    return out
