@@ -15,7 +15,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from pydicom.charset import python_encoding
+
 from broker.errors import ConfigError
+from broker.hl7.message import charset_codec
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
 
@@ -89,6 +92,16 @@ class Settings:
             "log_level",
             self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
             "must be DEBUG, INFO, WARNING or ERROR",
+        )
+        _check(
+            "dicom_character_set",
+            self.dicom_character_set in python_encoding,
+            "must be a DICOM Specific Character Set term such as ISO_IR 192 or ISO_IR 100",
+        )
+        _check(
+            "hl7_default_charset",
+            charset_codec(self.hl7_default_charset) is not None,
+            "must be an HL7 table 0211 name such as UNICODE UTF-8, 8859/1 or ASCII",
         )
         if self.redis_url is not None:
             _check(

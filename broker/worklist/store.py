@@ -206,9 +206,9 @@ class WorklistStore:
         for modality in _values(sps, "Modality"):
             refs.append(["s", self._keys.by_modality(modality.strip())])
         for pid in _values(entry, "PatientID"):
-            refs.append(["s", self._keys.by_patient(pid)])
+            refs.append(["s", self._keys.by_patient(pid.strip())])
         for acc in _values(entry, "AccessionNumber"):
-            refs.append(["s", self._keys.by_accession(acc)])
+            refs.append(["s", self._keys.by_accession(acc.strip())])
         dates = _values(sps, "ScheduledProcedureStepStartDate")
         if dates and dates[0].isdigit() and len(dates[0]) == 8:
             refs.append(["z", self._keys.by_date(), int(dates[0])])

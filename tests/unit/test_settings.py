@@ -66,3 +66,13 @@ def test_settings_are_immutable() -> None:
     s = Settings()
     with pytest.raises(AttributeError):
         s.hl7_port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("dicom_character_set", "ISO_IR 999"), ("hl7_default_charset", "EBCDIC")],
+)
+def test_unknown_character_sets_are_refused_at_start_up(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(overrides={name: value})
+    assert info.value.setting == name

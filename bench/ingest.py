@@ -1,0 +1,119 @@
+"""Ingest benchmark: send → durable commit → ACK, over 1 and N MLLP connections.
+
+Runs a real broker (embedded redis-server, appendfsync always) in this process
+on loopback, sends distinct ORM^O01 orders and records each ACK's latency.
+Also times the two HL7 parsers on the same message. Not a test: prints figures.
+
+    .venv/bin/python -m bench.ingest [--messages 2000] [--connections 1 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from broker.app import Broker
+from broker.hl7.client import MLLPClient, summarize_ack
+from broker.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = (
+    "MSH|^~\\&|RIS|RADIOLOGY|MWL_BROKER|HOSPITAL|20261125083000||ORM^O01|BENCH-{n}|P|2.3.1\r"
+    "PID|||PAT-{n}^^^HOSP||Doe^Jane^Q||19700101|F\r"
+    "PV1||O|RAD^ROOM1^1|||||1234^Smith^Anna|||||||||||V-{n}\r"
+    "ORC|NW|PLC-{n}^RIS|FIL-{n}^RIS||SC||1^once^^20261126093000^^R||20261125083000\r"
+    "OBR|1|PLC-{n}^RIS|FIL-{n}^RIS|CTHEAD^CT head^LOCAL||||||||||||1234^Smith^Anna||ACC-{n}|"
+    "RP-{n}|SPS-{n}||||CT|||1^once^^20261126093000^^R\r"
+)
+
+
+def message(n: int) -> bytes:
+    return TEMPLATE.format(n=n).encode()
+
+
+def parser_costs(rounds: int = 200) -> dict[str, float]:
+    """Milliseconds per parse of one ORM^O01 with python-hl7 and with hl7apy."""
+    import hl7
+    from hl7apy.parser import parse_message
+
+    text = message(1).decode()
+    costs = {}
+    for name, parse in (("python-hl7", hl7.parse), ("hl7apy", parse_message)):
+        started = time.perf_counter()
+        for _ in range(rounds):
+            parse(text)
+        costs[name] = (time.perf_counter() - started) * 1000 / rounds
+    return costs
+
+
+def run_load(port: int, start: int, count: int, connections: int) -> tuple[float, list[float]]:
+    """Send ``count`` messages over ``connections`` connections; (seconds, latencies in ms)."""
+    per_conn = count // connections
+
+    def worker(index: int) -> list[float]:
+        latencies = []
+        with MLLPClient("127.0.0.1", port, timeout=60) as client:
+            base = start + index * per_conn
+            for n in range(base, base + per_conn):
+                t0 = time.perf_counter()
+                ack = summarize_ack(client.send(message(n)))
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if ack.code != "AA":
+                    raise RuntimeError(f"message {n} answered {ack.code}: {ack.errors}")
+        return latencies
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        results = list(pool.map(worker, range(connections)))
+    return time.perf_counter() - started, [x for r in results for x in r]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or '?'}, "
+        f"Python {platform.python_version()}"
+    )
+    for name, ms in parser_costs().items():
+        print(f"parse one ORM^O01 with {name}: {ms:.2f} ms")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(environ={}, overrides={
+            "hl7_host": "127.0.0.1", "hl7_port": 0, "dicom_host": "127.0.0.1", "dicom_port": 0,
+            "data_dir": Path(tmp), "mappings_dir": REPO / "mappings", "log_level": "WARNING",
+        })  # fmt: skip
+        loop = asyncio.new_event_loop()
+        broker = Broker(settings)
+        endpoints = loop.run_until_complete(broker.start())
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        try:
+            start = 0
+            for connections in args.connections:
+                seconds, lat = run_load(endpoints.hl7_port, start, args.messages, connections)
+                start += args.messages
+                lat.sort()
+                print(
+                    f"{connections} connection(s): {len(lat)} messages in {seconds:.2f} s = "
+                    f"{len(lat) / seconds:.0f} msg/s; "
+                    f"ACK latency p50 {statistics.median(lat):.2f} ms, "
+                    f"p99 {lat[int(len(lat) * 0.99) - 1]:.2f} ms"
+                )
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.run_until_complete(broker.stop())
+            loop.close()
+
+
+if __name__ == "__main__":
+    main()
