@@ -77,11 +77,13 @@ class EmbeddedRedis:
     """A redis-server child process owned by the broker, on a unix socket."""
 
     def __init__(self, data_dir: Path, *, start_timeout: float = 20.0) -> None:
-        self.data_dir = data_dir
+        # redis-server changes into --dir before opening its other files, so
+        # every path it is given must be absolute.
+        self.data_dir = data_dir.absolute()
         self._start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._socket_dir: Path | None = None
-        self.socket_path = data_dir / "redis.sock"
+        self.socket_path = self.data_dir / "redis.sock"
 
     def __repr__(self) -> str:
         return f"EmbeddedRedis(data_dir={str(self.data_dir)!r})"

@@ -55,3 +55,10 @@ def test_redact_url_hides_password() -> None:
     assert redact_url("redis://user:pw@host:6379/0") == "redis://user:***@host:6379/0"
     assert "pw" not in redact_url("rediss://:pw@host")
     assert redact_url("unix:///tmp/x.sock") == "unix:///tmp/x.sock"
+
+
+def test_relative_data_dir_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with EmbeddedRedis(Path("data") / "redis") as server:
+        assert connect(server.url).ping()
+    assert (tmp_path / "data" / "redis" / "appendonly.aof").exists()
