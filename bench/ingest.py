@@ -1,7 +1,8 @@
 """Ingest benchmark: send → durable commit → ACK, over 1 and N MLLP connections.
 
-Runs a real broker (embedded redis-server, appendfsync always) in this process
-on loopback, sends distinct ORM^O01 orders and records each ACK's latency.
+Runs a real broker (``mwl-broker serve``: embedded redis-server, appendfsync
+always) as its own process on loopback, sends distinct ORM^O01 orders from this
+process and records each ACK's latency.
 Also times the two HL7 parsers on the same message. Not a test: prints figures.
 
     .venv/bin/python -m bench.ingest [--messages 2000] [--connections 1 8]
@@ -10,18 +11,19 @@ Also times the two HL7 parsers on the same message. Not a test: prints figures.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import platform
+import re
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from broker.app import Broker
 from broker.hl7.client import MLLPClient, summarize_ack
-from broker.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = (
@@ -75,31 +77,38 @@ def run_load(port: int, start: int, count: int, connections: int) -> tuple[float
     return time.perf_counter() - started, [x for r in results for x in r]
 
 
+def start_broker(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
+    """Run ``mwl-broker serve`` as its own process; return it and its MLLP port."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1", "--hl7-port", "0",
+         "--dicom-host", "127.0.0.1", "--dicom-port", "0", "--data-dir", str(data_dir),
+         "--mappings-dir", str(REPO / "mappings"), "--log-level", "WARNING"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        found = re.search(r"HL7 MLLP\s+\S+:(\d+)", line)
+        if found:
+            return proc, int(found[1])
+    raise RuntimeError("the broker did not start")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
     print(
-        f"machine: {platform.machine()}, {platform.processor() or '?'}, "
-        f"Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     for name, ms in parser_costs().items():
         print(f"parse one ORM^O01 with {name}: {ms:.2f} ms")
     with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(environ={}, overrides={
-            "hl7_host": "127.0.0.1", "hl7_port": 0, "dicom_host": "127.0.0.1", "dicom_port": 0,
-            "data_dir": Path(tmp), "mappings_dir": REPO / "mappings", "log_level": "WARNING",
-        })  # fmt: skip
-        loop = asyncio.new_event_loop()
-        broker = Broker(settings)
-        endpoints = loop.run_until_complete(broker.start())
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
+        proc, port = start_broker(Path(tmp))
         try:
             start = 0
             for connections in args.connections:
-                seconds, lat = run_load(endpoints.hl7_port, start, args.messages, connections)
+                seconds, lat = run_load(port, start, args.messages, connections)
                 start += args.messages
                 lat.sort()
                 print(
@@ -109,10 +118,8 @@ def main() -> None:
                     f"p99 {lat[int(len(lat) * 0.99) - 1]:.2f} ms"
                 )
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join()
-            loop.run_until_complete(broker.stop())
-            loop.close()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
 
 
 if __name__ == "__main__":

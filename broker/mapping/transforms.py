@@ -53,6 +53,17 @@ _TS_RE = re.compile(
 _TS_SHAPE = "YYYY[MM[DD[HH[MM[SS[.SSSS]]]]]][+/-ZZZZ]"
 
 
+def _timestamp(value: Value) -> re.Match[str] | None:
+    """The parsed HL7 TS/DTM in ``value``; None when empty; TransformError when malformed."""
+    text = scalar(value).strip()
+    if not text:
+        return None
+    match = _parse_ts(text)
+    if match is None:
+        raise TransformError(f"is not an HL7 date/time ({_TS_SHAPE})")
+    return match
+
+
 def _parse_ts(text: str) -> re.Match[str] | None:
     match = _TS_RE.fullmatch(text.strip())
     if match is None:
@@ -76,12 +87,9 @@ def date(value: Value) -> str:
     v2.5.1 §2A.22) has no DICOM DA form: it raises rather than becoming empty
     or gaining an invented day.
     """
-    text = scalar(value).strip()
-    if not text:
-        return ""
-    match = _parse_ts(text)
+    match = _timestamp(value)
     if match is None:
-        raise TransformError(f"is not an HL7 date/time ({_TS_SHAPE})")
+        return ""
     if match["d"] is None:
         raise TransformError("has year or month precision only; a DICOM date (DA) needs YYYYMMDD")
     try:
@@ -99,12 +107,9 @@ def time(value: Value) -> str:
     zone offset is stripped without conversion: the time stays the sender's
     local time.
     """
-    text = scalar(value).strip()
-    if not text:
-        return ""
-    match = _parse_ts(text)
+    match = _timestamp(value)
     if match is None:
-        raise TransformError(f"is not an HL7 date/time ({_TS_SHAPE})")
+        return ""
     hour, minute, second = match["H"], match["M"], match["S"]
     if hour is None:
         return ""

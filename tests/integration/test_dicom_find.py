@@ -11,6 +11,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from io import BytesIO
 from typing import Any
 
@@ -104,11 +105,12 @@ def server(service: WorklistFindService) -> Iterator[DicomServer]:
         srv.stop()
 
 
-@pytest.fixture
-def assoc(server: DicomServer) -> Iterator[Any]:
+@contextmanager
+def associate(server: DicomServer, *contexts: tuple[Any, ...]) -> Iterator[Any]:
+    """An established association to ``server`` with the given presentation contexts."""
     ae = AE(ae_title=CALLING)
-    ae.add_requested_context(ModalityWorklistInformationFind)
-    ae.add_requested_context(Verification)
+    for context in contexts:
+        ae.add_requested_context(*context)
     association = ae.associate("127.0.0.1", server.port, ae_title=AE_TITLE)
     assert association.is_established
     try:
@@ -116,6 +118,12 @@ def assoc(server: DicomServer) -> Iterator[Any]:
     finally:
         if association.is_established:
             association.release()
+
+
+@pytest.fixture
+def assoc(server: DicomServer) -> Iterator[Any]:
+    with associate(server, (ModalityWorklistInformationFind,), (Verification,)) as association:
+        yield association
 
 
 def find(association: Any, identifier: Dataset) -> tuple[list[Dataset], Dataset]:
@@ -279,15 +287,10 @@ def send_raw_find(association: Any, identifier: bytes, msg_id: int) -> Any:
 @pytest.fixture
 def implicit_assoc(server: DicomServer) -> Iterator[Any]:
     """An association with only Implicit VR Little Endian, for hand-made identifiers."""
-    ae = AE(ae_title=CALLING)
-    ae.add_requested_context(ModalityWorklistInformationFind, ImplicitVRLittleEndian)
-    association = ae.associate("127.0.0.1", server.port, ae_title=AE_TITLE)
-    assert association.is_established
-    try:
+    with associate(
+        server, (ModalityWorklistInformationFind, ImplicitVRLittleEndian)
+    ) as association:
         yield association
-    finally:
-        if association.is_established:
-            association.release()
 
 
 def test_undecodable_identifier_is_refused_and_the_association_stays_usable(
