@@ -99,6 +99,9 @@ class Broker:
                 default_charset=s.hl7_default_charset,
                 application=s.hl7_application,
                 facility=s.hl7_facility,
+                processing_ids=frozenset(s.hl7_processing_ids),
+                versions=frozenset(s.hl7_versions),
+                accepted_senders=frozenset(s.hl7_accepted_senders),
             ),
         )
 

@@ -37,6 +37,12 @@ class Settings:
     hl7_idle_timeout: float = 300.0
     hl7_max_connections: int = 64
     hl7_default_charset: str = "UNICODE UTF-8"
+    hl7_accepted_senders: tuple[str, ...] = ()  # "APP" or "APP^FACILITY"; empty: anyone
+    hl7_processing_ids: tuple[str, ...] = ("P",)
+    hl7_versions: tuple[str, ...] = (
+        "2.1", "2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1",
+        "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2", "2.9",
+    )  # fmt: skip
     hl7_application: str = "MWL_BROKER"
     hl7_facility: str = ""
     dedup_window_seconds: int = 7 * 24 * 3600
@@ -93,6 +99,8 @@ class Settings:
             self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
             "must be DEBUG, INFO, WARNING or ERROR",
         )
+        _check("hl7_processing_ids", bool(self.hl7_processing_ids), "must list at least one")
+        _check("hl7_versions", bool(self.hl7_versions), "must list at least one HL7 version")
         _check(
             "dicom_character_set",
             self.dicom_character_set in python_encoding,
@@ -139,6 +147,9 @@ def _coerce(name: str, raw: Any, target: Any) -> Any:
             return float(raw)
         if target == "Path" or kind is Path:
             return Path(text)
+        if target == "tuple[str, ...]":
+            items = raw if isinstance(raw, list | tuple) else text.split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
         if target == "str | None":
             return text or None
         return text

@@ -23,6 +23,7 @@ from broker.errors import HL7Error, StoreError
 from broker.hl7.ack import AckContext, build_ack
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.message import ParsedMessage, decode, peek_header
+from broker.hl7.validate import HeaderPolicy, check_header
 from broker.mapping.engine import map_message
 from broker.mapping.registry import MappingRegistry
 from broker.worklist.model import DedupKey, DedupRecord
@@ -42,6 +43,9 @@ class RouterConfig:
     default_charset: str = "UNICODE UTF-8"
     application: str = "MWL_BROKER"
     facility: str = ""
+    processing_ids: frozenset[str] = frozenset({"P"})
+    versions: frozenset[str] = frozenset()  # empty: any version
+    accepted_senders: frozenset[str] = frozenset()  # empty: any sender
 
 
 def context_from_message(msg: ParsedMessage) -> AckContext:
@@ -167,9 +171,13 @@ class HL7Router:
 
     def _process(self, msg: ParsedMessage, ctx: AckContext, raw: bytes) -> tuple[bytes, str]:
         registry = self._registry()
+        c = self._config
+        policy = HeaderPolicy(
+            registry.supported_types(), c.processing_ids, c.versions, c.accepted_senders
+        )
+        check_header(msg, policy)
         spec = registry.for_message(msg.message_type)
-        if spec is None:
-            raise _unsupported(msg.message_type, registry.supported_types())
+        assert spec is not None  # check_header refused every type without a mapping
         key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)
         digest = hashlib.sha256(raw).hexdigest()
         previous = self._store.dedup_lookup(key)
@@ -194,23 +202,3 @@ class HL7Router:
             f"message control ID {ctx.control_id} was already used by a different message "
             "from this sender; nothing changed",
         )
-
-
-def _unsupported(message_type: str, supported: frozenset[str]) -> HL7Error:
-    """AR 200 for an unknown message type, AR 201 for an unknown event of a known type."""
-    code = message_type.split("^", 1)[0]
-    known_codes = {t.split("^", 1)[0] for t in supported}
-    listing = ", ".join(sorted(supported)) or "none"
-    if code in known_codes:
-        return HL7Error(
-            AckCode.REJECT,
-            ErrorCode.UNSUPPORTED_EVENT_CODE,
-            "MSH-9.2",
-            f"event {message_type} is not supported (supported: {listing})",
-        )
-    return HL7Error(
-        AckCode.REJECT,
-        ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
-        "MSH-9",
-        f"message type {message_type or '(empty)'} is not supported (supported: {listing})",
-    )

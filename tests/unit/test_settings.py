@@ -76,3 +76,18 @@ def test_unknown_character_sets_are_refused_at_start_up(name: str, value: str) -
     with pytest.raises(ConfigError) as info:
         load_settings(overrides={name: value})
     assert info.value.setting == name
+
+
+def test_list_settings_from_toml_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "broker.toml"
+    config.write_text('hl7_accepted_senders = ["RIS", "HIS^CLINIC"]\n')
+    s = load_settings(config_file=config, environ={"MWL_BROKER_HL7_PROCESSING_IDS": "P, D"})
+    assert s.hl7_accepted_senders == ("RIS", "HIS^CLINIC")
+    assert s.hl7_processing_ids == ("P", "D")
+    assert "2.5.1" in s.hl7_versions
+
+
+def test_empty_processing_id_list_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"MWL_BROKER_HL7_PROCESSING_IDS": ""})
+    assert info.value.setting == "hl7_processing_ids"
