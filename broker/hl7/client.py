@@ -28,6 +28,9 @@ MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _BATCH_SEGMENTS = (b"FHS", b"BHS", b"BTS", b"FTS")
 _STRIP_FROM_LINES = b"\x0b\x1c"  # MLLP block characters left in captured files
 _UTF8_BOM = b"\xef\xbb\xbf"
+# Comment lines people put between messages in files (C, C++ and shell style).
+# No HL7 segment starts with these: segment IDs are letters and digits (HL7 v2.5.1 §2.5.1).
+_COMMENT_STARTS = (b"//", b"/*", b"*", b"#")
 
 
 class MLLPClientError(BrokerError):
@@ -41,7 +44,8 @@ def split_messages(data: bytes) -> list[bytes]:
     CRLF too, so any of CR, LF and CRLF ends a segment. Blank lines are dropped;
     a segment starting ``MSH`` starts a new message. Batch and file header and
     trailer segments (FHS, BHS, BTS, FTS; §2.10.3) are dropped, leaving the
-    messages they wrap. Raises ``ValueError`` for a segment before any MSH.
+    messages they wrap, and so are comment lines (starting ``//``, ``/*``,
+    ``*`` or ``#``). Raises ``ValueError`` for a segment before any MSH.
     """
     if data.startswith(_UTF8_BOM):
         data = data[len(_UTF8_BOM) :]
@@ -50,6 +54,8 @@ def split_messages(data: bytes) -> list[bytes]:
     for number, raw in enumerate(lines, start=1):
         line = raw.translate(None, _STRIP_FROM_LINES)
         if not line.strip() or line[:3] in _BATCH_SEGMENTS:
+            continue
+        if line.lstrip().startswith(_COMMENT_STARTS):
             continue
         if line.startswith(b"MSH"):
             messages.append([])

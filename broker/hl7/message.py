@@ -7,6 +7,10 @@ separator before the charset is known. When MSH-18 repeats, the first
 repetition is the base set (empty: the configured default) and a later
 ``ISO IR87``/``ISO IR159`` code extension switches the whole message to the
 ISO 2022 decoder (as Japanese SS-MIX2 senders write ``~ISO IR87``).
+An empty MSH-18 takes the sender's configured charset, else the default; a
+single-byte declaration over valid multi-byte UTF-8 is read as UTF-8 with a
+warning (rules in :mod:`broker.hl7.charsets`). ``\\Xhh\\`` escapes are decoded
+later, per value, in the charset chosen here (``paths.CHARSET_ATTRIBUTE``).
 
 Errors raise :class:`broker.errors.HL7Error` carrying the ACK outcome:
 
@@ -26,15 +30,21 @@ MSH-10 control id missing                     AR    101   MSH-10
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import hl7
 
 from broker.errors import HL7Error
+from broker.hl7.charsets import sender_charset, utf8_mislabelled
 from broker.hl7.codes import AckCode, ErrorCode
+from broker.mapping.paths import CHARSET_ATTRIBUTE
 
 __all__ = ["ParsedMessage", "charset_codec", "decode", "peek_header"]
+
+log = logging.getLogger(__name__)
 
 _BOM = b"\xef\xbb\xbf"
 _DEFAULT_ENCODING = "^~\\&"  # HL7 v2.5.1 §2.5.4: component, repetition, escape, subcomponent
@@ -95,6 +105,7 @@ class ParsedMessage:
     application_ack_type: str  # MSH-16
     field_separator: str  # MSH-1
     encoding_characters: str  # MSH-2
+    charset_mislabelled: bool = False  # declared single-byte, decoded as UTF-8
 
 
 def _normalize(name: str) -> str:
@@ -106,10 +117,14 @@ def charset_codec(name: str) -> str | None:
     return _CHARSETS.get(_normalize(name))
 
 
-def decode(raw: bytes, default_charset: str) -> ParsedMessage:
-    """Decode and parse one message; ``default_charset`` applies when MSH-18 is empty.
+def decode(
+    raw: bytes, default_charset: str, sender_charsets: Mapping[str, str] | None = None
+) -> ParsedMessage:
+    """Decode and parse one message (HL7 v2.5.1 §2.14.9.18 for MSH-18).
 
-    Raises ``ValueError`` if ``default_charset`` is not a known charset name (a
+    When MSH-18 is empty, ``sender_charsets`` (``"APP^FAC"`` or ``"APP"`` →
+    charset name) picks the charset by MSH-3/MSH-4, else ``default_charset``.
+    Raises ``ValueError`` if a configured name is not a known charset (a
     configuration error, to be caught at start-up with :func:`charset_codec`).
     """
     default_codec = charset_codec(default_charset)
@@ -121,7 +136,17 @@ def decode(raw: bytes, default_charset: str) -> ParsedMessage:
     offset += len(body) - len(stripped)
     body = stripped
     separator, encoding, fields = _split_header(body)
+    default_codec = _sender_codec(fields, encoding, sender_charsets) or default_codec
     codec = _codec_for(fields[17] if len(fields) > 17 else b"", encoding, default_codec)
+    mislabelled = utf8_mislabelled(body, codec)
+    if mislabelled:
+        log.warning(
+            "msg %s from %s: declared %s but the bytes are multi-byte UTF-8; decoded as UTF-8",
+            _raw_field(fields, 10, encoding),
+            _raw_field(fields, 3, encoding),
+            codecs.lookup(codec).name,
+        )
+        codec = "utf_8"
     try:
         text = body.decode(codec)
     except UnicodeDecodeError as e:
@@ -134,7 +159,30 @@ def decode(raw: bytes, default_charset: str) -> ParsedMessage:
         ) from e
     text = _segments_text(text)
     header = _header_fields(text.split("\r", 1)[0], separator, encoding)
-    return _parsed(raw, text, codecs.lookup(codec).name, header, separator, encoding)
+    parsed = _parsed(raw, text, codecs.lookup(codec).name, header, separator, encoding)
+    return replace(parsed, charset_mislabelled=True) if mislabelled else parsed
+
+
+def _raw_field(fields: list[bytes], number: int, encoding: str) -> str:
+    """HD-1 / first component of MSH-``number`` from the undecoded header."""
+    raw = fields[number - 1] if len(fields) >= number else b""
+    return _first_component(raw.decode("latin-1"), encoding)
+
+
+def _sender_codec(
+    fields: list[bytes], encoding: str, sender_charsets: Mapping[str, str] | None
+) -> str | None:
+    """The codec configured for this sender (MSH-3, MSH-4), if any."""
+    if not sender_charsets:
+        return None
+    app, facility = _raw_field(fields, 3, encoding), _raw_field(fields, 4, encoding)
+    name = sender_charset(sender_charsets, app, facility)
+    if name is None:
+        return None
+    codec = charset_codec(name)
+    if codec is None:
+        raise ValueError(f"unknown charset {name!r} configured for sender {app}^{facility}")
+    return codec
 
 
 def _split_header(body: bytes) -> tuple[str, str, list[bytes]]:
@@ -259,6 +307,8 @@ def _parsed(
         raise HL7Error(
             AckCode.REJECT, ErrorCode.SEGMENT_SEQUENCE_ERROR, "MSH", "unparseable message"
         ) from e
+    for segment in message:  # so that \Xhh\ escapes decode in the message's charset
+        setattr(segment, CHARSET_ATTRIBUTE, charset)
     return ParsedMessage(
         raw=raw,
         text=text,

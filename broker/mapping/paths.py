@@ -11,7 +11,9 @@ Reading follows the HL7 compatibility rule for composite data (HL7 v2.5.1
 expected"): a path yields, per repetition, the parts one level below what it
 selects (a field path yields its components, a component path its
 subcomponents), and the *scalar* value is the first part. Each part is
-unescaped (HL7 v2.5.1 §2.7); the HL7 null ``""`` reads as empty.
+unescaped (HL7 v2.5.1 §2.7); the HL7 null ``""`` reads as empty. ``\\Xhh\\``
+hex data is decoded in the charset the decoder attached to the segment as
+:data:`CHARSET_ATTRIBUTE` (the message's MSH-18 charset).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "CHARSET_ATTRIBUTE",
     "HL7Path",
     "PathSyntaxError",
     "Value",
+    "escape",
     "parse_path",
     "read",
     "scalar",
@@ -41,6 +45,8 @@ _PATH_RE = re.compile(
 )
 _MAX_INDEX = 999  # larger than any HL7 v2 field, component or repetition count used in practice
 _HL7_NULL = '""'
+CHARSET_ATTRIBUTE = "mwl_charset"
+"""Attribute of a python-hl7 segment naming the Python codec of its message."""
 
 
 class PathSyntaxError(ValueError):
@@ -126,22 +132,22 @@ def read(segment: Sequence[Any], path: HL7Path) -> list[Value]:
         if path.repetition > len(repetitions):
             return []
         repetitions = [repetitions[path.repetition - 1]]
-    esc, separators = _delimiters(segment)
-    return [_read_repetition(rep, path, esc, separators) for rep in repetitions]
+    delimiters = _delimiters(segment)
+    return [_read_repetition(rep, path, delimiters) for rep in repetitions]
 
 
-def _read_repetition(rep: Any, path: HL7Path, esc: str, separators: str) -> Value:
+def _read_repetition(rep: Any, path: HL7Path, delimiters: tuple[str, str, str | None]) -> Value:
     components = _children(rep)
     if path.component is None:
-        return tuple(_clean(_first(_children(c)), esc, separators) for c in components)
+        return tuple(_clean(_first(_children(c)), delimiters) for c in components)
     if path.component > len(components):
         return ("",)
     subs = _children(components[path.component - 1])
     if path.subcomponent is None:
-        return tuple(_clean(s, esc, separators) for s in subs)
+        return tuple(_clean(s, delimiters) for s in subs)
     if path.subcomponent > len(subs):
         return ("",)
-    return (_clean(subs[path.subcomponent - 1], esc, separators),)
+    return (_clean(subs[path.subcomponent - 1], delimiters),)
 
 
 def scalar(value: Value) -> str:
@@ -163,28 +169,53 @@ def _leaf_name(segment: Sequence[Any]) -> str:
     return str(head[0]) if not isinstance(head, str) and len(head) else str(head)
 
 
-def _delimiters(segment: Any) -> tuple[str, str]:
+def _delimiters(segment: Any) -> tuple[str, str, str | None]:
     esc = str(getattr(segment, "esc", "\\"))
     separators = str(getattr(segment, "separators", "\r|~^&"))
-    return esc, separators
+    charset = getattr(segment, CHARSET_ATTRIBUTE, None)
+    return esc, separators, None if charset is None else str(charset)
 
 
-def _clean(text: Any, esc: str, separators: str) -> str:
+def _clean(text: Any, delimiters: tuple[str, str, str | None]) -> str:
     raw = str(text)
     if raw == _HL7_NULL:
         return ""
-    return unescape(raw, esc, separators)
+    return unescape(raw, *delimiters)
 
 
-def unescape(text: str, esc: str = "\\", separators: str = "\r|~^&") -> str:
+def escape(text: str, esc: str = "\\", separators: str = "\r|~^&") -> str:
+    """Escape text for an HL7 field value, the inverse of :func:`unescape`.
+
+    HL7 v2.5.1 §2.7.1: the escape character and the field, component,
+    repetition and subcomponent separators become ``\\E\\ \\F\\ \\S\\ \\R\\
+    \\T\\``; CR and LF, which would end a segment, become ``\\X0D\\``/``\\X0A\\``
+    (§2.7.3). ``separators`` is in python-hl7's order, as for :func:`unescape`.
+    """
+    codes = {
+        esc: "E",
+        separators[1]: "F",
+        separators[2]: "R",
+        separators[3]: "S",
+        separators[4]: "T",
+        "\r": "X0D",
+        "\n": "X0A",
+    }
+    return "".join(f"{esc}{codes[ch]}{esc}" if ch in codes else ch for ch in text)
+
+
+def unescape(
+    text: str, esc: str = "\\", separators: str = "\r|~^&", charset: str | None = None
+) -> str:
     """Replace HL7 escape sequences (HL7 v2.5.1 §2.7).
 
     ``separators`` is python-hl7's order: segment, field, repetition,
     component, subcomponent. ``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\`` give the
     delimiters (§2.7.1); ``\\H\\``/``\\N\\`` highlighting is dropped (§2.7.2);
     ``\\.br\\`` and ``\\.sp\\`` become a line feed and other formatting commands
-    are dropped (§2.7.6); ``\\Xhh..\\`` hex data (§2.7.3) is decoded as UTF-8
-    when valid, else as ISO 8859-1; charset switches ``\\C..\\``/``\\M..\\``
+    are dropped (§2.7.6); ``\\Xhh..\\`` hex data (§2.7.3; adjacent sequences
+    joined, so a multi-byte character may be split across them) is decoded in
+    ``charset`` (a Python codec; None: UTF-8) and, when not valid there, as
+    ISO 8859-1 so that no data is lost; charset switches ``\\C..\\``/``\\M..\\``
     (§2.7.4) and local ``\\Z..\\`` sequences (§2.7.5) are dropped. Any other
     text between escape characters, or an unterminated escape, is kept
     literally so no data is lost.
@@ -192,19 +223,26 @@ def unescape(text: str, esc: str = "\\", separators: str = "\r|~^&") -> str:
     if not esc or esc not in text:
         return text
     out: list[str] = []
+    data = bytearray()  # bytes of adjacent \Xhh\ sequences, decoded together
     i = 0
     while i < len(text):
         start = text.find(esc, i)
-        if start < 0:
-            out.append(text[i:])
+        end = text.find(esc, start + 1) if start >= 0 else -1
+        if end < 0:  # no further escape sequence: the rest is literal text
+            out += [_hex_text(data, charset), text[i:]]
+            data.clear()
             break
-        out.append(text[i:start])
-        end = text.find(esc, start + 1)
-        if end < 0:
-            out.append(text[start:])
-            break
-        out.append(_expand(text[start + 1 : end], esc, separators))
+        sequence = text[start + 1 : end]
+        hex_data = _hex_bytes(sequence)
+        if start > i or hex_data is None:
+            out += [_hex_text(data, charset), text[i:start]]
+            data.clear()
+        if hex_data is None:
+            out.append(_expand(sequence, esc, separators))
+        else:
+            data += hex_data
         i = end + 1
+    out.append(_hex_text(data, charset))
     return "".join(out)
 
 
@@ -224,17 +262,21 @@ def _expand(seq: str, esc: str, separators: str) -> str:
         return "\n"
     if seq[:1] == "." or seq[:1] in ("C", "M", "Z"):
         return ""
-    if seq[:1] == "X":
-        return _hex(seq[1:]) or f"{esc}{seq}{esc}"
-    return f"{esc}{seq}{esc}"
+    return f"{esc}{seq}{esc}"  # unknown, or \X..\ that is not hex: kept literally
 
 
-def _hex(digits: str) -> str:
+def _hex_bytes(sequence: str) -> bytes | None:
+    """The bytes of a ``Xhh..`` escape sequence, None if it is not one."""
+    if sequence[:1] != "X" or len(sequence) < 3:
+        return None
     try:
-        data = bytes.fromhex(digits)
+        return bytes.fromhex(sequence[1:])
     except ValueError:
-        return ""
+        return None
+
+
+def _hex_text(data: bytes | bytearray, charset: str | None) -> str:
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+        return bytes(data).decode(charset or "utf-8")
+    except (UnicodeDecodeError, LookupError):
+        return bytes(data).decode("latin-1")

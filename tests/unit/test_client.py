@@ -36,6 +36,11 @@ TWO = MSH_2 + b"\r" + PID + b"\r"
         ),
         pytest.param(b"\xef\xbb\xbf" + ONE, [ONE], id="utf8-bom"),
         pytest.param(b"\x0b" + ONE + b"\x1c\r" + b"\x0b" + TWO + b"\x1c\r", [ONE, TWO], id="mllp"),
+        pytest.param(
+            b"/*\n * examples\n */\n" + ONE + b"\n// next one\n# shell style\n" + TWO,
+            [ONE, TWO],
+            id="comment-lines",
+        ),
         pytest.param(b"", [], id="empty"),
         pytest.param(b"\n\r\n", [], id="only-blank"),
     ],

@@ -11,6 +11,10 @@ from hypothesis import strategies as st
 from broker.errors import HL7Error
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.message import charset_codec, decode, peek_header
+from broker.mapping.paths import parse_path, read
+from tests.conftest import CORPUS
+
+CORPUS_HL7 = CORPUS / "hl7"
 
 LATIN1_U_UMLAUT = b"\xfc"
 MSH = "MSH|^~\\&|RIS^1.2.3^ISO|RADIOLOGY|MWL|HOSP|20261125083000||{type}|{id}|P|{ver}|||AL|NE||{cs}"
@@ -253,3 +257,124 @@ def test_decode_raises_only_hl7_errors(raw: bytes) -> None:
     for candidate in (raw, b"MSH|^~\\&|" + raw, b"MSH|^~\\&|A|B|C|D|E||ORM^O01|1|P|2.5|" + raw):
         with contextlib.suppress(HL7Error):
             decode(candidate, "UNICODE UTF-8")
+
+
+# -- per-sender default charset, mislabelled UTF-8 -------------------------------------
+
+SENDERS = {"RIS": "8859/1", "RIS^OTHER_FAC": "8859/2", "LEGACY": "ASCII"}
+
+
+def test_sender_charset_applies_when_msh18_is_empty() -> None:
+    raw = message("PID|||P1||Ren\u00e9", encoding="latin-1")  # MSH-3 RIS^1.2.3^ISO
+    parsed = decode(raw, "UNICODE UTF-8", SENDERS)
+    assert parsed.charset == "iso8859-1"
+    assert str(parsed.message.segment("PID")(5)) == "Ren\u00e9"
+
+
+def test_sender_and_facility_key_wins_over_sender_key() -> None:
+    raw = message("PID|||P1||\u0141\u00f3d\u017a", encoding="iso8859_2").replace(
+        b"|RADIOLOGY|", b"|OTHER_FAC|"
+    )
+    parsed = decode(raw, "UNICODE UTF-8", SENDERS)
+    assert parsed.charset == "iso8859-2"
+    assert str(parsed.message.segment("PID")(5)) == "\u0141\u00f3d\u017a"
+
+
+def test_declared_msh18_wins_over_the_sender_charset() -> None:
+    raw = message("PID|||P1||\u00d8ver", charset="UNICODE UTF-8")
+    assert decode(raw, "ASCII", SENDERS).charset == "utf-8"
+
+
+def test_unknown_sender_gets_the_default() -> None:
+    raw = message("PID|||P1||Zo\u00eb").replace(b"|RIS^1.2.3^ISO|", b"|PACS|")
+    assert decode(raw, "UNICODE UTF-8", SENDERS).charset == "utf-8"
+
+
+def test_unknown_sender_charset_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="KLINGON"):
+        decode(message("PID|||P1"), "UNICODE UTF-8", {"RIS": "KLINGON"})
+
+
+@pytest.mark.parametrize(
+    ("declared", "senders"),
+    [("8859/1", None), ("ASCII", None), ("", {"RIS": "8859/1"})],
+)
+def test_multibyte_utf8_under_a_single_byte_label_is_read_as_utf8(
+    declared: str, senders: dict[str, str] | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = message(
+        "PID|||P1||M\u00fcller^J\u00fcrgen", "OBR|1||||||||||||||||||||||||||||||A \u2013 B"
+    )
+    raw = raw.replace(b"||AL|NE||", f"||AL|NE||{declared}".encode())
+    with caplog.at_level("WARNING", logger="broker.hl7.message"):
+        parsed = decode(raw, "UNICODE UTF-8", senders)
+    assert (parsed.charset, parsed.charset_mislabelled) == ("utf-8", True)
+    assert str(parsed.message.segment("PID")(5)) == "M\u00fcller^J\u00fcrgen"
+    (record,) = caplog.records
+    assert "MSG-1" in record.getMessage() and "UTF-8" in record.getMessage()
+    assert "M\u00fcller" not in record.getMessage()  # no patient data in the log
+
+
+def test_real_latin1_is_not_mistaken_for_utf8() -> None:
+    # "Ã©" in ISO 8859-1 is C3 A9, which is also valid UTF-8 for "é": only such
+    # pairs are ambiguous, and they do not occur in real names.
+    raw = message("PID|||P1||M\u00fcller", charset="8859/1", encoding="latin-1")
+    parsed = decode(raw, "UNICODE UTF-8")
+    assert (parsed.charset, parsed.charset_mislabelled) == ("iso8859-1", False)
+
+
+def test_latin1_bytes_under_ascii_label_are_still_an_error() -> None:
+    raw = message("PID|||P1||M\u00fcller", charset="ASCII", encoding="latin-1")
+    expect_error(raw, AckCode.ERROR, ErrorCode.DATA_TYPE_ERROR, "MSH-18")
+
+
+def test_utf8_never_overrides_a_multibyte_declaration() -> None:
+    name = "\u5c71\u7530"
+    raw = message(f"PID|||P1||{name}", charset="~ISO IR87", encoding="iso2022_jp")
+    assert decode(raw, "UNICODE UTF-8").charset_mislabelled is False
+
+
+def test_dcm4che_order_with_en_dash_under_8859_1() -> None:
+    path = CORPUS_HL7 / "dcm4che" / "OMG_O19-GeneralClinicalOrder-Eyecare.hl7"
+    if not path.exists():
+        pytest.skip(f"corpus not found at {path}")
+    parsed = decode(path.read_bytes(), "UNICODE UTF-8")
+    assert (parsed.charset, parsed.charset_mislabelled) == ("utf-8", True)
+    assert "\u2013" in parsed.text
+
+
+# -- escape sequences, end to end (decode, then read through a mapping path) ----------
+
+
+@pytest.mark.parametrize(
+    ("charset", "encoding", "field", "expected"),
+    [
+        ("UNICODE UTF-8", "utf-8", "A\\F\\B\\S\\C\\T\\D\\R\\E\\E\\F", "A|B^C&D~E\\F"),
+        ("UNICODE UTF-8", "utf-8", "\\H\\IMPORTANT\\N\\ note", "IMPORTANT note"),
+        ("UNICODE UTF-8", "utf-8", "line 1\\.br\\line 2", "line 1\nline 2"),
+        ("UNICODE UTF-8", "utf-8", "a\\X0D\\\\X0A\\b", "a\r\nb"),
+        ("UNICODE UTF-8", "utf-8", "Ren\\XC3A9\\", "Ren\u00e9"),
+        ("UNICODE UTF-8", "utf-8", "Ren\\XC3\\\\XA9\\", "Ren\u00e9"),  # one char, two escapes
+        ("8859/1", "latin-1", "FRAN\\XC7\\OIS", "FRAN\u00c7OIS"),  # dcm4che SIU^S12 style
+        ("8859/1", "latin-1", "\\XC3A9\\", "\u00c3\u00a9"),  # Latin-1 bytes, not UTF-8
+        ("8859/2", "iso8859_2", "\\XB1\\", "\u0105"),  # 0xB1 is a-ogonek in ISO 8859-2
+        ("UNICODE UTF-8", "utf-8", "\\XE9\\", "\u00e9"),  # invalid UTF-8: ISO 8859-1 kept
+        ("UNICODE UTF-8", "utf-8", "C:\\temp\\", "C:\\temp\\"),  # unknown: literal
+    ],
+)
+def test_escapes_end_to_end(charset: str, encoding: str, field: str, expected: str) -> None:
+    raw = message(f"OBR|1||||||||||||||||||||||||||||||{field}", charset=charset, encoding=encoding)
+    obr = decode(raw, "UNICODE UTF-8").message.segment("OBR")
+    assert read(obr, parse_path("OBR-31")) == [(expected,)]
+
+
+def test_custom_delimiters_end_to_end() -> None:
+    # MSH-1 '#', MSH-2 component '$', repetition '*', escape '/', subcomponent '%'
+    raw = (
+        b"MSH#$*/%#RIS#FAC#MWL#HOSP#2026##ORM$O01#C1#P#2.5.1###AL#NE##8859/1\r"
+        b"PID###P1$$$AUTH*P2##FAM/F/ILY$GIV/S/EN/T/X/R/Y/E/Z$\xc9\r"
+    )
+    parsed = decode(raw, "UNICODE UTF-8")
+    pid = parsed.message.segment("PID")
+    assert read(pid, parse_path("PID-3[*]")) == [("P1", "", "", "AUTH"), ("P2",)]
+    assert read(pid, parse_path("PID-5")) == [("FAM#ILY", "GIV$EN%X*Y/Z", "\u00c9")]

@@ -6,8 +6,18 @@ from typing import Any
 
 import hl7
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from broker.mapping.paths import HL7Path, PathSyntaxError, parse_path, read, scalar, unescape
+from broker.mapping.paths import (
+    HL7Path,
+    PathSyntaxError,
+    escape,
+    parse_path,
+    read,
+    scalar,
+    unescape,
+)
 
 
 @pytest.mark.parametrize(
@@ -158,3 +168,55 @@ def test_unescape(text: str, expected: str) -> None:
 
 def test_unescape_with_other_delimiters() -> None:
     assert unescape("a/F/b/S/c", "/", "\r#*$%") == "a#b$c"
+
+
+@pytest.mark.parametrize(
+    ("text", "charset", "expected"),
+    [
+        ("\\XC3\\\\XA9\\", None, "\u00e9"),  # adjacent sequences form one UTF-8 character
+        ("\\XC3\\x\\XA9\\", None, "\u00c3x\u00a9"),  # not adjacent: each alone
+        ("\\XE9\\", "iso8859_1", "\u00e9"),
+        ("\\XB1\\", "iso8859_2", "\u0105"),
+        ("\\XC3A9\\", "iso8859_1", "\u00c3\u00a9"),
+        ("\\X1B2442\\", "iso2022_jp", ""),  # an escape sequence alone decodes to nothing
+        ("\\XE9\\", "ascii", "\u00e9"),  # invalid in the charset: ISO 8859-1, nothing lost
+        ("\\XE9\\", "no-such-codec", "\u00e9"),
+        ("\\X\\", None, "\\X\\"),  # no digits: kept
+        ("\\XABC\\", None, "\\XABC\\"),  # odd number of digits: kept
+    ],
+)
+def test_unescape_hex_in_charset(text: str, charset: str | None, expected: str) -> None:
+    assert unescape(text, charset=charset) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain", "plain"),
+        ("A|B^C&D~E\\F", "A\\F\\B\\S\\C\\T\\D\\R\\E\\E\\F"),
+        ("line1\r\nline2", "line1\\X0D\\\\X0A\\line2"),
+        ("M\u00fcller", "M\u00fcller"),
+    ],
+)
+def test_escape(text: str, expected: str) -> None:
+    assert escape(text) == expected
+
+
+_DELIMITER_CHARS = "|^~\\&#$*/%!@+"
+
+
+@st.composite
+def delimiters(draw: st.DrawFn) -> tuple[str, str]:
+    """An escape character and python-hl7 separators, all five distinct."""
+    chars = draw(st.permutations(_DELIMITER_CHARS))
+    return chars[0], "\r" + "".join(chars[1:5])
+
+
+@given(st.text(), delimiters(), st.sampled_from([None, "utf-8", "iso8859_1", "iso8859_2"]))
+def test_escape_unescape_round_trip(
+    text: str, delims: tuple[str, str], charset: str | None
+) -> None:
+    esc, separators = delims
+    escaped = escape(text, esc, separators)
+    assert not set(escaped) & set(separators[1:] + "\r\n")
+    assert unescape(escaped, esc, separators, charset) == text
