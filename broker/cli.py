@@ -1,4 +1,5 @@
-"""The ``mwl-broker`` command: ``serve`` runs the broker, ``send`` sends HL7 files over MLLP."""
+"""The ``mwl-broker`` command: ``serve`` runs the broker, ``send`` sends HL7 files over MLLP,
+``messages`` lists, shows, reprocesses and dismisses logged messages."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from broker.cli_messages import add_messages_parser, run_messages
 from broker.errors import BrokerError, ConfigError
 from broker.settings import ENV_PREFIX, Settings, load_settings
 
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
     _send_parser(sub)
+    add_messages_parser(sub)
     return parser
 
 
@@ -165,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _configure_logging(settings.log_level)
             asyncio.run(_serve(settings))
             return 0
+        if args.command == "messages":
+            _configure_logging("WARNING")
+            return run_messages(args)
         return _send(args)
     except ConfigError as e:
         print(f"mwl-broker: configuration error: {e.setting}: {e.message}", file=sys.stderr)

@@ -23,11 +23,43 @@ import redis
 
 from broker.errors import ConfigError
 
-__all__ = ["EmbeddedRedis", "check_durability", "connect", "redact_url"]
+__all__ = ["EmbeddedRedis", "check_durability", "connect", "redact_url", "running_embedded"]
 
 log = logging.getLogger(__name__)
 
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
+_SOCKET_NOTE = "redis.sock.path"  # names the socket when it is not <data_dir>/redis.sock
+
+
+def _running_pid(data_dir: Path) -> int | None:
+    """The pid in ``data_dir/redis.pid`` if that process is alive and a redis-server."""
+    try:
+        pid = int((data_dir / "redis.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists() and b"redis-server" not in cmdline.read_bytes():
+        return None
+    return pid
+
+
+def running_embedded(data_dir: Path) -> tuple[int, Path] | None:
+    """Pid and socket of the embedded redis-server running on ``data_dir``, if one runs."""
+    data_dir = data_dir.absolute()
+    pid = _running_pid(data_dir)
+    if pid is None:
+        return None
+    try:
+        socket_path = Path((data_dir / _SOCKET_NOTE).read_text().strip())
+    except OSError:
+        socket_path = data_dir / "redis.sock"
+    return pid, socket_path
 
 
 def redact_url(url: str) -> str:
@@ -108,9 +140,12 @@ class EmbeddedRedis:
         except OSError as e:
             raise ConfigError("data_dir", f"cannot create {self.data_dir}: {e}") from e
         self._refuse_if_running()
+        note = self.data_dir / _SOCKET_NOTE
+        note.unlink(missing_ok=True)
         if len(str(self.socket_path)) > _SOCKET_PATH_MAX:
             self._socket_dir = Path(tempfile.mkdtemp(prefix="mwl-redis-"))
             self.socket_path = self._socket_dir / "redis.sock"
+            note.write_text(f"{self.socket_path}\n")  # so CLI commands can find it
         args = [
             self.executable(),
             "--port", "0",
@@ -134,19 +169,8 @@ class EmbeddedRedis:
         )
 
     def _refuse_if_running(self) -> None:
-        pidfile = self.data_dir / "redis.pid"
-        try:
-            pid = int(pidfile.read_text().strip())
-        except (OSError, ValueError):
-            return
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            pass
-        cmdline = Path(f"/proc/{pid}/cmdline")
-        if cmdline.exists() and b"redis-server" not in cmdline.read_bytes():
+        pid = _running_pid(self.data_dir)
+        if pid is None:
             return
         raise ConfigError(
             "data_dir",
@@ -202,6 +226,7 @@ class EmbeddedRedis:
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
+            (self.data_dir / _SOCKET_NOTE).unlink(missing_ok=True)
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()

@@ -1,0 +1,252 @@
+"""The message log on a real redis-server: recording, filters, paging, retention, error list."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+
+from broker.errors import StoreError
+from broker.hl7.client import split_messages, summarize_ack
+from broker.hl7.intake import ErrorInfo, Intake, MessageQuery, MessageRecorder, Outcome
+from broker.hl7.msglog import MessageLog, ack_code_of
+from broker.hl7.routing import HL7Router, RouterConfig
+from broker.mapping.registry import MappingRegistry
+from broker.worklist.keys import KeySchema
+from broker.worklist.store import WorklistStore
+from tests.broker_runner import DATA, MAPPINGS
+
+ACK_AA = b"MSH|^~\\&|MWL_BROKER||RIS|RAD|20260101||ACK^O01^ACK|1|P|2.5.1\rMSA|AA|C1\r"
+ACK_AE = (
+    b"MSH|^~\\&|MWL_BROKER||RIS|RAD|20260101||ACK^O01^ACK|2|P|2.5.1\rMSA|AE|C2|PID-3 missing\r"
+    b"ERR||PID^1^3|101^Required field missing^HL70357|E||||PID-3 missing\r"
+)
+RAW = b"MSH|^~\\&|RIS|RAD|MWL|HOSP|20260101||ORM^O01|C1|P|2.5.1\rPID|||P1||Doe^Jane\r"
+
+
+def intake(
+    control_id: str = "C1",
+    *,
+    outcome: Outcome = Outcome.ACCEPTED,
+    message_type: str = "ORM^O01",
+    app: str = "RIS",
+    received_at: float | None = None,
+) -> Intake:
+    error = None
+    ack = ACK_AA
+    if outcome.listed_as_error:
+        error = ErrorInfo("AE", "101", "PID-3", "PID-3 missing")
+        ack = ACK_AE
+    return Intake(
+        raw=RAW,
+        peer="127.0.0.1:5000",
+        received_at=time.time() if received_at is None else received_at,
+        ack=ack,
+        outcome=outcome,
+        sending_application=app,
+        sending_facility="RAD",
+        message_type=message_type,
+        control_id=control_id,
+        version="2.5.1",
+        charset="utf-8",
+        error=error,
+        mapping_name="orders",
+        mapping_version="1",
+        order_keys=("PLACER:1^RIS",),
+        entry_ids=("e1", "e2"),
+        created=2,
+    )
+
+
+def test_record_and_read_back_everything(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client)
+    message_id = mlog.record(intake())
+    record = mlog.get(message_id)
+    assert record is not None
+    s = record.summary
+    assert (s.id, s.outcome, s.ack_code, s.message_type, s.control_id) == (
+        message_id, Outcome.ACCEPTED, "AA", "ORM^O01", "C1",
+    )  # fmt: skip
+    assert (s.sending_application, s.sending_facility, s.peer) == ("RIS", "RAD", "127.0.0.1:5000")
+    assert record.raw == RAW and record.ack == ACK_AA
+    assert record.mapping_name == "orders" and record.entry_ids == ("e1", "e2")
+    assert record.order_keys == ("PLACER:1^RIS",) and s.created == 2
+    assert not s.on_error_list and s.error is None
+    ttl = redis_client.ttl(KeySchema().message(message_id))
+    assert 29 * 86400 < ttl <= 30 * 86400
+    assert mlog.get("999999") is None
+
+
+def test_ack_code_is_read_from_the_ack_sent() -> None:
+    assert ack_code_of(ACK_AE, None) == "AE"
+    assert ack_code_of(b"garbage", ErrorInfo("AR", "207", "", "x")) == "AR"
+
+
+def test_filters_and_paging_newest_first(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client)
+    ids = [mlog.record(intake(f"C{n}", app="RIS" if n % 2 else "HIS")) for n in range(10)]
+    adt = mlog.record(intake("A1", message_type="ADT^A08"))
+    bad = mlog.record(intake("C3", outcome=Outcome.ERROR))
+    page = mlog.find(MessageQuery(limit=5))
+    assert [r.id for r in page.items] == [bad, adt, *reversed(ids[-3:])]
+    assert page.next_before == int(ids[-3])
+    rest = mlog.find(MessageQuery(limit=50, before_id=page.next_before))
+    assert [r.id for r in rest.items] == list(reversed(ids[:7])) and rest.next_before is None
+    assert [r.id for r in mlog.find(MessageQuery(message_type="ADT^A08")).items] == [adt]
+    assert [r.id for r in mlog.find(MessageQuery(control_id="C3")).items] == [bad, ids[3]]
+    assert [r.id for r in mlog.find(MessageQuery(control_id="C")).items] == []
+    his = mlog.find(MessageQuery(sending_application="HIS", message_type="ORM^O01"))
+    assert [r.id for r in his.items] == [ids[n] for n in (8, 6, 4, 2, 0)]
+    errors = mlog.find(MessageQuery(errors_only=True))
+    assert [(r.id, r.on_error_list) for r in errors.items] == [(bad, True)]
+    assert [r.id for r in mlog.find(MessageQuery(outcome=Outcome.ERROR)).items] == [bad]
+
+
+def test_time_filters(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client)
+    now = time.time()
+    old = mlog.record(intake("OLD", received_at=now - 3600))
+    new = mlog.record(intake("NEW", received_at=now))
+    assert [r.id for r in mlog.find(MessageQuery(since=now - 60)).items] == [new]
+    assert [r.id for r in mlog.find(MessageQuery(until=now - 1800)).items] == [old]
+
+
+def test_count_retention_trims_oldest_and_their_indexes(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client, max_messages=3)
+    ids = [mlog.record(intake(f"C{n}")) for n in range(5)]
+    assert mlog.count() == 3
+    assert mlog.get(ids[0]) is None and mlog.get(ids[1]) is None
+    assert [r.id for r in mlog.find(MessageQuery(limit=10)).items] == list(reversed(ids[2:]))
+    k = KeySchema()
+    assert redis_client.zcard(k.messages_by_type("ORM^O01")) == 3
+    assert redis_client.zcard(k.messages_by_control_id()) == 3
+    assert redis_client.hlen(k.message_refs()) == 3
+
+
+def test_age_retention_trims_on_write(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client, retention_days=1 / 86400)  # one second
+    first = mlog.record(intake("C1"))
+    kept_error = mlog.record(intake("C2", outcome=Outcome.ERROR))
+    deadline = time.monotonic() + 5
+    while redis_client.zscore(KeySchema().message_times(), first) is not None:
+        mlog.record(intake("later"))
+        assert time.monotonic() < deadline, "old messages were not trimmed"
+        time.sleep(0.1)  # let the one-second retention pass between writes
+    assert mlog.get(first) is None
+    # an error stays readable on the error list after the log dropped it
+    still = mlog.get(kept_error)
+    assert still is not None and still.summary.on_error_list
+    assert mlog.count(errors_only=True) == 1
+    assert mlog.dismiss(kept_error)
+    assert mlog.get(kept_error) is None  # out of retention and off the list: gone
+
+
+def test_error_list_resolve_and_dismiss(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client)
+    a = mlog.record(intake("E1", outcome=Outcome.ERROR))
+    b = mlog.record(intake("E2", outcome=Outcome.INTERNAL_ERROR))
+    mlog.record(intake("S1", outcome=Outcome.STORE_FAILURE))
+    assert redis_client.ttl(KeySchema().message(a)) == -1  # kept while on the error list
+    assert mlog.count(errors_only=True) == 2
+    assert mlog.resolve(a, "reprocessed as 7, AA")
+    assert not mlog.resolve(a, "again")
+    assert mlog.dismiss(b) and not mlog.dismiss(b)
+    record = mlog.get(a)
+    assert record is not None and not record.summary.on_error_list
+    assert record.summary.resolution.startswith("reprocessed as 7, AA")
+    assert redis_client.ttl(KeySchema().message(a)) > 0
+    assert mlog.find(MessageQuery(errors_only=True)).items == ()
+
+
+def test_error_list_is_capped(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client, max_messages=2)
+    ids = [mlog.record(intake(f"E{n}", outcome=Outcome.ERROR)) for n in range(4)]
+    assert mlog.count(errors_only=True) == 2
+    assert mlog.get(ids[0]) is None
+    assert [r.id for r in mlog.find(MessageQuery(errors_only=True)).items] == [ids[3], ids[2]]
+
+
+# -- the router records every message --------------------------------------------
+
+
+def _router(redis_client: redis.Redis, recorder: MessageRecorder | None) -> HL7Router:
+    registry = MappingRegistry.load(MAPPINGS)
+    return HL7Router(
+        WorklistStore(redis_client), lambda: registry, RouterConfig(), recorder=recorder
+    )
+
+
+def _message(path: Path) -> bytes:
+    return split_messages(path.read_bytes())[0]
+
+
+def test_router_records_accepted_error_duplicate_and_undecodable(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client)
+    router = _router(redis_client, mlog)
+    nw = _message(DATA / "orm_o01_nw_latin1.hl7")
+    assert summarize_ack(router.handle(nw, "10.0.0.1:1")).code == "AA"
+    assert (
+        summarize_ack(router.handle(_message(DATA / "orm_o01_missing_pid3.hl7"), "p")).code == "AE"
+    )
+    assert summarize_ack(router.handle(nw, "10.0.0.1:2")).code == "AA"
+    router.handle(b"MSH|^~\\&|RIS|RAD|||||ORM^O01\rPID|x\r", "p")  # no MSH-10: AR
+    rows = mlog.find(MessageQuery()).items
+    assert [r.outcome for r in rows] == [
+        Outcome.ERROR, Outcome.DUPLICATE, Outcome.ERROR, Outcome.ACCEPTED,
+    ]  # fmt: skip
+    undecodable, duplicate, missing_pid, accepted = rows
+    assert (undecodable.ack_code, undecodable.message_type) == ("AR", "ORM^O01")
+    assert duplicate.control_id == "ORM-1001" and duplicate.created == 0
+    assert missing_pid.error is not None and missing_pid.error.location == "PID-3"
+    assert missing_pid.on_error_list and undecodable.on_error_list
+    record = mlog.get(accepted.id)
+    assert record is not None and record.raw == nw
+    assert (accepted.sending_application, accepted.sending_facility) == ("RIS", "RADIOLOGY")
+    assert record.mapping_name == "orders" and record.mapping_version
+    assert record.charset == "iso8859-1" or record.charset.startswith("iso8859")
+    store = WorklistStore(redis_client)
+    (order_key,) = record.order_keys
+    assert list(record.entry_ids) == store.order_entry_ids(order_key)
+    assert accepted.created == 1
+    assert record.ack == redis_client.hget(KeySchema().message(duplicate.id), "ack")
+
+
+class _Broken:
+    def record(self, intake: Intake) -> str:
+        raise StoreError("message log unavailable: connection refused")
+
+
+def test_router_still_answers_when_the_log_fails(
+    redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    router = _router(redis_client, _Broken())
+    ack = router.handle(_message(DATA / "orm_o01_nw_latin1.hl7"), "10.0.0.1:1")
+    assert summarize_ack(ack).code == "AA"
+    assert WorklistStore(redis_client).count() == 1
+    assert "not recorded in the message log" in caplog.text
+    assert "PAT-1001" not in caplog.text and "Müller" not in caplog.text
+
+
+def test_transport_rejects_are_recorded_but_not_listed_as_errors(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client)
+    router = _router(redis_client, mlog)
+    prefix = b"MSH|^~\\&|RIS|RAD|MWL|HOSP|20260101||ORM^O01|BIG1|P|2.5.1\rPID|||"
+    assert summarize_ack(router.reject(prefix, "frame too large")).code == "AR"
+    (row,) = mlog.find(MessageQuery()).items
+    assert (row.outcome, row.control_id, row.peer) == (Outcome.REJECTED, "BIG1", "(transport)")
+    assert row.error is not None and row.error.text == "frame too large"
+    assert not row.on_error_list and mlog.count(errors_only=True) == 0
+
+
+def test_a_failed_reprocess_does_not_list_the_message_twice(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client)
+    original = mlog.record(intake("E1", outcome=Outcome.ERROR))
+    retry = mlog.record(replace(intake("E1", outcome=Outcome.ERROR), reprocess_of=original))
+    assert [r.id for r in mlog.find(MessageQuery(errors_only=True)).items] == [original]
+    record = mlog.get(retry)
+    assert record is not None and record.summary.peer == f"reprocess of message {original}"
+    assert record.summary.resolution == f"failed reprocess of message {original}"
+    assert redis_client.ttl(KeySchema().message(retry)) > 0
