@@ -18,6 +18,7 @@ import redis
 from broker.dicom.find import WorklistFindService
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.errors import ConfigError
+from broker.hl7.msglog import MessageLog
 from broker.hl7.routing import HL7Router, RouterConfig
 from broker.hl7.server import MLLPServer
 from broker.mapping.registry import MappingRegistry
@@ -26,7 +27,7 @@ from broker.settings import Settings
 from broker.worklist.keys import KeySchema
 from broker.worklist.store import WorklistStore
 
-__all__ = ["Broker", "Endpoints"]
+__all__ = ["Broker", "Endpoints", "build_message_log", "build_store", "router_config"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,39 @@ class Endpoints:
     redis: str
 
 
+def build_store(s: Settings, client: redis.Redis) -> WorklistStore:
+    """The worklist store on ``client``, as configured."""
+    return WorklistStore(
+        client,
+        keys=KeySchema(s.redis_key_prefix),
+        dedup_ttl_seconds=s.dedup_window_seconds,
+        wait_replicas=s.redis_wait_replicas,
+    )
+
+
+def build_message_log(s: Settings, client: redis.Redis) -> MessageLog:
+    """The message log on ``client``, with the configured retention."""
+    return MessageLog(
+        client,
+        keys=KeySchema(s.redis_key_prefix),
+        max_messages=s.message_log_max,
+        retention_days=s.message_log_days,
+    )
+
+
+def router_config(s: Settings) -> RouterConfig:
+    """The router's settings, as ``serve`` and ``messages reprocess`` both use them."""
+    return RouterConfig(
+        default_charset=s.hl7_default_charset,
+        sender_charsets=s.hl7_sender_charsets,
+        application=s.hl7_application,
+        facility=s.hl7_facility,
+        processing_ids=frozenset(s.hl7_processing_ids),
+        versions=frozenset(s.hl7_versions),
+        accepted_senders=frozenset(s.hl7_accepted_senders),
+    )
+
+
 class Broker:
     """One broker process: owns every component and their order of start and stop."""
 
@@ -53,6 +87,7 @@ class Broker:
         self._dicom: DicomServer | None = None
         self._mllp: MLLPServer | None = None
         self.store: WorklistStore | None = None
+        self.messages: MessageLog | None = None
         self.endpoints: Endpoints | None = None
 
     def __repr__(self) -> str:
@@ -71,17 +106,13 @@ class Broker:
         configure_pynetdicom_logging()
         registry = MappingRegistry.load(s.mappings_dir)
         client, redis_label = await asyncio.to_thread(self._open_redis)
-        self.store = store = WorklistStore(
-            client,
-            keys=KeySchema(s.redis_key_prefix),
-            dedup_ttl_seconds=s.dedup_window_seconds,
-            wait_replicas=s.redis_wait_replicas,
-        )
+        self.store = store = build_store(s, client)
         find = WorklistFindService(
             store,
             max_answers=s.dicom_max_answers,
             character_set=s.dicom_character_set,
             pn_case_insensitive=s.dicom_pn_case_insensitive,
+            hidden_statuses=frozenset(s.dicom_hidden_statuses),
         )
         self._dicom = DicomServer(
             ae_title=s.ae_title,
@@ -92,18 +123,8 @@ class Broker:
             max_associations=s.dicom_max_associations,
         )
         self._dicom.start()
-        router = HL7Router(
-            store,
-            lambda: registry,
-            RouterConfig(
-                default_charset=s.hl7_default_charset,
-                application=s.hl7_application,
-                facility=s.hl7_facility,
-                processing_ids=frozenset(s.hl7_processing_ids),
-                versions=frozenset(s.hl7_versions),
-                accepted_senders=frozenset(s.hl7_accepted_senders),
-            ),
-        )
+        self.messages = messages = build_message_log(s, client)
+        router = HL7Router(store, lambda: registry, router_config(s), recorder=messages)
 
         async def handle(raw: bytes, peer: str) -> bytes:
             return await asyncio.to_thread(router.handle, raw, peer)

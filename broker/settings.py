@@ -13,11 +13,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydicom.charset import python_encoding
 
 from broker.errors import ConfigError
+from broker.hl7.charsets import parse_sender_charsets
 from broker.hl7.message import charset_codec
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
@@ -37,6 +39,10 @@ class Settings:
     hl7_idle_timeout: float = 300.0
     hl7_max_connections: int = 64
     hl7_default_charset: str = "UNICODE UTF-8"
+    # "APP" or "APP^FACILITY" -> charset used when that sender's MSH-18 is empty
+    hl7_sender_charsets: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
     hl7_accepted_senders: tuple[str, ...] = ()  # "APP" or "APP^FACILITY"; empty: anyone
     hl7_processing_ids: tuple[str, ...] = ("P",)
     hl7_versions: tuple[str, ...] = (
@@ -46,12 +52,15 @@ class Settings:
     hl7_application: str = "MWL_BROKER"
     hl7_facility: str = ""
     dedup_window_seconds: int = 7 * 24 * 3600
+    message_log_max: int = 100_000
+    message_log_days: float = 30.0
     dicom_host: str = "0.0.0.0"  # noqa: S104
     dicom_port: int = 11112
     ae_title: str = "MWL_BROKER"
     dicom_max_answers: int = 5000
     dicom_character_set: str = "ISO_IR 192"
     dicom_pn_case_insensitive: bool = True
+    dicom_hidden_statuses: tuple[str, ...] = ("COMPLETED", "CANCELED", "DISCONTINUED")
     dicom_max_associations: int = 32
     dicom_network_timeout: float = 60.0
     admin_host: str = "127.0.0.1"
@@ -84,8 +93,14 @@ class Settings:
             "dicom_max_answers",
             "dicom_max_associations",
             "dedup_window_seconds",
+            "message_log_max",
         ):
             _check(name, getattr(self, name) > 0, "must be greater than 0")
+        _check(
+            "message_log_days",
+            0 < self.message_log_days <= 3650,
+            "must be a number of days greater than 0 and at most 3650",
+        )
         for name in ("hl7_idle_timeout", "dicom_network_timeout", "redis_timeout", "drain_timeout"):
             _check(name, getattr(self, name) > 0, "must be a number of seconds greater than 0")
         _check("redis_wait_replicas", self.redis_wait_replicas >= 0, "must be 0 or more")
@@ -111,6 +126,12 @@ class Settings:
             charset_codec(self.hl7_default_charset) is not None,
             "must be an HL7 table 0211 name such as UNICODE UTF-8, 8859/1 or ASCII",
         )
+        for sender, charset in self.hl7_sender_charsets.items():
+            _check(
+                "hl7_sender_charsets",
+                charset_codec(charset) is not None,
+                f"{sender}: {charset!r} is not an HL7 table 0211 name such as 8859/1",
+            )
         if self.redis_url is not None:
             _check(
                 "redis_url",
@@ -150,6 +171,8 @@ def _coerce(name: str, raw: Any, target: Any) -> Any:
         if target == "tuple[str, ...]":
             items = raw if isinstance(raw, list | tuple) else text.split(",")
             return tuple(str(item).strip() for item in items if str(item).strip())
+        if target == "Mapping[str, str]":
+            return MappingProxyType(parse_sender_charsets(raw))
         if target == "str | None":
             return text or None
         return text

@@ -125,6 +125,24 @@ def decode_identifier(event: FindEvent) -> Dataset:
     return identifier
 
 
+# Steps that are over are not offered to scanners unless a query asks for them
+# by Scheduled Procedure Step Status (0040,0020) (IHE RAD TF-2 RAD-5).
+DEFAULT_HIDDEN_STATUSES = frozenset({"COMPLETED", "CANCELED", "DISCONTINUED"})
+
+
+def _status(entry: Dataset) -> str:
+    """The entry's Scheduled Procedure Step Status, or empty."""
+    seq = entry.get("ScheduledProcedureStepSequence")
+    item = seq[0] if seq else None
+    return str(item.get("ScheduledProcedureStepStatus", "")) if item is not None else ""
+
+
+def _asks_for_status(query: Dataset) -> bool:
+    """Whether the query matches on SPS Status (a non-empty, non-``*`` value)."""
+    value = _status(query).strip()
+    return bool(value) and value != "*"
+
+
 class WorklistFindService:
     """Answers Modality Worklist C-FIND requests from an entry source (PS3.4 K.4.1)."""
 
@@ -135,6 +153,7 @@ class WorklistFindService:
         max_answers: int,
         character_set: str = "ISO_IR 192",
         pn_case_insensitive: bool = True,
+        hidden_statuses: frozenset[str] = DEFAULT_HIDDEN_STATUSES,
     ) -> None:
         if max_answers < 1:
             raise ValueError("max_answers must be at least 1")
@@ -143,6 +162,7 @@ class WorklistFindService:
         self._max_answers = max_answers
         self._character_set = character_set
         self._pn_case_insensitive = pn_case_insensitive
+        self._hidden = hidden_statuses
 
     def __repr__(self) -> str:
         return (
@@ -183,11 +203,14 @@ class WorklistFindService:
         answered = 0
         try:
             query = decode_identifier(event)
+            hidden = frozenset() if _asks_for_status(query) else self._hidden
             for entry in self._source.candidates(criteria_from_query(query)):
                 if event.is_cancelled:
                     yield int(Status.CANCEL), None
                     return
                 if not matches(query, entry, pn_case_insensitive=self._pn_case_insensitive):
+                    continue
+                if hidden and _status(entry) in hidden:
                     continue
                 if answered >= self._max_answers:
                     log.warning(

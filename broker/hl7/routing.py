@@ -16,17 +16,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from broker.errors import HL7Error, StoreError
 from broker.hl7.ack import AckContext, build_ack
 from broker.hl7.codes import AckCode, ErrorCode
+from broker.hl7.intake import IntakeNotes, MessageRecorder, Outcome, intake_from
 from broker.hl7.message import ParsedMessage, decode, peek_header
 from broker.hl7.validate import HeaderPolicy, check_header
 from broker.mapping.engine import map_message
+from broker.mapping.patient import map_patient_message
+from broker.mapping.patient_spec import PatientSpec
 from broker.mapping.registry import MappingRegistry
 from broker.worklist.model import DedupKey, DedupRecord
+from broker.worklist.patients import PatientStore
 from broker.worklist.store import WorklistStore
 
 __all__ = ["HL7Router", "RouterConfig"]
@@ -41,6 +45,7 @@ class RouterConfig:
     """The settings the router needs."""
 
     default_charset: str = "UNICODE UTF-8"
+    sender_charsets: Mapping[str, str] = field(default_factory=dict)  # "APP[^FAC]" -> charset
     application: str = "MWL_BROKER"
     facility: str = ""
     processing_ids: frozenset[str] = frozenset({"P"})
@@ -77,9 +82,12 @@ def _msh18(msg: ParsedMessage) -> str:
 def context_from_raw(raw: bytes) -> AckContext:
     """Best-effort ACK context for a message that could not be decoded."""
     header = peek_header(raw) or {}
+    field_sep, encoding = _usable_delimiters(
+        header.get("field_separator", ""), header.get("encoding_characters", "")
+    )
     return AckContext(
-        field_separator=header.get("field_separator", "|") or "|",
-        encoding_characters=header.get("encoding_characters", "^~\\&") or "^~\\&",
+        field_separator=field_sep,
+        encoding_characters=encoding,
         sending_application=header.get("sending_application", ""),
         sending_facility=header.get("sending_facility", ""),
         receiving_application=header.get("receiving_application", ""),
@@ -92,6 +100,24 @@ def context_from_raw(raw: bytes) -> AckContext:
     )
 
 
+def _usable_delimiters(field_sep: str, encoding: str) -> tuple[str, str]:
+    """The sender's delimiters if a reader can use them, else the standard ``|^~\\&``.
+
+    HL7 v2.5.1 §2.5.4: MSH-1 is one character and MSH-2 four distinct ones
+    (three in old versions), none alphanumeric and none equal to MSH-1. A NAK
+    written with broken delimiters could not be read by its receiver.
+    """
+    chars = field_sep + encoding
+    if (
+        len(field_sep) == 1
+        and len(encoding) in (3, 4)
+        and len(set(chars)) == len(chars)
+        and not any(c.isalnum() or c.isspace() for c in chars)
+    ):
+        return field_sep, encoding
+    return "|", "^~\\&"
+
+
 class HL7Router:
     """Turns one message into one ACK; synchronous (run it off the event loop)."""
 
@@ -100,10 +126,13 @@ class HL7Router:
         store: WorklistStore,
         registry: Callable[[], MappingRegistry],
         config: RouterConfig,
+        recorder: MessageRecorder | None = None,
     ) -> None:
         self._store = store
+        self._patients = PatientStore(store)
         self._registry = registry
         self._config = config
+        self._recorder = recorder
 
     def _ack(self, ctx: AckContext, code: AckCode, error: HL7Error | None = None) -> bytes:
         return build_ack(
@@ -117,13 +146,17 @@ class HL7Router:
     def reject(self, raw: bytes, reason: str) -> bytes:
         """A NAK for a message the transport could not hand over whole (AR 207)."""
         error = HL7Error(AckCode.REJECT, ErrorCode.APPLICATION_INTERNAL_ERROR, None, reason)
-        return self._ack(context_from_raw(raw), AckCode.REJECT, error)
+        ack = self._ack(context_from_raw(raw), AckCode.REJECT, error)
+        notes = IntakeNotes()
+        notes.failed(error, Outcome.REJECTED)
+        self._record(raw, "(transport)", time.time(), None, ack, notes)
+        return ack
 
     def handle(self, raw: bytes, peer: str) -> bytes:
         """Process one message and return the ACK to send."""
-        started = time.perf_counter()
+        started, received, notes = time.perf_counter(), time.time(), IntakeNotes()
         try:
-            msg = decode(raw, self._config.default_charset)
+            msg = decode(raw, self._config.default_charset, self._config.sender_charsets)
         except HL7Error as e:
             log.info(
                 "[%s] undecodable message answered %s %s at %s",
@@ -132,11 +165,15 @@ class HL7Router:
                 e.err_code.value,
                 e.location,
             )
-            return self._ack(context_from_raw(raw), e.ack_code, e)
+            notes.failed(e)
+            ack = self._ack(context_from_raw(raw), e.ack_code, e)
+            self._record(raw, peer, received, None, ack, notes)
+            return ack
         ctx = context_from_message(msg)
         try:
-            ack, summary = self._process(msg, ctx, raw)
+            ack, summary = self._process(msg, ctx, raw, notes)
         except HL7Error as e:
+            notes.failed(e)
             ack, summary = (
                 self._ack(ctx, e.ack_code, e),
                 f"{e.ack_code.value} {e.err_code.value} {e.location or ''}",
@@ -149,6 +186,7 @@ class HL7Router:
                 None,
                 "worklist store unavailable; nothing was stored, please resend later",
             )
+            notes.failed(error, Outcome.STORE_FAILURE)
             ack, summary = self._ack(ctx, AckCode.REJECT, error), "AR 207 store unavailable"
         except Exception:
             log.exception("[%s] msg %s: internal error", peer, msg.control_id)
@@ -158,6 +196,7 @@ class HL7Router:
                 None,
                 "internal error in the broker; nothing was stored",
             )
+            notes.failed(error, Outcome.INTERNAL_ERROR)
             ack, summary = self._ack(ctx, AckCode.ERROR, error), "AE 207 internal error"
         log.info(
             "[%s] msg %s %s: %s (%.1f ms)",
@@ -167,9 +206,30 @@ class HL7Router:
             summary,
             (time.perf_counter() - started) * 1000,
         )
+        self._record(raw, peer, received, msg, ack, notes)
         return ack
 
-    def _process(self, msg: ParsedMessage, ctx: AckContext, raw: bytes) -> tuple[bytes, str]:
+    def _record(
+        self,
+        raw: bytes,
+        peer: str,
+        received: float,
+        msg: ParsedMessage | None,
+        ack: bytes,
+        notes: IntakeNotes,
+    ) -> None:
+        """Hand the message to the message log; a log failure never changes the ACK."""
+        if self._recorder is None:
+            return
+        try:
+            self._recorder.record(intake_from(raw, peer, received, msg, ack, notes))
+        except Exception as e:  # the ACK is decided; the log is a record, not a gate
+            control_id = msg.control_id if msg is not None else "?"
+            log.warning("[%s] msg %s: not recorded in the message log: %s", peer, control_id, e)
+
+    def _process(
+        self, msg: ParsedMessage, ctx: AckContext, raw: bytes, notes: IntakeNotes
+    ) -> tuple[bytes, str]:
         registry = self._registry()
         c = self._config
         policy = HeaderPolicy(
@@ -177,18 +237,48 @@ class HL7Router:
         )
         check_header(msg, policy)
         spec = registry.for_message(msg.message_type)
-        assert spec is not None  # check_header refused every type without a mapping
+        patient_spec = registry.for_patient_message(msg.message_type)
         key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)
         digest = hashlib.sha256(raw).hexdigest()
         previous = self._store.dedup_lookup(key)
         if previous is not None:
+            notes.duplicate = True
             return self._answer_duplicate(previous, digest, ctx)
+        if patient_spec is not None:
+            return self._process_patient(msg, ctx, patient_spec, (key, digest), notes)
+        assert spec is not None  # check_header refused every type without a mapping
         result = map_message(msg.message, spec, message_type=msg.message_type)
+        notes.mapped(result)
         ack = self._ack(ctx, AckCode.ACCEPT)
-        outcome = self._store.apply(result.changes, (key, DedupRecord(digest, ack)))
+        outcome = self._patients.apply_order(result.changes, (key, DedupRecord(digest, ack)))
+        notes.applied(outcome)
         if outcome.duplicate is not None:  # a resend raced the original
             return self._answer_duplicate(outcome.duplicate, digest, ctx)
-        return ack, f"AA, {outcome.created} entries written, {outcome.removed} removed"
+        summary = f"AA, {outcome.created} entries written, {outcome.removed} removed"
+        if outcome.skipped:
+            summary += f", {outcome.skipped} order(s) already over left unchanged"
+        return ack, summary
+
+    def _process_patient(
+        self,
+        msg: ParsedMessage,
+        ctx: AckContext,
+        spec: PatientSpec,
+        identity: tuple[DedupKey, str],
+        notes: IntakeNotes,
+    ) -> tuple[bytes, str]:
+        """An ADT message (IHE RAD-1/RAD-12): same dedup, ACK and error rules as orders."""
+        key, digest = identity
+        result = map_patient_message(msg.message, spec, message_type=msg.message_type)
+        notes.mapping_name, notes.mapping_version = result.mapping_name, result.mapping_version
+        ack = self._ack(ctx, AckCode.ACCEPT)
+        outcome = self._patients.apply(result, (key, DedupRecord(digest, ack)))
+        if outcome.duplicate is not None:  # a resend raced the original
+            notes.duplicate = True
+            return self._answer_duplicate(outcome.duplicate, digest, ctx)
+        return ack, (
+            f"AA, {result.action.value}: {outcome.updated} entries updated, {outcome.moved} moved"
+        )
 
     def _answer_duplicate(
         self, previous: DedupRecord, digest: str, ctx: AckContext

@@ -17,8 +17,8 @@ first in the message (so PID and PV1 come from the patient part).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import hl7
 from pydicom import config as dicom_config
@@ -32,6 +32,8 @@ from broker.mapping.paths import HL7Path, Value, parse_path, read, scalar
 from broker.mapping.spec import (
     SPS_SEQUENCE,
     ControlAction,
+    ControlRow,
+    LookupTable,
     MappingSpec,
     Rule,
     SequenceRule,
@@ -40,9 +42,10 @@ from broker.mapping.spec import (
 from broker.mapping.transforms import TRANSFORMS, TransformError, uid_from_seed
 from broker.worklist.model import MappingResult, OrderAction, OrderChange
 
-__all__ = ["map_message"]
+__all__ = ["RuleTables", "evaluate_rules", "map_message", "segment_id"]
 
 _ORC_1 = parse_path("ORC-1")
+_ORC_5 = parse_path("ORC-5")
 _SPS_STATUS_TAG = 0x00400020  # Scheduled Procedure Step Status, CS (PS3.3 C.4.10)
 _SCHEDULED = "SCHEDULED"
 # PS3.5 Table 6.2-1 maximum lengths in characters (PN: per component group).
@@ -88,6 +91,30 @@ def map_message(message: hl7.Message, spec: MappingSpec, *, message_type: str) -
         else:
             changes.append(change)
     return MappingResult(tuple(changes), spec.name, spec.version)
+
+
+class RuleTables(Protocol):
+    """What evaluating rules needs of a mapping (order or patient): its lookup tables."""
+
+    @property
+    def tables(self) -> Mapping[str, LookupTable]: ...
+
+
+def evaluate_rules(
+    spec: RuleTables, rules: tuple[Rule, ...], message: Sequence[Any], group: Sequence[Any]
+) -> Dataset:
+    """Evaluate ``rules`` for one segment group of ``message`` (used by the patient mapping).
+
+    A path's segment is the first of its type in ``group``, else the first in
+    the message; values are transformed and checked as for orders.
+    """
+    dataset, _ = _build(spec, rules, _Context(_first_by_id(message), list(group), None))
+    return dataset
+
+
+def segment_id(segment: Sequence[Any]) -> str:
+    """The segment's name (``"PID"``)."""
+    return _segment_id(segment)
 
 
 def _segment_id(segment: Sequence[Any]) -> str:
@@ -141,25 +168,46 @@ def _map_group(
         raise MappingError(
             ErrorCode.REQUIRED_FIELD_MISSING, "ORC-1", "ORC-1 (order control) is empty"
         )
-    action = spec.order_control.get(code)
-    if action is None:
-        raise MappingError(
-            ErrorCode.TABLE_VALUE_NOT_FOUND,
-            "ORC-1",
-            f"order control {code!r} is not in the order_control table of mapping {spec.name!r}",
-        )
+    row = _control_row(spec, code, scalar(next(iter(read(group[0], _ORC_5)), ())).strip())
+    action = row.action
     if action is ControlAction.IGNORE:
         return None
     key = _order_key(spec, context)
     if action is ControlAction.CANCEL:
         return OrderChange(key, OrderAction.CANCEL)
+    if action is ControlAction.STATUS:
+        return OrderChange(key, OrderAction.SET_STATUS, status=row.status)
     entry_type, entry_segments = _entry_segments(group, entry_types)
     entries = []
     for segment in entry_segments:
         entry_context = _Context(message_first, group, (entry_type, segment))
         entry_context.order_key = key
-        entries.append(_entry(spec, entry_context))
-    return OrderChange(key, OrderAction.SCHEDULE, tuple(entries))
+        entries.append(_entry(spec, entry_context, row.status))
+    return OrderChange(key, OrderAction.SCHEDULE, tuple(entries), status=row.status)
+
+
+def _control_row(spec: MappingSpec, orc1: str, orc5: str) -> ControlRow:
+    """The order-control row for ORC-1 and ORC-5 (HL7 tables 0119 and 0038).
+
+    An exact ``ORC-1/ORC-5`` row wins, then ``ORC-1`` alone (any ORC-5). A
+    combination the table does not list is refused, never guessed.
+    """
+    table = spec.order_control
+    row = table.get(f"{orc1}/{orc5}") or table.get(orc1)
+    if row is not None:
+        return row
+    if any(k.startswith(f"{orc1}/") for k in table):
+        raise MappingError(
+            ErrorCode.TABLE_VALUE_NOT_FOUND,
+            "ORC-5",
+            f"order control {orc1} with order status {orc5 or '(empty)'} (ORC-1/ORC-5) "
+            f"is not in the order_control table of mapping {spec.name!r}",
+        )
+    raise MappingError(
+        ErrorCode.TABLE_VALUE_NOT_FOUND,
+        "ORC-1",
+        f"order control {orc1!r} is not in the order_control table of mapping {spec.name!r}",
+    )
 
 
 def _entry_segments(group: list[Any], entry_types: tuple[str, ...]) -> tuple[str, list[Any]]:
@@ -200,12 +248,14 @@ def _order_key(spec: MappingSpec, context: _Context) -> str:
     )
 
 
-def _entry(spec: MappingSpec, context: _Context) -> Dataset:
+def _entry(spec: MappingSpec, context: _Context, status: str) -> Dataset:
     dataset, _ = _build(spec, spec.rules, context)
+    # The order-control table is the authority for the step's status (PS3.3 C.4.10).
+    dataset[SPS_SEQUENCE].value[0].add_new(_SPS_STATUS_TAG, "CS", status)
     return dataset
 
 
-def _build(spec: MappingSpec, rules: tuple[Rule, ...], context: _Context) -> tuple[Dataset, bool]:
+def _build(spec: RuleTables, rules: tuple[Rule, ...], context: _Context) -> tuple[Dataset, bool]:
     """Build a dataset from ``rules``; the flag says whether any value is non-empty."""
     dataset = Dataset()
     filled = False
@@ -229,7 +279,7 @@ def _build(spec: MappingSpec, rules: tuple[Rule, ...], context: _Context) -> tup
     return dataset, filled
 
 
-def _values(spec: MappingSpec, rule: ValueRule, context: _Context) -> list[str]:
+def _values(spec: RuleTables, rule: ValueRule, context: _Context) -> list[str]:
     """Evaluate a rule (and its fallbacks), check ``required`` and DICOM conformance."""
     current: ValueRule | None = rule
     values: list[str] = []
@@ -246,9 +296,7 @@ def _values(spec: MappingSpec, rule: ValueRule, context: _Context) -> list[str]:
     return values
 
 
-def _evaluate(
-    spec: MappingSpec, rule: ValueRule, context: _Context
-) -> tuple[list[str], str | None]:
+def _evaluate(spec: RuleTables, rule: ValueRule, context: _Context) -> tuple[list[str], str | None]:
     """Raw values of one rule: first non-empty path (or constant, or generated), transformed."""
     location: str | None = None
     raw: list[Value] = []
@@ -277,7 +325,7 @@ def _first_scalar(paths: tuple[HL7Path, ...], context: _Context) -> str:
     return ""
 
 
-def _transform(spec: MappingSpec, rule: ValueRule, value: Value, location: str | None) -> str:
+def _transform(spec: RuleTables, rule: ValueRule, value: Value, location: str | None) -> str:
     where = location or rule.name
     text = scalar(value)
     try:

@@ -2,7 +2,9 @@
 
 File-based for now: every ``*.yaml`` file of one directory. A message type
 may be claimed by one file only, so which mapping applies is never a matter
-of file order.
+of file order. Two kinds of file live side by side: order mappings
+(``MappingSpec``, the default) and patient mappings (``kind: patient``,
+``PatientSpec``, for ADT events).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from broker.errors import ConfigError
-from broker.mapping.spec import MappingSpec, load_mapping
+from broker.mapping.patient_spec import PatientSpec, load_any_mapping
+from broker.mapping.spec import MappingSpec
 
 __all__ = ["MappingRegistry"]
 
@@ -21,9 +24,11 @@ __all__ = ["MappingRegistry"]
 class MappingRegistry:
     """Mappings by message type, with a ``version`` that changes when any file changes."""
 
-    def __init__(self, specs: Iterable[MappingSpec], *, source: str = "mappings") -> None:
+    def __init__(
+        self, specs: Iterable[MappingSpec | PatientSpec], *, source: str = "mappings"
+    ) -> None:
         self._specs = tuple(specs)
-        by_type: dict[str, MappingSpec] = {}
+        by_type: dict[str, MappingSpec | PatientSpec] = {}
         for spec in self._specs:
             for message_type in sorted(spec.message_types):
                 other = by_type.get(message_type)
@@ -45,7 +50,7 @@ class MappingRegistry:
         if not directory.is_dir():
             raise ConfigError(str(directory), "the mappings directory does not exist")
         files = sorted(directory.glob("*.yaml"))
-        return cls((load_mapping(f) for f in files), source=str(directory))
+        return cls((load_any_mapping(f) for f in files), source=str(directory))
 
     @property
     def version(self) -> str:
@@ -53,13 +58,19 @@ class MappingRegistry:
         return self._version
 
     @property
-    def specs(self) -> tuple[MappingSpec, ...]:
+    def specs(self) -> tuple[MappingSpec | PatientSpec, ...]:
         """Every loaded mapping."""
         return self._specs
 
     def for_message(self, message_type: str) -> MappingSpec | None:
-        """The mapping for ``"ORM^O01"``-style ``message_type``, or None."""
-        return self._by_type.get(message_type)
+        """The order mapping for ``"ORM^O01"``-style ``message_type``, or None."""
+        spec = self._by_type.get(message_type)
+        return spec if isinstance(spec, MappingSpec) else None
+
+    def for_patient_message(self, message_type: str) -> PatientSpec | None:
+        """The patient mapping for an ``"ADT^A08"``-style ``message_type``, or None."""
+        spec = self._by_type.get(message_type)
+        return spec if isinstance(spec, PatientSpec) else None
 
     def supported_types(self) -> frozenset[str]:
         """Every message type some mapping handles."""

@@ -28,7 +28,9 @@ from broker.mapping.paths import HL7Path, PathSyntaxError, parse_path
 from broker.mapping.transforms import TRANSFORMS
 
 __all__ = [
+    "SPS_STATUSES",
     "ControlAction",
+    "ControlRow",
     "LookupTable",
     "MappingSpec",
     "OrderKeyPart",
@@ -37,6 +39,7 @@ __all__ = [
     "ValueRule",
     "load_mapping",
     "parse_mapping",
+    "read_mapping_file",
 ]
 
 SPS_SEQUENCE = "ScheduledProcedureStepSequence"  # (0040,0100), one item per entry (PS3.4 K.6.1)
@@ -74,6 +77,7 @@ _RULE_KEYS = (
     "fallback",
 )
 _TOP_KEYS = (
+    "kind",
     "name",
     "description",
     "message_types",
@@ -91,9 +95,33 @@ _GENERATORS = ("uid",)
 class ControlAction(StrEnum):
     """What an ORC-1 order control code (HL7 table 0119) does to the worklist."""
 
-    SCHEDULE = "schedule"
-    CANCEL = "cancel"
+    SCHEDULE = "schedule"  # map the group's entries, replacing the order's, with the row's status
+    CANCEL = "cancel"  # take the order's entries off the worklist
+    STATUS = "status"  # only set the status of the order's entries (no patient data needed)
     IGNORE = "ignore"  # the order group is acknowledged and changes nothing
+
+
+# Scheduled Procedure Step Status (0040,0020) defined terms, PS3.3 C.4.10.
+SPS_STATUSES = frozenset(
+    {
+        "SCHEDULED",
+        "ARRIVED",
+        "READY",
+        "STARTED",
+        "DEPARTED",
+        "CANCELED",
+        "DISCONTINUED",
+        "COMPLETED",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ControlRow:
+    """One row of the order-control table: ORC-1[/ORC-5] → action and SPS status."""
+
+    action: ControlAction
+    status: str = "SCHEDULED"
 
 
 @dataclass(frozen=True)
@@ -154,7 +182,7 @@ class MappingSpec:
     version: str
     source: str
     entry_per: Mapping[str, tuple[str, ...]]  # message type → entry segment ids, first present wins
-    order_control: Mapping[str, ControlAction]
+    order_control: Mapping[str, ControlRow]  # "NW/SC" exact, "NW/" empty ORC-5, "NW" any ORC-5
     order_key: tuple[OrderKeyPart, ...]
     tables: Mapping[str, LookupTable]
     rules: tuple[Rule, ...]
@@ -167,6 +195,12 @@ class MappingSpec:
 
 def load_mapping(path: Path) -> MappingSpec:
     """Read and validate one mapping file (``yaml.safe_load``: data only, no code)."""
+    data, version = read_mapping_file(path)
+    return parse_mapping(data, source=path.name, version=version, default_name=path.stem)
+
+
+def read_mapping_file(path: Path) -> tuple[object, str]:
+    """A mapping file's YAML data and its version (a short sha256 of its bytes)."""
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -180,8 +214,7 @@ def load_mapping(path: Path) -> MappingSpec:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(path.name, f"invalid YAML: {where}{problem}") from e
-    version = hashlib.sha256(raw).hexdigest()[:12]
-    return parse_mapping(data, source=path.name, version=version, default_name=path.stem)
+    return data, hashlib.sha256(raw).hexdigest()[:12]
 
 
 def parse_mapping(data: object, *, source: str, version: str, default_name: str) -> MappingSpec:
@@ -209,6 +242,8 @@ class _Parser:
         for key in top:
             if key not in _TOP_KEYS:
                 self.fail(key, f"unknown setting{_suggest(key, _TOP_KEYS)}")
+        if top.get("kind", "orders") != "orders":
+            self.fail("kind", "an order mapping has kind: orders (patient mappings: kind: patient)")
         for key in ("message_types", "order_control", "order_key", "attributes"):
             if key not in top:
                 self.fail(key, "missing: this section is required")
@@ -273,14 +308,27 @@ class _Parser:
             result[mtype] = tuple(segments)
         return result
 
-    def order_control(self, data: object) -> dict[str, ControlAction]:
+    def order_control(self, data: object) -> dict[str, ControlRow]:
+        """Rows ``ORC-1[/ORC-5]: action`` or ``{action:, status:}`` (HL7 tables 0119, 0038)."""
         actions = [a.value for a in ControlAction]
-        result: dict[str, ControlAction] = {}
+        result: dict[str, ControlRow] = {}
         for code, raw in self.dict_of("order_control", data).items():
-            action = self.text(f"order_control.{code}", raw)
+            rule = f"order_control.{code}"
+            if not re.fullmatch(r"[A-Z0-9]{2}(/[A-Z0-9]{0,2})?", str(code)):
+                self.fail(rule, "a row is ORC-1 (any ORC-5), ORC-1/ORC-5, or ORC-1/ (empty ORC-5)")
+            fields = raw if isinstance(raw, dict) else {"action": raw}
+            unknown = set(fields) - {"action", "status"}
+            if unknown:
+                self.fail(rule, f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+            action = self.text(rule, fields.get("action"))
             if action not in actions:
-                self.fail(f"order_control.{code}", f"{action!r} is not one of {', '.join(actions)}")
-            result[code] = ControlAction(action)
+                self.fail(rule, f"{action!r} is not one of {', '.join(actions)}")
+            status = self.text(rule, fields.get("status", "SCHEDULED"))
+            if status not in SPS_STATUSES:
+                self.fail(
+                    rule, f"status {status!r} is not one of {', '.join(sorted(SPS_STATUSES))}"
+                )
+            result[str(code)] = ControlRow(ControlAction(action), status)
         return result
 
     def order_key(self, data: object) -> tuple[OrderKeyPart, ...]:

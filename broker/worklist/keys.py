@@ -2,7 +2,10 @@
 
 Layout (``{p}`` is the configurable prefix, ``mwl`` by default):
 
-    {p}:entry:{id}            hash  ds (DICOM JSON), order, idx (JSON list of index refs)
+    {p}:entry:{id}            hash  ds (DICOM JSON), order, idx (JSON list of index refs),
+                                    status (current SPS status, overlaid on ds when read)
+    {p}:order-status          hash  order key -> its last SPS status (a cancel before
+                                    its NW leaves one here, so the late NW changes nothing)
     {p}:order:{order_key}     set   entry ids of one order
     {p}:idx:all               set   every entry id
     {p}:idx:aet:{AE}          set   entry ids by Scheduled Station AE Title
@@ -11,6 +14,30 @@ Layout (``{p}`` is the configurable prefix, ``mwl`` by default):
     {p}:idx:acc:{accession}   set   entry ids by Accession Number
     {p}:idx:date              zset  entry ids scored by SPS Start Date (YYYYMMDD)
     {p}:dedup:{app}|{fac}|{control id}   string  JSON {digest, ack} with a TTL
+
+Patients (``broker.worklist.patients``), written by ADT messages only:
+
+    {p}:patient:{id}          hash  ds (DICOM JSON: the patient-level attributes the ADT
+                                    messages carried, PatientID included); overlaid on every
+                                    entry of the patient, now and when an order arrives later
+    {p}:alias:{old id}        string  the surviving Patient ID after an A40 merge or A47
+                                    change of identifier; orders and ADTs with the old ID
+                                    are applied to the surviving one (no TTL)
+
+Message log (``broker.hl7.msglog``); ids come from one counter, and every
+index sorted set is scored by id so that listing pages by id, newest first:
+
+    {p}:msg:{id}              hash  raw, ack, header, outcome, error, mapping, entries;
+                                    TTL = retention, none while on the error list
+    {p}:msglog:seq            string  the id counter (INCR)
+    {p}:msglog:all            zset  every logged id
+    {p}:msglog:time           zset  every logged id scored by received time (ms): age trimming
+    {p}:msglog:errors         zset  the error list: ids waiting for reprocess or dismissal
+    {p}:msglog:refs           hash  id -> JSON of its index entries (outlives the TTL'd hash)
+    {p}:msglog:outcome:{o}    zset  ids by outcome (accepted, duplicate, error, ...)
+    {p}:msglog:type:{T^E}     zset  ids by message type
+    {p}:msglog:sender:{app}   zset  ids by sending application (MSH-3 as received)
+    {p}:msglog:cid            zset  score 0, members "{control id}\x1f{id}": lookup by MSH-10
 """
 
 from __future__ import annotations
@@ -42,6 +69,9 @@ class KeySchema:
     def order(self, order_key: str) -> str:
         return f"{self.prefix}:order:{_part(order_key)}"
 
+    def order_status(self) -> str:
+        return f"{self.prefix}:order-status"
+
     def all_entries(self) -> str:
         return f"{self.prefix}:idx:all"
 
@@ -57,9 +87,48 @@ class KeySchema:
     def by_accession(self, accession: str) -> str:
         return f"{self.prefix}:idx:acc:{_part(accession)}"
 
+    def patient(self, patient_id: str) -> str:
+        return f"{self.prefix}:patient:{_part(patient_id)}"
+
+    def patient_alias(self, patient_id: str) -> str:
+        return f"{self.prefix}:alias:{_part(patient_id)}"
+
     def by_date(self) -> str:
         return f"{self.prefix}:idx:date"
 
     def dedup(self, key: DedupKey) -> str:
         parts = (key.sending_application, key.sending_facility, key.control_id)
         return f"{self.prefix}:dedup:" + "|".join(_part(p) for p in parts)
+
+    def message(self, message_id: str) -> str:
+        return f"{self.prefix}:msg:{message_id}"
+
+    def message_prefix(self) -> str:
+        return f"{self.prefix}:msg:"
+
+    def message_seq(self) -> str:
+        return f"{self.prefix}:msglog:seq"
+
+    def message_log(self) -> str:
+        return f"{self.prefix}:msglog:all"
+
+    def message_times(self) -> str:
+        return f"{self.prefix}:msglog:time"
+
+    def message_errors(self) -> str:
+        return f"{self.prefix}:msglog:errors"
+
+    def message_refs(self) -> str:
+        return f"{self.prefix}:msglog:refs"
+
+    def messages_by_outcome(self, outcome: str) -> str:
+        return f"{self.prefix}:msglog:outcome:{_part(outcome)}"
+
+    def messages_by_type(self, message_type: str) -> str:
+        return f"{self.prefix}:msglog:type:{_part(message_type)}"
+
+    def messages_by_sender(self, sending_application: str) -> str:
+        return f"{self.prefix}:msglog:sender:{_part(sending_application)}"
+
+    def messages_by_control_id(self) -> str:
+        return f"{self.prefix}:msglog:cid"

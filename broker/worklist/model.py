@@ -14,6 +14,7 @@ from enum import StrEnum
 from pydicom.dataset import Dataset
 
 __all__ = [
+    "TERMINAL_STATUSES",
     "ApplyOutcome",
     "CandidateCriteria",
     "DedupKey",
@@ -21,6 +22,9 @@ __all__ = [
     "MappingResult",
     "OrderAction",
     "OrderChange",
+    "PatientAction",
+    "PatientChange",
+    "PatientResult",
     "entry_id_for",
 ]
 
@@ -30,6 +34,12 @@ class OrderAction(StrEnum):
 
     SCHEDULE = "schedule"  # create, or replace the order's entries in place
     CANCEL = "cancel"  # take the order's entries off the worklist
+    SET_STATUS = "status"  # only change the SPS status of the order's entries
+
+
+# SPS statuses after which an order is over (PS3.3 C.4.10): a later message that
+# would schedule it again is too late and changes nothing.
+TERMINAL_STATUSES = frozenset({"COMPLETED", "CANCELED", "DISCONTINUED"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class OrderChange:
     order_key: str
     action: OrderAction
     entries: tuple[Dataset, ...] = ()
+    status: str = "SCHEDULED"  # Scheduled Procedure Step Status (0040,0020) of its entries
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,43 @@ class ApplyOutcome:
 
     created: int = 0
     removed: int = 0
+    skipped: int = 0  # order changes refused because the order was already over
     duplicate: DedupRecord | None = None  # set when the message had been applied before
+    conflict: bool = False  # a guard failed: another message changed what was read; nothing done
+
+
+class PatientAction(StrEnum):
+    """What an ADT event does to the worklist (the ``events`` table of a patient mapping)."""
+
+    UPDATE = "update"  # demographics: the patient record and every entry of the patient
+    MERGE = "merge"  # A40: the prior ID's entries join the surviving patient (MRG-1 → PID-3)
+    CHANGE_ID = "change_id"  # A47: the prior ID is renamed; its record carries over
+    ARRIVED = "arrived"  # A10: the patient's SCHEDULED steps become ARRIVED
+    IGNORE = "ignore"  # accepted and recorded, no effect
+
+
+@dataclass(frozen=True)
+class PatientChange:
+    """One patient (one PID, with its MRG for a merge) as mapped from an ADT message.
+
+    ``attributes`` holds only the non-empty patient-level attributes the
+    message carries, ``PatientID`` included; ``prior_id`` is MRG-1 for a merge
+    or change of identifier, else empty.
+    """
+
+    patient_id: str
+    attributes: Dataset
+    prior_id: str = ""
+
+
+@dataclass(frozen=True)
+class PatientResult:
+    """Everything one ADT message asks of the worklist, and which mapping said so."""
+
+    action: PatientAction
+    changes: tuple[PatientChange, ...]
+    mapping_name: str
+    mapping_version: str
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,12 @@ import redis
 from pydicom.dataset import Dataset
 
 from broker.errors import StoreError
+from broker.worklist.guards import (
+    DEDUP_EPILOGUE_LUA,
+    MESSAGE_PROLOGUE_LUA,
+    Guard,
+    guard_payload,
+)
 from broker.worklist.keys import KeySchema
 from broker.worklist.model import (
     ApplyOutcome,
@@ -34,56 +40,71 @@ from broker.worklist.model import (
     entry_id_for,
 )
 
-__all__ = ["WorklistStore"]
+__all__ = ["WorklistStore", "decode_dedup"]
 
 log = logging.getLogger(__name__)
 
 _FETCH_BATCH = 256
 
 # ARGV[1]: JSON payload built by WorklistStore._payload. Returns
-# {"dup", <dedup value>} when the message was applied before, else {"ok", written, removed}.
-_APPLY_SCRIPT = """
-local p = cjson.decode(ARGV[1])
-if p.dedup then
-  local existing = redis.call('GET', p.dedup.key)
-  if existing then return {'dup', existing} end
-end
-local written, removed = 0, 0
+# {"dup", <dedup value>} when the message was applied before, {"retry"} when a guard
+# (broker.worklist.guards) failed, else {"ok", written, removed, skipped}.
+# Run after MESSAGE_PROLOGUE_LUA (payload in p, dedup and guards checked).
+_APPLY_SCRIPT = (
+    """
+local terminal = {COMPLETED=true, CANCELED=true, DISCONTINUED=true}
+local written, removed, skipped = 0, 0, 0
 for _, o in ipairs(p.orders) do
-  for _, id in ipairs(redis.call('SMEMBERS', o.key)) do
-    local ek = p.entry_prefix .. id
-    local idx = redis.call('HGET', ek, 'idx')
-    if idx then
-      for _, ref in ipairs(cjson.decode(idx)) do
-        if ref[1] == 'z' then
-          redis.call('ZREM', ref[2], id)
-        else
-          redis.call('SREM', ref[2], id)
+  local current = redis.call('HGET', p.order_status, o.order_key)
+  if current and terminal[current] and o.action ~= 'cancel' and not terminal[o.status] then
+    skipped = skipped + 1
+  elseif o.action == 'status' then
+    for _, id in ipairs(redis.call('SMEMBERS', o.key)) do
+      redis.call('HSET', p.entry_prefix .. id, 'status', o.status)
+      written = written + 1
+    end
+    redis.call('HSET', p.order_status, o.order_key, o.status)
+  else
+    for _, id in ipairs(redis.call('SMEMBERS', o.key)) do
+      local ek = p.entry_prefix .. id
+      local idx = redis.call('HGET', ek, 'idx')
+      if idx then
+        for _, ref in ipairs(cjson.decode(idx)) do
+          if ref[1] == 'z' then
+            redis.call('ZREM', ref[2], id)
+          else
+            redis.call('SREM', ref[2], id)
+          end
         end
       end
+      redis.call('SREM', p.all, id)
+      redis.call('DEL', ek)
+      removed = removed + 1
     end
-    redis.call('SREM', p.all, id)
-    redis.call('DEL', ek)
-    removed = removed + 1
-  end
-  redis.call('DEL', o.key)
-  for _, e in ipairs(o.entries) do
-    redis.call('HSET', p.entry_prefix .. e.id, 'ds', e.ds, 'order', o.order_key, 'idx', e.idx_json)
-    for _, ref in ipairs(e.idx) do
-      if ref[1] == 'z' then
-        redis.call('ZADD', ref[2], ref[3], e.id)
-      else
-        redis.call('SADD', ref[2], e.id)
+    redis.call('DEL', o.key)
+    for _, e in ipairs(o.entries) do
+      redis.call('HSET', p.entry_prefix .. e.id, 'ds', e.ds, 'order', o.order_key,
+                 'idx', e.idx_json, 'status', o.status)
+      for _, ref in ipairs(e.idx) do
+        if ref[1] == 'z' then
+          redis.call('ZADD', ref[2], ref[3], e.id)
+        else
+          redis.call('SADD', ref[2], e.id)
+        end
       end
+      redis.call('SADD', p.all, e.id)
+      redis.call('SADD', o.key, e.id)
+      written = written + 1
     end
-    redis.call('SADD', p.all, e.id)
-    redis.call('SADD', o.key, e.id)
-    written = written + 1
+    if o.action == 'schedule' then redis.call('HSET', p.order_status, o.order_key, o.status) end
   end
 end
-if p.dedup then redis.call('SET', p.dedup.key, p.dedup.value, 'EX', p.dedup.ttl) end
-return {'ok', written, removed}
 """
+    + DEDUP_EPILOGUE_LUA
+    + """
+return {'ok', written, removed, skipped}
+"""
+)
 
 
 def _sps(entry: Dataset) -> Dataset:
@@ -124,7 +145,7 @@ class WorklistStore:
         self._dedup_ttl = dedup_ttl_seconds
         self._wait_replicas = wait_replicas
         self._wait_timeout_ms = wait_timeout_ms
-        self._apply = client.register_script(_APPLY_SCRIPT)
+        self._apply = client.register_script(MESSAGE_PROLOGUE_LUA + _APPLY_SCRIPT)
 
     def __repr__(self) -> str:
         return f"WorklistStore(prefix={self._keys.prefix!r})"
@@ -133,19 +154,39 @@ class WorklistStore:
     def keys(self) -> KeySchema:
         return self._keys
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client, for the patient store's reads and scripts."""
+        return self._redis
+
     # -- writes ---------------------------------------------------------
 
     def apply(
-        self, changes: Sequence[OrderChange], dedup: tuple[DedupKey, DedupRecord] | None
+        self,
+        changes: Sequence[OrderChange],
+        dedup: tuple[DedupKey, DedupRecord] | None,
+        guards: Sequence[Guard] = (),
     ) -> ApplyOutcome:
         """Apply a message's order changes and record its dedup entry, atomically.
 
         If ``dedup`` names a message that was applied before, nothing changes and
-        the earlier record is returned in ``ApplyOutcome.duplicate``.
+        the earlier record is returned in ``ApplyOutcome.duplicate``. If a guard
+        no longer holds, nothing changes and ``ApplyOutcome.conflict`` is set.
         """
-        payload = self._payload(changes, dedup)
+        body = self._payload(changes, dedup)
+        body["guards"] = guard_payload(guards)
+        reply = self.run_script(self._apply, json.dumps(body, ensure_ascii=False))
+        tag = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        if tag == "dup":
+            return ApplyOutcome(duplicate=decode_dedup(reply[1]))
+        if tag == "retry":
+            return ApplyOutcome(conflict=True)
+        return ApplyOutcome(created=int(reply[1]), removed=int(reply[2]), skipped=int(reply[3]))
+
+    def run_script(self, script: Any, payload: str) -> list[Any]:
+        """Run a registered script with one JSON argument, then wait for replicas if configured."""
         try:
-            reply = self._apply(args=[payload])
+            reply = script(args=[payload])
             if self._wait_replicas:
                 acked = int(self._redis.wait(self._wait_replicas, self._wait_timeout_ms))
                 if acked < self._wait_replicas:
@@ -154,14 +195,19 @@ class WorklistStore:
                     )
         except redis.RedisError as e:
             raise StoreError(f"worklist store unavailable: {e}") from e
-        tag = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-        if tag == "dup":
-            return ApplyOutcome(duplicate=_decode_dedup(reply[1]))
-        return ApplyOutcome(created=int(reply[1]), removed=int(reply[2]))
+        return cast(list[Any], reply)
+
+    def dedup_body(self, dedup: tuple[DedupKey, DedupRecord] | None) -> dict[str, Any] | None:
+        """A dedup record as the scripts write it (key, JSON value, TTL), or None."""
+        if dedup is None:
+            return None
+        key, record = dedup
+        value = _encode_dedup(record)
+        return {"key": self._keys.dedup(key), "value": value, "ttl": self._dedup_ttl}
 
     def _payload(
         self, changes: Sequence[OrderChange], dedup: tuple[DedupKey, DedupRecord] | None
-    ) -> str:
+    ) -> dict[str, Any]:
         orders: list[dict[str, Any]] = []
         for change in changes:
             entries = change.entries if change.action is OrderAction.SCHEDULE else ()
@@ -180,6 +226,8 @@ class WorklistStore:
                 {
                     "key": self._keys.order(change.order_key),
                     "order_key": change.order_key,
+                    "action": change.action.value,
+                    "status": change.status,
                     "entries": items,
                 }
             )
@@ -187,15 +235,11 @@ class WorklistStore:
             "orders": orders,
             "entry_prefix": self._keys.entry_prefix(),
             "all": self._keys.all_entries(),
+            "order_status": self._keys.order_status(),
         }
         if dedup is not None:
-            key, record = dedup
-            body["dedup"] = {
-                "key": self._keys.dedup(key),
-                "value": _encode_dedup(record),
-                "ttl": self._dedup_ttl,
-            }
-        return json.dumps(body, ensure_ascii=False)
+            body["dedup"] = self.dedup_body(dedup)
+        return body
 
     def _index_refs(self, entry: Dataset) -> list[list[Any]]:
         """The index memberships of one entry: ``["s", set key]`` or ``["z", key, score]``."""
@@ -222,7 +266,7 @@ class WorklistStore:
             raw = self._redis.get(self._keys.dedup(key))
         except redis.RedisError as e:
             raise StoreError(f"worklist store unavailable: {e}") from e
-        return None if raw is None else _decode_dedup(raw)
+        return None if raw is None else decode_dedup(raw)
 
     def candidate_ids(self, criteria: CandidateCriteria) -> list[str]:
         """Entry ids that may match, narrowed through the index sets (never a scan)."""
@@ -274,13 +318,13 @@ class WorklistStore:
         try:
             pipe = self._redis.pipeline(transaction=False)
             for entry_id in ids:
-                pipe.hget(self._keys.entry(entry_id), "ds")
-            raws = pipe.execute()
+                pipe.hmget(self._keys.entry(entry_id), "ds", "status")
+            rows = pipe.execute()
         except redis.RedisError as e:
             raise StoreError(f"worklist store unavailable: {e}") from e
-        for raw in raws:
+        for raw, status in rows:
             if raw is not None:
-                yield Dataset.from_json(json.loads(raw))
+                yield _with_status(Dataset.from_json(json.loads(raw)), status)
 
     def order_entry_ids(self, order_key: str) -> list[str]:
         """Ids of the entries an order has on the worklist now."""
@@ -297,6 +341,13 @@ class WorklistStore:
             raise StoreError(f"worklist store unavailable: {e}") from e
 
 
+def _with_status(entry: Dataset, status: bytes | None) -> Dataset:
+    """Overlay the entry's current SPS status, kept apart so a status change is one field write."""
+    if status:
+        _sps(entry).ScheduledProcedureStepStatus = status.decode()
+    return entry
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -311,6 +362,6 @@ def _encode_dedup(record: DedupRecord) -> str:
     return json.dumps({"digest": record.digest, "ack": base64.b64encode(record.ack).decode()})
 
 
-def _decode_dedup(raw: bytes | str) -> DedupRecord:
+def decode_dedup(raw: bytes | str) -> DedupRecord:
     data = json.loads(raw)
     return DedupRecord(digest=str(data["digest"]), ack=base64.b64decode(data["ack"]))

@@ -363,3 +363,14 @@ def test_one_info_line_per_query_without_patient_data(
     info_and_up = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
     for phi in ("Müller", "Zoë", "P-A1"):
         assert phi not in info_and_up
+
+
+def test_finished_steps_are_hidden_unless_asked_for(store: WorklistStore, assoc: Any) -> None:
+    put(store, entry("A1", "CT1", "20261125"), entry("A2", "CT1", "20261125"))
+    store.apply([OrderChange("O-A2", OrderAction.SET_STATUS, status="CANCELED")], None)
+    answers, _ = find(assoc, query(ScheduledStationAETitle="CT1"))
+    assert [a.AccessionNumber for a in answers] == ["A1"]
+    answers, _ = find(assoc, query(ScheduledProcedureStepStatus="CANCELED"))
+    assert [a.AccessionNumber for a in answers] == ["A2"]
+    status = answers[0].ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus
+    assert status == "CANCELED"

@@ -158,3 +158,51 @@ def test_unreachable_redis_raises_store_error(redis_server) -> None:  # type: ig
         list(store.candidates(CandidateCriteria()))
     with pytest.raises(StoreError):
         store.dedup_lookup(DedupKey("a", "b", "c"))
+
+
+def status_of(store: WorklistStore, acc: str) -> str:
+    (ds,) = store.candidates(CandidateCriteria(accession_number=acc))
+    return str(ds.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus)
+
+
+def schedule(order: str, acc: str, status: str = "SCHEDULED") -> OrderChange:
+    return OrderChange(
+        order, OrderAction.SCHEDULE, (entry("P1", acc, ["CT1"], "CT", "20261125"),), status
+    )
+
+
+def set_status(order: str, status: str) -> OrderChange:
+    return OrderChange(order, OrderAction.SET_STATUS, status=status)
+
+
+def test_status_change_touches_only_that_orders_entries(store: WorklistStore) -> None:
+    store.apply([schedule("O1", "A1"), schedule("O2", "A2")], None)
+    outcome = store.apply([set_status("O1", "STARTED")], None)
+    assert outcome.created == 1
+    assert (status_of(store, "A1"), status_of(store, "A2")) == ("STARTED", "SCHEDULED")
+
+
+def test_cancel_before_its_new_order_leaves_a_tombstone(store: WorklistStore) -> None:
+    early_cancel = store.apply([set_status("O1", "CANCELED")], None)
+    assert (early_cancel.created, early_cancel.skipped) == (0, 0)
+    late_new = store.apply([schedule("O1", "A1")], None)
+    assert (late_new.created, late_new.skipped) == (0, 1)
+    assert store.count() == 0
+
+
+def test_finished_order_is_not_scheduled_again(store: WorklistStore) -> None:
+    store.apply([schedule("O1", "A1")], None)
+    store.apply([set_status("O1", "DISCONTINUED")], None)
+    assert store.apply([schedule("O1", "A1")], None).skipped == 1
+    assert status_of(store, "A1") == "DISCONTINUED"
+    completed = store.apply([schedule("O1", "A1", "COMPLETED")], None)
+    assert completed.skipped == 0
+    assert status_of(store, "A1") == "COMPLETED"
+
+
+def test_hold_removes_and_release_schedules_again(store: WorklistStore) -> None:
+    store.apply([schedule("O1", "A1")], None)
+    store.apply([OrderChange("O1", OrderAction.CANCEL)], None)
+    assert store.count() == 0
+    assert store.apply([schedule("O1", "A1")], None).created == 1
+    assert status_of(store, "A1") == "SCHEDULED"

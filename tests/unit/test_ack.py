@@ -95,3 +95,22 @@ def test_custom_delimiters_are_used() -> None:
 )
 def test_locations(location: str | None, expected: list[str]) -> None:
     assert hl7_location(location) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "field_sep", "encoding"),
+    [
+        (b"MSH|^~\\&|RIS|H|||20261125||ORM^O01|9|P|2.3\r", "|", "^~\\&"),
+        (b"MSH#$~\\&#RIS#H###20261125##ORM$O01#9#P#2.4\r", "#", "$~\\&"),
+        (b"MSH|^^^^|RIS|H|||20261125||ORM^O01|9|P|2.3\r", "|", "^~\\&"),
+        (b"MSH|ab\\&|RIS|H|||20261125||ORM^O01|9|P|2.3\r", "|", "^~\\&"),
+        (b"garbage", "|", "^~\\&"),
+    ],
+)
+def test_nak_for_undecodable_message_uses_readable_delimiters(
+    raw: bytes, field_sep: str, encoding: str
+) -> None:
+    from broker.hl7.routing import context_from_raw
+
+    ctx = context_from_raw(raw)
+    assert (ctx.field_separator, ctx.encoding_characters) == (field_sep, encoding)

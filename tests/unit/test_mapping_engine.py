@@ -155,14 +155,51 @@ def test_entries_are_dicom_json(spec: MappingSpec) -> None:
 
 def test_cancel_carries_no_entries_and_needs_no_patient(spec: MappingSpec) -> None:
     (change,) = run(spec, *orm("CA", pid="PID|||||Doe^Jane")).changes
-    assert change.action is OrderAction.CANCEL
+    assert change.action is OrderAction.SET_STATUS
+    assert change.status == "CANCELED"
     assert change.order_key == "PLACER:PLC-1001^RIS"
     assert change.entries == ()
 
 
-@pytest.mark.parametrize("control", ["DC", "OC"])
-def test_other_cancel_codes(spec: MappingSpec, control: str) -> None:
-    assert run(spec, *orm(control)).changes[0].action is OrderAction.CANCEL
+@pytest.mark.parametrize(("control", "status"), [("DC", "DISCONTINUED"), ("OC", "CANCELED")])
+def test_other_cancel_codes(spec: MappingSpec, control: str, status: str) -> None:
+    (change,) = run(spec, *orm(control)).changes
+    assert (change.action, change.status) == (OrderAction.SET_STATUS, status)
+
+
+@pytest.mark.parametrize(
+    ("orc1", "orc5", "action", "status"),
+    [
+        ("NW", "SC", OrderAction.SCHEDULE, "SCHEDULED"),
+        ("NW", "", OrderAction.SCHEDULE, "SCHEDULED"),
+        ("XO", "CM", OrderAction.SCHEDULE, "COMPLETED"),
+        ("SC", "IP", OrderAction.SCHEDULE, "STARTED"),
+        ("SC", "CM", OrderAction.SCHEDULE, "COMPLETED"),
+        ("CA", "CA", OrderAction.SET_STATUS, "CANCELED"),
+        ("HD", "HD", OrderAction.CANCEL, "SCHEDULED"),
+        ("RL", "SC", OrderAction.SCHEDULE, "SCHEDULED"),
+    ],
+)
+def test_order_control_and_order_status_give_the_step_status(
+    spec: MappingSpec, orc1: str, orc5: str, action: OrderAction, status: str
+) -> None:
+    segments = orm(orc1)
+    segments[3] = segments[3].replace("||SC||", f"||{orc5}||")
+    (change,) = run(spec, *segments).changes
+    assert (change.action, change.status) == (action, status)
+    for entry in change.entries:
+        assert entry.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus == status
+
+
+@pytest.mark.parametrize(("orc1", "orc5"), [("NW", "CM"), ("SC", ""), ("XO", "IP")])
+def test_combination_without_a_row_is_refused_naming_orc5(
+    spec: MappingSpec, orc1: str, orc5: str
+) -> None:
+    segments = orm(orc1)
+    segments[3] = segments[3].replace("||SC||", f"||{orc5}||")
+    error = mapping_error(spec, *segments)
+    assert (error.err_code, error.location) == (ErrorCode.TABLE_VALUE_NOT_FOUND, "ORC-5")
+    assert "ORC-1/ORC-5" in error.text
 
 
 def test_xo_updates_the_same_order_in_place(spec: MappingSpec) -> None:

@@ -10,7 +10,7 @@ import pytest
 from broker.errors import ConfigError
 from broker.mapping.paths import parse_path
 from broker.mapping.registry import MappingRegistry
-from broker.mapping.spec import ControlAction, SequenceRule, ValueRule, load_mapping
+from broker.mapping.spec import ControlAction, ControlRow, SequenceRule, ValueRule, load_mapping
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,8 +53,9 @@ def test_default_mapping_loads() -> None:
     assert spec.name == "orders"
     assert spec.message_types == {"ORM^O01", "OMG^O19", "OMI^O23"}
     assert spec.entry_per["OMI^O23"] == ("IPC", "OBR")
-    assert spec.order_control["XO"] is ControlAction.SCHEDULE
-    assert spec.order_control["CA"] is ControlAction.CANCEL
+    assert spec.order_control["XO/SC"] == ControlRow(ControlAction.SCHEDULE, "SCHEDULED")
+    assert spec.order_control["XO/CM"] == ControlRow(ControlAction.SCHEDULE, "COMPLETED")
+    assert spec.order_control["CA"] == ControlRow(ControlAction.STATUS, "CANCELED")
     assert [str(p.path) for p in spec.order_key] == ["ORC-2", "ORC-3", "OBR-2", "OBR-3"]
     assert spec.tables["station_by_modality"].rows == {}
     assert spec.tables["station_by_modality"].default == ""
@@ -152,6 +153,19 @@ def test_top_level_errors(tmp_path: Path) -> None:
         ("ORM^O01: OBR", "ORM-O01: OBR", "message_types.ORM-O01", "CODE^EVENT"),
         ("ORM^O01: OBR", "ORM^O01: obr", "message_types.ORM^O01", "segment id"),
         ("NW: schedule", "NW: scedule", "order_control.NW", "not one of"),
+        (
+            "NW: schedule",
+            "NW/SC: {action: schedule, status: DONE}",
+            "order_control.NW/SC",
+            "status",
+        ),
+        (
+            "NW: schedule",
+            "NW/SC: {action: schedule, when: x}",
+            "order_control.NW/SC",
+            "unknown key",
+        ),
+        ("NW: schedule", "new: schedule", "order_control.new", "ORC-1/ORC-5"),
         ("- PLACER: ORC-2", "- placer: ORC-2", "order_key[1]", "upper-case"),
         ("- PLACER: ORC-2", "- PLACER: ORC-2[*]", "order_key[1]", "[*]"),
         ("- PLACER: ORC-2", "- ORC-2", "order_key[1]", "PREFIX: PATH"),
@@ -188,10 +202,13 @@ def test_yaml_cannot_run_code(tmp_path: Path) -> None:
 
 def test_registry_loads_the_default_directory() -> None:
     registry = MappingRegistry.load(REPO / "mappings")
-    assert registry.supported_types() == {"ORM^O01", "OMG^O19", "OMI^O23"}
+    orders = {t for t in registry.supported_types() if not t.startswith("ADT^")}
+    assert orders == {"ORM^O01", "OMG^O19", "OMI^O23"}
     spec = registry.for_message("OMI^O23")
     assert spec is not None and spec.name == "orders"
-    assert registry.for_message("ADT^A01") is None
+    assert registry.for_message("ADT^A01") is None  # a patient mapping (adt.yaml) handles it
+    patient = registry.for_patient_message("ADT^A01")
+    assert patient is not None and patient.name == "adt"
     assert len(registry.version) == 12
 
 

@@ -91,3 +91,39 @@ def test_empty_processing_id_list_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"MWL_BROKER_HL7_PROCESSING_IDS": ""})
     assert info.value.setting == "hl7_processing_ids"
+
+
+def test_sender_charsets_from_a_toml_table(tmp_path: Path) -> None:
+    config = tmp_path / "broker.toml"
+    config.write_text('[broker.hl7_sender_charsets]\nRIS = "8859/1"\n"HIS^CLINIC" = "8859/2"\n')
+    s = load_settings(config_file=config, environ={})
+    assert dict(s.hl7_sender_charsets) == {"RIS": "8859/1", "HIS^CLINIC": "8859/2"}
+
+
+def test_sender_charsets_from_the_environment() -> None:
+    s = load_settings(
+        environ={"MWL_BROKER_HL7_SENDER_CHARSETS": "APP=8859/1, APP2^FAC=UNICODE UTF-8"}
+    )
+    assert dict(s.hl7_sender_charsets) == {"APP": "8859/1", "APP2^FAC": "UNICODE UTF-8"}
+    assert dict(load_settings(environ={}).hl7_sender_charsets) == {}
+
+
+def test_sender_charsets_are_read_only() -> None:
+    s = load_settings(environ={"MWL_BROKER_HL7_SENDER_CHARSETS": "APP=ASCII"})
+    with pytest.raises(TypeError):
+        s.hl7_sender_charsets["APP"] = "8859/1"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("APP=EBCDIC", "'EBCDIC'"),
+        ("APP", "SENDER=CHARSET"),
+        ("=8859/1", "non-empty"),
+        ("APP=", "non-empty"),
+    ],
+)
+def test_bad_sender_charsets_are_refused_at_start_up(value: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as info:
+        load_settings(environ={"MWL_BROKER_HL7_SENDER_CHARSETS": value})
+    assert "hl7_sender_charsets" in info.value.setting.lower()

@@ -1,0 +1,216 @@
+"""Patients on the worklist: ADT updates, merges, arrivals, and orders that come later.
+
+Rules (IHE RAD TF-2 RAD-1/RAD-12; HL7 v2.5.1 ch. 3):
+
+- **update** (A01/A04/A05/A08/A31…): the attributes the ADT carries are merged
+  into the patient record (``{p}:patient:{id}``), and the record is overlaid on
+  every entry of the patient (``{p}:idx:pid:{id}``). The record wins for the
+  attributes it holds; entry attributes it does not hold stay as the order set
+  them. An order arriving later gets the same overlay, so ADT-then-order and
+  order-then-ADT end in the same state.
+- **merge** (A40, §3.3.40): every entry of the prior ID (MRG-1) moves to the
+  surviving ID (PID-3): PatientID, the ``idx:pid`` sets and the entry's index
+  list. The surviving record is its own record plus what the A40 carries; the
+  prior record is deleted; ``{p}:alias:{prior}`` → surviving ID. An unknown
+  prior ID moves nothing and still records the alias.
+- **change_id** (A47, §3.3.47): as merge, but the prior record carries over
+  (it is the same patient under a new identifier).
+- **arrived** (A10): the patient's SCHEDULED steps become ARRIVED (PS3.3 C.4.10).
+- A Patient ID that is an alias (after a merge) means the surviving patient,
+  for orders and for ADT updates alike; the surviving ID of a merge is live
+  again, so its own alias, if any, is removed.
+
+Everything is computed in Python from what was read, then applied by one
+script call together with the dedup record; guards (``broker.worklist.guards``)
+make the script refuse, and the caller re-read, when another message changed
+anything that was read in between.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from broker.errors import StoreError
+from broker.worklist.guards import DEDUP_EPILOGUE_LUA, MESSAGE_PROLOGUE_LUA, guard_payload
+from broker.worklist.model import (
+    ApplyOutcome,
+    DedupKey,
+    DedupRecord,
+    OrderChange,
+    PatientAction,
+    PatientChange,
+    PatientResult,
+)
+from broker.worklist.patient_state import PatientState, overlay
+from broker.worklist.store import WorklistStore, decode_dedup
+
+__all__ = ["PatientOutcome", "PatientStore"]
+
+_ATTEMPTS = 8  # re-reads after a guard failed; only concurrent writes to one patient cause them
+_SCHEDULED = "SCHEDULED"
+_ARRIVED = "ARRIVED"
+
+# ARGV[1]: {"dedup", "guards", "commands"}. Returns {"dup", <dedup value>} for a message
+# applied before, {"retry"} when a guard failed (nothing done), else {"ok"}.
+_PATIENT_SCRIPT = (
+    MESSAGE_PROLOGUE_LUA
+    + """
+for _, c in ipairs(p.commands) do redis.call(unpack(c)) end
+"""
+    + DEDUP_EPILOGUE_LUA
+    + """
+return {'ok'}
+"""
+)
+
+
+@dataclass(frozen=True)
+class PatientOutcome:
+    """Result of an ADT's atomic update."""
+
+    updated: int = 0  # entries whose attributes or status changed
+    moved: int = 0  # entries that changed Patient ID (merge, change of identifier)
+    duplicate: DedupRecord | None = None  # set when the message had been applied before
+
+
+class PatientStore:
+    """ADT effects and the patient overlay of orders, on the same Redis as the worklist."""
+
+    def __init__(self, store: WorklistStore) -> None:
+        self._store = store
+        self._script = store.client.register_script(_PATIENT_SCRIPT)
+
+    def __repr__(self) -> str:
+        return f"PatientStore(prefix={self._store.keys.prefix!r})"
+
+    def apply(
+        self, result: PatientResult, dedup: tuple[DedupKey, DedupRecord] | None
+    ) -> PatientOutcome:
+        """Apply an ADT message's changes and record its dedup entry, atomically."""
+        for _ in range(_ATTEMPTS):
+            state = PatientState(self._store.client, self._store.keys)
+            moved = _plan(state, result)
+            body: dict[str, Any] = {
+                "guards": guard_payload(state.guards),
+                "commands": state.commands(),
+            }
+            if dedup is not None:
+                body["dedup"] = self._store.dedup_body(dedup)
+            reply = self._store.run_script(self._script, json.dumps(body, ensure_ascii=False))
+            tag = _text(reply[0])
+            if tag == "dup":
+                return PatientOutcome(duplicate=decode_dedup(reply[1]))
+            if tag == "ok":
+                return PatientOutcome(updated=state.changed_entries, moved=moved)
+        raise StoreError(f"patient records kept changing during {_ATTEMPTS} attempts; retry later")
+
+    def apply_order(
+        self, changes: Sequence[OrderChange], dedup: tuple[DedupKey, DedupRecord] | None
+    ) -> ApplyOutcome:
+        """Apply order changes with their patients' records and aliases, atomically.
+
+        Each entry's Patient ID is replaced by the surviving ID when it is an
+        alias, and the patient record, when there is one, is overlaid on it.
+        """
+        for _ in range(_ATTEMPTS):
+            state = PatientState(self._store.client, self._store.keys)
+            state.prefetch({_patient_id(ds) for c in changes for ds in c.entries} - {""})
+            prepared = [_with_patient(state, change) for change in changes]
+            outcome = self._store.apply(prepared, dedup, state.guards)
+            if not outcome.conflict:
+                return outcome
+        raise StoreError(f"patient records kept changing during {_ATTEMPTS} attempts; retry later")
+
+
+def _plan(state: PatientState, result: PatientResult) -> int:
+    """Apply ``result`` to the in-memory state; returns how many entries moved."""
+    moved = 0
+    for change in result.changes:
+        if result.action is PatientAction.UPDATE:
+            _update(state, change)
+        elif result.action is PatientAction.ARRIVED:
+            _arrived(state, change)
+        elif result.action in (PatientAction.MERGE, PatientAction.CHANGE_ID):
+            keep = result.action is PatientAction.CHANGE_ID
+            moved += _merge(state, change, keep_prior_record=keep)
+    return moved
+
+
+def _update(state: PatientState, change: PatientChange) -> None:
+    """RAD-12 Patient Update: the record takes the carried attributes, overlaid on every entry."""
+    patient_id = state.resolve(change.patient_id)
+    record = state.record(patient_id) or Dataset()
+    overlay(record, change.attributes)
+    record.PatientID = patient_id
+    state.set_record(patient_id, record)
+    for entry_id in sorted(state.members(patient_id)):
+        state.overlay_entry(entry_id, record)
+
+
+def _arrived(state: PatientState, change: PatientChange) -> None:
+    """A10 patient arriving: SCHEDULED steps of the patient become ARRIVED."""
+    patient_id = state.resolve(change.patient_id)
+    for entry_id in sorted(state.members(patient_id)):
+        if state.status(entry_id) == _SCHEDULED:
+            state.set_status(entry_id, _ARRIVED)
+
+
+def _merge(state: PatientState, change: PatientChange, *, keep_prior_record: bool) -> int:
+    """A40 merge / A47 change of identifier: MRG-1's entries move to PID-3 (§3.3.40, §3.3.47)."""
+    surviving, prior = change.patient_id, change.prior_id
+    if prior == surviving:
+        _update(state, change)
+        return 0
+    record = Dataset()
+    if keep_prior_record:
+        overlay(record, state.record(prior) or Dataset())
+    overlay(record, state.record(surviving) or Dataset())
+    overlay(record, change.attributes)
+    record.PatientID = surviving
+    state.set_record(surviving, record)
+    state.set_record(prior, None)
+    moving = sorted(state.members(prior))
+    for entry_id in moving:
+        state.move_entry(entry_id, prior, surviving)
+    for entry_id in sorted(state.members(surviving)):
+        state.overlay_entry(entry_id, record)
+    state.set_alias(prior, surviving)
+    state.set_alias(surviving, None)
+    return len(moving)
+
+
+def _with_patient(state: PatientState, change: OrderChange) -> OrderChange:
+    if not change.entries:
+        return change
+    return dataclasses.replace(change, entries=tuple(_entry(state, ds) for ds in change.entries))
+
+
+def _entry(state: PatientState, entry: Dataset) -> Dataset:
+    """An order's entry with the surviving Patient ID and the patient record overlaid."""
+    given = _patient_id(entry)
+    if not given:
+        return entry
+    patient_id = state.resolve(given)
+    record = state.record(patient_id)
+    if record is None and patient_id == given:
+        return entry
+    result = copy.deepcopy(entry)
+    result.PatientID = patient_id
+    if record is not None:
+        overlay(result, record)
+    return result
+
+
+def _patient_id(entry: Dataset) -> str:
+    return str(entry.get("PatientID", "") or "").strip()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
