@@ -38,6 +38,10 @@ Rejecter = Callable[[bytes, str], bytes | None]
 
 READ_CHUNK = 64 * 1024
 LINGER_SECONDS = 5.0
+# Bytes outside any frame tolerated since the last frame. Senders put a few CR,
+# LF or NUL between frames; kilobytes of them mean the peer does not speak MLLP
+# (an HTTP client, a port scanner) and is closed rather than kept idle.
+MAX_JUNK_BYTES = 4096
 _CONTROL_ID_MAX = 64
 
 
@@ -176,6 +180,15 @@ class _Connection:
         self.task: asyncio.Task[None] | None = None
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + server.idle_timeout
+        self.junk_mark = 0  # decoder.discarded_bytes when the last frame arrived
+
+    def _not_mllp(self) -> bool:
+        """Whether the peer sent more bytes outside any frame than MLLP senders do."""
+        junk = self.decoder.discarded_bytes - self.junk_mark
+        if junk <= MAX_JUNK_BYTES or self.decoder.has_partial_frame:
+            return False
+        log.warning("MLLP %s: %d bytes outside any frame, not MLLP; closing", self.peer, junk)
+        return True
 
     async def run(self) -> None:
         """Serve until EOF, idle timeout, an oversize frame, an error or stop()."""
@@ -198,10 +211,15 @@ class _Connection:
                 if chunk is None:
                     return
                 try:
-                    pending.extend(self.decoder.feed(chunk))
+                    frames = self.decoder.feed(chunk)
                 except FrameTooLarge as exc:
                     await self._oversize(exc)
                     return
+                if frames:
+                    self.junk_mark = self.decoder.discarded_bytes
+                elif self._not_mllp():
+                    return
+                pending.extend(frames)
                 continue
             if not await self._handle(pending.popleft()) or self.server.stopping:
                 return

@@ -20,7 +20,7 @@ import pytest
 
 from broker.hl7.client import MLLPClient, MLLPClientError, summarize_ack
 from broker.hl7.mllp import MLLPDecoder, frame
-from broker.hl7.server import MLLPServer, Rejecter, control_id
+from broker.hl7.server import MAX_JUNK_BYTES, MLLPServer, Rejecter, control_id
 
 HOST = "127.0.0.1"
 IO_TIMEOUT = 10.0  # safety net against a hung test, never asserted
@@ -268,6 +268,39 @@ def test_junk_and_single_byte_writes() -> None:
         async with serving(App()) as server:
             acks = await asyncio.to_thread(drive, server.port)
         assert acks == [ack_payload("AA", "J1"), ack_payload("AA", "J2")]
+
+    run(scenario)
+
+
+def test_non_mllp_traffic_is_closed_without_waiting_for_idle_timeout() -> None:
+    http = b"GET / HTTP/1.1\r\nHost: broker\r\nUser-Agent: probe\r\n\r\n"
+
+    def drive(port: int) -> list[bytes]:
+        with connect(port) as sock:
+            sock.sendall(http * (MAX_JUNK_BYTES // len(http) + 2))
+            return read_to_eof(sock)
+
+    async def scenario() -> None:
+        async with serving(App(), idle_timeout=3600) as server:
+            assert await asyncio.to_thread(drive, server.port) == []
+
+    run(scenario)
+
+
+def test_junk_between_frames_below_the_limit_is_tolerated_each_time() -> None:
+    junk = b"\x00\r\n" * (MAX_JUNK_BYTES // 4)
+
+    def drive(port: int) -> list[bytes]:
+        with connect(port) as sock:
+            sock.sendall(junk + frame(msg("K1")))
+            first = read_frames(sock, 1)
+            sock.sendall(junk + frame(msg("K2")))
+            return first + read_frames(sock, 1)
+
+    async def scenario() -> None:
+        async with serving(App()) as server:
+            acks = await asyncio.to_thread(drive, server.port)
+        assert acks == [ack_payload("AA", "K1"), ack_payload("AA", "K2")]
 
     run(scenario)
 
