@@ -151,6 +151,14 @@ class _Delimiters:
     subcomponent: str = "&"
 
 
+_COMMIT_BLOCKS = {
+    b"\x06": AckSummary("CA", "", "MLLP commit acknowledgement (no HL7 ACK was asked for)", ()),
+    b"\x15": AckSummary(
+        "CR", "", "MLLP negative commit acknowledgement: nothing stored, resend later", ()
+    ),
+}
+
+
 def summarize_ack(ack: bytes) -> AckSummary:
     """Read MSA-1/2/3 and the ERR segments of an ACK (HL7 v2.5.1 §2.15.8, §2.15.5).
 
@@ -158,8 +166,12 @@ def summarize_ack(ack: bytes) -> AckSummary:
     ``"PID-3 101 Required field missing: PID-3 (patient identifier) is empty"``
     from ERR-2 (location), ERR-3.1/3.2 (code, text) and ERR-8 (user message);
     v2.3-style ERR-1 (segment^sequence^field^code&text) is read when ERR-2 and
-    ERR-3 are empty. Raises ``ValueError`` if there is no MSA segment.
+    ERR-3 are empty. An MLLP Release 2 commit block (0x06, or 0x15 for a
+    negative one), sent when MSH-15 asked for no HL7 accept ACK, reads as CA or
+    CR. Raises ``ValueError`` if there is no MSA segment.
     """
+    if ack in _COMMIT_BLOCKS:
+        return _COMMIT_BLOCKS[ack]
     text = ack.decode("utf-8", errors="replace")
     segments = [s for s in text.replace("\n", "\r").split("\r") if s.strip()]
     delims = _delimiters(segments[0]) if segments else _Delimiters()

@@ -19,6 +19,7 @@ import pytest
 
 from broker.app import Broker
 from broker.hl7.client import summarize_ack
+from broker.hl7.intake import MessageQuery
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.conftest import require_tool
 
@@ -175,3 +176,47 @@ def test_echoscu_verifies_the_broker(broker: Broker) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def enhanced(message: bytes, msh15: bytes, msh16: bytes) -> bytes:
+    """The sample ORM with MSH-15/16 valued (enhanced mode, HL7 v2.5.1 §2.9.3)."""
+    original = b"|P|2.3.1||||||8859/1"
+    assert original in message
+    return message.replace(original, b"|P|2.3.1|||" + msh15 + b"|" + msh16 + b"||8859/1", 1)
+
+
+def test_enhanced_mode_answers_commit_acks_over_mllp(broker: Broker) -> None:
+    assert broker.endpoints is not None and broker.store is not None
+    assert broker.messages is not None
+    good = enhanced(ORM_NW.read_bytes().replace(b"\n", b"\r"), b"AL", b"AL")
+    bad = enhanced(ORM_NO_PID3.read_bytes().replace(b"\n", b"\r"), b"AL", b"NE")
+    with hl7.client.MLLPClient("127.0.0.1", broker.endpoints.hl7_port, "latin-1") as client:
+        first = client.send_message(good)
+        assert client.send_message(good) == first  # a resend: the very same bytes
+        refused = summarize_ack(client.send_message(bad))
+        original = summarize_ack(client.send_message(OMI.read_bytes().replace(b"\n", b"\r")))
+    accepted = summarize_ack(first)
+    assert (accepted.code, accepted.control_id) == ("CA", "ORM-1001")
+    assert (refused.code, refused.control_id) == ("CE", "ORM-1003")
+    assert any(e.startswith("PID-3 101") for e in refused.errors)
+    assert original.code == "AA"  # no MSH-15/16: original mode, unchanged
+    assert broker.store.count() == 3
+    (logged,) = broker.messages.find(MessageQuery(control_id="ORM-1001", limit=1)).items
+    record = broker.messages.get(logged.id)
+    assert record is not None and record.ack == first[1:-2]  # without the MLLP frame
+    assert summarize_ack(record.application_ack).code == "AA"  # MSH-16 AL: kept, not sent
+
+
+def test_enhanced_mode_never_leaves_the_sender_waiting(broker: Broker) -> None:
+    """MSH-15 NE: no HL7 accept ACK, but the MLLP Release 2 commit block."""
+    assert broker.endpoints is not None and broker.store is not None
+    message = enhanced(ORM_NW.read_bytes().replace(b"\n", b"\r"), b"NE", b"NE")
+    with hl7.client.MLLPClient("127.0.0.1", broker.endpoints.hl7_port, "latin-1") as client:
+        assert client.send_message(message) == b"\x0b\x06\x1c\r"
+        assert broker.store.count() == 1
+        # A refusal is never hidden behind a commit block, whatever MSH-15 says.
+        bad = enhanced(ORM_NO_PID3.read_bytes().replace(b"\n", b"\r"), b"NE", b"NE")
+        refusal = summarize_ack(client.send_message(bad))
+    assert refusal.code == "CE"
+    assert any("PID-3 101" in e for e in refusal.errors)
+    assert broker.store.count() == 1

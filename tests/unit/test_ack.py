@@ -6,6 +6,7 @@ import pytest
 
 from broker.errors import HL7Error, MappingError
 from broker.hl7.ack import AckContext, build_ack, hl7_location
+from broker.hl7.ackmode import AckCondition, AckMode
 from broker.hl7.codes import AckCode, ErrorCode
 
 NOW = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
@@ -114,3 +115,76 @@ def test_nak_for_undecodable_message_uses_readable_delimiters(
 
     ctx = context_from_raw(raw)
     assert (ctx.field_separator, ctx.encoding_characters) == (field_sep, encoding)
+
+
+# -- enhanced acknowledgment mode (HL7 v2.5.1 §2.9.3, table 0155) ---------------
+
+
+def test_empty_msh15_and_msh16_mean_original_mode() -> None:
+    mode = AckMode.of("", " ")
+    assert not mode.enhanced
+    for code in (AckCode.ACCEPT, AckCode.ERROR, AckCode.REJECT):
+        assert mode.accept_code(code) is code
+        assert mode.sends_accept_ack(code)
+        assert not mode.wants_application_ack(code)
+
+
+@pytest.mark.parametrize(
+    ("msh15", "msh16", "accept", "application"),
+    [
+        ("AL", "NE", AckCondition.ALWAYS, AckCondition.NEVER),
+        ("NE", "AL", AckCondition.NEVER, AckCondition.ALWAYS),
+        ("er", "su", AckCondition.ERROR_ONLY, AckCondition.SUCCESS_ONLY),
+        ("", "ER", AckCondition.ALWAYS, AckCondition.ERROR_ONLY),  # empty MSH-15: AL
+        ("AL", "", AckCondition.ALWAYS, AckCondition.ALWAYS),
+        ("XX", "NE", AckCondition.ALWAYS, AckCondition.NEVER),  # unknown value: AL
+    ],
+)
+def test_any_valued_msh15_or_msh16_means_enhanced_mode(
+    msh15: str, msh16: str, accept: AckCondition, application: AckCondition
+) -> None:
+    assert AckMode.of(msh15, msh16) == AckMode(True, accept, application)
+
+
+@pytest.mark.parametrize(
+    ("original", "accept"),
+    [
+        (AckCode.ACCEPT, AckCode.COMMIT_ACCEPT),
+        (AckCode.ERROR, AckCode.COMMIT_ERROR),
+        (AckCode.REJECT, AckCode.COMMIT_REJECT),
+    ],
+)
+def test_accept_ack_code_follows_the_original_outcome(original: AckCode, accept: AckCode) -> None:
+    assert AckMode.of("AL", "NE").accept_code(original) is accept
+
+
+# condition → (sent on success, sent on AE, sent on AR), table 0155
+CONDITION_TABLE = {
+    "AL": (True, True, True),
+    "NE": (False, False, False),
+    "ER": (False, True, True),
+    "SU": (True, False, False),
+}
+
+
+@pytest.mark.parametrize("condition", sorted(CONDITION_TABLE))
+def test_table_0155_decides_both_acknowledgments(condition: str) -> None:
+    outcomes = (AckCode.ACCEPT, AckCode.ERROR, AckCode.REJECT)
+    accept = AckMode.of(condition, "NE")
+    application = AckMode.of("AL", condition)
+    on_success = CONDITION_TABLE[condition][0]
+    # MSH-15 may withhold a positive accept ACK; a refusal is always sent.
+    assert tuple(accept.sends_accept_ack(c) for c in outcomes) == (on_success, True, True)
+    expected = CONDITION_TABLE[condition]
+    assert tuple(application.wants_application_ack(c) for c in outcomes) == expected
+    assert not accept.wants_application_ack(AckCode.ACCEPT)
+
+
+def test_commit_ack_carries_the_same_err_segment() -> None:
+    ctx = AckContext(control_id="7", trigger_event="O01", version="2.5.1")
+    mode = AckMode.of("AL", "AL")
+    error = MappingError(ErrorCode.REQUIRED_FIELD_MISSING, "PID-3", "PID-3 (patient ID) is empty")
+    original = segments(build_ack(ctx, AckCode.ERROR, error=error, now=NOW))
+    commit = segments(build_ack(ctx, mode.accept_code(AckCode.ERROR), error=error, now=NOW))
+    assert commit["MSA"] == ["MSA", "CE", "7", "PID-3 (patient ID) is empty"]
+    assert commit["ERR"] == original["ERR"]

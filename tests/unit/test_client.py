@@ -152,3 +152,9 @@ def test_summarize_without_msa_is_an_error() -> None:
 
 def test_client_error_is_a_broker_error() -> None:
     assert issubclass(MLLPClientError, BrokerError)
+
+
+def test_mllp_commit_blocks_read_as_commit_codes() -> None:
+    assert summarize_ack(b"\x06").code == "CA"
+    assert summarize_ack(b"\x15").code == "CR"
+    assert "resend" in summarize_ack(b"\x15").text
