@@ -44,6 +44,8 @@ class AckContext:
     processing_id: str = "P"
     version: str = "2.5.1"
     charset_field: str = ""  # MSH-18 as received, echoed in the ACK
+    accept_ack_type: str = ""  # MSH-15 as received (enhanced mode, HL7 v2.5.1 §2.9.3)
+    application_ack_type: str = ""  # MSH-16 as received
     codec: str = "utf-8"  # how the ACK bytes are encoded
 
 

@@ -40,6 +40,8 @@ class Outcome(StrEnum):
     STORE_FAILURE = "store-failure"  # AR: Redis unavailable; the sender resends
     INTERNAL_ERROR = "internal-error"  # AE 207: a broker fault; kept on the error list
     REJECTED = "rejected"  # AR by the transport (frame too large): only a prefix is kept
+    OUT_OF_ORDER = "out-of-order"  # AA, but an order change older (MSH-7) than its order's
+    # state was skipped (broker.worklist.ordering); the sender did nothing wrong
 
     @property
     def listed_as_error(self) -> bool:
@@ -72,8 +74,10 @@ class IntakeNotes:
     created: int = 0
     removed: int = 0
     duplicate: bool = False
+    stale: int = 0  # order changes skipped as older (MSH-7) than their order's state
     outcome: Outcome | None = None
     error: HL7Error | None = None
+    application_ack: bytes = b""  # enhanced mode: the AA/AE/AR MSH-16 asks for (not sent)
 
     def mapped(self, result: MappingResult) -> None:
         """Note the mapping used and the orders/entries it produced."""
@@ -92,6 +96,7 @@ class IntakeNotes:
             self.duplicate = True
             return
         self.created, self.removed = outcome.created, outcome.removed
+        self.stale = outcome.stale
 
     def failed(self, error: HL7Error, outcome: Outcome = Outcome.ERROR) -> None:
         """Note the error answered in the ACK."""
@@ -100,7 +105,9 @@ class IntakeNotes:
     def final_outcome(self) -> Outcome:
         if self.outcome is not None:
             return self.outcome
-        return Outcome.DUPLICATE if self.duplicate else Outcome.ACCEPTED
+        if self.duplicate:
+            return Outcome.DUPLICATE
+        return Outcome.OUT_OF_ORDER if self.stale else Outcome.ACCEPTED
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,7 @@ class Intake:
     created: int = 0
     removed: int = 0
     reprocess_of: str = ""  # id of the logged message this is a reprocessing of
+    application_ack: bytes = b""  # enhanced mode: application ACK due but not sent yet
 
 
 def intake_from(
@@ -165,6 +173,7 @@ def intake_from(
         entry_ids=tuple(notes.entry_ids),
         created=notes.created,
         removed=notes.removed,
+        application_ack=notes.application_ack,
         **header,
     )
 
@@ -210,6 +219,7 @@ class MessageRecord:
     mapping_version: str
     order_keys: tuple[str, ...]
     entry_ids: tuple[str, ...]
+    application_ack: bytes = b""  # enhanced mode: the application ACK, not sent yet
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ class ParsedMessage:
     field_separator: str  # MSH-1
     encoding_characters: str  # MSH-2
     charset_mislabelled: bool = False  # declared single-byte, decoded as UTF-8
+    message_datetime: str = ""  # MSH-7.1 (DTM, HL7 v2.5.1 §2.14.9.7), "" when absent
 
 
 def _normalize(name: str) -> str:
@@ -327,6 +328,7 @@ def _parsed(
         application_ack_type=header.get(16, "").strip(),
         field_separator=separator,
         encoding_characters=encoding,
+        message_datetime=_component(header.get(7, ""), encoding, 1),
     )
 
 
@@ -336,7 +338,8 @@ def peek_header(raw: bytes) -> dict[str, str] | None:
 
     Keys: field_separator, encoding_characters, sending_application,
     sending_facility, receiving_application, receiving_facility, message_type
-    ("CODE^EVENT"), trigger_event (MSH-9.2), control_id, processing_id, version.
+    ("CODE^EVENT"), trigger_event (MSH-9.2), control_id, processing_id, version,
+    accept_ack_type (MSH-15), application_ack_type (MSH-16).
     None if there is no MSH.
     """
     text = raw[len(_BOM) :] if raw.startswith(_BOM) else raw
@@ -363,4 +366,6 @@ def peek_header(raw: bytes) -> dict[str, str] | None:
         "control_id": header.get(10, "").strip(),
         "processing_id": _component(header.get(11, ""), safe, 1),
         "version": _component(header.get(12, ""), safe, 1),
+        "accept_ack_type": header.get(15, "").strip(),
+        "application_ack_type": header.get(16, "").strip(),
     }

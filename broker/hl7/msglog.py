@@ -34,6 +34,7 @@ from broker.hl7.intake import (
     MessageSummary,
     Outcome,
 )
+from broker.hl7.msglog_lua import RECORD_SCRIPT, RESOLVE_SCRIPT
 from broker.worklist.keys import KeySchema
 
 __all__ = ["MessageLog"]
@@ -44,87 +45,6 @@ _BATCH = 200
 _MAX_SCAN = 20_000  # summaries read per listing call at most; the page says where to go on
 _TRIM_PER_WRITE = 1000
 _CID_SEP = "\x1f"
-
-# Shared by both scripts. p: prefix, log, time, errors, refs, cid, ttl_ms, now_ms.
-_HELPERS = """
-local function release(p, id)
-  -- off the error list: expire with the log, or go now if the log dropped it already
-  local key = p.prefix .. id
-  local at = redis.call('ZSCORE', p.time, id)
-  if at then
-    local left = tonumber(at) + p.ttl_ms - p.now_ms
-    if left < 1000 then left = 1000 end
-    redis.call('PEXPIRE', key, math.floor(left))
-  else
-    redis.call('DEL', key)
-  end
-end
-local function forget(p, id)
-  local refs = redis.call('HGET', p.refs, id)
-  if refs then
-    local d = cjson.decode(refs)
-    for _, ix in ipairs(d.zs) do redis.call('ZREM', ix, id) end
-    redis.call('ZREM', p.cid, d.cid)
-    redis.call('HDEL', p.refs, id)
-  end
-  redis.call('ZREM', p.log, id)
-  redis.call('ZREM', p.time, id)
-  if not redis.call('ZSCORE', p.errors, id) then redis.call('DEL', p.prefix .. id) end
-end
-"""
-
-# ARGV[1]: JSON payload (see MessageLog._payload); ARGV[2]: raw message; ARGV[3]: ACK.
-_RECORD_SCRIPT = (
-    _HELPERS
-    + """
-local p = cjson.decode(ARGV[1])
-local id = tostring(redis.call('INCR', p.seq))
-local key = p.prefix .. id
-local cid = p.cid_value .. id
-redis.call('HSET', key, 'raw', ARGV[2], 'ack', ARGV[3], unpack(p.fields))
-redis.call('HSET', p.refs, id, cjson.encode({zs = p.indexes, cid = cid}))
-for _, ix in ipairs(p.indexes) do redis.call('ZADD', ix, id, id) end
-redis.call('ZADD', p.log, id, id)
-redis.call('ZADD', p.time, p.received_ms, id)
-redis.call('ZADD', p.cid, 0, cid)
-if p.error then
-  redis.call('ZADD', p.errors, id, id)
-else
-  redis.call('PEXPIRE', key, p.ttl_ms)
-end
-for _, old in ipairs(redis.call('ZRANGEBYSCORE', p.time, '-inf', '(' .. p.cutoff_ms,
-                                'LIMIT', 0, p.trim)) do
-  forget(p, old)
-end
-local excess = redis.call('ZCARD', p.log) - p.max
-if excess > 0 then
-  for _, old in ipairs(redis.call('ZRANGE', p.log, 0, math.min(excess, p.trim) - 1)) do
-    forget(p, old)
-  end
-end
-excess = redis.call('ZCARD', p.errors) - p.max
-if excess > 0 then
-  for _, old in ipairs(redis.call('ZRANGE', p.errors, 0, math.min(excess, p.trim) - 1)) do
-    redis.call('ZREM', p.errors, old)
-    redis.call('HSET', p.prefix .. old, 'resolution', 'dropped: error list over its limit')
-    release(p, old)
-  end
-end
-return id
-"""
-)
-
-# ARGV[1]: JSON {id, fields, + the keys of _HELPERS}. Returns 1, or 0 if not on the list.
-_RESOLVE_SCRIPT = (
-    _HELPERS
-    + """
-local p = cjson.decode(ARGV[1])
-if redis.call('ZREM', p.errors, p.id) == 0 then return 0 end
-redis.call('HSET', p.prefix .. p.id, unpack(p.fields))
-release(p, p.id)
-return 1
-"""
-)
 
 _SUMMARY_FIELDS = (
     "received", "peer", "outcome", "ack_code", "type", "cid", "app", "fac",
@@ -147,8 +67,8 @@ class MessageLog:
         self._keys = keys or KeySchema()
         self._max = max_messages
         self._ttl_ms = int(retention_days * 86_400_000)
-        self._record = client.register_script(_RECORD_SCRIPT)
-        self._resolve = client.register_script(_RESOLVE_SCRIPT)
+        self._record = client.register_script(RECORD_SCRIPT)
+        self._resolve = client.register_script(RESOLVE_SCRIPT)
 
     def __repr__(self) -> str:
         return f"MessageLog(prefix={self._keys.prefix!r}, max_messages={self._max})"
@@ -159,7 +79,8 @@ class MessageLog:
         """Record one message (and trim the log); return its id."""
         now_ms = int(time.time() * 1000)
         try:
-            reply = self._record(args=[self._payload(intake, now_ms), intake.raw, intake.ack])
+            payload = self._payload(intake, now_ms)
+            reply = self._record(args=[payload, intake.raw, intake.ack, intake.application_ack])
         except redis.RedisError as e:
             raise StoreError(f"message log unavailable: {e}") from e
         return _text(reply)
@@ -265,6 +186,7 @@ class MessageLog:
             mapping_version=_text(f.get("mapping_version", b"")),
             order_keys=tuple(json.loads(f.get("order_keys", b"[]"))),
             entry_ids=tuple(json.loads(f.get("entry_ids", b"[]"))),
+            application_ack=_bytes(f.get("app_ack")),
         )
 
     def count(self, *, errors_only: bool = False) -> int:

@@ -8,7 +8,10 @@ Rules (HL7 v2.5.1 §2.9, IHE RAD TF-2 RAD-4/RAD-13):
 - AA only after the store's atomic update has returned (and so, with the
   embedded Redis at ``appendfsync always``, after it is on disk);
 - a store failure is answered AR (the sender should retry later), a content
-  problem AE with an ERR segment naming the field.
+  problem AE with an ERR segment naming the field;
+- in enhanced mode (MSH-15/16 valued, HL7 v2.5.1 §2.9.3) the answer is the
+  accept ACK CA/CE/CR under MSH-15's condition (see ``ackmode``); the
+  application ACK MSH-16 asks for is recorded in the message log, not sent.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 
 from broker.errors import HL7Error, StoreError
 from broker.hl7.ack import AckContext, build_ack
+from broker.hl7.ackmode import MLLP_COMMIT_ACK, AckMode
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.intake import IntakeNotes, MessageRecorder, Outcome, intake_from
 from broker.hl7.message import ParsedMessage, decode, peek_header
@@ -30,6 +34,7 @@ from broker.mapping.patient import map_patient_message
 from broker.mapping.patient_spec import PatientSpec
 from broker.mapping.registry import MappingRegistry
 from broker.worklist.model import DedupKey, DedupRecord
+from broker.worklist.ordering import message_time
 from broker.worklist.patients import PatientStore
 from broker.worklist.store import WorklistStore
 
@@ -70,6 +75,8 @@ def context_from_message(msg: ParsedMessage) -> AckContext:
         version=msg.version,
         charset_field=charset_field,
         codec=_CODECS_FOR_ACK.get(msg.charset, msg.charset),
+        accept_ack_type=msg.accept_ack_type,
+        application_ack_type=msg.application_ack_type,
     )
 
 
@@ -97,6 +104,8 @@ def context_from_raw(raw: bytes) -> AckContext:
         processing_id=header.get("processing_id", "P") or "P",
         version=header.get("version", "2.5.1") or "2.5.1",
         codec="latin-1",
+        accept_ack_type=header.get("accept_ack_type", ""),
+        application_ack_type=header.get("application_ack_type", ""),
     )
 
 
@@ -134,7 +143,40 @@ class HL7Router:
         self._config = config
         self._recorder = recorder
 
-    def _ack(self, ctx: AckContext, code: AckCode, error: HL7Error | None = None) -> bytes:
+    def _ack(
+        self,
+        ctx: AckContext,
+        code: AckCode,
+        error: HL7Error | None = None,
+    ) -> bytes:
+        """What goes back on the connection for outcome ``code`` (original-mode code).
+
+        Original mode: the ACK itself. Enhanced mode (HL7 v2.5.1 §2.9.3): the
+        accept ACK (CA/CE/CR, same ERR); when MSH-15 withholds a positive one
+        (NE, ER), an MLLP Release 2 commit block. Refusals always get the ACK.
+        """
+        mode = AckMode.of(ctx.accept_ack_type, ctx.application_ack_type)
+        if not mode.sends_accept_ack(code):
+            return MLLP_COMMIT_ACK
+        return build_ack(
+            ctx,
+            mode.accept_code(code),
+            error=error,
+            application=self._config.application,
+            facility=self._config.facility,
+        )
+
+    def _application_ack(self, ctx: AckContext, notes: IntakeNotes) -> bytes:
+        """The application ACK MSH-16 asks for (HL7 v2.5.1 §2.9.3), or ``b""``.
+
+        In enhanced mode it is a message of its own to the sender; the broker has
+        no outbound HL7 connection yet, so it is only kept in the message log.
+        """
+        error = notes.error
+        code = AckCode.ACCEPT if error is None else error.ack_code
+        mode = AckMode.of(ctx.accept_ack_type, ctx.application_ack_type)
+        if not mode.wants_application_ack(code):
+            return b""
         return build_ack(
             ctx,
             code,
@@ -166,7 +208,9 @@ class HL7Router:
                 e.location,
             )
             notes.failed(e)
-            ack = self._ack(context_from_raw(raw), e.ack_code, e)
+            raw_ctx = context_from_raw(raw)
+            ack = self._ack(raw_ctx, e.ack_code, e)
+            notes.application_ack = self._application_ack(raw_ctx, notes)
             self._record(raw, peer, received, None, ack, notes)
             return ack
         ctx = context_from_message(msg)
@@ -187,7 +231,8 @@ class HL7Router:
                 "worklist store unavailable; nothing was stored, please resend later",
             )
             notes.failed(error, Outcome.STORE_FAILURE)
-            ack, summary = self._ack(ctx, AckCode.REJECT, error), "AR 207 store unavailable"
+            ack = self._ack(ctx, AckCode.REJECT, error)
+            summary = "AR 207 store unavailable"
         except Exception:
             log.exception("[%s] msg %s: internal error", peer, msg.control_id)
             error = HL7Error(
@@ -206,6 +251,7 @@ class HL7Router:
             summary,
             (time.perf_counter() - started) * 1000,
         )
+        notes.application_ack = self._application_ack(ctx, notes)
         self._record(raw, peer, received, msg, ack, notes)
         return ack
 
@@ -250,13 +296,19 @@ class HL7Router:
         result = map_message(msg.message, spec, message_type=msg.message_type)
         notes.mapped(result)
         ack = self._ack(ctx, AckCode.ACCEPT)
-        outcome = self._patients.apply_order(result.changes, (key, DedupRecord(digest, ack)))
+        sent = message_time(msg.message_datetime)  # None: no ordering information (MSH-7)
+        record = DedupRecord(digest, ack)
+        outcome = self._patients.apply_order(result.changes, (key, record), sent)
         notes.applied(outcome)
         if outcome.duplicate is not None:  # a resend raced the original
             return self._answer_duplicate(outcome.duplicate, digest, ctx)
         summary = f"AA, {outcome.created} entries written, {outcome.removed} removed"
-        if outcome.skipped:
-            summary += f", {outcome.skipped} order(s) already over left unchanged"
+        if outcome.skipped - outcome.stale:
+            summary += f", {outcome.skipped - outcome.stale} order(s) already over left unchanged"
+        if outcome.stale:
+            summary += (
+                f", {outcome.stale} order change(s) older (MSH-7) than the order's state skipped"
+            )
         return ack, summary
 
     def _process_patient(

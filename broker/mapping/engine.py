@@ -16,6 +16,7 @@ first in the message (so PID and PV1 come from the patient part).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -28,24 +29,22 @@ from pydicom.valuerep import validate_value
 
 from broker.errors import HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
-from broker.mapping.paths import HL7Path, Value, parse_path, read, scalar
+from broker.mapping.order_control import control_codes, control_row, refuse_parent_child
+from broker.mapping.paths import HL7Path, Value, read, scalar
 from broker.mapping.spec import (
     SPS_SEQUENCE,
     ControlAction,
-    ControlRow,
     LookupTable,
     MappingSpec,
     Rule,
     SequenceRule,
     ValueRule,
 )
-from broker.mapping.transforms import TRANSFORMS, TransformError, uid_from_seed
+from broker.mapping.transforms import TRANSFORMS, TransformError, id_from_seed, uid_from_seed
 from broker.worklist.model import MappingResult, OrderAction, OrderChange
 
 __all__ = ["RuleTables", "evaluate_rules", "map_message", "segment_id"]
 
-_ORC_1 = parse_path("ORC-1")
-_ORC_5 = parse_path("ORC-5")
 _SPS_STATUS_TAG = 0x00400020  # Scheduled Procedure Step Status, CS (PS3.3 C.4.10)
 _SCHEDULED = "SCHEDULED"
 # PS3.5 Table 6.2-1 maximum lengths in characters (PN: per component group).
@@ -63,7 +62,9 @@ def map_message(message: hl7.Message, spec: MappingSpec, *, message_type: str) -
     Adjacent groups with the same order key and action are merged into one
     change (IHE RAD-4 in HL7 v2.3.1 sends one ORC/OBR pair per Scheduled
     Procedure Step of the same order). Raises :class:`MappingError` (AE) with
-    an HL7 table 0357 code and an ERR-2 location such as ``"PID-3"``.
+    an HL7 table 0357 code and an ERR-2 location such as ``"PID-3"``. Every
+    group is mapped before anything is returned, so a message is applied whole
+    or, when any group fails, not at all.
     """
     entry_types = spec.entry_per.get(message_type)
     if entry_types is None:
@@ -80,14 +81,16 @@ def map_message(message: hl7.Message, spec: MappingSpec, *, message_type: str) -
             ErrorCode.SEGMENT_SEQUENCE_ERROR, "ORC", f"{message_type} has no ORC segment"
         )
     message_first = _first_by_id(segments)
+    groups = _order_groups(segments[first_orc:])
+    refuse_parent_child(groups)
     changes: list[OrderChange] = []
-    for group in _order_groups(segments[first_orc:]):
+    for group in groups:
         change = _map_group(spec, group, message_first, entry_types)
         if change is None:
             continue
         last = changes[-1] if changes else None
         if last is not None and (last.order_key, last.action) == (change.order_key, change.action):
-            changes[-1] = OrderChange(last.order_key, last.action, last.entries + change.entries)
+            changes[-1] = dataclasses.replace(last, entries=last.entries + change.entries)
         else:
             changes.append(change)
     return MappingResult(tuple(changes), spec.name, spec.version)
@@ -163,12 +166,7 @@ def _map_group(
     spec: MappingSpec, group: list[Any], message_first: dict[str, Any], entry_types: tuple[str, ...]
 ) -> OrderChange | None:
     context = _Context(message_first, group, None)
-    code = scalar(next(iter(read(group[0], _ORC_1)), ())).strip()
-    if not code:
-        raise MappingError(
-            ErrorCode.REQUIRED_FIELD_MISSING, "ORC-1", "ORC-1 (order control) is empty"
-        )
-    row = _control_row(spec, code, scalar(next(iter(read(group[0], _ORC_5)), ())).strip())
+    row = control_row(spec, *control_codes(group[0]))
     action = row.action
     if action is ControlAction.IGNORE:
         return None
@@ -184,30 +182,6 @@ def _map_group(
         entry_context.order_key = key
         entries.append(_entry(spec, entry_context, row.status))
     return OrderChange(key, OrderAction.SCHEDULE, tuple(entries), status=row.status)
-
-
-def _control_row(spec: MappingSpec, orc1: str, orc5: str) -> ControlRow:
-    """The order-control row for ORC-1 and ORC-5 (HL7 tables 0119 and 0038).
-
-    An exact ``ORC-1/ORC-5`` row wins, then ``ORC-1`` alone (any ORC-5). A
-    combination the table does not list is refused, never guessed.
-    """
-    table = spec.order_control
-    row = table.get(f"{orc1}/{orc5}") or table.get(orc1)
-    if row is not None:
-        return row
-    if any(k.startswith(f"{orc1}/") for k in table):
-        raise MappingError(
-            ErrorCode.TABLE_VALUE_NOT_FOUND,
-            "ORC-5",
-            f"order control {orc1} with order status {orc5 or '(empty)'} (ORC-1/ORC-5) "
-            f"is not in the order_control table of mapping {spec.name!r}",
-        )
-    raise MappingError(
-        ErrorCode.TABLE_VALUE_NOT_FOUND,
-        "ORC-1",
-        f"order control {orc1!r} is not in the order_control table of mapping {spec.name!r}",
-    )
 
 
 def _entry_segments(group: list[Any], entry_types: tuple[str, ...]) -> tuple[str, list[Any]]:
@@ -302,6 +276,9 @@ def _evaluate(spec: RuleTables, rule: ValueRule, context: _Context) -> tuple[lis
     raw: list[Value] = []
     if rule.value is not None:
         raw = [(rule.value,)]
+    elif rule.generate == "id":  # the keyword keeps RP ID and SPS ID of one order apart
+        seed = _first_scalar(rule.seed, context)
+        raw = [(id_from_seed(f"{context.order_key}|{rule.keyword}|{seed}"),)]
     elif rule.generate is not None:
         seed = _first_scalar(rule.seed, context)
         raw = [(uid_from_seed(f"{context.order_key}|{seed}"),)]

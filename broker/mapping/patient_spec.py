@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from broker.mapping.parser import MappingParser, parse_mapping, read_mapping_file, suggest
 from broker.mapping.paths import HL7Path
 from broker.mapping.spec import (
     SPS_SEQUENCE,
@@ -26,10 +27,6 @@ from broker.mapping.spec import (
     MappingSpec,
     Rule,
     ValueRule,
-    _Parser,
-    _suggest,
-    parse_mapping,
-    read_mapping_file,
 )
 from broker.worklist.model import PatientAction
 
@@ -98,14 +95,14 @@ def parse_patient_mapping(
     return _PatientParser(source).patient_mapping(data, version, default_name)
 
 
-class _PatientParser(_Parser):
+class _PatientParser(MappingParser):
     """The order parser's scalar, table and rule checks plus the patient sections."""
 
     def patient_mapping(self, data: object, version: str, default_name: str) -> PatientSpec:
         top = self.dict_of("(top level)", data)
         for key in top:
             if key not in _TOP_KEYS:
-                self.fail(key, f"unknown setting{_suggest(key, _TOP_KEYS)}")
+                self.fail(key, f"unknown setting{suggest(key, _TOP_KEYS)}")
         for key in ("events", "attributes"):
             if key not in top:
                 self.fail(key, "missing: this section is required")

@@ -1,34 +1,21 @@
-"""Mapping files: YAML read with ``yaml.safe_load``, validated into frozen dataclasses.
+"""What a mapping is: the frozen dataclasses a mapping file is validated into.
 
-The schema is documented field by field in ``mappings/README.md``. Every
-DICOM keyword is checked against pydicom's data dictionary (PS3.6) when the
-file is loaded, with a "did you mean" suggestion, and every HL7 path, transform
-and table name is checked too, so a mapping that loads cannot fail on its own
-content at run time. Errors are :class:`broker.errors.ConfigError` naming the
-file and the rule (``orders.yaml: attributes.PatientName``).
+Reading and validating the YAML is ``broker.mapping.parser``; the schema is
+documented field by field in ``mappings/README.md``.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from types import MappingProxyType
-from typing import NoReturn
 
-import yaml
-from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_dict, tag_for_keyword
-
-from broker.errors import ConfigError
-from broker.mapping.paths import HL7Path, PathSyntaxError, parse_path
-from broker.mapping.transforms import TRANSFORMS
+from broker.mapping.paths import HL7Path
 
 __all__ = [
+    "SPS_SEQUENCE",
     "SPS_STATUSES",
+    "TEXT_VRS",
     "ControlAction",
     "ControlRow",
     "LookupTable",
@@ -37,9 +24,6 @@ __all__ = [
     "Rule",
     "SequenceRule",
     "ValueRule",
-    "load_mapping",
-    "parse_mapping",
-    "read_mapping_file",
 ]
 
 SPS_SEQUENCE = "ScheduledProcedureStepSequence"  # (0040,0100), one item per entry (PS3.4 K.6.1)
@@ -65,31 +49,6 @@ TEXT_VRS = frozenset(
         "UT",
     }
 )
-_RULE_KEYS = (
-    "path",
-    "value",
-    "generate",
-    "seed",
-    "transform",
-    "table",
-    "default",
-    "required",
-    "fallback",
-)
-_TOP_KEYS = (
-    "kind",
-    "name",
-    "description",
-    "message_types",
-    "order_control",
-    "order_key",
-    "tables",
-    "attributes",
-)
-_MESSAGE_TYPE_RE = re.compile(r"[A-Z0-9]{3}\^[A-Z0-9]{3}")
-_SEGMENT_RE = re.compile(r"[A-Z0-9]{3}")
-_PREFIX_RE = re.compile(r"[A-Z][A-Z0-9_]*")
-_GENERATORS = ("uid",)
 
 
 class ControlAction(StrEnum):
@@ -191,271 +150,3 @@ class MappingSpec:
     def message_types(self) -> frozenset[str]:
         """The message types (``"ORM^O01"``) this mapping handles."""
         return frozenset(self.entry_per)
-
-
-def load_mapping(path: Path) -> MappingSpec:
-    """Read and validate one mapping file (``yaml.safe_load``: data only, no code)."""
-    data, version = read_mapping_file(path)
-    return parse_mapping(data, source=path.name, version=version, default_name=path.stem)
-
-
-def read_mapping_file(path: Path) -> tuple[object, str]:
-    """A mapping file's YAML data and its version (a short sha256 of its bytes)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(str(path), f"cannot read the mapping file: {e.strerror}") from e
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise ConfigError(path.name, f"not UTF-8 text (byte {e.start})") from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(path.name, f"invalid YAML: {where}{problem}") from e
-    return data, hashlib.sha256(raw).hexdigest()[:12]
-
-
-def parse_mapping(data: object, *, source: str, version: str, default_name: str) -> MappingSpec:
-    """Validate already-loaded YAML data (also used to preview an edited mapping)."""
-    return _Parser(source).mapping(data, version, default_name)
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
-    return f" (did you mean {' or '.join(close)}?)" if close else ""
-
-
-class _Parser:
-    """Validates one file's data; every error names the file and the rule."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.tables: dict[str, LookupTable] = {}
-
-    def fail(self, rule: str, message: str) -> NoReturn:
-        raise ConfigError(setting=f"{self.source}: {rule}", message=message)
-
-    def mapping(self, data: object, version: str, default_name: str) -> MappingSpec:
-        top = self.dict_of("(top level)", data)
-        for key in top:
-            if key not in _TOP_KEYS:
-                self.fail(key, f"unknown setting{_suggest(key, _TOP_KEYS)}")
-        if top.get("kind", "orders") != "orders":
-            self.fail("kind", "an order mapping has kind: orders (patient mappings: kind: patient)")
-        for key in ("message_types", "order_control", "order_key", "attributes"):
-            if key not in top:
-                self.fail(key, "missing: this section is required")
-        name = self.text("name", top.get("name", default_name))
-        self.tables = self.parse_tables(top.get("tables", {}))
-        rules = self.rules("attributes", top["attributes"])
-        if not any(r.keyword == SPS_SEQUENCE for r in rules):
-            self.fail("attributes", f"{SPS_SEQUENCE} is missing: each entry is one of its items")
-        return MappingSpec(
-            name=name,
-            version=version,
-            source=self.source,
-            entry_per=MappingProxyType(self.message_types(top["message_types"])),
-            order_control=MappingProxyType(self.order_control(top["order_control"])),
-            order_key=self.order_key(top["order_key"]),
-            tables=MappingProxyType(self.tables),
-            rules=rules,
-        )
-
-    # -- scalars and containers -------------------------------------------------
-    def dict_of(self, rule: str, data: object) -> dict[str, object]:
-        if not isinstance(data, dict) or not data:
-            self.fail(rule, "must be a non-empty mapping (key: value lines)")
-        for key in data:
-            if not isinstance(key, str):
-                self.fail(rule, f"key {key!r} must be text (quote it)")
-        return data
-
-    def text(self, rule: str, raw: object) -> str:
-        if isinstance(raw, bool) or not isinstance(raw, str | int):
-            self.fail(rule, f"{raw!r} must be text (quote it: YAML reads yes/no as booleans)")
-        return str(raw)
-
-    def path(self, rule: str, raw: object) -> HL7Path:
-        try:
-            return parse_path(self.text(rule, raw))
-        except PathSyntaxError as e:
-            self.fail(rule, str(e))
-
-    def paths(self, rule: str, raw: object) -> tuple[HL7Path, ...]:
-        items = raw if isinstance(raw, list) else [raw]
-        if not items:
-            self.fail(rule, "the list of HL7 paths is empty")
-        return tuple(self.path(rule, item) for item in items)
-
-    # -- top-level sections -------------------------------------------------------
-    def message_types(self, data: object) -> dict[str, tuple[str, ...]]:
-        result: dict[str, tuple[str, ...]] = {}
-        for mtype, raw in self.dict_of("message_types", data).items():
-            rule = f"message_types.{mtype}"
-            if not _MESSAGE_TYPE_RE.fullmatch(mtype):
-                self.fail(
-                    rule, "a message type is written CODE^EVENT (MSH-9.1^MSH-9.2), e.g. ORM^O01"
-                )
-            if isinstance(raw, dict):
-                if set(raw) != {"entry_per"}:
-                    self.fail(rule, "the only setting of a message type is entry_per")
-                raw = raw["entry_per"]
-            segments = [self.text(rule, s) for s in (raw if isinstance(raw, list) else [raw])]
-            if not segments or not all(_SEGMENT_RE.fullmatch(s) for s in segments):
-                self.fail(rule, "entry_per is a segment id (OBR, IPC) or a list of them")
-            result[mtype] = tuple(segments)
-        return result
-
-    def order_control(self, data: object) -> dict[str, ControlRow]:
-        """Rows ``ORC-1[/ORC-5]: action`` or ``{action:, status:}`` (HL7 tables 0119, 0038)."""
-        actions = [a.value for a in ControlAction]
-        result: dict[str, ControlRow] = {}
-        for code, raw in self.dict_of("order_control", data).items():
-            rule = f"order_control.{code}"
-            if not re.fullmatch(r"[A-Z0-9]{2}(/[A-Z0-9]{0,2})?", str(code)):
-                self.fail(rule, "a row is ORC-1 (any ORC-5), ORC-1/ORC-5, or ORC-1/ (empty ORC-5)")
-            fields = raw if isinstance(raw, dict) else {"action": raw}
-            unknown = set(fields) - {"action", "status"}
-            if unknown:
-                self.fail(rule, f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-            action = self.text(rule, fields.get("action"))
-            if action not in actions:
-                self.fail(rule, f"{action!r} is not one of {', '.join(actions)}")
-            status = self.text(rule, fields.get("status", "SCHEDULED"))
-            if status not in SPS_STATUSES:
-                self.fail(
-                    rule, f"status {status!r} is not one of {', '.join(sorted(SPS_STATUSES))}"
-                )
-            result[str(code)] = ControlRow(ControlAction(action), status)
-        return result
-
-    def order_key(self, data: object) -> tuple[OrderKeyPart, ...]:
-        if not isinstance(data, list) or not data:
-            self.fail("order_key", "must be a list of 'PREFIX: PATH' lines, e.g. '- PLACER: ORC-2'")
-        parts: list[OrderKeyPart] = []
-        for index, item in enumerate(data, 1):
-            rule = f"order_key[{index}]"
-            if not isinstance(item, dict) or len(item) != 1:
-                self.fail(rule, "each entry is one 'PREFIX: PATH' pair, e.g. 'PLACER: ORC-2'")
-            ((prefix, raw),) = item.items()
-            if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
-                self.fail(rule, f"prefix {prefix!r} must be upper-case letters, digits or _")
-            path = self.path(rule, raw)
-            if path.all_repetitions:
-                self.fail(rule, "an order key path takes one repetition, not [*]")
-            parts.append(OrderKeyPart(prefix, path))
-        return tuple(parts)
-
-    def parse_tables(self, data: object) -> dict[str, LookupTable]:
-        if data in ({}, None):
-            return {}
-        tables: dict[str, LookupTable] = {}
-        for name, raw in self.dict_of("tables", data).items():
-            rule = f"tables.{name}"
-            if not isinstance(raw, dict) or not set(raw) <= {"rows", "default"}:
-                self.fail(rule, "a table has 'rows:' (code: value lines) and optional 'default:'")
-            rows_raw = raw.get("rows") or {}
-            if not isinstance(rows_raw, dict):
-                self.fail(f"{rule}.rows", "must be a mapping of code: value")
-            rows = {
-                self.text(f"{rule}.rows", k): self.text(f"{rule}.rows.{k}", v)
-                for k, v in rows_raw.items()
-            }
-            default = self.text(f"{rule}.default", raw["default"]) if "default" in raw else None
-            tables[name] = LookupTable(name, MappingProxyType(rows), default)
-        return tables
-
-    # -- attribute rules ------------------------------------------------------------
-    def rules(self, where: str, data: object) -> tuple[Rule, ...]:
-        return tuple(
-            self.rule(f"{where}.{kw}", kw, raw) for kw, raw in self.dict_of(where, data).items()
-        )
-
-    def element(self, rule: str, keyword: str) -> tuple[int, str, str]:
-        tag = tag_for_keyword(keyword)
-        if tag is None:
-            self.fail(rule, f"{keyword!r} is not a DICOM keyword{_suggest(keyword, keyword_dict)}")
-        return tag, dictionary_VR(tag), dictionary_VM(tag)
-
-    def rule(self, rule: str, keyword: str, raw: object) -> Rule:
-        tag, vr, vm = self.element(rule, keyword)
-        if vr == "SQ":
-            if not isinstance(raw, dict) or set(raw) & set(_RULE_KEYS):
-                self.fail(
-                    rule,
-                    f"{keyword} is a sequence (VR SQ): give its item's attributes, Keyword: PATH",
-                )
-            return SequenceRule(rule, keyword, tag, self.rules(rule, raw))
-        if vr not in TEXT_VRS:
-            self.fail(
-                rule,
-                f"{keyword} has VR {vr}; mappable VRs: {', '.join(sorted(TEXT_VRS))}",
-            )
-        return self.value_rule(rule, keyword, (tag, vr, vm != "1"), raw, top=True)
-
-    def value_rule(
-        self, rule: str, keyword: str, element: tuple[int, str, bool], raw: object, *, top: bool
-    ) -> ValueRule:
-        tag, vr, multi = element
-        spec: dict[str, object] = dict(raw) if isinstance(raw, dict) else {"path": raw}
-        for key in spec:
-            if key in _RULE_KEYS:
-                continue
-            if isinstance(key, str) and tag_for_keyword(key) is not None:
-                self.fail(rule, f"{keyword} has VR {vr}, not SQ: it cannot hold attributes ({key})")
-            self.fail(rule, f"unknown setting {key!r}{_suggest(str(key), _RULE_KEYS)}")
-        sources = [k for k in ("path", "value", "generate") if k in spec]
-        if len(sources) != 1:
-            self.fail(rule, "give exactly one of path, value or generate")
-        paths = self.paths(rule, spec["path"]) if "path" in spec else ()
-        if not multi and any(p.all_repetitions for p in paths):
-            self.fail(rule, f"{keyword} takes one value: a [*] path could give several")
-        generate = self.text(rule, spec["generate"]) if "generate" in spec else None
-        if generate is not None and generate not in _GENERATORS:
-            self.fail(rule, f"generate {generate!r} is not one of {', '.join(_GENERATORS)}")
-        if "seed" in spec and generate is None:
-            self.fail(rule, "seed only goes with generate")
-        if "required" in spec and (not top or not isinstance(spec["required"], bool)):
-            self.fail(rule, "required is true or false, on the rule itself (not in a fallback)")
-        if "default" in spec and "path" not in spec:
-            self.fail(rule, "default only goes with path (it is used when the paths are empty)")
-        fallback = None
-        if "fallback" in spec:
-            fallback = self.value_rule(
-                f"{rule}.fallback", keyword, element, spec["fallback"], top=False
-            )
-        return ValueRule(
-            name=rule,
-            keyword=keyword,
-            tag=tag,
-            vr=vr,
-            multi=multi,
-            paths=paths,
-            value=self.text(rule, spec["value"]) if "value" in spec else None,
-            generate=generate,
-            seed=self.paths(f"{rule}.seed", spec["seed"]) if "seed" in spec else (),
-            transforms=self.transforms(rule, spec.get("transform")),
-            table=self.table_name(rule, spec.get("table")),
-            default=self.text(rule, spec["default"]) if "default" in spec else None,
-            required=bool(spec.get("required", False)),
-            fallback=fallback,
-        )
-
-    def transforms(self, rule: str, raw: object) -> tuple[str, ...]:
-        if raw is None:
-            return ()
-        names = [self.text(rule, n) for n in (raw if isinstance(raw, list) else [raw])]
-        for name in names:
-            if name not in TRANSFORMS:
-                self.fail(rule, f"unknown transform {name!r}{_suggest(name, TRANSFORMS)}")
-        return tuple(names)
-
-    def table_name(self, rule: str, raw: object) -> str | None:
-        if raw is None:
-            return None
-        name = self.text(rule, raw)
-        if name not in self.tables:
-            self.fail(rule, f"unknown table {name!r}{_suggest(name, self.tables)}")
-        return name

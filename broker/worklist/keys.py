@@ -6,6 +6,9 @@ Layout (``{p}`` is the configurable prefix, ``mwl`` by default):
                                     status (current SPS status, overlaid on ds when read)
     {p}:order-status          hash  order key -> its last SPS status (a cancel before
                                     its NW leaves one here, so the late NW changes nothing)
+    {p}:order-time            hash  order key -> UTC start of the newest MSH-7 applied to it,
+                                    "YYYYMMDDHHMMSS.ffffff" (broker.worklist.ordering): an
+                                    older message for the order changes nothing
     {p}:order:{order_key}     set   entry ids of one order
     {p}:idx:all               set   every entry id
     {p}:idx:aet:{AE}          set   entry ids by Scheduled Station AE Title
@@ -71,6 +74,9 @@ class KeySchema:
 
     def order_status(self) -> str:
         return f"{self.prefix}:order-status"
+
+    def order_time(self) -> str:
+        return f"{self.prefix}:order-time"
 
     def all_entries(self) -> str:
         return f"{self.prefix}:idx:all"

@@ -84,7 +84,8 @@ class ApplyOutcome:
 
     created: int = 0
     removed: int = 0
-    skipped: int = 0  # order changes refused because the order was already over
+    skipped: int = 0  # order changes refused: the order was already over, or ``stale``
+    stale: int = 0  # of ``skipped``: older (MSH-7) than the order's newest applied message
     duplicate: DedupRecord | None = None  # set when the message had been applied before
     conflict: bool = False  # a guard failed: another message changed what was read; nothing done
 

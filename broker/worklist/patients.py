@@ -48,6 +48,7 @@ from broker.worklist.model import (
     PatientChange,
     PatientResult,
 )
+from broker.worklist.ordering import MessageTime
 from broker.worklist.patient_state import PatientState, overlay
 from broker.worklist.store import WorklistStore, decode_dedup
 
@@ -112,18 +113,23 @@ class PatientStore:
         raise StoreError(f"patient records kept changing during {_ATTEMPTS} attempts; retry later")
 
     def apply_order(
-        self, changes: Sequence[OrderChange], dedup: tuple[DedupKey, DedupRecord] | None
+        self,
+        changes: Sequence[OrderChange],
+        dedup: tuple[DedupKey, DedupRecord] | None,
+        sent: MessageTime | None = None,
     ) -> ApplyOutcome:
         """Apply order changes with their patients' records and aliases, atomically.
 
         Each entry's Patient ID is replaced by the surviving ID when it is an
         alias, and the patient record, when there is one, is overlaid on it.
+        ``sent`` (MSH-7) makes changes older than an order's state skip
+        (``broker.worklist.ordering``).
         """
         for _ in range(_ATTEMPTS):
             state = PatientState(self._store.client, self._store.keys)
             state.prefetch({_patient_id(ds) for c in changes for ds in c.entries} - {""})
             prepared = [_with_patient(state, change) for change in changes]
-            outcome = self._store.apply(prepared, dedup, state.guards)
+            outcome = self._store.apply(prepared, dedup, state.guards, sent)
             if not outcome.conflict:
                 return outcome
         raise StoreError(f"patient records kept changing during {_ATTEMPTS} attempts; retry later")

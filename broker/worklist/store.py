@@ -39,6 +39,7 @@ from broker.worklist.model import (
     OrderChange,
     entry_id_for,
 )
+from broker.worklist.ordering import MessageTime
 
 __all__ = ["WorklistStore", "decode_dedup"]
 
@@ -48,61 +49,73 @@ _FETCH_BATCH = 256
 
 # ARGV[1]: JSON payload built by WorklistStore._payload. Returns
 # {"dup", <dedup value>} when the message was applied before, {"retry"} when a guard
-# (broker.worklist.guards) failed, else {"ok", written, removed, skipped}.
+# (broker.worklist.guards) failed, else {"ok", written, removed, skipped, stale}.
 # Run after MESSAGE_PROLOGUE_LUA (payload in p, dedup and guards checked).
+# p.sent (absent without a usable MSH-7) is the message's UTC interval, compared as
+# text with the order's newest applied MSH-7 (broker.worklist.ordering).
 _APPLY_SCRIPT = (
     """
 local terminal = {COMPLETED=true, CANCELED=true, DISCONTINUED=true}
-local written, removed, skipped = 0, 0, 0
+local written, removed, skipped, stale = 0, 0, 0, 0
 for _, o in ipairs(p.orders) do
   local current = redis.call('HGET', p.order_status, o.order_key)
-  if current and terminal[current] and o.action ~= 'cancel' and not terminal[o.status] then
+  local newest = p.sent and redis.call('HGET', p.order_time, o.order_key)
+  if newest and p.sent.latest <= newest then
+    skipped, stale = skipped + 1, stale + 1
+  elseif current and terminal[current] and o.action ~= 'cancel' and not terminal[o.status] then
     skipped = skipped + 1
-  elseif o.action == 'status' then
-    for _, id in ipairs(redis.call('SMEMBERS', o.key)) do
-      redis.call('HSET', p.entry_prefix .. id, 'status', o.status)
-      written = written + 1
-    end
-    redis.call('HSET', p.order_status, o.order_key, o.status)
   else
-    for _, id in ipairs(redis.call('SMEMBERS', o.key)) do
-      local ek = p.entry_prefix .. id
-      local idx = redis.call('HGET', ek, 'idx')
-      if idx then
-        for _, ref in ipairs(cjson.decode(idx)) do
-          if ref[1] == 'z' then
-            redis.call('ZREM', ref[2], id)
-          else
-            redis.call('SREM', ref[2], id)
+    if p.sent and (not newest or p.sent.earliest > newest) then
+      redis.call('HSET', p.order_time, o.order_key, p.sent.earliest)
+    end
+    if o.action == 'status' then
+      for _, id in ipairs(redis.call('SMEMBERS', o.key)) do
+        redis.call('HSET', p.entry_prefix .. id, 'status', o.status)
+        written = written + 1
+      end
+      redis.call('HSET', p.order_status, o.order_key, o.status)
+    else
+      for _, id in ipairs(redis.call('SMEMBERS', o.key)) do
+        local ek = p.entry_prefix .. id
+        local idx = redis.call('HGET', ek, 'idx')
+        if idx then
+          for _, ref in ipairs(cjson.decode(idx)) do
+            if ref[1] == 'z' then
+              redis.call('ZREM', ref[2], id)
+            else
+              redis.call('SREM', ref[2], id)
+            end
           end
         end
+        redis.call('SREM', p.all, id)
+        redis.call('DEL', ek)
+        removed = removed + 1
       end
-      redis.call('SREM', p.all, id)
-      redis.call('DEL', ek)
-      removed = removed + 1
-    end
-    redis.call('DEL', o.key)
-    for _, e in ipairs(o.entries) do
-      redis.call('HSET', p.entry_prefix .. e.id, 'ds', e.ds, 'order', o.order_key,
-                 'idx', e.idx_json, 'status', o.status)
-      for _, ref in ipairs(e.idx) do
-        if ref[1] == 'z' then
-          redis.call('ZADD', ref[2], ref[3], e.id)
-        else
-          redis.call('SADD', ref[2], e.id)
+      redis.call('DEL', o.key)
+      for _, e in ipairs(o.entries) do
+        redis.call('HSET', p.entry_prefix .. e.id, 'ds', e.ds, 'order', o.order_key,
+                   'idx', e.idx_json, 'status', o.status)
+        for _, ref in ipairs(e.idx) do
+          if ref[1] == 'z' then
+            redis.call('ZADD', ref[2], ref[3], e.id)
+          else
+            redis.call('SADD', ref[2], e.id)
+          end
         end
+        redis.call('SADD', p.all, e.id)
+        redis.call('SADD', o.key, e.id)
+        written = written + 1
       end
-      redis.call('SADD', p.all, e.id)
-      redis.call('SADD', o.key, e.id)
-      written = written + 1
+      if o.action == 'schedule' then
+        redis.call('HSET', p.order_status, o.order_key, o.status)
+      end
     end
-    if o.action == 'schedule' then redis.call('HSET', p.order_status, o.order_key, o.status) end
   end
 end
 """
     + DEDUP_EPILOGUE_LUA
     + """
-return {'ok', written, removed, skipped}
+return {'ok', written, removed, skipped, stale}
 """
 )
 
@@ -166,22 +179,29 @@ class WorklistStore:
         changes: Sequence[OrderChange],
         dedup: tuple[DedupKey, DedupRecord] | None,
         guards: Sequence[Guard] = (),
+        sent: MessageTime | None = None,
     ) -> ApplyOutcome:
         """Apply a message's order changes and record its dedup entry, atomically.
 
         If ``dedup`` names a message that was applied before, nothing changes and
         the earlier record is returned in ``ApplyOutcome.duplicate``. If a guard
         no longer holds, nothing changes and ``ApplyOutcome.conflict`` is set.
+        ``sent`` is the message's MSH-7: a change to an order that already took a
+        newer message is skipped (``ApplyOutcome.stale``, see
+        ``broker.worklist.ordering``); None applies without that check.
         """
         body = self._payload(changes, dedup)
         body["guards"] = guard_payload(guards)
+        if sent is not None:  # absent, not null: cjson's null would be true in Lua
+            body["sent"] = {"earliest": sent.earliest, "latest": sent.latest}
         reply = self.run_script(self._apply, json.dumps(body, ensure_ascii=False))
         tag = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if tag == "dup":
             return ApplyOutcome(duplicate=decode_dedup(reply[1]))
         if tag == "retry":
             return ApplyOutcome(conflict=True)
-        return ApplyOutcome(created=int(reply[1]), removed=int(reply[2]), skipped=int(reply[3]))
+        created, removed, skipped, stale = (int(v) for v in reply[1:5])
+        return ApplyOutcome(created=created, removed=removed, skipped=skipped, stale=stale)
 
     def run_script(self, script: Any, payload: str) -> list[Any]:
         """Run a registered script with one JSON argument, then wait for replicas if configured."""
@@ -236,6 +256,7 @@ class WorklistStore:
             "entry_prefix": self._keys.entry_prefix(),
             "all": self._keys.all_entries(),
             "order_status": self._keys.order_status(),
+            "order_time": self._keys.order_time(),
         }
         if dedup is not None:
             body["dedup"] = self.dedup_body(dedup)

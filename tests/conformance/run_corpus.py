@@ -40,6 +40,7 @@ from tests.conformance.report import ack_errors, render_markdown, summary_lines,
 
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "hl7"
 ORDER_TYPES = frozenset({"ORM^O01", "OMI^O23", "OMG^O19"})
+COMMIT_BLOCKS = frozenset({b"\x06", b"\x15"})  # MLLP Release 2 (negative) commit acknowledgement
 # Order controls that only change the status of an order's entries: for an
 # order not on the worklist they are recorded (a tombstone) and change nothing.
 STATUS_ONLY_CONTROLS = frozenset({"CA", "DC", "OC"})
@@ -155,7 +156,11 @@ class Run:
         identity = (*key, row.msh10)
         resend = identity in self.first_acks and self.first_acks[identity] == ack
         self.first_acks.setdefault(identity, ack)
-        row.verdict, row.failure = verdict(row, change, summary.control_id, resend)
+        msa2 = summary.control_id
+        if ack in COMMIT_BLOCKS:  # MSH-15 asked for no HL7 accept ACK: MLLP R2 commit block
+            msa2 = row.msh10
+            row.note = (row.note + "; " if row.note else "") + "MLLP commit block, no HL7 ACK"
+        row.verdict, row.failure = verdict(row, change, msa2, resend)
 
 
 def _order_controls(payload: bytes) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from broker.hl7.msglog import MessageLog, ack_code_of
 from broker.hl7.routing import HL7Router, RouterConfig
 from broker.mapping.registry import MappingRegistry
 from broker.worklist.keys import KeySchema
+from broker.worklist.model import CandidateCriteria
 from broker.worklist.store import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS
 
@@ -250,3 +251,63 @@ def test_a_failed_reprocess_does_not_list_the_message_twice(redis_client: redis.
     assert record is not None and record.summary.peer == f"reprocess of message {original}"
     assert record.summary.resolution == f"failed reprocess of message {original}"
     assert redis_client.ttl(KeySchema().message(retry)) > 0
+
+
+def _variant(raw: bytes, msh7: bytes, control_id: bytes, *, orc1: bytes, accession: bytes) -> bytes:
+    out = raw.replace(
+        b"|20261125083000||ORM^O01|ORM-1001|", b"|" + msh7 + b"||ORM^O01|" + control_id + b"|"
+    )
+    return out.replace(b"ORC|NW|", b"ORC|" + orc1 + b"|").replace(
+        b"|ACC-1001|", b"|" + accession + b"|"
+    )
+
+
+def test_router_skips_an_order_change_older_than_the_last_applied(
+    redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="broker.hl7.routing")
+    mlog = MessageLog(redis_client)
+    router = _router(redis_client, mlog)
+    nw = _message(DATA / "orm_o01_nw_latin1.hl7")
+    newer = _variant(nw, b"20261125090000", b"X2", orc1=b"XO", accession=b"ACC-2002")
+    older = _variant(nw, b"20261125084500", b"X3", orc1=b"XO", accession=b"ACC-3003")
+    for raw in (nw, newer):
+        assert summarize_ack(router.handle(raw, "p")).code == "AA"
+    ack = summarize_ack(router.handle(older, "p"))
+    assert ack.code == "AA"  # the sender did nothing wrong
+    (entry,) = WorklistStore(redis_client).candidates(CandidateCriteria())
+    assert entry.AccessionNumber == "ACC-2002"
+    latest = mlog.find(MessageQuery()).items[0]
+    assert (latest.control_id, latest.outcome, latest.created) == ("X3", Outcome.OUT_OF_ORDER, 0)
+    assert not latest.on_error_list
+    assert "1 order change(s) older (MSH-7)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("second_orc1", "accession", "err_code", "location"),
+    [
+        (b"NW", b"A" * 17, "104", "OBR-18"),  # a bad second group
+        (b"CH", b"ACC-1002", "103", "ORC-1"),  # a child order group
+    ],
+)
+def test_a_two_group_order_is_applied_whole_or_not_at_all(
+    redis_client: redis.Redis, second_orc1: bytes, accession: bytes, err_code: str, location: str
+) -> None:
+    mlog = MessageLog(redis_client)
+    router = _router(redis_client, mlog)
+    nw = _message(DATA / "orm_o01_nw_latin1.hl7").rstrip(b"\r")
+    group = nw[nw.index(b"ORC|") :].replace(b"1001", b"1002").split(b"\r")
+    group = [s for s in group if s.startswith((b"ORC", b"OBR"))]
+    second = b"\r".join(group).replace(b"ORC|NW|", b"ORC|" + second_orc1 + b"|")
+    second = second.replace(b"|ACC-1002|", b"|" + accession + b"|")
+    ack = router.handle(nw + b"\r" + second + b"\r", "p")
+    assert summarize_ack(ack).code == "AE"
+    (row,) = mlog.find(MessageQuery()).items
+    assert row.error is not None and (row.error.err_code, row.error.location) == (
+        err_code,
+        location,
+    )
+    assert row.on_error_list
+    assert WorklistStore(redis_client).count() == 0
+    assert redis_client.hlen(KeySchema().order_time()) == 0
+    assert redis_client.hlen(KeySchema().order_status()) == 0

@@ -14,6 +14,7 @@ from broker.worklist.model import (
     OrderAction,
     OrderChange,
 )
+from broker.worklist.ordering import MessageTime, message_time
 from broker.worklist.store import WorklistStore
 
 
@@ -206,3 +207,78 @@ def test_hold_removes_and_release_schedules_again(store: WorklistStore) -> None:
     assert store.count() == 0
     assert store.apply([schedule("O1", "A1")], None).created == 1
     assert status_of(store, "A1") == "SCHEDULED"
+
+
+# -- message order: an older message never overwrites a newer state (MSH-7) --------
+
+
+def sent(msh7: str) -> MessageTime:
+    moment = message_time(msh7)
+    assert moment is not None
+    return moment
+
+
+def test_older_change_after_a_newer_one_changes_nothing(store: WorklistStore) -> None:
+    store.apply([schedule("O1", "A1")], None, sent=sent("20260101080000"))
+    store.apply([schedule("O1", "A2")], None, sent=sent("20260101100000"))
+    late = store.apply([schedule("O1", "A3")], None, sent=sent("20260101090000"))
+    assert (late.created, late.removed, late.skipped, late.stale) == (0, 0, 1, 1)
+    assert ids_of(store) == {"A2"}
+
+
+def test_newer_and_equal_changes_apply(store: WorklistStore) -> None:
+    store.apply([schedule("O1", "A1")], None, sent=sent("20260101080000+0100"))
+    newer = store.apply([schedule("O1", "A2")], None, sent=sent("20260101080001+0100"))
+    assert (newer.created, newer.stale) == (1, 0)
+    equal = store.apply([schedule("O1", "A3")], None, sent=sent("20260101070001+0000"))
+    assert (equal.created, equal.stale) == (1, 0)  # the same instant: arrival order
+    assert ids_of(store) == {"A3"}
+
+
+def test_time_zones_are_compared_in_utc(store: WorklistStore) -> None:
+    store.apply([schedule("O1", "A1")], None, sent=sent("20260101120000+0100"))  # 11:00 UTC
+    older = store.apply([schedule("O1", "A2")], None, sent=sent("20260101060000-0430"))  # 10:30
+    assert older.stale == 1
+    newer = store.apply([schedule("O1", "A3")], None, sent=sent("20260101070000-0430"))  # 11:30
+    assert newer.stale == 0
+    assert ids_of(store) == {"A3"}
+
+
+def test_a_coarser_timestamp_is_older_only_when_it_surely_is(store: WorklistStore) -> None:
+    store.apply([schedule("O1", "A1")], None, sent=sent("20260101120000+0000"))
+    assert store.apply([schedule("O1", "A2")], None, sent=sent("20260101+0000")).stale == 0
+    assert ids_of(store) == {"A2"}  # the whole day overlaps 12:00: applied
+    assert store.apply([schedule("O1", "A3")], None, sent=sent("20251231+0000")).stale == 1
+    # the day applied last did not lower the mark: 11:00 is still older than 12:00
+    assert store.apply([schedule("O1", "A4")], None, sent=sent("20260101110000+0000")).stale == 1
+    assert ids_of(store) == {"A2"}
+
+
+def test_missing_msh7_applies_and_records_nothing(store: WorklistStore) -> None:
+    store.apply([schedule("O1", "A1")], None, sent=sent("20260101100000"))
+    undated = store.apply([schedule("O1", "A2")], None, sent=None)
+    assert (undated.created, undated.stale) == (1, 0)
+    assert store.apply([schedule("O1", "A3")], None, sent=sent("20260101090000")).stale == 1
+    assert ids_of(store) == {"A2"}
+
+
+def test_cancel_older_than_the_order_it_follows_does_not_cancel(store: WorklistStore) -> None:
+    store.apply([schedule("O1", "A1")], None, sent=sent("20260101100000"))
+    cancel = store.apply([set_status("O1", "CANCELED")], None, sent=sent("20260101095959"))
+    assert (cancel.skipped, cancel.stale) == (1, 1)
+    assert status_of(store, "A1") == "SCHEDULED"
+    assert store.apply([set_status("O1", "CANCELED")], None, sent=sent("20260101100001")).stale == 0
+    assert status_of(store, "A1") == "CANCELED"
+
+
+def test_the_tombstone_still_holds_for_a_newer_new_order(store: WorklistStore) -> None:
+    store.apply([set_status("O1", "CANCELED")], None, sent=sent("20260101100000"))
+    late_new = store.apply([schedule("O1", "A1")], None, sent=sent("20260101110000"))
+    assert (late_new.created, late_new.skipped, late_new.stale) == (0, 1, 0)
+    assert store.count() == 0
+
+
+def test_the_mark_is_per_order(store: WorklistStore) -> None:
+    store.apply([schedule("O1", "A1")], None, sent=sent("20260101100000"))
+    other = store.apply([schedule("O2", "A2")], None, sent=sent("20260101090000"))
+    assert (other.created, other.stale) == (1, 0)

@@ -10,12 +10,13 @@ import hl7
 import pytest
 from pydicom.dataset import Dataset
 
-from broker.errors import HL7Error, MappingError
+from broker.errors import ConfigError, HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.message import decode, peek_header
 from broker.mapping.engine import map_message
+from broker.mapping.parser import load_mapping, parse_mapping
 from broker.mapping.registry import MappingRegistry
-from broker.mapping.spec import MappingSpec, load_mapping, parse_mapping
+from broker.mapping.spec import MappingSpec
 from broker.worklist.model import MappingResult, OrderAction
 
 REPO = Path(__file__).resolve().parents[2]
@@ -411,3 +412,114 @@ def test_every_corpus_order_maps_or_raises_hl7_error() -> None:
                 assert len(entry.ScheduledProcedureStepSequence) == 1, name
                 assert entry.to_json_dict(), name
     assert seen >= 30 and mapped >= 10, (seen, mapped)
+
+
+# -- parent/child orders and all-or-nothing messages -------------------------------
+
+
+@pytest.mark.parametrize("control", ["PA", "CH"])
+def test_parent_or_child_group_refuses_the_whole_message(spec: MappingSpec, control: str) -> None:
+    child_orc = ORM_ORC.format(control=control).replace("1001", "1002")
+    child_obr = ORM_OBR.format(accession="ACC-1002").replace("1001", "1002")
+    error = mapping_error(spec, *orm(), child_orc, child_obr)  # the NW group first is fine
+    assert (error.err_code, error.location) == (ErrorCode.TABLE_VALUE_NOT_FOUND, "ORC-1")
+    assert f"order group 2 has ORC-1 {control}" in error.text
+    assert "parent/child" in error.text and "nothing was applied" in error.text
+
+
+def test_parent_child_is_refused_before_another_groups_error(spec: MappingSpec) -> None:
+    bad_first = orm(pid="PID|||||Doe^Jane")  # no PID-3: would fail in group 1
+    error = mapping_error(spec, *bad_first, ORM_ORC.format(control="PA"), ORM_OBR)
+    assert error.location == "ORC-1" and "parent/child" in error.text
+
+
+def test_second_group_failing_fails_the_message(spec: MappingSpec) -> None:
+    second_orc = ORM_ORC.format(control="NW").replace("1001", "1002")
+    second_obr = ORM_OBR.format(accession="A" * 17).replace("1001", "1002")  # SH: 16 at most
+    error = mapping_error(spec, *orm(), second_orc, second_obr)
+    assert (error.err_code, error.location) == (ErrorCode.VALUE_TOO_LONG, "OBR-18")
+
+
+def test_ssmix2_omg_with_parent_and_children_is_refused() -> None:
+    raw = (CORPUS / "ssmix2-iso2022jp" / "OMG-01_OMG_O19.hl7").read_bytes()
+    parsed = decode(raw.replace(b"\r\n", b"\r"), "UNICODE UTF-8")
+    spec = MappingRegistry.load(REPO / "mappings").for_message(parsed.message_type)
+    assert spec is not None
+    with pytest.raises(MappingError) as info:
+        map_message(parsed.message, spec, message_type=parsed.message_type)
+    assert info.value.location == "ORC-1" and "parent/child" in info.value.text
+
+
+# -- identifier policies (IHE RAD TF-2 RAD-4/13; RAD-5: RP ID and SPS ID are type 1) ----------
+
+GENERATED_ID = re.compile(r"G[A-Z2-7]{15}")
+
+
+def without_ids(segments: list[str]) -> list[str]:
+    """The ORM with OBR-19 (RP ID) and OBR-20 (SPS ID) empty."""
+    return [s.replace("|RP-1001|SPS-1001|", "||") for s in segments]
+
+
+def ids(result: MappingResult) -> tuple[str, str]:
+    entry = result.changes[0].entries[0]
+    return entry.RequestedProcedureID, sps(entry).ScheduledProcedureStepID
+
+
+def test_identifiers_sent_by_the_ris_are_taken(spec: MappingSpec) -> None:
+    assert ids(run(spec, *orm())) == ("RP-1001", "SPS-1001")
+
+
+def test_missing_rp_and_sps_ids_are_generated_deterministically(spec: MappingSpec) -> None:
+    rp, step = ids(run(spec, *without_ids(orm())))
+    assert GENERATED_ID.fullmatch(rp) and GENERATED_ID.fullmatch(step) and rp != step
+    assert ids(run(spec, *without_ids(orm()))) == (rp, step)  # a resend
+    assert ids(run(spec, *without_ids(orm("XO", accession="ACC-1001-B")))) == (rp, step)
+    other = [s.replace("PLC-1001", "PLC-9999") for s in without_ids(orm())]
+    other_rp, other_step = ids(run(spec, *other))
+    assert other_rp != rp and other_step != step
+
+
+def test_generated_sps_ids_differ_between_steps_of_one_order(spec: MappingSpec) -> None:
+    omi = [s.replace("|SPS-2001A|", "||").replace("|SPS-2001B|", "||") for s in OMI]
+    (change,) = run(spec, *omi).changes
+    steps = [sps(e).ScheduledProcedureStepID for e in change.entries]
+    assert all(GENERATED_ID.fullmatch(s) for s in steps) and len(set(steps)) == 2
+    assert {e.RequestedProcedureID for e in change.entries} == {"RP-2001"}  # taken
+
+
+def test_empty_accession_number_is_allowed_by_default(spec: MappingSpec) -> None:
+    entry = run(spec, *orm(accession="")).changes[0].entries[0]
+    assert entry.get("AccessionNumber", "") == ""
+
+
+def accession_policy(policy: dict[str, object]) -> MappingSpec:
+    rules = {"path": ["IPC-1", "OBR-18"], **policy}
+    attributes = {
+        "PatientID": "PID-3",
+        "AccessionNumber": rules,
+        "ScheduledProcedureStepSequence": {"Modality": "OBR-24"},
+    }
+    return custom(attributes=attributes)
+
+
+def test_required_accession_number_is_refused_with_101() -> None:
+    error = mapping_error(accession_policy({"required": True}), *orm(accession=""))
+    assert (error.err_code, error.location) == (ErrorCode.REQUIRED_FIELD_MISSING, "IPC-1")
+    assert "AccessionNumber" in error.text
+
+
+def test_generated_accession_number_only_when_absent() -> None:
+    spec = accession_policy({"fallback": {"generate": "id"}})
+    generated = run(spec, *orm(accession="")).changes[0].entries[0].AccessionNumber
+    assert GENERATED_ID.fullmatch(generated)
+    assert run(spec, *orm()).changes[0].entries[0].AccessionNumber == "ACC-1001"
+
+
+def test_generate_id_needs_room_for_16_characters() -> None:
+    attributes = {
+        "PatientID": "PID-3",
+        "StudyInstanceUID": {"generate": "id"},
+        "ScheduledProcedureStepSequence": {"Modality": "OBR-24"},
+    }
+    with pytest.raises(ConfigError, match="generate id"):
+        custom(attributes=attributes)

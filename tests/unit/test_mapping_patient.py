@@ -11,10 +11,11 @@ import yaml
 
 from broker.errors import ConfigError, HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
+from broker.mapping.parser import load_mapping
 from broker.mapping.patient import map_patient_message
 from broker.mapping.patient_spec import PatientSpec, load_any_mapping, parse_any_mapping
 from broker.mapping.registry import MappingRegistry
-from broker.mapping.spec import MappingSpec, load_mapping
+from broker.mapping.spec import MappingSpec
 from broker.worklist.model import PatientAction, PatientResult
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from broker.errors import ConfigError
+from broker.mapping.parser import load_mapping
 from broker.mapping.paths import parse_path
 from broker.mapping.registry import MappingRegistry
-from broker.mapping.spec import ControlAction, ControlRow, SequenceRule, ValueRule, load_mapping
+from broker.mapping.spec import ControlAction, ControlRow, SequenceRule, ValueRule
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -166,6 +167,7 @@ def test_top_level_errors(tmp_path: Path) -> None:
             "unknown key",
         ),
         ("NW: schedule", "new: schedule", "order_control.new", "ORC-1/ORC-5"),
+        ("NW: schedule", "PA: ignore", "order_control.PA", "parent/child"),
         ("- PLACER: ORC-2", "- placer: ORC-2", "order_key[1]", "upper-case"),
         ("- PLACER: ORC-2", "- PLACER: ORC-2[*]", "order_key[1]", "[*]"),
         ("- PLACER: ORC-2", "- ORC-2", "order_key[1]", "PREFIX: PATH"),

@@ -10,6 +10,7 @@ from broker.mapping.transforms import (
     TRANSFORMS,
     TransformError,
     date,
+    id_from_seed,
     pn,
     priority,
     sex,
@@ -126,3 +127,12 @@ def test_registry_names() -> None:
     assert set(TRANSFORMS) == {
         "date", "time", "pn", "xcn_pn", "upper", "trim", "sex", "priority", "uid",
     }  # fmt: skip
+
+
+def test_generated_id_is_deterministic_short_and_sh_safe() -> None:
+    first = id_from_seed("PLACER:PLC-1^RIS|ScheduledProcedureStepID|")
+    assert first == id_from_seed("PLACER:PLC-1^RIS|ScheduledProcedureStepID|")
+    assert re.fullmatch(r"G[A-Z2-7]{15}", first)  # 16 characters: fits SH, valid even in CS
+    others = {id_from_seed(f"PLACER:PLC-{n}^RIS|ScheduledProcedureStepID|") for n in range(2000)}
+    assert len(others) == 2000 and first in others
+    assert id_from_seed("PLACER:PLC-1^RIS|RequestedProcedureID|") != first

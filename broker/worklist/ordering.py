@@ -1,0 +1,108 @@
+"""Message order: an older message never overwrites a newer state of an order.
+
+Messages can arrive out of order (a resend after a lost ACK, several
+interfaces feeding one broker). MSH-7, Date/Time Of Message (HL7 v2.5.1
+§2.14.9.7), is when the sending system created the message; the store
+records, per order, the newest MSH-7 of the messages applied to it and skips
+an order change whose MSH-7 is certainly older (``broker.worklist.store``).
+
+An HL7 DTM (v2.5.1 §2A.22; the TS of MSH-7 is a DTM plus a deprecated
+precision component, §2A.77) has a precision — ``2026`` is a whole year,
+``20260101120000.12`` a hundredth of a second — so it names an interval of
+instants, not an instant. A message is older only when its whole interval
+ends no later than the newest applied message's interval starts; equal or
+overlapping timestamps are applied, in arrival order. Both ends are UTC,
+written ``YYYYMMDDHHMMSS.ffffff`` so that they compare as text in the Lua
+script (Lua numbers are doubles and would lose microseconds).
+
+A DTM without ``+/-ZZZZ`` is in "the local time zone of the sender"
+(§2A.22), which the broker cannot know: it is read in the broker host's
+local time zone, which is right when sender and broker are on one site.
+A missing or unparsable MSH-7 gives no ordering information: such a
+message is applied as if ordering were not checked, and records nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+__all__ = ["MessageTime", "message_time"]
+
+# HL7 v2.5.1 §2A.22 DTM: YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]
+_DTM_RE = re.compile(
+    r"(?P<Y>\d{4})(?:(?P<m>\d{2})(?:(?P<d>\d{2})(?:(?P<H>\d{2})(?:(?P<M>\d{2})"
+    r"(?:(?P<S>\d{2})(?:\.(?P<f>\d{1,4}))?)?)?)?)?)?(?P<tz>[+-]\d{4})?"
+)
+
+
+@dataclass(frozen=True)
+class MessageTime:
+    """MSH-7 as the UTC interval ``[earliest, latest)`` its precision allows."""
+
+    earliest: str  # UTC "YYYYMMDDHHMMSS.ffffff": fixed width, so text order is time order
+    latest: str  # exclusive end of the interval, same form
+
+    def is_older_than(self, newest_earliest: str) -> bool:
+        """Whether this message surely precedes one whose interval starts at ``newest_earliest``."""
+        return self.latest <= newest_earliest
+
+
+def message_time(value: str) -> MessageTime | None:
+    """MSH-7.1 (HL7 v2.5.1 §2A.22 DTM) as a UTC interval; None when absent or invalid."""
+    match = _DTM_RE.fullmatch(value.strip())
+    if match is None:
+        return None
+    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None and k not in "ftz"}
+    try:
+        start = datetime(
+            parts["Y"],
+            parts.get("m", 1),
+            parts.get("d", 1),
+            parts.get("H", 0),
+            parts.get("M", 0),
+            parts.get("S", 0),
+            int((match["f"] or "0").ljust(6, "0")),
+        )
+        end = _after(start, match)
+        zone = _zone(match["tz"])
+        if zone is None:  # the sender's local time: taken as the broker's (see module docstring)
+            return MessageTime(_utc(start.astimezone(UTC)), _utc(end.astimezone(UTC)))
+        return MessageTime(
+            _utc(start.replace(tzinfo=zone).astimezone(UTC)),
+            _utc(end.replace(tzinfo=zone).astimezone(UTC)),
+        )
+    except (ValueError, OverflowError):
+        return None
+
+
+def _after(start: datetime, match: re.Match[str]) -> datetime:
+    """The end of the interval: ``start`` plus one unit of the value's precision."""
+    if match["f"] is not None:
+        return start + timedelta(seconds=10 ** -len(match["f"]))
+    for group, step in (("S", "seconds"), ("M", "minutes"), ("H", "hours"), ("d", "days")):
+        if match[group] is not None:
+            return start + timedelta(**{step: 1})
+    if match["m"] is not None:
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start.replace(year=start.year + 1)
+
+
+def _zone(text: str | None) -> timezone | None:
+    """``+/-HHMM`` as a fixed offset; None when absent; ValueError when out of range."""
+    if text is None:
+        return None
+    hours, minutes = int(text[1:3]), int(text[3:5])
+    if minutes >= 60:
+        raise ValueError(f"time zone offset {text} has {minutes} minutes")
+    offset = timedelta(hours=hours, minutes=minutes)
+    return timezone(-offset if text[0] == "-" else offset)
+
+
+def _utc(moment: datetime) -> str:
+    m = moment
+    return (
+        f"{m.year:04d}{m.month:02d}{m.day:02d}{m.hour:02d}{m.minute:02d}{m.second:02d}"
+        f".{m.microsecond:06d}"
+    )

@@ -1,0 +1,44 @@
+"""MSH-7 as a UTC interval (HL7 v2.5.1 §2A.22 DTM) for the message-order rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.worklist.ordering import MessageTime, message_time
+
+
+@pytest.mark.parametrize(
+    ("msh7", "earliest", "latest"),
+    [
+        ("2026", "20260101000000.000000", "20270101000000.000000"),
+        ("202612", "20261201000000.000000", "20270101000000.000000"),
+        ("20260131", "20260131000000.000000", "20260201000000.000000"),
+        ("2026013123", "20260131230000.000000", "20260201000000.000000"),
+        ("202601312359", "20260131235900.000000", "20260201000000.000000"),
+        ("20260131235959", "20260131235959.000000", "20260201000000.000000"),
+        ("20260131235959.5", "20260131235959.500000", "20260131235959.600000"),
+        ("20260131235959.1234", "20260131235959.123400", "20260131235959.123500"),
+        ("20260101120000+0100", "20260101110000.000000", "20260101110001.000000"),
+        ("20260101003000-0530", "20260101060000.000000", "20260101060001.000000"),
+        ("20260101+0200", "20251231220000.000000", "20260101220000.000000"),
+    ],
+)
+def test_precision_and_zone_give_a_utc_interval(msh7: str, earliest: str, latest: str) -> None:
+    assert message_time(msh7) == MessageTime(earliest, latest)
+
+
+@pytest.mark.parametrize(
+    "msh7",
+    ["", "  ", "yesterday", "20261301", "20260230", "2026010112000", "20260101120000+2400",
+     "20260101120000+0160", "20260101120000.12345", "9999"],
+)  # fmt: skip
+def test_missing_or_unparsable_msh7_gives_no_ordering(msh7: str) -> None:
+    assert message_time(msh7) is None
+
+
+def test_without_a_zone_two_times_keep_their_order() -> None:
+    early, late = message_time("20260701080000"), message_time("20260701080001")
+    assert early is not None and late is not None
+    assert early.is_older_than(late.earliest)
+    assert not late.is_older_than(early.earliest)
+    assert not early.is_older_than(early.earliest)  # equal: applied, in arrival order
