@@ -38,6 +38,7 @@ from types import MappingProxyType
 import hl7
 
 from broker.errors import HL7Error
+from broker.hl7 import split
 from broker.hl7.charsets import sender_charset, utf8_mislabelled
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.mapping.paths import CHARSET_ATTRIBUTE
@@ -303,7 +304,7 @@ def _parsed(
         )
     event = _component(header.get(9, ""), encoding, 2)
     try:
-        message = hl7.parse(text)
+        message = split.parse(text)
     except (hl7.ParseException, ValueError, IndexError) as e:
         raise HL7Error(
             AckCode.REJECT, ErrorCode.SEGMENT_SEQUENCE_ERROR, "MSH", "unparseable message"
