@@ -33,6 +33,7 @@ from broker.mapping.engine import map_message
 from broker.mapping.patient import map_patient_message
 from broker.mapping.patient_spec import PatientSpec
 from broker.mapping.registry import MappingRegistry
+from broker.mapping.spec import MappingSpec
 from broker.worklist.model import DedupKey, DedupRecord
 from broker.worklist.ordering import message_time
 from broker.worklist.patients import PatientStore
@@ -286,19 +287,43 @@ class HL7Router:
         patient_spec = registry.for_patient_message(msg.message_type)
         key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)
         digest = hashlib.sha256(raw).hexdigest()
-        previous = self._store.dedup_lookup(key)
-        if previous is not None:
-            notes.duplicate = True
-            return self._answer_duplicate(previous, digest, ctx)
         if patient_spec is not None:
+            previous = self._store.dedup_lookup(key)
+            if previous is not None:
+                notes.duplicate = True
+                return self._answer_duplicate(previous, digest, ctx)
             return self._process_patient(msg, ctx, patient_spec, (key, digest), notes)
         assert spec is not None  # check_header refused every type without a mapping
-        result = map_message(msg.message, spec, message_type=msg.message_type)
+        return self._process_order(msg, ctx, spec, (key, digest), notes)
+
+    def _process_order(
+        self,
+        msg: ParsedMessage,
+        ctx: AckContext,
+        spec: MappingSpec,
+        identity: tuple[DedupKey, str],
+        notes: IntakeNotes,
+    ) -> tuple[bytes, str]:
+        """An order (IHE RAD-4/RAD-13), mapped first: its dedup lookup shares the patient read."""
+        key, digest = identity
+        try:
+            result = map_message(msg.message, spec, message_type=msg.message_type)
+        except Exception:
+            # A resend is answered with its stored ACK, whatever the mapping makes of it now.
+            previous = self._store.dedup_lookup(key)
+            if previous is None:
+                raise
+            notes.duplicate = True
+            return self._answer_duplicate(previous, digest, ctx)
+        read = self._patients.read_order(result.changes, key)
+        if read.previous is not None:
+            notes.duplicate = True
+            return self._answer_duplicate(read.previous, digest, ctx)
         notes.mapped(result)
         ack = self._ack(ctx, AckCode.ACCEPT)
         sent = message_time(msg.message_datetime)  # None: no ordering information (MSH-7)
         record = DedupRecord(digest, ack)
-        outcome = self._patients.apply_order(result.changes, (key, record), sent)
+        outcome = self._patients.apply_order(result.changes, (key, record), sent, read)
         notes.applied(outcome)
         if outcome.duplicate is not None:  # a resend raced the original
             return self._answer_duplicate(outcome.duplicate, digest, ctx)

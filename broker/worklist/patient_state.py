@@ -18,6 +18,7 @@ import redis
 from pydicom.dataset import Dataset
 
 from broker.errors import StoreError
+from broker.worklist import dicom_json
 from broker.worklist.guards import Guard, GuardKind, members_digest, value_digest
 from broker.worklist.keys import KeySchema
 
@@ -73,19 +74,28 @@ class PatientState:
     def _guard(self, kind: GuardKind, key: str, digest: str, hash_field: str = "") -> None:
         self._guards.setdefault((key, hash_field), Guard(kind, key, digest, hash_field))
 
-    def prefetch(self, patient_ids: Iterable[str]) -> None:
-        """Read the alias and record of several patients in one round trip."""
+    def prefetch(self, patient_ids: Iterable[str], also_get: str | None = None) -> bytes | None:
+        """Read the alias and record of several patients in one round trip.
+
+        ``also_get`` is one more string key read in the same round trip (an order's
+        dedup record), unguarded; its value is returned.
+        """
         wanted = sorted(p for p in patient_ids if p not in self._aliases)
-        if not wanted:
-            return
+        if not wanted and also_get is None:
+            return None
         pipe = self._redis.pipeline(transaction=False)
         for pid in wanted:
             pipe.get(self._keys.patient_alias(pid))
             pipe.hget(self._keys.patient(pid), "ds")
+        if also_get is not None:
+            pipe.get(also_get)
         replies = _execute(pipe)
-        for pid, alias, record in zip(wanted, replies[::2], replies[1::2], strict=True):
+        pairs = replies[: 2 * len(wanted)]
+        for pid, alias, record in zip(wanted, pairs[::2], pairs[1::2], strict=True):
             self._remember_alias(pid, alias)
             self._remember_record(pid, record)
+        extra: bytes | None = replies[-1] if also_get is not None else None
+        return extra
 
     def _remember_alias(self, pid: str, raw: bytes | None) -> None:
         self._guard(GuardKind.GET, self._keys.patient_alias(pid), value_digest(raw))
@@ -203,7 +213,7 @@ class PatientState:
                 continue
             key = self._keys.entry(entry_id)
             if entry.ds_changed:
-                ds = json.dumps(entry.ds.to_json_dict(), ensure_ascii=False)
+                ds = dicom_json.dumps(entry.ds)
                 out.append(["HSET", key, "ds", ds, "idx", json.dumps(entry.refs)])
             if entry.status_changed and entry.status:
                 out.append(["HSET", key, "status", entry.status])
@@ -213,7 +223,7 @@ class PatientState:
             if record is None:
                 out.append(["DEL", self._keys.patient(pid)])
             else:
-                ds = json.dumps(record.to_json_dict(), ensure_ascii=False)
+                ds = dicom_json.dumps(record)
                 out.append(["HSET", self._keys.patient(pid), "ds", ds])
         for pid, target in sorted(self._alias_writes.items()):
             key = self._keys.patient_alias(pid)

@@ -52,7 +52,7 @@ from broker.worklist.ordering import MessageTime
 from broker.worklist.patient_state import PatientState, overlay
 from broker.worklist.store import WorklistStore, decode_dedup
 
-__all__ = ["PatientOutcome", "PatientStore"]
+__all__ = ["OrderRead", "PatientOutcome", "PatientStore"]
 
 _ATTEMPTS = 8  # re-reads after a guard failed; only concurrent writes to one patient cause them
 _SCHEDULED = "SCHEDULED"
@@ -79,6 +79,14 @@ class PatientOutcome:
     updated: int = 0  # entries whose attributes or status changed
     moved: int = 0  # entries that changed Patient ID (merge, change of identifier)
     duplicate: DedupRecord | None = None  # set when the message had been applied before
+
+
+@dataclass(frozen=True)
+class OrderRead:
+    """An order message's first read: its earlier dedup record, if any, and its patients."""
+
+    previous: DedupRecord | None  # the message was applied before: answer with this record
+    state: PatientState
 
 
 class PatientStore:
@@ -112,27 +120,48 @@ class PatientStore:
                 return PatientOutcome(updated=state.changed_entries, moved=moved)
         raise StoreError(f"patient records kept changing during {_ATTEMPTS} attempts; retry later")
 
+    def read_order(self, changes: Sequence[OrderChange], key: DedupKey | None) -> OrderRead:
+        """Read an order message's dedup record and its patients' aliases and records.
+
+        One round trip: the dedup lookup rides in the pipeline that reads the
+        patients. Pass the result to :meth:`apply_order`; the atomic script still
+        re-checks the dedup record.
+        """
+        state = PatientState(self._store.client, self._store.keys)
+        dedup_key = None if key is None else self._store.keys.dedup(key)
+        raw = state.prefetch(_patient_ids(changes), also_get=dedup_key)
+        return OrderRead(None if raw is None else decode_dedup(raw), state)
+
     def apply_order(
         self,
         changes: Sequence[OrderChange],
         dedup: tuple[DedupKey, DedupRecord] | None,
         sent: MessageTime | None = None,
+        read: OrderRead | None = None,
     ) -> ApplyOutcome:
         """Apply order changes with their patients' records and aliases, atomically.
 
         Each entry's Patient ID is replaced by the surviving ID when it is an
         alias, and the patient record, when there is one, is overlaid on it.
         ``sent`` (MSH-7) makes changes older than an order's state skip
-        (``broker.worklist.ordering``).
+        (``broker.worklist.ordering``). ``read`` (from :meth:`read_order`) is
+        used for the first attempt instead of reading again.
         """
         for _ in range(_ATTEMPTS):
-            state = PatientState(self._store.client, self._store.keys)
-            state.prefetch({_patient_id(ds) for c in changes for ds in c.entries} - {""})
+            if read is not None:
+                state, read = read.state, None
+            else:
+                state = PatientState(self._store.client, self._store.keys)
+                state.prefetch(_patient_ids(changes))
             prepared = [_with_patient(state, change) for change in changes]
             outcome = self._store.apply(prepared, dedup, state.guards, sent)
             if not outcome.conflict:
                 return outcome
         raise StoreError(f"patient records kept changing during {_ATTEMPTS} attempts; retry later")
+
+
+def _patient_ids(changes: Sequence[OrderChange]) -> set[str]:
+    return {_patient_id(ds) for c in changes for ds in c.entries} - {""}
 
 
 def _plan(state: PatientState, result: PatientResult) -> int:

@@ -23,6 +23,7 @@ import redis
 from pydicom.dataset import Dataset
 
 from broker.errors import StoreError
+from broker.worklist import dicom_json
 from broker.worklist.guards import (
     DEDUP_EPILOGUE_LUA,
     MESSAGE_PROLOGUE_LUA,
@@ -237,7 +238,7 @@ class WorklistStore:
                 items.append(
                     {
                         "id": entry_id_for(change.order_key, ordinal),
-                        "ds": json.dumps(ds.to_json_dict(), ensure_ascii=False),
+                        "ds": dicom_json.dumps(ds),
                         "idx": idx,
                         "idx_json": json.dumps(idx),
                     }

@@ -311,3 +311,27 @@ def test_a_two_group_order_is_applied_whole_or_not_at_all(
     assert WorklistStore(redis_client).count() == 0
     assert redis_client.hlen(KeySchema().order_time()) == 0
     assert redis_client.hlen(KeySchema().order_status()) == 0
+
+
+def test_resend_gets_its_ack_even_when_the_mapping_now_refuses_it(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    mlog = MessageLog(redis_client)
+    nw = _message(DATA / "orm_o01_nw_latin1.hl7")
+    first = _router(redis_client, mlog).handle(nw, "p")
+    assert summarize_ack(first).code == "AA"
+    stricter = tmp_path / "mappings"
+    stricter.mkdir()
+    for path in MAPPINGS.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        text = text.replace("{path: PID-3, required: true}", "{path: PID-30, required: true}")
+        (stricter / path.name).write_text(text, encoding="utf-8")
+    registry = MappingRegistry.load(stricter)
+    router = HL7Router(WorklistStore(redis_client), lambda: registry, RouterConfig(), recorder=mlog)
+    assert router.handle(nw, "p") == first  # mapped before the dedup read: still the stored ACK
+    other = nw.replace(b"ORM-1001", b"ORM-1002")
+    assert summarize_ack(router.handle(other, "p")).code == "AE"  # the stricter mapping applies
+    rows = mlog.find(MessageQuery()).items
+    assert [r.outcome for r in rows] == [Outcome.ERROR, Outcome.DUPLICATE, Outcome.ACCEPTED]
+    duplicate = mlog.get(rows[1].id)
+    assert rows[1].created == 0 and duplicate is not None and not duplicate.order_keys

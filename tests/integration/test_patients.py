@@ -239,3 +239,22 @@ def test_a_failed_guard_changes_nothing(store: WorklistStore) -> None:
     outcome = store.apply([change], (key, DedupRecord("d", b"ack")), [stale])
     assert outcome.conflict
     assert store.count() == 0 and store.dedup_lookup(key) is None
+
+
+def test_read_order_reads_the_dedup_record_with_the_patients(store: WorklistStore) -> None:
+    patients = PatientStore(store)
+    adt(patients, PatientAction.UPDATE, PatientChange("P1", attrs("P1", PatientSex="F")))
+    change = OrderChange("PLACER:A1", OrderAction.SCHEDULE, (entry("P1", "A1"),))
+    key = DedupKey("RIS", "HOSP", "M1")
+    read = patients.read_order([change], key)
+    assert read.previous is None
+    outcome = patients.apply_order([change], (key, DedupRecord("d", b"ack")), None, read)
+    assert outcome.created == 1 and outcome.duplicate is None
+    (stored,) = store.candidates(CandidateCriteria(patient_id="P1"))
+    assert stored.PatientSex == "F"  # the record read with the dedup lookup was overlaid
+    assert patients.read_order([change], key).previous == DedupRecord("d", b"ack")
+    cancel = OrderChange("PLACER:A1", OrderAction.CANCEL, ())  # no entries, no patients
+    assert patients.read_order([cancel], key).previous == DedupRecord("d", b"ack")
+    assert patients.read_order([cancel], DedupKey("RIS", "HOSP", "M2")).previous is None
+    again = patients.apply_order([change], (key, DedupRecord("d", b"x")), None, read)
+    assert again.duplicate == DedupRecord("d", b"ack")  # the script still re-checks

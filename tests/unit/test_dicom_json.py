@@ -1,0 +1,138 @@
+"""The direct DICOM JSON writer gives exactly pydicom's ``to_json_dict`` text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+from broker.errors import HL7Error
+from broker.hl7.message import decode, peek_header
+from broker.mapping.engine import map_message
+from broker.mapping.registry import MappingRegistry
+from broker.worklist import dicom_json
+from tests.unit.test_mapping_engine import corpus_messages
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pydicom_text(ds: Dataset) -> str:
+    return json.dumps(ds.to_json_dict(), ensure_ascii=False)
+
+
+def assert_same(ds: Dataset) -> None:
+    assert dicom_json.dumps(ds) == pydicom_text(ds)
+    # ...and after a round trip through the stored form, as ADTs re-write entries
+    again = Dataset.from_json(json.loads(pydicom_text(ds)))
+    assert dicom_json.dumps(again) == pydicom_text(again)
+
+
+def step(**attributes: object) -> Dataset:
+    item = Dataset()
+    for keyword, value in attributes.items():
+        setattr(item, keyword, value)
+    return item
+
+
+def entry(name: object, **attributes: object) -> Dataset:
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = name
+    ds.PatientID = "PAT-1"
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    ds.ScheduledProcedureStepSequence = [
+        step(
+            Modality="CT",
+            ScheduledStationAETitle=["CT01", "CT02"],
+            ScheduledProcedureStepStartDate="20261126",
+            ScheduledPerformingPhysicianName="Smith^Anna",
+        )
+    ]
+    return ds
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Doe^Jane^Q",
+        "Müller^Jürgen",  # Latin-1 repertoire
+        "Ñúñez^José",
+        "Yamada^Tarou=山田^太郎=やまだ^たろう",  # ideographic and phonetic groups
+        "=김^희중",  # ideographic only
+        "Wang^XiaoDong=王^小東",
+        "",
+        None,
+        PersonName("Doe^John"),
+        ["Doe^Jane", "Roe^Richard"],  # multi-valued PN
+    ],
+)
+def test_person_names(name: object) -> None:
+    assert_same(entry(name))
+
+
+def test_empty_and_multivalued_strings_and_sequences() -> None:
+    ds = entry(
+        "Doe^Jane",
+        AccessionNumber="",
+        StudyInstanceUID="1.2.3.4",
+        OtherPatientIDs=["A", "B", "C"],
+        RequestedProcedureDescription=None,
+        ReferencedStudySequence=[],
+        RequestedProcedureCodeSequence=[
+            step(CodeValue="CTHEAD", CodingSchemeDesignator="LOCAL", CodeMeaning="CT head")
+        ],
+        AdmissionID="V-1",
+        PatientComments="line one\r\nline two",
+    )
+    ds.ScheduledProcedureStepSequence[0].ScheduledProtocolCodeSequence = [
+        step(CodeValue="P1", CodeMeaning="Ünïcode"),
+        step(CodeValue="P2", CodeMeaning=""),
+    ]
+    assert_same(ds)
+
+
+def test_elements_left_to_pydicom() -> None:
+    ds = entry("Doe^Jane", PatientWeight="72.5", NumberOfStudyRelatedSeries="3")
+    ds.add_new(0x00280010, "US", 512)  # Rows: a binary number
+    ds.add_new(0x00091010, "OB", b"\x00\x01")  # private bytes
+    ds.add_new(0x00101001, "PN", ["Alias^One", "Alias^Two"])
+    assert_same(ds)
+    ds.OtherPatientIDs = ["X", "Y"]
+    ds["OtherPatientIDs"].value.pop()  # a one-item MultiValue: left to pydicom, as it is
+    assert isinstance(ds.OtherPatientIDs, MultiValue) and len(ds.OtherPatientIDs) == 1
+    assert dicom_json.dataset_json(ds) == ds.to_json_dict()
+
+
+def test_insertion_order_is_kept() -> None:
+    ds = Dataset()
+    ds.PatientID = "P"
+    ds.AccessionNumber = "A"  # a lower tag added later
+    assert list(dicom_json.dataset_json(ds)) == list(ds.to_json_dict())
+    assert_same(ds)
+
+
+def test_every_corpus_order_entry() -> None:
+    registry = MappingRegistry.load(REPO / "mappings")
+    compared = 0
+    for _name, raw in corpus_messages():
+        header = peek_header(raw)
+        if header is None or header["message_type"][:3] not in {"ORM", "OMI", "OMG"}:
+            continue
+        try:
+            parsed = decode(raw, "UNICODE UTF-8")
+            spec = registry.for_message(parsed.message_type)
+            if spec is None:
+                continue
+            result = map_message(parsed.message, spec, message_type=parsed.message_type)
+        except HL7Error:
+            continue
+        for change in result.changes:
+            for ds in change.entries:
+                assert_same(ds)
+                compared += 1
+    assert compared >= 10
