@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import hl7
 from pydicom import config as dicom_config
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.valuerep import validate_value
@@ -52,6 +53,9 @@ _MAX_LENGTH = {
     "AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
     "LT": 10240, "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UI": 64,
 }  # fmt: skip
+# VRs whose pydicom value is the str itself (no UID, PersonName or number object).
+_PLAIN_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "SH", "ST", "UC", "UR", "UT"})
+_DATE_VRS = frozenset({"DA", "DT", "TM"})  # str too, unless pydicom's datetime_conversion is on
 _TEXT_VRS = frozenset({"LT", "ST", "UT"})  # may hold line breaks and backslashes (PS3.5 §6.2)
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -249,8 +253,19 @@ def _build(spec: RuleTables, rules: tuple[Rule, ...], context: _Context) -> tupl
         if rule.multi and len(values) > 1:
             dataset.add_new(rule.tag, rule.vr, values)
         else:
-            dataset.add_new(rule.tag, rule.vr, values[0] if values else "")
+            dataset[rule.tag] = _element(rule.tag, rule.vr, values[0] if values else "")
     return dataset, filled
+
+
+def _element(tag: int, vr: str, value: str) -> DataElement:
+    """A single-valued element; text VRs skip pydicom's conversion, which would keep the str.
+
+    ``_conform`` already validated the value as pydicom would (``validate_value``),
+    and for these VRs pydicom's conversion returns the string unchanged.
+    """
+    if vr in _PLAIN_VRS or (vr in _DATE_VRS and not dicom_config.datetime_conversion):
+        return DataElement(tag, vr, value, already_converted=True)
+    return DataElement(tag, vr, value)
 
 
 def _values(spec: RuleTables, rule: ValueRule, context: _Context) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import hl7
 import pytest
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from broker.errors import ConfigError, HL7Error, MappingError
@@ -411,7 +412,20 @@ def test_every_corpus_order_maps_or_raises_hl7_error() -> None:
             for entry in change.entries:
                 assert len(entry.ScheduledProcedureStepSequence) == 1, name
                 assert entry.to_json_dict(), name
+                assert_values_as_pydicom_converts_them(entry, name)
     assert seen >= 30 and mapped >= 10, (seen, mapped)
+
+
+def assert_values_as_pydicom_converts_them(ds: Dataset, name: str) -> None:
+    """Every element holds what pydicom's own conversion of its value would hold."""
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value:
+                assert_values_as_pydicom_converts_them(item, name)
+            continue
+        converted = DataElement(elem.tag, elem.VR, elem.value).value
+        assert type(elem.value) is type(converted), (name, elem.keyword)
+        assert elem.value == converted, (name, elem.keyword)
 
 
 # -- parent/child orders and all-or-nothing messages -------------------------------
