@@ -18,6 +18,7 @@ import redis
 from broker.dicom.find import WorklistFindService
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.errors import ConfigError
+from broker.hl7.batching import BatchingHandler
 from broker.hl7.msglog import MessageLog
 from broker.hl7.routing import HL7Router, RouterConfig
 from broker.hl7.server import MLLPServer
@@ -86,6 +87,7 @@ class Broker:
         self._redis: redis.Redis | None = None
         self._dicom: DicomServer | None = None
         self._mllp: MLLPServer | None = None
+        self._batching: BatchingHandler | None = None
         self.store: WorklistStore | None = None
         self.messages: MessageLog | None = None
         self.endpoints: Endpoints | None = None
@@ -126,9 +128,7 @@ class Broker:
         self.messages = messages = build_message_log(s, client)
         router = HL7Router(store, lambda: registry, router_config(s), recorder=messages)
 
-        async def handle(raw: bytes, peer: str) -> bytes:
-            return await asyncio.to_thread(router.handle, raw, peer)
-
+        self._batching = handle = BatchingHandler(router.handle_many)
         self._mllp = MLLPServer(
             handle,
             router.reject,
@@ -183,6 +183,9 @@ class Broker:
         mllp, self._mllp = self._mllp, None
         if mllp is not None:
             await mllp.stop(self.settings.drain_timeout)
+        batching, self._batching = self._batching, None
+        if batching is not None:
+            await asyncio.to_thread(batching.close)
         dicom, self._dicom = self._dicom, None
         if dicom is not None:
             await asyncio.to_thread(dicom.stop)

@@ -17,6 +17,7 @@ from broker.errors import BrokerError
 from broker.hl7.intake import Intake, MessageQuery, MessageRecord, MessageSummary, Outcome
 from broker.hl7.msglog import MessageLog
 from broker.settings import Settings, load_settings
+from broker.worklist.steps import Steps
 
 __all__ = ["add_messages_parser", "run_messages"]
 
@@ -202,8 +203,9 @@ class _Reprocessing:
         self.original_id = original_id
         self.message_id = ""
 
-    def record(self, intake: Intake) -> str:
-        self.message_id = self.inner.record(replace(intake, reprocess_of=self.original_id))
+    def record_steps(self, intake: Intake) -> Steps[str]:
+        inner = self.inner.record_steps(replace(intake, reprocess_of=self.original_id))
+        self.message_id = yield from inner
         return self.message_id
 
 

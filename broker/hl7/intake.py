@@ -16,6 +16,7 @@ from typing import Protocol
 from broker.errors import HL7Error
 from broker.hl7.message import ParsedMessage, peek_header
 from broker.worklist.model import ApplyOutcome, MappingResult, OrderAction, entry_id_for
+from broker.worklist.steps import Steps
 
 __all__ = [
     "ErrorInfo",
@@ -181,8 +182,8 @@ def intake_from(
 class MessageRecorder(Protocol):
     """Where the router reports each message once its ACK is known."""
 
-    def record(self, intake: Intake) -> str:
-        """Record one message; return its id in the log."""
+    def record_steps(self, intake: Intake) -> Steps[str]:
+        """Record one message (as ``broker.worklist.steps``); return its id in the log."""
         ...
 
 

@@ -35,7 +35,9 @@ from broker.hl7.intake import (
     Outcome,
 )
 from broker.hl7.msglog_lua import RECORD_SCRIPT, RESOLVE_SCRIPT
+from broker.worklist import steps
 from broker.worklist.keys import KeySchema
+from broker.worklist.steps import Steps
 
 __all__ = ["MessageLog"]
 
@@ -77,12 +79,16 @@ class MessageLog:
 
     def record(self, intake: Intake) -> str:
         """Record one message (and trim the log); return its id."""
-        now_ms = int(time.time() * 1000)
         try:
-            payload = self._payload(intake, now_ms)
-            reply = self._record(args=[payload, intake.raw, intake.ack, intake.application_ack])
-        except redis.RedisError as e:
+            return steps.run(self._redis, self.record_steps(intake))
+        except StoreError as e:
             raise StoreError(f"message log unavailable: {e}") from e
+
+    def record_steps(self, intake: Intake) -> Steps[str]:
+        """:meth:`record` as one step (``broker.worklist.steps``)."""
+        payload = self._payload(intake, int(time.time() * 1000))
+        args = (payload, intake.raw, intake.ack, intake.application_ack)
+        (reply,) = yield [steps.script_call(self._record, *args)]
         return _text(reply)
 
     def _base(self, now_ms: int) -> dict[str, Any]:

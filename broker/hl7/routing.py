@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from broker.errors import HL7Error, StoreError
@@ -34,9 +34,11 @@ from broker.mapping.patient import map_patient_message
 from broker.mapping.patient_spec import PatientSpec
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
+from broker.worklist import steps
 from broker.worklist.model import DedupKey, DedupRecord
 from broker.worklist.ordering import message_time
 from broker.worklist.patients import PatientStore
+from broker.worklist.steps import Steps
 from broker.worklist.store import WorklistStore
 
 __all__ = ["HL7Router", "RouterConfig"]
@@ -192,11 +194,38 @@ class HL7Router:
         ack = self._ack(context_from_raw(raw), AckCode.REJECT, error)
         notes = IntakeNotes()
         notes.failed(error, Outcome.REJECTED)
-        self._record(raw, "(transport)", time.time(), None, ack, notes)
+        steps.run(
+            self._store.client, self._record(raw, "(transport)", time.time(), None, ack, notes)
+        )
         return ack
 
     def handle(self, raw: bytes, peer: str) -> bytes:
         """Process one message and return the ACK to send."""
+        return steps.run(self._store.client, self.handle_steps(raw, peer))
+
+    def handle_many(self, messages: Sequence[tuple[bytes, str]]) -> list[bytes]:
+        """Process messages from different connections together; their ACKs, in order.
+
+        Each message is processed exactly as :meth:`handle` would, but their Redis
+        round trips are shared (``broker.worklist.steps``): one pipeline for the
+        reads of all, one for their atomic updates, one for the message log.
+        """
+        operations = [self.handle_steps(raw, peer) for raw, peer in messages]
+        results = steps.run_all(self._store.client, operations)
+        acks = []
+        for (raw, peer), result in zip(messages, results, strict=True):
+            if isinstance(result, bytes):
+                acks.append(result)
+                continue  # handle_steps answers every failure; this is a last resort
+            log.error("[%s] message not processed: %r", peer, result)
+            error = HL7Error(
+                AckCode.ERROR, ErrorCode.APPLICATION_INTERNAL_ERROR, None, "internal error"
+            )
+            acks.append(self._ack(context_from_raw(raw), AckCode.ERROR, error))
+        return acks
+
+    def handle_steps(self, raw: bytes, peer: str) -> Steps[bytes]:
+        """:meth:`handle` as steps (``broker.worklist.steps``); never raises."""
         started, received, notes = time.perf_counter(), time.time(), IntakeNotes()
         try:
             msg = decode(raw, self._config.default_charset, self._config.sender_charsets)
@@ -212,11 +241,11 @@ class HL7Router:
             raw_ctx = context_from_raw(raw)
             ack = self._ack(raw_ctx, e.ack_code, e)
             notes.application_ack = self._application_ack(raw_ctx, notes)
-            self._record(raw, peer, received, None, ack, notes)
+            yield from self._record(raw, peer, received, None, ack, notes)
             return ack
         ctx = context_from_message(msg)
         try:
-            ack, summary = self._process(msg, ctx, raw, notes)
+            ack, summary = yield from self._process(msg, ctx, raw, notes)
         except HL7Error as e:
             notes.failed(e)
             ack, summary = (
@@ -253,7 +282,7 @@ class HL7Router:
             (time.perf_counter() - started) * 1000,
         )
         notes.application_ack = self._application_ack(ctx, notes)
-        self._record(raw, peer, received, msg, ack, notes)
+        yield from self._record(raw, peer, received, msg, ack, notes)
         return ack
 
     def _record(
@@ -264,19 +293,21 @@ class HL7Router:
         msg: ParsedMessage | None,
         ack: bytes,
         notes: IntakeNotes,
-    ) -> None:
+    ) -> Steps[None]:
         """Hand the message to the message log; a log failure never changes the ACK."""
         if self._recorder is None:
             return
         try:
-            self._recorder.record(intake_from(raw, peer, received, msg, ack, notes))
+            yield from self._recorder.record_steps(
+                intake_from(raw, peer, received, msg, ack, notes)
+            )
         except Exception as e:  # the ACK is decided; the log is a record, not a gate
             control_id = msg.control_id if msg is not None else "?"
             log.warning("[%s] msg %s: not recorded in the message log: %s", peer, control_id, e)
 
     def _process(
         self, msg: ParsedMessage, ctx: AckContext, raw: bytes, notes: IntakeNotes
-    ) -> tuple[bytes, str]:
+    ) -> Steps[tuple[bytes, str]]:
         registry = self._registry()
         c = self._config
         policy = HeaderPolicy(
@@ -294,7 +325,7 @@ class HL7Router:
                 return self._answer_duplicate(previous, digest, ctx)
             return self._process_patient(msg, ctx, patient_spec, (key, digest), notes)
         assert spec is not None  # check_header refused every type without a mapping
-        return self._process_order(msg, ctx, spec, (key, digest), notes)
+        return (yield from self._process_order(msg, ctx, spec, (key, digest), notes))
 
     def _process_order(
         self,
@@ -303,7 +334,7 @@ class HL7Router:
         spec: MappingSpec,
         identity: tuple[DedupKey, str],
         notes: IntakeNotes,
-    ) -> tuple[bytes, str]:
+    ) -> Steps[tuple[bytes, str]]:
         """An order (IHE RAD-4/RAD-13), mapped first: its dedup lookup shares the patient read."""
         key, digest = identity
         try:
@@ -315,7 +346,7 @@ class HL7Router:
                 raise
             notes.duplicate = True
             return self._answer_duplicate(previous, digest, ctx)
-        read = self._patients.read_order(result.changes, key)
+        read = yield from self._patients.read_order_steps(result.changes, key)
         if read.previous is not None:
             notes.duplicate = True
             return self._answer_duplicate(read.previous, digest, ctx)
@@ -323,7 +354,9 @@ class HL7Router:
         ack = self._ack(ctx, AckCode.ACCEPT)
         sent = message_time(msg.message_datetime)  # None: no ordering information (MSH-7)
         record = DedupRecord(digest, ack)
-        outcome = self._patients.apply_order(result.changes, (key, record), sent, read)
+        outcome = yield from self._patients.apply_order_steps(
+            result.changes, (key, record), sent, read
+        )
         notes.applied(outcome)
         if outcome.duplicate is not None:  # a resend raced the original
             return self._answer_duplicate(outcome.duplicate, digest, ctx)

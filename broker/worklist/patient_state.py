@@ -18,9 +18,10 @@ import redis
 from pydicom.dataset import Dataset
 
 from broker.errors import StoreError
-from broker.worklist import dicom_json
+from broker.worklist import dicom_json, steps
 from broker.worklist.guards import Guard, GuardKind, members_digest, value_digest
 from broker.worklist.keys import KeySchema
+from broker.worklist.steps import Steps
 
 __all__ = ["PatientState", "overlay"]
 
@@ -80,16 +81,20 @@ class PatientState:
         ``also_get`` is one more string key read in the same round trip (an order's
         dedup record), unguarded; its value is returned.
         """
+        return steps.run(self._redis, self.prefetch_steps(patient_ids, also_get))
+
+    def prefetch_steps(
+        self, patient_ids: Iterable[str], also_get: str | None = None
+    ) -> Steps[bytes | None]:
+        """:meth:`prefetch` as one step (``broker.worklist.steps``)."""
         wanted = sorted(p for p in patient_ids if p not in self._aliases)
-        if not wanted and also_get is None:
-            return None
-        pipe = self._redis.pipeline(transaction=False)
+        commands = []
         for pid in wanted:
-            pipe.get(self._keys.patient_alias(pid))
-            pipe.hget(self._keys.patient(pid), "ds")
+            commands.append(steps.Command(("GET", self._keys.patient_alias(pid))))
+            commands.append(steps.Command(("HGET", self._keys.patient(pid), "ds")))
         if also_get is not None:
-            pipe.get(also_get)
-        replies = _execute(pipe)
+            commands.append(steps.Command(("GET", also_get)))
+        replies = yield commands
         pairs = replies[: 2 * len(wanted)]
         for pid, alias, record in zip(wanted, pairs[::2], pairs[1::2], strict=True):
             self._remember_alias(pid, alias)

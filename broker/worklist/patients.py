@@ -38,6 +38,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from broker.errors import StoreError
+from broker.worklist import steps
 from broker.worklist.guards import DEDUP_EPILOGUE_LUA, MESSAGE_PROLOGUE_LUA, guard_payload
 from broker.worklist.model import (
     ApplyOutcome,
@@ -50,6 +51,7 @@ from broker.worklist.model import (
 )
 from broker.worklist.ordering import MessageTime
 from broker.worklist.patient_state import PatientState, overlay
+from broker.worklist.steps import Steps
 from broker.worklist.store import WorklistStore, decode_dedup
 
 __all__ = ["OrderRead", "PatientOutcome", "PatientStore"]
@@ -127,9 +129,15 @@ class PatientStore:
         patients. Pass the result to :meth:`apply_order`; the atomic script still
         re-checks the dedup record.
         """
+        return steps.run(self._store.client, self.read_order_steps(changes, key))
+
+    def read_order_steps(
+        self, changes: Sequence[OrderChange], key: DedupKey | None
+    ) -> Steps[OrderRead]:
+        """:meth:`read_order` as steps (``broker.worklist.steps``)."""
         state = PatientState(self._store.client, self._store.keys)
         dedup_key = None if key is None else self._store.keys.dedup(key)
-        raw = state.prefetch(_patient_ids(changes), also_get=dedup_key)
+        raw = yield from state.prefetch_steps(_patient_ids(changes), also_get=dedup_key)
         return OrderRead(None if raw is None else decode_dedup(raw), state)
 
     def apply_order(
@@ -147,14 +155,24 @@ class PatientStore:
         (``broker.worklist.ordering``). ``read`` (from :meth:`read_order`) is
         used for the first attempt instead of reading again.
         """
+        return steps.run(self._store.client, self.apply_order_steps(changes, dedup, sent, read))
+
+    def apply_order_steps(
+        self,
+        changes: Sequence[OrderChange],
+        dedup: tuple[DedupKey, DedupRecord] | None,
+        sent: MessageTime | None = None,
+        read: OrderRead | None = None,
+    ) -> Steps[ApplyOutcome]:
+        """:meth:`apply_order` as steps (``broker.worklist.steps``)."""
         for _ in range(_ATTEMPTS):
             if read is not None:
                 state, read = read.state, None
             else:
                 state = PatientState(self._store.client, self._store.keys)
-                state.prefetch(_patient_ids(changes))
+                yield from state.prefetch_steps(_patient_ids(changes))
             prepared = [_with_patient(state, change) for change in changes]
-            outcome = self._store.apply(prepared, dedup, state.guards, sent)
+            outcome = yield from self._store.apply_steps(prepared, dedup, state.guards, sent)
             if not outcome.conflict:
                 return outcome
         raise StoreError(f"patient records kept changing during {_ATTEMPTS} attempts; retry later")

@@ -2,7 +2,8 @@
 
 The client is synchronous (redis-py with its thread-safe connection pool): the
 DICOM service calls it from pynetdicom's association threads, and the asyncio
-HL7 side calls it through ``asyncio.to_thread``. One client style, one code path.
+HL7 side from one worker thread (``broker.hl7.batching``), whose messages share
+round trips through ``broker.worklist.steps``. One client style, one code path.
 
 Every multi-key change is one Lua script call, so it is atomic: either a
 message's whole effect (its entries, their index memberships and its dedup
@@ -21,9 +22,10 @@ from typing import Any, cast
 
 import redis
 from pydicom.dataset import Dataset
+from redis.commands.core import Script
 
 from broker.errors import StoreError
-from broker.worklist import dicom_json
+from broker.worklist import dicom_json, steps
 from broker.worklist.guards import (
     DEDUP_EPILOGUE_LUA,
     MESSAGE_PROLOGUE_LUA,
@@ -41,6 +43,7 @@ from broker.worklist.model import (
     entry_id_for,
 )
 from broker.worklist.ordering import MessageTime
+from broker.worklist.steps import Steps
 
 __all__ = ["WorklistStore", "decode_dedup"]
 
@@ -191,11 +194,21 @@ class WorklistStore:
         newer message is skipped (``ApplyOutcome.stale``, see
         ``broker.worklist.ordering``); None applies without that check.
         """
+        return steps.run(self._redis, self.apply_steps(changes, dedup, guards, sent))
+
+    def apply_steps(
+        self,
+        changes: Sequence[OrderChange],
+        dedup: tuple[DedupKey, DedupRecord] | None,
+        guards: Sequence[Guard] = (),
+        sent: MessageTime | None = None,
+    ) -> Steps[ApplyOutcome]:
+        """:meth:`apply` as steps (``broker.worklist.steps``)."""
         body = self._payload(changes, dedup)
         body["guards"] = guard_payload(guards)
         if sent is not None:  # absent, not null: cjson's null would be true in Lua
             body["sent"] = {"earliest": sent.earliest, "latest": sent.latest}
-        reply = self.run_script(self._apply, json.dumps(body, ensure_ascii=False))
+        reply = yield from self.script_steps(self._apply, json.dumps(body, ensure_ascii=False))
         tag = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if tag == "dup":
             return ApplyOutcome(duplicate=decode_dedup(reply[1]))
@@ -204,18 +217,19 @@ class WorklistStore:
         created, removed, skipped, stale = (int(v) for v in reply[1:5])
         return ApplyOutcome(created=created, removed=removed, skipped=skipped, stale=stale)
 
-    def run_script(self, script: Any, payload: str) -> list[Any]:
+    def run_script(self, script: Script, payload: str) -> list[Any]:
         """Run a registered script with one JSON argument, then wait for replicas if configured."""
-        try:
-            reply = script(args=[payload])
-            if self._wait_replicas:
-                acked = int(self._redis.wait(self._wait_replicas, self._wait_timeout_ms))
-                if acked < self._wait_replicas:
-                    raise StoreError(
-                        f"only {acked} of {self._wait_replicas} replicas confirmed the write"
-                    )
-        except redis.RedisError as e:
-            raise StoreError(f"worklist store unavailable: {e}") from e
+        return steps.run(self._redis, self.script_steps(script, payload))
+
+    def script_steps(self, script: Script, payload: str) -> Steps[list[Any]]:
+        """:meth:`run_script` as steps: the script, then (if configured) WAIT for replicas."""
+        (reply,) = yield [steps.script_call(script, payload)]
+        if self._wait_replicas:
+            (acked,) = yield [steps.Command(("WAIT", self._wait_replicas, self._wait_timeout_ms))]
+            if int(acked) < self._wait_replicas:
+                raise StoreError(
+                    f"only {int(acked)} of {self._wait_replicas} replicas confirmed the write"
+                )
         return cast(list[Any], reply)
 
     def dedup_body(self, dedup: tuple[DedupKey, DedupRecord] | None) -> dict[str, Any] | None:
