@@ -22,7 +22,8 @@ from broker.hl7.batching import BatchingHandler
 from broker.hl7.msglog import MessageLog
 from broker.hl7.routing import HL7Router, RouterConfig
 from broker.hl7.server import MLLPServer
-from broker.mapping.registry import MappingRegistry
+from broker.mapping.live import LiveMappings
+from broker.mapping.versions import MappingVersions
 from broker.redis_conn import EmbeddedRedis, check_durability, connect, redact_url
 from broker.settings import Settings
 from broker.worklist.keys import KeySchema
@@ -90,6 +91,7 @@ class Broker:
         self._batching: BatchingHandler | None = None
         self.store: WorklistStore | None = None
         self.messages: MessageLog | None = None
+        self.mappings: LiveMappings | None = None
         self.endpoints: Endpoints | None = None
 
     def __repr__(self) -> str:
@@ -106,9 +108,13 @@ class Broker:
     async def _start(self) -> Endpoints:
         s = self.settings
         configure_pynetdicom_logging()
-        registry = MappingRegistry.load(s.mappings_dir)
         client, redis_label = await asyncio.to_thread(self._open_redis)
         self.store = store = build_store(s, client)
+        self.mappings = live = LiveMappings(
+            MappingVersions(client, KeySchema(s.redis_key_prefix)), s.mappings_dir
+        )
+        await asyncio.to_thread(live.load)
+        live.start()
         find = WorklistFindService(
             store,
             max_answers=s.dicom_max_answers,
@@ -126,7 +132,7 @@ class Broker:
         )
         self._dicom.start()
         self.messages = messages = build_message_log(s, client)
-        router = HL7Router(store, lambda: registry, router_config(s), recorder=messages)
+        router = HL7Router(store, live.current, router_config(s), recorder=messages)
 
         self._batching = handle = BatchingHandler(router.handle_many)
         self._mllp = MLLPServer(
@@ -186,6 +192,9 @@ class Broker:
         batching, self._batching = self._batching, None
         if batching is not None:
             await asyncio.to_thread(batching.close)
+        mappings, self.mappings = self.mappings, None
+        if mappings is not None:
+            await asyncio.to_thread(mappings.stop)
         dicom, self._dicom = self._dicom, None
         if dicom is not None:
             await asyncio.to_thread(dicom.stop)

@@ -1,5 +1,6 @@
 """The ``mwl-broker`` command: ``serve`` runs the broker, ``send`` sends HL7 files over MLLP,
-``messages`` lists, shows, reprocesses and dismisses logged messages."""
+``messages`` lists, shows, reprocesses and dismisses logged messages, ``mapping`` checks,
+publishes, rolls back and exports mapping versions."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from broker.cli_mapping import add_mapping_parser, run_mapping
 from broker.cli_messages import add_messages_parser, run_messages
 from broker.errors import BrokerError, ConfigError
 from broker.settings import ENV_PREFIX, Settings, load_settings
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _send_parser(sub)
     add_messages_parser(sub)
+    add_mapping_parser(sub)
     return parser
 
 
@@ -171,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "messages":
             _configure_logging("WARNING")
             return run_messages(args)
+        if args.command == "mapping":
+            _configure_logging("WARNING")
+            return run_mapping(args)
         return _send(args)
     except ConfigError as e:
         print(f"mwl-broker: configuration error: {e.setting}: {e.message}", file=sys.stderr)

@@ -7,16 +7,14 @@ starts the embedded Redis for the command); see ``broker.command_redis``.
 from __future__ import annotations
 
 import argparse
-import os
-import time
 from dataclasses import replace
-from pathlib import Path
 
+from broker.cli_common import command_options, command_settings, print_table, when
 from broker.command_redis import CommandRedis, redis_for_command
 from broker.errors import BrokerError
 from broker.hl7.intake import Intake, MessageQuery, MessageRecord, MessageSummary, Outcome
 from broker.hl7.msglog import MessageLog
-from broker.settings import Settings, load_settings
+from broker.settings import Settings
 from broker.worklist.steps import Steps
 
 __all__ = ["add_messages_parser", "run_messages"]
@@ -25,13 +23,7 @@ _ACCEPTED = {"AA", "CA"}
 
 
 def add_messages_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, metavar="FILE", help="TOML settings file")
-    common.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory (./data)")
-    common.add_argument("--redis-url", metavar="URL", help="the broker's Redis, if not embedded")
-    common.add_argument(
-        "--mappings-dir", type=Path, metavar="DIR", help="mapping files used by reprocess"
-    )
+    common = command_options()
     p = sub.add_parser(
         "messages",
         help="list, show, reprocess or dismiss received HL7 messages",
@@ -58,18 +50,9 @@ def add_messages_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         action.add_argument("id", metavar="ID", help="the message id shown by 'messages list'")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
-        "data_dir": args.data_dir,
-        "redis_url": args.redis_url,
-        "mappings_dir": args.mappings_dir,
-    }
-    return load_settings(config_file=args.config, environ=os.environ, overrides=overrides)
-
-
 def run_messages(args: argparse.Namespace) -> int:
     """Run one ``messages`` action; the exit status is 0 on success."""
-    settings = _settings(args)
+    settings = command_settings(args)
     if args.action == "list" and args.limit < 1:
         raise BrokerError("--limit must be 1 or more")
     with redis_for_command(settings) as conn:
@@ -101,10 +84,6 @@ def _get(mlog: MessageLog, message_id: str) -> MessageRecord:
             f"no message {message_id} in the message log (unknown id, or past retention)"
         )
     return record
-
-
-def _when(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 def _sender(row: MessageSummary) -> str:
@@ -141,14 +120,12 @@ def _list(mlog: MessageLog, args: argparse.Namespace) -> int:
         print("no error waiting" if args.errors else "no message found")
         return 0
     header = ("ID", "RECEIVED", "OUTCOME", "ACK", "TYPE", "CONTROL ID", "SENDER", "DETAIL")
-    rows = [header] + [
-        (r.id, _when(r.received_at), r.outcome.value, r.ack_code, r.message_type,
+    rows = [
+        (r.id, when(r.received_at), r.outcome.value, r.ack_code, r.message_type,
          r.control_id, _sender(r), _detail(r))
         for r in page.items
     ]  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    print_table(header, rows)
     if page.next_before is not None:
         print(f"(more: add --before {page.next_before})")
     return 0
@@ -166,7 +143,7 @@ def _segments(data: bytes, charset: str) -> list[str]:
 def _show(record: MessageRecord) -> None:
     s = record.summary
     print(f"Message {s.id}")
-    print(f"  received     {_when(s.received_at)} from {s.peer}")
+    print(f"  received     {when(s.received_at)} from {s.peer}")
     print(f"  sender       {_sender(s) or '-'} (MSH-3^MSH-4)")
     print(f"  type         {s.message_type or '-'}  control ID {s.control_id or '-'}  "
           f"version {record.version or '-'}")  # fmt: skip
@@ -216,9 +193,14 @@ def _reprocess(
     from broker.app import build_store, router_config
     from broker.hl7.client import summarize_ack
     from broker.hl7.routing import HL7Router
-    from broker.mapping.registry import MappingRegistry
+    from broker.mapping.live import LiveMappings
+    from broker.mapping.versions import MappingVersions
+    from broker.worklist.keys import KeySchema
 
-    registry = MappingRegistry.load(settings.mappings_dir)
+    versions = MappingVersions(conn.client, KeySchema(settings.redis_key_prefix))
+    live = LiveMappings(versions, settings.mappings_dir)
+    live.load()  # the active version, as the broker maps with it
+    registry = live.current()
     old = original.summary
     capture = _Reprocessing(mlog, old.id)
     router = HL7Router(

@@ -9,8 +9,10 @@ of file order. Two kinds of file live side by side: order mappings
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
@@ -52,6 +54,26 @@ class MappingRegistry:
         files = sorted(directory.glob("*.yaml"))
         return cls((load_any_mapping(f) for f in files), source=str(directory))
 
+    @classmethod
+    def from_texts(
+        cls, files: Mapping[str, str], *, label: str | None = None, source: str = "mapping set"
+    ) -> MappingRegistry:
+        """Validate a whole mapping set (file name → YAML text), as published in Redis.
+
+        ``label`` (e.g. ``v3``) prefixes every mapping's version, so the message
+        log records which published set mapped a message.
+        """
+        specs = []
+        for name in sorted(files):
+            spec = _parse_text(name, files[name])
+            if label is not None:
+                spec = dataclasses.replace(spec, version=f"{label}:{spec.version}")
+            specs.append(spec)
+        registry = cls(specs, source=source)
+        if label is not None:
+            registry._version = label
+        return registry
+
     @property
     def version(self) -> str:
         """Short sha256 over every file's name and bytes."""
@@ -75,3 +97,13 @@ class MappingRegistry:
     def supported_types(self) -> frozenset[str]:
         """Every message type some mapping handles."""
         return frozenset(self._by_type)
+
+
+def _parse_text(name: str, text: str) -> MappingSpec | PatientSpec:
+    """One mapping file's text, read as the file ``name`` would be."""
+    if Path(name).name != name or not name.endswith(".yaml"):
+        raise ConfigError(name, "a mapping file name is a plain name ending in .yaml")
+    with tempfile.TemporaryDirectory(prefix="mwl-mapping-") as directory:
+        path = Path(directory) / name
+        path.write_text(text, encoding="utf-8")
+        return load_any_mapping(path)

@@ -98,17 +98,26 @@ def test_reprocess_after_the_mapping_is_fixed(tmp_path: Path) -> None:
         assert still.returncode == 1
         assert "AE" in still.stdout and "stays on the error list" in still.stdout
 
-        orders.write_text(fixed, encoding="utf-8")  # the admin fixes the mapping
+        orders.write_text(fixed, encoding="utf-8")  # the admin fixes the mapping...
+        before = messages("reprocess", "1", data=data, mappings=maps)
+        assert before.returncode == 1  # ...which counts once published:
+        published = subprocess.run(
+            [sys.executable, "-m", "broker.cli", "mapping", "publish", "--data-dir", str(data),
+             "--mappings-dir", str(maps), "-m", "OBR-30 optional again"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert published.returncode == 0, published.stderr
+        assert "published v2" in published.stdout
         result = messages("reprocess", "1", data=data, mappings=maps)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "message 1 reprocessed as message 3: AA" in result.stdout
+        assert "message 1 reprocessed as message 4: AA" in result.stdout
         assert "taken off the error list" in result.stdout
         assert broker.store is not None
         assert len(broker.store.order_entry_ids("PLACER:PLC-1001^RIS")) == 1
         assert "no error waiting" in messages("list", "--errors", data=data).stdout
         shown = messages("show", "1", data=data).stdout
-        assert "reprocessed as message 3, AA" in shown
-        new = messages("show", "3", data=data).stdout
+        assert "reprocessed as message 4, AA" in shown
+        new = messages("show", "4", data=data).stdout
         assert "from reprocess of message 1" in new and "outcome      accepted" in new
         # the RIS resends the original later: a duplicate, nothing changes
         assert send(broker, ORM_NW) == "AA"

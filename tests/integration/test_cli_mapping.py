@@ -1,0 +1,197 @@
+"""`mwl-broker mapping` as an admin runs it, and two broker processes following a publish."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+from broker.hl7.client import MLLPClient, split_messages, summarize_ack
+from broker.redis_conn import EmbeddedRedis
+from broker.worklist.model import CandidateCriteria
+from broker.worklist.store import WorklistStore
+from tests.broker_runner import DATA, MAPPINGS, REPO
+
+MAPPING = [sys.executable, "-m", "broker.cli", "mapping"]
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("MWL_BROKER_")}
+
+
+def mapping(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MAPPING, *map(str, args)], capture_output=True, text=True, timeout=60, check=False,
+        env=ENV, cwd=REPO,
+    )  # fmt: skip
+
+
+def edited_orders(tmp_path: Path, old: str, new: str) -> Path:
+    path = tmp_path / "edited" / "orders.yaml"
+    path.parent.mkdir(exist_ok=True)
+    text = (MAPPINGS / "orders.yaml").read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+def test_check_reports_ok_and_errors_with_file_and_rule(tmp_path: Path) -> None:
+    ok = mapping("check", *sorted(MAPPINGS.glob("*.yaml")))
+    assert ok.returncode == 0, ok.stderr
+    assert "orders.yaml: ok: mapping 'orders' for OMG^O19, OMI^O23, ORM^O01" in ok.stdout
+    bad = edited_orders(tmp_path, "PatientSex:", "PatientSx:")
+    failed = mapping("check", bad)
+    assert failed.returncode == 1
+    assert "orders.yaml" in failed.stderr and "did you mean PatientSex" in failed.stderr
+    twice = tmp_path / "twice.yaml"
+    shutil.copy(MAPPINGS / "orders.yaml", twice)
+    clash = mapping("check", MAPPINGS / "orders.yaml", twice)
+    assert clash.returncode == 1 and "claimed by both" in clash.stderr
+
+
+def test_publish_history_diff_rollback_export(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    where = ("--data-dir", data, "--mappings-dir", MAPPINGS)
+    assert "no mapping version published yet" in mapping("history", *where).stdout
+    assert "published v1" in mapping("publish", *where, "-m", "initial").stdout
+    edited = edited_orders(tmp_path, "AdmissionID: PV1-19", "AdmissionID: PV1-50")
+    second = mapping("publish", edited, *where, "--author", "ana", "-m", "visit number")
+    assert second.returncode == 0 and "published v2" in second.stdout
+    unchanged = mapping("publish", edited, *where)
+    assert "nothing published: the active v2" in unchanged.stdout
+    stale = mapping("publish", *where, "--expect", "1", "-m", "late")
+    assert stale.returncode == 1 and "not v1" in stale.stderr
+
+    changes = mapping("diff", *where).stdout
+    assert "-  AdmissionID: PV1-19" in changes and "+  AdmissionID: PV1-50" in changes
+    against_files = mapping("diff", *where, "--dir", MAPPINGS).stdout
+    assert "-  AdmissionID: PV1-50" in against_files  # publishing the files would undo it
+
+    broken = edited_orders(tmp_path, "PatientSex:", "PatientSx:")
+    refused = mapping("publish", broken, *where, "-m", "typo")
+    assert refused.returncode == 2 and "did you mean PatientSex" in refused.stderr
+
+    rolled = mapping("rollback", "1", *where, "-m", "visit number was wrong")
+    assert "published v3" in rolled.stdout
+    listing = mapping("history", *where).stdout
+    assert re.search(r"\*v3 .* rollback to v1: visit number was wrong", listing)
+    assert re.search(r"v2 .* ana .* visit number", listing) and "typo" not in listing
+
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "old.yaml").write_text("name: old\n", encoding="utf-8")
+    exported = mapping("export", *where, "--to", out, "--version", "2")
+    assert exported.returncode == 0, exported.stderr
+    assert "PV1-50" in (out / "orders.yaml").read_text(encoding="utf-8")
+    assert "old.yaml: not in v2, left in place" in exported.stdout
+    mapping("export", *where, "--to", out, "--prune")
+    assert sorted(p.name for p in out.iterdir()) == ["adt.yaml", "orders.yaml"]
+    assert (out / "orders.yaml").read_text(encoding="utf-8") == (
+        MAPPINGS / "orders.yaml"
+    ).read_text(encoding="utf-8")
+
+
+class ServeProcess:
+    """``mwl-broker serve`` on a shared Redis; its log lines are collected as they come."""
+
+    def __init__(self, redis_url: str, data_dir: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1",
+             "--hl7-port", "0", "--dicom-host", "127.0.0.1", "--dicom-port", "0",
+             "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
+             "--redis-url", redis_url, "--log-level", "INFO"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=REPO,
+        )  # fmt: skip
+        self.log: list[str] = []
+        self._collector = threading.Thread(target=self._collect, daemon=True)
+        self._collector.start()
+        assert self.proc.stdout is not None
+        banner = ""
+        for line in self.proc.stdout:
+            banner += line
+            if line.startswith("Press Ctrl-C"):
+                break
+        found = re.search(r"HL7 MLLP\s+127\.0\.0\.1:(\d+)", banner)
+        assert found, banner + "".join(self.log)
+        self.port = int(found[1])
+
+    def _collect(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def wait_for_log(self, text: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.log):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{text!r} not logged:\n{''.join(self.log)}")
+
+    def send(self, message: bytes) -> str:
+        with MLLPClient("127.0.0.1", self.port, timeout=30) as client:
+            return summarize_ack(client.send(message)).code
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._collector.join(30)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@contextmanager
+def serving(redis_url: str, data_dir: Path) -> Iterator[ServeProcess]:
+    broker = ServeProcess(redis_url, data_dir)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def order(number: int) -> bytes:
+    raw = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
+    return raw.replace(b"1001", str(number).encode())  # control ID, order and accession numbers
+
+
+def admission(client: redis.Redis, accession: str) -> str:
+    (entry,) = WorklistStore(client).candidates(CandidateCriteria(accession_number=accession))
+    return str(entry.AdmissionID)
+
+
+def test_a_publish_changes_the_next_message_on_every_broker_process(
+    redis_server: EmbeddedRedis, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    url = redis_server.url
+    with serving(url, tmp_path / "a") as a, serving(url, tmp_path / "b") as b:
+        assert a.send(order(2001)) == "AA"
+        assert admission(redis_client, "ACC-2001") == "V-5001"  # PV1-19, seeded version 1
+        edited = edited_orders(tmp_path, "AdmissionID: PV1-19", 'AdmissionID: {value: "V2"}')
+        published = mapping("publish", edited, "--redis-url", url, "-m", "constant visit")
+        assert published.returncode == 0, published.stderr
+        a.wait_for_log("mappings: now v2")
+        b.wait_for_log("mappings: now v2")
+        assert b.send(order(2002)) == "AA" and a.send(order(2003)) == "AA"
+        assert admission(redis_client, "ACC-2002") == "V2"
+        assert admission(redis_client, "ACC-2003") == "V2"
+        # a broken change is refused; both keep mapping with v2
+        broken = edited_orders(tmp_path, "PatientSex:", "PatientSx:")
+        refused = mapping("publish", broken, "--redis-url", url, "-m", "typo")
+        assert refused.returncode == 2
+        assert b.send(order(2004)) == "AA" and admission(redis_client, "ACC-2004") == "V2"
+    versions = subprocess.run(
+        [*MAPPING, "history", "--redis-url", url], capture_output=True, text=True, env=ENV,
+        timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "*v2" in versions and "seeded from" in versions
