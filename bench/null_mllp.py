@@ -19,7 +19,7 @@ async def _handle(raw: bytes, peer: str) -> bytes:
     return ACK
 
 
-def _reject(raw: bytes, reason: str) -> bytes | None:
+def _reject(raw: bytes, reason: str, peer: str) -> bytes | None:
     return ACK
 
 

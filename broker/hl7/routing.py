@@ -188,14 +188,14 @@ class HL7Router:
             facility=self._config.facility,
         )
 
-    def reject(self, raw: bytes, reason: str) -> bytes:
+    def reject(self, raw: bytes, reason: str, peer: str) -> bytes:
         """A NAK for a message the transport could not hand over whole (AR 207)."""
         error = HL7Error(AckCode.REJECT, ErrorCode.APPLICATION_INTERNAL_ERROR, None, reason)
         ack = self._ack(context_from_raw(raw), AckCode.REJECT, error)
         notes = IntakeNotes()
         notes.failed(error, Outcome.REJECTED)
         steps.run(
-            self._store.client, self._record(raw, "(transport)", time.time(), None, ack, notes)
+            self._store.client, self._record(raw, peer, time.time(), None, ack, notes)
         )
         return ack
 

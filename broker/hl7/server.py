@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[bytes, str], Awaitable[bytes]]
 """``(payload, peer) -> ACK payload``; the server frames and writes it."""
 
-Rejecter = Callable[[bytes, str], bytes | None]
-"""``(message or its first bytes, reason) -> NAK payload``, or None to send nothing."""
+Rejecter = Callable[[bytes, str, str], bytes | None]
+"""``(message or its first bytes, reason, peer) -> NAK payload``, or None to send nothing."""
 
 READ_CHUNK = 64 * 1024
 LINGER_SECONDS = 5.0
@@ -325,7 +325,7 @@ class _Connection:
     def _reject(self, raw: bytes, reason: str) -> bytes | None:
         """The framed NAK from the rejecter, or None (rejecter declined or failed)."""
         try:
-            nak = self.server.rejecter(raw, reason)
+            nak = self.server.rejecter(raw, reason, self.peer)
             return None if nak is None else frame(nak)
         except Exception:
             log.exception("MLLP %s: rejecter failed (%s)", self.peer, reason)

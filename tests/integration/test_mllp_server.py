@@ -47,12 +47,12 @@ def ack_payload(code: str, cid: str, text: str = "") -> bytes:
     return header + f"\rMSA|{code}|{cid}|{text}\r".encode()
 
 
-def nak(raw: bytes, reason: str) -> bytes | None:
+def nak(raw: bytes, reason: str, peer: str) -> bytes | None:
     """The test's rejecter: AR echoing MSH-10 of whatever it was given."""
     return ack_payload("AR", control_id(raw), reason)
 
 
-def no_nak(raw: bytes, reason: str) -> bytes | None:
+def no_nak(raw: bytes, reason: str, peer: str) -> bytes | None:
     return None
 
 

@@ -235,9 +235,9 @@ def test_transport_rejects_are_recorded_but_not_listed_as_errors(redis_client: r
     mlog = MessageLog(redis_client)
     router = _router(redis_client, mlog)
     prefix = b"MSH|^~\\&|RIS|RAD|MWL|HOSP|20260101||ORM^O01|BIG1|P|2.5.1\rPID|||"
-    assert summarize_ack(router.reject(prefix, "frame too large")).code == "AR"
+    assert summarize_ack(router.reject(prefix, "frame too large", "10.1.1.1:4000")).code == "AR"
     (row,) = mlog.find(MessageQuery()).items
-    assert (row.outcome, row.control_id, row.peer) == (Outcome.REJECTED, "BIG1", "(transport)")
+    assert (row.outcome, row.control_id, row.peer) == (Outcome.REJECTED, "BIG1", "10.1.1.1:4000")
     assert row.error is not None and row.error.text == "frame too large"
     assert not row.on_error_list and mlog.count(errors_only=True) == 0
 
