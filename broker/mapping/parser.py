@@ -1,10 +1,13 @@
-"""Reading mapping files: YAML with ``yaml.safe_load``, validated into ``broker.mapping.spec``.
+"""Reading mapping files: YAML with ``yaml.SafeLoader``, validated into ``broker.mapping.spec``.
 
 Every DICOM keyword is checked against pydicom's data dictionary (PS3.6) when
 the file is loaded, with a "did you mean" suggestion, and every HL7 path,
 transform and table name is checked too, so a mapping that loads cannot fail
-on its own content at run time. Errors are :class:`broker.errors.ConfigError`
-naming the file and the rule (``orders.yaml: attributes.PatientName``).
+on its own content at run time. HL7 paths are checked against the HL7
+standard (``broker.mapping.hl7_structure``) for the message types and versions
+the file handles: a path must exist in at least one of them. Errors are
+:class:`broker.errors.ConfigError` naming the file, the line when the text is
+known, and the rule (``orders.yaml:70: attributes.PatientName``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import NoReturn
@@ -21,6 +24,7 @@ import yaml
 from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_dict, tag_for_keyword
 
 from broker.errors import ConfigError
+from broker.mapping.hl7_structure import SUPPORTED_VERSIONS, Target, check_path, default_versions
 from broker.mapping.paths import HL7Path, PathSyntaxError, parse_path
 from broker.mapping.spec import (
     SPS_SEQUENCE,
@@ -37,7 +41,15 @@ from broker.mapping.spec import (
 )
 from broker.mapping.transforms import TRANSFORMS
 
-__all__ = ["MappingParser", "load_mapping", "parse_mapping", "read_mapping_file", "suggest"]
+__all__ = [
+    "MappingParser",
+    "load_mapping",
+    "parse_mapping",
+    "read_mapping_file",
+    "read_mapping_source",
+    "rule_lines",
+    "suggest",
+]
 
 _RULE_KEYS = (
     "path",
@@ -65,35 +77,98 @@ _SEGMENT_RE = re.compile(r"[A-Z0-9]{3}")
 _PREFIX_RE = re.compile(r"[A-Z][A-Z0-9_]*")
 _GENERATORS = ("uid", "id")
 _ID_VRS = frozenset({"SH", "LO", "CS", "ST", "LT", "UT", "UC"})  # room for 16 characters
+_LAST_PART_RE = re.compile(r"(\[\d+\]|\.[^.\[\]]*)$")  # "[2]" or ".key" at the end of a rule name
 
 
 def load_mapping(path: Path) -> MappingSpec:
-    """Read and validate one mapping file (``yaml.safe_load``: data only, no code)."""
-    data, version = read_mapping_file(path)
-    return parse_mapping(data, source=path.name, version=version, default_name=path.stem)
+    """Read and validate one mapping file (``yaml.SafeLoader``: data only, no code)."""
+    data, version, lines = read_mapping_source(path)
+    return parse_mapping(
+        data, source=path.name, version=version, default_name=path.stem, lines=lines
+    )
 
 
 def read_mapping_file(path: Path) -> tuple[object, str]:
     """A mapping file's YAML data and its version (a short sha256 of its bytes)."""
+    data, version, _ = read_mapping_source(path)
+    return data, version
+
+
+def read_mapping_source(path: Path) -> tuple[object, str, dict[str, int]]:
+    """A mapping file's YAML data, its version and the line of each rule (:func:`rule_lines`)."""
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise ConfigError(str(path), f"cannot read the mapping file: {e.strerror}") from e
+    return read_mapping_bytes(path.name, raw)
+
+
+def read_mapping_bytes(name: str, raw: bytes) -> tuple[object, str, dict[str, int]]:
+    """:func:`read_mapping_source` for a file's content (a published version's file).
+
+    The text is composed once with ``yaml.SafeLoader`` (plain data only, no
+    object construction) and the data built from those nodes.
+    """
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        loader = yaml.SafeLoader(raw.decode("utf-8"))
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except UnicodeDecodeError as e:
-        raise ConfigError(path.name, f"not UTF-8 text (byte {e.start})") from e
+        raise ConfigError(name, f"not UTF-8 text (byte {e.start})") from e
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(path.name, f"invalid YAML: {where}{problem}") from e
-    return data, hashlib.sha256(raw).hexdigest()[:12]
+        raise ConfigError(name, f"invalid YAML: {where}{problem}") from e
+    return data, hashlib.sha256(raw).hexdigest()[:12], rule_lines(node)
 
 
-def parse_mapping(data: object, *, source: str, version: str, default_name: str) -> MappingSpec:
-    """Validate already-loaded YAML data (also used to preview an edited mapping)."""
-    return MappingParser(source).mapping(data, version, default_name)
+def rule_lines(node: yaml.Node | None) -> dict[str, int]:
+    """Rule name → 1-based line of its key (or list item) in composed YAML.
+
+    Names are those errors use: ``attributes.X.Y``, ``tables.t.default``,
+    ``message_types.ORM^O01``, ``order_control.NW/SC``, ``order_key[2]``, and
+    ``attributes.X.path[1]`` for the items of a list.
+    """
+    lines: dict[str, int] = {}
+    seen: set[int] = set()  # an alias is walked once (a recursive one would never end)
+
+    def walk(node: yaml.Node, name: str) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    child = f"{name}.{key.value}" if name else str(key.value)
+                    lines[child] = key.start_mark.line + 1
+                    walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value, 1):
+                lines[f"{name}[{index}]"] = item.start_mark.line + 1
+                walk(item, f"{name}[{index}]")
+
+    if node is not None:
+        walk(node, "")
+    return lines
+
+
+def parse_mapping(
+    data: object,
+    *,
+    source: str,
+    version: str,
+    default_name: str,
+    lines: Mapping[str, int] | None = None,
+) -> MappingSpec:
+    """Validate already-loaded YAML data (also used to preview an edited mapping).
+
+    ``lines`` (from :func:`rule_lines`) puts the line of the rule in errors.
+    """
+    return MappingParser(source, lines).mapping(data, version, default_name)
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -102,14 +177,32 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
 
 class MappingParser:
-    """Validates one file's data; every error names the file and the rule."""
+    """Validates one file's data; every error names the file, the line if known, and the rule.
 
-    def __init__(self, source: str) -> None:
+    ``targets`` are the (message type, HL7 version) pairs the file handles,
+    set by its message-type section before any path is read; each path must
+    exist in at least one of them.
+    """
+
+    def __init__(self, source: str, lines: Mapping[str, int] | None = None) -> None:
         self.source = source
+        self.lines: Mapping[str, int] = lines or {}
         self.tables: dict[str, LookupTable] = {}
+        self.targets: tuple[Target, ...] = ()
 
-    def fail(self, rule: str, message: str) -> NoReturn:
-        raise ConfigError(setting=f"{self.source}: {rule}", message=message)
+    def fail(self, rule: str, message: str, *, at: str | None = None) -> NoReturn:
+        """Raise for ``rule``; ``at`` is a finer place in the file (``...path[2]``) for the line."""
+        line = self.line(at or rule)
+        where = f"{self.source}:{line}" if line is not None else self.source
+        raise ConfigError(setting=f"{where}: {rule}", message=message)
+
+    def line(self, name: str) -> int | None:
+        """The line of ``name``, else of the nearest enclosing name (``a.b[2]``, ``a.b``, ``a``)."""
+        while name:
+            if name in self.lines:
+                return self.lines[name]
+            name = _LAST_PART_RE.sub("", name) if _LAST_PART_RE.search(name) else ""
+        return None
 
     def mapping(self, data: object, version: str, default_name: str) -> MappingSpec:
         top = self.dict_of("(top level)", data)
@@ -122,6 +215,7 @@ class MappingParser:
             if key not in top:
                 self.fail(key, "missing: this section is required")
         name = self.text("name", top.get("name", default_name))
+        entry_per = self.message_types(top["message_types"])  # first: sets the path targets
         self.tables = self.parse_tables(top.get("tables", {}))
         rules = self.rules("attributes", top["attributes"])
         if not any(r.keyword == SPS_SEQUENCE for r in rules):
@@ -130,7 +224,7 @@ class MappingParser:
             name=name,
             version=version,
             source=self.source,
-            entry_per=MappingProxyType(self.message_types(top["message_types"])),
+            entry_per=MappingProxyType(entry_per),
             order_control=MappingProxyType(self.order_control(top["order_control"])),
             order_key=self.order_key(top["order_key"]),
             tables=MappingProxyType(self.tables),
@@ -151,35 +245,66 @@ class MappingParser:
             self.fail(rule, f"{raw!r} must be text (quote it: YAML reads yes/no as booleans)")
         return str(raw)
 
-    def path(self, rule: str, raw: object) -> HL7Path:
+    def path(self, rule: str, raw: object, *, at: str | None = None) -> HL7Path:
+        """Parse a path and check it exists in one of :attr:`targets` (HL7 v2 structures)."""
         try:
-            return parse_path(self.text(rule, raw))
+            path = parse_path(self.text(rule, raw))
         except PathSyntaxError as e:
-            self.fail(rule, str(e))
+            self.fail(rule, str(e), at=at)
+        problem = check_path(path, self.targets)
+        if problem is not None:
+            self.fail(rule, problem, at=at)
+        return path
 
-    def paths(self, rule: str, raw: object) -> tuple[HL7Path, ...]:
+    def paths(self, rule: str, raw: object, *, at: str | None = None) -> tuple[HL7Path, ...]:
+        """One path or a list of them; ``at`` is where they are in the file (default ``rule``)."""
+        at = at or rule
+        if not isinstance(raw, list):
+            return (self.path(rule, raw, at=at),)
+        if not raw:
+            self.fail(rule, "the list of HL7 paths is empty", at=at)
+        return tuple(self.path(rule, item, at=f"{at}[{i}]") for i, item in enumerate(raw, 1))
+
+    def versions(self, rule: str, raw: object) -> tuple[str, ...]:
+        """``versions:``: an HL7 version or a list of them, each one hl7apy knows."""
         items = raw if isinstance(raw, list) else [raw]
-        if not items:
-            self.fail(rule, "the list of HL7 paths is empty")
-        return tuple(self.path(rule, item) for item in items)
+        # An unquoted 2.4 is a YAML float; no HL7 version reads differently as one.
+        versions = [str(v) if isinstance(v, float) else self.text(rule, v) for v in items]
+        if not versions:
+            self.fail(rule, "give an HL7 version or a list of them, e.g. ['2.3.1', '2.4']")
+        for version in versions:
+            if version not in SUPPORTED_VERSIONS:
+                self.fail(
+                    rule,
+                    f"HL7 version {version!r} is not one hl7apy knows "
+                    f"({', '.join(SUPPORTED_VERSIONS)}){suggest(version, SUPPORTED_VERSIONS)}",
+                )
+        return tuple(dict.fromkeys(versions))
 
     # -- top-level sections -------------------------------------------------------
     def message_types(self, data: object) -> dict[str, tuple[str, ...]]:
+        """``TYPE: {entry_per: SEG, versions: [...]}``; also sets :attr:`targets`."""
         result: dict[str, tuple[str, ...]] = {}
+        targets: list[Target] = []
         for mtype, raw in self.dict_of("message_types", data).items():
             rule = f"message_types.{mtype}"
             if not _MESSAGE_TYPE_RE.fullmatch(mtype):
                 self.fail(
                     rule, "a message type is written CODE^EVENT (MSH-9.1^MSH-9.2), e.g. ORM^O01"
                 )
+            versions = default_versions(mtype)
             if isinstance(raw, dict):
-                if set(raw) != {"entry_per"}:
-                    self.fail(rule, "the only setting of a message type is entry_per")
+                if "entry_per" not in raw or not set(raw) <= {"entry_per", "versions"}:
+                    self.fail(rule, "a message type has entry_per and optional versions")
+                if "versions" in raw:
+                    versions = self.versions(f"{rule}.versions", raw["versions"])
                 raw = raw["entry_per"]
             segments = [self.text(rule, s) for s in (raw if isinstance(raw, list) else [raw])]
             if not segments or not all(_SEGMENT_RE.fullmatch(s) for s in segments):
                 self.fail(rule, "entry_per is a segment id (OBR, IPC) or a list of them")
             result[mtype] = tuple(segments)
+            targets += (Target(mtype, v) for v in versions)
+        self.targets = tuple(targets)
         return result
 
     def order_control(self, data: object) -> dict[str, ControlRow]:
@@ -218,7 +343,7 @@ class MappingParser:
             ((prefix, raw),) = item.items()
             if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
                 self.fail(rule, f"prefix {prefix!r} must be upper-case letters, digits or _")
-            path = self.path(rule, raw)
+            path = self.path(rule, raw, at=f"{rule}.{prefix}")
             if path.all_repetitions:
                 self.fail(rule, "an order key path takes one repetition, not [*]")
             parts.append(OrderKeyPart(prefix, path))
@@ -285,7 +410,8 @@ class MappingParser:
         sources = [k for k in ("path", "value", "generate") if k in spec]
         if len(sources) != 1:
             self.fail(rule, "give exactly one of path, value or generate")
-        paths = self.paths(rule, spec["path"]) if "path" in spec else ()
+        at = f"{rule}.path" if isinstance(raw, dict) else rule  # where the paths are written
+        paths = self.paths(rule, spec["path"], at=at) if "path" in spec else ()
         if not multi and any(p.all_repetitions for p in paths):
             self.fail(rule, f"{keyword} takes one value: a [*] path could give several")
         generate = self.text(rule, spec["generate"]) if "generate" in spec else None

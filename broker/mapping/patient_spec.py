@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from broker.mapping.parser import MappingParser, parse_mapping, read_mapping_file, suggest
+from broker.errors import ConfigError
+from broker.mapping.hl7_structure import Target, default_versions
+from broker.mapping.parser import (
+    MappingParser,
+    parse_mapping,
+    read_mapping_bytes,
+    read_mapping_source,
+    suggest,
+)
 from broker.mapping.paths import HL7Path
 from broker.mapping.spec import (
     SPS_SEQUENCE,
@@ -73,26 +81,50 @@ class PatientSpec:
 
 def load_any_mapping(path: Path) -> MappingSpec | PatientSpec:
     """Read one mapping file of either kind (``kind: patient`` or orders, the default)."""
-    data, version = read_mapping_file(path)
-    return parse_any_mapping(data, source=path.name, version=version, default_name=path.stem)
+    data, version, lines = read_mapping_source(path)
+    return parse_any_mapping(
+        data, source=path.name, version=version, default_name=path.stem, lines=lines
+    )
+
+
+def load_any_mapping_text(name: str, text: str) -> MappingSpec | PatientSpec:
+    """:func:`load_any_mapping` for the text of a file called ``name`` (a published version)."""
+    if Path(name).name != name or not name.endswith(".yaml"):
+        raise ConfigError(name, "a mapping file name is a plain name ending in .yaml")
+    data, version, lines = read_mapping_bytes(name, text.encode("utf-8"))
+    return parse_any_mapping(
+        data, source=name, version=version, default_name=name.removesuffix(".yaml"), lines=lines
+    )
 
 
 def parse_any_mapping(
-    data: object, *, source: str, version: str, default_name: str
+    data: object,
+    *,
+    source: str,
+    version: str,
+    default_name: str,
+    lines: Mapping[str, int] | None = None,
 ) -> MappingSpec | PatientSpec:
-    """Validate YAML data of either kind of mapping."""
+    """Validate YAML data of either kind of mapping (``lines``: see ``parser.rule_lines``)."""
     if isinstance(data, dict) and data.get("kind") == "patient":
         return parse_patient_mapping(
-            data, source=source, version=version, default_name=default_name
+            data, source=source, version=version, default_name=default_name, lines=lines
         )
-    return parse_mapping(data, source=source, version=version, default_name=default_name)
+    return parse_mapping(
+        data, source=source, version=version, default_name=default_name, lines=lines
+    )
 
 
 def parse_patient_mapping(
-    data: object, *, source: str, version: str, default_name: str
+    data: object,
+    *,
+    source: str,
+    version: str,
+    default_name: str,
+    lines: Mapping[str, int] | None = None,
 ) -> PatientSpec:
     """Validate a ``kind: patient`` mapping's data."""
-    return _PatientParser(source).patient_mapping(data, version, default_name)
+    return _PatientParser(source, lines).patient_mapping(data, version, default_name)
 
 
 class _PatientParser(MappingParser):
@@ -111,9 +143,13 @@ class _PatientParser(MappingParser):
         rules = self.rules("attributes", top["attributes"])
         self.check_rules(rules)
         prior: tuple[HL7Path, ...] = ()
-        if "prior_patient_id" in top:
-            prior = self.paths("prior_patient_id", top["prior_patient_id"])
         moving = sorted(t for t, a in events.items() if a in _MOVES)
+        if "prior_patient_id" in top:
+            # Only merges read it: checked against their structures (A40: ADT_A39…).
+            every = self.targets
+            self.targets = tuple(t for t in every if t.message_type in moving)
+            prior = self.paths("prior_patient_id", top["prior_patient_id"])
+            self.targets = every
         if moving and not prior:
             self.fail(
                 "prior_patient_id",
@@ -130,16 +166,27 @@ class _PatientParser(MappingParser):
         )
 
     def events(self, data: object) -> dict[str, PatientAction]:
+        """``ADT^A08: update`` or ``{action: update, versions: [...]}``; sets the path targets."""
         actions = [a.value for a in PatientAction]
         result: dict[str, PatientAction] = {}
+        targets: list[Target] = []
         for mtype, raw in self.dict_of("events", data).items():
             rule = f"events.{mtype}"
             if not _ADT_TYPE_RE.fullmatch(mtype):
                 self.fail(rule, "an event is written CODE^EVENT (MSH-9.1^MSH-9.2), e.g. ADT^A08")
+            versions = default_versions(mtype)
+            if isinstance(raw, dict):
+                if "action" not in raw or not set(raw) <= {"action", "versions"}:
+                    self.fail(rule, "an event has an action and optional versions")
+                if "versions" in raw:
+                    versions = self.versions(f"{rule}.versions", raw["versions"])
+                raw = raw["action"]
             action = self.text(rule, raw)
             if action not in actions:
                 self.fail(rule, f"{action!r} is not one of {', '.join(actions)}")
             result[mtype] = PatientAction(action)
+            targets += (Target(mtype, v) for v in versions)
+        self.targets = tuple(targets)
         return result
 
     def check_rules(self, rules: tuple[Rule, ...]) -> None:

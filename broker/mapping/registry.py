@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 from broker.errors import ConfigError
-from broker.mapping.patient_spec import PatientSpec, load_any_mapping
+from broker.mapping.patient_spec import PatientSpec, load_any_mapping, load_any_mapping_text
 from broker.mapping.spec import MappingSpec
 
 __all__ = ["MappingRegistry"]
@@ -65,7 +64,7 @@ class MappingRegistry:
         """
         specs = []
         for name in sorted(files):
-            spec = _parse_text(name, files[name])
+            spec = load_any_mapping_text(name, files[name])
             if label is not None:
                 spec = dataclasses.replace(spec, version=f"{label}:{spec.version}")
             specs.append(spec)
@@ -97,13 +96,3 @@ class MappingRegistry:
     def supported_types(self) -> frozenset[str]:
         """Every message type some mapping handles."""
         return frozenset(self._by_type)
-
-
-def _parse_text(name: str, text: str) -> MappingSpec | PatientSpec:
-    """One mapping file's text, read as the file ``name`` would be."""
-    if Path(name).name != name or not name.endswith(".yaml"):
-        raise ConfigError(name, "a mapping file name is a plain name ending in .yaml")
-    with tempfile.TemporaryDirectory(prefix="mwl-mapping-") as directory:
-        path = Path(directory) / name
-        path.write_text(text, encoding="utf-8")
-        return load_any_mapping(path)

@@ -326,7 +326,7 @@ def test_unsupported_message_type(spec: MappingSpec) -> None:
 
 def custom(**overrides: object) -> MappingSpec:
     data: dict[str, object] = {
-        "message_types": {"ORM^O01": "OBR"},
+        "message_types": {"ORM^O01": "OBR", "OMI^O23": "OBR"},  # IPC paths: OMI^O23 has IPC
         "order_control": {"NW": "schedule", "SR": "ignore"},
         "order_key": [{"FILLER": "ORC-3.1"}],
         "tables": {"station": {"rows": {"CT": "CT_AE_1"}}},
