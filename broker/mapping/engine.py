@@ -12,6 +12,10 @@ OMI).
 A path's segment resolves to the current entry segment when it is of that
 type, else to the first such segment in the current order group, else to the
 first in the message (so PID and PV1 come from the patient part).
+
+A :class:`Trace` given to :func:`map_message` or :func:`evaluate_rules` is told
+how each value was found (``broker.mapping.preview``); it only observes, and
+without one the only cost is an ``is not None`` check per rule.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pydicom.valuerep import validate_value
 
 from broker.errors import HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
+from broker.mapping.conditions import MAX_MATCHED
 from broker.mapping.order_control import control_codes, control_row, refuse_parent_child
 from broker.mapping.paths import HL7Path, Value, read, scalar
 from broker.mapping.spec import (
@@ -41,10 +46,11 @@ from broker.mapping.spec import (
     SequenceRule,
     ValueRule,
 )
+from broker.mapping.stations import StationRule, route
 from broker.mapping.transforms import TRANSFORMS, TransformError, id_from_seed, uid_from_seed
 from broker.worklist.model import MappingResult, OrderAction, OrderChange
 
-__all__ = ["RuleTables", "evaluate_rules", "map_message", "segment_id"]
+__all__ = ["RuleTables", "Trace", "evaluate_rules", "map_message", "segment_id"]
 
 _SPS_STATUS_TAG = 0x00400020  # Scheduled Procedure Step Status, CS (PS3.3 C.4.10)
 _SCHEDULED = "SCHEDULED"
@@ -60,7 +66,52 @@ _TEXT_VRS = frozenset({"LT", "ST", "UT"})  # may hold line breaks and backslashe
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
 
 
-def map_message(message: hl7.Message, spec: MappingSpec, *, message_type: str) -> MappingResult:
+class Trace(Protocol):
+    """Observes one mapping run; the engine calls it only when one is given.
+
+    Per entry (order) or PID group (patient): :meth:`entry`, then per rule
+    :meth:`rule`, one :meth:`evaluated` per attempt (the rule, then each
+    fallback tried) and :meth:`done`; sequences are bracketed by
+    :meth:`sequence` with the keyword and with None. When mapping fails, the
+    last :meth:`rule` has no :meth:`done`.
+    """
+
+    def entry(self, order_key: str) -> None:
+        """A dataset starts (``order_key`` is empty for a patient)."""
+
+    def sequence(self, keyword: str | None) -> None:
+        """Entering the item of sequence ``keyword``; None: leaving it."""
+
+    def rule(self, rule: ValueRule) -> None:
+        """Evaluating ``rule`` (and its fallbacks) starts."""
+
+    def evaluated(
+        self,
+        rule: ValueRule,
+        location: str | None,
+        raw: Sequence[Value],
+        values: Sequence[str],
+        seed: str | None,
+    ) -> None:
+        """One attempt: the path that gave ``raw`` (None: a constant, a generated
+        value or nothing), the values after transforms and table, empties
+        dropped, before ``default``; ``seed`` is the generator's seed value."""
+
+    def done(self, values: Sequence[str]) -> None:
+        """The rule's final values (empty: the element is empty)."""
+
+    def station(self, rule: StationRule | None) -> None:
+        """The station routing rule applied to the entry (None: no rule held)."""
+
+
+def map_message(
+    message: hl7.Message,
+    spec: MappingSpec,
+    *,
+    message_type: str,
+    trace: Trace | None = None,
+    peer: str = "",
+) -> MappingResult:
     """Map an order message to one :class:`OrderChange` per order group.
 
     Adjacent groups with the same order key and action are merged into one
@@ -68,7 +119,9 @@ def map_message(message: hl7.Message, spec: MappingSpec, *, message_type: str) -
     Procedure Step of the same order). Raises :class:`MappingError` (AE) with
     an HL7 table 0357 code and an ERR-2 location such as ``"PID-3"``. Every
     group is mapped before anything is returned, so a message is applied whole
-    or, when any group fails, not at all.
+    or, when any group fails, not at all. ``trace`` observes the rules
+    evaluated; the result is the same with or without it. ``peer`` is where
+    the message came from (``host:port``), for ``when: {sending_host: …}``.
     """
     entry_types = spec.entry_per.get(message_type)
     if entry_types is None:
@@ -89,7 +142,7 @@ def map_message(message: hl7.Message, spec: MappingSpec, *, message_type: str) -
     refuse_parent_child(groups)
     changes: list[OrderChange] = []
     for group in groups:
-        change = _map_group(spec, group, message_first, entry_types)
+        change = _map_group(spec, group, message_first, entry_types, (trace, peer))
         if change is None:
             continue
         last = changes[-1] if changes else None
@@ -108,14 +161,20 @@ class RuleTables(Protocol):
 
 
 def evaluate_rules(
-    spec: RuleTables, rules: tuple[Rule, ...], message: Sequence[Any], group: Sequence[Any]
+    spec: RuleTables,
+    rules: tuple[Rule, ...],
+    message: Sequence[Any],
+    group: Sequence[Any],
+    trace: Trace | None = None,
 ) -> Dataset:
     """Evaluate ``rules`` for one segment group of ``message`` (used by the patient mapping).
 
     A path's segment is the first of its type in ``group``, else the first in
     the message; values are transformed and checked as for orders.
     """
-    dataset, _ = _build(spec, rules, _Context(_first_by_id(message), list(group), None))
+    if trace is not None:
+        trace.entry("")
+    dataset, _ = _build(spec, rules, _Context(_first_by_id(message), list(group), None, trace))
     return dataset
 
 
@@ -151,12 +210,19 @@ class _Context:
     """Resolves a path's segment for one entry (or one order group when ``entry`` is None)."""
 
     def __init__(
-        self, message_first: dict[str, Any], group: list[Any], entry: tuple[str, Any] | None
+        self,
+        message_first: dict[str, Any],
+        group: list[Any],
+        entry: tuple[str, Any] | None,
+        trace: Trace | None = None,
+        peer: str = "",
     ) -> None:
         self.message_first = message_first
         self.group_first = _first_by_id(group)
         self.entry = entry
         self.order_key = ""
+        self.trace = trace
+        self.peer = peer
 
     def read(self, path: HL7Path) -> list[Value]:
         if self.entry is not None and path.segment == self.entry[0]:
@@ -165,11 +231,32 @@ class _Context:
             segment = self.group_first.get(path.segment, self.message_first.get(path.segment))
         return [] if segment is None else read(segment, path)
 
+    def subject(self, subject: HL7Path | str) -> str:
+        """A condition's subject (``broker.mapping.conditions``): a path's plain value, or the
+        sending host."""
+        if isinstance(subject, HL7Path):
+            values = self.read(subject)
+            return scalar(values[0]).strip() if values else ""
+        if subject == "sending_host":
+            return _host(self.peer)
+        return ""
+
+
+def _host(peer: str) -> str:
+    """``10.1.2.3`` of ``10.1.2.3:4000``, ``::1`` of ``[::1]:4000``."""
+    host = peer.rsplit(":", 1)[0] if peer.count(":") == 1 or peer.startswith("[") else peer
+    return host.strip("[]")
+
 
 def _map_group(
-    spec: MappingSpec, group: list[Any], message_first: dict[str, Any], entry_types: tuple[str, ...]
+    spec: MappingSpec,
+    group: list[Any],
+    message_first: dict[str, Any],
+    entry_types: tuple[str, ...],
+    observers: tuple[Trace | None, str],
 ) -> OrderChange | None:
-    context = _Context(message_first, group, None)
+    trace, peer = observers
+    context = _Context(message_first, group, None, peer=peer)
     row = control_row(spec, *control_codes(group[0]))
     action = row.action
     if action is ControlAction.IGNORE:
@@ -182,7 +269,7 @@ def _map_group(
     entry_type, entry_segments = _entry_segments(group, entry_types)
     entries = []
     for segment in entry_segments:
-        entry_context = _Context(message_first, group, (entry_type, segment))
+        entry_context = _Context(message_first, group, (entry_type, segment), trace, peer)
         entry_context.order_key = key
         entries.append(_entry(spec, entry_context, row.status))
     return OrderChange(key, OrderAction.SCHEDULE, tuple(entries), status=row.status)
@@ -227,7 +314,13 @@ def _order_key(spec: MappingSpec, context: _Context) -> str:
 
 
 def _entry(spec: MappingSpec, context: _Context, status: str) -> Dataset:
+    if context.trace is not None:
+        context.trace.entry(context.order_key)
     dataset, _ = _build(spec, spec.rules, context)
+    if spec.stations:
+        chosen = route(spec.stations, dataset, context.subject)
+        if context.trace is not None:
+            context.trace.station(chosen)
     # The order-control table is the authority for the step's status (PS3.3 C.4.10).
     dataset[SPS_SEQUENCE].value[0].add_new(_SPS_STATUS_TAG, "CS", status)
     return dataset
@@ -239,7 +332,11 @@ def _build(spec: RuleTables, rules: tuple[Rule, ...], context: _Context) -> tupl
     filled = False
     for rule in rules:
         if isinstance(rule, SequenceRule):
+            if context.trace is not None:
+                context.trace.sequence(rule.keyword)
             item, item_filled = _build(spec, rule.rules, context)
+            if context.trace is not None:
+                context.trace.sequence(None)
             if rule.keyword == SPS_SEQUENCE:
                 if _SPS_STATUS_TAG not in item or not item[_SPS_STATUS_TAG].value:
                     item.add_new(_SPS_STATUS_TAG, "CS", _SCHEDULED)
@@ -270,6 +367,9 @@ def _element(tag: int, vr: str, value: str) -> DataElement:
 
 def _values(spec: RuleTables, rule: ValueRule, context: _Context) -> list[str]:
     """Evaluate a rule (and its fallbacks), check ``required`` and DICOM conformance."""
+    trace = context.trace
+    if trace is not None:
+        trace.rule(rule)
     current: ValueRule | None = rule
     values: list[str] = []
     while current is not None and not values:
@@ -282,6 +382,8 @@ def _values(spec: RuleTables, rule: ValueRule, context: _Context) -> list[str]:
         raise MappingError(
             ErrorCode.REQUIRED_FIELD_MISSING, first, f"{where} ({rule.keyword}) is empty"
         )
+    if trace is not None:
+        trace.done(values)
     return values
 
 
@@ -289,6 +391,10 @@ def _evaluate(spec: RuleTables, rule: ValueRule, context: _Context) -> tuple[lis
     """Raw values of one rule: first non-empty path (or constant, or generated), transformed."""
     location: str | None = None
     raw: list[Value] = []
+    if rule.when is not None and not rule.when.holds(context.subject):
+        if context.trace is not None:
+            context.trace.evaluated(rule, None, [], [], None)
+        return [], None
     if rule.value is not None:
         raw = [(rule.value,)]
     elif rule.generate == "id":  # the keyword keeps RP ID and SPS ID of one order apart
@@ -304,6 +410,9 @@ def _evaluate(spec: RuleTables, rule: ValueRule, context: _Context) -> tuple[lis
             break
     values = [_transform(spec, rule, value, location) for value in raw]
     values = [v for v in values if v.strip()]
+    if context.trace is not None:
+        seeded = _first_scalar(rule.seed, context) if rule.generate is not None else None
+        context.trace.evaluated(rule, location, raw, values, seeded)
     if not values and rule.default is not None:
         values = [rule.default]
     return values, location
@@ -326,6 +435,9 @@ def _transform(spec: RuleTables, rule: ValueRule, value: Value, location: str | 
     except TransformError as e:
         code = ErrorCode.TABLE_VALUE_NOT_FOUND if e.table else ErrorCode.DATA_TYPE_ERROR
         raise MappingError(code, location, f"{where} ({rule.keyword}) {e}") from e
+    if rule.extract is not None and text:
+        match = rule.extract.search(text[:MAX_MATCHED])
+        text = "" if match is None else match.group(1 if rule.extract.groups else 0)
     if rule.table is None or not text:
         return text
     table = spec.tables[rule.table]

@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 
 from broker.errors import HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
-from broker.mapping.engine import evaluate_rules, segment_id
+from broker.mapping.engine import Trace, evaluate_rules, segment_id
 from broker.mapping.paths import read, scalar
 from broker.mapping.patient_spec import PatientSpec
 from broker.worklist.model import PatientAction, PatientChange, PatientResult
@@ -37,14 +37,15 @@ _SINGLE_PATIENT = (PatientAction.UPDATE, PatientAction.ARRIVED)
 
 
 def map_patient_message(
-    message: hl7.Message, spec: PatientSpec, *, message_type: str
+    message: hl7.Message, spec: PatientSpec, *, message_type: str, trace: Trace | None = None
 ) -> PatientResult:
     """Map an ADT message to one :class:`PatientChange` per PID group.
 
     ``update`` and ``arrived`` read the first PID only; ``merge`` and
     ``change_id`` read every ``PID … MRG`` group and require the prior
     identifier (MRG-1): missing, it is AE 101 at ``MRG-1``; a group without
-    its MRG segment is AE 100 at ``MRG``. ``ignore`` reads nothing.
+    its MRG segment is AE 100 at ``MRG``. ``ignore`` reads nothing. ``trace``
+    observes the rules evaluated, one dataset per group (see ``engine.Trace``).
     """
     action = spec.events.get(message_type)
     if action is None:
@@ -64,7 +65,7 @@ def map_patient_message(
         )
     if action in _SINGLE_PATIENT:
         groups = groups[:1]
-    changes = tuple(_change(spec, action, segments, group) for group in groups)
+    changes = tuple(_change(spec, action, segments, group, trace) for group in groups)
     return PatientResult(action, changes, spec.name, spec.version)
 
 
@@ -80,9 +81,13 @@ def _pid_groups(segments: Sequence[Any]) -> list[list[Any]]:
 
 
 def _change(
-    spec: PatientSpec, action: PatientAction, message: Sequence[Any], group: list[Any]
+    spec: PatientSpec,
+    action: PatientAction,
+    message: Sequence[Any],
+    group: list[Any],
+    trace: Trace | None = None,
 ) -> PatientChange:
-    attributes = _carried(evaluate_rules(spec, spec.rules, message, group))
+    attributes = _carried(evaluate_rules(spec, spec.rules, message, group, trace))
     patient_id = str(attributes.PatientID)  # a required rule: never empty here
     prior = ""
     if action in (PatientAction.MERGE, PatientAction.CHANGE_ID):
