@@ -1,8 +1,8 @@
 """``mwl-broker mapping``: check, preview, publish and roll back mapping versions.
 
-``check`` and ``preview --mapping`` work on files alone; the others work on
-the versions kept in the broker's Redis (``broker.mapping.versions``), also
-while the broker runs: a published version is active on every broker at once.
+``check`` works on files alone; the others work on the versions kept in the
+broker's Redis (``broker.mapping.versions``), also while the broker runs: a
+published version is active on every broker at once.
 """
 
 from __future__ import annotations
@@ -48,6 +48,22 @@ def add_mapping_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Validate mapping files, alone and as one set; exit status 1 on any error.",
     )
     check.add_argument("files", nargs="+", type=Path, metavar="FILE", help="mapping files")
+
+    pv = actions.add_parser(
+        "preview",
+        parents=[common],
+        help="show what a message would become: entries, a trace of every value, stations",
+        description=(
+            "Map the messages of FILE with the active mapping version (or with it and the "
+            "--mapping files put in place of theirs) and print each resulting worklist entry "
+            "as a DICOM dump, where every value came from, and which stations would see it. "
+            "Nothing is stored. Exit status 1 if a message would be refused."
+        ),
+    )
+    pv.add_argument("message", type=Path, metavar="MESSAGE", help="HL7 message file")
+    pv.add_argument(
+        "--mapping", type=Path, nargs="+", default=[], metavar="FILE", help="edited mapping files"
+    )
 
     history = actions.add_parser("history", parents=[common], help="list published versions")
     history.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (20)")
@@ -115,6 +131,8 @@ def run_mapping(args: argparse.Namespace) -> int:
         versions = MappingVersions(conn.client, KeySchema(settings.redis_key_prefix))
         if args.action == "history":
             return _history(versions, args.limit)
+        if args.action == "preview":
+            return _preview(versions, settings, args)
         if args.action == "diff":
             return _diff(versions, settings, args)
         if args.action == "export":
@@ -227,11 +245,44 @@ def _files_to_publish(
     current = versions.active()
     files = dict(current.files) if current is not None else {}
     for path in args.files:
-        try:
-            files[path.name] = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise BrokerError(f"{path}: cannot read: {e}") from e
+        files[path.name] = _read(path)
     return files
+
+
+def _preview(versions: MappingVersions, settings: Settings, args: argparse.Namespace) -> int:
+    from broker.hl7.client import split_messages
+    from broker.mapping.preview import preview, render
+
+    active = versions.active()
+    files = dict(active.files) if active is not None else read_mapping_dir(settings.mappings_dir)
+    label = f"v{active.number}" if active is not None else str(settings.mappings_dir)
+    for path in args.mapping:
+        files[path.name] = _read(path)
+    if args.mapping:
+        label += " with " + ", ".join(str(p) for p in args.mapping)
+    registry = MappingRegistry.from_texts(
+        files, label=f"v{active.number}" if active is not None and not args.mapping else None
+    )
+    try:
+        messages = split_messages(args.message.read_bytes())
+    except OSError as e:
+        raise BrokerError(f"{args.message}: cannot read: {e.strerror}") from e
+    if not messages:
+        raise BrokerError(f"{args.message}: no HL7 message (MSH segment) in the file")
+    refused = 0
+    print(f"Mappings: {label}")
+    for raw in messages:
+        result = preview(raw, registry, default_charset=settings.hl7_default_charset)
+        print(render(result))
+        refused += result.error is not None
+    return 1 if refused else 0
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise BrokerError(f"{path}: cannot read: {e}") from e
 
 
 def _said(result: PublishResult) -> None:

@@ -194,9 +194,7 @@ class HL7Router:
         ack = self._ack(context_from_raw(raw), AckCode.REJECT, error)
         notes = IntakeNotes()
         notes.failed(error, Outcome.REJECTED)
-        steps.run(
-            self._store.client, self._record(raw, peer, time.time(), None, ack, notes)
-        )
+        steps.run(self._store.client, self._record(raw, peer, time.time(), None, ack, notes))
         return ack
 
     def handle(self, raw: bytes, peer: str) -> bytes:
@@ -245,7 +243,7 @@ class HL7Router:
             return ack
         ctx = context_from_message(msg)
         try:
-            ack, summary = yield from self._process(msg, ctx, raw, notes)
+            ack, summary = yield from self._process(msg, ctx, (raw, peer), notes)
         except HL7Error as e:
             notes.failed(e)
             ack, summary = (
@@ -306,8 +304,9 @@ class HL7Router:
             log.warning("[%s] msg %s: not recorded in the message log: %s", peer, control_id, e)
 
     def _process(
-        self, msg: ParsedMessage, ctx: AckContext, raw: bytes, notes: IntakeNotes
+        self, msg: ParsedMessage, ctx: AckContext, received: tuple[bytes, str], notes: IntakeNotes
     ) -> Steps[tuple[bytes, str]]:
+        raw, peer = received
         registry = self._registry()
         c = self._config
         policy = HeaderPolicy(
@@ -325,20 +324,23 @@ class HL7Router:
                 return self._answer_duplicate(previous, digest, ctx)
             return self._process_patient(msg, ctx, patient_spec, (key, digest), notes)
         assert spec is not None  # check_header refused every type without a mapping
-        return (yield from self._process_order(msg, ctx, spec, (key, digest), notes))
+        return (yield from self._process_order(msg, ctx, spec, (key, digest, peer), notes))
 
     def _process_order(
         self,
         msg: ParsedMessage,
         ctx: AckContext,
         spec: MappingSpec,
-        identity: tuple[DedupKey, str],
+        identity: tuple[DedupKey, str, str],
         notes: IntakeNotes,
     ) -> Steps[tuple[bytes, str]]:
-        """An order (IHE RAD-4/RAD-13), mapped first: its dedup lookup shares the patient read."""
-        key, digest = identity
+        """An order (IHE RAD-4/RAD-13), mapped first: its dedup lookup shares the patient read.
+
+        ``identity`` is the dedup key, the message digest and the peer it came from.
+        """
+        key, digest, peer = identity
         try:
-            result = map_message(msg.message, spec, message_type=msg.message_type)
+            result = map_message(msg.message, spec, message_type=msg.message_type, peer=peer)
         except Exception:
             # A resend is answered with its stored ACK, whatever the mapping makes of it now.
             previous = self._store.dedup_lookup(key)

@@ -12,20 +12,23 @@ known, and the rule (``orders.yaml:70: attributes.PatientName``).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import NoReturn
 
-import yaml
+from pydicom import config as dicom_config
 from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_dict, tag_for_keyword
+from pydicom.valuerep import validate_value
 
 from broker.errors import ConfigError
+from broker.mapping.conditions import When, check_pattern, parse_when
 from broker.mapping.hl7_structure import SUPPORTED_VERSIONS, Target, check_path, default_versions
 from broker.mapping.paths import HL7Path, PathSyntaxError, parse_path
+from broker.mapping.source import read_mapping_source
 from broker.mapping.spec import (
     SPS_SEQUENCE,
     SPS_STATUSES,
@@ -39,15 +42,13 @@ from broker.mapping.spec import (
     SequenceRule,
     ValueRule,
 )
+from broker.mapping.stations import StationRule, parse_stations
 from broker.mapping.transforms import TRANSFORMS
 
 __all__ = [
     "MappingParser",
     "load_mapping",
     "parse_mapping",
-    "read_mapping_file",
-    "read_mapping_source",
-    "rule_lines",
     "suggest",
 ]
 
@@ -61,6 +62,8 @@ _RULE_KEYS = (
     "default",
     "required",
     "fallback",
+    "when",
+    "extract",
 )
 _TOP_KEYS = (
     "kind",
@@ -71,6 +74,7 @@ _TOP_KEYS = (
     "order_key",
     "tables",
     "attributes",
+    "stations",
 )
 _MESSAGE_TYPE_RE = re.compile(r"[A-Z0-9]{3}\^[A-Z0-9]{3}")
 _SEGMENT_RE = re.compile(r"[A-Z0-9]{3}")
@@ -88,74 +92,6 @@ def load_mapping(path: Path) -> MappingSpec:
     )
 
 
-def read_mapping_file(path: Path) -> tuple[object, str]:
-    """A mapping file's YAML data and its version (a short sha256 of its bytes)."""
-    data, version, _ = read_mapping_source(path)
-    return data, version
-
-
-def read_mapping_source(path: Path) -> tuple[object, str, dict[str, int]]:
-    """A mapping file's YAML data, its version and the line of each rule (:func:`rule_lines`)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(str(path), f"cannot read the mapping file: {e.strerror}") from e
-    return read_mapping_bytes(path.name, raw)
-
-
-def read_mapping_bytes(name: str, raw: bytes) -> tuple[object, str, dict[str, int]]:
-    """:func:`read_mapping_source` for a file's content (a published version's file).
-
-    The text is composed once with ``yaml.SafeLoader`` (plain data only, no
-    object construction) and the data built from those nodes.
-    """
-    try:
-        loader = yaml.SafeLoader(raw.decode("utf-8"))
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except UnicodeDecodeError as e:
-        raise ConfigError(name, f"not UTF-8 text (byte {e.start})") from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(name, f"invalid YAML: {where}{problem}") from e
-    return data, hashlib.sha256(raw).hexdigest()[:12], rule_lines(node)
-
-
-def rule_lines(node: yaml.Node | None) -> dict[str, int]:
-    """Rule name → 1-based line of its key (or list item) in composed YAML.
-
-    Names are those errors use: ``attributes.X.Y``, ``tables.t.default``,
-    ``message_types.ORM^O01``, ``order_control.NW/SC``, ``order_key[2]``, and
-    ``attributes.X.path[1]`` for the items of a list.
-    """
-    lines: dict[str, int] = {}
-    seen: set[int] = set()  # an alias is walked once (a recursive one would never end)
-
-    def walk(node: yaml.Node, name: str) -> None:
-        if id(node) in seen:
-            return
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode):
-                    child = f"{name}.{key.value}" if name else str(key.value)
-                    lines[child] = key.start_mark.line + 1
-                    walk(value, child)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value, 1):
-                lines[f"{name}[{index}]"] = item.start_mark.line + 1
-                walk(item, f"{name}[{index}]")
-
-    if node is not None:
-        walk(node, "")
-    return lines
-
-
 def parse_mapping(
     data: object,
     *,
@@ -166,9 +102,21 @@ def parse_mapping(
 ) -> MappingSpec:
     """Validate already-loaded YAML data (also used to preview an edited mapping).
 
-    ``lines`` (from :func:`rule_lines`) puts the line of the rule in errors.
+    ``lines`` (from ``broker.mapping.source.rule_lines``) puts the line of the rule in errors.
     """
     return MappingParser(source, lines).mapping(data, version, default_name)
+
+
+def _then(rule: ValueRule, after: ValueRule) -> ValueRule:
+    """``rule`` with ``after`` appended at the end of its fallback chain."""
+    fallback = after if rule.fallback is None else _then(rule.fallback, after)
+    return dataclasses.replace(rule, fallback=fallback)
+
+
+def _chain(rule: ValueRule | None) -> Iterator[ValueRule]:
+    while rule is not None:
+        yield rule
+        rule = rule.fallback
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -229,6 +177,7 @@ class MappingParser:
             order_key=self.order_key(top["order_key"]),
             tables=MappingProxyType(self.tables),
             rules=rules,
+            stations=self.stations(top.get("stations")),
         )
 
     # -- scalars and containers -------------------------------------------------
@@ -399,6 +348,8 @@ class MappingParser:
     def value_rule(
         self, rule: str, keyword: str, element: tuple[int, str, bool], raw: object, *, top: bool
     ) -> ValueRule:
+        if isinstance(raw, list) and raw and all(isinstance(item, dict) for item in raw):
+            return self.alternatives(rule, keyword, element, raw, top=top)
         tag, vr, multi = element
         spec: dict[str, object] = dict(raw) if isinstance(raw, dict) else {"path": raw}
         for key in spec:
@@ -445,7 +396,63 @@ class MappingParser:
             default=self.text(rule, spec["default"]) if "default" in spec else None,
             required=bool(spec.get("required", False)),
             fallback=fallback,
+            when=self.when(rule, spec["when"]) if "when" in spec else None,
+            extract=check_pattern(f"{rule}.extract", spec["extract"], self.fail)
+            if "extract" in spec
+            else None,
         )
+
+    def alternatives(
+        self,
+        rule: str,
+        keyword: str,
+        element: tuple[int, str, bool],
+        raw: list[object],
+        *,
+        top: bool,
+    ) -> ValueRule:
+        """A list of rules: the first that gives a value (``when:`` picks among them)."""
+        chain: ValueRule | None = None
+        for index in range(len(raw), 0, -1):
+            item = self.value_rule(f"{rule}[{index}]", keyword, element, raw[index - 1], top=top)
+            chain = item if chain is None else _then(item, chain)
+        assert chain is not None
+        required = any(r.required for r in _chain(chain))
+        return dataclasses.replace(chain, name=rule, required=required)
+
+    def when(self, rule: str, raw: object, *, keywords: bool = False) -> When:
+        """``when:`` conditions, their HL7 paths checked like any path (``conditions``)."""
+        when = parse_when(rule, raw, self.fail, keywords=keywords)
+        self.check_conditions(rule, when)
+        return when
+
+    def check_conditions(self, rule: str, when: When) -> None:
+        for condition in when.conditions:
+            if isinstance(condition.subject, HL7Path):
+                problem = check_path(condition.subject, self.targets)
+                if problem is not None:
+                    self.fail(f"{rule}.when.{condition.subject}", problem)
+
+    def stations(self, raw: object) -> tuple[StationRule, ...]:
+        """The ``stations:`` routing rules (``broker.mapping.stations``)."""
+        rules = parse_stations(raw, self.fail, self.station_values)
+        for rule in rules:
+            self.check_conditions(f"stations ({rule.name})", rule.when)
+        return rules
+
+    def station_values(self, rule: str, keyword: str, values: list[str]) -> list[str]:
+        """Values a station rule sets: a string attribute, valid for its VR (PS3.5 §6.2)."""
+        _, vr, vm = self.element(rule, keyword)
+        if vr not in TEXT_VRS or keyword == "ScheduledProcedureStepStatus":
+            self.fail(rule, f"{keyword} (VR {vr}) cannot be set by a station rule")
+        if len(values) > 1 and vm == "1":
+            self.fail(rule, f"{keyword} takes one value")
+        for value in values:
+            try:
+                validate_value(vr, value, dicom_config.RAISE)
+            except ValueError as e:
+                self.fail(rule, f"{value!r} is not a valid {keyword} (VR {vr}): {e}")
+        return values
 
     def transforms(self, rule: str, raw: object) -> tuple[str, ...]:
         if raw is None:

@@ -21,14 +21,9 @@ from types import MappingProxyType
 
 from broker.errors import ConfigError
 from broker.mapping.hl7_structure import Target, default_versions
-from broker.mapping.parser import (
-    MappingParser,
-    parse_mapping,
-    read_mapping_bytes,
-    read_mapping_source,
-    suggest,
-)
+from broker.mapping.parser import MappingParser, parse_mapping, suggest
 from broker.mapping.paths import HL7Path
+from broker.mapping.source import read_mapping_bytes, read_mapping_source
 from broker.mapping.spec import (
     SPS_SEQUENCE,
     LookupTable,
@@ -105,7 +100,7 @@ def parse_any_mapping(
     default_name: str,
     lines: Mapping[str, int] | None = None,
 ) -> MappingSpec | PatientSpec:
-    """Validate YAML data of either kind of mapping (``lines``: see ``parser.rule_lines``)."""
+    """Validate YAML data of either kind of mapping (``lines``: see ``source.rule_lines``)."""
     if isinstance(data, dict) and data.get("kind") == "patient":
         return parse_patient_mapping(
             data, source=source, version=version, default_name=default_name, lines=lines

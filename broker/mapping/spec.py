@@ -6,11 +6,14 @@ documented field by field in ``mappings/README.md``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from broker.mapping.conditions import When
 from broker.mapping.paths import HL7Path
+from broker.mapping.stations import StationRule
 
 __all__ = [
     "SPS_SEQUENCE",
@@ -101,6 +104,8 @@ class ValueRule:
     default: str | None = None
     required: bool = False
     fallback: ValueRule | None = None
+    when: When | None = None  # the rule gives nothing unless these conditions hold
+    extract: re.Pattern[str] | None = None  # keep what this matches (its group 1, if any)
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ class MappingSpec:
     order_key: tuple[OrderKeyPart, ...]
     tables: Mapping[str, LookupTable]
     rules: tuple[Rule, ...]
+    stations: tuple[StationRule, ...] = ()  # station routing, highest priority first
 
     @property
     def message_types(self) -> frozenset[str]:

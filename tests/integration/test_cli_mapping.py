@@ -97,6 +97,28 @@ def test_publish_history_diff_rollback_export(tmp_path: Path) -> None:
     ).read_text(encoding="utf-8")
 
 
+def test_preview_with_the_active_version_and_with_an_edited_file(tmp_path: Path) -> None:
+    where = ("--data-dir", tmp_path / "data", "--mappings-dir", MAPPINGS)
+    message = DATA / "orm_o01_nw_latin1.hl7"
+    shown = mapping("preview", message, *where)  # nothing published yet: the directory's files
+    assert shown.returncode == 0, shown.stderr
+    assert f"Mappings: {MAPPINGS}" in shown.stdout
+    assert re.search(r"\(0038,0010\) LO AdmissionID\s+V-5001", shown.stdout)
+    assert re.search(r"AdmissionID\s+PV1-19\s+V-5001", shown.stdout)  # the trace row
+    mapping("publish", *where, "-m", "initial")
+    edited = edited_orders(tmp_path, "AdmissionID: PV1-19", 'AdmissionID: {value: "FIXED"}')
+    trial = mapping("preview", message, "--mapping", edited, *where)
+    assert "Mappings: v1 with " in trial.stdout
+    assert re.search(r"AdmissionID\s+constant\s+FIXED", trial.stdout)
+    assert "published v2" not in trial.stdout and "v1" in mapping("history", *where).stdout
+    refused = mapping("preview", DATA / "orm_o01_missing_pid3.hl7", *where)
+    assert refused.returncode == 1
+    assert "AE 101 at PID-3" in refused.stdout and "version v1:" in refused.stdout
+    empty = tmp_path / "empty.hl7"
+    empty.write_text("not a message", encoding="utf-8")
+    assert mapping("preview", empty, *where).returncode == 1
+
+
 class ServeProcess:
     """``mwl-broker serve`` on a shared Redis; its log lines are collected as they come."""
 

@@ -1,0 +1,152 @@
+"""Rules chosen per message: ``when:`` conditions, alternatives, ``extract:``, station routing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydicom.dataset import Dataset
+
+from broker.errors import ConfigError, MappingError
+from broker.mapping.engine import map_message
+from broker.mapping.parser import parse_mapping
+from broker.mapping.preview import preview, render
+from broker.mapping.registry import MappingRegistry
+from broker.mapping.spec import MappingSpec
+from tests.unit.test_mapping_engine import ORM_PV1, orm, parse, sps
+
+
+def mapping(attributes: dict[str, Any] | None = None, **top: Any) -> MappingSpec:
+    step: dict[str, Any] = {"Modality": "OBR-24", "ScheduledStationAETitle": "IPC-9[*]"}
+    data: dict[str, Any] = {
+        "message_types": {"ORM^O01": "OBR", "OMI^O23": "OBR"},
+        "order_control": {"NW": "schedule"},
+        "order_key": [{"FILLER": "ORC-3.1"}],
+        "tables": {"rooms": {"rows": {"ER": "EMERGENCY"}, "default": "WARD"}},
+        "attributes": {"PatientID": "PID-3", **(attributes or {})},
+    }
+    data["attributes"]["ScheduledProcedureStepSequence"] = step | top.pop("step", {})
+    data.update(top)
+    return parse_mapping(data, source="rules.yaml", version="t", default_name="rules")
+
+
+def entry(spec: MappingSpec, *segments: str, peer: str = "") -> Dataset:
+    (change,) = map_message(parse(*segments), spec, message_type="ORM^O01", peer=peer).changes
+    (first,) = change.entries
+    return first
+
+
+def with_location(location: str) -> list[str]:
+    segments = orm()
+    segments[2] = ORM_PV1.replace("RAD^ROOM1^1", f"{location}^ROOM1^1")
+    return segments
+
+
+LOCATION_RULES = [
+    {"when": {"sending_host": "10.9.0.1"}, "value": "NORTH WING"},
+    {"when": {"PV1-3.1": ["ER", "ICU"]}, "path": "PV1-3.1", "table": "rooms"},
+    {"path": "PV1-3.1", "transform": "upper"},
+]
+
+
+def test_alternatives_pick_the_first_rule_whose_conditions_hold() -> None:
+    spec = mapping(step={"ScheduledProcedureStepLocation": LOCATION_RULES})
+    north = entry(spec, *orm(), peer="10.9.0.1:40000")
+    assert sps(north).ScheduledProcedureStepLocation == "NORTH WING"
+    er = entry(spec, *with_location("ER"), peer="10.2.0.1:40000")
+    assert sps(er).ScheduledProcedureStepLocation == "EMERGENCY"
+    ward = entry(spec, *with_location("rad"), peer="[::1]:40000")
+    assert sps(ward).ScheduledProcedureStepLocation == "RAD"  # the last rule, unconditional
+
+
+def test_a_rule_whose_conditions_fail_gives_nothing_not_even_its_default() -> None:
+    spec = mapping(
+        {"AdmissionID": {"path": "PV1-19", "when": {"MSH-3": "OTHER_RIS"}, "default": "X"}}
+    )
+    assert entry(spec, *orm()).AdmissionID == ""
+    spec = mapping({"AdmissionID": {"path": "PV1-19", "when": {"MSH-3": {"match": "RIS.*"}}}})
+    assert entry(spec, *orm()).AdmissionID == "V-5001"
+
+
+def test_required_on_an_alternative_makes_the_attribute_required() -> None:
+    rules = [{"when": {"MSH-3": "NOBODY"}, "value": "X"}, {"path": "PV1-50", "required": True}]
+    spec = mapping({"AdmissionID": rules})
+    with pytest.raises(MappingError, match="is empty"):
+        entry(spec, *orm())
+
+
+def test_extract_keeps_the_group_or_the_match() -> None:
+    spec = mapping(
+        {
+            "AdmissionID": {"path": "PV1-19", "extract": "V-([0-9]+)"},
+            "RequestedProcedureID": {"path": "OBR-19", "extract": "[0-9]+"},
+            "AccessionNumber": {"path": "OBR-18", "extract": "^NOPE"},
+        }
+    )
+    ds = entry(spec, *orm())
+    assert ds.AdmissionID == "5001" and ds.RequestedProcedureID == "1001"
+    assert ds.AccessionNumber == ""  # not found: dropped
+
+
+STATIONS = [
+    {"name": "any CT", "priority": 10, "when": {"Modality": "CT"},
+     "set": {"ScheduledStationAETitle": ["CT_1", "CT_2"]}},
+    {"name": "ER CT", "priority": 20, "when": {"Modality": "CT", "PV1-3.1": "ER"},
+     "set": {"ScheduledStationAETitle": "CT_ER", "ScheduledStationName": "CT Emergency"}},
+]  # fmt: skip
+
+
+def test_station_rules_route_entries_the_message_leaves_unassigned() -> None:
+    spec = mapping(stations=STATIONS)
+    assert [r.name for r in spec.stations] == ["ER CT", "any CT"]
+    er = sps(entry(spec, *with_location("ER")))
+    assert (er.ScheduledStationAETitle, er.ScheduledStationName) == ("CT_ER", "CT Emergency")
+    ward = sps(entry(spec, *with_location("WARD")))
+    assert list(ward.ScheduledStationAETitle) == ["CT_1", "CT_2"]
+    mr = orm()
+    mr[4] = mr[4].replace("|CT|", "|MR|")
+    assert sps(entry(spec, *mr)).ScheduledStationAETitle == ""  # no rule for MR
+
+
+def test_the_preview_names_the_station_rule() -> None:
+    registry = MappingRegistry([mapping(stations=STATIONS)])
+    shown = preview("\r".join(with_location("ER")).encode(), registry)
+    (change,) = shown.changes
+    (routed,) = change.entries
+    assert routed.stations.routed_by == "ER CT"
+    assert "station CT_ER with its own (station rule: ER CT)" in render(shown)
+    mr = orm()
+    mr[4] = mr[4].replace("|CT|", "|MR|")
+    (unrouted,) = preview("\r".join(mr).encode(), registry).changes[0].entries
+    assert unrouted.stations.routed_by == ""
+
+
+@pytest.mark.parametrize(
+    ("top", "expected"),
+    [
+        ({"attributes": {"AdmissionID": {"path": "PV1-19", "when": {"PXX-1": "A"}}}}, "PXX"),
+        ({"attributes": {"AdmissionID": {"path": "PV1-19", "when": "yes"}}}, "must be a mapping"),
+        ({"attributes": {"AdmissionID": {"path": "PV1-19", "extract": "(a+)+"}}}, "quantified"),
+        ({"stations": [{"when": {"OBR-99": "CT"}, "set": {"StationName": "X"}}]}, "OBR-99"),
+        (
+            {"stations": [{"when": {"Modality": "CT"}, "set": {"PatientBirthDate": "1.1.1"}}]},
+            "not a valid PatientBirthDate",
+        ),
+        (
+            {
+                "stations": [
+                    {"when": {"Modality": "CT"}, "set": {"ScheduledProcedureStepStatus": "X"}}
+                ]
+            },
+            "cannot be set by a station rule",
+        ),
+    ],
+)
+def test_invalid_conditions_and_station_rules_are_refused_at_load(
+    top: dict[str, Any], expected: str
+) -> None:
+    attributes = top.pop("attributes", None)
+    with pytest.raises(ConfigError) as refused:
+        mapping(attributes, **top)
+    assert expected in f"{refused.value.setting}: {refused.value.message}"
+    assert refused.value.setting.startswith("rules.yaml")
