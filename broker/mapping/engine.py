@@ -21,20 +21,17 @@ without one the only cost is an ``is not None`` check per rule.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import hl7
-from pydicom import config as dicom_config
-from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.valuerep import validate_value
 
 from broker.errors import HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.mapping.conditions import MAX_MATCHED
+from broker.mapping.conform import conform, element
 from broker.mapping.order_control import control_codes, control_row, refuse_parent_child
 from broker.mapping.paths import HL7Path, Value, read, scalar
 from broker.mapping.spec import (
@@ -47,25 +44,22 @@ from broker.mapping.spec import (
     ValueRule,
 )
 from broker.mapping.stations import StationRule, route
-from broker.mapping.transforms import TRANSFORMS, TransformError, id_from_seed, uid_from_seed
+from broker.mapping.transforms import (
+    TRANSFORMS,
+    TransformError,
+    id_from_seed,
+    person_name_groups,
+    uid_from_seed,
+)
 from broker.worklist.model import MappingResult, OrderAction, OrderChange
 
 __all__ = ["RuleTables", "Trace", "evaluate_rules", "map_message", "segment_id"]
 
 _SPS_STATUS_TAG = 0x00400020  # Scheduled Procedure Step Status, CS (PS3.3 C.4.10)
 _SCHEDULED = "SCHEDULED"
+
+
 # PS3.5 Table 6.2-1 maximum lengths in characters (PN: per component group).
-_MAX_LENGTH = {
-    "AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
-    "LT": 10240, "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UI": 64,
-}  # fmt: skip
-# VRs whose pydicom value is the str itself (no UID, PersonName or number object).
-_PLAIN_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "SH", "ST", "UC", "UR", "UT"})
-_DATE_VRS = frozenset({"DA", "DT", "TM"})  # str too, unless pydicom's datetime_conversion is on
-_TEXT_VRS = frozenset({"LT", "ST", "UT"})  # may hold line breaks and backslashes (PS3.5 §6.2)
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
-
-
 class Trace(Protocol):
     """Observes one mapping run; the engine calls it only when one is given.
 
@@ -350,19 +344,8 @@ def _build(spec: RuleTables, rules: tuple[Rule, ...], context: _Context) -> tupl
         if rule.multi and len(values) > 1:
             dataset.add_new(rule.tag, rule.vr, values)
         else:
-            dataset[rule.tag] = _element(rule.tag, rule.vr, values[0] if values else "")
+            dataset[rule.tag] = element(rule.tag, rule.vr, values[0] if values else "")
     return dataset, filled
-
-
-def _element(tag: int, vr: str, value: str) -> DataElement:
-    """A single-valued element; text VRs skip pydicom's conversion, which would keep the str.
-
-    ``_conform`` already validated the value as pydicom would (``validate_value``),
-    and for these VRs pydicom's conversion returns the string unchanged.
-    """
-    if vr in _PLAIN_VRS or (vr in _DATE_VRS and not dicom_config.datetime_conversion):
-        return DataElement(tag, vr, value, already_converted=True)
-    return DataElement(tag, vr, value)
 
 
 def _values(spec: RuleTables, rule: ValueRule, context: _Context) -> list[str]:
@@ -374,7 +357,7 @@ def _values(spec: RuleTables, rule: ValueRule, context: _Context) -> list[str]:
     values: list[str] = []
     while current is not None and not values:
         raw, location = _evaluate(spec, current, context)
-        values = [text for text in (_conform(v, rule, location) for v in raw) if text]
+        values = [text for text in (conform(v, rule, location) for v in raw) if text]
         current = current.fallback
     if not values and rule.required:
         where = ", ".join(str(p) for p in rule.paths) or rule.keyword
@@ -403,12 +386,17 @@ def _evaluate(spec: RuleTables, rule: ValueRule, context: _Context) -> tuple[lis
     elif rule.generate is not None:
         seed = _first_scalar(rule.seed, context)
         raw = [(uid_from_seed(f"{context.order_key}|{seed}"),)]
+    every_repetition = False
     for path in rule.paths:
         raw = [v for v in context.read(path) if any(part.strip() for part in v)]
         if raw:
-            location = str(path)
+            location, every_repetition = str(path), path.all_repetitions
             break
-    values = [_transform(spec, rule, value, location) for value in raw]
+    if raw and location is not None and every_repetition and not rule.multi:
+        # every repetition of an XPN/XCN: one name, with its component groups
+        values = [_name_groups(rule, raw, location)]
+    else:
+        values = [_transform(spec, rule, value, location) for value in raw]
     values = [v for v in values if v.strip()]
     if context.trace is not None:
         seeded = _first_scalar(rule.seed, context) if rule.generate is not None else None
@@ -424,6 +412,15 @@ def _first_scalar(paths: tuple[HL7Path, ...], context: _Context) -> str:
             if scalar(value).strip():
                 return scalar(value).strip()
     return ""
+
+
+def _name_groups(rule: ValueRule, raw: list[Value], location: str) -> str:
+    try:
+        return person_name_groups(raw, xcn=rule.transforms == ("xcn_pn",))
+    except TransformError as e:
+        raise MappingError(
+            ErrorCode.DATA_TYPE_ERROR, location, f"{location} ({rule.keyword}) {e}"
+        ) from e
 
 
 def _transform(spec: RuleTables, rule: ValueRule, value: Value, location: str | None) -> str:
@@ -449,44 +446,3 @@ def _transform(spec: RuleTables, rule: ValueRule, value: Value, location: str | 
             f"{where} ({rule.keyword}): {text!r} has no row in table {table.name!r}",
         )
     return found
-
-
-def _conform(text: str, rule: ValueRule, location: str | None) -> str:
-    """Check one value against its VR (PS3.5 §6.2); never truncate, never guess.
-
-    Control characters (line breaks from ``\\.br\\``) become spaces in VRs
-    that cannot hold them; leading and trailing spaces, insignificant in
-    DICOM string VRs, are removed.
-    """
-    vr = rule.vr
-    where = f"{location or rule.name} ({rule.keyword})"
-    if vr in _TEXT_VRS:
-        text = text.rstrip()
-    else:
-        text = _CONTROL_RE.sub(" ", text).strip()
-        if "\\" in text:
-            raise MappingError(
-                ErrorCode.DATA_TYPE_ERROR,
-                location,
-                f"{where} contains '\\', the DICOM value delimiter, which VR {vr} cannot hold",
-            )
-    limit = _MAX_LENGTH.get(vr)
-    lengths = [len(group) for group in text.split("=")] if vr == "PN" else [len(text)]
-    if limit is not None and max(lengths) > limit:
-        unit = "characters per name group" if vr == "PN" else "characters"
-        raise MappingError(
-            ErrorCode.VALUE_TOO_LONG,
-            location,
-            f"{where} has {max(lengths)} characters; VR {vr} allows at most {limit} {unit}",
-        )
-    if vr == "PN" and any(group.count("^") > 4 for group in text.split("=")):
-        raise MappingError(
-            ErrorCode.DATA_TYPE_ERROR, location, f"{where} has more than 5 name parts"
-        )
-    try:
-        validate_value(vr, text, dicom_config.RAISE)
-    except ValueError:
-        raise MappingError(
-            ErrorCode.DATA_TYPE_ERROR, location, f"{where} is not a valid DICOM {vr} value"
-        ) from None
-    return text

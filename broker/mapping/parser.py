@@ -24,8 +24,9 @@ from pydicom import config as dicom_config
 from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_dict, tag_for_keyword
 from pydicom.valuerep import validate_value
 
-from broker.errors import ConfigError
+from broker.errors import ConfigError, MappingError
 from broker.mapping.conditions import When, check_pattern, parse_when
+from broker.mapping.conform import conform
 from broker.mapping.hl7_structure import SUPPORTED_VERSIONS, Target, check_path, default_versions
 from broker.mapping.paths import HL7Path, PathSyntaxError, parse_path
 from broker.mapping.source import read_mapping_source
@@ -105,6 +106,11 @@ def parse_mapping(
     ``lines`` (from ``broker.mapping.source.rule_lines``) puts the line of the rule in errors.
     """
     return MappingParser(source, lines).mapping(data, version, default_name)
+
+
+def _name_groups(vr: str, transforms: tuple[str, ...]) -> bool:
+    """A PN rule whose repetitions become component groups (``transforms.person_name_groups``)."""
+    return vr == "PN" and transforms in (("pn",), ("xcn_pn",))
 
 
 def _then(rule: ValueRule, after: ValueRule) -> ValueRule:
@@ -363,8 +369,13 @@ class MappingParser:
             self.fail(rule, "give exactly one of path, value or generate")
         at = f"{rule}.path" if isinstance(raw, dict) else rule  # where the paths are written
         paths = self.paths(rule, spec["path"], at=at) if "path" in spec else ()
-        if not multi and any(p.all_repetitions for p in paths):
-            self.fail(rule, f"{keyword} takes one value: a [*] path could give several")
+        transforms = self.transforms(rule, spec.get("transform"))
+        if not multi and any(p.all_repetitions for p in paths) and not _name_groups(vr, transforms):
+            self.fail(
+                rule,
+                f"{keyword} takes one value: a [*] path could give several (a person name "
+                "takes [*] with transform pn or xcn_pn: its repetitions become name groups)",
+            )
         generate = self.text(rule, spec["generate"]) if "generate" in spec else None
         if generate is not None and generate not in _GENERATORS:
             self.fail(rule, f"generate {generate!r} is not one of {', '.join(_GENERATORS)}")
@@ -381,7 +392,7 @@ class MappingParser:
             fallback = self.value_rule(
                 f"{rule}.fallback", keyword, element, spec["fallback"], top=False
             )
-        return ValueRule(
+        value_rule = ValueRule(
             name=rule,
             keyword=keyword,
             tag=tag,
@@ -391,7 +402,7 @@ class MappingParser:
             value=self.text(rule, spec["value"]) if "value" in spec else None,
             generate=generate,
             seed=self.paths(f"{rule}.seed", spec["seed"]) if "seed" in spec else (),
-            transforms=self.transforms(rule, spec.get("transform")),
+            transforms=transforms,
             table=self.table_name(rule, spec.get("table")),
             default=self.text(rule, spec["default"]) if "default" in spec else None,
             required=bool(spec.get("required", False)),
@@ -401,6 +412,21 @@ class MappingParser:
             if "extract" in spec
             else None,
         )
+        self.check_constants(value_rule)
+        return value_rule
+
+    def check_constants(self, rule: ValueRule) -> None:
+        """A constant (as written, when nothing transforms it) and a default must fit the VR."""
+        constants = [rule.default]
+        if not rule.transforms and rule.table is None and rule.extract is None:
+            constants.append(rule.value)
+        for text in constants:
+            if text is None:
+                continue
+            try:
+                conform(text, rule, None)
+            except MappingError as e:
+                self.fail(rule.name, e.text)
 
     def alternatives(
         self,

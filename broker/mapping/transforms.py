@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 from broker.mapping.paths import Value, scalar
@@ -25,7 +25,9 @@ __all__ = [
     "Transform",
     "TransformError",
     "date",
+    "datetime",
     "id_from_seed",
+    "person_name_groups",
     "pn",
     "priority",
     "sex",
@@ -124,6 +126,54 @@ def time(value: Value) -> str:
     return result
 
 
+def datetime(value: Value) -> str:
+    """HL7 TS/DTM → DICOM DT ``YYYYMMDD[HH[MM[SS[.F]]]][&ZZXX]`` (PS3.5 Table 6.2-1).
+
+    The precision sent is kept and so is the time zone offset (DT carries one,
+    unlike DA and TM), so a scanner in another zone reads the right instant. A
+    date or time that does not exist is an error.
+    """
+    match = _timestamp(value)
+    if match is None:
+        return ""
+    if match["d"] is not None:
+        date(value)  # checks the calendar date
+    if match["H"] is not None:
+        time(value)  # checks the time of day
+    tz = match["tz"] or ""
+    if tz and (int(tz[1:3]) > 14 or int(tz[3:]) > 59):
+        raise TransformError("has a time zone offset outside -1200..+1400")
+    digits = "".join(match[k] or "" for k in ("Y", "m", "d", "H", "M", "S"))
+    return digits + (f".{match['f']}" if match["f"] else "") + tz
+
+
+# HL7 table 4000 (name/address representation, XPN-8 and XCN-15) → DICOM PN component
+# group (PS3.5 §6.2.1.2): alphabetic, ideographic, phonetic.
+_NAME_GROUPS = {"A": 0, "I": 1, "P": 2}
+
+
+def person_name_groups(repetitions: Sequence[Value], *, xcn: bool = False) -> str:
+    """All repetitions of an XPN (or XCN) field → one DICOM PN with its component groups.
+
+    Each repetition goes to the group its name representation code says (XPN-8,
+    XCN-15: ``A`` alphabetic, ``I`` ideographic, ``P`` phonetic); a repetition
+    without one is alphabetic. The first repetition of each group wins (HL7
+    lists the preferred name first). Japanese sites send ``漢字^名^^^^^L^I~
+    カナ^メイ^^^^^L^P``, which becomes ``=漢字^名=カナ^メイ``.
+    """
+    groups = ["", "", ""]
+    code_at = 14 if xcn else 7
+    for value in repetitions:
+        code = value[code_at].strip().upper() if len(value) > code_at else ""
+        group = _NAME_GROUPS.get(code, 0)
+        if groups[group]:
+            continue
+        groups[group] = xcn_pn(value) if xcn else pn(value)
+    while groups and not groups[-1]:
+        groups.pop()
+    return "=".join(groups)
+
+
 def _person_name(
     family: str, given: str, middle: str, suffix: str, prefix: str, degree: str
 ) -> str:
@@ -146,8 +196,9 @@ def pn(value: Value) -> str:
     """HL7 XPN ``family^given^middle^suffix^prefix^degree`` → DICOM PN.
 
     PN is ``family^given^middle^prefix^suffix`` (PS3.5 §6.2.1.1), trailing
-    empty components removed; the degree is appended to the suffix. Only the
-    alphabetic component group is produced.
+    empty components removed; the degree is appended to the suffix. One
+    repetition gives one component group; a ``[*]`` path (all repetitions)
+    gives them all, see :func:`person_name_groups`.
     """
     return _person_name(*_pad(value, 6))
 
@@ -270,6 +321,7 @@ TRANSFORMS: Mapping[str, Transform] = MappingProxyType(
     {
         "date": date,
         "time": time,
+        "datetime": datetime,
         "pn": pn,
         "xcn_pn": xcn_pn,
         "upper": upper,

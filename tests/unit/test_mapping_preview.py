@@ -81,7 +81,7 @@ def test_orm_o01_trace_names_the_path_that_gave_each_value(registry: MappingRegi
     assert entry.dataset.PatientName == "Müller^Jürgen^^Dr."
     expected = {
         "PatientID": ("PID-3", ("PAT-1001",), ()),
-        "PatientName": ("PID-5", ("Müller^Jürgen^^Dr.",), ()),
+        "PatientName": ("PID-5[*]", ("Müller^Jürgen^^Dr.",), ()),
         "AccessionNumber": ("OBR-18", ("ACC-1001",), ("IPC-1",)),
         "RequestedProcedureID": ("OBR-19", ("RP-1001",), ("IPC-2",)),
         "StudyInstanceUID": ("ZDS-1.1", ("1.2.826.0.1.3680043.10.543.1001",), ("IPC-3",)),
@@ -276,7 +276,7 @@ def test_adt_preview_shows_the_patient_action_and_attributes(registry: MappingRe
     (patient,) = result.patients
     assert (patient.patient_id, patient.prior_id) == ("PAT-9", "PAT-OLD")
     assert patient.attributes.PatientName == "Neu^Nina"
-    assert row(patient.trace, "PatientName").source == "PID-5"
+    assert row(patient.trace, "PatientName").source == "PID-5[*]"
     assert row(patient.trace, "PatientID").attempts[-1].raw == ("PAT-9^^^HOSP",)
     mother = row(patient.trace, "PatientMotherBirthName")
     assert (mother.source, mother.tried) == ("empty", ("PID-6",))

@@ -8,12 +8,13 @@ import pytest
 from pydicom.dataset import Dataset
 
 from broker.errors import ConfigError, MappingError
+from broker.hl7.message import decode
 from broker.mapping.engine import map_message
 from broker.mapping.parser import parse_mapping
 from broker.mapping.preview import preview, render
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
-from tests.unit.test_mapping_engine import ORM_PV1, orm, parse, sps
+from tests.unit.test_mapping_engine import ORM_PV1, REPO, orm, parse, sps
 
 
 def mapping(attributes: dict[str, Any] | None = None, **top: Any) -> MappingSpec:
@@ -127,6 +128,8 @@ def test_the_preview_names_the_station_rule() -> None:
         ({"attributes": {"AdmissionID": {"path": "PV1-19", "when": {"PXX-1": "A"}}}}, "PXX"),
         ({"attributes": {"AdmissionID": {"path": "PV1-19", "when": "yes"}}}, "must be a mapping"),
         ({"attributes": {"AdmissionID": {"path": "PV1-19", "extract": "(a+)+"}}}, "quantified"),
+        ({"attributes": {"AccessionNumber": {"value": "A" * 17}}}, "VR SH allows at most 16"),
+        ({"step": {"Modality": {"path": "OBR-24", "default": "ct"}}}, "not a valid DICOM CS"),
         ({"stations": [{"when": {"OBR-99": "CT"}, "set": {"StationName": "X"}}]}, "OBR-99"),
         (
             {"stations": [{"when": {"Modality": "CT"}, "set": {"PatientBirthDate": "1.1.1"}}]},
@@ -150,3 +153,34 @@ def test_invalid_conditions_and_station_rules_are_refused_at_load(
         mapping(attributes, **top)
     assert expected in f"{refused.value.setting}: {refused.value.message}"
     assert refused.value.setting.startswith("rules.yaml")
+
+
+def test_a_japanese_name_becomes_ideographic_and_phonetic_groups() -> None:
+    registry = MappingRegistry.load(REPO / "mappings")
+    text = "\r".join(
+        [
+            "MSH|^~\\&|HIS|SEND|GW|RCV|20261125083000||OMG^O19^OMG_O19|J-1|P|2.5||||||~ISO IR87",
+            "PID|0001||12345678^^^^PI||患者^太郎^^^^^L^I~カンジャ^タロウ^^^^^L^P||19501214|M",
+            "ORC|NW|PLC-9^HIS|||SC",
+            "OBR|1|PLC-9^HIS||XR01^胸部単純^JJ1017||||||||||||||ACC-9|RP-9|SPS-9||||CR",
+        ]
+    )
+    raw = text.encode("iso2022_jp")
+    decoded = decode(raw, "UNICODE UTF-8")
+    spec = registry.for_message("OMG^O19")
+    assert spec is not None
+    (change,) = map_message(decoded.message, spec, message_type="OMG^O19").changes
+    (jp,) = change.entries
+    assert jp.PatientName == "=患者^太郎=カンジャ^タロウ"
+    assert (
+        jp.PatientName.ideographic == "患者^太郎" and jp.PatientName.phonetic == "カンジャ^タロウ"
+    )
+
+
+def test_a_star_path_on_a_single_valued_attribute_needs_a_name_transform() -> None:
+    with pytest.raises(ConfigError, match="a person name takes \\[\\*\\] with transform pn"):
+        mapping({"PatientName": {"path": "PID-5[*]", "transform": "upper"}})
+    with pytest.raises(ConfigError, match="takes one value"):
+        mapping({"AdmissionID": "PV1-19[*]"})
+    spec = mapping({"ReferringPhysicianName": {"path": "PV1-8[*]", "transform": "xcn_pn"}})
+    assert entry(spec, *orm()).ReferringPhysicianName == "Schmidt^Anna^^Dr."

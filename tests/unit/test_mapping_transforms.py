@@ -11,6 +11,7 @@ from broker.mapping.transforms import (
     TransformError,
     date,
     id_from_seed,
+    person_name_groups,
     pn,
     priority,
     sex,
@@ -125,7 +126,7 @@ def test_uid_is_deterministic_and_valid() -> None:
 
 def test_registry_names() -> None:
     assert set(TRANSFORMS) == {
-        "date", "time", "pn", "xcn_pn", "upper", "trim", "sex", "priority", "uid",
+        "date", "time", "datetime", "pn", "xcn_pn", "upper", "trim", "sex", "priority", "uid",
     }  # fmt: skip
 
 
@@ -136,3 +137,38 @@ def test_generated_id_is_deterministic_short_and_sh_safe() -> None:
     others = {id_from_seed(f"PLACER:PLC-{n}^RIS|ScheduledProcedureStepID|") for n in range(2000)}
     assert len(others) == 2000 and first in others
     assert id_from_seed("PLACER:PLC-1^RIS|RequestedProcedureID|") != first
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("20261126093000+0100", "20261126093000+0100"),  # the offset is kept (DT has one)
+        ("20261126093000.1234-0500", "20261126093000.1234-0500"),
+        ("2026112609", "2026112609"),  # the precision sent
+        ("2026", "2026"),
+        ("", ""),
+    ],
+)
+def test_datetime_keeps_precision_and_time_zone(text: str, expected: str) -> None:
+    assert TRANSFORMS["datetime"]((text,)) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["20260230", "20261126250000", "20261126093000+1600", "2026-11-26", "20261126T09"]
+)
+def test_datetime_refuses_what_is_not_a_date_time(text: str) -> None:
+    with pytest.raises(TransformError):
+        TRANSFORMS["datetime"]((text,))
+
+
+def test_person_name_groups_follow_the_representation_code() -> None:
+    kanji = ("患者", "太郎", "", "", "", "", "L", "I")
+    kana = ("カンジャ", "タロウ", "", "", "", "", "L", "P")
+    assert person_name_groups([kanji, kana]) == "=患者^太郎=カンジャ^タロウ"
+    roman = ("Kanja", "Taro", "", "", "", "", "L", "A")
+    assert person_name_groups([kana, roman, kanji]) == "Kanja^Taro=患者^太郎=カンジャ^タロウ"
+    # no code: alphabetic; the first of a group wins (the preferred name comes first)
+    assert person_name_groups([("Doe", "Jane"), ("Doe", "J", "", "", "", "", "D")]) == "Doe^Jane"
+    assert person_name_groups([roman, kanji]) == "Kanja^Taro=患者^太郎"
+    xcn = ("1234", "山田", "花子", "", "", "", "", "", "", "", "", "", "", "", "I")
+    assert person_name_groups([xcn], xcn=True) == "=山田^花子"
