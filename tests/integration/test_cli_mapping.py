@@ -16,6 +16,8 @@ from pathlib import Path
 import redis
 
 from broker.hl7.client import MLLPClient, split_messages, summarize_ack
+from broker.hl7.intake import MessageQuery
+from broker.hl7.msglog import MessageLog
 from broker.redis_conn import EmbeddedRedis
 from broker.worklist.model import CandidateCriteria
 from broker.worklist.store import WorklistStore
@@ -212,6 +214,13 @@ def test_a_publish_changes_the_next_message_on_every_broker_process(
         refused = mapping("publish", broken, "--redis-url", url, "-m", "typo")
         assert refused.returncode == 2
         assert b.send(order(2004)) == "AA" and admission(redis_client, "ACC-2004") == "V2"
+    # each message names the version that mapped it
+    logged = {r.control_id: r.id for r in MessageLog(redis_client).find(MessageQuery()).items}
+    versions_used = {
+        cid: MessageLog(redis_client).get(logged[cid]).mapping_version.split(":")[0]  # type: ignore[union-attr]
+        for cid in ("ORM-2001", "ORM-2002", "ORM-2003", "ORM-2004")
+    }
+    assert versions_used == {"ORM-2001": "v1", "ORM-2002": "v2", "ORM-2003": "v2", "ORM-2004": "v2"}
     versions = subprocess.run(
         [*MAPPING, "history", "--redis-url", url], capture_output=True, text=True, env=ENV,
         timeout=60, check=True,
