@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import redis
 
 from broker.dicom.find import WorklistFindService
+from broker.dicom.profiles import ProfileSet, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.errors import ConfigError
 from broker.hl7.batching import BatchingHandler
@@ -121,6 +122,10 @@ class Broker:
             character_set=s.dicom_character_set,
             pn_case_insensitive=s.dicom_pn_case_insensitive,
             hidden_statuses=frozenset(s.dicom_hidden_statuses),
+            profiles=ProfileSet.parse(
+                s.dicom_scanners, allow_unknown=s.dicom_allow_unknown_callers
+            ),
+            zone=site_zone(s.site_timezone),
         )
         self._dicom = DicomServer(
             ae_title=s.ae_title,

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydicom.charset import python_encoding
 
+from broker.dicom.profiles import ProfileSet, site_zone
 from broker.errors import ConfigError
 from broker.hl7.charsets import parse_sender_charsets
 from broker.hl7.message import charset_codec
@@ -63,6 +64,12 @@ class Settings:
     dicom_hidden_statuses: tuple[str, ...] = ("COMPLETED", "CANCELED", "DISCONTINUED")
     dicom_max_associations: int = 32
     dicom_network_timeout: float = 60.0
+    dicom_allow_unknown_callers: bool = True  # False: only AE titles with a [scanners] table
+    # [scanners.<AE>] tables of the settings file (broker.dicom.profiles), as read
+    dicom_scanners: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    site_timezone: str = ""  # IANA name defining "today" for scanners; "": the machine's zone
     admin_host: str = "127.0.0.1"
     admin_port: int = 8080
     data_dir: Path = Path("data")
@@ -132,6 +139,8 @@ class Settings:
                 charset_codec(charset) is not None,
                 f"{sender}: {charset!r} is not an HL7 table 0211 name such as 8859/1",
             )
+        ProfileSet.parse(self.dicom_scanners)  # raises ConfigError naming scanners.<AE>.<key>
+        site_zone(self.site_timezone)
         if self.redis_url is not None:
             _check(
                 "redis_url",
@@ -173,6 +182,8 @@ def _coerce(name: str, raw: Any, target: Any) -> Any:
             return tuple(str(item).strip() for item in items if str(item).strip())
         if target == "Mapping[str, str]":
             return MappingProxyType(parse_sender_charsets(raw))
+        if target == "Mapping[str, Any]":
+            raise ValueError("scanner profiles are [scanners.<AE title>] tables of the file")
         if target == "str | None":
             return text or None
         return text
@@ -196,6 +207,11 @@ def load_settings(
             raise ConfigError("--config", f"cannot read {config_file}: {e}") from e
         except tomllib.TOMLDecodeError as e:
             raise ConfigError("--config", f"{config_file} is not valid TOML: {e}") from e
+        scanners = data.pop("scanners", {})
+        if not isinstance(scanners, dict):
+            raise ConfigError(f"{config_file}: scanners", "must be tables [scanners.<AE title>]")
+        if scanners:
+            values["dicom_scanners"] = MappingProxyType(scanners)
         section = data.get("broker", data)
         for key, raw in section.items():
             if key not in known:

@@ -17,15 +17,21 @@ calling AE so an admin can narrow that modality's query.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import functools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from broker.dicom.matching import SPECIFIC_CHARACTER_SET, criteria_from_query, matches
+from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.dicom.response import build_response, check_character_set
 from broker.dicom.status import Status
 from broker.errors import DicomServiceError, StoreError
@@ -154,6 +160,8 @@ class WorklistFindService:
         character_set: str = "ISO_IR 192",
         pn_case_insensitive: bool = True,
         hidden_statuses: frozenset[str] = DEFAULT_HIDDEN_STATUSES,
+        profiles: ProfileSet | None = None,
+        zone: dt.tzinfo | None = None,
     ) -> None:
         if max_answers < 1:
             raise ValueError("max_answers must be at least 1")
@@ -163,6 +171,8 @@ class WorklistFindService:
         self._character_set = character_set
         self._pn_case_insensitive = pn_case_insensitive
         self._hidden = hidden_statuses
+        self._profiles = profiles or ProfileSet({})
+        self._zone = zone  # the site's zone: defines "today"; None: the machine's
 
     def __repr__(self) -> str:
         return (
@@ -200,32 +210,31 @@ class WorklistFindService:
 
     def _answers(self, event: FindEvent) -> Iterator[FindResult]:
         """Match candidates and yield answers; failures become statuses here."""
-        answered = 0
         try:
+            profile = self._profiles.for_caller(_calling_ae(event), _peer_address(event))
+            if profile is None:
+                raise DicomServiceError(
+                    Status.UNABLE_TO_PROCESS, "this calling AE title or address may not query"
+                )
             query = decode_identifier(event)
-            hidden = frozenset() if _asks_for_status(query) else self._hidden
-            for entry in self._source.candidates(criteria_from_query(query)):
-                if event.is_cancelled:
+            plan = self._plan(query, profile)
+            encode = functools.partial(
+                build_response,
+                character_set=profile.character_set or self._character_set,
+                unrepresentable=profile.unrepresentable,
+            )
+            matched = self._matches(event, query, plan)
+            if profile.sort or profile.refuse_over_limit:
+                yield from self._collected(event, matched, plan, profile, query, encode)
+                return
+            for answered, entry in enumerate(matched):
+                if entry is None:
                     yield int(Status.CANCEL), None
                     return
-                if not matches(query, entry, pn_case_insensitive=self._pn_case_insensitive):
-                    continue
-                if hidden and _status(entry) in hidden:
-                    continue
-                if answered >= self._max_answers:
-                    log.warning(
-                        "C-FIND from %s msg %s: more than %d matches, answered only the first %d",
-                        _calling_ae(event),
-                        event.message_id,
-                        self._max_answers,
-                        self._max_answers,
-                    )
+                if answered >= plan.limit:
+                    self._over_limit(event, plan.limit)
                     return
-                answered += 1
-                yield (
-                    int(Status.PENDING),
-                    build_response(query, entry, character_set=self._character_set),
-                )
+                yield int(Status.PENDING), encode(query, entry)
         except DicomServiceError as e:
             log.warning("C-FIND from %s refused: %s", _calling_ae(event), e)
             yield _failure(e.status, e.comment)
@@ -235,3 +244,172 @@ class WorklistFindService:
         except Exception:
             log.exception("C-FIND from %s failed", _calling_ae(event))
             yield _failure(Status.UNABLE_TO_PROCESS, "internal error while matching")
+
+    def _plan(self, query: Dataset, profile: ScannerProfile) -> _Plan:
+        """What the profile adds to the query: scope, defaults, hidden statuses, limit."""
+        criteria = criteria_from_query(query)
+        step = _step(query)
+        window = None
+        if not _given(step, "ScheduledProcedureStepStartDate"):
+            window = profile.window(dt.datetime.now(self._zone).date())
+            if window is not None:
+                criteria = dataclasses.replace(criteria, date_from=window[0], date_to=window[1])
+        modality = None
+        if profile.modality and not _given(step, "Modality"):
+            modality = profile.modality
+            criteria = dataclasses.replace(criteria, modality=modality)
+        stations = profile.stations
+        if stations is not None and len(stations) == 1 and not profile.unassigned:
+            (only,) = stations
+            if criteria.station_aet not in (None, only):
+                stations = frozenset()  # it asks for another station: nothing is in scope
+            criteria = dataclasses.replace(criteria, station_aet=only)
+        hidden = profile.hidden_statuses
+        if hidden is None:
+            hidden = self._hidden
+        return _Plan(
+            criteria=criteria,
+            window=window,
+            modality=modality,
+            profile=profile,
+            hidden=frozenset() if _asks_for_status(query) else hidden,
+            limit=profile.max_answers or self._max_answers,
+            nothing=stations == frozenset(),
+        )
+
+    def _matches(self, event: FindEvent, query: Dataset, plan: _Plan) -> Iterator[Dataset | None]:
+        """Entries the caller may see that match; None when the query was cancelled."""
+        if plan.nothing:
+            return
+        for entry in self._source.candidates(plan.criteria):
+            if event.is_cancelled:
+                yield None
+                return
+            if not matches(query, entry, pn_case_insensitive=self._pn_case_insensitive):
+                continue
+            step = _step(entry)
+            if not plan.profile.sees_station(_values(step, "ScheduledStationAETitle")):
+                continue
+            if plan.window is not None and not _in_window(step, plan.window):
+                continue
+            if plan.modality is not None and _text(step, "Modality") != plan.modality:
+                continue
+            if plan.hidden and _status(entry) in plan.hidden:
+                continue
+            yield entry
+
+    def _collected(
+        self,
+        event: FindEvent,
+        matched: Iterator[Dataset | None],
+        plan: _Plan,
+        profile: ScannerProfile,
+        query: Dataset,
+        encode: Callable[[Dataset, Dataset], Dataset],
+    ) -> Iterator[FindResult]:
+        """Sorted answers, or a refusal past the limit.
+
+        At most ``2 * limit + 1`` entries are held: the best ``limit`` so far
+        (in the profile's order) are kept whenever the list doubles, so a
+        truncated answer is the first ``limit`` of all matches, not of the
+        first ones found.
+        """
+        order = functools.partial(sort_key, keys=profile.sort)
+        entries: list[Dataset] = []
+        over = False
+        for entry in matched:
+            if entry is None:
+                yield int(Status.CANCEL), None
+                return
+            entries.append(entry)
+            if len(entries) <= plan.limit:
+                continue
+            over = True
+            if profile.refuse_over_limit:
+                self._over_limit(event, plan.limit, refused=True)
+                yield _failure(
+                    Status.OUT_OF_RESOURCES,
+                    f"more than {plan.limit} matches; narrow the query (date, modality)",
+                )
+                return
+            if len(entries) > 2 * plan.limit:
+                entries = sorted(entries, key=order)[: plan.limit]
+        if over:
+            self._over_limit(event, plan.limit)
+        for entry in sorted(entries, key=order)[: plan.limit]:
+            if event.is_cancelled:
+                yield int(Status.CANCEL), None
+                return
+            yield int(Status.PENDING), encode(query, entry)
+
+    @staticmethod
+    def _over_limit(event: FindEvent, limit: int, *, refused: bool = False) -> None:
+        what = "refused the query" if refused else f"answered only the first {limit}"
+        log.warning(
+            "C-FIND from %s msg %s: more than %d matches, %s",
+            _calling_ae(event),
+            event.message_id,
+            limit,
+            what,
+        )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    criteria: CandidateCriteria
+    window: tuple[str, str] | None  # the profile's default SPS Start Date range
+    modality: str | None  # the profile's default Modality
+    profile: ScannerProfile
+    hidden: frozenset[str]
+    limit: int
+    nothing: bool  # the query asks for a station outside the profile's scope
+
+
+def _step(ds: Dataset) -> Dataset | None:
+    seq = ds.get("ScheduledProcedureStepSequence")
+    return seq[0] if seq else None
+
+
+def _values(item: Dataset | None, keyword: str) -> list[str]:
+    value = item.get(keyword) if item is not None else None
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, MultiValue | list) else [str(value)]
+
+
+def _text(item: Dataset | None, keyword: str) -> str:
+    values = _values(item, keyword)
+    return values[0].strip() if values else ""
+
+
+def _given(item: Dataset | None, keyword: str) -> bool:
+    """Whether the query constrains ``keyword`` (a value other than empty or ``*``)."""
+    value = _text(item, keyword)
+    return bool(value) and value != "*"
+
+
+def _in_window(step: Dataset | None, window: tuple[str, str]) -> bool:
+    date = _text(step, "ScheduledProcedureStepStartDate")
+    return bool(date) and window[0] <= date <= window[1]
+
+
+def sort_key(entry: Dataset, *, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The profile's answer order: SPS start, accession, patient name, modality."""
+    step = _step(entry)
+    parts = {
+        "start": lambda: (
+            _text(step, "ScheduledProcedureStepStartDate")
+            + _text(step, "ScheduledProcedureStepStartTime")
+        ),
+        "accession": lambda: str(entry.get("AccessionNumber", "")),
+        "patient": lambda: str(entry.get("PatientName", "")).upper(),
+        "modality": lambda: _text(step, "Modality"),
+    }
+    return tuple(parts[k]() for k in keys)
+
+
+def _peer_address(event: FindEvent) -> str:
+    try:
+        return str(event.assoc.requestor.address)
+    except AttributeError:
+        return ""

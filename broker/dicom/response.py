@@ -8,6 +8,7 @@ is set when any text value is outside the default repertoire.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 
 from pydicom import config
@@ -58,6 +59,50 @@ def _answer_charset(ds: Dataset, character_set: str) -> str | None:
     return character_set
 
 
+# Letters NFKD does not take apart (PS3.5 leaves transliteration to the application).
+_LATIN = str.maketrans(
+    {"Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "ß": "ss", "Æ": "AE", "æ": "ae", "Đ": "D",
+     "đ": "d", "Þ": "Th", "þ": "th", "Œ": "OE", "œ": "oe", "\u0131": "i"}
+)  # fmt: skip
+
+
+def fit(text: str, codec: str, policy: str) -> str:
+    """``text`` made encodable in ``codec``: ``replace`` puts ``?`` for what it cannot
+    carry; ``transliterate`` first writes letters without their accents (Müller →
+    Muller, Łódź → Lodz), then ``?`` for the rest."""
+    try:
+        text.encode(codec)
+        return text
+    except UnicodeEncodeError:
+        pass
+    if policy == "transliterate":
+        out = []
+        for ch in text:
+            try:
+                ch.encode(codec)
+                out.append(ch)
+            except UnicodeEncodeError:
+                plain = unicodedata.normalize("NFKD", ch.translate(_LATIN))
+                out.append("".join(c for c in plain if not unicodedata.combining(c)))
+        text = "".join(out)
+    return text.encode(codec, errors="replace").decode(codec)
+
+
+def _fitted(ds: Dataset, codec: str, policy: str) -> None:
+    """Every text value of ``ds`` (sequences included) made encodable, in place."""
+    for elem in ds.iterall():
+        if elem.VR in ("SQ", "UI") or elem.value is None:
+            continue
+        if elem.VR == "PN":
+            values = elem.value if isinstance(elem.value, MultiValue | list) else [elem.value]
+            fixed = [fit(str(v), codec, policy) for v in values]
+            elem.value = fixed if len(fixed) > 1 else fixed[0]
+        elif isinstance(elem.value, str):
+            elem.value = fit(elem.value, codec, policy)
+        elif isinstance(elem.value, MultiValue | list):
+            elem.value = [fit(v, codec, policy) if isinstance(v, str) else v for v in elem.value]
+
+
 def _copy(elem: DataElement) -> DataElement:
     """A new element for an answer: values are shared, containers are not.
 
@@ -106,7 +151,11 @@ def _project_sequence(query: DataElement, stored: DataElement | None) -> DataEle
 
 
 def build_response(
-    query: Dataset, entry: Dataset, *, character_set: str = DEFAULT_CHARACTER_SET
+    query: Dataset,
+    entry: Dataset,
+    *,
+    character_set: str = DEFAULT_CHARACTER_SET,
+    unrepresentable: str = "utf8",
 ) -> Dataset:
     """One C-FIND pending answer: the query's keys with the entry's values.
 
@@ -115,11 +164,17 @@ def build_response(
     or one empty item returns the entry's items whole; an item with keys
     returns just those keys of each stored item. Specific Character Set
     (0008,0005) is present only when a value is not ASCII (see
-    ``_answer_charset``); pydicom then encodes the values with it.
+    ``_answer_charset``); pydicom then encodes the values with it. With
+    ``unrepresentable`` ``replace`` or ``transliterate``, values are first made
+    to fit ``character_set`` (:func:`fit`) instead of falling back to UTF-8.
     """
     check_character_set(character_set)
     out = _project(query, entry)
+    if unrepresentable != "utf8":
+        _fitted(out, python_encoding[character_set], unrepresentable)
     charset = _answer_charset(out, character_set)
     if charset is not None:
-        out.SpecificCharacterSet = charset
+        # ISO 2022 sets with code extensions: the first value is the default
+        # repertoire, written empty (PS3.3 C.12.1.1.2), e.g. "\ISO 2022 IR 87".
+        out.SpecificCharacterSet = ["", charset] if charset.startswith("ISO 2022") else charset
     return out

@@ -1,0 +1,232 @@
+"""Per-scanner profiles: who may query, what each scanner sees, how it is answered.
+
+A profile is chosen by the calling AE title of the association (PS3.8 A-ASSOCIATE
+Calling AE Title), from the ``[scanners.<AE>]`` tables of the settings file; the
+``[scanners."*"]`` table, if any, applies to every other caller. With
+``dicom_allow_unknown_callers = false`` a caller with no table of its own is
+rejected at association (and its queries refused should one get through)::
+
+    [scanners.CT1]
+    addresses = ["10.1.2.3"]        # optional: only from these source addresses
+    scope = "own"                   # "own" (stations = [its AE title]), "all", or a list
+    unassigned = false              # also entries that name no station
+    date_window = "today"           # when the query has no SPS Start Date: "today",
+                                    # "-1..+1" (days around today), or "any"
+    modality = "CT"                 # when the query has no Modality
+    hidden_statuses = ["COMPLETED", "CANCELED", "DISCONTINUED"]
+    max_answers = 200
+    over_limit = "truncate"         # past max_answers: "truncate" (the first N, Success)
+                                    # or "refuse" (no answer, A700 with a comment)
+    sort = ["start", "accession"]   # answer order: start, accession, patient, modality
+    character_set = "ISO_IR 100"    # how answers are encoded
+    unrepresentable = "utf8"        # a value the set cannot carry: "utf8" (that answer
+                                    # in ISO_IR 192), "replace" (?), "transliterate"
+
+Scope is enforced on every answer whatever the query holds: a query that asks
+for another station's AE title, leaves it empty or sends ``*`` still sees only
+the profile's stations. Defaults (date window, modality) only narrow matching:
+they never add return keys the query did not ask for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydicom.charset import python_encoding
+
+from broker.errors import ConfigError
+
+__all__ = ["DEFAULT_PROFILE", "ProfileSet", "ScannerProfile", "site_zone"]
+
+_KEYS = (
+    "addresses", "scope", "unassigned", "date_window", "modality", "hidden_statuses",
+    "max_answers", "over_limit", "sort", "character_set", "unrepresentable",
+)  # fmt: skip
+_WINDOW_RE = re.compile(r"([+-]?\d{1,3})\.\.([+-]?\d{1,3})")
+SORT_KEYS = ("start", "accession", "patient", "modality")
+_POLICIES = ("utf8", "replace", "transliterate")
+_STATUSES = frozenset(
+    {"SCHEDULED", "ARRIVED", "READY", "STARTED", "DEPARTED", "CANCELED", "DISCONTINUED",
+     "COMPLETED"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScannerProfile:
+    """What one calling AE title may see and how it is answered (module docstring)."""
+
+    ae_title: str  # "*": the profile of callers without one of their own
+    addresses: frozenset[str] = frozenset()  # empty: any source address
+    stations: frozenset[str] | None = None  # None: every station
+    unassigned: bool = True  # entries naming no station (only when stations is set)
+    date_window: tuple[int, int] | None = None  # days around today; None: no default
+    modality: str | None = None
+    hidden_statuses: frozenset[str] | None = None  # None: the broker's setting
+    max_answers: int | None = None  # None: the broker's setting
+    refuse_over_limit: bool = False
+    sort: tuple[str, ...] = ()
+    character_set: str | None = None  # None: the broker's setting
+    unrepresentable: str = "utf8"
+
+    def allows_address(self, address: str) -> bool:
+        return not self.addresses or address in self.addresses
+
+    def sees_station(self, stations: list[str]) -> bool:
+        """Whether an entry with these Scheduled Station AE Titles is in scope."""
+        if self.stations is None:
+            return True
+        if not any(s.strip() for s in stations):
+            return self.unassigned
+        return any(s.strip() in self.stations for s in stations)
+
+    def window(self, today: dt.date) -> tuple[str, str] | None:
+        """The default SPS Start Date range ``(from, to)`` as DICOM DA, or None."""
+        if self.date_window is None:
+            return None
+        low, high = self.date_window
+        return (
+            (today + dt.timedelta(days=low)).strftime("%Y%m%d"),
+            (today + dt.timedelta(days=high)).strftime("%Y%m%d"),
+        )
+
+
+DEFAULT_PROFILE = ScannerProfile("*")
+
+
+class ProfileSet:
+    """The profiles of a broker, looked up by calling AE title."""
+
+    def __init__(
+        self, profiles: Mapping[str, ScannerProfile], *, allow_unknown: bool = True
+    ) -> None:
+        self._profiles = dict(profiles)
+        self.allow_unknown = allow_unknown
+
+    def __repr__(self) -> str:
+        return f"ProfileSet({sorted(self._profiles)}, allow_unknown={self.allow_unknown})"
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], *, allow_unknown: bool = True) -> ProfileSet:
+        """Validate the ``[scanners]`` tables; errors name ``scanners.<AE>.<key>``."""
+        profiles = {}
+        for ae_title, table in raw.items():
+            profiles[ae_title] = _profile(str(ae_title), table)
+        return cls(profiles, allow_unknown=allow_unknown)
+
+    @property
+    def known_callers(self) -> list[str]:
+        """The AE titles with a profile of their own (for association acceptance)."""
+        return sorted(t for t in self._profiles if t != "*")
+
+    def for_caller(self, ae_title: str, address: str = "") -> ScannerProfile | None:
+        """The caller's profile, or None when it may not query (unknown, or wrong address)."""
+        profile = self._profiles.get(ae_title.strip())
+        if profile is None:
+            if not self.allow_unknown:
+                return None
+            profile = self._profiles.get("*", DEFAULT_PROFILE)
+        return profile if profile.allows_address(address) else None
+
+
+def site_zone(name: str) -> dt.tzinfo | None:
+    """The site's time zone (IANA name), None for the machine's local zone."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ConfigError("site_timezone", f"{name!r} is not an IANA time zone name") from e
+
+
+def _profile(ae_title: str, table: object) -> ScannerProfile:
+    where = f"scanners.{ae_title}"
+    if not isinstance(table, Mapping):
+        raise ConfigError(where, "must be a table of profile settings")
+    if ae_title != "*" and not (0 < len(ae_title) <= 16 and ae_title.isprintable()):
+        raise ConfigError(where, "the table name must be a calling AE title (1-16 characters)")
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", f"unknown setting; known: {', '.join(_KEYS)}")
+
+    def text_list(key: str) -> list[str]:
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}.{key}", "must be a list of text values")
+        return [v.strip() for v in value]
+
+    scope = table.get("scope", "all")
+    if scope == "all":
+        stations = None
+    elif scope == "own":
+        if ae_title == "*":
+            raise ConfigError(f"{where}.scope", '"own" needs a profile named after an AE title')
+        stations = frozenset({ae_title})
+    else:
+        stations = frozenset(text_list("scope")) if isinstance(scope, list) else frozenset()
+        if not stations:
+            raise ConfigError(f"{where}.scope", 'must be "own", "all" or a list of AE titles')
+    max_answers = table.get("max_answers")
+    if max_answers is not None and (not isinstance(max_answers, int) or max_answers < 1):
+        raise ConfigError(f"{where}.max_answers", "must be a whole number of at least 1")
+    over = table.get("over_limit", "truncate")
+    if over not in ("truncate", "refuse"):
+        raise ConfigError(f"{where}.over_limit", 'must be "truncate" or "refuse"')
+    sort = tuple(text_list("sort"))
+    if any(k not in SORT_KEYS for k in sort):
+        raise ConfigError(f"{where}.sort", f"keys are {', '.join(SORT_KEYS)}")
+    charset = table.get("character_set")
+    if charset is not None and (not isinstance(charset, str) or charset not in python_encoding):
+        raise ConfigError(
+            f"{where}.character_set",
+            "must be a DICOM Specific Character Set term, e.g. ISO_IR 192, ISO_IR 100, "
+            "ISO 2022 IR 87",
+        )
+    policy = table.get("unrepresentable", "utf8")
+    if policy not in _POLICIES:
+        raise ConfigError(f"{where}.unrepresentable", f"must be one of {', '.join(_POLICIES)}")
+    hidden = table.get("hidden_statuses")
+    hidden_set = None
+    if hidden is not None:
+        hidden_set = frozenset(s.upper() for s in text_list("hidden_statuses"))
+        if hidden_set - _STATUSES:
+            raise ConfigError(f"{where}.hidden_statuses", f"statuses are {sorted(_STATUSES)}")
+    unassigned = table.get("unassigned", stations is None)
+    if not isinstance(unassigned, bool):
+        raise ConfigError(f"{where}.unassigned", "must be true or false")
+    modality = table.get("modality")
+    if modality is not None and (not isinstance(modality, str) or not modality.strip()):
+        raise ConfigError(f"{where}.modality", "must be a modality code such as CT")
+    return ScannerProfile(
+        ae_title=ae_title,
+        addresses=frozenset(text_list("addresses")),
+        stations=stations,
+        unassigned=unassigned,
+        date_window=_window(where, table.get("date_window", "any")),
+        modality=modality.strip().upper() if modality else None,
+        hidden_statuses=hidden_set,
+        max_answers=max_answers,
+        refuse_over_limit=over == "refuse",
+        sort=sort,
+        character_set=charset,
+        unrepresentable=policy,
+    )
+
+
+def _window(where: str, raw: object) -> tuple[int, int] | None:
+    if raw == "any":
+        return None
+    if raw == "today":
+        return (0, 0)
+    found = _WINDOW_RE.fullmatch(str(raw).strip()) if isinstance(raw, str) else None
+    if found is None or int(found[1]) > int(found[2]):
+        raise ConfigError(
+            f"{where}.date_window", 'must be "today", "any" or a day range such as "-1..+1"'
+        )
+    return int(found[1]), int(found[2])
