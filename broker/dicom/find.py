@@ -17,20 +17,18 @@ calling AE so an admin can narrow that modality's query.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
-from broker.dicom.matching import SPECIFIC_CHARACTER_SET, criteria_from_query, matches
+from broker.dicom.matching import SPECIFIC_CHARACTER_SET
+from broker.dicom.plan import QueryPlan, excluded, make_plan, sort_key
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.dicom.response import build_response, check_character_set
 from broker.dicom.status import Status
@@ -136,19 +134,6 @@ def decode_identifier(event: FindEvent) -> Dataset:
 DEFAULT_HIDDEN_STATUSES = frozenset({"COMPLETED", "CANCELED", "DISCONTINUED"})
 
 
-def _status(entry: Dataset) -> str:
-    """The entry's Scheduled Procedure Step Status, or empty."""
-    seq = entry.get("ScheduledProcedureStepSequence")
-    item = seq[0] if seq else None
-    return str(item.get("ScheduledProcedureStepStatus", "")) if item is not None else ""
-
-
-def _asks_for_status(query: Dataset) -> bool:
-    """Whether the query matches on SPS Status (a non-empty, non-``*`` value)."""
-    value = _status(query).strip()
-    return bool(value) and value != "*"
-
-
 class WorklistFindService:
     """Answers Modality Worklist C-FIND requests from an entry source (PS3.4 K.4.1)."""
 
@@ -245,39 +230,13 @@ class WorklistFindService:
             log.exception("C-FIND from %s failed", _calling_ae(event))
             yield _failure(Status.UNABLE_TO_PROCESS, "internal error while matching")
 
-    def _plan(self, query: Dataset, profile: ScannerProfile) -> _Plan:
-        """What the profile adds to the query: scope, defaults, hidden statuses, limit."""
-        criteria = criteria_from_query(query)
-        step = _step(query)
-        window = None
-        if not _given(step, "ScheduledProcedureStepStartDate"):
-            window = profile.window(dt.datetime.now(self._zone).date())
-            if window is not None:
-                criteria = dataclasses.replace(criteria, date_from=window[0], date_to=window[1])
-        modality = None
-        if profile.modality and not _given(step, "Modality"):
-            modality = profile.modality
-            criteria = dataclasses.replace(criteria, modality=modality)
-        stations = profile.stations
-        if stations is not None and len(stations) == 1 and not profile.unassigned:
-            (only,) = stations
-            if criteria.station_aet not in (None, only):
-                stations = frozenset()  # it asks for another station: nothing is in scope
-            criteria = dataclasses.replace(criteria, station_aet=only)
-        hidden = profile.hidden_statuses
-        if hidden is None:
-            hidden = self._hidden
-        return _Plan(
-            criteria=criteria,
-            window=window,
-            modality=modality,
-            profile=profile,
-            hidden=frozenset() if _asks_for_status(query) else hidden,
-            limit=profile.max_answers or self._max_answers,
-            nothing=stations == frozenset(),
-        )
+    def _plan(self, query: Dataset, profile: ScannerProfile) -> QueryPlan:
+        today = dt.datetime.now(self._zone).date()
+        return make_plan(query, profile, today, self._hidden, self._max_answers)
 
-    def _matches(self, event: FindEvent, query: Dataset, plan: _Plan) -> Iterator[Dataset | None]:
+    def _matches(
+        self, event: FindEvent, query: Dataset, plan: QueryPlan
+    ) -> Iterator[Dataset | None]:
         """Entries the caller may see that match; None when the query was cancelled."""
         if plan.nothing:
             return
@@ -285,24 +244,32 @@ class WorklistFindService:
             if event.is_cancelled:
                 yield None
                 return
-            if not matches(query, entry, pn_case_insensitive=self._pn_case_insensitive):
-                continue
-            step = _step(entry)
-            if not plan.profile.sees_station(_values(step, "ScheduledStationAETitle")):
-                continue
-            if plan.window is not None and not _in_window(step, plan.window):
-                continue
-            if plan.modality is not None and _text(step, "Modality") != plan.modality:
-                continue
-            if plan.hidden and _status(entry) in plan.hidden:
-                continue
-            yield entry
+            if excluded(query, entry, plan, pn_case_insensitive=self._pn_case_insensitive) is None:
+                yield entry
+
+    def explain(
+        self, query: Dataset, entries: list[Dataset], caller: str, address: str = ""
+    ) -> tuple[ScannerProfile | None, list[list[str] | None]]:
+        """``mwl-broker explain``: the caller's profile, and for each entry why it would not
+        be answered to ``query`` (None: it would), by the very checks C-FIND uses."""
+        profile = self._profiles.for_caller(caller, address)
+        if profile is None:
+            return None, [["the calling AE title (or its address) may not query"]] * len(entries)
+        plan = self._plan(query, profile)
+        if plan.nothing:
+            return profile, [["the query asks for a station outside the profile's scope"]] * len(
+                entries
+            )
+        ci = self._pn_case_insensitive
+        return profile, [
+            excluded(query, e, plan, pn_case_insensitive=ci, why=True) for e in entries
+        ]
 
     def _collected(
         self,
         event: FindEvent,
         matched: Iterator[Dataset | None],
-        plan: _Plan,
+        plan: QueryPlan,
         profile: ScannerProfile,
         query: Dataset,
         encode: Callable[[Dataset, Dataset], Dataset],
@@ -352,60 +319,6 @@ class WorklistFindService:
             limit,
             what,
         )
-
-
-@dataclass(frozen=True)
-class _Plan:
-    criteria: CandidateCriteria
-    window: tuple[str, str] | None  # the profile's default SPS Start Date range
-    modality: str | None  # the profile's default Modality
-    profile: ScannerProfile
-    hidden: frozenset[str]
-    limit: int
-    nothing: bool  # the query asks for a station outside the profile's scope
-
-
-def _step(ds: Dataset) -> Dataset | None:
-    seq = ds.get("ScheduledProcedureStepSequence")
-    return seq[0] if seq else None
-
-
-def _values(item: Dataset | None, keyword: str) -> list[str]:
-    value = item.get(keyword) if item is not None else None
-    if value is None:
-        return []
-    return [str(v) for v in value] if isinstance(value, MultiValue | list) else [str(value)]
-
-
-def _text(item: Dataset | None, keyword: str) -> str:
-    values = _values(item, keyword)
-    return values[0].strip() if values else ""
-
-
-def _given(item: Dataset | None, keyword: str) -> bool:
-    """Whether the query constrains ``keyword`` (a value other than empty or ``*``)."""
-    value = _text(item, keyword)
-    return bool(value) and value != "*"
-
-
-def _in_window(step: Dataset | None, window: tuple[str, str]) -> bool:
-    date = _text(step, "ScheduledProcedureStepStartDate")
-    return bool(date) and window[0] <= date <= window[1]
-
-
-def sort_key(entry: Dataset, *, keys: tuple[str, ...]) -> tuple[str, ...]:
-    """The profile's answer order: SPS start, accession, patient name, modality."""
-    step = _step(entry)
-    parts = {
-        "start": lambda: (
-            _text(step, "ScheduledProcedureStepStartDate")
-            + _text(step, "ScheduledProcedureStepStartTime")
-        ),
-        "accession": lambda: str(entry.get("AccessionNumber", "")),
-        "patient": lambda: str(entry.get("PatientName", "")).upper(),
-        "modality": lambda: _text(step, "Modality"),
-    }
-    return tuple(parts[k]() for k in keys)
 
 
 def _peer_address(event: FindEvent) -> str:
