@@ -129,11 +129,17 @@ def _wildcard_re(pattern: str) -> re.Pattern[str]:
 
 
 def _match_text(query: str, stored: str, vr: str, fold: bool) -> bool:
-    if fold:
-        query, stored = query.casefold(), stored.casefold()
-    if vr in _WILDCARD_VRS and ("*" in query or "?" in query):
-        return _wildcard_re(query).fullmatch(stored) is not None
-    return query == stored
+    wild = vr in _WILDCARD_VRS and ("*" in query or "?" in query)
+    if not fold:
+        return _wildcard_re(query).fullmatch(stored) is not None if wild else query == stored
+    # Case-insensitive: full case folding equates "STRASSE" and "Straße"; a "?" stands for
+    # one character, which folding may change ("ß" becomes "ss"), so a wild card also
+    # matches when the one-to-one lower case forms do.
+    if not wild:
+        return query.casefold() == stored.casefold()
+    return any(
+        _wildcard_re(f(query)).fullmatch(f(stored)) is not None for f in (str.casefold, str.lower)
+    )
 
 
 def _pn_group(group: str) -> str:
