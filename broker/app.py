@@ -1,10 +1,11 @@
 """The composition root: builds every part, starts them in order, stops them in reverse.
 
 Start: Redis (embedded or configured, durability checked) → store → mappings →
-DICOM SCP → MLLP listener (last, so no order is accepted before everything that
-serves it is up). Stop: stop accepting HL7 → drain in-flight messages (each
-still gets its ACK) → stop the DICOM AE → close Redis (the embedded server
-flushes its AOF and exits).
+DICOM SCP (MWL and MPPS) → MLLP listener (last, so no order is accepted before
+everything that serves it is up) → the periodic retention purge. Stop: stop
+accepting HL7 → drain in-flight messages (each still gets its ACK) → stop the
+purge → stop the DICOM AE → close Redis (the embedded server flushes its AOF
+and exits).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import redis
 
 from broker.dicom.find import WorklistFindService
+from broker.dicom.mpps import MppsService
 from broker.dicom.profiles import ProfileSet, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.errors import ConfigError
@@ -28,9 +30,19 @@ from broker.mapping.versions import MappingVersions
 from broker.redis_conn import EmbeddedRedis, check_durability, connect, redact_url
 from broker.settings import Settings
 from broker.worklist.keys import KeySchema
+from broker.worklist.mpps_store import MppsStore
+from broker.worklist.retention import Retention, RetentionPolicy, RetentionScheduler
 from broker.worklist.store import WorklistStore
 
-__all__ = ["Broker", "Endpoints", "build_message_log", "build_store", "router_config"]
+__all__ = [
+    "Broker",
+    "Endpoints",
+    "build_message_log",
+    "build_mpps_store",
+    "build_retention",
+    "build_store",
+    "router_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +79,21 @@ def build_message_log(s: Settings, client: redis.Redis) -> MessageLog:
     )
 
 
+def build_mpps_store(s: Settings, store: WorklistStore) -> MppsStore:
+    """MPPS instances next to the worklist, with the configured event stream length."""
+    return MppsStore(store, events_max=s.mpps_events_max)
+
+
+def build_retention(s: Settings, store: WorklistStore) -> Retention:
+    """The purge, as configured (``serve`` runs it periodically, ``purge`` on demand)."""
+    policy = RetentionPolicy(
+        ended_days=s.retention_ended_days,
+        stale_days=s.retention_stale_days,
+        mpps_days=s.retention_mpps_days,
+    )
+    return Retention(store, policy)
+
+
 def router_config(s: Settings) -> RouterConfig:
     """The router's settings, as ``serve`` and ``messages reprocess`` both use them."""
     return RouterConfig(
@@ -90,6 +117,7 @@ class Broker:
         self._dicom: DicomServer | None = None
         self._mllp: MLLPServer | None = None
         self._batching: BatchingHandler | None = None
+        self._purge: RetentionScheduler | None = None
         self.store: WorklistStore | None = None
         self.messages: MessageLog | None = None
         self.mappings: LiveMappings | None = None
@@ -132,6 +160,7 @@ class Broker:
             host=s.dicom_host,
             port=s.dicom_port,
             find_service=find,
+            mpps_service=MppsService(build_mpps_store(s, store)),
             network_timeout=s.dicom_network_timeout,
             max_associations=s.dicom_max_associations,
         )
@@ -150,6 +179,11 @@ class Broker:
             max_connections=s.hl7_max_connections,
         )
         await self._mllp.start()
+        if s.retention_interval_seconds > 0:
+            self._purge = RetentionScheduler(
+                build_retention(s, store), s.retention_interval_seconds
+            )
+            self._purge.start()
         self.endpoints = Endpoints(
             hl7_host=s.hl7_host,
             hl7_port=self._mllp.port,
@@ -200,6 +234,9 @@ class Broker:
         mappings, self.mappings = self.mappings, None
         if mappings is not None:
             await asyncio.to_thread(mappings.stop)
+        purge, self._purge = self._purge, None
+        if purge is not None:
+            await asyncio.to_thread(purge.stop)
         dicom, self._dicom = self._dicom, None
         if dicom is not None:
             await asyncio.to_thread(dicom.stop)

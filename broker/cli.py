@@ -13,8 +13,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from broker.cli_explain import add_explain_parser, run_explain
+from broker.cli_import import add_import_parser, run_import
 from broker.cli_mapping import add_mapping_parser, run_mapping
 from broker.cli_messages import add_messages_parser, run_messages
+from broker.cli_purge import add_purge_parser, run_purge
 from broker.errors import BrokerError, ConfigError
 from broker.settings import ENV_PREFIX, Settings, load_settings
 
@@ -74,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     _send_parser(sub)
     add_messages_parser(sub)
     add_mapping_parser(sub)
+    add_purge_parser(sub)
+    add_explain_parser(sub)
+    add_import_parser(sub)
     return parser
 
 
@@ -177,6 +183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "mapping":
             _configure_logging("WARNING")
             return run_mapping(args)
+        if args.command == "purge":
+            _configure_logging("WARNING")
+            return run_purge(args)
+        if args.command == "explain":
+            _configure_logging("WARNING")
+            return run_explain(args)
+        if args.command == "import":
+            _configure_logging("WARNING")
+            return run_import(args)
         return _send(args)
     except ConfigError as e:
         print(f"mwl-broker: configuration error: {e.setting}: {e.message}", file=sys.stderr)

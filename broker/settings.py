@@ -81,6 +81,12 @@ class Settings:
     redis_wait_replicas: int = 0
     drain_timeout: float = 10.0
     log_level: str = "INFO"
+    # MPPS and retention (broker.worklist.mpps_store, broker.worklist.retention)
+    mpps_events_max: int = 10_000  # records kept in the MPPS event stream for the RIS notifier
+    retention_ended_days: float = 7.0  # COMPLETED/CANCELED/DISCONTINUED steps; 0: keep
+    retention_stale_days: float = 30.0  # steps never ended, by SPS Start Date; 0: keep
+    retention_mpps_days: float = 30.0  # MPPS instances, after their last change; 0: keep
+    retention_interval_seconds: float = 3600.0  # between purges; 0: no purge by the broker
 
     def __repr__(self) -> str:
         parts = []
@@ -147,6 +153,18 @@ class Settings:
                 self.redis_url.split("://", 1)[0] in {"redis", "rediss", "unix"},
                 "must start with redis://, rediss:// or unix://",
             )
+        _check("mpps_events_max", self.mpps_events_max > 0, "must be greater than 0")
+        for name in ("retention_ended_days", "retention_stale_days", "retention_mpps_days"):
+            _check(
+                name,
+                0 <= getattr(self, name) <= 3650,
+                "must be a number of days from 0 (keep forever) to 3650",
+            )
+        _check(
+            "retention_interval_seconds",
+            self.retention_interval_seconds == 0 or self.retention_interval_seconds >= 60,
+            "must be 0 (no purge by the broker) or at least 60 seconds",
+        )
 
 
 def _check(name: str, ok: bool, message: str) -> None:

@@ -1,9 +1,10 @@
-"""The DICOM application entity: Verification and Modality Worklist FIND SCP.
+"""The DICOM application entity: Verification, Modality Worklist FIND and MPPS SCP.
 
 A thin wrapper over pynetdicom's threaded association server. Each association
-runs in its own thread and calls ``WorklistFindService.handle`` synchronously;
+runs in its own thread and calls ``WorklistFindService.handle`` (and, for MPPS
+N-CREATE / N-SET, ``MppsService.handle_create`` / ``handle_set``) synchronously;
 the store client is synchronous and thread-safe, so no bridge to asyncio is
-needed for C-FIND.
+needed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from pydicom.uid import UID
 from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 
-__all__ = ["DicomServer", "FindHandler", "configure_pynetdicom_logging"]
+__all__ = ["DicomServer", "FindHandler", "MppsHandler", "configure_pynetdicom_logging"]
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,21 @@ _PACE_EVERY = 32
 # PS3.6 Annex A (pynetdicom generates its sop_class names at run time, untyped).
 Verification = UID("1.2.840.10008.1.1")
 ModalityWorklistInformationFind = UID("1.2.840.10008.5.1.4.31")
+ModalityPerformedProcedureStep = UID("1.2.840.10008.3.1.2.3.3")
 
 
 class FindHandler(Protocol):
     """Anything with an EVT_C_FIND handler (``broker.dicom.find.WorklistFindService``)."""
 
     def handle(self, event: Any) -> Iterator[Any]: ...
+
+
+class MppsHandler(Protocol):
+    """EVT_N_CREATE and EVT_N_SET handlers (``broker.dicom.mpps.MppsService``)."""
+
+    def handle_create(self, event: Any) -> tuple[Any, Any]: ...
+
+    def handle_set(self, event: Any) -> tuple[Any, Any]: ...
 
 
 def configure_pynetdicom_logging() -> None:
@@ -105,7 +115,8 @@ def _quick_ack(event: Any) -> None:
 
 
 class DicomServer:
-    """Accepts associations for one AE title: C-ECHO and MWL C-FIND (PS3.4 K).
+    """Accepts associations for one AE title: C-ECHO, MWL C-FIND (PS3.4 K) and,
+    when given an MPPS service, MPPS N-CREATE / N-SET (PS3.4 F.7).
 
     Any calling AE title is accepted; the called AE title must be ours, or
     the association is rejected (PS3.8 9.3.4, A-ASSOCIATE-RJ reason 7).
@@ -118,6 +129,7 @@ class DicomServer:
         host: str,
         port: int,
         find_service: FindHandler,
+        mpps_service: MppsHandler | None = None,
         acse_timeout: float = 30.0,
         dimse_timeout: float = 30.0,
         network_timeout: float = 60.0,
@@ -127,6 +139,7 @@ class DicomServer:
         self._host = host
         self._requested_port = port
         self._find = find_service
+        self._mpps = mpps_service
         self._acse_timeout = acse_timeout
         self._dimse_timeout = dimse_timeout
         self._network_timeout = network_timeout
@@ -145,6 +158,8 @@ class DicomServer:
         ae.maximum_associations = self._max_associations
         ae.add_supported_context(Verification, DEFAULT_TRANSFER_SYNTAXES)
         ae.add_supported_context(ModalityWorklistInformationFind, DEFAULT_TRANSFER_SYNTAXES)
+        if self._mpps is not None:
+            ae.add_supported_context(ModalityPerformedProcedureStep, DEFAULT_TRANSFER_SYNTAXES)
         return ae
 
     def start(self) -> None:
@@ -156,6 +171,11 @@ class DicomServer:
             *([(evt.EVT_DATA_RECV, _quick_ack)] if _TCP_QUICKACK is not None else []),
             (evt.EVT_C_FIND, _paced(self._find.handle, self._network_timeout)),
         ]
+        if self._mpps is not None:
+            handlers += [
+                (evt.EVT_N_CREATE, self._mpps.handle_create),
+                (evt.EVT_N_SET, self._mpps.handle_set),
+            ]
         ae = self._build_ae()
         self._server = ae.start_server(
             (self._host, self._requested_port), block=False, evt_handlers=handlers

@@ -41,6 +41,24 @@ index sorted set is scored by id so that listing pages by id, newest first:
     {p}:msglog:type:{T^E}     zset  ids by message type
     {p}:msglog:sender:{app}   zset  ids by sending application (MSH-3 as received)
     {p}:msglog:cid            zset  score 0, members "{control id}\x1f{id}": lookup by MSH-10
+
+Modality Performed Procedure Steps (``broker.worklist.mpps_store``) and retention
+(``broker.worklist.retention``):
+
+    {p}:mpps:{sop instance uid}   hash  ds (DICOM JSON of the instance as created and set),
+                                    status (Performed Procedure Step Status), entries (JSON
+                                    list of the linked entry ids), refs (JSON list of its
+                                    mpps-idx memberships), aet (calling AE), created, updated
+                                    (epoch seconds)
+    {p}:mpps-idx:time         zset  every instance, scored by its last change (epoch seconds)
+    {p}:mpps-idx:study:{uid}  set   instance UIDs by Study Instance UID (of its step items)
+    {p}:mpps-idx:acc:{acc}    set   instance UIDs by Accession Number (of its step items)
+    {p}:mpps-events           stream  one record per N-CREATE / N-SET, capped (MAXLEN ~),
+                                    for the RIS notifier: event, uid, status, aet, entries,
+                                    orders, ds
+    {p}:ended                 zset  entry ids whose step is over (COMPLETED, CANCELED,
+                                    DISCONTINUED), scored by when it ended (epoch seconds;
+                                    MPPS writes the exact time, the purge marks the others)
 """
 
 from __future__ import annotations
@@ -138,3 +156,21 @@ class KeySchema:
 
     def messages_by_control_id(self) -> str:
         return f"{self.prefix}:msglog:cid"
+
+    def mpps(self, sop_instance_uid: str) -> str:
+        return f"{self.prefix}:mpps:{_part(sop_instance_uid)}"
+
+    def mpps_by_time(self) -> str:
+        return f"{self.prefix}:mpps-idx:time"
+
+    def mpps_by_study(self, study_instance_uid: str) -> str:
+        return f"{self.prefix}:mpps-idx:study:{_part(study_instance_uid)}"
+
+    def mpps_by_accession(self, accession: str) -> str:
+        return f"{self.prefix}:mpps-idx:acc:{_part(accession)}"
+
+    def mpps_events(self) -> str:
+        return f"{self.prefix}:mpps-events"
+
+    def entries_ended(self) -> str:
+        return f"{self.prefix}:ended"

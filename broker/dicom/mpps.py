@@ -1,0 +1,342 @@
+"""The Modality Performed Procedure Step SCP: N-CREATE and N-SET (PS3.4 F.7, IHE RAD-6/RAD-7).
+
+``MppsService.handle_create`` and ``handle_set`` are bound to pynetdicom's
+``evt.EVT_N_CREATE`` and ``evt.EVT_N_SET``; each returns ``(status, dataset)``
+and pynetdicom owns the protocol. The store (``broker.worklist.mpps_store``)
+keeps the instance and changes the linked worklist steps in one atomic call.
+Refusals become DICOM statuses here, in one place:
+
+    N-CREATE
+    Affected SOP Instance UID absent       the SCP assigns one and returns it (PS3.7 10.1.5.1.4)
+    Affected SOP Instance UID not a UID    0x0106 Invalid attribute value
+    instance UID already known             0x0111 Duplicate SOP Instance (PS3.7 10.1.5, C.5)
+    Performed Procedure Step Status absent 0x0120 Missing attribute (Type 1, Table F.7.2-1)
+    ... empty                              0x0121 Missing attribute value
+    ... not IN PROGRESS                    0x0106 Invalid attribute value (PS3.4 F.7.2.1.3)
+    N-SET
+    unknown instance                       0x0112 No such SOP Instance (PS3.7 10.1.3, C.5)
+    instance COMPLETED or DISCONTINUED     0x0110 Processing failure, Error Comment "Performed
+                                           Procedure Step Object may no longer be updated",
+                                           Error ID A710 (PS3.4 F.7.2.2.3, Table F.7.2-2)
+    status not a defined term              0x0106 Invalid attribute value
+    both
+    unknown Specific Character Set,
+    undecodable attribute list             0x0106 Invalid attribute value (PS3.4 F.7.2.2.3)
+    store unavailable, any other failure   0x0110 Processing failure
+
+Every Error Comment names the attribute concerned. A Scheduled Step
+Attributes Sequence item with an empty Scheduled Procedure Step ID is IHE's
+unscheduled case (RAD TF-2 4.6.4.1.2.4): the instance is accepted and stored,
+and no worklist entry changes; so is an N-CREATE without the sequence (Type 1,
+but refusing it would lose the exam's record), with a warning. One INFO line
+per request, without patient data (the instance UID and accession numbers are
+logged at DEBUG only).
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import IntEnum
+from typing import Any
+
+from pydicom.charset import python_encoding
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, generate_uid
+
+from broker.errors import StoreError
+from broker.worklist import dicom_json
+from broker.worklist.mpps_store import (
+    CreateOutcome,
+    MppsStore,
+    PerformedStatus,
+    SetOutcome,
+    StepRef,
+)
+
+__all__ = ["MppsResult", "MppsService", "MppsStatus"]
+
+log = logging.getLogger(__name__)
+
+# (status, attribute list): a status int, or a status Dataset holding Status and
+# ErrorComment (and ErrorID), which pynetdicom copies into the N-CREATE/N-SET-RSP.
+MppsResult = tuple[int | Dataset, Dataset | None]
+
+_ERROR_COMMENT_MAX = 64  # PS3.7 Error Comment (0000,0902) is an LO
+
+
+class MppsStatus(IntEnum):
+    """DIMSE statuses of the MPPS SCP (PS3.4 F.7.2.1.3 / F.7.2.2.4, PS3.7 Annex C)."""
+
+    SUCCESS = 0x0000
+    INVALID_ATTRIBUTE_VALUE = 0x0106
+    PROCESSING_FAILURE = 0x0110
+    DUPLICATE_SOP_INSTANCE = 0x0111
+    NO_SUCH_SOP_INSTANCE = 0x0112
+    MISSING_ATTRIBUTE = 0x0120
+    MISSING_ATTRIBUTE_VALUE = 0x0121
+
+
+# PS3.4 Table F.7.2-2: the Specific Error Comment and Error ID of an N-SET on an
+# instance that is no longer IN PROGRESS.
+NO_LONGER_UPDATABLE = "Performed Procedure Step Object may no longer be updated"
+NO_LONGER_UPDATABLE_ERROR_ID = 0xA710
+
+# Attributes an N-SET may not carry (PS3.4 Table F.7.2-1, N-SET "Not allowed"): the
+# instance's identity, its patient and its link to the worklist. Sent anyway, they are
+# ignored (the created values stay), with a warning.
+_NOT_SETTABLE = frozenset(
+    {
+        "SOPClassUID", "SOPInstanceUID", "ScheduledStepAttributesSequence",
+        "PatientName", "PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence",
+        "OtherPatientIDsSequence", "PatientBirthDate", "PatientSex", "ReferencedPatientSequence",
+        "AdmissionID", "IssuerOfAdmissionIDSequence", "PerformedProcedureStepID",
+        "PerformedStationAETitle", "PerformedStationName", "PerformedLocation",
+        "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime", "Modality",
+        "StudyID", "SpecificCharacterSet",
+    }
+)  # fmt: skip
+
+
+class _Refusal(Exception):
+    """A request the SCP refuses, with the status and comment that say why."""
+
+    def __init__(self, status: MppsStatus, comment: str, error_id: int | None = None) -> None:
+        super().__init__(f"0x{status:04X}: {comment}")
+        self.status = status
+        self.comment = comment
+        self.error_id = error_id
+
+
+def _failure(refusal: _Refusal) -> MppsResult:
+    ds = Dataset()
+    ds.Status = int(refusal.status)
+    ds.ErrorComment = refusal.comment[:_ERROR_COMMENT_MAX]
+    if refusal.error_id is not None:
+        ds.ErrorID = refusal.error_id
+    return ds, None
+
+
+def _calling_ae(event: Any) -> str:
+    try:
+        return str(event.assoc.requestor.ae_title).strip()
+    except AttributeError:
+        return "?"
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()
+
+
+def _charset_terms(ds: Dataset) -> list[str]:
+    """Specific Character Set terms, read without pydicom's conversion (which warns
+    and falls back to ASCII on an unknown term)."""
+    elem = ds.get_item("SpecificCharacterSet")
+    value = None if elem is None else elem.value
+    if value is None:
+        return []
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    values = [value] if isinstance(value, str) else [str(v) for v in value]
+    return [part.strip() for v in values for part in v.split("\\")]
+
+
+def decoded(ds: Dataset | None, what: str) -> Dataset:
+    """``ds`` with every value decoded to text (via DICOM JSON), or 0x0106.
+
+    An unknown Specific Character Set is refused rather than decoded with
+    pydicom's fallback; the result holds Unicode only, so it is stored with
+    Specific Character Set ISO_IR 192 (PS3.4 F.7.2.2.3 lets the SCP convert).
+    """
+    if ds is None:
+        raise _Refusal(MppsStatus.MISSING_ATTRIBUTE, f"the request has no {what}")
+    try:
+        unknown = [t for t in _charset_terms(ds) if t and t not in python_encoding]
+        if unknown:
+            raise _Refusal(
+                MppsStatus.INVALID_ATTRIBUTE_VALUE,
+                f"Specific Character Set {unknown[0][:16]!a} not supported",
+            )
+        result = Dataset.from_json(dicom_json.dataset_json(ds))
+    except _Refusal:
+        raise
+    except Exception as e:
+        raise _Refusal(
+            MppsStatus.INVALID_ATTRIBUTE_VALUE, f"cannot decode the {what}: {type(e).__name__}"
+        ) from e
+    result.SpecificCharacterSet = "ISO_IR 192"
+    return result
+
+
+def _status(ds: Dataset, *, required: bool) -> PerformedStatus | None:
+    """Performed Procedure Step Status (0040,0252), checked against its defined terms."""
+    if "PerformedProcedureStepStatus" not in ds:
+        if required:
+            raise _Refusal(
+                MppsStatus.MISSING_ATTRIBUTE, "Performed Procedure Step Status (0040,0252) missing"
+            )
+        return None
+    value = _text(ds, "PerformedProcedureStepStatus")
+    if not value:
+        raise _Refusal(
+            MppsStatus.MISSING_ATTRIBUTE_VALUE, "Performed Procedure Step Status (0040,0252) empty"
+        )
+    try:
+        return PerformedStatus(value)
+    except ValueError:
+        raise _Refusal(
+            MppsStatus.INVALID_ATTRIBUTE_VALUE,
+            f"Performed Procedure Step Status (0040,0252) {value[:16]!a} invalid",
+        ) from None
+
+
+def _steps(ds: Dataset) -> list[StepRef]:
+    """The Scheduled Step Attributes Sequence (0040,0270) items (PS3.4 Table F.7.2-1)."""
+    return [
+        StepRef(
+            study_uid=_text(item, "StudyInstanceUID"),
+            accession=_text(item, "AccessionNumber"),
+            requested_procedure_id=_text(item, "RequestedProcedureID"),
+            sps_id=_text(item, "ScheduledProcedureStepID"),
+        )
+        for item in ds.get("ScheduledStepAttributesSequence") or []
+    ]
+
+
+class MppsService:
+    """Answers MPPS N-CREATE and N-SET requests from a :class:`MppsStore` (PS3.4 F.7)."""
+
+    def __init__(self, store: MppsStore) -> None:
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"MppsService(store={self._store!r})"
+
+    def handle_create(self, event: Any) -> MppsResult:
+        """The EVT_N_CREATE handler (PS3.4 F.7.2.1.3): a new IN PROGRESS instance."""
+        try:
+            return self._create(event)
+        except _Refusal as e:
+            log.warning("MPPS N-CREATE from %s refused: %s", _calling_ae(event), e)
+            return _failure(e)
+        except StoreError as e:
+            log.error("MPPS N-CREATE from %s failed: %s", _calling_ae(event), e)
+            return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "worklist store unavailable"))
+        except Exception:
+            log.exception("MPPS N-CREATE from %s failed", _calling_ae(event))
+            return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "internal error"))
+
+    def handle_set(self, event: Any) -> MppsResult:
+        """The EVT_N_SET handler (PS3.4 F.7.2.2.3): update, complete or discontinue."""
+        try:
+            return self._set(event)
+        except _Refusal as e:
+            log.warning("MPPS N-SET from %s refused: %s", _calling_ae(event), e)
+            return _failure(e)
+        except StoreError as e:
+            log.error("MPPS N-SET from %s failed: %s", _calling_ae(event), e)
+            return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "worklist store unavailable"))
+        except Exception:
+            log.exception("MPPS N-SET from %s failed", _calling_ae(event))
+            return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "internal error"))
+
+    def _create(self, event: Any) -> MppsResult:
+        aet = _calling_ae(event)
+        requested = event.request.AffectedSOPInstanceUID
+        uid = str(requested).strip() if requested else ""
+        if requested is not None and not UID(uid).is_valid:
+            raise _Refusal(
+                MppsStatus.INVALID_ATTRIBUTE_VALUE, "Affected SOP Instance UID is not a valid UID"
+            )
+        ds = decoded(event.attribute_list, "Attribute List")
+        status = _status(ds, required=True)
+        if status is not PerformedStatus.IN_PROGRESS:
+            raise _Refusal(
+                MppsStatus.INVALID_ATTRIBUTE_VALUE,
+                "Performed Procedure Step Status (0040,0252) must be IN PROGRESS",
+            )
+        if not uid:  # PS3.7 10.1.5.1.4: the performing SCP assigns it and returns it
+            uid = str(generate_uid())
+        steps = _steps(ds)
+        if not steps:
+            log.warning(
+                "MPPS N-CREATE from %s msg %s has no Scheduled Step Attributes Sequence "
+                "(0040,0270); stored as unscheduled",
+                aet,
+                event.request.MessageID,
+            )
+        outcome, entries, changed = self._store.create(
+            uid, ds, steps, patient_id=_text(ds, "PatientID"), aet=aet
+        )
+        if outcome is CreateOutcome.DUPLICATE:
+            raise _Refusal(
+                MppsStatus.DUPLICATE_SOP_INSTANCE,
+                "an MPPS with this Affected SOP Instance UID exists",
+            )
+        scheduled = sum(1 for s in steps if s.scheduled)
+        log.info(
+            "MPPS N-CREATE from %s msg %s: IN PROGRESS, %s; %d entries linked, %d STARTED %s",
+            aet,
+            event.request.MessageID,
+            f"{scheduled} scheduled step items" if scheduled else "unscheduled",
+            len(entries),
+            changed,
+            list(entries),
+        )
+        log.debug("MPPS %s accessions %s", uid, [s.accession for s in steps if s.accession])
+        if scheduled and not entries:
+            log.warning(
+                "MPPS N-CREATE from %s msg %s names %d scheduled steps, none on the worklist",
+                aet,
+                event.request.MessageID,
+                scheduled,
+            )
+        if requested is None:
+            reply = Dataset()
+            reply.AffectedSOPInstanceUID = uid
+            return int(MppsStatus.SUCCESS), reply
+        return int(MppsStatus.SUCCESS), None
+
+    def _set(self, event: Any) -> MppsResult:
+        aet = _calling_ae(event)
+        uid = str(event.request.RequestedSOPInstanceUID or "").strip()
+        changes = decoded(event.modification_list, "Modification List")
+        _status(changes, required=False)
+        ignored = sorted(e.keyword for e in changes if e.keyword in _NOT_SETTABLE)
+        for keyword in ignored:
+            del changes[keyword]
+        if [k for k in ignored if k != "SpecificCharacterSet"]:
+            log.warning(
+                "MPPS N-SET from %s msg %s: attributes N-SET may not change ignored: %s",
+                aet,
+                event.request.MessageID,
+                ", ".join(k for k in ignored if k != "SpecificCharacterSet"),
+            )
+        result = self._store.update(uid, changes, aet=aet)
+        if result.outcome is SetOutcome.NO_SUCH_INSTANCE:
+            raise _Refusal(
+                MppsStatus.NO_SUCH_SOP_INSTANCE,
+                "no MPPS with this Requested SOP Instance UID",
+            )
+        if result.outcome is SetOutcome.FINISHED:
+            # PS3.4 F.7.2.2.3: N-SET only while IN PROGRESS; otherwise 0110H with the
+            # Specific Error Comment and Error ID of Table F.7.2-2.
+            log.warning(
+                "MPPS N-SET from %s msg %s refused: the step is already %s",
+                aet,
+                event.request.MessageID,
+                result.status,
+            )
+            raise _Refusal(
+                MppsStatus.PROCESSING_FAILURE, NO_LONGER_UPDATABLE, NO_LONGER_UPDATABLE_ERROR_ID
+            )
+        log.info(
+            "MPPS N-SET from %s msg %s: %s; %d entries linked, %d changed %s",
+            aet,
+            event.request.MessageID,
+            result.status,
+            len(result.entries),
+            result.changed,
+            list(result.entries),
+        )
+        return int(MppsStatus.SUCCESS), None
