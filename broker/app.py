@@ -144,15 +144,14 @@ class Broker:
         )
         await asyncio.to_thread(live.load)
         live.start()
+        profiles = ProfileSet.parse(s.dicom_scanners, allow_unknown=s.dicom_allow_unknown_callers)
         find = WorklistFindService(
             store,
             max_answers=s.dicom_max_answers,
             character_set=s.dicom_character_set,
             pn_case_insensitive=s.dicom_pn_case_insensitive,
             hidden_statuses=frozenset(s.dicom_hidden_statuses),
-            profiles=ProfileSet.parse(
-                s.dicom_scanners, allow_unknown=s.dicom_allow_unknown_callers
-            ),
+            profiles=profiles,
             zone=site_zone(s.site_timezone),
         )
         self._dicom = DicomServer(
@@ -163,6 +162,7 @@ class Broker:
             mpps_service=MppsService(build_mpps_store(s, store)),
             network_timeout=s.dicom_network_timeout,
             max_associations=s.dicom_max_associations,
+            calling_ae_titles=None if profiles.allow_unknown else profiles.known_callers,
         )
         self._dicom.start()
         self.messages = messages = build_message_log(s, client)

@@ -145,7 +145,12 @@ class Settings:
                 charset_codec(charset) is not None,
                 f"{sender}: {charset!r} is not an HL7 table 0211 name such as 8859/1",
             )
-        ProfileSet.parse(self.dicom_scanners)  # raises ConfigError naming scanners.<AE>.<key>
+        profiles = ProfileSet.parse(self.dicom_scanners)  # ConfigError: scanners.<AE>.<key>
+        _check(
+            "dicom_allow_unknown_callers",
+            self.dicom_allow_unknown_callers or bool(profiles.known_callers),
+            "false needs at least one [scanners.<AE title>] table, or no scanner could query",
+        )
         site_zone(self.site_timezone)
         if self.redis_url is not None:
             _check(

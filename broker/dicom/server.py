@@ -118,8 +118,9 @@ class DicomServer:
     """Accepts associations for one AE title: C-ECHO, MWL C-FIND (PS3.4 K) and,
     when given an MPPS service, MPPS N-CREATE / N-SET (PS3.4 F.7).
 
-    Any calling AE title is accepted; the called AE title must be ours, or
-    the association is rejected (PS3.8 9.3.4, A-ASSOCIATE-RJ reason 7).
+    The called AE title must be ours, or the association is rejected (PS3.8
+    9.3.4, A-ASSOCIATE-RJ reason 7). Any calling AE title is accepted unless
+    ``calling_ae_titles`` lists the ones allowed (reason 3 otherwise).
     """
 
     def __init__(
@@ -134,8 +135,10 @@ class DicomServer:
         dimse_timeout: float = 30.0,
         network_timeout: float = 60.0,
         max_associations: int = 32,
+        calling_ae_titles: list[str] | None = None,
     ) -> None:
         self._ae_title = ae_title
+        self._callers = calling_ae_titles
         self._host = host
         self._requested_port = port
         self._find = find_service
@@ -152,6 +155,8 @@ class DicomServer:
     def _build_ae(self) -> AE:
         ae = AE(ae_title=self._ae_title)
         ae.require_called_aet = True
+        if self._callers:
+            ae.require_calling_aet = self._callers
         ae.acse_timeout = self._acse_timeout
         ae.dimse_timeout = self._dimse_timeout
         ae.network_timeout = self._network_timeout

@@ -17,6 +17,8 @@ from broker.dicom.find import WorklistFindService
 from broker.dicom.profiles import ProfileSet
 from broker.dicom.server import DicomServer
 from broker.dicom.status import Status
+from broker.errors import ConfigError
+from broker.settings import load_settings
 from broker.worklist.model import OrderAction, OrderChange
 from broker.worklist.store import WorklistStore
 from tests.integration.test_dicom_find import AE_TITLE, entry, find, put, query, start_server
@@ -171,3 +173,30 @@ def test_japanese_names_in_iso_2022_ir_87(store: WorklistStore) -> None:
     assert list(answer.SpecificCharacterSet) == ["", "ISO 2022 IR 87"]
     assert answer.PatientName.ideographic == "患者^太郎"
     assert answer.PatientName.phonetic == "カンジャ^タロウ"
+
+
+def test_unknown_callers_are_rejected_at_association(stations: WorklistStore) -> None:
+    profiles = ProfileSet.parse({"CT1": {"scope": "own"}}, allow_unknown=False)
+    service = WorklistFindService(stations, max_answers=1000, profiles=profiles)
+    server = DicomServer(
+        ae_title=AE_TITLE,
+        host="127.0.0.1",
+        port=0,
+        find_service=service,
+        calling_ae_titles=profiles.known_callers,
+    )
+    server.start()
+    try:
+        stranger = AE(ae_title="STRANGER")
+        stranger.add_requested_context(ModalityWorklistInformationFind)
+        refused = stranger.associate("127.0.0.1", server.port, ae_title=AE_TITLE)
+        assert refused.is_rejected and not refused.is_established
+        answers, final = ask(server, "CT1", query())
+        assert final.Status == Status.SUCCESS and accs(answers) == ["A1", "A2"]
+    finally:
+        server.stop()
+
+
+def test_refusing_unknown_callers_needs_a_profile() -> None:
+    with pytest.raises(ConfigError, match="at least one"):
+        load_settings(environ={"MWL_BROKER_DICOM_ALLOW_UNKNOWN_CALLERS": "false"})
