@@ -79,8 +79,13 @@ for _, o in ipairs(p.orders) do
       end
       redis.call('HSET', p.order_status, o.order_key, o.status)
     else
+      local progressed = {}  -- a step a modality (MPPS) or an ADT moved on keeps its status
       for _, id in ipairs(redis.call('SMEMBERS', o.key)) do
         local ek = p.entry_prefix .. id
+        local was = redis.call('HGET', ek, 'status')
+        if was and was ~= 'SCHEDULED' then
+          progressed[id] = was
+        end
         local idx = redis.call('HGET', ek, 'idx')
         if idx then
           for _, ref in ipairs(cjson.decode(idx)) do
@@ -97,8 +102,12 @@ for _, o in ipairs(p.orders) do
       end
       redis.call('DEL', o.key)
       for _, e in ipairs(o.entries) do
+        local status = o.status
+        if status == 'SCHEDULED' and progressed[e.id] then
+          status = progressed[e.id]
+        end
         redis.call('HSET', p.entry_prefix .. e.id, 'ds', e.ds, 'order', o.order_key,
-                   'idx', e.idx_json, 'status', o.status)
+                   'idx', e.idx_json, 'status', status)
         for _, ref in ipairs(e.idx) do
           if ref[1] == 'z' then
             redis.call('ZADD', ref[2], ref[3], e.id)

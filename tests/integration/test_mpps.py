@@ -377,3 +377,21 @@ def test_redis_down_is_a_failure_never_a_success(
         set_failed = n_set(assoc, uid, n_set_final())
         assert set_failed.Status == MppsStatus.PROCESSING_FAILURE
         assert "unavailable" in set_failed.ErrorComment
+
+
+def test_an_order_update_after_the_modality_started_keeps_the_step_status(
+    server: DicomServer, store: WorklistStore
+) -> None:
+    scheduled = entry("ACC-9")
+    put(store, scheduled)
+    uid = generate_uid()
+    with modality(server) as assoc:
+        assert create(assoc, uid, n_create_list(scheduled)).Status == MppsStatus.SUCCESS
+        put(store, entry("ACC-9"))  # the RIS sends XO/SC (a correction): SCHEDULED by its row
+        assert find_status(assoc, "ACC-9") == ["STARTED"]
+        assert n_set(assoc, uid, n_set_final()).Status == MppsStatus.SUCCESS
+        put(store, entry("ACC-9"))  # a late correction must not bring the step back
+        assert find_status(assoc, "ACC-9") == []
+        assert find_status(assoc, "ACC-9", "COMPLETED") == ["COMPLETED"]
+        put(store, entry("ACC-9"), status="DISCONTINUED")  # an explicit status still applies
+        assert find_status(assoc, "ACC-9", "DISCONTINUED") == ["DISCONTINUED"]
