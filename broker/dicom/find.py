@@ -232,7 +232,7 @@ class WorklistFindService:
 
     def _plan(self, query: Dataset, profile: ScannerProfile) -> QueryPlan:
         today = dt.datetime.now(self._zone).date()
-        return make_plan(query, profile, today, self._hidden, self._max_answers)
+        return make_plan(query, profile, today, self._hidden, self._max_answers, self._zone)
 
     def _matches(
         self, event: FindEvent, query: Dataset, plan: QueryPlan

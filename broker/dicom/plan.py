@@ -20,6 +20,7 @@ from pydicom.multival import MultiValue
 
 from broker.dicom.matching import criteria_from_query, matches
 from broker.dicom.profiles import ScannerProfile
+from broker.dicom.timezone import localize
 from broker.worklist.model import CandidateCriteria
 
 __all__ = ["QueryPlan", "asks_for_status", "entry_status", "excluded", "make_plan", "sort_key"]
@@ -29,6 +30,7 @@ __all__ = ["QueryPlan", "asks_for_status", "entry_status", "excluded", "make_pla
 class QueryPlan:
     """What a profile adds to one query (``make_plan``)."""
 
+    match_query: Dataset  # the query as matched: SPS start keys in the site's zone
     criteria: CandidateCriteria
     window: tuple[str, str] | None  # the profile's default SPS Start Date range
     modality: str | None  # the profile's default Modality
@@ -100,9 +102,15 @@ def make_plan(
     today: dt.date,
     hidden_default: frozenset[str],
     max_answers: int,
+    zone: dt.tzinfo | None = None,
 ) -> QueryPlan:
-    """What the profile adds to the query: scope, defaults, hidden statuses, limit."""
-    criteria = criteria_from_query(query)
+    """What the profile adds to the query: scope, defaults, hidden statuses, limit.
+
+    ``zone`` is the site's (None: the machine's): a query's Timezone Offset From
+    UTC moves its SPS start keys into it (``broker.dicom.timezone``).
+    """
+    match_query = localize(query, zone)
+    criteria = criteria_from_query(match_query)
     step = _step(query)
     window = None
     if not _given(step, "ScheduledProcedureStepStartDate"):
@@ -123,6 +131,7 @@ def make_plan(
     if hidden is None:
         hidden = hidden_default
     return QueryPlan(
+        match_query=match_query,
         criteria=criteria,
         window=window,
         modality=modality,
@@ -148,6 +157,7 @@ def excluded(
     for a person (``mwl-broker explain``).
     """
     reasons: list[str] = []
+    query = plan.match_query
     if not matches(query, entry, pn_case_insensitive=pn_case_insensitive):
         if not why:
             return reasons
