@@ -90,6 +90,7 @@ def build_retention(s: Settings, store: WorklistStore) -> Retention:
         ended_days=s.retention_ended_days,
         stale_days=s.retention_stale_days,
         mpps_days=s.retention_mpps_days,
+        zone=site_zone(s.site_timezone),
     )
     return Retention(store, policy)
 

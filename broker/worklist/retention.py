@@ -8,7 +8,7 @@ Three rules, each with its own setting (``retention_*``; 0 turns a rule off):
   ended by the RIS (the store writes only its status field) is marked by the
   first purge that sees it, so it goes at most one purge interval late.
 - **stale**: a step not ended (SCHEDULED, ARRIVED, READY, STARTED…) whose SPS
-  Start Date is more than ``stale_days`` days before today (the machine's local
+  Start Date is more than ``stale_days`` days before today (the site's local
   date) is removed: nobody performed it. Steps without a start date stay.
 - **mpps**: an MPPS instance not changed for ``mpps_days`` days is removed,
   with its index memberships.
@@ -132,6 +132,7 @@ class RetentionPolicy:
     ended_days: float = 7.0
     stale_days: float = 30.0
     mpps_days: float = 30.0
+    zone: datetime.tzinfo | None = None  # whose "today" dates are in (the site's); None: local
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ class Retention:
             for m in self._redis.zrangebyscore(k.entries_ended(), "-inf", cutoff):
                 candidates[_text(m)] = "ended"
         if self._policy.stale_days > 0:
-            before = _stale_before(now, self._policy.stale_days)
+            before = _stale_before(now, self._policy.stale_days, self._policy.zone)
             for m in self._redis.zrangebyscore(k.by_date(), "-inf", f"({before}"):
                 candidates.setdefault(_text(m), "stale")
         items: list[PurgeItem] = []
@@ -414,9 +415,9 @@ class RetentionScheduler:
         return report
 
 
-def _stale_before(now: float, days: float) -> int:
+def _stale_before(now: float, days: float, zone: datetime.tzinfo | None) -> int:
     """The SPS Start Date (YYYYMMDD) from which a step is not stale: ``days`` before today."""
-    today = datetime.datetime.fromtimestamp(now).date()
+    today = datetime.datetime.fromtimestamp(now, zone).date()
     cutoff = today - datetime.timedelta(days=days)
     return int(cutoff.strftime("%Y%m%d"))
 
