@@ -56,6 +56,9 @@ from broker.worklist.model import MappingResult, OrderAction, OrderChange
 __all__ = ["RuleTables", "Trace", "evaluate_rules", "map_message", "segment_id"]
 
 _SPS_STATUS_TAG = 0x00400020  # Scheduled Procedure Step Status, CS (PS3.3 C.4.10)
+_CODE_VALUE = 0x00080100  # Code Value, SH
+_LONG_CODE_VALUE = 0x00080119  # Long Code Value, UC
+_CODE_VALUE_MAX = 16  # SH (PS3.5 Table 6.2-1)
 _SCHEDULED = "SCHEDULED"
 
 
@@ -339,13 +342,35 @@ def _build(spec: RuleTables, rules: tuple[Rule, ...], context: _Context) -> tupl
                 dataset.add_new(rule.tag, "SQ", DicomSequence([item]))
                 filled = True
             continue
-        values = _values(spec, rule, context)
+        if rule.tag == _CODE_VALUE:
+            rule, values = _code_value(spec, rule, context)
+        else:
+            values = _values(spec, rule, context)
         filled = filled or bool(values)
         if rule.multi and len(values) > 1:
             dataset.add_new(rule.tag, rule.vr, values)
         else:
             dataset[rule.tag] = element(rule.tag, rule.vr, values[0] if values else "")
     return dataset, filled
+
+
+def _code_value(
+    spec: RuleTables, rule: ValueRule, context: _Context
+) -> tuple[ValueRule, list[str]]:
+    """A code longer than Code Value's 16 characters goes to Long Code Value (0008,0119),
+    which replaces Code Value (PS3.3 8.8, Table 8.8-1a), rather than being refused."""
+    long_rule = _as_long_code(rule)
+    values = _values(spec, long_rule, context)
+    if any(len(v) > _CODE_VALUE_MAX for v in values):
+        return long_rule, values
+    return rule, values
+
+
+def _as_long_code(rule: ValueRule) -> ValueRule:
+    fallback = None if rule.fallback is None else _as_long_code(rule.fallback)
+    return dataclasses.replace(
+        rule, keyword="LongCodeValue", tag=_LONG_CODE_VALUE, vr="UC", fallback=fallback
+    )
 
 
 def _values(spec: RuleTables, rule: ValueRule, context: _Context) -> list[str]:

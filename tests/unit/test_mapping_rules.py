@@ -184,3 +184,18 @@ def test_a_star_path_on_a_single_valued_attribute_needs_a_name_transform() -> No
         mapping({"AdmissionID": "PV1-19[*]"})
     spec = mapping({"ReferringPhysicianName": {"path": "PV1-8[*]", "transform": "xcn_pn"}})
     assert entry(spec, *orm()).ReferringPhysicianName == "Schmidt^Anna^^Dr."
+
+
+def test_a_code_longer_than_code_value_goes_to_long_code_value() -> None:
+    registry = MappingRegistry.load(REPO / "mappings")
+    spec = registry.for_message("ORM^O01")
+    assert spec is not None
+    segments = orm()
+    long_code = "CT-HEAD-NATIVE-CONTRAST-01"  # 26 characters; Code Value (SH) holds 16
+    segments[4] = segments[4].replace("CTHEAD^CT head^LOCAL", f"{long_code}^CT head^LOCAL")
+    (change,) = map_message(parse(*segments), spec, message_type="ORM^O01").changes
+    (item,) = change.entries[0].RequestedProcedureCodeSequence
+    assert item.LongCodeValue == long_code and "CodeValue" not in item
+    assert item.CodingSchemeDesignator == "LOCAL"
+    (short,) = entry(spec, *orm()).RequestedProcedureCodeSequence
+    assert short.CodeValue == "CTHEAD" and "LongCodeValue" not in short
