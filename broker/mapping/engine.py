@@ -58,7 +58,6 @@ __all__ = ["RuleTables", "Trace", "evaluate_rules", "map_message", "segment_id"]
 _SPS_STATUS_TAG = 0x00400020  # Scheduled Procedure Step Status, CS (PS3.3 C.4.10)
 _CODE_VALUE = 0x00080100  # Code Value, SH
 _LONG_CODE_VALUE = 0x00080119  # Long Code Value, UC
-_CODE_VALUE_MAX = 16  # SH (PS3.5 Table 6.2-1)
 _SCHEDULED = "SCHEDULED"
 
 
@@ -359,11 +358,13 @@ def _code_value(
 ) -> tuple[ValueRule, list[str]]:
     """A code longer than Code Value's 16 characters goes to Long Code Value (0008,0119),
     which replaces Code Value (PS3.3 8.8, Table 8.8-1a), rather than being refused."""
+    try:
+        return rule, _values(spec, rule, context)
+    except MappingError as e:
+        if e.err_code is not ErrorCode.VALUE_TOO_LONG:
+            raise
     long_rule = _as_long_code(rule)
-    values = _values(spec, long_rule, context)
-    if any(len(v) > _CODE_VALUE_MAX for v in values):
-        return long_rule, values
-    return rule, values
+    return long_rule, _values(spec, long_rule, context)
 
 
 def _as_long_code(rule: ValueRule) -> ValueRule:
