@@ -384,13 +384,20 @@ class HL7Router:
         result = map_patient_message(msg.message, spec, message_type=msg.message_type)
         notes.mapping_name, notes.mapping_version = result.mapping_name, result.mapping_version
         ack = self._ack(ctx, AckCode.ACCEPT)
-        outcome = self._patients.apply(result, (key, DedupRecord(digest, ack)))
+        sent = message_time(msg.message_datetime)  # None: no ordering information (MSH-7)
+        outcome = self._patients.apply(result, (key, DedupRecord(digest, ack)), sent)
         if outcome.duplicate is not None:  # a resend raced the original
             notes.duplicate = True
             return self._answer_duplicate(outcome.duplicate, digest, ctx)
-        return ack, (
+        notes.stale = outcome.stale
+        summary = (
             f"AA, {result.action.value}: {outcome.updated} entries updated, {outcome.moved} moved"
         )
+        if outcome.stale:
+            summary += (
+                f", {outcome.stale} patient change(s) older (MSH-7) than the patient's skipped"
+            )
+        return ack, summary
 
     def _answer_duplicate(
         self, previous: DedupRecord, digest: str, ctx: AckContext

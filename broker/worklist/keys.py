@@ -114,6 +114,10 @@ class KeySchema:
     def patient(self, patient_id: str) -> str:
         return f"{self.prefix}:patient:{_part(patient_id)}"
 
+    def patient_time(self) -> str:
+        """Hash: Patient ID -> MSH-7 (UTC, ``ordering``) of the newest ADT applied to it."""
+        return f"{self.prefix}:patient-time"
+
     def patient_alias(self, patient_id: str) -> str:
         return f"{self.prefix}:alias:{_part(patient_id)}"
 

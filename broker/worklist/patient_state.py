@@ -59,6 +59,8 @@ class PatientState:
         self._entries: dict[str, _Entry | None] = {}
         self._alias_writes: dict[str, str | None] = {}
         self._record_writes: set[str] = set()
+        self._times: dict[str, str | None] = {}  # pid -> newest ADT MSH-7 applied (guarded read)
+        self._time_writes: dict[str, str] = {}
 
     @property
     def guards(self) -> list[Guard]:
@@ -109,6 +111,22 @@ class PatientState:
     def _remember_record(self, pid: str, raw: bytes | None) -> None:
         self._guard(GuardKind.HGET, self._keys.patient(pid), value_digest(raw), "ds")
         self._records.setdefault(pid, Dataset.from_json(json.loads(raw)) if raw else None)
+
+    def newest(self, pid: str) -> str | None:
+        """The MSH-7 (UTC, ``broker.worklist.ordering``) of the newest ADT applied to ``pid``."""
+        if pid not in self._times:
+            key = self._keys.patient_time()
+            raw = _call(self._redis.hget, key, pid)
+            self._guard(GuardKind.HGET, key, value_digest(raw), pid)
+            self._times[pid] = raw.decode() if raw else None
+        return self._times[pid]
+
+    def set_newest(self, pid: str, earliest: str) -> None:
+        """Remember that an ADT sent at ``earliest`` (UTC) was applied to ``pid``."""
+        current = self.newest(pid)
+        if current is None or earliest > current:
+            self._times[pid] = earliest
+            self._time_writes[pid] = earliest
 
     def alias(self, pid: str) -> str | None:
         """The surviving ID recorded for ``pid`` by a merge, if any."""
@@ -233,6 +251,8 @@ class PatientState:
         for pid, target in sorted(self._alias_writes.items()):
             key = self._keys.patient_alias(pid)
             out.append(["DEL", key] if target is None else ["SET", key, target])
+        for pid, earliest in sorted(self._time_writes.items()):
+            out.append(["HSET", self._keys.patient_time(), pid, earliest])
         return out
 
 

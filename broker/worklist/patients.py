@@ -80,6 +80,7 @@ class PatientOutcome:
 
     updated: int = 0  # entries whose attributes or status changed
     moved: int = 0  # entries that changed Patient ID (merge, change of identifier)
+    stale: int = 0  # patient changes skipped as older (MSH-7) than the patient's newest ADT
     duplicate: DedupRecord | None = None  # set when the message had been applied before
 
 
@@ -102,12 +103,19 @@ class PatientStore:
         return f"PatientStore(prefix={self._store.keys.prefix!r})"
 
     def apply(
-        self, result: PatientResult, dedup: tuple[DedupKey, DedupRecord] | None
+        self,
+        result: PatientResult,
+        dedup: tuple[DedupKey, DedupRecord] | None,
+        sent: MessageTime | None = None,
     ) -> PatientOutcome:
-        """Apply an ADT message's changes and record its dedup entry, atomically."""
+        """Apply an ADT message's changes and record its dedup entry, atomically.
+
+        ``sent`` (MSH-7): a change for a patient who already took a newer ADT is
+        skipped (``PatientOutcome.stale``); None applies without that check.
+        """
         for _ in range(_ATTEMPTS):
             state = PatientState(self._store.client, self._store.keys)
-            moved = _plan(state, result)
+            moved, stale = _plan(state, result, sent)
             body: dict[str, Any] = {
                 "guards": guard_payload(state.guards),
                 "commands": state.commands(),
@@ -119,7 +127,7 @@ class PatientStore:
             if tag == "dup":
                 return PatientOutcome(duplicate=decode_dedup(reply[1]))
             if tag == "ok":
-                return PatientOutcome(updated=state.changed_entries, moved=moved)
+                return PatientOutcome(updated=state.changed_entries, moved=moved, stale=stale)
         raise StoreError(f"patient records kept changing during {_ATTEMPTS} attempts; retry later")
 
     def read_order(self, changes: Sequence[OrderChange], key: DedupKey | None) -> OrderRead:
@@ -182,10 +190,16 @@ def _patient_ids(changes: Sequence[OrderChange]) -> set[str]:
     return {_patient_id(ds) for c in changes for ds in c.entries} - {""}
 
 
-def _plan(state: PatientState, result: PatientResult) -> int:
-    """Apply ``result`` to the in-memory state; returns how many entries moved."""
-    moved = 0
+def _plan(state: PatientState, result: PatientResult, sent: MessageTime | None) -> tuple[int, int]:
+    """Apply ``result`` to the in-memory state; returns how many entries moved and how many
+    changes were skipped as older (MSH-7) than the patient's newest ADT."""
+    moved = stale = 0
     for change in result.changes:
+        patient_id = state.resolve(change.patient_id)
+        newest = state.newest(patient_id) if sent is not None else None
+        if sent is not None and newest is not None and sent.is_older_than(newest):
+            stale += 1
+            continue
         if result.action is PatientAction.UPDATE:
             _update(state, change)
         elif result.action is PatientAction.ARRIVED:
@@ -193,7 +207,9 @@ def _plan(state: PatientState, result: PatientResult) -> int:
         elif result.action in (PatientAction.MERGE, PatientAction.CHANGE_ID):
             keep = result.action is PatientAction.CHANGE_ID
             moved += _merge(state, change, keep_prior_record=keep)
-    return moved
+        if sent is not None:
+            state.set_newest(state.resolve(change.patient_id), sent.earliest)
+    return moved, stale
 
 
 def _update(state: PatientState, change: PatientChange) -> None:

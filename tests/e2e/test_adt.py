@@ -18,6 +18,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.app import Broker
 from broker.hl7.client import AckSummary, summarize_ack
+from broker.hl7.intake import MessageQuery, Outcome
 from tests.broker_runner import broker_settings, running_broker
 
 pytestmark = pytest.mark.interop
@@ -139,3 +140,29 @@ def test_errors_resends_and_unknown_events(broker: Broker) -> None:
     assert bad.code == "AE" and any("MRG-1" in e and "101" in e for e in bad.errors)
     assert refused.code == "AR" and any("201" in e for e in refused.errors)
     assert broker.store.client.exists(broker.store.keys.patient("PAT-A")) == 1
+
+
+def adt_at(control_id: str, sent: str, name: str) -> bytes:
+    header = f"MSH|^~\\&|HIS|HOSP|MWL|RAD|{sent}||ADT^A08^ADT_A01|{control_id}|P|2.5.1"
+    return message(
+        header + "||||||UNICODE UTF-8",
+        f"EVN|A08|{sent}",
+        f"PID|1||PAT-T^^^HOSP^MR||{name}||19770707|M",
+    )
+
+
+def test_an_older_patient_update_never_overwrites_a_newer_one(broker: Broker) -> None:
+    newer = adt_at("T-2", "20261125100000+0100", "Newer^Name")
+    older = adt_at("T-1", "20261125093000+0100", "Older^Name")  # sent first, arrives late
+    later = adt_at("T-3", "20261125110000+0100", "Latest^Name")
+    assert [a.code for a in send(broker, orm("ORM-T", "PAT-T", "ACC-T"), newer, older)] == [
+        "AA", "AA", "AA",
+    ]  # fmt: skip
+    (entry,) = find(broker, "PAT-T")
+    assert str(entry.PatientName) == "Newer^Name"
+    assert broker.messages is not None
+    (row,) = [r for r in broker.messages.find(MessageQuery()).items if r.control_id == "T-1"]
+    assert row.outcome is Outcome.OUT_OF_ORDER
+    send(broker, later)
+    (entry,) = find(broker, "PAT-T")
+    assert str(entry.PatientName) == "Latest^Name"
