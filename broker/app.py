@@ -105,6 +105,8 @@ def router_config(s: Settings) -> RouterConfig:
         processing_ids=frozenset(s.hl7_processing_ids),
         versions=frozenset(s.hl7_versions),
         accepted_senders=frozenset(s.hl7_accepted_senders),
+        sender_zones={k: z for k, v in s.hl7_sender_timezones.items() if (z := site_zone(v))},
+        local_zone=site_zone(s.site_timezone),
     )
 
 

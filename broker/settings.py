@@ -44,6 +44,10 @@ class Settings:
     hl7_sender_charsets: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType({})
     )
+    # "APP" or "APP^FACILITY" -> IANA zone of MSH-7 values without an offset (else site_timezone)
+    hl7_sender_timezones: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
     hl7_accepted_senders: tuple[str, ...] = ()  # "APP" or "APP^FACILITY"; empty: anyone
     hl7_processing_ids: tuple[str, ...] = ("P",)
     hl7_versions: tuple[str, ...] = (
@@ -139,6 +143,13 @@ class Settings:
             charset_codec(self.hl7_default_charset) is not None,
             "must be an HL7 table 0211 name such as UNICODE UTF-8, 8859/1 or ASCII",
         )
+        for sender, zone in self.hl7_sender_timezones.items():
+            try:
+                site_zone(zone)
+            except ConfigError:
+                raise ConfigError(
+                    "hl7_sender_timezones", f"{sender}: {zone!r} is not an IANA time zone name"
+                ) from None
         for sender, charset in self.hl7_sender_charsets.items():
             _check(
                 "hl7_sender_charsets",

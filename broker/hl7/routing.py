@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 
 from broker.errors import HL7Error, StoreError
 from broker.hl7.ack import AckContext, build_ack
@@ -59,6 +60,14 @@ class RouterConfig:
     processing_ids: frozenset[str] = frozenset({"P"})
     versions: frozenset[str] = frozenset()  # empty: any version
     accepted_senders: frozenset[str] = frozenset()  # empty: any sender
+    # MSH-7 without an offset: "APP[^FAC]" -> the sender's zone, else ``local_zone``
+    sender_zones: Mapping[str, tzinfo] = field(default_factory=dict)
+    local_zone: tzinfo | None = None  # None: the host's
+
+    def zone_of(self, application: str, facility: str) -> tzinfo | None:
+        """The zone of a sender's MSH-7 values without an offset (HD-1 of MSH-3/MSH-4)."""
+        zones = self.sender_zones
+        return zones.get(f"{application}^{facility}", zones.get(application, self.local_zone))
 
 
 def context_from_message(msg: ParsedMessage) -> AckContext:
@@ -354,7 +363,8 @@ class HL7Router:
             return self._answer_duplicate(read.previous, digest, ctx)
         notes.mapped(result)
         ack = self._ack(ctx, AckCode.ACCEPT)
-        sent = message_time(msg.message_datetime)  # None: no ordering information (MSH-7)
+        zone = self._config.zone_of(msg.sending_application, msg.sending_facility)
+        sent = message_time(msg.message_datetime, zone)  # None: no ordering information
         record = DedupRecord(digest, ack)
         outcome = yield from self._patients.apply_order_steps(
             result.changes, (key, record), sent, read
@@ -384,7 +394,8 @@ class HL7Router:
         result = map_patient_message(msg.message, spec, message_type=msg.message_type)
         notes.mapping_name, notes.mapping_version = result.mapping_name, result.mapping_version
         ack = self._ack(ctx, AckCode.ACCEPT)
-        sent = message_time(msg.message_datetime)  # None: no ordering information (MSH-7)
+        zone = self._config.zone_of(msg.sending_application, msg.sending_facility)
+        sent = message_time(msg.message_datetime, zone)  # None: no ordering information
         outcome = self._patients.apply(result, (key, DedupRecord(digest, ack)), sent)
         if outcome.duplicate is not None:  # a resend raced the original
             notes.duplicate = True

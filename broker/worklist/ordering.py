@@ -16,8 +16,9 @@ written ``YYYYMMDDHHMMSS.ffffff`` so that they compare as text in the Lua
 script (Lua numbers are doubles and would lose microseconds).
 
 A DTM without ``+/-ZZZZ`` is in "the local time zone of the sender"
-(§2A.22), which the broker cannot know: it is read in the broker host's
-local time zone, which is right when sender and broker are on one site.
+(§2A.22), which the broker cannot know: it is read in the zone configured
+for that sender (``hl7_sender_timezones``), else the site's
+(``site_timezone``), else the broker host's.
 A missing or unparsable MSH-7 gives no ordering information: such a
 message is applied as if ordering were not checked, and records nothing.
 """
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 __all__ = ["MessageTime", "message_time"]
 
@@ -49,8 +50,11 @@ class MessageTime:
         return self.latest <= newest_earliest
 
 
-def message_time(value: str) -> MessageTime | None:
-    """MSH-7.1 (HL7 v2.5.1 §2A.22 DTM) as a UTC interval; None when absent or invalid."""
+def message_time(value: str, local: tzinfo | None = None) -> MessageTime | None:
+    """MSH-7.1 (HL7 v2.5.1 §2A.22 DTM) as a UTC interval; None when absent or invalid.
+
+    ``local`` is the sender's zone for a value without an offset (None: the host's).
+    """
     match = _DTM_RE.fullmatch(value.strip())
     if match is None:
         return None
@@ -66,9 +70,10 @@ def message_time(value: str) -> MessageTime | None:
             int((match["f"] or "0").ljust(6, "0")),
         )
         end = _after(start, match)
-        zone = _zone(match["tz"])
-        if zone is None:  # the sender's local time: taken as the broker's (see module docstring)
+        offset = _zone(match["tz"])
+        if offset is None and local is None:  # the sender's local time: the host's (docstring)
             return MessageTime(_utc(start.astimezone(UTC)), _utc(end.astimezone(UTC)))
+        zone: tzinfo | None = offset if offset is not None else local
         return MessageTime(
             _utc(start.replace(tzinfo=zone).astimezone(UTC)),
             _utc(end.replace(tzinfo=zone).astimezone(UTC)),

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 
+from broker.app import router_config
+from broker.errors import ConfigError
+from broker.settings import load_settings
 from broker.worklist.ordering import MessageTime, message_time
 
 
@@ -42,3 +47,29 @@ def test_without_a_zone_two_times_keep_their_order() -> None:
     assert early.is_older_than(late.earliest)
     assert not late.is_older_than(early.earliest)
     assert not early.is_older_than(early.earliest)  # equal: applied, in arrival order
+
+
+def test_a_time_without_offset_is_read_in_the_senders_zone() -> None:
+    tokyo, berlin = ZoneInfo("Asia/Tokyo"), ZoneInfo("Europe/Berlin")
+    in_tokyo = message_time("20261201090000", tokyo)
+    in_berlin = message_time("20261201090000", berlin)
+    assert in_tokyo is not None and in_berlin is not None
+    assert in_tokyo.earliest == "20261201000000.000000"  # 09:00 JST is midnight UTC
+    assert in_berlin.earliest == "20261201080000.000000"
+    explicit = message_time("20261201090000+0000", tokyo)  # an offset always wins
+    assert explicit is not None and explicit.earliest == "20261201090000.000000"
+
+
+def test_sender_zones_from_settings_reach_the_router() -> None:
+    settings = load_settings(
+        environ={
+            "MWL_BROKER_HL7_SENDER_TIMEZONES": "RIS_TOKYO=Asia/Tokyo,RIS^NORTH=Europe/Oslo",
+            "MWL_BROKER_SITE_TIMEZONE": "Europe/Berlin",
+        }
+    )
+    config = router_config(settings)
+    assert config.zone_of("RIS_TOKYO", "ANY") == ZoneInfo("Asia/Tokyo")
+    assert config.zone_of("RIS", "NORTH") == ZoneInfo("Europe/Oslo")
+    assert config.zone_of("RIS", "SOUTH") == ZoneInfo("Europe/Berlin")  # the site's
+    with pytest.raises(ConfigError, match="RIS_X: 'Mars/Base' is not an IANA time zone name"):
+        load_settings(environ={"MWL_BROKER_HL7_SENDER_TIMEZONES": "RIS_X=Mars/Base"})
