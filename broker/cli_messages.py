@@ -96,6 +96,11 @@ def _detail(row: MessageSummary) -> str:
         text = f"{row.error.err_code}{where}: {row.error.text}"
     elif row.outcome is Outcome.DUPLICATE:
         text = "resend; answered with the first ACK, nothing changed"
+    elif row.outcome is Outcome.OUT_OF_ORDER:
+        text = (
+            "older (MSH-7) than a message already applied: skipped for that order or patient; "
+            f"{row.created} entries written, {row.removed} removed"
+        )
     else:
         text = f"{row.created} entries written, {row.removed} removed"
     if row.on_error_list:

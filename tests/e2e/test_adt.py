@@ -7,6 +7,8 @@ pynetdicom SCU. The messages are written here.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,7 +153,9 @@ def adt_at(control_id: str, sent: str, name: str) -> bytes:
     )
 
 
-def test_an_older_patient_update_never_overwrites_a_newer_one(broker: Broker) -> None:
+def test_an_older_patient_update_never_overwrites_a_newer_one(
+    broker: Broker, tmp_path: Path
+) -> None:
     newer = adt_at("T-2", "20261125100000+0100", "Newer^Name")
     older = adt_at("T-1", "20261125093000+0100", "Older^Name")  # sent first, arrives late
     later = adt_at("T-3", "20261125110000+0100", "Latest^Name")
@@ -163,6 +167,12 @@ def test_an_older_patient_update_never_overwrites_a_newer_one(broker: Broker) ->
     assert broker.messages is not None
     (row,) = [r for r in broker.messages.find(MessageQuery()).items if r.control_id == "T-1"]
     assert row.outcome is Outcome.OUT_OF_ORDER
+    listing = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "messages", "list", "--control-id", "T-1",
+         "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "out-of-order" in listing and "older (MSH-7) than a message already applied" in listing
     send(broker, later)
     (entry,) = find(broker, "PAT-T")
     assert str(entry.PatientName) == "Latest^Name"
