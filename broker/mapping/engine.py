@@ -43,7 +43,8 @@ from broker.mapping.spec import (
     SequenceRule,
     ValueRule,
 )
-from broker.mapping.stations import StationRule, route
+from broker.mapping.stations import route
+from broker.mapping.trace import Trace
 from broker.mapping.transforms import (
     TRANSFORMS,
     TransformError,
@@ -59,45 +60,6 @@ _SPS_STATUS_TAG = 0x00400020  # Scheduled Procedure Step Status, CS (PS3.3 C.4.1
 _CODE_VALUE = 0x00080100  # Code Value, SH
 _LONG_CODE_VALUE = 0x00080119  # Long Code Value, UC
 _SCHEDULED = "SCHEDULED"
-
-
-# PS3.5 Table 6.2-1 maximum lengths in characters (PN: per component group).
-class Trace(Protocol):
-    """Observes one mapping run; the engine calls it only when one is given.
-
-    Per entry (order) or PID group (patient): :meth:`entry`, then per rule
-    :meth:`rule`, one :meth:`evaluated` per attempt (the rule, then each
-    fallback tried) and :meth:`done`; sequences are bracketed by
-    :meth:`sequence` with the keyword and with None. When mapping fails, the
-    last :meth:`rule` has no :meth:`done`.
-    """
-
-    def entry(self, order_key: str) -> None:
-        """A dataset starts (``order_key`` is empty for a patient)."""
-
-    def sequence(self, keyword: str | None) -> None:
-        """Entering the item of sequence ``keyword``; None: leaving it."""
-
-    def rule(self, rule: ValueRule) -> None:
-        """Evaluating ``rule`` (and its fallbacks) starts."""
-
-    def evaluated(
-        self,
-        rule: ValueRule,
-        location: str | None,
-        raw: Sequence[Value],
-        values: Sequence[str],
-        seed: str | None,
-    ) -> None:
-        """One attempt: the path that gave ``raw`` (None: a constant, a generated
-        value or nothing), the values after transforms and table, empties
-        dropped, before ``default``; ``seed`` is the generator's seed value."""
-
-    def done(self, values: Sequence[str]) -> None:
-        """The rule's final values (empty: the element is empty)."""
-
-    def station(self, rule: StationRule | None) -> None:
-        """The station routing rule applied to the entry (None: no rule held)."""
 
 
 def map_message(
