@@ -1,0 +1,218 @@
+"""The benchmark's MWL C-FIND client: one pynetdicom SCU for every server.
+
+Each worker thread opens one association and sends its share of the queries
+back to back; the latency of a query is from ``send_c_find`` to its final
+response, the client's decoding included. Every answer's Accession Number is
+read and the set compared with the expected matches, so a server that answers
+the wrong entries (or the right number of wrong ones) fails the run.
+
+pynetdicom 3.0.4's SCU has a race (``Association._reactor_checkpoint``): when a
+C-FIND ends, its reactor thread is woken, and if the next request is sent
+before that thread has run, it can take the next query's first response off
+the queue and drop it ("Received unexpected C-FIND service message"). After
+each query the worker waits (untimed) until the reactor has woken; a query
+that still loses an answer that way is noticed by the warning, not counted,
+and sent again.
+
+A server may abort an association after a query (pynetdicom's SCP does so when
+one C-FIND outlasts its ``network_timeout``: its idle timer counts only data
+received), and the worker's next query then meets the abort. The worker opens
+a new association and sends that query again, outside its latency; the cell
+reports how often that happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynetdicom import AE, _config
+from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
+
+from bench.cfind_data import Query, query_dataset
+
+__all__ = ["CellResult", "CountMismatch", "quiet_pynetdicom", "run_cell"]
+
+CALLING_AE = "BENCH_SCU"
+PENDING = (0xFF00, 0xFF01)
+
+
+class CountMismatch(RuntimeError):
+    """A server answered a query with other entries than expected."""
+
+
+class _DropCounter(logging.Handler):
+    """Counts pynetdicom's warning about a response its reactor took, per thread."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.by_thread: dict[int, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "unexpected" in record.getMessage():
+            ident = threading.get_ident()
+            self.by_thread[ident] = self.by_thread.get(ident, 0) + 1
+
+
+_drops = _DropCounter()
+
+
+def quiet_pynetdicom() -> None:
+    """No identifier logging and no per-PDU log handlers in the client (same for all servers)."""
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
+    _config.LOG_HANDLER_LEVEL = "none"
+    logger = logging.getLogger("pynetdicom")
+    logger.setLevel(logging.WARNING)
+    if _drops not in logger.handlers:
+        logger.addHandler(_drops)
+
+
+@dataclass
+class CellResult:
+    """Latencies (ms) of one server, one query kind, one concurrency."""
+
+    latencies: list[float]
+    seconds: float
+    answers: list[int]
+    retries: int = 0  # queries sent again after the client lost a response
+    reassociations: int = 0  # associations the server aborted after a query
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies)
+
+    @property
+    def qps(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+def _wait_reactor(assoc: Any, limit: float = 0.05) -> None:
+    """Until the association's reactor thread has woken after the last C-FIND."""
+    deadline = time.perf_counter() + limit
+    while assoc._is_paused and time.perf_counter() < deadline:
+        time.sleep(0.0001)
+
+
+def _one_query(assoc: Any, identifier: Any, msg_id: int) -> tuple[float, list[str], int]:
+    """(latency ms, accession numbers answered, final status) of one C-FIND."""
+    accessions: list[str] = []
+    final = -1
+    t0 = time.perf_counter()
+    for status, answer in assoc.send_c_find(
+        identifier, ModalityWorklistInformationFind, msg_id=msg_id
+    ):
+        code = int(status.get("Status", -1))
+        if code in PENDING:
+            accessions.append(str(answer.AccessionNumber))
+        else:
+            final = code
+    latency = (time.perf_counter() - t0) * 1000
+    _wait_reactor(assoc)
+    return latency, accessions, final
+
+
+def run_cell(
+    port: int,
+    called_ae: str,
+    queries: list[Query],
+    expected: dict[Query, list[str]],
+    *,
+    concurrency: int,
+    reps: int,
+    warmup: int,
+) -> CellResult:
+    """``reps`` queries (cycling through ``queries``) over ``concurrency`` associations."""
+    per_worker = [reps // concurrency + (i < reps % concurrency) for i in range(concurrency)]
+    barrier = threading.Barrier(concurrency + 1)
+    results: list[tuple[list[float], list[int], int, int]] = [([], [], 0, 0)] * concurrency
+    finished = [0.0] * concurrency
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        ae = AE(ae_title=CALLING_AE)
+        ae.acse_timeout = 120
+        ae.dimse_timeout = ae.network_timeout = 1800
+        ae.add_requested_context(ModalityWorklistInformationFind)
+        assoc = None
+
+        def associate() -> Any:
+            assoc = ae.associate("127.0.0.1", port, ae_title=called_ae)
+            if not assoc.is_established:
+                raise RuntimeError(f"{called_ae}: association not established")
+            return assoc
+
+        try:
+            assoc = associate()
+            msg_id = 0
+            lat: list[float] = []
+            counts: list[int] = []
+            retries = reassociations = 0
+            plan = [
+                queries[(index + concurrency * k) % len(queries)]
+                for k in range(-warmup, per_worker[index])
+            ]
+            identifiers = {q: query_dataset(q) for q in set(plan)}
+            for k, q in enumerate(plan):
+                if k == warmup:
+                    barrier.wait()
+                while True:
+                    if not assoc.is_established:  # the server ended it after the last query
+                        reassociations += 1
+                        assoc = associate()
+                    msg_id = msg_id % 65535 + 1
+                    dropped = _drops.by_thread.get(threading.get_ident(), 0)
+                    latency, accessions, final = _one_query(assoc, identifiers[q], msg_id)
+                    if final == 0 and sorted(accessions) == expected[q]:
+                        break
+                    if final == -1 and not accessions and not assoc.is_established:
+                        continue  # aborted before it was served: sent again on a new association
+                    if _drops.by_thread.get(threading.get_ident(), 0) > dropped:
+                        retries += 1  # the client lost a response (see the module docstring)
+                        continue
+                    raise CountMismatch(
+                        f"{called_ae} {q}: status {final:#06x}, {len(accessions)} answers, "
+                        f"expected {len(expected[q])}"
+                        + ("" if len(accessions) != len(expected[q]) else " (other entries)")
+                    )
+                if k >= warmup:
+                    lat.append(latency)
+                    counts.append(len(accessions))
+            finished[index] = time.perf_counter()
+            results[index] = (lat, counts, retries, reassociations)
+        except BaseException as e:
+            errors.append(e)
+            barrier.abort()
+        finally:
+            if assoc is not None and assoc.is_established:
+                assoc.release()
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait()  # a worker failed: its error is raised below
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    seconds = max(finished) - started
+    return CellResult(
+        latencies=[x for r in results for x in r[0]],
+        seconds=seconds,
+        answers=[x for r in results for x in r[1]],
+        retries=sum(r[2] for r in results),
+        reassociations=sum(r[3] for r in results),
+    )
