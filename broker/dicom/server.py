@@ -93,6 +93,7 @@ def _paced(
         queue = event.assoc.dul.to_provider_queue
         for count, result in enumerate(handler(event), start=1):
             yield result
+            _busy(event)
             if count % _PACE_EVERY:
                 continue
             deadline = time.monotonic() + max_wait
@@ -100,6 +101,18 @@ def _paced(
                 time.sleep(0.0002)
 
     return handle
+
+
+def _busy(event: Any) -> None:
+    """An association sending answers is not idle: restart its idle (network) timer.
+
+    pynetdicom restarts that timer only on data received, so a C-FIND whose
+    answers take longer than ``network_timeout`` to produce would be aborted
+    right after its last answer. No public API exists; the timer is the DUL's.
+    """
+    timer = getattr(getattr(event.assoc, "dul", None), "_idle_timer", None)
+    if timer is not None:
+        timer.restart()
 
 
 def _quick_ack(event: Any) -> None:

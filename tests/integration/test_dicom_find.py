@@ -374,3 +374,36 @@ def test_finished_steps_are_hidden_unless_asked_for(store: WorklistStore, assoc:
     assert [a.AccessionNumber for a in answers] == ["A2"]
     status = answers[0].ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus
     assert status == "CANCELED"
+
+
+class SlowAnswers(WorklistFindService):
+    """The real service, its answers slowed as by a slow network or a huge worklist."""
+
+    def handle(self, event: Any) -> Iterator[Any]:
+        for result in super().handle(event):
+            time.sleep(0.3)
+            yield result
+
+
+def test_a_query_longer_than_the_network_timeout_keeps_the_association(
+    store: WorklistStore,
+) -> None:
+    put(store, *(entry(f"S{n}", "CT1", "20261125") for n in range(6)))  # ~1.8 s of answers
+    configure_pynetdicom_logging()
+    server = DicomServer(
+        ae_title=AE_TITLE,
+        host="127.0.0.1",
+        port=0,
+        find_service=SlowAnswers(store, max_answers=100),
+        network_timeout=1.0,
+    )
+    server.start()
+    try:
+        with associate(server, (ModalityWorklistInformationFind,)) as association:
+            answers, final = find(association, query())
+            assert len(answers) == 6 and final.Status == Status.SUCCESS
+            again, final = find(association, query(ScheduledStationAETitle="CT1"))
+            assert len(again) == 6 and final.Status == Status.SUCCESS
+            assert association.is_established
+    finally:
+        server.stop()
