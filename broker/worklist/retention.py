@@ -41,7 +41,7 @@ from pydicom.dataset import Dataset
 
 from broker.errors import BrokerError, StoreError
 from broker.worklist.guards import value_digest
-from broker.worklist.store import WorklistStore
+from broker.worklist.store import REMOVE_ENTRY_LUA, WorklistStore
 
 __all__ = [
     "ENDED_STATUSES",
@@ -61,25 +61,17 @@ _REMOVE_BATCH = 200  # entries or instances per removal script call
 
 # ARGV[1]: {entries: [{id, digest, status, order_set, order_key}], mpps: [uid...], ...}.
 # Returns {removed entry ids as JSON, removed MPPS instance count}.
-_REMOVE_SCRIPT = """
+_REMOVE_SCRIPT = (
+    REMOVE_ENTRY_LUA
+    + """
 local p = cjson.decode(ARGV[1])
 local removed = {}
 for _, e in ipairs(p.entries) do
   local ek = p.entry_prefix .. e.id
   local row = redis.call('HMGET', ek, 'ds', 'status', 'idx')
   if row[1] and redis.sha1hex(row[1]) == e.digest and (row[2] or '') == e.status then
-    if row[3] then
-      for _, ref in ipairs(cjson.decode(row[3])) do
-        if ref[1] == 'z' then
-          redis.call('ZREM', ref[2], e.id)
-        else
-          redis.call('SREM', ref[2], e.id)
-        end
-      end
-    end
-    redis.call('SREM', p.all, e.id)
+    remove_entry(ek, e.id, row[3], p.all)
     redis.call('ZREM', p.ended, e.id)
-    redis.call('DEL', ek)
     if e.order_set ~= '' then
       redis.call('SREM', e.order_set, e.id)
       if redis.call('EXISTS', e.order_set) == 0 then
@@ -107,6 +99,7 @@ local removed_json = '[]'
 if #removed > 0 then removed_json = cjson.encode(removed) end
 return {removed_json, instances}
 """
+)
 
 # ARGV[1]: {mark: [ids], unmark: [ids], now, ...}: ended steps not yet timed get "now"
 # (if still ended), timed ones that are not ended (any more) or gone lose their time.

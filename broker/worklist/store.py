@@ -45,11 +45,29 @@ from broker.worklist.model import (
 from broker.worklist.ordering import MessageTime
 from broker.worklist.steps import Steps
 
-__all__ = ["WorklistStore", "decode_dedup"]
+__all__ = ["REMOVE_ENTRY_LUA", "WorklistStore", "decode_dedup"]
 
 log = logging.getLogger(__name__)
 
 _FETCH_BATCH = 256
+
+# Lua: remove_entry(key, id, idx JSON or false, all-entries set) deletes an entry's hash and
+# its membership of every index it was written to (its ``idx`` refs) and of the all set.
+REMOVE_ENTRY_LUA = """
+local function remove_entry(ek, id, idx, all)
+  if idx then
+    for _, ref in ipairs(cjson.decode(idx)) do
+      if ref[1] == 'z' then
+        redis.call('ZREM', ref[2], id)
+      else
+        redis.call('SREM', ref[2], id)
+      end
+    end
+  end
+  redis.call('SREM', all, id)
+  redis.call('DEL', ek)
+end
+"""
 
 # ARGV[1]: JSON payload built by WorklistStore._payload. Returns
 # {"dup", <dedup value>} when the message was applied before, {"retry"} when a guard
@@ -58,7 +76,8 @@ _FETCH_BATCH = 256
 # p.sent (absent without a usable MSH-7) is the message's UTC interval, compared as
 # text with the order's newest applied MSH-7 (broker.worklist.ordering).
 _APPLY_SCRIPT = (
-    """
+    REMOVE_ENTRY_LUA
+    + """
 local terminal = {COMPLETED=true, CANCELED=true, DISCONTINUED=true}
 local written, removed, skipped, stale = 0, 0, 0, 0
 for _, o in ipairs(p.orders) do
@@ -86,18 +105,7 @@ for _, o in ipairs(p.orders) do
         if was and was ~= 'SCHEDULED' then
           progressed[id] = was
         end
-        local idx = redis.call('HGET', ek, 'idx')
-        if idx then
-          for _, ref in ipairs(cjson.decode(idx)) do
-            if ref[1] == 'z' then
-              redis.call('ZREM', ref[2], id)
-            else
-              redis.call('SREM', ref[2], id)
-            end
-          end
-        end
-        redis.call('SREM', p.all, id)
-        redis.call('DEL', ek)
+        remove_entry(ek, id, redis.call('HGET', ek, 'idx'), p.all)
         removed = removed + 1
       end
       redis.call('DEL', o.key)
