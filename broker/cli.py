@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from broker.cli_explain import add_explain_parser, run_explain
@@ -169,6 +169,16 @@ def _send(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+# One-off commands: they log warnings only, so their output is theirs.
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "messages": run_messages,
+    "mapping": run_mapping,
+    "purge": run_purge,
+    "explain": run_explain,
+    "import": run_import,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -177,21 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _configure_logging(settings.log_level)
             asyncio.run(_serve(settings))
             return 0
-        if args.command == "messages":
+        command = _COMMANDS.get(args.command)
+        if command is not None:
             _configure_logging("WARNING")
-            return run_messages(args)
-        if args.command == "mapping":
-            _configure_logging("WARNING")
-            return run_mapping(args)
-        if args.command == "purge":
-            _configure_logging("WARNING")
-            return run_purge(args)
-        if args.command == "explain":
-            _configure_logging("WARNING")
-            return run_explain(args)
-        if args.command == "import":
-            _configure_logging("WARNING")
-            return run_import(args)
+            return command(args)
         return _send(args)
     except ConfigError as e:
         print(f"mwl-broker: configuration error: {e.setting}: {e.message}", file=sys.stderr)

@@ -36,6 +36,7 @@ logged at DEBUG only).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
@@ -214,30 +215,25 @@ class MppsService:
 
     def handle_create(self, event: Any) -> MppsResult:
         """The EVT_N_CREATE handler (PS3.4 F.7.2.1.3): a new IN PROGRESS instance."""
-        try:
-            return self._create(event)
-        except _Refusal as e:
-            log.warning("MPPS N-CREATE from %s refused: %s", _calling_ae(event), e)
-            return _failure(e)
-        except StoreError as e:
-            log.error("MPPS N-CREATE from %s failed: %s", _calling_ae(event), e)
-            return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "worklist store unavailable"))
-        except Exception:
-            log.exception("MPPS N-CREATE from %s failed", _calling_ae(event))
-            return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "internal error"))
+        return self._answer("N-CREATE", self._create, event)
 
     def handle_set(self, event: Any) -> MppsResult:
         """The EVT_N_SET handler (PS3.4 F.7.2.2.3): update, complete or discontinue."""
+        return self._answer("N-SET", self._set, event)
+
+    @staticmethod
+    def _answer(operation: str, handler: Callable[[Any], MppsResult], event: Any) -> MppsResult:
+        """``handler``'s result; every failure becomes a status with an Error Comment."""
         try:
-            return self._set(event)
+            return handler(event)
         except _Refusal as e:
-            log.warning("MPPS N-SET from %s refused: %s", _calling_ae(event), e)
+            log.warning("MPPS %s from %s refused: %s", operation, _calling_ae(event), e)
             return _failure(e)
         except StoreError as e:
-            log.error("MPPS N-SET from %s failed: %s", _calling_ae(event), e)
+            log.error("MPPS %s from %s failed: %s", operation, _calling_ae(event), e)
             return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "worklist store unavailable"))
         except Exception:
-            log.exception("MPPS N-SET from %s failed", _calling_ae(event))
+            log.exception("MPPS %s from %s failed", operation, _calling_ae(event))
             return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "internal error"))
 
     def _create(self, event: Any) -> MppsResult:
