@@ -30,10 +30,12 @@ MSH-10 control id missing                     AR    101   MSH-10
 from __future__ import annotations
 
 import codecs
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Any
 
 import hl7
 
@@ -92,7 +94,7 @@ class ParsedMessage:
     raw: bytes
     text: str  # decoded, segments separated by "\r"
     charset: str  # Python codec name used to decode
-    message: hl7.Message
+    segments: list[Any]  # split.Fields per segment, what the mapping engine reads
     message_type: str  # "ORM^O01" (MSH-9.1^MSH-9.2), "ACK" when MSH-9.2 is empty
     message_structure: str  # MSH-9.3 or ""
     control_id: str  # MSH-10
@@ -108,6 +110,14 @@ class ParsedMessage:
     encoding_characters: str  # MSH-2
     charset_mislabelled: bool = False  # declared single-byte, decoded as UTF-8
     message_datetime: str = ""  # MSH-7.1 (DTM, HL7 v2.5.1 §2.14.9.7), "" when absent
+
+    @functools.cached_property
+    def message(self) -> hl7.Message:
+        """python-hl7's tree of the message, built on first use (previews, tools)."""
+        tree = split.parse(self.text)
+        for segment in tree:  # so that \Xhh\ escapes decode in the message's charset
+            setattr(segment, CHARSET_ATTRIBUTE, self.charset)
+        return tree
 
 
 def _normalize(name: str) -> str:
@@ -304,18 +314,18 @@ def _parsed(
         )
     event = _component(header.get(9, ""), encoding, 2)
     try:
-        message = split.parse(text)
+        segments = split.segments(text)
     except (hl7.ParseException, ValueError, IndexError) as e:
         raise HL7Error(
             AckCode.REJECT, ErrorCode.SEGMENT_SEQUENCE_ERROR, "MSH", "unparseable message"
         ) from e
-    for segment in message:  # so that \Xhh\ escapes decode in the message's charset
+    for segment in segments:  # so that \Xhh\ escapes decode in the message's charset
         setattr(segment, CHARSET_ATTRIBUTE, charset)
     return ParsedMessage(
         raw=raw,
         text=text,
         charset=charset,
-        message=message,
+        segments=segments,
         message_type=f"{code}^{event}" if event else code,
         message_structure=_component(header.get(9, ""), encoding, 3),
         control_id=control_id,

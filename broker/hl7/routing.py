@@ -349,7 +349,7 @@ class HL7Router:
         """
         key, digest, peer = identity
         try:
-            result = map_message(msg.message, spec, message_type=msg.message_type, peer=peer)
+            result = map_message(msg.segments, spec, message_type=msg.message_type, peer=peer)
         except Exception:
             # A resend is answered with its stored ACK, whatever the mapping makes of it now.
             previous = self._store.dedup_lookup(key)
@@ -391,7 +391,7 @@ class HL7Router:
     ) -> tuple[bytes, str]:
         """An ADT message (IHE RAD-1/RAD-12): same dedup, ACK and error rules as orders."""
         key, digest = identity
-        result = map_patient_message(msg.message, spec, message_type=msg.message_type)
+        result = map_patient_message(msg.segments, spec, message_type=msg.message_type)
         notes.mapping_name, notes.mapping_version = result.mapping_name, result.mapping_version
         ack = self._ack(ctx, AckCode.ACCEPT)
         zone = self._config.zone_of(msg.sending_application, msg.sending_facility)

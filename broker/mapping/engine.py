@@ -24,14 +24,13 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-import hl7
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
 from broker.errors import HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.mapping.conditions import MAX_MATCHED
-from broker.mapping.conform import conform, element
+from broker.mapping.conform import conform, element, put
 from broker.mapping.order_control import control_codes, control_row, refuse_parent_child
 from broker.mapping.paths import HL7Path, Value, read, scalar
 from broker.mapping.spec import (
@@ -63,7 +62,7 @@ _SCHEDULED = "SCHEDULED"
 
 
 def map_message(
-    message: hl7.Message,
+    message: Sequence[Any],
     spec: MappingSpec,
     *,
     message_type: str,
@@ -280,7 +279,7 @@ def _entry(spec: MappingSpec, context: _Context, status: str) -> Dataset:
         if context.trace is not None:
             context.trace.station(chosen)
     # The order-control table is the authority for the step's status (PS3.3 C.4.10).
-    dataset[SPS_SEQUENCE].value[0].add_new(_SPS_STATUS_TAG, "CS", status)
+    put(dataset[SPS_SEQUENCE].value[0], element(_SPS_STATUS_TAG, "CS", status))
     return dataset
 
 
@@ -297,7 +296,7 @@ def _build(spec: RuleTables, rules: tuple[Rule, ...], context: _Context) -> tupl
                 context.trace.sequence(None)
             if rule.keyword == SPS_SEQUENCE:
                 if _SPS_STATUS_TAG not in item or not item[_SPS_STATUS_TAG].value:
-                    item.add_new(_SPS_STATUS_TAG, "CS", _SCHEDULED)
+                    put(item, element(_SPS_STATUS_TAG, "CS", _SCHEDULED))
                 item_filled = True
             if item_filled:  # an optional sequence with no values is left out entirely
                 dataset.add_new(rule.tag, "SQ", DicomSequence([item]))
@@ -311,7 +310,7 @@ def _build(spec: RuleTables, rules: tuple[Rule, ...], context: _Context) -> tupl
         if rule.multi and len(values) > 1:
             dataset.add_new(rule.tag, rule.vr, values)
         else:
-            dataset[rule.tag] = element(rule.tag, rule.vr, values[0] if values else "")
+            put(dataset, element(rule.tag, rule.vr, values[0] if values else ""))
     return dataset, filled
 
 

@@ -73,7 +73,13 @@ class HL7Path:
         """The field this path lies in, e.g. ``PID-3`` for ``PID-3.1``."""
         return f"{self.segment}-{self.field}"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_text", self._canonical())  # ERR-2 locations, on every read
+
     def __str__(self) -> str:
+        return self._text  # type: ignore[attr-defined, no-any-return]
+
+    def _canonical(self) -> str:
         text = self.field_location
         if self.repetition is None:
             text += "[*]"
@@ -126,7 +132,11 @@ def read(segment: Sequence[Any], path: HL7Path) -> list[Value]:
         return []
     field = segment[path.field]
     if path.field in (1, 2) and _leaf_name(segment) in {"MSH", "BHS", "FHS"}:
+        if isinstance(field, str):  # light segments (broker.hl7.split.segments)
+            return [(field,)]
         return [(str(field[0]),)] if len(field) else []
+    if isinstance(field, str) and hasattr(segment, "separators"):
+        return _read_text(field, path, _delimiters(segment))
     repetitions = _children(field)
     if path.repetition is not None:
         if path.repetition > len(repetitions):
@@ -148,6 +158,35 @@ def _read_repetition(rep: Any, path: HL7Path, delimiters: tuple[str, str, str | 
     if path.subcomponent > len(subs):
         return ("",)
     return (_clean(subs[path.subcomponent - 1], delimiters),)
+
+
+def _read_text(field: str, path: HL7Path, delimiters: tuple[str, str, str | None]) -> list[Value]:
+    """``read`` on a raw field string: split only the levels the path selects."""
+    separators = delimiters[1]
+    repetitions = field.split(separators[2])
+    if path.repetition is not None:
+        if path.repetition > len(repetitions):
+            return []
+        repetitions = [repetitions[path.repetition - 1]]
+    values = []
+    for rep in repetitions:
+        components = rep.split(separators[3])
+        if path.component is None:
+            values.append(
+                tuple(_clean(c.split(separators[4], 1)[0], delimiters) for c in components)
+            )
+            continue
+        if path.component > len(components):
+            values.append(("",))
+            continue
+        subs = components[path.component - 1].split(separators[4])
+        if path.subcomponent is None:
+            values.append(tuple(_clean(sub, delimiters) for sub in subs))
+        elif path.subcomponent > len(subs):
+            values.append(("",))
+        else:
+            values.append((_clean(subs[path.subcomponent - 1], delimiters),))
+    return values
 
 
 def scalar(value: Value) -> str:

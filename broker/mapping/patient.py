@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import hl7
 from pydicom.dataset import Dataset
 
 from broker.errors import HL7Error, MappingError
@@ -37,7 +36,7 @@ _SINGLE_PATIENT = (PatientAction.UPDATE, PatientAction.ARRIVED)
 
 
 def map_patient_message(
-    message: hl7.Message, spec: PatientSpec, *, message_type: str, trace: Trace | None = None
+    message: Sequence[Any], spec: PatientSpec, *, message_type: str, trace: Trace | None = None
 ) -> PatientResult:
     """Map an ADT message to one :class:`PatientChange` per PID group.
 

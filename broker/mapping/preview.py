@@ -285,13 +285,13 @@ def preview(
         if patient_spec is not None:
             name, version = patient_spec.name, patient_spec.version
             adt = map_patient_message(
-                parsed.message, patient_spec, message_type=message_type, trace=recorder
+                parsed.segments, patient_spec, message_type=message_type, trace=recorder
             )
         else:
             spec = registry.for_message(message_type)
             assert spec is not None  # check_header refused every type without a mapping
             name, version = spec.name, spec.version
-            mapped = map_message(parsed.message, spec, message_type=message_type, trace=recorder)
+            mapped = map_message(parsed.segments, spec, message_type=message_type, trace=recorder)
     except HL7Error as e:
         failed = recorder.failed(e)
         return Preview(message_type, control_id, name, version, error=e, failed_trace=failed)

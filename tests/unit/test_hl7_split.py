@@ -1,4 +1,5 @@
-"""broker.hl7.split.parse builds exactly python-hl7's tree, or raises what it raises."""
+"""broker.hl7.split: ``parse`` builds exactly python-hl7's tree, or raises what it raises;
+``segments`` reads (through ``broker.mapping.paths.read``) exactly what that tree reads."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.hl7 import split
+from broker.mapping.paths import HL7Path, read
 from tests.unit.test_mapping_engine import corpus_messages
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -39,13 +41,41 @@ def outcome(parse: Any, text: str) -> Any:
         return type(e)
 
 
-def assert_same(text: str) -> None:
+def every_path(segment: str, width: int) -> list[HL7Path]:
+    """Every path into a segment up to ``width`` fields, repetitions, components, subcomponents."""
+    reps: list[int | None] = [None, *range(1, width + 1)]
+    comps: list[int | None] = [None, *range(1, width + 1)]
+    return [
+        HL7Path(segment, field, rep, comp, sub)
+        for field in range(1, width + 3)
+        for rep in reps
+        for comp in comps
+        for sub in ([None] if comp is None else [None, *range(1, width + 1)])
+    ]
+
+
+def same_reads(text: str, width: int = 4) -> None:
+    """``read`` gives the same values from ``segments`` as from python-hl7's segments."""
+    light, tree = outcome(split.segments, text), outcome(hl7.parse, text)
+    if isinstance(tree, type):
+        assert light is tree
+        return
+    assert len(light) == len(tree)
+    for ours, theirs in zip(light, tree, strict=True):
+        name = str(theirs[0]) if len(theirs) else ""
+        assert (str(ours[0]) if len(ours) else "") == name
+        for path in every_path(name[:3] or "ZZZ", width):
+            assert read(ours, path) == read(theirs, path), (text, str(path))
+
+
+def assert_same(text: str, width: int = 4) -> None:
     ours, theirs = outcome(split.parse, text), outcome(hl7.parse, text)
     if isinstance(theirs, type):
         assert ours is theirs
     else:
         same_tree(ours, theirs)
         assert outcome(str, ours) == outcome(str, theirs)
+    same_reads(text, width)
 
 
 def test_every_corpus_and_test_message() -> None:
@@ -53,7 +83,8 @@ def test_every_corpus_and_test_message() -> None:
     messages += [p.read_bytes() for p in sorted(DATA.glob("*.hl7"))]
     assert len(messages) > 100
     for raw in messages:
-        assert_same(raw.decode("latin-1").replace("\r\n", "\r").replace("\n", "\r"))
+        text = raw.decode("latin-1").replace("\r\n", "\r").replace("\n", "\r")
+        assert_same(text, width=3)
 
 
 def test_header_edge_cases() -> None:
