@@ -21,16 +21,16 @@ without one the only cost is an ``is not None`` check per rule.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
 
 from broker.errors import HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.mapping.conditions import MAX_MATCHED
-from broker.mapping.conform import conform, element, put
+from broker.mapping.conform import conform
 from broker.mapping.order_control import control_codes, control_row, refuse_parent_child
 from broker.mapping.paths import HL7Path, Value, read, scalar
 from broker.mapping.spec import (
@@ -51,11 +51,13 @@ from broker.mapping.transforms import (
     person_name_groups,
     uid_from_seed,
 )
-from broker.worklist.model import MappingResult, OrderAction, OrderChange
+from broker.worklist.dicom_json import dataset_json, mapped_element
+from broker.worklist.model import MappedEntry, MappingResult, OrderAction, OrderChange
 
 __all__ = ["RuleTables", "Trace", "evaluate_rules", "map_message", "segment_id"]
 
-_SPS_STATUS_TAG = 0x00400020  # Scheduled Procedure Step Status, CS (PS3.3 C.4.10)
+_SPS_STATUS_KEY = "00400020"  # Scheduled Procedure Step Status, CS (PS3.3 C.4.10)
+_SPS_SEQUENCE_TAG = 0x00400100  # Scheduled Procedure Step Sequence
 _CODE_VALUE = 0x00080100  # Code Value, SH
 _LONG_CODE_VALUE = 0x00080119  # Long Code Value, UC
 _SCHEDULED = "SCHEDULED"
@@ -131,8 +133,8 @@ def evaluate_rules(
     """
     if trace is not None:
         trace.entry("")
-    dataset, _ = _build(spec, rules, _Context(_first_by_id(message), list(group), None, trace))
-    return dataset
+    built, _ = _build(spec, rules, _Context(_first_by_id(message), list(group), None, trace))
+    return Dataset.from_json(built)
 
 
 def segment_id(segment: Sequence[Any]) -> str:
@@ -270,22 +272,27 @@ def _order_key(spec: MappingSpec, context: _Context) -> str:
     )
 
 
-def _entry(spec: MappingSpec, context: _Context, status: str) -> Dataset:
+def _entry(spec: MappingSpec, context: _Context, status: str) -> MappedEntry:
     if context.trace is not None:
         context.trace.entry(context.order_key)
-    dataset, _ = _build(spec, spec.rules, context)
+    entry, _ = _build(spec, spec.rules, context)
     if spec.stations:
+        dataset = Dataset.from_json(entry)
         chosen = route(spec.stations, dataset, context.subject)
         if context.trace is not None:
             context.trace.station(chosen)
+        entry = dataset_json(dataset)
     # The order-control table is the authority for the step's status (PS3.3 C.4.10).
-    put(dataset[SPS_SEQUENCE].value[0], element(_SPS_STATUS_TAG, "CS", status))
-    return dataset
+    entry[_key(_SPS_SEQUENCE_TAG)]["Value"][0][_SPS_STATUS_KEY] = _status(status)
+    return MappedEntry(entry)
 
 
-def _build(spec: RuleTables, rules: tuple[Rule, ...], context: _Context) -> tuple[Dataset, bool]:
-    """Build a dataset from ``rules``; the flag says whether any value is non-empty."""
-    dataset = Dataset()
+def _build(
+    spec: RuleTables, rules: tuple[Rule, ...], context: _Context
+) -> tuple[dict[str, Any], bool]:
+    """Build DICOM JSON (PS3.18 F.2) from ``rules``; the flag says whether any value is
+    non-empty. Values are written as ``dicom_json`` writes pydicom's elements."""
+    dataset: dict[str, Any] = {}
     filled = False
     for rule in rules:
         if isinstance(rule, SequenceRule):
@@ -295,11 +302,11 @@ def _build(spec: RuleTables, rules: tuple[Rule, ...], context: _Context) -> tupl
             if context.trace is not None:
                 context.trace.sequence(None)
             if rule.keyword == SPS_SEQUENCE:
-                if _SPS_STATUS_TAG not in item or not item[_SPS_STATUS_TAG].value:
-                    put(item, element(_SPS_STATUS_TAG, "CS", _SCHEDULED))
+                if not item.get(_SPS_STATUS_KEY, {}).get("Value"):
+                    item[_SPS_STATUS_KEY] = _status(_SCHEDULED)
                 item_filled = True
             if item_filled:  # an optional sequence with no values is left out entirely
-                dataset.add_new(rule.tag, "SQ", DicomSequence([item]))
+                dataset[_key(rule.tag)] = {"vr": "SQ", "Value": [item]}
                 filled = True
             continue
         if rule.tag == _CODE_VALUE:
@@ -307,11 +314,18 @@ def _build(spec: RuleTables, rules: tuple[Rule, ...], context: _Context) -> tupl
         else:
             values = _values(spec, rule, context)
         filled = filled or bool(values)
-        if rule.multi and len(values) > 1:
-            dataset.add_new(rule.tag, rule.vr, values)
-        else:
-            put(dataset, element(rule.tag, rule.vr, values[0] if values else ""))
+        chosen = values if rule.multi else values[:1]
+        dataset[_key(rule.tag)] = mapped_element(rule.tag, rule.vr, chosen)
     return dataset, filled
+
+
+@functools.lru_cache(maxsize=1024)
+def _key(tag: int) -> str:
+    return f"{tag:08X}"
+
+
+def _status(status: str) -> dict[str, Any]:
+    return {"vr": "CS", "Value": [status]}
 
 
 def _code_value(

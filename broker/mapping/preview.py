@@ -30,7 +30,7 @@ from broker.mapping.patient import map_patient_message
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import SPS_SEQUENCE, ValueRule
 from broker.mapping.stations import StationRule
-from broker.worklist.model import TERMINAL_STATUSES, OrderAction, PatientAction
+from broker.worklist.model import TERMINAL_STATUSES, OrderAction, PatientAction, entry_dataset
 
 __all__ = [
     "Attempt",
@@ -305,7 +305,8 @@ def preview(
     changes, index = [], 0
     for change in mapped.changes:
         entries = []
-        for dataset in change.entries:
+        for entry in change.entries:
+            dataset = entry_dataset(entry)
             rows = [r for r in next(traces, []) if r.attribute != _SPS_STATUS]
             status = AttributeTrace(_SPS_STATUS, (_CONTROL,), (change.status,))
             stations = _stations(dataset, recorder.routes.get(index))

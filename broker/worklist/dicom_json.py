@@ -15,9 +15,12 @@ from typing import Any
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
 
-__all__ = ["dataset_json", "dumps"]
+from broker.worklist.model import Entry, MappedEntry
+
+__all__ = ["dataset_json", "dumps", "entry_json", "mapped_element"]
 
 # PS3.5 §6.2 string VRs whose JSON value is the string itself (PS3.18 F.2.3);
 # IS and DS are left to pydicom, which turns them into JSON numbers.
@@ -32,6 +35,24 @@ _BULK_THRESHOLD = 1024
 def dumps(ds: Dataset) -> str:
     """The dataset as DICOM JSON text, as ``json.dumps(ds.to_json_dict(), ensure_ascii=False)``."""
     return json.dumps(dataset_json(ds), ensure_ascii=False)
+
+
+def entry_json(entry: Entry) -> dict[str, Any]:
+    """An entry's DICOM JSON: as the mapping engine wrote it, or of a ``Dataset``."""
+    return entry.json if isinstance(entry, MappedEntry) else dataset_json(entry)
+
+
+def mapped_element(tag: int, vr: str, values: list[str]) -> dict[str, Any]:
+    """One element of mapped text ``values`` (already checked for their VR), as
+    ``dataset_json`` writes the element pydicom makes of them: a string per value, a
+    person name as its component groups, anything else (numbers) as pydicom writes it."""
+    if vr in _TEXT_VRS:
+        return {"vr": vr, "Value": values} if values else {"vr": vr}
+    if vr == "PN":
+        names = [_groups(PersonName(v)) for v in values if v]
+        return {"vr": vr, "Value": names} if names else {"vr": vr}
+    value: Any = values if len(values) > 1 else (values[0] if values else "")
+    return _element(DataElement(BaseTag(tag), vr, value))
 
 
 def dataset_json(ds: Dataset) -> dict[str, Any]:

@@ -1,15 +1,19 @@
 """The worklist's own data types: what a mapped message asks the store to do.
 
-A worklist entry is one Scheduled Procedure Step (PS3.4 K.6.1): a pydicom
-``Dataset`` with the patient, visit and requested-procedure attributes at top
-level and exactly one item in Scheduled Procedure Step Sequence (0040,0100).
+A worklist entry is one Scheduled Procedure Step (PS3.4 K.6.1): the patient,
+visit and requested-procedure attributes at top level and exactly one item in
+Scheduled Procedure Step Sequence (0040,0100). The mapping engine writes it as
+DICOM JSON (:class:`MappedEntry`, PS3.18 F.2), which is what the store keeps;
+an entry from elsewhere (an imported file, a test) may be a pydicom ``Dataset``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from pydicom.dataset import Dataset
 
@@ -19,12 +23,15 @@ __all__ = [
     "CandidateCriteria",
     "DedupKey",
     "DedupRecord",
+    "Entry",
+    "MappedEntry",
     "MappingResult",
     "OrderAction",
     "OrderChange",
     "PatientAction",
     "PatientChange",
     "PatientResult",
+    "entry_dataset",
     "entry_id_for",
 ]
 
@@ -43,12 +50,33 @@ TERMINAL_STATUSES = frozenset({"COMPLETED", "CANCELED", "DISCONTINUED"})
 
 
 @dataclass(frozen=True)
+class MappedEntry:
+    """An entry as the mapping engine writes it: the DICOM JSON model (PS3.18 F.2), never
+    modified once made. ``dataset`` is the same entry as a pydicom ``Dataset`` (a new one
+    on first use, for previews and tools; writing to it does not change ``json``)."""
+
+    json: dict[str, Any]
+
+    @functools.cached_property
+    def dataset(self) -> Dataset:
+        return Dataset.from_json(self.json)
+
+
+Entry = Dataset | MappedEntry
+
+
+def entry_dataset(entry: Entry) -> Dataset:
+    """The entry as a pydicom ``Dataset``."""
+    return entry.dataset if isinstance(entry, MappedEntry) else entry
+
+
+@dataclass(frozen=True)
 class OrderChange:
     """One order's effect: its key, the action and (for SCHEDULE) its entries."""
 
     order_key: str
     action: OrderAction
-    entries: tuple[Dataset, ...] = ()
+    entries: tuple[Entry, ...] = ()
     status: str = "SCHEDULED"  # Scheduled Procedure Step Status (0040,0020) of its entries
 
 

@@ -28,7 +28,6 @@ anything that was read in between.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -39,11 +38,14 @@ from pydicom.dataset import Dataset
 
 from broker.errors import StoreError
 from broker.worklist import steps
+from broker.worklist.dicom_json import dataset_json, entry_json
 from broker.worklist.guards import DEDUP_EPILOGUE_LUA, MESSAGE_PROLOGUE_LUA, guard_payload
 from broker.worklist.model import (
     ApplyOutcome,
     DedupKey,
     DedupRecord,
+    Entry,
+    MappedEntry,
     OrderChange,
     PatientAction,
     PatientChange,
@@ -58,6 +60,7 @@ __all__ = ["OrderRead", "PatientOutcome", "PatientStore"]
 
 _ATTEMPTS = 8  # re-reads after a guard failed; only concurrent writes to one patient cause them
 _SCHEDULED = "SCHEDULED"
+_PATIENT_ID = "00100020"  # DICOM JSON key of Patient ID (0010,0020)
 _ARRIVED = "ARRIVED"
 
 # ARGV[1]: {"dedup", "guards", "commands"}. Returns {"dup", <dedup value>} for a message
@@ -261,8 +264,9 @@ def _with_patient(state: PatientState, change: OrderChange) -> OrderChange:
     return dataclasses.replace(change, entries=tuple(_entry(state, ds) for ds in change.entries))
 
 
-def _entry(state: PatientState, entry: Dataset) -> Dataset:
-    """An order's entry with the surviving Patient ID and the patient record overlaid."""
+def _entry(state: PatientState, entry: Entry) -> Entry:
+    """An order's entry with the surviving Patient ID and the patient record overlaid
+    (every element of the record but Patient ID replaces the entry's, PS3.4 K.6.1.2.2)."""
     given = _patient_id(entry)
     if not given:
         return entry
@@ -270,15 +274,16 @@ def _entry(state: PatientState, entry: Dataset) -> Dataset:
     record = state.record(patient_id)
     if record is None and patient_id == given:
         return entry
-    result = copy.deepcopy(entry)
-    result.PatientID = patient_id
+    result = dict(entry_json(entry))  # a new top level; nested values are never modified
+    result[_PATIENT_ID] = {"vr": "LO", "Value": [patient_id]}
     if record is not None:
-        overlay(result, record)
-    return result
+        result.update((k, v) for k, v in dataset_json(record).items() if k != _PATIENT_ID)
+    return MappedEntry(result)
 
 
-def _patient_id(entry: Dataset) -> str:
-    return str(entry.get("PatientID", "") or "").strip()
+def _patient_id(entry: Entry) -> str:
+    values = entry_json(entry).get(_PATIENT_ID, {}).get("Value") or [""]
+    return str(values[0]).strip()
 
 
 def _text(value: Any) -> str:

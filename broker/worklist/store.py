@@ -50,6 +50,13 @@ __all__ = ["REMOVE_ENTRY_LUA", "WorklistStore", "decode_dedup"]
 log = logging.getLogger(__name__)
 
 _FETCH_BATCH = 256
+# DICOM JSON keys (PS3.18 F.2) of the indexed attributes
+_SPS_SEQUENCE = "00400100"
+_STATION_AET = "00400001"  # Scheduled Station AE Title
+_MODALITY = "00080060"
+_PATIENT_ID = "00100020"
+_ACCESSION = "00080050"
+_SPS_START_DATE = "00400002"
 
 # Lua: remove_entry(key, id, idx JSON or false, all-entries set) deletes an entry's hash and
 # its membership of every index it was written to (its ``idx`` refs) and of the all set.
@@ -141,25 +148,18 @@ return {'ok', written, removed, skipped, stale}
 )
 
 
-def _sps(entry: Dataset) -> Dataset:
-    seq = entry.get("ScheduledProcedureStepSequence")
-    if not seq or len(seq) != 1:
+def _sps(entry: dict[str, Any]) -> dict[str, Any]:
+    """The one Scheduled Procedure Step item of an entry's DICOM JSON."""
+    items = entry.get(_SPS_SEQUENCE, {}).get("Value") or []
+    if len(items) != 1:
         raise ValueError("a worklist entry holds exactly one Scheduled Procedure Step item")
-    item: Dataset = seq[0]
+    item: dict[str, Any] = items[0]
     return item
 
 
-def _values(ds: Dataset, keyword: str) -> list[str]:
-    """Non-empty string values of an attribute, multi-valued ones split."""
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return []
-    if isinstance(value, str | bytes):
-        return [str(value)]
-    try:
-        return [str(v) for v in value if str(v)]
-    except TypeError:
-        return [str(value)]
+def _values(item: dict[str, Any], key: str) -> list[str]:
+    """Non-empty string values of an attribute of DICOM JSON (text VRs: strings)."""
+    return [str(v) for v in item.get(key, {}).get("Value") or () if str(v)]
 
 
 class WorklistStore:
@@ -264,12 +264,13 @@ class WorklistStore:
         for change in changes:
             entries = change.entries if change.action is OrderAction.SCHEDULE else ()
             items = []
-            for ordinal, ds in enumerate(entries, start=1):
+            for ordinal, entry in enumerate(entries, start=1):
+                ds = dicom_json.entry_json(entry)
                 idx = self._index_refs(ds)
                 items.append(
                     {
                         "id": entry_id_for(change.order_key, ordinal),
-                        "ds": dicom_json.dumps(ds),
+                        "ds": json.dumps(ds, ensure_ascii=False),
                         "idx": idx,
                         "idx_json": json.dumps(idx),
                     }
@@ -294,19 +295,20 @@ class WorklistStore:
             body["dedup"] = self.dedup_body(dedup)
         return body
 
-    def _index_refs(self, entry: Dataset) -> list[list[Any]]:
-        """The index memberships of one entry: ``["s", set key]`` or ``["z", key, score]``."""
+    def _index_refs(self, entry: dict[str, Any]) -> list[list[Any]]:
+        """The index memberships of one entry (DICOM JSON): ``["s", set key]`` or
+        ``["z", key, score]``."""
         sps = _sps(entry)
         refs: list[list[Any]] = []
-        for aet in _values(sps, "ScheduledStationAETitle"):
+        for aet in _values(sps, _STATION_AET):
             refs.append(["s", self._keys.by_station(aet.strip())])
-        for modality in _values(sps, "Modality"):
+        for modality in _values(sps, _MODALITY):
             refs.append(["s", self._keys.by_modality(modality.strip())])
-        for pid in _values(entry, "PatientID"):
+        for pid in _values(entry, _PATIENT_ID):
             refs.append(["s", self._keys.by_patient(pid.strip())])
-        for acc in _values(entry, "AccessionNumber"):
+        for acc in _values(entry, _ACCESSION):
             refs.append(["s", self._keys.by_accession(acc.strip())])
-        dates = _values(sps, "ScheduledProcedureStepStartDate")
+        dates = _values(sps, _SPS_START_DATE)
         if dates and dates[0].isdigit() and len(dates[0]) == 8:
             refs.append(["z", self._keys.by_date(), int(dates[0])])
         return refs
@@ -397,7 +399,7 @@ class WorklistStore:
 def _with_status(entry: Dataset, status: bytes | None) -> Dataset:
     """Overlay the entry's current SPS status, kept apart so a status change is one field write."""
     if status:
-        _sps(entry).ScheduledProcedureStepStatus = status.decode()
+        entry.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus = status.decode()
     return entry
 
 

@@ -15,6 +15,7 @@ from broker.hl7.message import decode, peek_header
 from broker.mapping.engine import map_message
 from broker.mapping.registry import MappingRegistry
 from broker.worklist import dicom_json
+from broker.worklist.model import MappedEntry
 from tests.unit.test_mapping_engine import corpus_messages
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,11 +129,38 @@ def test_every_corpus_order_entry() -> None:
             spec = registry.for_message(parsed.message_type)
             if spec is None:
                 continue
-            result = map_message(parsed.message, spec, message_type=parsed.message_type)
+            result = map_message(parsed.segments, spec, message_type=parsed.message_type)
         except HL7Error:
             continue
         for change in result.changes:
-            for ds in change.entries:
-                assert_same(ds)
+            for entry in change.entries:
+                assert isinstance(entry, MappedEntry)
+                # the engine's JSON is pydicom's JSON of the same entry, element order included
+                assert json.dumps(entry.json, ensure_ascii=False) == pydicom_text(entry.dataset)
+                assert_same(entry.dataset)
                 compared += 1
     assert compared >= 10
+
+
+@pytest.mark.parametrize(
+    ("tag", "vr", "values"),
+    [
+        (0x00080050, "SH", ["ACC-1"]),
+        (0x00080050, "SH", []),
+        (0x00400001, "AE", ["CT1", "CT2"]),
+        (0x00100010, "PN", ["Doe^Jane"]),
+        (0x00100010, "PN", ["Yamada^Tarou=山田^太郎=やまだ^たろう"]),
+        (0x00100010, "PN", ["=山田^太郎"]),
+        (0x00100010, "PN", []),
+        (0x0020000D, "UI", ["1.2.826.0.1.3680043.8.498.1"]),
+        (0x00400002, "DA", ["20261201"]),
+        (0x00201208, "IS", ["12"]),
+        (0x00201208, "IS", ["1", "2"]),
+        (0x00101030, "DS", ["72.5"]),
+        (0x00101030, "DS", []),
+    ],
+)
+def test_mapped_element_is_what_pydicom_writes(tag: int, vr: str, values: list[str]) -> None:
+    ds = Dataset()
+    ds.add_new(tag, vr, values if len(values) > 1 else (values[0] if values else ""))
+    assert dicom_json.mapped_element(tag, vr, values) == ds.to_json_dict()[f"{tag:08X}"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from broker.mapping.engine import map_message
 from broker.mapping.parser import load_mapping, parse_mapping
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
-from broker.worklist.model import MappingResult, OrderAction
+from broker.worklist.model import MappingResult, OrderAction, entry_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "hl7"
@@ -36,7 +37,16 @@ def parse(*segments: str) -> Any:
 def run(spec: MappingSpec, *segments: str) -> MappingResult:
     message = parse(*segments)
     event = message.segment("MSH")(9)
-    return map_message(message, spec, message_type=f"{event(1)(1)}^{event(1)(2)}")
+    return as_datasets(map_message(message, spec, message_type=f"{event(1)(1)}^{event(1)(2)}"))
+
+
+def as_datasets(result: MappingResult) -> MappingResult:
+    """The result with each entry as a pydicom Dataset (the engine writes DICOM JSON)."""
+    changes = tuple(
+        dataclasses.replace(c, entries=tuple(entry_dataset(e) for e in c.entries))
+        for c in result.changes
+    )
+    return dataclasses.replace(result, changes=changes)
 
 
 def mapping_error(spec: MappingSpec, *segments: str) -> MappingError:
@@ -402,7 +412,8 @@ def test_every_corpus_order_maps_or_raises_hl7_error() -> None:
             spec = registry.for_message(parsed.message_type)
             if spec is None:  # e.g. OMI^Z23: the router answers AR 201
                 continue
-            result = map_message(parsed.message, spec, message_type=parsed.message_type)
+            result = map_message(parsed.segments, spec, message_type=parsed.message_type)
+            result = as_datasets(result)
         except HL7Error:
             continue
         except Exception as e:  # anything but HL7Error is a bug: the point of the test
@@ -460,7 +471,7 @@ def test_ssmix2_omg_with_parent_and_children_is_refused() -> None:
     spec = MappingRegistry.load(REPO / "mappings").for_message(parsed.message_type)
     assert spec is not None
     with pytest.raises(MappingError) as info:
-        map_message(parsed.message, spec, message_type=parsed.message_type)
+        map_message(parsed.segments, spec, message_type=parsed.message_type)
     assert info.value.location == "ORC-1" and "parent/child" in info.value.text
 
 

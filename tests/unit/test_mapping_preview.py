@@ -17,6 +17,7 @@ from broker.mapping.patient import map_patient_message
 from broker.mapping.preview import AttributeTrace, EntryPreview, Preview, preview, render
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import ValueRule
+from broker.worklist.dicom_json import entry_json
 from broker.worklist.model import OrderAction, PatientAction
 from tests.unit.test_mapping_engine import CORPUS, corpus_messages
 
@@ -350,13 +351,13 @@ def _mapped(registry: MappingRegistry, parsed: ParsedMessage, trace: Trace | Non
     mtype = parsed.message_type
     order, patient = registry.for_message(mtype), registry.for_patient_message(mtype)
     if order is not None:
-        result = map_message(parsed.message, order, message_type=mtype, trace=trace)
+        result = map_message(parsed.segments, order, message_type=mtype, trace=trace)
         return [
-            (c.order_key, c.action, c.status, [e.to_json_dict() for e in c.entries])
+            (c.order_key, c.action, c.status, [entry_json(e) for e in c.entries])
             for c in result.changes
         ]
     if patient is not None:
-        adt = map_patient_message(parsed.message, patient, message_type=mtype, trace=trace)
+        adt = map_patient_message(parsed.segments, patient, message_type=mtype, trace=trace)
         return [adt.action] + [
             (c.patient_id, c.prior_id, c.attributes.to_json_dict()) for c in adt.changes
         ]

@@ -14,6 +14,7 @@ from broker.mapping.parser import parse_mapping
 from broker.mapping.preview import preview, render
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
+from broker.worklist.model import entry_dataset
 from tests.unit.test_mapping_engine import ORM_PV1, REPO, orm, parse, sps
 
 
@@ -34,7 +35,7 @@ def mapping(attributes: dict[str, Any] | None = None, **top: Any) -> MappingSpec
 def entry(spec: MappingSpec, *segments: str, peer: str = "") -> Dataset:
     (change,) = map_message(parse(*segments), spec, message_type="ORM^O01", peer=peer).changes
     (first,) = change.entries
-    return first
+    return entry_dataset(first)
 
 
 def with_location(location: str) -> list[str]:
@@ -169,8 +170,8 @@ def test_a_japanese_name_becomes_ideographic_and_phonetic_groups() -> None:
     decoded = decode(raw, "UNICODE UTF-8")
     spec = registry.for_message("OMG^O19")
     assert spec is not None
-    (change,) = map_message(decoded.message, spec, message_type="OMG^O19").changes
-    (jp,) = change.entries
+    (change,) = map_message(decoded.segments, spec, message_type="OMG^O19").changes
+    (jp,) = (entry_dataset(e) for e in change.entries)
     assert jp.PatientName == "=患者^太郎=カンジャ^タロウ"
     assert (
         jp.PatientName.ideographic == "患者^太郎" and jp.PatientName.phonetic == "カンジャ^タロウ"
@@ -194,7 +195,7 @@ def test_a_code_longer_than_code_value_goes_to_long_code_value() -> None:
     long_code = "CT-HEAD-NATIVE-CONTRAST-01"  # 26 characters; Code Value (SH) holds 16
     segments[4] = segments[4].replace("CTHEAD^CT head^LOCAL", f"{long_code}^CT head^LOCAL")
     (change,) = map_message(parse(*segments), spec, message_type="ORM^O01").changes
-    (item,) = change.entries[0].RequestedProcedureCodeSequence
+    (item,) = entry_dataset(change.entries[0]).RequestedProcedureCodeSequence
     assert item.LongCodeValue == long_code and "CodeValue" not in item
     assert item.CodingSchemeDesignator == "LOCAL"
     (short,) = entry(spec, *orm()).RequestedProcedureCodeSequence
