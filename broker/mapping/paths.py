@@ -168,24 +168,25 @@ def _read_text(field: str, path: HL7Path, delimiters: tuple[str, str, str | None
         if path.repetition > len(repetitions):
             return []
         repetitions = [repetitions[path.repetition - 1]]
+    # Most fields hold no escape sequence and no HL7 null: their parts are read as they are.
+    plain = delimiters[0] not in field and _HL7_NULL not in field
     values = []
     for rep in repetitions:
         components = rep.split(separators[3])
         if path.component is None:
-            values.append(
-                tuple(_clean(c.split(separators[4], 1)[0], delimiters) for c in components)
-            )
+            firsts = [c.split(separators[4], 1)[0] for c in components]
+            values.append(tuple(firsts) if plain else tuple(_clean(c, delimiters) for c in firsts))
             continue
         if path.component > len(components):
             values.append(("",))
             continue
         subs = components[path.component - 1].split(separators[4])
-        if path.subcomponent is None:
-            values.append(tuple(_clean(sub, delimiters) for sub in subs))
-        elif path.subcomponent > len(subs):
-            values.append(("",))
-        else:
-            values.append((_clean(subs[path.subcomponent - 1], delimiters),))
+        if path.subcomponent is not None:
+            if path.subcomponent > len(subs):
+                values.append(("",))
+                continue
+            subs = [subs[path.subcomponent - 1]]
+        values.append(tuple(subs) if plain else tuple(_clean(sub, delimiters) for sub in subs))
     return values
 
 

@@ -104,7 +104,9 @@ def test_header_edge_cases() -> None:
         assert_same(text)
 
 
-_ALPHABET = st.sampled_from([*"|^~\\&#\r\n AZ09", "MSH", "PID", "FHS", "BHS", "ÄÖ"])
+_ALPHABET = st.sampled_from(
+    [*"|^~\\&#\r\n AZ09", "MSH", "PID", "FHS", "BHS", "ÄÖ", '""', "\\F\\"]  # null, escape
+)
 
 
 @settings(max_examples=400, deadline=None)
