@@ -40,7 +40,9 @@ def conform(text: str, rule: ValueRule, location: str | None) -> str:
     if vr in _TEXT_VRS:
         text = text.rstrip()
     else:
-        text = _CONTROL_RE.sub(" ", text).strip()
+        if not text.isprintable():  # a control character (or another non-printing one)
+            text = _CONTROL_RE.sub(" ", text)
+        text = text.strip()
         if "\\" in text:
             raise MappingError(
                 ErrorCode.DATA_TYPE_ERROR,

@@ -358,7 +358,10 @@ def _values(spec: RuleTables, rule: ValueRule, context: _Context) -> list[str]:
     values: list[str] = []
     while current is not None and not values:
         raw, location = _evaluate(spec, current, context)
-        values = [text for text in (conform(v, rule, location) for v in raw) if text]
+        for value in raw:
+            text = conform(value, rule, location)
+            if text:
+                values.append(text)
         current = current.fallback
     if not values and rule.required:
         where = ", ".join(str(p) for p in rule.paths) or rule.keyword
@@ -389,7 +392,7 @@ def _evaluate(spec: RuleTables, rule: ValueRule, context: _Context) -> tuple[lis
         raw = [(uid_from_seed(f"{context.order_key}|{seed}"),)]
     every_repetition = False
     for path in rule.paths:
-        raw = [v for v in context.read(path) if any(part.strip() for part in v)]
+        raw = [v for v in context.read(path) if "".join(v).strip()]  # a part not blank
         if raw:
             location, every_repetition = str(path), path.all_repetitions
             break
@@ -425,14 +428,13 @@ def _name_groups(rule: ValueRule, raw: list[Value], location: str) -> str:
 
 
 def _transform(spec: RuleTables, rule: ValueRule, value: Value, location: str | None) -> str:
-    where = location or rule.name
     text = scalar(value)
     try:
         for index, name in enumerate(rule.transforms):
             text = TRANSFORMS[name](value if index == 0 else (text,))
     except TransformError as e:
         code = ErrorCode.TABLE_VALUE_NOT_FOUND if e.table else ErrorCode.DATA_TYPE_ERROR
-        raise MappingError(code, location, f"{where} ({rule.keyword}) {e}") from e
+        raise MappingError(code, location, f"{location or rule.name} ({rule.keyword}) {e}") from e
     if rule.extract is not None and text:
         match = rule.extract.search(text[:MAX_MATCHED])
         text = "" if match is None else match.group(1 if rule.extract.groups else 0)
@@ -444,6 +446,7 @@ def _transform(spec: RuleTables, rule: ValueRule, value: Value, location: str | 
         raise MappingError(
             ErrorCode.TABLE_VALUE_NOT_FOUND,
             location,
-            f"{where} ({rule.keyword}): {text!r} has no row in table {table.name!r}",
+            f"{location or rule.name} ({rule.keyword}): {text!r} has no row in table "
+            f"{table.name!r}",
         )
     return found
