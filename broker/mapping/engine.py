@@ -11,7 +11,8 @@ OMI).
 
 A path's segment resolves to the current entry segment when it is of that
 type, else to the first such segment in the current order group, else to the
-first in the message (so PID and PV1 come from the patient part).
+first in the message (so PID and PV1 come from the patient part); rules are
+evaluated by ``broker.mapping.evaluation``.
 
 A :class:`Trace` given to :func:`map_message` or :func:`evaluate_rules` is told
 how each value was found (``broker.mapping.preview``); it only observes, and
@@ -21,46 +22,32 @@ without one the only cost is an ``is not None`` check per rule.
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 from pydicom.dataset import Dataset
 
 from broker.errors import HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
-from broker.mapping.conditions import MAX_MATCHED
-from broker.mapping.conform import conform
-from broker.mapping.order_control import control_codes, control_row, refuse_parent_child
-from broker.mapping.paths import HL7Path, Value, read, scalar
-from broker.mapping.spec import (
-    SPS_SEQUENCE,
-    ControlAction,
-    LookupTable,
-    MappingSpec,
-    Rule,
-    SequenceRule,
-    ValueRule,
+from broker.mapping.evaluation import (
+    SPS_SEQUENCE_KEY,
+    SPS_STATUS_KEY,
+    Context,
+    RuleTables,
+    build,
+    first_by_id,
+    segment_id,
+    status_element,
 )
+from broker.mapping.order_control import control_codes, control_row, refuse_parent_child
+from broker.mapping.paths import scalar
+from broker.mapping.spec import ControlAction, MappingSpec, Rule
 from broker.mapping.stations import route
 from broker.mapping.trace import Trace
-from broker.mapping.transforms import (
-    TRANSFORMS,
-    TransformError,
-    id_from_seed,
-    person_name_groups,
-    uid_from_seed,
-)
-from broker.worklist.dicom_json import dataset_json, mapped_element
+from broker.worklist.dicom_json import dataset_json
 from broker.worklist.model import MappedEntry, MappingResult, OrderAction, OrderChange
 
 __all__ = ["RuleTables", "Trace", "evaluate_rules", "map_message", "segment_id"]
-
-_SPS_STATUS_KEY = "00400020"  # Scheduled Procedure Step Status, CS (PS3.3 C.4.10)
-_SPS_SEQUENCE_TAG = 0x00400100  # Scheduled Procedure Step Sequence
-_CODE_VALUE = 0x00080100  # Code Value, SH
-_LONG_CODE_VALUE = 0x00080119  # Long Code Value, UC
-_SCHEDULED = "SCHEDULED"
 
 
 def map_message(
@@ -91,12 +78,12 @@ def map_message(
             f"mapping {spec.name!r} does not handle {message_type}",
         )
     segments = list(message)
-    first_orc = next((i for i, s in enumerate(segments) if _segment_id(s) == "ORC"), None)
+    first_orc = next((i for i, s in enumerate(segments) if segment_id(s) == "ORC"), None)
     if first_orc is None:
         raise MappingError(
             ErrorCode.SEGMENT_SEQUENCE_ERROR, "ORC", f"{message_type} has no ORC segment"
         )
-    message_first = _first_by_id(segments)
+    message_first = first_by_id(segments)
     groups = _order_groups(segments[first_orc:])
     refuse_parent_child(groups)
     changes: list[OrderChange] = []
@@ -110,13 +97,6 @@ def map_message(
         else:
             changes.append(change)
     return MappingResult(tuple(changes), spec.name, spec.version)
-
-
-class RuleTables(Protocol):
-    """What evaluating rules needs of a mapping (order or patient): its lookup tables."""
-
-    @property
-    def tables(self) -> Mapping[str, LookupTable]: ...
 
 
 def evaluate_rules(
@@ -133,78 +113,17 @@ def evaluate_rules(
     """
     if trace is not None:
         trace.entry("")
-    built, _ = _build(spec, rules, _Context(_first_by_id(message), list(group), None, trace))
+    built, _ = build(spec, rules, Context(first_by_id(message), list(group), None, trace))
     return Dataset.from_json(built)
-
-
-def segment_id(segment: Sequence[Any]) -> str:
-    """The segment's name (``"PID"``)."""
-    return _segment_id(segment)
-
-
-def _segment_id(segment: Sequence[Any]) -> str:
-    head = segment[0] if len(segment) else ""
-    if isinstance(head, str):
-        return head
-    return str(head[0]) if len(head) else ""
-
-
-def _first_by_id(segments: Sequence[Any]) -> dict[str, Any]:
-    first: dict[str, Any] = {}
-    for segment in segments:
-        first.setdefault(_segment_id(segment), segment)
-    return first
 
 
 def _order_groups(segments: Sequence[Any]) -> list[list[Any]]:
     groups: list[list[Any]] = []
     for segment in segments:
-        if _segment_id(segment) == "ORC" or not groups:
+        if segment_id(segment) == "ORC" or not groups:
             groups.append([])
         groups[-1].append(segment)
     return groups
-
-
-class _Context:
-    """Resolves a path's segment for one entry (or one order group when ``entry`` is None)."""
-
-    def __init__(
-        self,
-        message_first: dict[str, Any],
-        group: list[Any],
-        entry: tuple[str, Any] | None,
-        trace: Trace | None = None,
-        peer: str = "",
-    ) -> None:
-        self.message_first = message_first
-        self.group_first = _first_by_id(group)
-        self.entry = entry
-        self.order_key = ""
-        self.trace = trace
-        self.peer = peer
-
-    def read(self, path: HL7Path) -> list[Value]:
-        if self.entry is not None and path.segment == self.entry[0]:
-            segment = self.entry[1]
-        else:
-            segment = self.group_first.get(path.segment, self.message_first.get(path.segment))
-        return [] if segment is None else read(segment, path)
-
-    def subject(self, subject: HL7Path | str) -> str:
-        """A condition's subject (``broker.mapping.conditions``): a path's plain value, or the
-        sending host."""
-        if isinstance(subject, HL7Path):
-            values = self.read(subject)
-            return scalar(values[0]).strip() if values else ""
-        if subject == "sending_host":
-            return _host(self.peer)
-        return ""
-
-
-def _host(peer: str) -> str:
-    """``10.1.2.3`` of ``10.1.2.3:4000``, ``::1`` of ``[::1]:4000``."""
-    host = peer.rsplit(":", 1)[0] if peer.count(":") == 1 or peer.startswith("[") else peer
-    return host.strip("[]")
 
 
 def _map_group(
@@ -215,7 +134,7 @@ def _map_group(
     observers: tuple[Trace | None, str],
 ) -> OrderChange | None:
     trace, peer = observers
-    context = _Context(message_first, group, None, peer=peer)
+    context = Context(message_first, group, None, peer=peer)
     row = control_row(spec, *control_codes(group[0]))
     action = row.action
     if action is ControlAction.IGNORE:
@@ -228,7 +147,7 @@ def _map_group(
     entry_type, entry_segments = _entry_segments(group, entry_types)
     entries = []
     for segment in entry_segments:
-        entry_context = _Context(message_first, group, (entry_type, segment), trace, peer)
+        entry_context = Context(message_first, group, (entry_type, segment), trace, peer)
         entry_context.order_key = key
         entries.append(_entry(spec, entry_context, row.status))
     return OrderChange(key, OrderAction.SCHEDULE, tuple(entries), status=row.status)
@@ -236,7 +155,7 @@ def _map_group(
 
 def _entry_segments(group: list[Any], entry_types: tuple[str, ...]) -> tuple[str, list[Any]]:
     for entry_type in entry_types:
-        found = [s for s in group if _segment_id(s) == entry_type]
+        found = [s for s in group if segment_id(s) == entry_type]
         if found:
             return entry_type, found
     raise MappingError(
@@ -246,7 +165,7 @@ def _entry_segments(group: list[Any], entry_types: tuple[str, ...]) -> tuple[str
     )
 
 
-def _order_key(spec: MappingSpec, context: _Context) -> str:
+def _order_key(spec: MappingSpec, context: Context) -> str:
     """First non-empty ``PREFIX:<id>[^<namespace>]`` of the mapping's order_key paths.
 
     For an EI field (HL7 v2.5.1 §2A.26, ``id^namespace^universal id^type``)
@@ -272,10 +191,10 @@ def _order_key(spec: MappingSpec, context: _Context) -> str:
     )
 
 
-def _entry(spec: MappingSpec, context: _Context, status: str) -> MappedEntry:
+def _entry(spec: MappingSpec, context: Context, status: str) -> MappedEntry:
     if context.trace is not None:
         context.trace.entry(context.order_key)
-    entry, _ = _build(spec, spec.rules, context)
+    entry, _ = build(spec, spec.rules, context)
     if spec.stations:
         dataset = Dataset.from_json(entry)
         chosen = route(spec.stations, dataset, context.subject)
@@ -283,170 +202,5 @@ def _entry(spec: MappingSpec, context: _Context, status: str) -> MappedEntry:
             context.trace.station(chosen)
         entry = dataset_json(dataset)
     # The order-control table is the authority for the step's status (PS3.3 C.4.10).
-    entry[_key(_SPS_SEQUENCE_TAG)]["Value"][0][_SPS_STATUS_KEY] = _status(status)
+    entry[SPS_SEQUENCE_KEY]["Value"][0][SPS_STATUS_KEY] = status_element(status)
     return MappedEntry(entry)
-
-
-def _build(
-    spec: RuleTables, rules: tuple[Rule, ...], context: _Context
-) -> tuple[dict[str, Any], bool]:
-    """Build DICOM JSON (PS3.18 F.2) from ``rules``; the flag says whether any value is
-    non-empty. Values are written as ``dicom_json`` writes pydicom's elements."""
-    dataset: dict[str, Any] = {}
-    filled = False
-    for rule in rules:
-        if isinstance(rule, SequenceRule):
-            if context.trace is not None:
-                context.trace.sequence(rule.keyword)
-            item, item_filled = _build(spec, rule.rules, context)
-            if context.trace is not None:
-                context.trace.sequence(None)
-            if rule.keyword == SPS_SEQUENCE:
-                if not item.get(_SPS_STATUS_KEY, {}).get("Value"):
-                    item[_SPS_STATUS_KEY] = _status(_SCHEDULED)
-                item_filled = True
-            if item_filled:  # an optional sequence with no values is left out entirely
-                dataset[_key(rule.tag)] = {"vr": "SQ", "Value": [item]}
-                filled = True
-            continue
-        if rule.tag == _CODE_VALUE:
-            rule, values = _code_value(spec, rule, context)
-        else:
-            values = _values(spec, rule, context)
-        filled = filled or bool(values)
-        chosen = values if rule.multi else values[:1]
-        dataset[_key(rule.tag)] = mapped_element(rule.tag, rule.vr, chosen)
-    return dataset, filled
-
-
-@functools.lru_cache(maxsize=1024)
-def _key(tag: int) -> str:
-    return f"{tag:08X}"
-
-
-def _status(status: str) -> dict[str, Any]:
-    return {"vr": "CS", "Value": [status]}
-
-
-def _code_value(
-    spec: RuleTables, rule: ValueRule, context: _Context
-) -> tuple[ValueRule, list[str]]:
-    """A code longer than Code Value's 16 characters goes to Long Code Value (0008,0119),
-    which replaces Code Value (PS3.3 8.8, Table 8.8-1a), rather than being refused."""
-    try:
-        return rule, _values(spec, rule, context)
-    except MappingError as e:
-        if e.err_code is not ErrorCode.VALUE_TOO_LONG:
-            raise
-    long_rule = _as_long_code(rule)
-    return long_rule, _values(spec, long_rule, context)
-
-
-def _as_long_code(rule: ValueRule) -> ValueRule:
-    fallback = None if rule.fallback is None else _as_long_code(rule.fallback)
-    return dataclasses.replace(
-        rule, keyword="LongCodeValue", tag=_LONG_CODE_VALUE, vr="UC", fallback=fallback
-    )
-
-
-def _values(spec: RuleTables, rule: ValueRule, context: _Context) -> list[str]:
-    """Evaluate a rule (and its fallbacks), check ``required`` and DICOM conformance."""
-    trace = context.trace
-    if trace is not None:
-        trace.rule(rule)
-    current: ValueRule | None = rule
-    values: list[str] = []
-    while current is not None and not values:
-        raw, location = _evaluate(spec, current, context)
-        for value in raw:
-            text = conform(value, rule, location)
-            if text:
-                values.append(text)
-        current = current.fallback
-    if not values and rule.required:
-        where = ", ".join(str(p) for p in rule.paths) or rule.keyword
-        first = str(rule.paths[0]) if rule.paths else None
-        raise MappingError(
-            ErrorCode.REQUIRED_FIELD_MISSING, first, f"{where} ({rule.keyword}) is empty"
-        )
-    if trace is not None:
-        trace.done(values)
-    return values
-
-
-def _evaluate(spec: RuleTables, rule: ValueRule, context: _Context) -> tuple[list[str], str | None]:
-    """Raw values of one rule: first non-empty path (or constant, or generated), transformed."""
-    location: str | None = None
-    raw: list[Value] = []
-    if rule.when is not None and not rule.when.holds(context.subject):
-        if context.trace is not None:
-            context.trace.evaluated(rule, None, [], [], None)
-        return [], None
-    if rule.value is not None:
-        raw = [(rule.value,)]
-    elif rule.generate == "id":  # the keyword keeps RP ID and SPS ID of one order apart
-        seed = _first_scalar(rule.seed, context)
-        raw = [(id_from_seed(f"{context.order_key}|{rule.keyword}|{seed}"),)]
-    elif rule.generate is not None:
-        seed = _first_scalar(rule.seed, context)
-        raw = [(uid_from_seed(f"{context.order_key}|{seed}"),)]
-    every_repetition = False
-    for path in rule.paths:
-        raw = [v for v in context.read(path) if "".join(v).strip()]  # a part not blank
-        if raw:
-            location, every_repetition = str(path), path.all_repetitions
-            break
-    if raw and location is not None and every_repetition and not rule.multi:
-        # every repetition of an XPN/XCN: one name, with its component groups
-        values = [_name_groups(rule, raw, location)]
-    else:
-        values = [_transform(spec, rule, value, location) for value in raw]
-    values = [v for v in values if v.strip()]
-    if context.trace is not None:
-        seeded = _first_scalar(rule.seed, context) if rule.generate is not None else None
-        context.trace.evaluated(rule, location, raw, values, seeded)
-    if not values and rule.default is not None:
-        values = [rule.default]
-    return values, location
-
-
-def _first_scalar(paths: tuple[HL7Path, ...], context: _Context) -> str:
-    for path in paths:
-        for value in context.read(path):
-            if scalar(value).strip():
-                return scalar(value).strip()
-    return ""
-
-
-def _name_groups(rule: ValueRule, raw: list[Value], location: str) -> str:
-    try:
-        return person_name_groups(raw, xcn=rule.transforms == ("xcn_pn",))
-    except TransformError as e:
-        raise MappingError(
-            ErrorCode.DATA_TYPE_ERROR, location, f"{location} ({rule.keyword}) {e}"
-        ) from e
-
-
-def _transform(spec: RuleTables, rule: ValueRule, value: Value, location: str | None) -> str:
-    text = scalar(value)
-    try:
-        for index, name in enumerate(rule.transforms):
-            text = TRANSFORMS[name](value if index == 0 else (text,))
-    except TransformError as e:
-        code = ErrorCode.TABLE_VALUE_NOT_FOUND if e.table else ErrorCode.DATA_TYPE_ERROR
-        raise MappingError(code, location, f"{location or rule.name} ({rule.keyword}) {e}") from e
-    if rule.extract is not None and text:
-        match = rule.extract.search(text[:MAX_MATCHED])
-        text = "" if match is None else match.group(1 if rule.extract.groups else 0)
-    if rule.table is None or not text:
-        return text
-    table = spec.tables[rule.table]
-    found = table.rows.get(text, table.default)
-    if found is None:
-        raise MappingError(
-            ErrorCode.TABLE_VALUE_NOT_FOUND,
-            location,
-            f"{location or rule.name} ({rule.keyword}): {text!r} has no row in table "
-            f"{table.name!r}",
-        )
-    return found
