@@ -142,9 +142,11 @@ def start_ceiling(count: int, seed: int, mode: str = "both") -> Server:
     return Server(name, proc, int(m[1]), "CEILING", m[2].strip())
 
 
-def start_broker(data_dir: Path) -> Server:
+def start_broker(data_dir: Path, entry_cache: int | None) -> Server:
     """``mwl-broker serve``, embedded Redis in ``data_dir``, no periodic purge (old dates)."""
     env = {**os.environ, "MWL_BROKER_RETENTION_INTERVAL_SECONDS": "0"}
+    if entry_cache is not None:
+        env["MWL_BROKER_DICOM_ENTRY_CACHE"] = str(entry_cache)
     proc, m = start_process(
         ["-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1", "--hl7-port", "0",
          "--dicom-host", "127.0.0.1", "--dicom-port", "0", "--data-dir", str(data_dir),
@@ -238,6 +240,13 @@ class Workload:
         result.extra.update(rss_start=rss.start, rss_peak=rss.peak)
         return result
 
+    def warm(self, server: Server, kind: str) -> None:
+        """One unmeasured pass over the kind's distinct queries: scanners repeat their
+        polls, so the broker's entry cache is warm for them (not with --entry-cache 0)."""
+        queries = self.queries[kind]
+        run_cell(server.port, server.called_ae, queries, self.expected,
+                 concurrency=1, reps=len(queries), warmup=0)  # fmt: skip
+
     def measure(self, servers: list[Server], kind: str, concurrency: int) -> dict[str, CellResult]:
         """One cell per server, run in rounds that alternate between the servers, so that
         other load on the machine falls on all of them alike. At concurrency 1 a probe
@@ -308,7 +317,7 @@ def run_size(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, objec
     servers: list[Server] = []
     results: dict[tuple[str, str, int], CellResult] = {}
     try:
-        broker = start_broker(data_dir)
+        broker = start_broker(data_dir, args.entry_cache)
         servers.append(broker)
         seconds = load(entries, data_dir, wl_root / "WLMSCPFS")
         print(f"loaded {count:,} entries into the broker's Redis and wlmscpfs files "
@@ -321,6 +330,8 @@ def run_size(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, objec
         print(HEADER, flush=True)
         work = Workload(queries, expected, args)
         for kind in KINDS:
+            if kind != "broad" and args.entry_cache != 0:
+                work.warm(broker, kind)
             for concurrency in args.concurrency:
                 for name, r in work.measure(servers, kind, concurrency).items():
                     results[name, kind, concurrency] = r
@@ -380,6 +391,11 @@ def describe_machine() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True, text=True, cwd=REPO,
+    ).stdout.strip()  # fmt: skip
+    commit += " + uncommitted changes" if dirty else ""
     print(
         f"machine: {cpu}, {os.cpu_count()} cores, {mem} GiB; Python {platform.python_version()}, "
         f"pynetdicom {pynetdicom.__version__}, pydicom {pydicom.__version__}, "
@@ -397,6 +413,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3, help="alternations between servers")
     parser.add_argument(
+        "--entry-cache", type=int, default=None,
+        help="the broker's dicom_entry_cache (default: its own); 0: off, no warm-up pass",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-socket-variants", dest="socket_variants", action="store_false",
         help="skip the ceiling without TCP_NODELAY / TCP_QUICKACK",
     )  # fmt: skip
@@ -406,6 +426,10 @@ def main() -> None:
     print(
         f"repetitions per cell: defaults {DEFAULT_REPS} (conc. 1, conc. >1), cut to about "
         f"{args.budget:.0f} s of queries per cell, at least 5 (conc. 1) / 8"
+    )
+    cache = "its default" if args.entry_cache is None else str(args.entry_cache)
+    print(
+        f"broker dicom_entry_cache: {cache}" + (", warm-up pass" if args.entry_cache != 0 else "")
     )
     all_results = {}
     with tempfile.TemporaryDirectory(prefix="cfind-bench-") as tmp:

@@ -69,6 +69,7 @@ def build_store(s: Settings, client: redis.Redis) -> WorklistStore:
         keys=KeySchema(s.redis_key_prefix),
         dedup_ttl_seconds=s.dedup_window_seconds,
         wait_replicas=s.redis_wait_replicas,
+        entry_cache=s.dicom_entry_cache,
     )
 
 
@@ -168,6 +169,7 @@ class Broker:
             hidden_statuses=frozenset(s.dicom_hidden_statuses),
             profiles=profiles,
             zone=site_zone(s.site_timezone),
+            answer_cache=s.dicom_entry_cache,
         )
         self._dicom = DicomServer(
             ae_title=s.ae_title,

@@ -63,6 +63,7 @@ class Settings:
     dicom_port: int = 11112
     ae_title: str = "MWL_BROKER"
     dicom_max_answers: int = 5000
+    dicom_entry_cache: int = 10_000  # entries kept decoded for C-FIND, and answers; 0: off
     dicom_character_set: str = "ISO_IR 192"
     dicom_pn_case_insensitive: bool = True
     dicom_hidden_statuses: tuple[str, ...] = ("COMPLETED", "CANCELED", "DISCONTINUED")
@@ -121,6 +122,11 @@ class Settings:
         for name in ("hl7_idle_timeout", "dicom_network_timeout", "redis_timeout", "drain_timeout"):
             _check(name, getattr(self, name) > 0, "must be a number of seconds greater than 0")
         _check("redis_wait_replicas", self.redis_wait_replicas >= 0, "must be 0 or more")
+        _check(
+            "dicom_entry_cache",
+            self.dicom_entry_cache >= 0,
+            "must be a number of entries, 0 (no cache) or more",
+        )
         _check(
             "ae_title",
             bool(_AE_TITLE.match(self.ae_title)) and self.ae_title.strip() != "",

@@ -20,17 +20,19 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
 
+from broker.dicom.answers import AnswerCache
 from broker.dicom.matching import SPECIFIC_CHARACTER_SET
 from broker.dicom.plan import QueryPlan, excluded, make_plan, sort_key
 from broker.dicom.profiles import ProfileSet, ScannerProfile
-from broker.dicom.response import build_response, check_character_set
+from broker.dicom.response import answer_shape, check_character_set
 from broker.dicom.status import Status
 from broker.errors import DicomServiceError, StoreError
 from broker.worklist.model import CandidateCriteria
@@ -47,10 +49,15 @@ _ERROR_COMMENT_MAX = 64  # PS3.7 Error Comment (0000,0902) is an LO
 
 
 class EntrySource(Protocol):
-    """Where worklist entries come from (``broker.worklist.store.WorklistStore``)."""
+    """Where worklist entries come from (``broker.worklist.store.WorklistStore``); both
+    methods raise ``StoreError`` on failure."""
 
-    def candidates(self, criteria: CandidateCriteria) -> Iterator[Dataset]:
-        """Entries that may match ``criteria``; raises ``StoreError`` on failure."""
+    def candidate_ids(self, criteria: CandidateCriteria) -> list[str]:
+        """Ids of the entries that may match ``criteria``."""
+        ...
+
+    def entries(self, ids: Iterable[str], *, keep: bool = True) -> Iterator[Dataset]:
+        """The entries with these ids, as stored now; ``keep``: new ones may be cached."""
         ...
 
 
@@ -147,6 +154,7 @@ class WorklistFindService:
         hidden_statuses: frozenset[str] = DEFAULT_HIDDEN_STATUSES,
         profiles: ProfileSet | None = None,
         zone: dt.tzinfo | None = None,
+        answer_cache: int = 10_000,
     ) -> None:
         if max_answers < 1:
             raise ValueError("max_answers must be at least 1")
@@ -158,6 +166,9 @@ class WorklistFindService:
         self._hidden = hidden_statuses
         self._profiles = profiles or ProfileSet({})
         self._zone = zone  # the site's zone: defines "today"; None: the machine's
+        self._built = AnswerCache(answer_cache)  # answers sent again to repeated polls
+        # More candidates than this (a broad query): the caches are read, not filled.
+        self._keep_limit = answer_cache // 4 if answer_cache else sys.maxsize
 
     def __repr__(self) -> str:
         return (
@@ -203,12 +214,18 @@ class WorklistFindService:
                 )
             query = decode_identifier(event)
             plan = self._plan(query, profile)
+            ids = [] if plan.nothing else self._source.candidate_ids(plan.criteria)
+            # A query over more candidates than a quarter of the caches (a broad one) does
+            # not fill them: it would push out what the polls use, and churn memory.
+            keep = len(ids) <= self._keep_limit
             encode = functools.partial(
-                build_response,
+                self._built.answer,
+                shape=answer_shape(query),
                 character_set=profile.character_set or self._character_set,
                 unrepresentable=profile.unrepresentable,
+                keep=keep,
             )
-            matched = self._matches(event, query, plan)
+            matched = self._matches(event, query, plan, self._source.entries(ids, keep=keep))
             if profile.sort or profile.refuse_over_limit:
                 yield from self._collected(event, matched, plan, profile, query, encode)
                 return
@@ -235,12 +252,10 @@ class WorklistFindService:
         return make_plan(query, profile, today, self._hidden, self._max_answers, self._zone)
 
     def _matches(
-        self, event: FindEvent, query: Dataset, plan: QueryPlan
+        self, event: FindEvent, query: Dataset, plan: QueryPlan, candidates: Iterator[Dataset]
     ) -> Iterator[Dataset | None]:
         """Entries the caller may see that match; None when the query was cancelled."""
-        if plan.nothing:
-            return
-        for entry in self._source.candidates(plan.criteria):
+        for entry in candidates:
             if event.is_cancelled:
                 yield None
                 return

@@ -20,7 +20,10 @@ from pydicom.sequence import Sequence
 
 from broker.dicom.matching import DEFAULT_CHARACTER_SET, SPECIFIC_CHARACTER_SET, element_of
 
-__all__ = ["build_response", "check_character_set"]
+__all__ = ["AnswerShape", "answer_shape", "build_response", "check_character_set"]
+
+# What of a query its answers depend on, besides the entry (see ``answer_shape``).
+AnswerShape = tuple[tuple[object, ...], ...]
 
 
 def check_character_set(term: str) -> None:
@@ -148,6 +151,27 @@ def _project_sequence(query: DataElement, stored: DataElement | None) -> DataEle
     if not keys:
         return DataElement(query.tag, "SQ", Sequence([_copy_item(i) for i in items]))
     return DataElement(query.tag, "SQ", Sequence([_project(keys[0], i) for i in items]))
+
+
+def answer_shape(query: Dataset) -> AnswerShape:
+    """Everything of ``query`` that :func:`build_response` reads: the return keys' tags
+    and VRs, each sequence key's item keys (as ``_project_sequence`` picks them), and
+    the values of private creators. Two queries of one shape get the same answer from
+    the same entry, whatever values they match on. Plain ints and strings, so that
+    hashing and comparing a shape stays in C (pydicom's ``BaseTag.__eq__`` is Python)."""
+    shape: list[tuple[object, ...]] = []
+    for q in query:
+        if q.tag.element == 0 or q.tag == SPECIFIC_CHARACTER_SET:
+            continue
+        tag, vr = int(q.tag), str(q.VR)
+        if vr == "SQ":
+            keys = [item for item in q.value or [] if any(e.tag.element for e in item)]
+            shape.append((tag, vr, answer_shape(keys[0]) if keys else None))
+        elif q.tag.is_private and 0x0010 <= q.tag.element <= 0x00FF:
+            shape.append((tag, vr, repr(q.value)))
+        else:
+            shape.append((tag, vr))
+    return tuple(shape)
 
 
 def build_response(

@@ -26,6 +26,8 @@ from redis.commands.core import Script
 
 from broker.errors import StoreError
 from broker.worklist import dicom_json, steps
+from broker.worklist.candidates import CandidateSelector
+from broker.worklist.entry_cache import EntryCache
 from broker.worklist.guards import (
     DEDUP_EPILOGUE_LUA,
     MESSAGE_PROLOGUE_LUA,
@@ -173,9 +175,12 @@ class WorklistStore:
         dedup_ttl_seconds: int = 7 * 24 * 3600,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        entry_cache: int = 10_000,
     ) -> None:
         self._redis = client
         self._keys = keys or KeySchema()
+        self._selector = CandidateSelector(client, self._keys)
+        self._cache = EntryCache(entry_cache)  # decoded entries for reads; 0: off
         self._dedup_ttl = dedup_ttl_seconds
         self._wait_replicas = wait_replicas
         self._wait_timeout_ms = wait_timeout_ms
@@ -187,6 +192,11 @@ class WorklistStore:
     @property
     def keys(self) -> KeySchema:
         return self._keys
+
+    @property
+    def entry_cache(self) -> EntryCache:
+        """The decoded entries kept for reads (its size, for metrics)."""
+        return self._cache
 
     @property
     def client(self) -> redis.Redis:
@@ -324,52 +334,31 @@ class WorklistStore:
         return None if raw is None else decode_dedup(raw)
 
     def candidate_ids(self, criteria: CandidateCriteria) -> list[str]:
-        """Entry ids that may match, narrowed through the index sets (never a scan)."""
-        k = self._keys
-        set_keys = [
-            key
-            for value, key_of in (
-                (criteria.station_aet, k.by_station),
-                (criteria.modality, k.by_modality),
-                (criteria.patient_id, k.by_patient),
-                (criteria.accession_number, k.by_accession),
-            )
-            if value
-            for key in [key_of(value)]
-        ]
-        has_dates = criteria.date_from is not None or criteria.date_to is not None
-        low = int(criteria.date_from) if criteria.date_from else "-inf"
-        high = int(criteria.date_to) if criteria.date_to else "+inf"
-        try:
-            if set_keys:
-                ids = sorted(_text(i) for i in self._redis.sinter(set_keys))
-                if has_dates and ids:
-                    scores = self._redis.zmscore(k.by_date(), ids)
-                    ids = [i for i, s in zip(ids, scores, strict=True) if _in_range(s, low, high)]
-                return ids
-            if has_dates:
-                found = cast(list[bytes], self._redis.zrangebyscore(k.by_date(), low, high))
-                return [_text(i) for i in found]
-            return sorted(_text(i) for i in self._redis.smembers(k.all_entries()))
-        except redis.RedisError as e:
-            raise StoreError(f"worklist store unavailable: {e}") from e
+        """Entry ids that may match, sorted, narrowed through the index keys (never a scan)."""
+        return self._selector.ids(criteria)
 
     def candidates(self, criteria: CandidateCriteria) -> Iterator[Dataset]:
         """Stream the entries that may match ``criteria``, fetched in batches."""
         return self.entries(self.candidate_ids(criteria))
 
-    def entries(self, ids: Iterable[str]) -> Iterator[Dataset]:
-        """Stream entries by id, skipping any removed since the ids were read."""
+    def entries(self, ids: Iterable[str], *, keep: bool = True) -> Iterator[Dataset]:
+        """Stream entries by id, skipping any removed since the ids were read.
+
+        Each is read from Redis, but decoded only if its stored JSON or status changed
+        since it was last read (``broker.worklist.entry_cache``): the Datasets may be
+        shared with other readers, so they must not be changed. Without ``keep``, what
+        is decoded now is not cached (a broad query would push out what polls use).
+        """
         batch: list[str] = []
         for entry_id in ids:
             batch.append(entry_id)
             if len(batch) >= _FETCH_BATCH:
-                yield from self._fetch(batch)
+                yield from self._fetch(batch, keep)
                 batch = []
         if batch:
-            yield from self._fetch(batch)
+            yield from self._fetch(batch, keep)
 
-    def _fetch(self, ids: list[str]) -> Iterator[Dataset]:
+    def _fetch(self, ids: list[str], keep: bool) -> Iterator[Dataset]:
         try:
             pipe = self._redis.pipeline(transaction=False)
             for entry_id in ids:
@@ -377,9 +366,11 @@ class WorklistStore:
             rows = pipe.execute()
         except redis.RedisError as e:
             raise StoreError(f"worklist store unavailable: {e}") from e
-        for raw, status in rows:
-            if raw is not None:
-                yield _with_status(Dataset.from_json(json.loads(raw)), status)
+        for entry_id, (raw, status) in zip(ids, rows, strict=True):
+            if raw is None:
+                self._cache.discard(entry_id)
+            else:
+                yield self._cache.entry(entry_id, raw, status, keep=keep)
 
     def order_entry_ids(self, order_key: str) -> list[str]:
         """Ids of the entries an order has on the worklist now."""
@@ -396,21 +387,8 @@ class WorklistStore:
             raise StoreError(f"worklist store unavailable: {e}") from e
 
 
-def _with_status(entry: Dataset, status: bytes | None) -> Dataset:
-    """Overlay the entry's current SPS status, kept apart so a status change is one field write."""
-    if status:
-        entry.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus = status.decode()
-    return entry
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _in_range(score: float | None, low: int | str, high: int | str) -> bool:
-    if score is None:
-        return False
-    return (low == "-inf" or score >= float(low)) and (high == "+inf" or score <= float(high))
 
 
 def _encode_dedup(record: DedupRecord) -> str:

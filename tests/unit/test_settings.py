@@ -33,12 +33,20 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
         ({"MWL_BROKER_NO_SUCH_THING": "1"}, "MWL_BROKER_NO_SUCH_THING"),
         ({"MWL_BROKER_REDIS_ALLOW_UNSAFE": "maybe"}, "MWL_BROKER_REDIS_ALLOW_UNSAFE"),
         ({"MWL_BROKER_HL7_MAX_FRAME_BYTES": "0"}, "hl7_max_frame_bytes"),
+        ({"MWL_BROKER_DICOM_ENTRY_CACHE": "-1"}, "dicom_entry_cache"),
+        ({"MWL_BROKER_DICOM_ENTRY_CACHE": "lots"}, "MWL_BROKER_DICOM_ENTRY_CACHE"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], setting: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(environ=environ)
     assert info.value.setting == setting
+
+
+def test_entry_cache_size_and_off() -> None:
+    assert load_settings(environ={}).dicom_entry_cache == 10_000
+    off = load_settings(environ={"MWL_BROKER_DICOM_ENTRY_CACHE": "0"})
+    assert off.dicom_entry_cache == 0
 
 
 def test_unknown_key_in_file_names_file_and_key(tmp_path: Path) -> None:

@@ -1,0 +1,78 @@
+"""C-FIND answers built once and sent again while nothing they depend on changed.
+
+Building an answer (``broker.dicom.response.build_response``) costs about as much
+as pynetdicom's encoding of it, and a scanner's poll asks the same return keys of
+the same entries every time. An answer depends on the entry, the query's shape
+(``answer_shape``: its return keys, not the values it matches on), the character
+set and the policy for what that set cannot carry; those are the key. The entry
+is keyed by identity: the store's entry cache (``broker.worklist.entry_cache``)
+hands out the same Dataset while the stored entry is unchanged and a new one
+when it changed, so a changed entry never finds an old answer. The entry is held
+by a weak reference, so a cached answer keeps no old entry alive; an id whose
+entry is gone (and possibly reused by a new object) is a miss.
+
+An answer is shared by every query and thread that sends it, so nothing may
+change it after it is built. ``broker.dicom.find`` only yields it; pynetdicom
+only encodes it (``pynetdicom.dsutils.encode`` → ``pydicom.filewriter.write_dataset``,
+which reads the elements; the one thing it keeps is a ``PersonName``'s encoded
+bytes, made with the answer's own Specific Character Set, which the key fixes).
+
+Bounded by a count, least recently used first out (``broker.lru``: reads take
+no lock, writes do); 0 turns it off. A query over many candidates reads it but
+does not fill it (``keep``, decided in ``broker.dicom.find``). Answers are built outside any lock.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from pydicom.dataset import Dataset
+
+from broker.dicom.response import AnswerShape, build_response
+from broker.lru import LRU
+
+__all__ = ["AnswerCache"]
+
+_Key = tuple[int, AnswerShape, str, str]
+
+
+class AnswerCache:
+    """Up to ``max_answers`` built answers, by entry, query shape, character set, policy."""
+
+    def __init__(self, max_answers: int) -> None:
+        if max_answers < 0:
+            raise ValueError("max_answers must be 0 (off) or more")
+        self._max = max_answers
+        self._items: LRU[_Key, tuple[weakref.ref[Dataset], Dataset]] | None = (
+            LRU(max_answers) if max_answers else None
+        )
+
+    def __repr__(self) -> str:
+        return f"AnswerCache(max_answers={self._max}, held={len(self)})"
+
+    def __len__(self) -> int:
+        return len(self._items) if self._items is not None else 0
+
+    def answer(
+        self,
+        query: Dataset,
+        entry: Dataset,
+        *,
+        shape: AnswerShape,
+        character_set: str,
+        unrepresentable: str,
+        keep: bool = True,
+    ) -> Dataset:
+        """``build_response(query, entry, …)``, or the same answer built before for this
+        entry and a query of this ``shape`` (``answer_shape(query)``); a new answer is
+        kept only with ``keep``. Never mutate it."""
+        key = (id(entry), shape, character_set, unrepresentable)
+        held = self._items.get(key) if self._items is not None else None
+        if held is not None and held[0]() is entry:
+            return held[1]
+        built = build_response(
+            query, entry, character_set=character_set, unrepresentable=unrepresentable
+        )
+        if keep and self._items is not None:
+            self._items.put(key, (weakref.ref(entry), built))
+        return built
