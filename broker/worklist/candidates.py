@@ -74,10 +74,10 @@ class CandidateSelector:
     def __repr__(self) -> str:
         return f"CandidateSelector(prefix={self._keys.prefix!r})"
 
-    def ids(self, criteria: CandidateCriteria) -> list[str]:
-        """The candidate ids, sorted (as text, so the order does not depend on Redis's locale)."""
+    def set_keys(self, criteria: CandidateCriteria) -> list[str]:
+        """The index sets a query's criteria name (station, modality, patient, accession)."""
         k = self._keys
-        set_keys = [
+        return [
             key_of(value)
             for value, key_of in (
                 (criteria.station_aet, k.by_station),
@@ -87,6 +87,11 @@ class CandidateSelector:
             )
             if value
         ]
+
+    def ids(self, criteria: CandidateCriteria) -> list[str]:
+        """The candidate ids, sorted (as text, so the order does not depend on Redis's locale)."""
+        k = self._keys
+        set_keys = self.set_keys(criteria)
         has_dates = criteria.date_from is not None or criteria.date_to is not None
         low = str(int(criteria.date_from)) if criteria.date_from else "-inf"
         high = str(int(criteria.date_to)) if criteria.date_to else "+inf"

@@ -9,6 +9,7 @@ import pytest
 import redis
 from pydicom.dataset import Dataset
 
+from broker.worklist.candidates import CandidateSelector
 from broker.worklist.keys import KeySchema
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from broker.worklist.store import WorklistStore
@@ -43,16 +44,7 @@ def fill(store: WorklistStore, count: int) -> None:
 def earlier_selection(client: redis.Redis, criteria: CandidateCriteria) -> list[str]:
     """The selection as it was done before the Lua script, for comparison."""
     k = KeySchema()
-    set_keys = [
-        key_of(value)
-        for value, key_of in (
-            (criteria.station_aet, k.by_station),
-            (criteria.modality, k.by_modality),
-            (criteria.patient_id, k.by_patient),
-            (criteria.accession_number, k.by_accession),
-        )
-        if value
-    ]
+    set_keys = CandidateSelector(client, k).set_keys(criteria)  # the same index sets
     has_dates = criteria.date_from is not None or criteria.date_to is not None
     low = float(criteria.date_from) if criteria.date_from else float("-inf")
     high = float(criteria.date_to) if criteria.date_to else float("inf")
