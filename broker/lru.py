@@ -1,18 +1,18 @@
-"""A bounded least-recently-used map shared by association threads; nobody waits.
+"""A bounded least-recently-used map shared by association threads; readers never wait.
 
 Writers (insert and evict, remove) take a lock, so the bound holds after each of
-them. A writer that finds the lock taken does not wait: ``put`` then holds
-nothing and says so, and the caller uses its value uncached. Readers take no
-lock: a read is one ``OrderedDict.get`` and one ``move_to_end``, each a single
-operation that the GIL makes atomic, since the keys are strings, ints and
-tuples of them (no Python-level ``__hash__`` or ``__eq__`` runs inside). A
-reader that races an eviction only loses its recency touch.
+them. ``put`` does not wait for it: when another writer holds it, ``put`` holds
+nothing and says so, and the caller uses its value uncached (``discard``, rare,
+waits). Readers take no lock: a read is one ``OrderedDict.get`` and one
+``move_to_end``, each a single operation that the GIL makes atomic, since the
+keys are strings, ints and tuples of them (no Python-level ``__hash__`` or
+``__eq__`` runs inside). A reader that races an eviction only loses its recency
+touch.
 
-Why nobody waits: a thread that loses the GIL while it holds a lock stalls every
-thread that then waits for that lock. With a lock on reads, 8 concurrent station
-polls over 100k entries had a 25-35 % higher p50; with blocking writes, 8
-threads decoding more entries than the cache holds (a broad query) were 10-20 %
-slower than with no cache at all (bench/RESULTS.md, 2026-12-01).
+Why: a thread that loses the GIL while it holds a lock stalls every thread that
+then waits for that lock. With a lock around every read and write, 8
+concurrent station polls over 100k entries had a p50 about 30 % higher than
+with no lock at all (bench/RESULTS.md, 2026-12-01).
 """
 
 from __future__ import annotations
