@@ -185,7 +185,7 @@ class Broker:
         self.messages = messages = build_message_log(s, client)
         router = HL7Router(store, live.current, router_config(s), recorder=messages)
 
-        self._batching = handle = BatchingHandler(router.handle_many)
+        self._batching = handle = BatchingHandler(router.handle_steps, router.answer, client)
         self._mllp = MLLPServer(
             handle,
             router.reject,

@@ -219,17 +219,21 @@ class HL7Router:
         """
         operations = [self.handle_steps(raw, peer) for raw, peer in messages]
         results = steps.run_all(self._store.client, operations)
-        acks = []
-        for (raw, peer), result in zip(messages, results, strict=True):
-            if isinstance(result, bytes):
-                acks.append(result)
-                continue  # handle_steps answers every failure; this is a last resort
-            log.error("[%s] message not processed: %r", peer, result)
-            error = HL7Error(
-                AckCode.ERROR, ErrorCode.APPLICATION_INTERNAL_ERROR, None, "internal error"
-            )
-            acks.append(self._ack(context_from_raw(raw), AckCode.ERROR, error))
-        return acks
+        return [
+            self.answer(raw, peer, result)
+            for (raw, peer), result in zip(messages, results, strict=True)
+        ]
+
+    def answer(self, raw: bytes, peer: str, result: object) -> bytes:
+        """The ACK for a message from what its :meth:`handle_steps` returned or raised."""
+        if isinstance(result, bytes):
+            return result
+        # handle_steps answers every failure itself; this is a last resort
+        log.error("[%s] message not processed: %r", peer, result)
+        error = HL7Error(
+            AckCode.ERROR, ErrorCode.APPLICATION_INTERNAL_ERROR, None, "internal error"
+        )
+        return self._ack(context_from_raw(raw), AckCode.ERROR, error)
 
     def handle_steps(self, raw: bytes, peer: str) -> Steps[bytes]:
         """:meth:`handle` as steps (``broker.worklist.steps``); never raises."""

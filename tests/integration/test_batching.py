@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,13 +55,29 @@ def incr_twice(key: str) -> steps.Steps[tuple[int, int]]:
     return int(first), int(second)
 
 
+def pipelined(client: redis.Redis, operations: Sequence[steps.Steps[Any]]) -> list[Any]:
+    """Drive operations as one group of a StepPipeline, the way the HL7 worker does."""
+    pipeline = steps.StepPipeline(client)
+    results: list[list[Any]] = []
+    pipeline.start(operations, results.append)
+    while len(pipeline):
+        pipeline.receive()
+    pipeline.close()
+    (group,) = results
+    return group
+
+
+DRIVERS = pytest.mark.parametrize("drive", [steps.run_all, pipelined], ids=["lockstep", "pipeline"])
+
+
 def test_operations_in_lockstep_share_each_round_trip(counting: redis.Redis) -> None:
     results = steps.run_all(counting, [incr_twice("a"), incr_twice("b"), incr_twice("a")])
     assert results == [(1, 3), (1, 2), (2, 4)]  # commands run in the order listed
     assert CountingRedis.pipelines == 2  # two steps, whatever the number of operations
 
 
-def test_an_error_reply_goes_to_its_own_operation(counting: redis.Redis) -> None:
+@DRIVERS
+def test_an_error_reply_goes_to_its_own_operation(counting: redis.Redis, drive: Any) -> None:
     counting.set("text", "not a number")
 
     def caught(key: str) -> steps.Steps[str]:
@@ -70,13 +87,16 @@ def test_an_error_reply_goes_to_its_own_operation(counting: redis.Redis) -> None
             return f"refused: {e}"
         return "ok"
 
-    ok, refused = steps.run_all(counting, [caught("n"), caught("text")])
+    ok, refused = drive(counting, [caught("n"), caught("text")])
     assert ok == "ok"
     assert refused.startswith("refused: worklist store unavailable") and "integer" in refused
     assert counting.get("n") == b"1"
 
 
-def test_a_flushed_script_cache_is_reloaded_and_runs_once(counting: redis.Redis) -> None:
+@DRIVERS
+def test_a_flushed_script_cache_is_reloaded_and_runs_once(
+    counting: redis.Redis, drive: Any
+) -> None:
     script = counting.register_script("return redis.call('INCR', ARGV[1])")
 
     def call(key: str) -> steps.Steps[int]:
@@ -85,16 +105,64 @@ def test_a_flushed_script_cache_is_reloaded_and_runs_once(counting: redis.Redis)
 
     assert steps.run(counting, call("k")) == 1
     counting.script_flush()
-    assert steps.run_all(counting, [call("k"), call("k")]) == [2, 3]
+    assert drive(counting, [call("k"), call("k")]) == [2, 3]
     assert counting.get("k") == b"3"
 
 
-def test_a_lost_connection_is_a_store_error_for_every_operation(tmp_path: Path) -> None:
+@DRIVERS
+def test_a_lost_connection_is_a_store_error_for_every_operation(tmp_path: Path, drive: Any) -> None:
     gone = unreachable(tmp_path)
-    results = steps.run_all(gone, [incr_twice("a"), incr_twice("b")])
+    results = drive(gone, [incr_twice("a"), incr_twice("b")])
     assert all(isinstance(r, StoreError) for r in results)
     with pytest.raises(StoreError, match="unavailable"):
         steps.run(gone, incr_twice("a"))
+
+
+def test_groups_are_in_flight_together_and_answered_in_order(redis_client: redis.Redis) -> None:
+    pipeline = steps.StepPipeline(redis_client)
+    done: list[tuple[str, list[Any]]] = []
+    pipeline.start([incr_twice("a"), incr_twice("b")], lambda r: done.append(("first", r)))
+    pipeline.start([incr_twice("a")], lambda r: done.append(("second", r)))
+    assert len(pipeline) == 2 and not done  # both first steps sent, no reply read yet
+    while len(pipeline):
+        pipeline.receive()
+    pipeline.close()
+    # Redis ran the steps in the order they were sent: first's, second's, first's, second's
+    assert done == [("first", [(1, 3), (1, 2)]), ("second", [(2, 4)])]
+
+
+def another_client(client: redis.Redis) -> redis.Redis:
+    return redis.Redis(unix_socket_path=client.connection_pool.connection_kwargs["path"])
+
+
+def blocked_clients(client: redis.Redis) -> int:
+    return int(client.info("clients")["blocked_clients"])
+
+
+def test_a_connection_lost_with_steps_in_flight_fails_them_all(redis_client: redis.Redis) -> None:
+    def blpop() -> steps.Steps[Any]:
+        (reply,) = yield [steps.Command(("BLPOP", "never-filled", 0))]
+        return reply
+
+    def incr(key: str) -> steps.Steps[Any]:
+        (reply,) = yield [steps.Command(("INCR", key))]
+        return int(reply)
+
+    pipeline = steps.StepPipeline(redis_client)
+    done: list[list[Any]] = []
+    pipeline.start([blpop()], done.append)
+    pipeline.start([incr("b")], done.append)  # queued behind the BLPOP on the same connection
+    while blocked_clients(redis_client) == 0:
+        time.sleep(0.01)
+    redis_client.client_kill_filter(_type="normal", skipme=True)
+    pipeline.receive()
+    assert len(pipeline) == 0  # the second step's reply was lost with the first's
+    assert [type(r) for (r,) in done] == [StoreError, StoreError]
+    pipeline.start([incr("c")], done.append)  # the next group gets a new connection
+    pipeline.receive()
+    pipeline.close()
+    assert done[-1] == [1]
+    assert redis_client.get("b") is None  # never executed
 
 
 def order(control_id: str) -> bytes:
@@ -135,45 +203,130 @@ def test_handle_many_answers_ar_when_redis_is_gone(tmp_path: Path) -> None:
     assert [summarize_ack(a).code for a in acks] == ["AR", "AR"]
 
 
-def test_batching_handler_takes_what_waited_as_one_batch() -> None:
-    batches: list[list[str]] = []
+def answer(raw: bytes, peer: str, result: object) -> bytes:
+    return result if isinstance(result, bytes) else b"NAK " + repr(result).encode()
+
+
+def test_batching_handler_takes_what_waited_as_one_group(redis_client: redis.Redis) -> None:
+    events: list[str] = []
     release = threading.Event()
 
-    def handle_many(messages: Sequence[tuple[bytes, str]]) -> list[bytes]:
-        batches.append([peer for _, peer in messages])
-        release.wait(5)
-        return [b"ACK " + raw for raw, _ in messages]
+    def start(raw: bytes, peer: str) -> steps.Steps[bytes]:
+        events.append(f"start {peer}")
+        if peer == "a":
+            release.wait(5)  # the worker is busy with the first message
+        return operation(raw, peer)
+
+    def operation(raw: bytes, peer: str) -> steps.Steps[bytes]:
+        events.append(f"map {peer}")
+        (count,) = yield [steps.Command(("INCR", "n"))]
+        return b"ACK " + raw + b" " + str(count).encode()
 
     async def scenario() -> list[bytes]:
-        handler = BatchingHandler(handle_many)
+        handler = BatchingHandler(start, answer, redis_client)
         try:
             first = asyncio.ensure_future(handler(b"1", "a"))
-            while not batches:  # the first message was taken at once, alone
+            while not events:  # the first message was taken at once, alone
                 await asyncio.sleep(0.01)
-            rest = [
-                asyncio.ensure_future(handler(str(n).encode(), p)) for n, p in ((2, "b"), (3, "c"))
-            ]
+            rest = [asyncio.ensure_future(handler(raw, p)) for raw, p in ((b"2", "b"), (b"3", "c"))]
             await asyncio.sleep(0.05)
             release.set()
             return list(await asyncio.gather(first, *rest))
         finally:
-            handler.close()
+            await asyncio.to_thread(handler.close)
 
-    assert asyncio.run(scenario()) == [b"ACK 1", b"ACK 2", b"ACK 3"]
-    assert batches == [["a"], ["b", "c"]]
+    assert asyncio.run(scenario()) == [b"ACK 1 1", b"ACK 2 2", b"ACK 3 3"]
+    # b and c waited together: both started, then both mapped, as one group
+    assert events == ["start a", "map a", "start b", "start c", "map b", "map c"]
 
 
-def test_batching_handler_passes_a_failure_to_every_waiting_message() -> None:
-    def handle_many(messages: Sequence[tuple[bytes, str]]) -> list[bytes]:
+def test_a_message_is_started_while_redis_works_on_another(redis_client: redis.Redis) -> None:
+    """B arrives while A's step is in Redis; only B's start can release A's step."""
+    side = another_client(redis_client)
+
+    def start(raw: bytes, peer: str) -> steps.Steps[bytes]:
+        return waits_for_b() if raw == b"A" else releases_a()
+
+    def waits_for_b() -> steps.Steps[bytes]:
+        (reply,) = yield [steps.Command(("BLPOP", "q", 5))]
+        return b"A timed out" if reply is None else b"A got " + reply[1]
+
+    def releases_a() -> steps.Steps[bytes]:
+        side.rpush("q", "B's push")  # done as B is started, on another connection
+        (count,) = yield [steps.Command(("INCR", "n"))]
+        return b"B " + str(count).encode()
+
+    async def scenario() -> list[bytes]:
+        handler = BatchingHandler(start, answer, redis_client)
+        try:
+            a = asyncio.ensure_future(handler(b"A", "a"))
+            while blocked_clients(side) == 0:  # A's BLPOP waits in Redis
+                await asyncio.sleep(0.01)
+            b = asyncio.ensure_future(handler(b"B", "b"))
+            return list(await asyncio.gather(a, b))
+        finally:
+            await asyncio.to_thread(handler.close)
+
+    assert asyncio.run(scenario()) == [b"A got B's push", b"B 1"]
+    side.close()
+
+
+def test_close_answers_what_is_in_flight(redis_client: redis.Redis) -> None:
+    side = another_client(redis_client)
+
+    def start(raw: bytes, peer: str) -> steps.Steps[bytes]:
+        (reply,) = yield [steps.Command(("BLPOP", "q", 5))]
+        return b"got " + reply[1]
+
+    async def scenario() -> bytes:
+        handler = BatchingHandler(start, answer, redis_client)
+        call = asyncio.ensure_future(handler(b"1", "a"))
+        while blocked_clients(side) == 0:
+            await asyncio.sleep(0.01)
+        closing = asyncio.ensure_future(asyncio.to_thread(handler.close))
+        await asyncio.sleep(0.05)
+        assert not closing.done()  # close waits for the step in flight
+        side.rpush("q", "x")
+        await closing
+        with pytest.raises(RuntimeError, match="stopping"):
+            await handler(b"2", "b")
+        return await call
+
+    assert asyncio.run(scenario()) == b"got x"
+    side.close()
+
+
+def test_a_worker_fault_is_passed_to_every_message_of_the_group(
+    redis_client: redis.Redis,
+) -> None:
+    def start(raw: bytes, peer: str) -> steps.Steps[bytes]:
         raise RuntimeError("broken")
 
     async def scenario() -> list[Any]:
-        handler = BatchingHandler(handle_many)
+        handler = BatchingHandler(start, answer, redis_client)
         try:
             calls = [handler(b"1", "a"), handler(b"2", "b")]
             return list(await asyncio.gather(*calls, return_exceptions=True))
         finally:
-            handler.close()
+            await asyncio.to_thread(handler.close)
 
     results = asyncio.run(scenario())
     assert [type(r) for r in results] == [RuntimeError, RuntimeError]
+
+
+def test_an_operation_that_raises_is_answered(redis_client: redis.Redis) -> None:
+    def start(raw: bytes, peer: str) -> steps.Steps[bytes]:
+        (count,) = yield [steps.Command(("INCR", "n"))]
+        if raw == b"bad":
+            raise ValueError("mapping bug")
+        return b"ACK " + str(count).encode()
+
+    async def scenario() -> list[bytes]:
+        handler = BatchingHandler(start, answer, redis_client)
+        try:
+            return list(await asyncio.gather(handler(b"ok", "a"), handler(b"bad", "b")))
+        finally:
+            await asyncio.to_thread(handler.close)
+
+    ok, bad = asyncio.run(scenario())
+    assert ok.startswith(b"ACK ") and bad == b"NAK ValueError('mapping bug')"
