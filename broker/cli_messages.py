@@ -15,6 +15,7 @@ from broker.errors import BrokerError
 from broker.hl7.intake import Intake, MessageQuery, MessageRecord, MessageSummary, Outcome
 from broker.hl7.msglog import MessageLog
 from broker.settings import Settings
+from broker.worklist.model import LogRecord
 from broker.worklist.steps import Steps
 
 __all__ = ["add_messages_parser", "run_messages"]
@@ -189,6 +190,12 @@ class _Reprocessing:
         inner = self.inner.record_steps(replace(intake, reprocess_of=self.original_id))
         self.message_id = yield from inner
         return self.message_id
+
+    def applied_record(self, intake: Intake) -> LogRecord:
+        return self.inner.applied_record(replace(intake, reprocess_of=self.original_id))
+
+    def written(self, message_id: str) -> None:
+        self.message_id = message_id
 
 
 def _reprocess(

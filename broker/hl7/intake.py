@@ -15,7 +15,13 @@ from typing import Protocol
 
 from broker.errors import HL7Error
 from broker.hl7.message import ParsedMessage, peek_header
-from broker.worklist.model import ApplyOutcome, MappingResult, OrderAction, entry_id_for
+from broker.worklist.model import (
+    ApplyOutcome,
+    LogRecord,
+    MappingResult,
+    OrderAction,
+    entry_id_for,
+)
 from broker.worklist.steps import Steps
 
 __all__ = [
@@ -79,6 +85,7 @@ class IntakeNotes:
     outcome: Outcome | None = None
     error: HL7Error | None = None
     application_ack: bytes = b""  # enhanced mode: the AA/AE/AR MSH-16 asks for (not sent)
+    logged: bool = False  # recorded in the message log already, with its changes
 
     def mapped(self, result: MappingResult) -> None:
         """Note the mapping used and the orders/entries it produced."""
@@ -98,6 +105,7 @@ class IntakeNotes:
             return
         self.created, self.removed = outcome.created, outcome.removed
         self.stale = outcome.stale
+        self.logged = outcome.logged is not None
 
     def failed(self, error: HL7Error, outcome: Outcome = Outcome.ERROR) -> None:
         """Note the error answered in the ACK."""
@@ -184,6 +192,15 @@ class MessageRecorder(Protocol):
 
     def record_steps(self, intake: Intake) -> Steps[str]:
         """Record one message (as ``broker.worklist.steps``); return its id in the log."""
+        ...
+
+    def applied_record(self, intake: Intake) -> LogRecord:
+        """The record of an order message, for the script that applies its changes to write
+        (its outcome and counts are set there)."""
+        ...
+
+    def written(self, message_id: str) -> None:
+        """Told the id an :meth:`applied_record` got when the script wrote it."""
         ...
 
 

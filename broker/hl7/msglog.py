@@ -34,9 +34,10 @@ from broker.hl7.intake import (
     MessageSummary,
     Outcome,
 )
-from broker.hl7.msglog_lua import RECORD_SCRIPT, RESOLVE_SCRIPT
 from broker.worklist import steps
 from broker.worklist.keys import KeySchema
+from broker.worklist.model import LogRecord
+from broker.worklist.msglog_lua import RECORD_SCRIPT, RESOLVE_SCRIPT
 from broker.worklist.steps import Steps
 
 __all__ = ["MessageLog"]
@@ -86,10 +87,28 @@ class MessageLog:
 
     def record_steps(self, intake: Intake) -> Steps[str]:
         """:meth:`record` as one step (``broker.worklist.steps``)."""
-        payload = self._payload(intake, int(time.time() * 1000))
+        payload = json.dumps(self._body(intake, int(time.time() * 1000)), ensure_ascii=False)
         args = (payload, intake.raw, intake.ack, intake.application_ack)
         (reply,) = yield [steps.script_call(self._record, *args)]
         return _text(reply)
+
+    def applied_record(self, intake: Intake) -> LogRecord:
+        """The record of an order message, to be written by the script that applies it.
+
+        Its outcome (accepted, or out-of-order when a change was stale) and its
+        entry counts are set by that script from what it did.
+        """
+        body = self._body(intake, int(time.time() * 1000))
+        placeholder = self._keys.messages_by_outcome(intake.outcome.value)
+        body["indexes"] = [key for key in body["indexes"] if key != placeholder]
+        body["outcomes"] = {
+            name: {"name": outcome.value, "index": self._keys.messages_by_outcome(outcome.value)}
+            for name, outcome in (("fresh", Outcome.ACCEPTED), ("stale", Outcome.OUT_OF_ORDER))
+        }
+        return LogRecord(body, intake.raw, intake.ack, intake.application_ack)
+
+    def written(self, message_id: str) -> None:
+        """Nothing to do: the record is in the log (``MessageRecorder``)."""
 
     def _base(self, now_ms: int) -> dict[str, Any]:
         k = self._keys
@@ -104,7 +123,7 @@ class MessageLog:
             "now_ms": now_ms,
         }
 
-    def _payload(self, intake: Intake, now_ms: int) -> str:
+    def _body(self, intake: Intake, now_ms: int) -> dict[str, Any]:
         k = self._keys
         err = intake.error or ErrorInfo("", "", "", "")
         fields = {
@@ -151,7 +170,7 @@ class MessageLog:
             "max": self._max,
             "trim": _TRIM_PER_WRITE,
         }
-        return json.dumps(body, ensure_ascii=False)
+        return body
 
     def resolve(self, message_id: str, resolution: str) -> bool:
         """Take a message off the error list, noting why; False if it was not on it."""

@@ -36,7 +36,7 @@ from broker.mapping.patient_spec import PatientSpec
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
 from broker.worklist import steps
-from broker.worklist.model import DedupKey, DedupRecord
+from broker.worklist.model import DedupKey, DedupRecord, LogRecord
 from broker.worklist.ordering import message_time
 from broker.worklist.patients import PatientStore
 from broker.worklist.steps import Steps
@@ -47,6 +47,15 @@ __all__ = ["HL7Router", "RouterConfig"]
 log = logging.getLogger(__name__)
 
 _CODECS_FOR_ACK = {"ascii": "ascii"}
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """A message as it came in: its bytes, the connection and when (epoch seconds)."""
+
+    raw: bytes
+    peer: str
+    received: float
 
 
 @dataclass(frozen=True)
@@ -256,7 +265,7 @@ class HL7Router:
             return ack
         ctx = context_from_message(msg)
         try:
-            ack, summary = yield from self._process(msg, ctx, (raw, peer), notes)
+            ack, summary = yield from self._process(msg, ctx, _Arrival(raw, peer, received), notes)
         except HL7Error as e:
             notes.failed(e)
             ack, summary = (
@@ -292,8 +301,9 @@ class HL7Router:
             summary,
             (time.perf_counter() - started) * 1000,
         )
-        notes.application_ack = self._application_ack(ctx, notes)
-        yield from self._record(raw, peer, received, msg, ack, notes)
+        if not notes.logged:  # an applied order was recorded with its changes
+            notes.application_ack = self._application_ack(ctx, notes)
+            yield from self._record(raw, peer, received, msg, ack, notes)
         return ack
 
     def _record(
@@ -317,9 +327,8 @@ class HL7Router:
             log.warning("[%s] msg %s: not recorded in the message log: %s", peer, control_id, e)
 
     def _process(
-        self, msg: ParsedMessage, ctx: AckContext, received: tuple[bytes, str], notes: IntakeNotes
+        self, msg: ParsedMessage, ctx: AckContext, arrival: _Arrival, notes: IntakeNotes
     ) -> Steps[tuple[bytes, str]]:
-        raw, peer = received
         registry = self._registry()
         c = self._config
         policy = HeaderPolicy(
@@ -329,7 +338,7 @@ class HL7Router:
         spec = registry.for_message(msg.message_type)
         patient_spec = registry.for_patient_message(msg.message_type)
         key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)
-        digest = hashlib.sha256(raw).hexdigest()
+        digest = hashlib.sha256(arrival.raw).hexdigest()
         if patient_spec is not None:
             previous = self._store.dedup_lookup(key)
             if previous is not None:
@@ -337,21 +346,23 @@ class HL7Router:
                 return self._answer_duplicate(previous, digest, ctx)
             return self._process_patient(msg, ctx, patient_spec, (key, digest), notes)
         assert spec is not None  # check_header refused every type without a mapping
-        return (yield from self._process_order(msg, ctx, spec, (key, digest, peer), notes))
+        return (yield from self._process_order(msg, ctx, spec, (key, digest, arrival), notes))
 
     def _process_order(
         self,
         msg: ParsedMessage,
         ctx: AckContext,
         spec: MappingSpec,
-        identity: tuple[DedupKey, str, str],
+        identity: tuple[DedupKey, str, _Arrival],
         notes: IntakeNotes,
     ) -> Steps[tuple[bytes, str]]:
         """An order (IHE RAD-4/RAD-13), mapped first: its dedup lookup shares the patient read.
 
-        ``identity`` is the dedup key, the message digest and the peer it came from.
+        ``identity`` is the dedup key, the message digest and the message as it came in.
+        Its message-log record is written by the same atomic call as its changes.
         """
-        key, digest, peer = identity
+        key, digest, arrival = identity
+        peer = arrival.peer
         try:
             result = map_message(msg.segments, spec, message_type=msg.message_type, peer=peer)
         except Exception:
@@ -371,9 +382,15 @@ class HL7Router:
         sent = message_time(msg.message_datetime, zone)  # None: no ordering information
         record = DedupRecord(digest, ack)
         outcome = yield from self._patients.apply_order_steps(
-            result.changes, (key, record), sent, read
+            result.changes,
+            (key, record),
+            sent,
+            read,
+            self._applied_record(arrival, msg, ack, notes),
         )
         notes.applied(outcome)
+        if outcome.logged is not None and self._recorder is not None:
+            self._recorder.written(outcome.logged)
         if outcome.duplicate is not None:  # a resend raced the original
             return self._answer_duplicate(outcome.duplicate, digest, ctx)
         summary = f"AA, {outcome.created} entries written, {outcome.removed} removed"
@@ -384,6 +401,22 @@ class HL7Router:
                 f", {outcome.stale} order change(s) older (MSH-7) than the order's state skipped"
             )
         return ack, summary
+
+    def _applied_record(
+        self, arrival: _Arrival, msg: ParsedMessage, ack: bytes, notes: IntakeNotes
+    ) -> LogRecord | None:
+        """The log record an order's apply script writes if it applies the changes."""
+        if self._recorder is None:
+            return None
+        notes.application_ack = self._application_ack(context_from_message(msg), notes)
+        try:
+            intake = intake_from(arrival.raw, arrival.peer, arrival.received, msg, ack, notes)
+            return self._recorder.applied_record(intake)
+        except Exception as e:  # the log is a record, not a gate: it is tried again after
+            log.warning(
+                "[%s] msg %s: message-log record not built: %s", arrival.peer, msg.control_id, e
+            )
+            return None
 
     def _process_patient(
         self,

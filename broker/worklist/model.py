@@ -116,6 +116,22 @@ class ApplyOutcome:
     stale: int = 0  # of ``skipped``: older (MSH-7) than the order's newest applied message
     duplicate: DedupRecord | None = None  # set when the message had been applied before
     conflict: bool = False  # a guard failed: another message changed what was read; nothing done
+    logged: str | None = None  # the id its LogRecord got in the message log, if it was written
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """A message-log record to write in the same atomic call as a message's changes.
+
+    ``body`` is the record as ``broker.worklist.msglog_lua`` reads it, without its
+    outcome: the script sets that from what it applied. Written only if the changes
+    were applied (not for a duplicate or a guard conflict).
+    """
+
+    body: dict[str, Any]
+    raw: bytes
+    ack: bytes
+    application_ack: bytes
 
 
 class PatientAction(StrEnum):

@@ -45,6 +45,7 @@ from broker.worklist.model import (
     DedupKey,
     DedupRecord,
     Entry,
+    LogRecord,
     MappedEntry,
     OrderChange,
     PatientAction,
@@ -174,8 +175,10 @@ class PatientStore:
         dedup: tuple[DedupKey, DedupRecord] | None,
         sent: MessageTime | None = None,
         read: OrderRead | None = None,
+        log: LogRecord | None = None,
     ) -> Steps[ApplyOutcome]:
-        """:meth:`apply_order` as steps (``broker.worklist.steps``)."""
+        """:meth:`apply_order` as steps (``broker.worklist.steps``); ``log`` is written with
+        the changes (``WorklistStore.apply``)."""
         for _ in range(_ATTEMPTS):
             if read is not None:
                 state, read = read.state, None
@@ -183,7 +186,7 @@ class PatientStore:
                 state = PatientState(self._store.client, self._store.keys)
                 yield from state.prefetch_steps(_patient_ids(changes))
             prepared = [_with_patient(state, change) for change in changes]
-            outcome = yield from self._store.apply_steps(prepared, dedup, state.guards, sent)
+            outcome = yield from self._store.apply_steps(prepared, dedup, state.guards, sent, log)
             if not outcome.conflict:
                 return outcome
         raise StoreError(f"patient records kept changing during {_ATTEMPTS} attempts; retry later")

@@ -40,10 +40,12 @@ from broker.worklist.model import (
     CandidateCriteria,
     DedupKey,
     DedupRecord,
+    LogRecord,
     OrderAction,
     OrderChange,
     entry_id_for,
 )
+from broker.worklist.msglog_lua import RECORD_LUA
 from broker.worklist.ordering import MessageTime
 from broker.worklist.steps import Steps
 
@@ -78,9 +80,11 @@ local function remove_entry(ek, id, idx, all)
 end
 """
 
-# ARGV[1]: JSON payload built by WorklistStore._payload. Returns
+# ARGV[1]: JSON payload built by WorklistStore._payload; with p.record (a LogRecord's
+# body), ARGV[2..4] are its raw message, ACK and application ACK. Returns
 # {"dup", <dedup value>} when the message was applied before, {"retry"} when a guard
-# (broker.worklist.guards) failed, else {"ok", written, removed, skipped, stale}.
+# (broker.worklist.guards) failed, else {"ok", written, removed, skipped, stale, logged}
+# (logged: the message-log id of p.record, false without one).
 # Run after MESSAGE_PROLOGUE_LUA (payload in p, dedup and guards checked).
 # p.sent (absent without a usable MSH-7) is the message's UTC interval, compared as
 # text with the order's newest applied MSH-7 (broker.worklist.ordering).
@@ -145,7 +149,11 @@ end
 """
     + DEDUP_EPILOGUE_LUA
     + """
-return {'ok', written, removed, skipped, stale}
+local logged = false
+if p.record then
+  logged = record_applied(p.record, written, removed, stale, ARGV[2], ARGV[3], ARGV[4])
+end
+return {'ok', written, removed, skipped, stale, logged}
 """
 )
 
@@ -184,7 +192,7 @@ class WorklistStore:
         self._dedup_ttl = dedup_ttl_seconds
         self._wait_replicas = wait_replicas
         self._wait_timeout_ms = wait_timeout_ms
-        self._apply = client.register_script(MESSAGE_PROLOGUE_LUA + _APPLY_SCRIPT)
+        self._apply = client.register_script(RECORD_LUA + MESSAGE_PROLOGUE_LUA + _APPLY_SCRIPT)
 
     def __repr__(self) -> str:
         return f"WorklistStore(prefix={self._keys.prefix!r})"
@@ -211,6 +219,7 @@ class WorklistStore:
         dedup: tuple[DedupKey, DedupRecord] | None,
         guards: Sequence[Guard] = (),
         sent: MessageTime | None = None,
+        log: LogRecord | None = None,
     ) -> ApplyOutcome:
         """Apply a message's order changes and record its dedup entry, atomically.
 
@@ -219,9 +228,11 @@ class WorklistStore:
         no longer holds, nothing changes and ``ApplyOutcome.conflict`` is set.
         ``sent`` is the message's MSH-7: a change to an order that already took a
         newer message is skipped (``ApplyOutcome.stale``, see
-        ``broker.worklist.ordering``); None applies without that check.
+        ``broker.worklist.ordering``); None applies without that check. ``log``, if
+        given, is written to the message log in the same call when the changes are
+        applied (``ApplyOutcome.logged`` is its id).
         """
-        return steps.run(self._redis, self.apply_steps(changes, dedup, guards, sent))
+        return steps.run(self._redis, self.apply_steps(changes, dedup, guards, sent, log))
 
     def apply_steps(
         self,
@@ -229,28 +240,42 @@ class WorklistStore:
         dedup: tuple[DedupKey, DedupRecord] | None,
         guards: Sequence[Guard] = (),
         sent: MessageTime | None = None,
+        log: LogRecord | None = None,
     ) -> Steps[ApplyOutcome]:
         """:meth:`apply` as steps (``broker.worklist.steps``)."""
         body = self._payload(changes, dedup)
         body["guards"] = guard_payload(guards)
         if sent is not None:  # absent, not null: cjson's null would be true in Lua
             body["sent"] = {"earliest": sent.earliest, "latest": sent.latest}
-        reply = yield from self.script_steps(self._apply, json.dumps(body, ensure_ascii=False))
+        args: tuple[bytes, ...] = ()
+        if log is not None:
+            body["record"] = log.body
+            args = (log.raw, log.ack, log.application_ack)
+        payload = json.dumps(body, ensure_ascii=False)
+        reply = yield from self.script_steps(self._apply, payload, *args)
         tag = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if tag == "dup":
             return ApplyOutcome(duplicate=decode_dedup(reply[1]))
         if tag == "retry":
             return ApplyOutcome(conflict=True)
         created, removed, skipped, stale = (int(v) for v in reply[1:5])
-        return ApplyOutcome(created=created, removed=removed, skipped=skipped, stale=stale)
+        logged = reply[5] if len(reply) > 5 and reply[5] is not None else None
+        return ApplyOutcome(
+            created=created,
+            removed=removed,
+            skipped=skipped,
+            stale=stale,
+            logged=None if logged is None else _text(logged),
+        )
 
-    def run_script(self, script: Script, payload: str) -> list[Any]:
-        """Run a registered script with one JSON argument, then wait for replicas if configured."""
-        return steps.run(self._redis, self.script_steps(script, payload))
+    def run_script(self, script: Script, payload: str, *args: bytes) -> list[Any]:
+        """Run a registered script with one JSON argument (and ``args`` after it), then wait
+        for replicas if configured."""
+        return steps.run(self._redis, self.script_steps(script, payload, *args))
 
-    def script_steps(self, script: Script, payload: str) -> Steps[list[Any]]:
+    def script_steps(self, script: Script, payload: str, *args: bytes) -> Steps[list[Any]]:
         """:meth:`run_script` as steps: the script, then (if configured) WAIT for replicas."""
-        (reply,) = yield [steps.script_call(script, payload)]
+        (reply,) = yield [steps.script_call(script, payload, *args)]
         if self._wait_replicas:
             (acked,) = yield [steps.Command(("WAIT", self._wait_replicas, self._wait_timeout_ms))]
             if int(acked) < self._wait_replicas:

@@ -22,6 +22,8 @@ from broker.hl7.msglog import MessageLog
 from broker.hl7.routing import HL7Router, RouterConfig
 from broker.mapping.registry import MappingRegistry
 from broker.worklist import steps
+from broker.worklist.keys import KeySchema
+from broker.worklist.msglog_lua import RECORD_SCRIPT
 from broker.worklist.store import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS
 
@@ -180,19 +182,42 @@ def test_handle_many_gives_each_message_its_own_answer(counting: redis.Redis) ->
     other_content = first.replace(b"V-5001", b"V-5002")  # same control ID, other content
     batch = [(first, "p1"), (missing_pid3, "p2"), (first, "p3"), (other_content, "p4")]
     assert summarize_ack(router.handle(order("WARM-UP"), "p0")).code == "AA"  # scripts loaded
+    counting.script_load(RECORD_SCRIPT)  # an applied order's record is written by its apply
     CountingRedis.pipelines = 0
     acks = router.handle_many(batch)
     codes = [summarize_ack(a).code for a in acks]
     assert codes == ["AA", "AE", "AA", "AE"]
     assert acks[2] == acks[0]  # the resend got the very same ACK
     assert summarize_ack(acks[3]).errors == ("MSH-10 205 Duplicate key identifier",)
-    # the reads, the atomic updates and the log writes of all four: one round trip each
+    # the reads, the atomic updates (with B-1's record) and the other log writes of all four:
+    # one round trip each
     assert CountingRedis.pipelines == 3
     assert store.count() == 1  # WARM-UP and B-1 are the same order: one entry
     outcomes = [row.outcome for row in mlog.find(MessageQuery()).items]
     assert sorted(outcomes) == sorted(
         [Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.ERROR, Outcome.DUPLICATE, Outcome.ERROR]
     )
+
+
+def test_an_applied_order_is_recorded_by_the_call_that_applies_it(counting: redis.Redis) -> None:
+    registry = MappingRegistry.load(MAPPINGS)
+    mlog = MessageLog(counting)
+    store = WorklistStore(counting)
+    router = HL7Router(store, lambda: registry, RouterConfig(), recorder=mlog)
+    assert summarize_ack(router.handle(order("WARM-UP"), "p0")).code == "AA"  # scripts loaded
+    CountingRedis.pipelines = 0
+    ack = router.handle(order("R-1"), "p1")
+    assert CountingRedis.pipelines == 2  # the reads, then the changes with their record
+    (row, _) = mlog.find(MessageQuery()).items
+    record = mlog.get(row.id)
+    assert record is not None and record.ack == ack and record.raw == order("R-1")
+    assert (row.control_id, row.outcome, row.ack_code, row.created, row.removed) == (
+        "R-1", Outcome.ACCEPTED, "AA", 1, 1,  # R-1 replaces WARM-UP's entry: the same order
+    )  # fmt: skip
+    assert list(record.entry_ids) == store.order_entry_ids(record.order_keys[0])
+    accepted = mlog.find(MessageQuery(outcome=Outcome.ACCEPTED)).items
+    assert [r.control_id for r in accepted] == ["R-1", "WARM-UP"]
+    assert counting.ttl(KeySchema().message(row.id)) > 0
 
 
 def test_handle_many_answers_ar_when_redis_is_gone(tmp_path: Path) -> None:

@@ -280,6 +280,11 @@ def test_router_skips_an_order_change_older_than_the_last_applied(
     latest = mlog.find(MessageQuery()).items[0]
     assert (latest.control_id, latest.outcome, latest.created) == ("X3", Outcome.OUT_OF_ORDER, 0)
     assert not latest.on_error_list
+    by_outcome = {
+        o: [r.control_id for r in mlog.find(MessageQuery(outcome=o)).items] for o in Outcome
+    }
+    assert by_outcome[Outcome.OUT_OF_ORDER] == ["X3"]
+    assert by_outcome[Outcome.ACCEPTED] == ["X2", "ORM-1001"]
     assert "1 order change(s) older (MSH-7)" in caplog.text
 
 
