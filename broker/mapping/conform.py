@@ -51,20 +51,14 @@ def conform(text: str, rule: ValueRule, location: str | None) -> str:
                 f"which VR {vr} cannot hold",
             )
     limit = MAX_LENGTH.get(vr)
-    lengths = [len(group) for group in text.split("=")] if vr == "PN" else [len(text)]
-    if limit is not None and max(lengths) > limit:
-        unit = "characters per name group" if vr == "PN" else "characters"
+    if vr == "PN":
+        _check_person_name(text, rule, location, limit)
+    elif limit is not None and len(text) > limit:
         raise MappingError(
             ErrorCode.VALUE_TOO_LONG,
             location,
-            f"{_where(rule, location)} has {max(lengths)} characters; "
-            f"VR {vr} allows at most {limit} {unit}",
-        )
-    if vr == "PN" and any(group.count("^") > 4 for group in text.split("=")):
-        raise MappingError(
-            ErrorCode.DATA_TYPE_ERROR,
-            location,
-            f"{_where(rule, location)} has more than 5 name parts",
+            f"{_where(rule, location)} has {len(text)} characters; "
+            f"VR {vr} allows at most {limit} characters",
         )
     if not _valid(vr, text):
         raise MappingError(
@@ -73,6 +67,24 @@ def conform(text: str, rule: ValueRule, location: str | None) -> str:
             f"{_where(rule, location)} is not a valid DICOM {vr} value",
         )
     return text
+
+
+def _check_person_name(text: str, rule: ValueRule, location: str | None, limit: int | None) -> None:
+    groups = text.split("=")
+    longest = max(len(group) for group in groups)
+    if limit is not None and longest > limit:
+        raise MappingError(
+            ErrorCode.VALUE_TOO_LONG,
+            location,
+            f"{_where(rule, location)} has {longest} characters; "
+            f"VR PN allows at most {limit} characters per name group",
+        )
+    if any(group.count("^") > 4 for group in groups):
+        raise MappingError(
+            ErrorCode.DATA_TYPE_ERROR,
+            location,
+            f"{_where(rule, location)} has more than 5 name parts",
+        )
 
 
 def _where(rule: ValueRule, location: str | None) -> str:

@@ -227,8 +227,10 @@ def _evaluate(spec: RuleTables, rule: ValueRule, context: Context) -> tuple[list
     if raw and location is not None and every_repetition and not rule.multi:
         # every repetition of an XPN/XCN: one name, with its component groups
         values = [_name_groups(rule, raw, location)]
-    else:
+    elif rule.transforms or rule.extract is not None or rule.table is not None:
         values = [_transform(spec, rule, value, location) for value in raw]
+    else:  # the value as read: its first part
+        values = [value[0] if value else "" for value in raw]
     values = [v for v in values if v.strip()]
     if context.trace is not None:
         seeded = _first_scalar(rule.seed, context) if rule.generate is not None else None

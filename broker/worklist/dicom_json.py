@@ -48,8 +48,8 @@ def mapped_element(tag: int, vr: str, values: list[str]) -> dict[str, Any]:
     person name as its component groups, anything else (numbers) as pydicom writes it."""
     if vr in _TEXT_VRS:
         return {"vr": vr, "Value": values} if values else {"vr": vr}
-    if vr == "PN":
-        names = [_groups(PersonName(v)) for v in values if v]
+    if vr == "PN":  # the component groups PersonName(v) has (checked values: no decoding)
+        names = [dict(zip(_PN_GROUPS, _name_groups(v)[:3], strict=False)) for v in values if v]
         return {"vr": vr, "Value": names} if names else {"vr": vr}
     value: Any = values if len(values) > 1 else (values[0] if values else "")
     return _element(DataElement(BaseTag(tag), vr, value))
@@ -107,6 +107,14 @@ def _names(value: Any) -> list[dict[str, str]] | None:
 def _multi(value: Any) -> bool:
     # pydicom writes a one-item MultiValue (VM 1) as a nested value: left to it, unchanged.
     return isinstance(value, MultiValue) and len(value) != 1
+
+
+def _name_groups(text: str) -> list[str]:
+    """``PersonName(text).components`` of a str: split at "=", trailing empty groups dropped."""
+    groups = text.split("=")
+    while groups and not groups[-1]:
+        groups.pop()
+    return groups
 
 
 def _groups(name: PersonName) -> dict[str, str]:

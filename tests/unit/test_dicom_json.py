@@ -151,6 +151,10 @@ def test_every_corpus_order_entry() -> None:
         (0x00100010, "PN", ["Doe^Jane"]),
         (0x00100010, "PN", ["Yamada^Tarou=山田^太郎=やまだ^たろう"]),
         (0x00100010, "PN", ["=山田^太郎"]),
+        (0x00100010, "PN", ["Doe^Jane="]),  # empty trailing groups are not written
+        (0x00100010, "PN", ["Doe^Jane=="]),
+        (0x00100010, "PN", ["Doe^Jane==やまだ"]),
+        (0x00100010, "PN", ["Doe^Jane", "Roe^Richard"]),
         (0x00100010, "PN", []),
         (0x0020000D, "UI", ["1.2.826.0.1.3680043.8.498.1"]),
         (0x00400002, "DA", ["20261201"]),
