@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 
+from broker import jsontext
 from broker.errors import StoreError
 from broker.hl7.intake import (
     ErrorInfo,
@@ -87,7 +88,7 @@ class MessageLog:
 
     def record_steps(self, intake: Intake) -> Steps[str]:
         """:meth:`record` as one step (``broker.worklist.steps``)."""
-        payload = json.dumps(self._body(intake, int(time.time() * 1000)), ensure_ascii=False)
+        payload = jsontext.dumps(self._body(intake, int(time.time() * 1000)))
         args = (payload, intake.raw, intake.ack, intake.application_ack)
         (reply,) = yield [steps.script_call(self._record, *args)]
         return _text(reply)
@@ -143,8 +144,8 @@ class MessageLog:
             "err_text": err.text,
             "mapping": intake.mapping_name,
             "mapping_version": intake.mapping_version,
-            "order_keys": json.dumps(list(intake.order_keys), ensure_ascii=False),
-            "entry_ids": json.dumps(list(intake.entry_ids)),
+            "order_keys": jsontext.dumps(list(intake.order_keys)),
+            "entry_ids": jsontext.dumps(list(intake.entry_ids)),
             "created": str(intake.created),
             "removed": str(intake.removed),
             "resolution": "",

@@ -9,7 +9,6 @@ is the same dictionary in every case (tests compare the two byte for byte).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydicom.dataelem import DataElement
@@ -18,6 +17,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
 
+from broker import jsontext
 from broker.worklist.model import Entry, MappedEntry
 
 __all__ = ["dataset_json", "dumps", "entry_json", "mapped_element"]
@@ -34,7 +34,7 @@ _BULK_THRESHOLD = 1024
 
 def dumps(ds: Dataset) -> str:
     """The dataset as DICOM JSON text, as ``json.dumps(ds.to_json_dict(), ensure_ascii=False)``."""
-    return json.dumps(dataset_json(ds), ensure_ascii=False)
+    return jsontext.dumps(dataset_json(ds))
 
 
 def entry_json(entry: Entry) -> dict[str, Any]:

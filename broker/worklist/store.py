@@ -24,6 +24,7 @@ import redis
 from pydicom.dataset import Dataset
 from redis.commands.core import Script
 
+from broker import jsontext
 from broker.errors import StoreError
 from broker.worklist import dicom_json, steps
 from broker.worklist.candidates import CandidateSelector
@@ -80,8 +81,10 @@ local function remove_entry(ek, id, idx, all)
 end
 """
 
-# ARGV[1]: JSON payload built by WorklistStore._payload; with p.record (a LogRecord's
-# body), ARGV[2..4] are its raw message, ACK and application ACK. Returns
+# ARGV[1]: JSON payload built by WorklistStore._payload; each entry's DICOM JSON is the
+# argument its ``ds`` names (not escaped again inside the payload); with p.record (a
+# LogRecord's body), its raw message, ACK and application ACK are the three arguments
+# from p.record.argv on. Returns
 # {"dup", <dedup value>} when the message was applied before, {"retry"} when a guard
 # (broker.worklist.guards) failed, else {"ok", written, removed, skipped, stale, logged}
 # (logged: the message-log id of p.record, false without one).
@@ -127,7 +130,7 @@ for _, o in ipairs(p.orders) do
         if status == 'SCHEDULED' and progressed[e.id] then
           status = progressed[e.id]
         end
-        redis.call('HSET', p.entry_prefix .. e.id, 'ds', e.ds, 'order', o.order_key,
+        redis.call('HSET', p.entry_prefix .. e.id, 'ds', ARGV[e.ds], 'order', o.order_key,
                    'idx', e.idx_json, 'status', status)
         for _, ref in ipairs(e.idx) do
           if ref[1] == 'z' then
@@ -151,7 +154,8 @@ end
     + """
 local logged = false
 if p.record then
-  logged = record_applied(p.record, written, removed, stale, ARGV[2], ARGV[3], ARGV[4])
+  local a = p.record.argv
+  logged = record_applied(p.record, written, removed, stale, ARGV[a], ARGV[a + 1], ARGV[a + 2])
 end
 return {'ok', written, removed, skipped, stale, logged}
 """
@@ -243,16 +247,15 @@ class WorklistStore:
         log: LogRecord | None = None,
     ) -> Steps[ApplyOutcome]:
         """:meth:`apply` as steps (``broker.worklist.steps``)."""
-        body = self._payload(changes, dedup)
+        documents: list[str | bytes] = []
+        body = self._payload(changes, dedup, documents)
         body["guards"] = guard_payload(guards)
         if sent is not None:  # absent, not null: cjson's null would be true in Lua
             body["sent"] = {"earliest": sent.earliest, "latest": sent.latest}
-        args: tuple[bytes, ...] = ()
         if log is not None:
-            body["record"] = log.body
-            args = (log.raw, log.ack, log.application_ack)
-        payload = json.dumps(body, ensure_ascii=False)
-        reply = yield from self.script_steps(self._apply, payload, *args)
+            body["record"] = log.body | {"argv": len(documents) + 2}  # ARGV[1] is the payload
+            documents += (log.raw, log.ack, log.application_ack)
+        reply = yield from self.script_steps(self._apply, jsontext.dumps(body), *documents)
         tag = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if tag == "dup":
             return ApplyOutcome(duplicate=decode_dedup(reply[1]))
@@ -268,12 +271,12 @@ class WorklistStore:
             logged=None if logged is None else _text(logged),
         )
 
-    def run_script(self, script: Script, payload: str, *args: bytes) -> list[Any]:
+    def run_script(self, script: Script, payload: str, *args: str | bytes) -> list[Any]:
         """Run a registered script with one JSON argument (and ``args`` after it), then wait
         for replicas if configured."""
         return steps.run(self._redis, self.script_steps(script, payload, *args))
 
-    def script_steps(self, script: Script, payload: str, *args: bytes) -> Steps[list[Any]]:
+    def script_steps(self, script: Script, payload: str, *args: str | bytes) -> Steps[list[Any]]:
         """:meth:`run_script` as steps: the script, then (if configured) WAIT for replicas."""
         (reply,) = yield [steps.script_call(script, payload, *args)]
         if self._wait_replicas:
@@ -293,8 +296,13 @@ class WorklistStore:
         return {"key": self._keys.dedup(key), "value": value, "ttl": self._dedup_ttl}
 
     def _payload(
-        self, changes: Sequence[OrderChange], dedup: tuple[DedupKey, DedupRecord] | None
+        self,
+        changes: Sequence[OrderChange],
+        dedup: tuple[DedupKey, DedupRecord] | None,
+        documents: list[str | bytes],
     ) -> dict[str, Any]:
+        """The apply script's payload; each entry's DICOM JSON is appended to ``documents``
+        (the script's arguments after the payload) and named by its position."""
         orders: list[dict[str, Any]] = []
         for change in changes:
             entries = change.entries if change.action is OrderAction.SCHEDULE else ()
@@ -302,12 +310,13 @@ class WorklistStore:
             for ordinal, entry in enumerate(entries, start=1):
                 ds = dicom_json.entry_json(entry)
                 idx = self._index_refs(ds)
+                documents.append(jsontext.dumps(ds))
                 items.append(
                     {
                         "id": entry_id_for(change.order_key, ordinal),
-                        "ds": json.dumps(ds, ensure_ascii=False),
+                        "ds": len(documents) + 1,  # ARGV[1] is the payload
                         "idx": idx,
-                        "idx_json": json.dumps(idx),
+                        "idx_json": jsontext.dumps(idx),
                     }
                 )
             orders.append(
@@ -417,7 +426,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _encode_dedup(record: DedupRecord) -> str:
-    return json.dumps({"digest": record.digest, "ack": base64.b64encode(record.ack).decode()})
+    return jsontext.dumps({"digest": record.digest, "ack": base64.b64encode(record.ack).decode()})
 
 
 def decode_dedup(raw: bytes | str) -> DedupRecord:
