@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 
 from broker.errors import HL7Error, StoreError
-from broker.hl7.ack import AckContext, build_ack
+from broker.hl7.ack import AckContext, build_ack, context_from_message, context_from_raw
 from broker.hl7.ackmode import MLLP_COMMIT_ACK, AckMode
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.intake import IntakeNotes, MessageRecorder, Outcome, intake_from
-from broker.hl7.message import ParsedMessage, decode, peek_header
+from broker.hl7.message import ParsedMessage, decode
 from broker.hl7.validate import HeaderPolicy, check_header
 from broker.mapping.engine import map_message
 from broker.mapping.patient import map_patient_message
@@ -45,8 +45,6 @@ from broker.worklist.store import WorklistStore
 __all__ = ["HL7Router", "RouterConfig"]
 
 log = logging.getLogger(__name__)
-
-_CODECS_FOR_ACK = {"ascii": "ascii"}
 
 
 @dataclass(frozen=True)
@@ -77,75 +75,6 @@ class RouterConfig:
         """The zone of a sender's MSH-7 values without an offset (HD-1 of MSH-3/MSH-4)."""
         zones = self.sender_zones
         return zones.get(f"{application}^{facility}", zones.get(application, self.local_zone))
-
-
-def context_from_message(msg: ParsedMessage) -> AckContext:
-    """ACK context from a decoded message."""
-    trigger = msg.message_type.split("^", 1)[1] if "^" in msg.message_type else ""
-    charset_field = _msh18(msg)
-    return AckContext(
-        field_separator=msg.field_separator,
-        encoding_characters=msg.encoding_characters,
-        sending_application=msg.sending_application,
-        sending_facility=msg.sending_facility,
-        receiving_application=msg.receiving_application,
-        receiving_facility=msg.receiving_facility,
-        control_id=msg.control_id,
-        trigger_event=trigger,
-        processing_id=msg.processing_id,
-        version=msg.version,
-        charset_field=charset_field,
-        codec=_CODECS_FOR_ACK.get(msg.charset, msg.charset),
-        accept_ack_type=msg.accept_ack_type,
-        application_ack_type=msg.application_ack_type,
-    )
-
-
-def _msh18(msg: ParsedMessage) -> str:
-    segment = msg.text.split("\r", 1)[0]
-    parts = segment.split(msg.field_separator)
-    return parts[17] if len(parts) > 17 else ""
-
-
-def context_from_raw(raw: bytes) -> AckContext:
-    """Best-effort ACK context for a message that could not be decoded."""
-    header = peek_header(raw) or {}
-    field_sep, encoding = _usable_delimiters(
-        header.get("field_separator", ""), header.get("encoding_characters", "")
-    )
-    return AckContext(
-        field_separator=field_sep,
-        encoding_characters=encoding,
-        sending_application=header.get("sending_application", ""),
-        sending_facility=header.get("sending_facility", ""),
-        receiving_application=header.get("receiving_application", ""),
-        receiving_facility=header.get("receiving_facility", ""),
-        control_id=header.get("control_id", ""),
-        trigger_event=header.get("trigger_event", ""),
-        processing_id=header.get("processing_id", "P") or "P",
-        version=header.get("version", "2.5.1") or "2.5.1",
-        codec="latin-1",
-        accept_ack_type=header.get("accept_ack_type", ""),
-        application_ack_type=header.get("application_ack_type", ""),
-    )
-
-
-def _usable_delimiters(field_sep: str, encoding: str) -> tuple[str, str]:
-    """The sender's delimiters if a reader can use them, else the standard ``|^~\\&``.
-
-    HL7 v2.5.1 §2.5.4: MSH-1 is one character and MSH-2 four distinct ones
-    (three in old versions), none alphanumeric and none equal to MSH-1. A NAK
-    written with broken delimiters could not be read by its receiver.
-    """
-    chars = field_sep + encoding
-    if (
-        len(field_sep) == 1
-        and len(encoding) in (3, 4)
-        and len(set(chars)) == len(chars)
-        and not any(c.isalnum() or c.isspace() for c in chars)
-    ):
-        return field_sep, encoding
-    return "|", "^~\\&"
 
 
 class HL7Router:

@@ -111,7 +111,7 @@ def test_locations(location: str | None, expected: list[str]) -> None:
 def test_nak_for_undecodable_message_uses_readable_delimiters(
     raw: bytes, field_sep: str, encoding: str
 ) -> None:
-    from broker.hl7.routing import context_from_raw
+    from broker.hl7.ack import context_from_raw
 
     ctx = context_from_raw(raw)
     assert (ctx.field_separator, ctx.encoding_characters) == (field_sep, encoding)
