@@ -38,6 +38,7 @@ from broker.worklist.store import WorklistStore
 __all__ = [
     "Broker",
     "Endpoints",
+    "build_dicom_server",
     "build_message_log",
     "build_mpps_store",
     "build_retention",
@@ -114,6 +115,31 @@ def router_config(s: Settings) -> RouterConfig:
     )
 
 
+def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
+    """The MWL C-FIND and MPPS SCP on ``store``, with the configured scanner profiles."""
+    profiles = ProfileSet.parse(s.dicom_scanners, allow_unknown=s.dicom_allow_unknown_callers)
+    find = WorklistFindService(
+        store,
+        max_answers=s.dicom_max_answers,
+        character_set=s.dicom_character_set,
+        pn_case_insensitive=s.dicom_pn_case_insensitive,
+        hidden_statuses=frozenset(s.dicom_hidden_statuses),
+        profiles=profiles,
+        zone=site_zone(s.site_timezone),
+        answer_cache=s.dicom_entry_cache,
+    )
+    return DicomServer(
+        ae_title=s.ae_title,
+        host=s.dicom_host,
+        port=s.dicom_port,
+        find_service=find,
+        mpps_service=MppsService(build_mpps_store(s, store)),
+        network_timeout=s.dicom_network_timeout,
+        max_associations=s.dicom_max_associations,
+        calling_ae_titles=None if profiles.allow_unknown else profiles.known_callers,
+    )
+
+
 def _settle_garbage_collector() -> None:
     """Move what start-up built (mappings, pydicom's and hl7apy's dictionaries) out of the
     collector's sight, and let it run less often: each message allocates thousands of
@@ -160,27 +186,7 @@ class Broker:
         )
         await asyncio.to_thread(live.load)
         live.start()
-        profiles = ProfileSet.parse(s.dicom_scanners, allow_unknown=s.dicom_allow_unknown_callers)
-        find = WorklistFindService(
-            store,
-            max_answers=s.dicom_max_answers,
-            character_set=s.dicom_character_set,
-            pn_case_insensitive=s.dicom_pn_case_insensitive,
-            hidden_statuses=frozenset(s.dicom_hidden_statuses),
-            profiles=profiles,
-            zone=site_zone(s.site_timezone),
-            answer_cache=s.dicom_entry_cache,
-        )
-        self._dicom = DicomServer(
-            ae_title=s.ae_title,
-            host=s.dicom_host,
-            port=s.dicom_port,
-            find_service=find,
-            mpps_service=MppsService(build_mpps_store(s, store)),
-            network_timeout=s.dicom_network_timeout,
-            max_associations=s.dicom_max_associations,
-            calling_ae_titles=None if profiles.allow_unknown else profiles.known_callers,
-        )
+        self._dicom = build_dicom_server(s, store)
         self._dicom.start()
         self.messages = messages = build_message_log(s, client)
         router = HL7Router(store, live.current, router_config(s), recorder=messages)

@@ -179,49 +179,12 @@ class HL7Router:
         try:
             msg = decode(raw, self._config.default_charset, self._config.sender_charsets)
         except HL7Error as e:
-            log.info(
-                "[%s] undecodable message answered %s %s at %s",
-                peer,
-                e.ack_code.value,
-                e.err_code.value,
-                e.location,
-            )
-            notes.failed(e)
-            raw_ctx = context_from_raw(raw)
-            ack = self._ack(raw_ctx, e.ack_code, e)
-            notes.application_ack = self._application_ack(raw_ctx, notes)
-            yield from self._record(raw, peer, received, None, ack, notes)
-            return ack
+            return (yield from self._undecodable(_Arrival(raw, peer, received), e, notes))
         ctx = context_from_message(msg)
         try:
             ack, summary = yield from self._process(msg, ctx, _Arrival(raw, peer, received), notes)
-        except HL7Error as e:
-            notes.failed(e)
-            ack, summary = (
-                self._ack(ctx, e.ack_code, e),
-                f"{e.ack_code.value} {e.err_code.value} {e.location or ''}",
-            )
-        except StoreError as e:
-            log.warning("[%s] msg %s: %s", peer, msg.control_id, e)
-            error = HL7Error(
-                AckCode.REJECT,
-                ErrorCode.APPLICATION_INTERNAL_ERROR,
-                None,
-                "worklist store unavailable; nothing was stored, please resend later",
-            )
-            notes.failed(error, Outcome.STORE_FAILURE)
-            ack = self._ack(ctx, AckCode.REJECT, error)
-            summary = "AR 207 store unavailable"
-        except Exception:
-            log.exception("[%s] msg %s: internal error", peer, msg.control_id)
-            error = HL7Error(
-                AckCode.ERROR,
-                ErrorCode.APPLICATION_INTERNAL_ERROR,
-                None,
-                "internal error in the broker; nothing was stored",
-            )
-            notes.failed(error, Outcome.INTERNAL_ERROR)
-            ack, summary = self._ack(ctx, AckCode.ERROR, error), "AE 207 internal error"
+        except Exception as e:  # every failure is answered, with what it means for the sender
+            ack, summary = self._failure(ctx, (msg, peer), e, notes)
         log.info(
             "[%s] msg %s %s: %s (%.1f ms)",
             peer,
@@ -234,6 +197,56 @@ class HL7Router:
             notes.application_ack = self._application_ack(ctx, notes)
             yield from self._record(raw, peer, received, msg, ack, notes)
         return ack
+
+    def _undecodable(self, arrival: _Arrival, error: HL7Error, notes: IntakeNotes) -> Steps[bytes]:
+        """The answer to bytes that could not be decoded (charset, header), recorded."""
+        log.info(
+            "[%s] undecodable message answered %s %s at %s",
+            arrival.peer,
+            error.ack_code.value,
+            error.err_code.value,
+            error.location,
+        )
+        notes.failed(error)
+        raw_ctx = context_from_raw(arrival.raw)
+        ack = self._ack(raw_ctx, error.ack_code, error)
+        notes.application_ack = self._application_ack(raw_ctx, notes)
+        yield from self._record(arrival.raw, arrival.peer, arrival.received, None, ack, notes)
+        return ack
+
+    def _failure(
+        self,
+        ctx: AckContext,
+        source: tuple[ParsedMessage, str],
+        error: Exception,
+        notes: IntakeNotes,
+    ) -> tuple[bytes, str]:
+        """The ACK and log summary for a message whose processing raised ``error``: its
+        own answer for an HL7Error, AR for the store, AE 207 for a fault of the broker."""
+        msg, peer = source
+        if isinstance(error, HL7Error):
+            notes.failed(error)
+            summary = f"{error.ack_code.value} {error.err_code.value} {error.location or ''}"
+            return self._ack(ctx, error.ack_code, error), summary
+        if isinstance(error, StoreError):
+            log.warning("[%s] msg %s: %s", peer, msg.control_id, error)
+            refusal = HL7Error(
+                AckCode.REJECT,
+                ErrorCode.APPLICATION_INTERNAL_ERROR,
+                None,
+                "worklist store unavailable; nothing was stored, please resend later",
+            )
+            notes.failed(refusal, Outcome.STORE_FAILURE)
+            return self._ack(ctx, AckCode.REJECT, refusal), "AR 207 store unavailable"
+        log.error("[%s] msg %s: internal error", peer, msg.control_id, exc_info=error)
+        fault = HL7Error(
+            AckCode.ERROR,
+            ErrorCode.APPLICATION_INTERNAL_ERROR,
+            None,
+            "internal error in the broker; nothing was stored",
+        )
+        notes.failed(fault, Outcome.INTERNAL_ERROR)
+        return self._ack(ctx, AckCode.ERROR, fault), "AE 207 internal error"
 
     def _record(
         self,
