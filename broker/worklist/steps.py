@@ -196,8 +196,8 @@ class StepPipeline:
             sock = connection._sock  # redis-py keeps no public handle on it
         except Exception:
             return True  # receive() meets the failure and answers for it
-        if sock is None:
-            return True
+        if sock is None or getattr(sock, "pending", lambda: 0)():
+            return True  # no socket (receive() meets that), or TLS holds decrypted bytes
         readable, _, _ = select.select([sock, wakeup], [], [], connection.socket_timeout)
         return wakeup not in readable
 
