@@ -1,7 +1,7 @@
 """The message log's Lua scripts: each record, trim and resolve is one atomic call.
 
 Used by ``broker.hl7.msglog``; the keys they touch are in ``broker.worklist.keys``.
-``RECORD_LUA`` also ends the worklist's apply script (``broker.worklist.store``),
+``RECORD_LUA`` also ends the worklist's apply script (``broker.worklist.apply_script``),
 so that an order message's record is written in the same atomic call as its
 entries and dedup record.
 """

@@ -41,7 +41,8 @@ from pydicom.dataset import Dataset
 
 from broker.errors import BrokerError, StoreError
 from broker.worklist.guards import value_digest
-from broker.worklist.store import REMOVE_ENTRY_LUA, WorklistStore
+from broker.worklist.retention_lua import MARK_SCRIPT, REMOVE_SCRIPT
+from broker.worklist.store import WorklistStore
 
 __all__ = [
     "ENDED_STATUSES",
@@ -58,64 +59,6 @@ ENDED_STATUSES = frozenset({"COMPLETED", "CANCELED", "DISCONTINUED"})
 _DAY = 86_400.0
 _BATCH = 500  # ids per read pipeline
 _REMOVE_BATCH = 200  # entries or instances per removal script call
-
-# ARGV[1]: {entries: [{id, digest, status, order_set, order_key}], mpps: [uid...], ...}.
-# Returns {removed entry ids as JSON, removed MPPS instance count}.
-_REMOVE_SCRIPT = (
-    REMOVE_ENTRY_LUA
-    + """
-local p = cjson.decode(ARGV[1])
-local removed = {}
-for _, e in ipairs(p.entries) do
-  local ek = p.entry_prefix .. e.id
-  local row = redis.call('HMGET', ek, 'ds', 'status', 'idx')
-  if row[1] and redis.sha1hex(row[1]) == e.digest and (row[2] or '') == e.status then
-    remove_entry(ek, e.id, row[3], p.all)
-    redis.call('ZREM', p.ended, e.id)
-    if e.order_set ~= '' then
-      redis.call('SREM', e.order_set, e.id)
-      if redis.call('EXISTS', e.order_set) == 0 then
-        redis.call('HDEL', p.order_status, e.order_key)
-        redis.call('HDEL', p.order_time, e.order_key)
-      end
-    end
-    removed[#removed + 1] = e.id
-  end
-end
-local instances = 0
-for _, m in ipairs(p.mpps) do
-  local score = redis.call('ZSCORE', p.mpps_time, m.uid)
-  if score and tonumber(score) <= p.mpps_cutoff then
-    local refs = redis.call('HGET', m.key, 'refs')
-    if refs then
-      for _, ref in ipairs(cjson.decode(refs)) do redis.call('SREM', ref[2], m.uid) end
-    end
-    redis.call('DEL', m.key)
-    redis.call('ZREM', p.mpps_time, m.uid)
-    instances = instances + 1
-  end
-end
-local removed_json = '[]'
-if #removed > 0 then removed_json = cjson.encode(removed) end
-return {removed_json, instances}
-"""
-)
-
-# ARGV[1]: {mark: [ids], unmark: [ids], now, ...}: ended steps not yet timed get "now"
-# (if still ended), timed ones that are not ended (any more) or gone lose their time.
-_MARK_SCRIPT = """
-local p = cjson.decode(ARGV[1])
-local ended = {COMPLETED=true, CANCELED=true, DISCONTINUED=true}
-for _, id in ipairs(p.mark) do
-  local status = redis.call('HGET', p.entry_prefix .. id, 'status')
-  if status and ended[status] then redis.call('ZADD', p.ended, 'NX', p.now, id) end
-end
-for _, id in ipairs(p.unmark) do
-  local status = redis.call('HGET', p.entry_prefix .. id, 'status')
-  if not (status and ended[status]) then redis.call('ZREM', p.ended, id) end
-end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -175,8 +118,8 @@ class Retention:
         self._redis = store.client
         self._keys = store.keys
         self._policy = policy
-        self._remove = self._redis.register_script(_REMOVE_SCRIPT)
-        self._mark = self._redis.register_script(_MARK_SCRIPT)
+        self._remove = self._redis.register_script(REMOVE_SCRIPT)
+        self._mark = self._redis.register_script(MARK_SCRIPT)
 
     def __repr__(self) -> str:
         return f"Retention({self._policy!r})"

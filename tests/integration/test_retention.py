@@ -25,12 +25,12 @@ from broker.worklist.keys import KeySchema
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from broker.worklist.mpps_store import MppsStore, StepRef
 from broker.worklist.retention import (
-    _REMOVE_SCRIPT,
     PurgeReport,
     Retention,
     RetentionPolicy,
     RetentionScheduler,
 )
+from broker.worklist.retention_lua import REMOVE_SCRIPT
 from broker.worklist.store import WorklistStore
 from tests.broker_runner import broker_settings, running_broker
 
@@ -199,7 +199,7 @@ def test_a_step_changed_meanwhile_is_kept(
             "order_set": KEYS.order("O-OLD"),
         }
     ]
-    script = redis_client.register_script(_REMOVE_SCRIPT)
+    script = redis_client.register_script(REMOVE_SCRIPT)
     payload = {
         "entries": entries, "mpps": [], "mpps_cutoff": 0, "entry_prefix": KEYS.entry_prefix(),
         "all": KEYS.all_entries(), "ended": KEYS.entries_ended(),
