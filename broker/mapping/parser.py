@@ -1,5 +1,10 @@
 """Reading mapping files: YAML with ``yaml.SafeLoader``, validated into ``broker.mapping.spec``.
 
+This module holds the file and its top-level sections (message types, order
+control, order key, tables, stations); the ``attributes:`` rules are parsed by
+``broker.mapping.rule_parser``, errors, scalars and paths by
+``broker.mapping.parser_base``.
+
 Every DICOM keyword is checked against pydicom's data dictionary (PS3.6) when
 the file is loaded, with a "did you mean" suggestion, and every HL7 path,
 transform and table name is checked too, so a mapping that loads cannot fail
@@ -12,23 +17,17 @@ known, and the rule (``orders.yaml:70: attributes.PatientName``).
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import NoReturn
 
 from pydicom import config as dicom_config
-from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_dict, tag_for_keyword
 from pydicom.valuerep import validate_value
 
-from broker.errors import ConfigError, MappingError
-from broker.mapping.conditions import When, check_pattern, parse_when
-from broker.mapping.conform import conform
-from broker.mapping.hl7_structure import SUPPORTED_VERSIONS, Target, check_path, default_versions
-from broker.mapping.paths import HL7Path, PathSyntaxError, parse_path
+from broker.mapping.hl7_structure import Target, default_versions
+from broker.mapping.parser_base import suggest
+from broker.mapping.rule_parser import RuleParser
 from broker.mapping.source import read_mapping_source
 from broker.mapping.spec import (
     SPS_SEQUENCE,
@@ -39,12 +38,8 @@ from broker.mapping.spec import (
     LookupTable,
     MappingSpec,
     OrderKeyPart,
-    Rule,
-    SequenceRule,
-    ValueRule,
 )
 from broker.mapping.stations import StationRule, parse_stations
-from broker.mapping.transforms import TRANSFORMS
 
 __all__ = [
     "MappingParser",
@@ -53,19 +48,6 @@ __all__ = [
     "suggest",
 ]
 
-_RULE_KEYS = (
-    "path",
-    "value",
-    "generate",
-    "seed",
-    "transform",
-    "table",
-    "default",
-    "required",
-    "fallback",
-    "when",
-    "extract",
-)
 _TOP_KEYS = (
     "kind",
     "name",
@@ -80,9 +62,6 @@ _TOP_KEYS = (
 _MESSAGE_TYPE_RE = re.compile(r"[A-Z0-9]{3}\^[A-Z0-9]{3}")
 _SEGMENT_RE = re.compile(r"[A-Z0-9]{3}")
 _PREFIX_RE = re.compile(r"[A-Z][A-Z0-9_]*")
-_GENERATORS = ("uid", "id")
-_ID_VRS = frozenset({"SH", "LO", "CS", "ST", "LT", "UT", "UC"})  # room for 16 characters
-_LAST_PART_RE = re.compile(r"(\[\d+\]|\.[^.\[\]]*)$")  # "[2]" or ".key" at the end of a rule name
 
 
 def load_mapping(path: Path) -> MappingSpec:
@@ -108,55 +87,11 @@ def parse_mapping(
     return MappingParser(source, lines).mapping(data, version, default_name)
 
 
-def _name_groups(vr: str, transforms: tuple[str, ...]) -> bool:
-    """A PN rule whose repetitions become component groups (``transforms.person_name_groups``)."""
-    return vr == "PN" and transforms in (("pn",), ("xcn_pn",))
+class MappingParser(RuleParser):
+    """Validates one order mapping file's data: the top level and its sections.
 
-
-def _then(rule: ValueRule, after: ValueRule) -> ValueRule:
-    """``rule`` with ``after`` appended at the end of its fallback chain."""
-    fallback = after if rule.fallback is None else _then(rule.fallback, after)
-    return dataclasses.replace(rule, fallback=fallback)
-
-
-def _chain(rule: ValueRule | None) -> Iterator[ValueRule]:
-    while rule is not None:
-        yield rule
-        rule = rule.fallback
-
-
-def suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
-    return f" (did you mean {' or '.join(close)}?)" if close else ""
-
-
-class MappingParser:
-    """Validates one file's data; every error names the file, the line if known, and the rule.
-
-    ``targets`` are the (message type, HL7 version) pairs the file handles,
-    set by its message-type section before any path is read; each path must
-    exist in at least one of them.
+    Its message-type section sets :attr:`targets` before any path is read.
     """
-
-    def __init__(self, source: str, lines: Mapping[str, int] | None = None) -> None:
-        self.source = source
-        self.lines: Mapping[str, int] = lines or {}
-        self.tables: dict[str, LookupTable] = {}
-        self.targets: tuple[Target, ...] = ()
-
-    def fail(self, rule: str, message: str, *, at: str | None = None) -> NoReturn:
-        """Raise for ``rule``; ``at`` is a finer place in the file (``...path[2]``) for the line."""
-        line = self.line(at or rule)
-        where = f"{self.source}:{line}" if line is not None else self.source
-        raise ConfigError(setting=f"{where}: {rule}", message=message)
-
-    def line(self, name: str) -> int | None:
-        """The line of ``name``, else of the nearest enclosing name (``a.b[2]``, ``a.b``, ``a``)."""
-        while name:
-            if name in self.lines:
-                return self.lines[name]
-            name = _LAST_PART_RE.sub("", name) if _LAST_PART_RE.search(name) else ""
-        return None
 
     def mapping(self, data: object, version: str, default_name: str) -> MappingSpec:
         top = self.dict_of("(top level)", data)
@@ -185,56 +120,6 @@ class MappingParser:
             rules=rules,
             stations=self.stations(top.get("stations")),
         )
-
-    # -- scalars and containers -------------------------------------------------
-    def dict_of(self, rule: str, data: object) -> dict[str, object]:
-        if not isinstance(data, dict) or not data:
-            self.fail(rule, "must be a non-empty mapping (key: value lines)")
-        for key in data:
-            if not isinstance(key, str):
-                self.fail(rule, f"key {key!r} must be text (quote it)")
-        return data
-
-    def text(self, rule: str, raw: object) -> str:
-        if isinstance(raw, bool) or not isinstance(raw, str | int):
-            self.fail(rule, f"{raw!r} must be text (quote it: YAML reads yes/no as booleans)")
-        return str(raw)
-
-    def path(self, rule: str, raw: object, *, at: str | None = None) -> HL7Path:
-        """Parse a path and check it exists in one of :attr:`targets` (HL7 v2 structures)."""
-        try:
-            path = parse_path(self.text(rule, raw))
-        except PathSyntaxError as e:
-            self.fail(rule, str(e), at=at)
-        problem = check_path(path, self.targets)
-        if problem is not None:
-            self.fail(rule, problem, at=at)
-        return path
-
-    def paths(self, rule: str, raw: object, *, at: str | None = None) -> tuple[HL7Path, ...]:
-        """One path or a list of them; ``at`` is where they are in the file (default ``rule``)."""
-        at = at or rule
-        if not isinstance(raw, list):
-            return (self.path(rule, raw, at=at),)
-        if not raw:
-            self.fail(rule, "the list of HL7 paths is empty", at=at)
-        return tuple(self.path(rule, item, at=f"{at}[{i}]") for i, item in enumerate(raw, 1))
-
-    def versions(self, rule: str, raw: object) -> tuple[str, ...]:
-        """``versions:``: an HL7 version or a list of them, each one hl7apy knows."""
-        items = raw if isinstance(raw, list) else [raw]
-        # An unquoted 2.4 is a YAML float; no HL7 version reads differently as one.
-        versions = [str(v) if isinstance(v, float) else self.text(rule, v) for v in items]
-        if not versions:
-            self.fail(rule, "give an HL7 version or a list of them, e.g. ['2.3.1', '2.4']")
-        for version in versions:
-            if version not in SUPPORTED_VERSIONS:
-                self.fail(
-                    rule,
-                    f"HL7 version {version!r} is not one hl7apy knows "
-                    f"({', '.join(SUPPORTED_VERSIONS)}){suggest(version, SUPPORTED_VERSIONS)}",
-                )
-        return tuple(dict.fromkeys(versions))
 
     # -- top-level sections -------------------------------------------------------
     def message_types(self, data: object) -> dict[str, tuple[str, ...]]:
@@ -323,142 +208,6 @@ class MappingParser:
             tables[name] = LookupTable(name, MappingProxyType(rows), default)
         return tables
 
-    # -- attribute rules ------------------------------------------------------------
-    def rules(self, where: str, data: object) -> tuple[Rule, ...]:
-        return tuple(
-            self.rule(f"{where}.{kw}", kw, raw) for kw, raw in self.dict_of(where, data).items()
-        )
-
-    def element(self, rule: str, keyword: str) -> tuple[int, str, str]:
-        tag = tag_for_keyword(keyword)
-        if tag is None:
-            self.fail(rule, f"{keyword!r} is not a DICOM keyword{suggest(keyword, keyword_dict)}")
-        return tag, dictionary_VR(tag), dictionary_VM(tag)
-
-    def rule(self, rule: str, keyword: str, raw: object) -> Rule:
-        tag, vr, vm = self.element(rule, keyword)
-        if vr == "SQ":
-            if not isinstance(raw, dict) or set(raw) & set(_RULE_KEYS):
-                self.fail(
-                    rule,
-                    f"{keyword} is a sequence (VR SQ): give its item's attributes, Keyword: PATH",
-                )
-            return SequenceRule(rule, keyword, tag, self.rules(rule, raw))
-        if vr not in TEXT_VRS:
-            self.fail(
-                rule,
-                f"{keyword} has VR {vr}; mappable VRs: {', '.join(sorted(TEXT_VRS))}",
-            )
-        return self.value_rule(rule, keyword, (tag, vr, vm != "1"), raw, top=True)
-
-    def value_rule(
-        self, rule: str, keyword: str, element: tuple[int, str, bool], raw: object, *, top: bool
-    ) -> ValueRule:
-        if isinstance(raw, list) and raw and all(isinstance(item, dict) for item in raw):
-            return self.alternatives(rule, keyword, element, raw, top=top)
-        tag, vr, multi = element
-        spec: dict[str, object] = dict(raw) if isinstance(raw, dict) else {"path": raw}
-        for key in spec:
-            if key in _RULE_KEYS:
-                continue
-            if isinstance(key, str) and tag_for_keyword(key) is not None:
-                self.fail(rule, f"{keyword} has VR {vr}, not SQ: it cannot hold attributes ({key})")
-            self.fail(rule, f"unknown setting {key!r}{suggest(str(key), _RULE_KEYS)}")
-        sources = [k for k in ("path", "value", "generate") if k in spec]
-        if len(sources) != 1:
-            self.fail(rule, "give exactly one of path, value or generate")
-        at = f"{rule}.path" if isinstance(raw, dict) else rule  # where the paths are written
-        paths = self.paths(rule, spec["path"], at=at) if "path" in spec else ()
-        transforms = self.transforms(rule, spec.get("transform"))
-        if not multi and any(p.all_repetitions for p in paths) and not _name_groups(vr, transforms):
-            self.fail(
-                rule,
-                f"{keyword} takes one value: a [*] path could give several (a person name "
-                "takes [*] with transform pn or xcn_pn: its repetitions become name groups)",
-            )
-        generate = self.text(rule, spec["generate"]) if "generate" in spec else None
-        if generate is not None and generate not in _GENERATORS:
-            self.fail(rule, f"generate {generate!r} is not one of {', '.join(_GENERATORS)}")
-        if generate == "id" and vr not in _ID_VRS:
-            self.fail(rule, f"generate id makes a 16-character text; {keyword} has VR {vr}")
-        if "seed" in spec and generate is None:
-            self.fail(rule, "seed only goes with generate")
-        if "required" in spec and (not top or not isinstance(spec["required"], bool)):
-            self.fail(rule, "required is true or false, on the rule itself (not in a fallback)")
-        if "default" in spec and "path" not in spec:
-            self.fail(rule, "default only goes with path (it is used when the paths are empty)")
-        fallback = None
-        if "fallback" in spec:
-            fallback = self.value_rule(
-                f"{rule}.fallback", keyword, element, spec["fallback"], top=False
-            )
-        value_rule = ValueRule(
-            name=rule,
-            keyword=keyword,
-            tag=tag,
-            vr=vr,
-            multi=multi,
-            paths=paths,
-            value=self.text(rule, spec["value"]) if "value" in spec else None,
-            generate=generate,
-            seed=self.paths(f"{rule}.seed", spec["seed"]) if "seed" in spec else (),
-            transforms=transforms,
-            table=self.table_name(rule, spec.get("table")),
-            default=self.text(rule, spec["default"]) if "default" in spec else None,
-            required=bool(spec.get("required", False)),
-            fallback=fallback,
-            when=self.when(rule, spec["when"]) if "when" in spec else None,
-            extract=check_pattern(f"{rule}.extract", spec["extract"], self.fail)
-            if "extract" in spec
-            else None,
-        )
-        self.check_constants(value_rule)
-        return value_rule
-
-    def check_constants(self, rule: ValueRule) -> None:
-        """A constant (as written, when nothing transforms it) and a default must fit the VR."""
-        constants = [rule.default]
-        if not rule.transforms and rule.table is None and rule.extract is None:
-            constants.append(rule.value)
-        for text in constants:
-            if text is None:
-                continue
-            try:
-                conform(text, rule, None)
-            except MappingError as e:
-                self.fail(rule.name, e.text)
-
-    def alternatives(
-        self,
-        rule: str,
-        keyword: str,
-        element: tuple[int, str, bool],
-        raw: list[object],
-        *,
-        top: bool,
-    ) -> ValueRule:
-        """A list of rules: the first that gives a value (``when:`` picks among them)."""
-        chain: ValueRule | None = None
-        for index in range(len(raw), 0, -1):
-            item = self.value_rule(f"{rule}[{index}]", keyword, element, raw[index - 1], top=top)
-            chain = item if chain is None else _then(item, chain)
-        assert chain is not None
-        required = any(r.required for r in _chain(chain))
-        return dataclasses.replace(chain, name=rule, required=required)
-
-    def when(self, rule: str, raw: object, *, keywords: bool = False) -> When:
-        """``when:`` conditions, their HL7 paths checked like any path (``conditions``)."""
-        when = parse_when(rule, raw, self.fail, keywords=keywords)
-        self.check_conditions(rule, when)
-        return when
-
-    def check_conditions(self, rule: str, when: When) -> None:
-        for condition in when.conditions:
-            if isinstance(condition.subject, HL7Path):
-                problem = check_path(condition.subject, self.targets)
-                if problem is not None:
-                    self.fail(f"{rule}.when.{condition.subject}", problem)
-
     def stations(self, raw: object) -> tuple[StationRule, ...]:
         """The ``stations:`` routing rules (``broker.mapping.stations``)."""
         rules = parse_stations(raw, self.fail, self.station_values)
@@ -479,20 +228,3 @@ class MappingParser:
             except ValueError as e:
                 self.fail(rule, f"{value!r} is not a valid {keyword} (VR {vr}): {e}")
         return values
-
-    def transforms(self, rule: str, raw: object) -> tuple[str, ...]:
-        if raw is None:
-            return ()
-        names = [self.text(rule, n) for n in (raw if isinstance(raw, list) else [raw])]
-        for name in names:
-            if name not in TRANSFORMS:
-                self.fail(rule, f"unknown transform {name!r}{suggest(name, TRANSFORMS)}")
-        return tuple(names)
-
-    def table_name(self, rule: str, raw: object) -> str | None:
-        if raw is None:
-            return None
-        name = self.text(rule, raw)
-        if name not in self.tables:
-            self.fail(rule, f"unknown table {name!r}{suggest(name, self.tables)}")
-        return name
