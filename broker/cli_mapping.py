@@ -42,6 +42,16 @@ def add_mapping_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         ),
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _check_parser(actions)
+    _preview_parser(actions, common)
+    _history_parser(actions, common)
+    _diff_parser(actions, common)
+    _publish_parser(actions, common)
+    _rollback_parser(actions, common)
+    _export_parser(actions, common)
+
+
+def _check_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = actions.add_parser(
         "check",
         help="validate mapping files (no Redis needed)",
@@ -49,6 +59,10 @@ def add_mapping_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     check.add_argument("files", nargs="+", type=Path, metavar="FILE", help="mapping files")
 
+
+def _preview_parser(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     pv = actions.add_parser(
         "preview",
         parents=[common],
@@ -65,9 +79,17 @@ def add_mapping_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--mapping", type=Path, nargs="+", default=[], metavar="FILE", help="edited mapping files"
     )
 
+
+def _history_parser(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     history = actions.add_parser("history", parents=[common], help="list published versions")
     history.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (20)")
 
+
+def _diff_parser(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     d = actions.add_parser(
         "diff",
         parents=[common],
@@ -81,6 +103,10 @@ def add_mapping_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     d.add_argument("versions", nargs="*", type=int, metavar="VERSION")
     d.add_argument("--dir", type=Path, metavar="DIR", help="compare with the files of DIR")
 
+
+def _publish_parser(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     pub = actions.add_parser(
         "publish",
         parents=[common],
@@ -95,12 +121,20 @@ def add_mapping_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     pub.add_argument("--dir", type=Path, metavar="DIR", help="publish every .yaml file of DIR")
     _who(pub)
 
+
+def _rollback_parser(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     rb = actions.add_parser(
         "rollback", parents=[common], help="publish an earlier version's files again"
     )
     rb.add_argument("version", type=int, metavar="VERSION")
     _who(rb)
 
+
+def _export_parser(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     ex = actions.add_parser(
         "export", parents=[common], help="write the active (or a given) version to files"
     )

@@ -103,8 +103,22 @@ class Settings:
         return f"Settings({', '.join(parts)})"
 
     def __post_init__(self) -> None:
+        self._check_ports()
+        self._check_limits()
+        self._check_names()
+        self._check_charsets()
+        self._check_sender_tables()
+        self._check_scanners()
+        site_zone(self.site_timezone)  # ConfigError: site_timezone
+        self._check_redis_url()
+        self._check_retention()
+
+    def _check_ports(self) -> None:
         for name in ("hl7_port", "dicom_port", "admin_port"):
             _check(name, 0 <= getattr(self, name) <= 65535, "must be a TCP port from 0 to 65535")
+
+    def _check_limits(self) -> None:
+        """Sizes, counts and timeouts: every input is bounded."""
         for name in (
             "hl7_max_frame_bytes",
             "hl7_max_connections",
@@ -127,6 +141,9 @@ class Settings:
             self.dicom_entry_cache >= 0,
             "must be a number of entries, 0 (no cache) or more",
         )
+
+    def _check_names(self) -> None:
+        """The AE title, the log level, the accepted HL7 processing IDs and versions."""
         _check(
             "ae_title",
             bool(_AE_TITLE.match(self.ae_title)) and self.ae_title.strip() != "",
@@ -139,6 +156,8 @@ class Settings:
         )
         _check("hl7_processing_ids", bool(self.hl7_processing_ids), "must list at least one")
         _check("hl7_versions", bool(self.hl7_versions), "must list at least one HL7 version")
+
+    def _check_charsets(self) -> None:
         _check(
             "dicom_character_set",
             self.dicom_character_set in python_encoding,
@@ -149,6 +168,9 @@ class Settings:
             charset_codec(self.hl7_default_charset) is not None,
             "must be an HL7 table 0211 name such as UNICODE UTF-8, 8859/1 or ASCII",
         )
+
+    def _check_sender_tables(self) -> None:
+        """The per-sender time zones and charsets; errors name the sender."""
         for sender, zone in self.hl7_sender_timezones.items():
             try:
                 site_zone(zone)
@@ -162,19 +184,25 @@ class Settings:
                 charset_codec(charset) is not None,
                 f"{sender}: {charset!r} is not an HL7 table 0211 name such as 8859/1",
             )
+
+    def _check_scanners(self) -> None:
         profiles = ProfileSet.parse(self.dicom_scanners)  # ConfigError: scanners.<AE>.<key>
         _check(
             "dicom_allow_unknown_callers",
             self.dicom_allow_unknown_callers or bool(profiles.known_callers),
             "false needs at least one [scanners.<AE title>] table, or no scanner could query",
         )
-        site_zone(self.site_timezone)
+
+    def _check_redis_url(self) -> None:
         if self.redis_url is not None:
             _check(
                 "redis_url",
                 self.redis_url.split("://", 1)[0] in {"redis", "rediss", "unix"},
                 "must start with redis://, rediss:// or unix://",
             )
+
+    def _check_retention(self) -> None:
+        """The MPPS event stream and the retention of entries and MPPS instances."""
         _check("mpps_events_max", self.mpps_events_max > 0, "must be greater than 0")
         for name in ("retention_ended_days", "retention_stale_days", "retention_mpps_days"):
             _check(

@@ -143,60 +143,24 @@ def site_zone(name: str) -> dt.tzinfo | None:
         raise ConfigError("site_timezone", f"{name!r} is not an IANA time zone name") from e
 
 
-def _profile(ae_title: str, table: object) -> ScannerProfile:
+def _profile(ae_title: str, raw: object) -> ScannerProfile:
     where = f"scanners.{ae_title}"
-    if not isinstance(table, Mapping):
-        raise ConfigError(where, "must be a table of profile settings")
-    if ae_title != "*" and not (0 < len(ae_title) <= 16 and ae_title.isprintable()):
-        raise ConfigError(where, "the table name must be a calling AE title (1-16 characters)")
-    unknown = sorted(set(table) - set(_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}", f"unknown setting; known: {', '.join(_KEYS)}")
-
-    def text_list(key: str) -> list[str]:
-        value = table.get(key, [])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}.{key}", "must be a list of text values")
-        return [v.strip() for v in value]
-
-    scope = table.get("scope", "all")
-    if scope == "all":
-        stations = None
-    elif scope == "own":
-        if ae_title == "*":
-            raise ConfigError(f"{where}.scope", '"own" needs a profile named after an AE title')
-        stations = frozenset({ae_title})
-    else:
-        stations = frozenset(text_list("scope")) if isinstance(scope, list) else frozenset()
-        if not stations:
-            raise ConfigError(f"{where}.scope", 'must be "own", "all" or a list of AE titles')
+    table = _table(where, ae_title, raw)
+    stations = _stations(where, ae_title, table)
     max_answers = table.get("max_answers")
     if max_answers is not None and (not isinstance(max_answers, int) or max_answers < 1):
         raise ConfigError(f"{where}.max_answers", "must be a whole number of at least 1")
     over = table.get("over_limit", "truncate")
     if over not in ("truncate", "refuse"):
         raise ConfigError(f"{where}.over_limit", 'must be "truncate" or "refuse"')
-    sort = tuple(text_list("sort"))
+    sort = tuple(_text_list(where, table, "sort"))
     if any(k not in SORT_KEYS for k in sort):
         raise ConfigError(f"{where}.sort", f"keys are {', '.join(SORT_KEYS)}")
-    charset = table.get("character_set")
-    if charset is not None and (not isinstance(charset, str) or charset not in python_encoding):
-        raise ConfigError(
-            f"{where}.character_set",
-            "must be a DICOM Specific Character Set term, e.g. ISO_IR 192, ISO_IR 100, "
-            "ISO 2022 IR 87",
-        )
+    charset = _character_set(where, table)
     policy = table.get("unrepresentable", "utf8")
     if policy not in _POLICIES:
         raise ConfigError(f"{where}.unrepresentable", f"must be one of {', '.join(_POLICIES)}")
-    hidden = table.get("hidden_statuses")
-    hidden_set = None
-    if hidden is not None:
-        hidden_set = frozenset(s.upper() for s in text_list("hidden_statuses"))
-        if hidden_set - _STATUSES:
-            raise ConfigError(f"{where}.hidden_statuses", f"statuses are {sorted(_STATUSES)}")
+    hidden_set = _hidden_statuses(where, table)
     unassigned = table.get("unassigned", stations is None)
     if not isinstance(unassigned, bool):
         raise ConfigError(f"{where}.unassigned", "must be true or false")
@@ -205,7 +169,7 @@ def _profile(ae_title: str, table: object) -> ScannerProfile:
         raise ConfigError(f"{where}.modality", "must be a modality code such as CT")
     return ScannerProfile(
         ae_title=ae_title,
-        addresses=frozenset(text_list("addresses")),
+        addresses=frozenset(_text_list(where, table, "addresses")),
         stations=stations,
         unassigned=unassigned,
         date_window=_window(where, table.get("date_window", "any")),
@@ -217,6 +181,66 @@ def _profile(ae_title: str, table: object) -> ScannerProfile:
         character_set=charset,
         unrepresentable=policy,
     )
+
+
+def _table(where: str, ae_title: str, table: object) -> Mapping[str, Any]:
+    """The ``[scanners.<AE>]`` table, once its name and keys are known good."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(where, "must be a table of profile settings")
+    if ae_title != "*" and not (0 < len(ae_title) <= 16 and ae_title.isprintable()):
+        raise ConfigError(where, "the table name must be a calling AE title (1-16 characters)")
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", f"unknown setting; known: {', '.join(_KEYS)}")
+    return table
+
+
+def _text_list(where: str, table: Mapping[str, Any], key: str) -> list[str]:
+    value = table.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}.{key}", "must be a list of text values")
+    return [v.strip() for v in value]
+
+
+def _stations(where: str, ae_title: str, table: Mapping[str, Any]) -> frozenset[str] | None:
+    """The stations the profile sees (``scope``); None: every station."""
+    scope = table.get("scope", "all")
+    if scope == "all":
+        stations = None
+    elif scope == "own":
+        if ae_title == "*":
+            raise ConfigError(f"{where}.scope", '"own" needs a profile named after an AE title')
+        stations = frozenset({ae_title})
+    else:
+        stations = (
+            frozenset(_text_list(where, table, "scope")) if isinstance(scope, list) else frozenset()
+        )
+        if not stations:
+            raise ConfigError(f"{where}.scope", 'must be "own", "all" or a list of AE titles')
+    return stations
+
+
+def _character_set(where: str, table: Mapping[str, Any]) -> str | None:
+    charset = table.get("character_set")
+    if charset is not None and (not isinstance(charset, str) or charset not in python_encoding):
+        raise ConfigError(
+            f"{where}.character_set",
+            "must be a DICOM Specific Character Set term, e.g. ISO_IR 192, ISO_IR 100, "
+            "ISO 2022 IR 87",
+        )
+    return charset
+
+
+def _hidden_statuses(where: str, table: Mapping[str, Any]) -> frozenset[str] | None:
+    hidden = table.get("hidden_statuses")
+    hidden_set = None
+    if hidden is not None:
+        hidden_set = frozenset(s.upper() for s in _text_list(where, table, "hidden_statuses"))
+        if hidden_set - _STATUSES:
+            raise ConfigError(f"{where}.hidden_statuses", f"statuses are {sorted(_STATUSES)}")
+    return hidden_set
 
 
 def _window(where: str, raw: object) -> tuple[int, int] | None:
