@@ -137,7 +137,7 @@ class HL7Router:
 
     def reject(self, raw: bytes, reason: str, peer: str) -> bytes:
         """A NAK for a message the transport could not hand over whole (AR 207)."""
-        error = HL7Error(AckCode.REJECT, ErrorCode.APPLICATION_INTERNAL_ERROR, None, reason)
+        error = _internal_error(AckCode.REJECT, reason)
         ack = self._ack(context_from_raw(raw), AckCode.REJECT, error)
         notes = IntakeNotes()
         notes.failed(error, Outcome.REJECTED)
@@ -168,9 +168,7 @@ class HL7Router:
             return result
         # handle_steps answers every failure itself; this is a last resort
         log.error("[%s] message not processed: %r", peer, result)
-        error = HL7Error(
-            AckCode.ERROR, ErrorCode.APPLICATION_INTERNAL_ERROR, None, "internal error"
-        )
+        error = _internal_error(AckCode.ERROR, "internal error")
         return self._ack(context_from_raw(raw), AckCode.ERROR, error)
 
     def handle_steps(self, raw: bytes, peer: str) -> Steps[bytes]:
@@ -230,21 +228,14 @@ class HL7Router:
             return self._ack(ctx, error.ack_code, error), summary
         if isinstance(error, StoreError):
             log.warning("[%s] msg %s: %s", peer, msg.control_id, error)
-            refusal = HL7Error(
+            refusal = _internal_error(
                 AckCode.REJECT,
-                ErrorCode.APPLICATION_INTERNAL_ERROR,
-                None,
                 "worklist store unavailable; nothing was stored, please resend later",
             )
             notes.failed(refusal, Outcome.STORE_FAILURE)
             return self._ack(ctx, AckCode.REJECT, refusal), "AR 207 store unavailable"
         log.error("[%s] msg %s: internal error", peer, msg.control_id, exc_info=error)
-        fault = HL7Error(
-            AckCode.ERROR,
-            ErrorCode.APPLICATION_INTERNAL_ERROR,
-            None,
-            "internal error in the broker; nothing was stored",
-        )
+        fault = _internal_error(AckCode.ERROR, "internal error in the broker; nothing was stored")
         notes.failed(fault, Outcome.INTERNAL_ERROR)
         return self._ack(ctx, AckCode.ERROR, fault), "AE 207 internal error"
 
@@ -401,3 +392,8 @@ class HL7Router:
             f"message control ID {ctx.control_id} was already used by a different message "
             "from this sender; nothing changed",
         )
+
+
+def _internal_error(code: AckCode, text: str) -> HL7Error:
+    """An application internal error (ERR-3 207, no location) answered with ``code``."""
+    return HL7Error(code, ErrorCode.APPLICATION_INTERNAL_ERROR, None, text)
