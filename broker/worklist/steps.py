@@ -202,10 +202,10 @@ class StepPipeline:
         return wakeup not in readable
 
     def close(self) -> None:
-        """Drop the connection (call when nothing is in flight)."""
+        """Close the connection (call when nothing is in flight); the next step opens it
+        again. The one connection object is kept: the pool counts every one it made."""
         if self._connection is not None:
             self._connection.disconnect()  # type: ignore[no-untyped-call]
-            self._connection = None
 
     def _dispatch(self, groups: list[tuple[_Lockstep, Done]]) -> None:
         waiting = deque(groups)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,63 @@ def test_unreachable_redis_url_is_a_clear_start_up_error(tmp_path: Path) -> None
         pass
     assert info.value.setting == "redis_url"
     assert "cannot reach" in info.value.message
+
+
+def test_a_redis_crash_under_load_loses_no_acknowledged_order(tmp_path: Path) -> None:
+    """Redis is killed (SIGKILL) while 4 senders keep orders in flight, then restarted.
+
+    Every message is answered (AA, or AR while Redis is away), none hangs, and no
+    order answered AA is missing afterwards: the senders resend what got AR, as a
+    RIS does, and the worklist then holds every order exactly once.
+    """
+    template = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
+    senders, per_sender = 4, 40
+
+    def order(sender: int, n: int) -> bytes:  # control ID, order numbers, UIDs: all distinct
+        return template.replace(b"1001", str(10_000 + sender * 1000 + n).encode())
+
+    redis_server = EmbeddedRedis(tmp_path / "external")
+    redis_server.start()
+    try:
+        settings = broker_settings(tmp_path / "data", redis_url=redis_server.url)
+        with running_broker(settings) as broker:
+            assert broker.endpoints is not None and broker.store is not None
+            port, store = broker.endpoints.hl7_port, broker.store
+
+            def send_all(sender: int) -> list[tuple[bytes, str]]:
+                with MLLPClient("127.0.0.1", port, timeout=30) as client:
+                    return [
+                        (raw, summarize_ack(client.send(raw)).code)
+                        for raw in (order(sender, n) for n in range(per_sender))
+                    ]
+
+            def crash_when_busy() -> None:
+                probe = connect(redis_server.url)
+                while int(probe.scard(store.keys.all_entries())) < 30:
+                    time.sleep(0.005)  # waiting for the load to be under way
+                probe.close()
+                process = redis_server._process
+                assert process is not None
+                process.kill()
+                process.wait()
+                if process.stderr is not None:
+                    process.stderr.close()
+                time.sleep(0.3)
+                redis_server.start()
+
+            with ThreadPoolExecutor(senders + 1) as pool:
+                crash = pool.submit(crash_when_busy)
+                answered = [
+                    a
+                    for f in [pool.submit(send_all, s) for s in range(senders)]
+                    for a in f.result()
+                ]
+                crash.result()
+            assert {code for _, code in answered} <= {"AA", "AR"}
+            refused = [raw for raw, code in answered if code != "AA"]
+            with MLLPClient("127.0.0.1", port, timeout=30) as client:
+                for raw in refused:  # the sender's retry
+                    assert summarize_ack(client.send(raw)).code == "AA"
+            assert store.count() == senders * per_sender
+    finally:
+        redis_server.stop()
