@@ -216,13 +216,27 @@ class StepPipeline:
                 continue
             commands = group.commands()
             try:
-                connection = self._connect()
-                packed = connection.pack_commands([c.args for c in commands])  # type: ignore[no-untyped-call]
-                connection.send_packed_command(packed, check_health=False)  # type: ignore[no-untyped-call]
+                self._send(commands)
             except Exception as e:
                 waiting.extend(self._fail_all([(group, done)], e, dispatch=False))
                 continue
             self._flights.append((group, commands, done))
+
+    def _send(self, commands: list[Command]) -> None:
+        connection = self._connect()
+        packed = connection.pack_commands([c.args for c in commands])  # type: ignore[no-untyped-call]
+        idle = not self._flights
+        try:
+            # With nothing in flight, a PING first if the connection was idle past the
+            # client's health-check interval (an idle timeout of Redis may have closed
+            # it); never with steps in flight: its reply would be read in place of theirs.
+            connection.send_packed_command(packed, check_health=idle)  # type: ignore[no-untyped-call]
+        except redis.ConnectionError:
+            if not idle:
+                raise
+            # A connection found closed when writing executed nothing of this step (and
+            # nothing else was sent on it): send it again on a new connection, once.
+            connection.send_packed_command(packed, check_health=False)  # type: ignore[no-untyped-call]
 
     def _fail_all(
         self, groups: list[tuple[_Lockstep, Done]], error: Exception, *, dispatch: bool = True

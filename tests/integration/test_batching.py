@@ -133,6 +133,32 @@ def test_groups_are_in_flight_together_and_answered_in_order(redis_client: redis
     assert done == [("first", [(1, 3), (1, 2)]), ("second", [(2, 4)])]
 
 
+@pytest.mark.parametrize("health_check", [0.0, 0.001], ids=["written-to", "pinged-first"])
+def test_a_connection_redis_closed_while_idle_is_replaced_before_the_next_step(
+    redis_client: redis.Redis, health_check: float
+) -> None:
+    """Closed by Redis (as its idle timeout does) with nothing in flight: the next step
+    is sent on a new connection, whether the PING of a due health check (the broker
+    checks after 30 s idle) or the write of the step itself finds it closed."""
+    path = redis_client.connection_pool.connection_kwargs["path"]
+    checked = redis.Redis(unix_socket_path=path, health_check_interval=health_check)
+
+    def incr(key: str) -> steps.Steps[Any]:
+        (reply,) = yield [steps.Command(("INCR", key))]
+        return int(reply)
+
+    pipeline = steps.StepPipeline(checked)
+    done: list[list[Any]] = []
+    pipeline.start([incr("a")], done.append)
+    pipeline.receive()
+    redis_client.client_kill_filter(_type="normal", skipme=True)
+    time.sleep(0.01)  # past the health-check interval, when there is one
+    pipeline.start([incr("a")], done.append)
+    pipeline.receive()
+    pipeline.close()
+    assert done == [[1], [2]]
+
+
 def another_client(client: redis.Redis) -> redis.Redis:
     return redis.Redis(unix_socket_path=client.connection_pool.connection_kwargs["path"])
 
