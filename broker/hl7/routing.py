@@ -319,7 +319,7 @@ class HL7Router:
             (key, record),
             sent,
             read,
-            self._applied_record(arrival, msg, ack, notes),
+            self._applied_record(arrival, (msg, ctx), ack, notes),
         )
         notes.applied(outcome)
         if outcome.logged is not None and self._recorder is not None:
@@ -336,12 +336,17 @@ class HL7Router:
         return ack, summary
 
     def _applied_record(
-        self, arrival: _Arrival, msg: ParsedMessage, ack: bytes, notes: IntakeNotes
+        self,
+        arrival: _Arrival,
+        message: tuple[ParsedMessage, AckContext],
+        ack: bytes,
+        notes: IntakeNotes,
     ) -> LogRecord | None:
         """The log record an order's apply script writes if it applies the changes."""
         if self._recorder is None:
             return None
-        notes.application_ack = self._application_ack(context_from_message(msg), notes)
+        msg, ctx = message
+        notes.application_ack = self._application_ack(ctx, notes)
         try:
             intake = intake_from(arrival.raw, arrival.peer, arrival.received, msg, ack, notes)
             return self._recorder.applied_record(intake)
