@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
 
@@ -27,7 +27,7 @@ from broker.errors import HL7Error, StoreError
 from broker.hl7.ack import AckContext, build_ack, context_from_message, context_from_raw
 from broker.hl7.ackmode import MLLP_COMMIT_ACK, AckMode
 from broker.hl7.codes import AckCode, ErrorCode
-from broker.hl7.intake import IntakeNotes, MessageRecorder, Outcome, intake_from
+from broker.hl7.intake import Intake, IntakeNotes, MessageRecorder, Outcome, intake_from
 from broker.hl7.message import ParsedMessage, decode
 from broker.hl7.validate import HeaderPolicy, check_header
 from broker.mapping.engine import map_message
@@ -141,26 +141,14 @@ class HL7Router:
         ack = self._ack(context_from_raw(raw), AckCode.REJECT, error)
         notes = IntakeNotes()
         notes.failed(error, Outcome.REJECTED)
-        steps.run(self._store.client, self._record(raw, peer, time.time(), None, ack, notes))
+        steps.run(
+            self._store.client, self._record(_Arrival(raw, peer, time.time()), None, ack, notes)
+        )
         return ack
 
     def handle(self, raw: bytes, peer: str) -> bytes:
         """Process one message and return the ACK to send."""
         return steps.run(self._store.client, self.handle_steps(raw, peer))
-
-    def handle_many(self, messages: Sequence[tuple[bytes, str]]) -> list[bytes]:
-        """Process messages from different connections together; their ACKs, in order.
-
-        Each message is processed exactly as :meth:`handle` would, but their Redis
-        round trips are shared (``broker.worklist.steps``): one pipeline for the
-        reads of all, one for their atomic updates, one for the message log.
-        """
-        operations = [self.handle_steps(raw, peer) for raw, peer in messages]
-        results = steps.run_all(self._store.client, operations)
-        return [
-            self.answer(raw, peer, result)
-            for (raw, peer), result in zip(messages, results, strict=True)
-        ]
 
     def answer(self, raw: bytes, peer: str, result: object) -> bytes:
         """The ACK for a message from what its :meth:`handle_steps` returned or raised."""
@@ -173,14 +161,15 @@ class HL7Router:
 
     def handle_steps(self, raw: bytes, peer: str) -> Steps[bytes]:
         """:meth:`handle` as steps (``broker.worklist.steps``); never raises."""
-        started, received, notes = time.perf_counter(), time.time(), IntakeNotes()
+        started, notes = time.perf_counter(), IntakeNotes()
+        arrival = _Arrival(raw, peer, time.time())
         try:
             msg = decode(raw, self._config.default_charset, self._config.sender_charsets)
         except HL7Error as e:
-            return (yield from self._undecodable(_Arrival(raw, peer, received), e, notes))
+            return (yield from self._undecodable(arrival, e, notes))
         ctx = context_from_message(msg)
         try:
-            ack, summary = yield from self._process(msg, ctx, _Arrival(raw, peer, received), notes)
+            ack, summary = yield from self._process(msg, ctx, arrival, notes)
         except Exception as e:  # every failure is answered, with what it means for the sender
             ack, summary = self._failure(ctx, (msg, peer), e, notes)
         log.info(
@@ -193,7 +182,7 @@ class HL7Router:
         )
         if not notes.logged:  # an applied order was recorded with its changes
             notes.application_ack = self._application_ack(ctx, notes)
-            yield from self._record(raw, peer, received, msg, ack, notes)
+            yield from self._record(arrival, msg, ack, notes)
         return ack
 
     def _undecodable(self, arrival: _Arrival, error: HL7Error, notes: IntakeNotes) -> Steps[bytes]:
@@ -209,7 +198,7 @@ class HL7Router:
         raw_ctx = context_from_raw(arrival.raw)
         ack = self._ack(raw_ctx, error.ack_code, error)
         notes.application_ack = self._application_ack(raw_ctx, notes)
-        yield from self._record(arrival.raw, arrival.peer, arrival.received, None, ack, notes)
+        yield from self._record(arrival, None, ack, notes)
         return ack
 
     def _failure(
@@ -240,24 +229,24 @@ class HL7Router:
         return self._ack(ctx, AckCode.ERROR, fault), "AE 207 internal error"
 
     def _record(
-        self,
-        raw: bytes,
-        peer: str,
-        received: float,
-        msg: ParsedMessage | None,
-        ack: bytes,
-        notes: IntakeNotes,
+        self, arrival: _Arrival, msg: ParsedMessage | None, ack: bytes, notes: IntakeNotes
     ) -> Steps[None]:
         """Hand the message to the message log; a log failure never changes the ACK."""
         if self._recorder is None:
             return
         try:
-            yield from self._recorder.record_steps(
-                intake_from(raw, peer, received, msg, ack, notes)
-            )
+            yield from self._recorder.record_steps(self._intake(arrival, msg, ack, notes))
         except Exception as e:  # the ACK is decided; the log is a record, not a gate
             control_id = msg.control_id if msg is not None else "?"
-            log.warning("[%s] msg %s: not recorded in the message log: %s", peer, control_id, e)
+            log.warning(
+                "[%s] msg %s: not recorded in the message log: %s", arrival.peer, control_id, e
+            )
+
+    @staticmethod
+    def _intake(
+        arrival: _Arrival, msg: ParsedMessage | None, ack: bytes, notes: IntakeNotes
+    ) -> Intake:
+        return intake_from(arrival.raw, arrival.peer, arrival.received, msg, ack, notes)
 
     def _process(
         self, msg: ParsedMessage, ctx: AckContext, arrival: _Arrival, notes: IntakeNotes
@@ -348,8 +337,7 @@ class HL7Router:
         msg, ctx = message
         notes.application_ack = self._application_ack(ctx, notes)
         try:
-            intake = intake_from(arrival.raw, arrival.peer, arrival.received, msg, ack, notes)
-            return self._recorder.applied_record(intake)
+            return self._recorder.applied_record(self._intake(arrival, msg, ack, notes))
         except Exception as e:  # the log is a record, not a gate: it is tried again after
             log.warning(
                 "[%s] msg %s: message-log record not built: %s", arrival.peer, msg.control_id, e

@@ -198,7 +198,15 @@ def order(control_id: str) -> bytes:
     return raw.replace(b"ORM-1001", control_id.encode())
 
 
-def test_handle_many_gives_each_message_its_own_answer(counting: redis.Redis) -> None:
+def handled_together(
+    router: HL7Router, client: redis.Redis, messages: Sequence[tuple[bytes, str]]
+) -> list[bytes]:
+    """Messages from different connections processed as one group, in lockstep."""
+    results = steps.run_all(client, [router.handle_steps(raw, peer) for raw, peer in messages])
+    return [router.answer(raw, peer, r) for (raw, peer), r in zip(messages, results, strict=True)]
+
+
+def test_messages_handled_together_each_get_their_own_answer(counting: redis.Redis) -> None:
     registry = MappingRegistry.load(MAPPINGS)
     mlog = MessageLog(counting)
     store = WorklistStore(counting)
@@ -210,7 +218,7 @@ def test_handle_many_gives_each_message_its_own_answer(counting: redis.Redis) ->
     assert summarize_ack(router.handle(order("WARM-UP"), "p0")).code == "AA"  # scripts loaded
     counting.script_load(RECORD_SCRIPT)  # an applied order's record is written by its apply
     CountingRedis.pipelines = 0
-    acks = router.handle_many(batch)
+    acks = handled_together(router, counting, batch)
     codes = [summarize_ack(a).code for a in acks]
     assert codes == ["AA", "AE", "AA", "AE"]
     assert acks[2] == acks[0]  # the resend got the very same ACK
@@ -246,11 +254,11 @@ def test_an_applied_order_is_recorded_by_the_call_that_applies_it(counting: redi
     assert counting.ttl(KeySchema().message(row.id)) > 0
 
 
-def test_handle_many_answers_ar_when_redis_is_gone(tmp_path: Path) -> None:
+def test_messages_handled_together_are_answered_ar_when_redis_is_gone(tmp_path: Path) -> None:
     registry = MappingRegistry.load(MAPPINGS)
     gone = unreachable(tmp_path)
     router = HL7Router(WorklistStore(gone), lambda: registry, RouterConfig())
-    acks = router.handle_many([(order("G-1"), "p1"), (order("G-2"), "p2")])
+    acks = handled_together(router, gone, [(order("G-1"), "p1"), (order("G-2"), "p2")])
     assert [summarize_ack(a).code for a in acks] == ["AR", "AR"]
 
 
