@@ -288,7 +288,7 @@ def test_batching_handler_takes_what_waited_as_one_group(redis_client: redis.Red
             while not events:  # the first message was taken at once, alone
                 await asyncio.sleep(0.01)
             rest = [asyncio.ensure_future(handler(raw, p)) for raw, p in ((b"2", "b"), (b"3", "c"))]
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0)  # one turn of the loop: both calls queue their message
             release.set()
             return list(await asyncio.gather(first, *rest))
         finally:
