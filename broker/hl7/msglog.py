@@ -100,8 +100,6 @@ class MessageLog:
         entry counts are set by that script from what it did.
         """
         body = self._body(intake, int(time.time() * 1000))
-        placeholder = self._keys.messages_by_outcome(intake.outcome.value)
-        body["indexes"] = [key for key in body["indexes"] if key != placeholder]
         body["outcomes"] = {
             name: {"name": outcome.value, "index": self._keys.messages_by_outcome(outcome.value)}
             for name, outcome in (("fresh", Outcome.ACCEPTED), ("stale", Outcome.OUT_OF_ORDER))
@@ -159,10 +157,10 @@ class MessageLog:
         body = self._base(now_ms) | {
             "seq": k.message_seq(),
             "indexes": [
-                k.messages_by_outcome(intake.outcome.value),
                 k.messages_by_type(intake.message_type),
                 k.messages_by_sender(intake.sending_application),
             ],
+            "outcome_index": k.messages_by_outcome(intake.outcome.value),
             "cid_value": intake.control_id + _CID_SEP,
             "received_ms": int(intake.received_at * 1000),
             "fields": [item for pair in fields.items() for item in pair],

@@ -52,8 +52,10 @@ local function record_message(p, raw, ack, app_ack)
   local key = p.prefix .. id
   local cid = p.cid_value .. id
   redis.call('HSET', key, 'raw', raw, 'ack', ack, 'app_ack', app_ack, unpack(p.fields))
-  redis.call('HSET', p.refs, id, cjson.encode({zs = p.indexes, cid = cid}))
-  for _, ix in ipairs(p.indexes) do redis.call('ZADD', ix, id, id) end
+  local indexes = p.indexes  -- by type and sender; and by outcome:
+  indexes[#indexes + 1] = p.outcome_index
+  redis.call('HSET', p.refs, id, cjson.encode({zs = indexes, cid = cid}))
+  for _, ix in ipairs(indexes) do redis.call('ZADD', ix, id, id) end
   redis.call('ZADD', p.log, id, id)
   redis.call('ZADD', p.time, p.received_ms, id)
   redis.call('ZADD', p.cid, 0, cid)
@@ -90,7 +92,7 @@ local function record_applied(p, written, removed, stale, raw, ack, app_ack)
                       'removed', tostring(removed)}) do
     f[#f + 1] = v
   end
-  p.indexes[#p.indexes + 1] = outcome.index
+  p.outcome_index = outcome.index
   return record_message(p, raw, ack, app_ack)
 end
 """
