@@ -1,26 +1,36 @@
 # mwl-broker: two commands. `make run` serves on the embedded Redis; `make test` runs the suite.
+# Both install exactly the lock (requirements/*.txt, hashes checked); `make lock` refreshes it.
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
+CORPUS ?= ../shared/corpus
+# The lock tool, pinned; only `make lock` needs it.
+UV_VERSION := 0.13.9
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --no-header --quiet
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck unit conformance clean help
+.PHONY: run test lint typecheck pytest unit conformance lock test-latest clean help
 
 help:
-	@echo "make run    set up .venv and run the broker (embedded Redis, MLLP 2575, DICOM 11112)"
-	@echo "make test   set up .venv with test tools, lint, type-check and run the whole suite"
-	@echo "make conformance  every HL7 file of ../shared/corpus/hl7 through a real broker; report in build/conformance"
+	@echo "make run          set up .venv from the lock and run the broker (embedded Redis, MLLP 2575, DICOM 11112)"
+	@echo "make test         set up .venv from the lock, lint, type-check and run the whole suite"
+	@echo "make conformance  the public corpus (CORPUS=$(CORPUS)) through the tests marked 'corpus' and a real broker"
+	@echo "make lock         re-resolve requirements/*.txt from pyproject.toml (newest versions the ranges allow)"
+	@echo "make test-latest  the suite in .venv-latest, on the newest versions the ranges allow (not the lock)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "mwl-broker needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+# The lock first (with hashes), then the project itself, editable, without touching the network.
+$(VENV)/.run-installed: requirements/run.txt pyproject.toml | $(BIN)/python
+	$(PIP) install --require-hashes -r requirements/run.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
 	@touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+$(VENV)/.test-installed: requirements/test.txt pyproject.toml | $(BIN)/python
+	$(PIP) install --require-hashes -r requirements/test.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
 	@touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
@@ -33,16 +43,37 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy
 
-test: lint typecheck
+pytest: $(VENV)/.test-installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Every corpus message through `mwl-broker serve`; fails on a crash, a missing ACK, or an
-# order neither applied nor refused with an ERR location. Report: build/conformance/report.{md,json}
-conformance: $(VENV)/.test-installed
-	$(BIN)/python -m tests.conformance.run_corpus --report build/conformance
+test: lint typecheck pytest
 
 unit: $(VENV)/.test-installed
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# The tests marked `corpus`, then every HL7 file of the corpus through `mwl-broker serve`;
+# fails on a missing corpus, a crash, a missing ACK, or an order neither applied nor refused
+# with an ERR location. Report: build/conformance/report.{md,json}
+conformance: $(VENV)/.test-installed
+	@test -d "$(CORPUS)" || { echo "make conformance: no corpus at $(CORPUS) (set CORPUS=DIR)"; exit 1; }
+	MWL_BROKER_CORPUS="$(abspath $(CORPUS))" $(BIN)/pytest -m corpus $(PYTEST_ARGS)
+	MWL_BROKER_CORPUS="$(abspath $(CORPUS))" $(BIN)/python -m tests.conformance.run_corpus --report build/conformance
+
+lock: | $(BIN)/python
+	$(PIP) install uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_FLAGS) -o requirements/run.txt
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra test $(LOCK_FLAGS) -o requirements/test.txt
+	@echo "lock refreshed: review 'git diff requirements/', then run 'make test'"
+
+# A venv of its own, built from the ranges in pyproject.toml (newest versions), never the lock.
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip --disable-pip-version-check -q install --upgrade pip
+	.venv-latest/bin/python -m pip --disable-pip-version-check -q install --upgrade -e '.[test]'
+	@touch .venv-latest/.test-installed .venv-latest/.run-installed
+	mkdir -p build && .venv-latest/bin/python -m pip list --format=freeze > build/latest-versions.txt
+	$(MAKE) test VENV=.venv-latest
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache
