@@ -1,6 +1,7 @@
 """The ``mwl-broker`` command: ``serve`` runs the broker, ``send`` sends HL7 files over MLLP,
 ``messages`` lists, shows, reprocesses and dismisses logged messages, ``mapping`` checks,
-publishes, rolls back and exports mapping versions."""
+publishes, rolls back and exports mapping versions, ``init`` writes a site's settings file
+and mapping files."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from broker.cli_explain import add_explain_parser, run_explain
 from broker.cli_import import add_import_parser, run_import
+from broker.cli_init import add_init_parser, run_init
 from broker.cli_mapping import add_mapping_parser, run_mapping
 from broker.cli_messages import add_messages_parser, run_messages
 from broker.cli_purge import add_purge_parser, run_purge
@@ -45,7 +47,10 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--admin-port", type=int, metavar="PORT", help="admin API port (default 8080)")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory (default ./data)")
     p.add_argument(
-        "--mappings-dir", type=Path, metavar="DIR", help="mapping files (default ./mappings)"
+        "--mappings-dir",
+        type=Path,
+        metavar="DIR",
+        help="mapping files that seed version 1 (default: the set shipped with mwl-broker)",
     )
     p.add_argument("--redis-url", metavar="URL", help="use this Redis instead of the embedded one")
     p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
@@ -80,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_purge_parser(sub)
     add_explain_parser(sub)
     add_import_parser(sub)
+    add_init_parser(sub)
     return parser
 
 
@@ -176,6 +182,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "purge": run_purge,
     "explain": run_explain,
     "import": run_import,
+    "init": run_init,
 }
 
 

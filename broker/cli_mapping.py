@@ -23,6 +23,7 @@ from broker.mapping.versions import (
     PublishResult,
     diff,
     read_mapping_dir,
+    seed_mapping_files,
 )
 from broker.settings import Settings
 from broker.worklist.keys import KeySchema
@@ -113,8 +114,9 @@ def _publish_parser(
         help="validate and publish mapping files as the new active version",
         description=(
             "With FILEs: they replace (or add) those files in the active set. With --dir, or "
-            "no FILE: the .yaml files of DIR (default: the mappings directory) become the whole "
-            "set. Nothing is published unless the whole set validates."
+            "no FILE: the .yaml files of DIR (default: mappings_dir, else the set shipped with "
+            "mwl-broker) become the whole set. Nothing is published unless the whole set "
+            "validates."
         ),
     )
     pub.add_argument("files", nargs="*", type=Path, metavar="FILE")
@@ -138,7 +140,7 @@ def _export_parser(
     ex = actions.add_parser(
         "export", parents=[common], help="write the active (or a given) version to files"
     )
-    ex.add_argument("--to", type=Path, metavar="DIR", help="directory (the mappings directory)")
+    ex.add_argument("--to", type=Path, metavar="DIR", help="directory (default: mappings_dir)")
     ex.add_argument("--version", type=int, metavar="N", help="version to export (active)")
     ex.add_argument(
         "--prune", action="store_true", help="also delete .yaml files that are not in the version"
@@ -275,7 +277,7 @@ def _files_to_publish(
     if args.files and args.dir is not None:
         raise BrokerError("give either FILEs or --dir, not both")
     if not args.files:
-        return read_mapping_dir(args.dir or settings.mappings_dir)
+        return seed_mapping_files(args.dir or settings.mappings_dir)[0]
     current = versions.active()
     files = dict(current.files) if current is not None else {}
     for path in args.files:
@@ -288,8 +290,10 @@ def _preview(versions: MappingVersions, settings: Settings, args: argparse.Names
     from broker.mapping.preview import preview, render
 
     active = versions.active()
-    files = dict(active.files) if active is not None else read_mapping_dir(settings.mappings_dir)
-    label = f"v{active.number}" if active is not None else str(settings.mappings_dir)
+    if active is not None:
+        files, label = dict(active.files), f"v{active.number}"
+    else:
+        files, label = seed_mapping_files(settings.mappings_dir)
     for path in args.mapping:
         files[path.name] = _read(path)
     if args.mapping:
@@ -329,7 +333,9 @@ def _said(result: PublishResult) -> None:
 
 def _export(versions: MappingVersions, settings: Settings, args: argparse.Namespace) -> int:
     version = _active(versions) if args.version is None else _version(versions, args.version)
-    target: Path = args.to or settings.mappings_dir
+    target: Path | None = args.to or settings.mappings_dir
+    if target is None:
+        raise BrokerError("export: give --to DIR (no mappings_dir is set)")
     target.mkdir(parents=True, exist_ok=True)
     for name, text in sorted(version.files.items()):
         path = target / name

@@ -78,7 +78,7 @@ class Settings:
     admin_host: str = "127.0.0.1"
     admin_port: int = 8080
     data_dir: Path = Path("data")
-    mappings_dir: Path = Path("mappings")
+    mappings_dir: Path | None = None  # None: the default mappings shipped in the package
     redis_url: str | None = None
     redis_allow_unsafe: bool = False
     redis_key_prefix: str = "mwl"
@@ -245,6 +245,8 @@ def _coerce(name: str, raw: Any, target: Any) -> Any:
             return float(raw)
         if target == "Path" or kind is Path:
             return Path(text)
+        if target == "Path | None":
+            return Path(text) if text else None
         if target == "tuple[str, ...]":
             items = raw if isinstance(raw, list | tuple) else text.split(",")
             return tuple(str(item).strip() for item in items if str(item).strip())

@@ -24,7 +24,13 @@ import redis
 
 from broker.errors import BrokerError, ConfigError
 from broker.mapping.registry import MappingRegistry
-from broker.mapping.versions import MappingVersion, MappingVersions, read_mapping_dir, set_digest
+from broker.mapping.versions import (
+    MappingVersion,
+    MappingVersions,
+    read_mapping_dir,
+    seed_mapping_files,
+    set_digest,
+)
 
 __all__ = ["LiveMappings"]
 
@@ -37,7 +43,7 @@ class LiveMappings:
     """Holds the active :class:`MappingRegistry`; ``current`` is the router's registry source."""
 
     def __init__(
-        self, versions: MappingVersions, seed_dir: Path, *, poll_seconds: float = 5.0
+        self, versions: MappingVersions, seed_dir: Path | None, *, poll_seconds: float = 5.0
     ) -> None:
         self._versions = versions
         self._seed_dir = seed_dir
@@ -67,20 +73,23 @@ class LiveMappings:
         """Read (or seed) and validate the active version; raises ConfigError if it is invalid."""
         version = self._versions.active()
         if version is None:
-            files = read_mapping_dir(self._seed_dir)
-            version = self._versions.seed(files, source=str(self._seed_dir)).version
-            log.info("mappings: %s seeded from %s", version.label, self._seed_dir)
+            files, source = seed_mapping_files(self._seed_dir)
+            version = self._versions.seed(files, source=source).version
+            log.info("mappings: %s seeded from %s", version.label, source)
         self._install(version)
-        if self._seed_dir.is_dir() and set_digest(read_mapping_dir(self._seed_dir)) != (
-            version.digest
+        seed_dir = self._seed_dir
+        if (
+            seed_dir is not None
+            and seed_dir.is_dir()
+            and (set_digest(read_mapping_dir(seed_dir)) != version.digest)
         ):
             log.warning(
                 "mappings: the files in %s differ from the active %s, which is what the broker "
                 "uses; 'mwl-broker mapping diff --dir %s' shows how, 'mapping publish' makes "
                 "the files active, 'mapping export' writes the active version to the files",
-                self._seed_dir,
+                seed_dir,
                 version.label,
-                self._seed_dir,
+                seed_dir,
             )
         return version
 

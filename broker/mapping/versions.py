@@ -8,7 +8,8 @@ the new number on a channel (``broker.mapping.live`` listens), so the switch
 is atomic and every broker finds the same set. Rolling back publishes an
 earlier version's files again as a new version, so the history only grows.
 
-The files in ``mappings/`` seed version 1 when the Redis has none; after
+The files of ``mappings_dir`` (else the default set shipped in the package,
+``broker.default_mappings``) seed version 1 when the Redis has none; after
 that the Redis holds the truth, and ``export`` writes it back to files.
 
 Keys (``{p}`` is the prefix): ``{p}:mapping:seq`` (version counter),
@@ -25,6 +26,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -36,13 +38,19 @@ from broker.mapping.registry import MappingRegistry
 from broker.worklist.keys import KeySchema
 
 __all__ = [
+    "PACKAGED_SOURCE",
     "MappingVersion",
     "MappingVersions",
     "PublishResult",
     "diff",
+    "packaged_mapping_files",
     "read_mapping_dir",
+    "seed_mapping_files",
     "set_digest",
 ]
+
+PACKAGED_MAPPINGS = "broker.default_mappings"
+PACKAGED_SOURCE = "the default mappings shipped with mwl-broker"
 
 _PUBLISH_LUA = """
 local p = cjson.decode(ARGV[1])
@@ -113,6 +121,24 @@ def read_mapping_dir(directory: Path) -> dict[str, str]:
     return files
 
 
+def packaged_mapping_files() -> dict[str, str]:
+    """The default mapping set shipped inside the package (the project's ``mappings/``)."""
+    folder = resources.files(PACKAGED_MAPPINGS)
+    return {
+        item.name: item.read_text(encoding="utf-8")
+        for item in sorted(folder.iterdir(), key=lambda item: item.name)
+        if item.name.endswith(".yaml") and item.is_file()
+    }
+
+
+def seed_mapping_files(directory: Path | None) -> tuple[dict[str, str], str]:
+    """The files that seed version 1 and where they came from: ``directory`` when the
+    site set ``mappings_dir``, else the packaged defaults."""
+    if directory is None:
+        return packaged_mapping_files(), PACKAGED_SOURCE
+    return read_mapping_dir(directory), str(directory)
+
+
 class MappingVersions:
     """The versions of the mapping set kept in one Redis."""
 
@@ -168,7 +194,7 @@ class MappingVersions:
 
     def subscribe(self) -> redis.client.PubSub:
         """A subscription to the channel that announces each newly active version."""
-        pubsub: redis.client.PubSub = self._redis.pubsub()  # type: ignore[no-untyped-call]
+        pubsub: redis.client.PubSub = self._redis.pubsub()
         self._call(pubsub.subscribe, self.channel)
         return pubsub
 

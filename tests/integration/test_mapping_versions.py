@@ -12,7 +12,15 @@ import redis
 
 from broker.errors import BrokerError, ConfigError
 from broker.mapping.live import LiveMappings
-from broker.mapping.versions import MappingVersions, diff, read_mapping_dir, set_digest
+from broker.mapping.versions import (
+    PACKAGED_SOURCE,
+    MappingVersions,
+    diff,
+    packaged_mapping_files,
+    read_mapping_dir,
+    seed_mapping_files,
+    set_digest,
+)
 from tests.broker_runner import MAPPINGS
 
 
@@ -151,3 +159,24 @@ def wait_for(condition: object, seconds: float = 30) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def test_with_no_mappings_dir_the_packaged_set_seeds_version_1(
+    redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="broker.mapping.live")
+    versions = MappingVersions(redis_client)
+    live = LiveMappings(versions, None)
+    version = live.load()
+    assert version.number == 1 and version.files == packaged_mapping_files()
+    assert version.files == default_files()  # the package ships the project's mappings/
+    assert PACKAGED_SOURCE in caplog.text
+    assert {spec.name for spec in live.current().specs} >= {"orders", "adt"}
+
+
+def test_seed_files_name_their_source(tmp_path: Path) -> None:
+    assert seed_mapping_files(None) == (packaged_mapping_files(), PACKAGED_SOURCE)
+    shutil.copytree(MAPPINGS, tmp_path / "site")
+    assert seed_mapping_files(tmp_path / "site") == (default_files(), str(tmp_path / "site"))
+    with pytest.raises(BrokerError, match="does not exist"):
+        seed_mapping_files(tmp_path / "missing")

@@ -1,0 +1,73 @@
+"""``mwl-broker init DIR``: a settings file and the default mappings for a site to edit."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from broker.cli import main
+from broker.mapping.versions import packaged_mapping_files, read_mapping_dir
+from broker.settings import Settings, load_settings
+
+# Commented settings of the [broker] table: "# name = value   # comment"
+_SETTING_LINE = re.compile(r"^# (?P<name>[a-z0-9_]+) = (?P<value>.+?)(?:\s+#.*)?$")
+# Lines that show an example rather than the default
+_EXAMPLES = {"redis_url"}
+
+
+def test_init_writes_settings_and_mappings_then_names_the_next_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site"
+    assert main(["init", str(site)]) == 0
+    out = capsys.readouterr().out
+    assert f"Next: mwl-broker serve --config {site / 'broker.toml'}" in out
+    settings = load_settings(config_file=site / "broker.toml", environ={})
+    assert settings.data_dir == site / "data"
+    assert settings.mappings_dir == site / "mappings"
+    assert read_mapping_dir(site / "mappings") == packaged_mapping_files()
+    assert (site / "mappings" / "README.md").read_text(encoding="utf-8").startswith("#")
+
+
+def test_init_never_overwrites_a_sites_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "broker.toml").write_text("# edited by the site\n", encoding="utf-8")
+    assert main(["init", str(site)]) == 1
+    assert "broker.toml" in capsys.readouterr().err
+    assert (site / "broker.toml").read_text(encoding="utf-8") == "# edited by the site\n"
+    assert not (site / "mappings").exists()
+
+
+def test_every_setting_is_in_the_written_file_with_its_default(tmp_path: Path) -> None:
+    """Uncommenting a line of the [broker] table changes nothing: each shows the default."""
+    assert main(["init", str(tmp_path)]) == 0
+    text = (tmp_path / "broker.toml").read_text(encoding="utf-8")
+    broker_table = text.split("\n[broker]\n", 1)[1].split("\n# [", 1)[0]
+    shown = {}
+    for line in broker_table.splitlines():
+        m = _SETTING_LINE.match(line)
+        if m and m["name"] not in _EXAMPLES:
+            shown[m["name"]] = m["value"]
+    assert "redis_url" in broker_table
+    config = tmp_path / "uncommented.toml"
+    config.write_text(
+        "[broker]\n" + "".join(f"{k} = {v}\n" for k, v in shown.items()), encoding="utf-8"
+    )
+    loaded = load_settings(config_file=config, environ={})
+    defaults = Settings()
+    for name in shown:
+        assert getattr(loaded, name) == getattr(defaults, name), name
+    documented = set(shown) | _EXAMPLES | {"data_dir", "mappings_dir"}
+    tables = {"hl7_sender_charsets", "hl7_sender_timezones", "dicom_scanners"}
+    for field in dataclasses.fields(Settings):
+        if field.name in tables:
+            continue
+        assert field.name in documented, f"{field.name} is missing from the init template"
+    assert "[broker.hl7_sender_charsets]" in text and "[broker.hl7_sender_timezones]" in text
+    assert "[scanners.CT1]" in text

@@ -1,0 +1,21 @@
+"""The package list in pyproject.toml names every package of broker/ (it is not discovered)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_broker_package_is_listed_for_the_wheel() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for init in (REPO / "broker").rglob("__init__.py")
+    }
+    assert on_disk <= listed, f"not in [tool.setuptools] packages: {sorted(on_disk - listed)}"
+    mapped = config["tool"]["setuptools"]["package-dir"]
+    assert mapped == {"broker.default_mappings": "mappings"}
+    assert listed - on_disk == set(mapped)
