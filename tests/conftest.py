@@ -13,9 +13,6 @@ import redis
 from broker.redis_conn import EmbeddedRedis
 from broker.worklist.store import WorklistStore
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CORPUS = SHARED / "corpus"
-
 
 def require_tool(name: str) -> str:
     """The path of an external tool; in CI a missing tool fails the test, elsewhere it skips."""

@@ -3,7 +3,7 @@
     python -m tests.conformance.run_corpus --report build/conformance
 
 Starts ``mwl-broker serve`` (127.0.0.1, ports 0, a temporary data directory),
-sends each message of each file under ``<repo>/../shared/corpus/hl7`` over
+sends each message of each file under the corpus's ``hl7`` folder (``tests/corpus.py``) over
 MLLP with our client, reads the ACK (HL7 v2.5.1 §2.9 original mode), and after
 each message counts the worklist with a broad MWL C-FIND. Writes
 ``report.md``, ``report.json`` and ``broker.log`` to the report directory and
@@ -28,7 +28,6 @@ from pathlib import Path
 from broker.hl7.client import MLLPClient, MLLPClientError, split_messages, summarize_ack
 from broker.hl7.message import peek_header
 from tests.conformance.broker_process import (
-    REPO,
     BrokerExited,
     BrokerProcess,
     Diff,
@@ -37,8 +36,9 @@ from tests.conformance.broker_process import (
     quiet_pynetdicom,
 )
 from tests.conformance.report import ack_errors, render_markdown, summary_lines, write_reports
+from tests.corpus import corpus_root
 
-DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "hl7"
+DEFAULT_CORPUS = corpus_root() / "hl7"
 ORDER_TYPES = frozenset({"ORM^O01", "OMI^O23", "OMG^O19"})
 COMMIT_BLOCKS = frozenset({b"\x06", b"\x15"})  # MLLP Release 2 (negative) commit acknowledgement
 # Order controls that only change the status of an order's entries: for an

@@ -1,6 +1,7 @@
 """Conformance with DCMTK's example worklist and Orthanc's answers to DCMTK's example queries.
 
-The corpus (``../shared/corpus/dicom``, read in place, see its SOURCES.md):
+The public corpus (``dicom/`` of ``tests/corpus.py``, read in place, see its SOURCES.md;
+these tests run in ``make conformance``):
 
 - ``dcmtk/wlistdb/wklist1..10.dump``: DCMTK's example worklist items (dump2dcm text).
 - ``orthanc-tests/dcmtk-3.6.0-copy/wklist4..6.dump``: the same items as Orthanc's
@@ -82,10 +83,11 @@ from broker.app import Broker
 from broker.dicom.status import Status
 from tests.broker_runner import REPO, broker_settings, running_broker
 from tests.conftest import require_tool
+from tests.corpus import corpus_path, corpus_root
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.corpus]
 
-CORPUS = REPO.parent / "shared" / "corpus" / "dicom"
+CORPUS = corpus_root() / "dicom"
 DCMTK_ITEMS = CORPUS / "dcmtk" / "wlistdb"
 ORTHANC_ITEMS = CORPUS / "orthanc-tests" / "dcmtk-3.6.0-copy"
 QUERIES = CORPUS / "dcmtk" / "wlistqry"
@@ -213,7 +215,7 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    assert CORPUS.is_dir(), f"the DICOM corpus is missing: {CORPUS}"
+    corpus_path("dicom")  # fails the test when the corpus is missing
     root = tmp_path_factory.mktemp("conformance")
     worklist = build_worklist_folder(root / "worklists")
     queries = root / "queries"

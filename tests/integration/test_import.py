@@ -1,10 +1,10 @@
 """`mwl-broker import`: worklist folders of DCMTK wlmscpfs and Orthanc into a real store.
 
 The importer runs against a real redis-server (the ``store`` fixture); the
-command runs as a person runs it, in its own process. Worklist files come from
-``../shared/corpus/dicom/orthanc-mirror`` (Orthanc's sample worklist, Part-10,
-ISO_IR 100) and ``orthanc-tests/encodings`` (a Latin-1 file from an HL7
-gateway), or are written here with pydicom for the cases the corpus lacks.
+command runs as a person runs it, in its own process. Worklist files are written
+here with pydicom; the tests marked ``corpus`` also import the public corpus's
+``dicom/orthanc-mirror`` (Orthanc's sample worklist, Part-10, ISO_IR 100) and
+``orthanc-tests/encodings`` (a Latin-1 file from an HL7 gateway).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
@@ -22,10 +23,8 @@ from broker.worklist.importer import FileOutcome, FileReport, import_folder
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from broker.worklist.store import WorklistStore
 from tests.broker_runner import REPO
+from tests.corpus import corpus_path
 
-CORPUS = REPO.parent / "shared" / "corpus" / "dicom"
-ORTHANC_WL = CORPUS / "orthanc-mirror"
-ISSUE49 = CORPUS / "orthanc-tests" / "encodings" / "issue49-latin1.wl"
 MWL_SOP_CLASS = "1.2.276.0.7230010.3.1.0.1"  # what DCMTK writes in worklist files
 
 
@@ -92,9 +91,33 @@ def only_entry(store: WorklistStore) -> Dataset:
     return entry
 
 
+def sample_folder(folder: Path, count: int = 10) -> Path:
+    """A folder of Part-10 worklist files as a wlmscpfs site keeps them (ISO_IR 100)."""
+    for n in range(1, count + 1):
+        ds = item(f"ACC{n}", study=f"1.2.826.0.1.3680043.10.543.77.{n}", sps_ids=(f"SPS{n}",),
+                  name=f"MÜLLER{n}^JÜRGEN", charset="ISO_IR 100")  # fmt: skip
+        write(folder / f"wklist{n}.wl", ds)
+    return folder
+
+
+def test_a_folder_imports_then_updates_in_place(store: WorklistStore, tmp_path: Path) -> None:
+    folder = sample_folder(tmp_path / "wl")
+    first = run(store, folder)
+    assert set(outcomes(first).values()) == {FileOutcome.IMPORTED}
+    assert len(first) == 10 and store.count() == 10
+    identity = "IMPORT:1.2.826.0.1.3680043.10.543.77.1|RP-ACC1|SPS1"
+    assert first["wklist1.wl"].detail == f"1 step: {identity}"
+    ids = store.order_entry_ids(identity)
+    again = run(store, folder)
+    assert set(outcomes(again).values()) == {FileOutcome.UPDATED}
+    assert store.count() == 10
+    assert store.order_entry_ids(identity) == ids
+
+
+@pytest.mark.corpus
 def test_orthanc_folder_imports_then_updates_in_place(store: WorklistStore, tmp_path: Path) -> None:
     folder = tmp_path / "wl"
-    shutil.copytree(ORTHANC_WL, folder)
+    shutil.copytree(corpus_path("dicom", "orthanc-mirror"), folder)
     first = run(store, folder)
     assert set(outcomes(first).values()) == {FileOutcome.IMPORTED}
     assert len(first) == 10 and store.count() == 10
@@ -109,8 +132,7 @@ def test_orthanc_folder_imports_then_updates_in_place(store: WorklistStore, tmp_
 
 
 def test_dry_run_writes_nothing(store: WorklistStore, tmp_path: Path) -> None:
-    folder = tmp_path / "wl"
-    shutil.copytree(ORTHANC_WL, folder)
+    folder = sample_folder(tmp_path / "wl")
     reports = run(store, folder, dry_run=True)
     assert set(outcomes(reports).values()) == {FileOutcome.IMPORTED}
     assert all(r.detail.startswith("(dry run) ") for r in reports.values())
@@ -119,12 +141,15 @@ def test_dry_run_writes_nothing(store: WorklistStore, tmp_path: Path) -> None:
 
 def test_latin1_file_is_stored_as_unicode(store: WorklistStore, tmp_path: Path) -> None:
     """PS3.5 6.1: the file's ISO_IR 100 decides how its bytes read; the entry is Unicode."""
-    wl = tmp_path / "wl"
-    wl.mkdir()
-    shutil.copy(ISSUE49, wl / "issue49.wl")
-    reports = run(store, wl)
+    ds = item("A1", sps_ids=("",), name="VANILLÉ^LAURA^^^Mme", charset="ISO_IR 100")
+    del ds.ScheduledProcedureStepSequence[0].ScheduledProcedureStepID
+    ds.RequestedProcedureDescription = "ÉCHOGRAPHIE"
+    ds.ScheduledProcedureStepSequence[0].ScheduledProcedureStepDescription = "ÉCHOGRAPHIE"
+    path = write(tmp_path / "wl" / "latin1.wl", ds)
+    assert "VANILLÉ".encode("latin-1") in path.read_bytes()
+    reports = run(store, tmp_path / "wl")
     # the file has no SPS ID: its identity is its name
-    assert reports["issue49.wl"].detail == "1 step: IMPORT-FILE:issue49.wl"
+    assert reports["latin1.wl"].detail == "1 step: IMPORT-FILE:latin1.wl"
     entry = only_entry(store)
     assert str(entry.PatientName) == "VANILLÉ^LAURA^^^Mme"
     assert entry.RequestedProcedureDescription == "ÉCHOGRAPHIE"
@@ -132,6 +157,19 @@ def test_latin1_file_is_stored_as_unicode(store: WorklistStore, tmp_path: Path) 
         entry.ScheduledProcedureStepSequence[0].ScheduledProcedureStepDescription == "ÉCHOGRAPHIE"
     )
     assert "SpecificCharacterSet" not in entry
+
+
+@pytest.mark.corpus
+def test_orthanc_latin1_file_is_stored_as_unicode(store: WorklistStore, tmp_path: Path) -> None:
+    wl = tmp_path / "wl"
+    wl.mkdir()
+    shutil.copy(corpus_path("dicom", "orthanc-tests", "encodings", "issue49-latin1.wl"),
+                wl / "issue49.wl")  # fmt: skip
+    reports = run(store, wl)
+    assert reports["issue49.wl"].detail == "1 step: IMPORT-FILE:issue49.wl"
+    entry = only_entry(store)
+    assert str(entry.PatientName) == "VANILLÉ^LAURA^^^Mme"
+    assert entry.RequestedProcedureDescription == "ÉCHOGRAPHIE"
 
 
 def test_iso2022_japanese_file(store: WorklistStore, tmp_path: Path) -> None:
@@ -169,7 +207,9 @@ def test_bad_files_are_reported_and_the_rest_imported(store: WorklistStore, tmp_
     bad_bytes = write(wl / "bad-utf8.wl", item("A5", name="Zoë^Anna", charset="ISO_IR 192"))
     bad_bytes.write_bytes(bad_bytes.read_bytes().replace("Zoë".encode(), b"Zo\xeb\xeb"))
     (wl / "notes.txt").write_text("migration notes")
-    (wl / "truncated.wl").write_bytes((ORTHANC_WL / "wklist1.wl").read_bytes()[:700])
+    whole = write(tmp_path / "whole.wl", item("A6")).read_bytes()
+    sps_tag = whole.index(b"\x40\x00\x00\x01SQ")  # (0040,0100), explicit VR little endian
+    (wl / "truncated.wl").write_bytes(whole[: sps_tag + 40])
 
     reports = run(store, wl)
     assert outcomes(reports) == {

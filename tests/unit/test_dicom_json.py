@@ -16,7 +16,8 @@ from broker.mapping.engine import map_message
 from broker.mapping.registry import MappingRegistry
 from broker.worklist import dicom_json
 from broker.worklist.model import MappedEntry
-from tests.unit.test_mapping_engine import corpus_messages
+from tests.corpus import hl7_corpus_messages
+from tests.messages import own_messages
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -117,10 +118,20 @@ def test_insertion_order_is_kept() -> None:
     assert_same(ds)
 
 
+def test_every_own_order_entry() -> None:
+    assert entries_are_what_pydicom_writes(own_messages()) >= 40
+
+
+@pytest.mark.corpus
 def test_every_corpus_order_entry() -> None:
+    assert entries_are_what_pydicom_writes(hl7_corpus_messages()) >= 10
+
+
+def entries_are_what_pydicom_writes(messages: list[tuple[str, bytes]]) -> int:
+    """Each mapped entry's JSON is pydicom's JSON of it; the number of entries compared."""
     registry = MappingRegistry.load(REPO / "mappings")
     compared = 0
-    for _name, raw in corpus_messages():
+    for _name, raw in messages:
         header = peek_header(raw)
         if header is None or header["message_type"][:3] not in {"ORM", "OMI", "OMG"}:
             continue
@@ -139,7 +150,7 @@ def test_every_corpus_order_entry() -> None:
                 assert json.dumps(entry.json, ensure_ascii=False) == pydicom_text(entry.dataset)
                 assert_same(entry.dataset)
                 compared += 1
-    assert compared >= 10
+    return compared
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,7 @@ from broker.errors import HL7Error
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.message import charset_codec, decode, peek_header
 from broker.mapping.paths import parse_path, read
-from tests.conftest import CORPUS
-
-CORPUS_HL7 = CORPUS / "hl7"
+from tests.corpus import corpus_path
 
 LATIN1_U_UMLAUT = b"\xfc"
 MSH = "MSH|^~\\&|RIS^1.2.3^ISO|RADIOLOGY|MWL|HOSP|20261125083000||{type}|{id}|P|{ver}|||AL|NE||{cs}"
@@ -334,10 +332,9 @@ def test_utf8_never_overrides_a_multibyte_declaration() -> None:
     assert decode(raw, "UNICODE UTF-8").charset_mislabelled is False
 
 
+@pytest.mark.corpus
 def test_dcm4che_order_with_en_dash_under_8859_1() -> None:
-    path = CORPUS_HL7 / "dcm4che" / "OMG_O19-GeneralClinicalOrder-Eyecare.hl7"
-    if not path.exists():
-        pytest.skip(f"corpus not found at {path}")
+    path = corpus_path("hl7", "dcm4che", "OMG_O19-GeneralClinicalOrder-Eyecare.hl7")
     parsed = decode(path.read_bytes(), "UNICODE UTF-8")
     assert (parsed.charset, parsed.charset_mislabelled) == ("utf-8", True)
     assert "\u2013" in parsed.text

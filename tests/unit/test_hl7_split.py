@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import hl7
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.hl7 import split
 from broker.mapping.paths import HL7Path, read
-from tests.unit.test_mapping_engine import corpus_messages
+from tests.corpus import hl7_corpus_messages
+from tests.messages import own_messages
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -78,9 +80,16 @@ def assert_same(text: str, width: int = 4) -> None:
     same_reads(text, width)
 
 
-def test_every_corpus_and_test_message() -> None:
-    messages = [raw for _name, raw in corpus_messages()]
-    messages += [p.read_bytes() for p in sorted(DATA.glob("*.hl7"))]
+def test_every_own_test_message() -> None:
+    messages = [raw for _name, raw in own_messages()]
+    assert len(messages) > 50
+    for raw in messages:
+        assert_same(raw.decode("latin-1"), width=3)
+
+
+@pytest.mark.corpus
+def test_every_corpus_message() -> None:
+    messages = [raw for _name, raw in hl7_corpus_messages()]
     assert len(messages) > 100
     for raw in messages:
         text = raw.decode("latin-1").replace("\r\n", "\r").replace("\n", "\r")

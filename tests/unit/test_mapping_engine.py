@@ -20,9 +20,10 @@ from broker.mapping.parser import load_mapping, parse_mapping
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
 from broker.worklist.model import MappingResult, OrderAction, entry_dataset
+from tests.corpus import corpus_path, hl7_corpus_messages
+from tests.messages import own_messages
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "hl7"
 
 
 @pytest.fixture(scope="module")
@@ -381,28 +382,22 @@ def test_ignored_order_control() -> None:
 # -- the real-world corpus -------------------------------------------------------
 
 
-def corpus_messages() -> list[tuple[str, bytes]]:
-    """Every message in the corpus files (some hold several, some FHS/BHS wrappers)."""
-    found: list[tuple[str, bytes]] = []
-    for path in sorted(CORPUS.rglob("*.hl7")):
-        messages: list[list[bytes]] = []
-        data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
-        for line in re.split(rb"\r\n|\r|\n", data):
-            if line.startswith(b"MSH"):
-                messages.append([line])
-            elif messages and line.strip():
-                messages[-1].append(line)
-        found += [
-            (f"{path.relative_to(CORPUS)}#{i}", b"\r".join(m)) for i, m in enumerate(messages)
-        ]
-    return found
+def test_every_own_order_maps_or_raises_hl7_error() -> None:
+    seen, mapped = orders_map_or_raise_hl7_errors(own_messages())
+    assert seen >= 40 and mapped >= 35, (seen, mapped)
 
 
+@pytest.mark.corpus
 def test_every_corpus_order_maps_or_raises_hl7_error() -> None:
-    assert CORPUS.is_dir(), f"the HL7 corpus is missing: {CORPUS}"
+    seen, mapped = orders_map_or_raise_hl7_errors(hl7_corpus_messages())
+    assert seen >= 30 and mapped >= 10, (seen, mapped)
+
+
+def orders_map_or_raise_hl7_errors(messages: list[tuple[str, bytes]]) -> tuple[int, int]:
+    """Every order maps, or is refused with an HL7Error; anything else fails. Counts."""
     registry = MappingRegistry.load(REPO / "mappings")
     seen = mapped = 0
-    for name, raw in corpus_messages():
+    for name, raw in messages:
         header = peek_header(raw)
         if header is None or header["message_type"][:3] not in {"ORM", "OMI", "OMG"}:
             continue
@@ -424,7 +419,7 @@ def test_every_corpus_order_maps_or_raises_hl7_error() -> None:
                 assert len(entry.ScheduledProcedureStepSequence) == 1, name
                 assert entry.to_json_dict(), name
                 assert_values_as_pydicom_converts_them(entry, name)
-    assert seen >= 30 and mapped >= 10, (seen, mapped)
+    return seen, mapped
 
 
 def assert_values_as_pydicom_converts_them(ds: Dataset, name: str) -> None:
@@ -465,8 +460,9 @@ def test_second_group_failing_fails_the_message(spec: MappingSpec) -> None:
     assert (error.err_code, error.location) == (ErrorCode.VALUE_TOO_LONG, "OBR-18")
 
 
+@pytest.mark.corpus
 def test_ssmix2_omg_with_parent_and_children_is_refused() -> None:
-    raw = (CORPUS / "ssmix2-iso2022jp" / "OMG-01_OMG_O19.hl7").read_bytes()
+    raw = corpus_path("hl7", "ssmix2-iso2022jp", "OMG-01_OMG_O19.hl7").read_bytes()
     parsed = decode(raw.replace(b"\r\n", b"\r"), "UNICODE UTF-8")
     spec = MappingRegistry.load(REPO / "mappings").for_message(parsed.message_type)
     assert spec is not None

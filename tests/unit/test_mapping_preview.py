@@ -19,7 +19,8 @@ from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import ValueRule
 from broker.worklist.dicom_json import entry_json
 from broker.worklist.model import OrderAction, PatientAction
-from tests.unit.test_mapping_engine import CORPUS, corpus_messages
+from tests.corpus import hl7_corpus_messages
+from tests.messages import own_messages
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
@@ -324,8 +325,7 @@ class _Counting:
 
 
 def test_results_with_and_without_a_trace_are_identical(registry: MappingRegistry) -> None:
-    raws = [p.read_bytes() for p in sorted(DATA.glob("*.hl7"))]
-    raws += [raw for _, raw in corpus_messages()]
+    raws = [raw for _, raw in own_messages()]
     compared = traced = 0
     for raw in raws:
         try:
@@ -366,8 +366,7 @@ def _mapped(registry: MappingRegistry, parsed: ParsedMessage, trace: Trace | Non
 
 def test_the_preview_shows_what_the_router_maps(registry: MappingRegistry) -> None:
     """Every entry and patient of a preview is what map_message gives without a trace."""
-    raws = [p.read_bytes() for p in sorted(DATA.glob("*.hl7"))]
-    raws += [raw for _, raw in corpus_messages()]
+    raws = [raw for _, raw in own_messages()]
     shown_count = 0
     for raw in raws:
         shown = preview(raw, registry)
@@ -392,10 +391,23 @@ def test_the_preview_shows_what_the_router_maps(registry: MappingRegistry) -> No
 # -- the corpus --------------------------------------------------------------------------
 
 
+def test_preview_runs_over_every_own_order_message(registry: MappingRegistry) -> None:
+    seen, accepted = previews_render(registry, own_messages())
+    assert seen >= 40 and accepted >= 35, (seen, accepted)
+
+
+@pytest.mark.corpus
 def test_preview_runs_over_every_corpus_order_message(registry: MappingRegistry) -> None:
-    assert CORPUS.is_dir(), f"the HL7 corpus is missing: {CORPUS}"
+    seen, accepted = previews_render(registry, hl7_corpus_messages())
+    assert seen >= 30 and accepted >= 10, (seen, accepted)
+
+
+def previews_render(
+    registry: MappingRegistry, messages: list[tuple[str, bytes]]
+) -> tuple[int, int]:
+    """Every order previews and renders (an HL7 error is an outcome); counts."""
     seen = accepted = 0
-    for name, raw in corpus_messages():
+    for name, raw in messages:
         header = peek_header(raw)
         if header is None or header["message_type"][:3] not in ORDER_TYPES:
             continue
@@ -414,4 +426,4 @@ def test_preview_runs_over_every_corpus_order_message(registry: MappingRegistry)
                     assert "PatientID" in rows and row(entry, "PatientID").value, name
         else:
             assert result.outcome in text, name
-    assert seen >= 30 and accepted >= 10, (seen, accepted)
+    return seen, accepted
