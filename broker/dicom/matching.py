@@ -16,6 +16,9 @@ Decisions the standard leaves to the implementation (conformance statement):
   elsewhere ``*`` and ``?`` are literal.
 - A DA/TM/DT single value covers its precision (``0856`` is 08:56:00-08:56:59.999999);
   DT time-zone offsets are ignored.
+- SPS Start Date and Start Time given as ranges of different forms (``20240105-``
+  with ``-1800``) are matched each on its own, as C.2.2.2.5.4 has it (Table
+  K.6-1 makes two ranges one period but says nothing of mixed forms).
 - Multi-valued stored attributes match when any value matches; multi-valued
   keys too (List of UID Matching, PS3.4 C.2.2.2.2, for every VR).
 - Private elements are matched by tag; private creators are not keys.
@@ -250,19 +253,37 @@ def _match_sequence(query: DataElement, stored: DataElement | None, fold: bool) 
     return all(any(_match_dataset(q, s, fold) for s in stored_items) for q in items)
 
 
-def _combined_date_time(query: Dataset) -> tuple[Bound, Bound] | None:
-    """SPS Start Date and Start Time as one date-time range (PS3.4 C.2.2.2.5).
+def _range_form(vr: str, value: str) -> str | None:
+    """Which form of range a key is (PS3.4 C.2.2.2.5.1-2): ``a-b``, ``a-``, ``-b``
+    (or ``-``); None for a single value or what is not a range of ``vr``."""
+    if _point(vr, value, False) is not None or _bounds(vr, value) is None:
+        return None
+    low, high = value.split("-")
+    return ("a" if low else "") + "-" + ("b" if high else "")
 
-    Applies when the time is a range and the date a single value or a range:
-    date ``20240105-20240107`` with time ``1000-1800`` means from 10:00 on the
-    5th to 18:00 on the 7th, not 10:00-18:00 on each day.
+
+def _combined_date_time(query: Dataset) -> tuple[Bound, Bound] | None:
+    """SPS Start Date and Start Time as one date-time range, or None.
+
+    PS3.4 Table K.6-1 (remark on (0040,0003)): when both keys are given for
+    Range Matching, date ``20240105-20240107`` with time ``1000-1800`` is the
+    period from 10:00 on the 5th to 18:00 on the 7th, not 10:00-18:00 on each
+    day. The Modality Worklist model requires this of every SCP, with or without
+    extended negotiation (K.5.1: the date-time byte of its sub-item is reserved).
+    As C.2.2.2.5.4 puts it for DA/TM pairs, both keys must use the same form of
+    range (``a-b``, ``a-`` or ``-b``). Otherwise, and when either key is a single
+    value, None: each key is matched on its own, so a time range applies to the
+    time of day on any matched date.
     """
     date_elem = element_of(query, SPS_START_DATE)
     time_elem = element_of(query, SPS_START_TIME)
     if date_elem is None or time_elem is None:
         return None
     dates, times = _strings(date_elem, "DA"), _strings(time_elem, "TM")
-    if len(dates) != 1 or len(times) != 1 or "-" not in times[0]:
+    if len(dates) != 1 or len(times) != 1:
+        return None
+    form = _range_form("DA", dates[0])
+    if form is None or form != _range_form("TM", times[0]):
         return None
     date_bounds, time_bounds = _bounds("DA", dates[0]), _bounds("TM", times[0])
     if date_bounds is None or time_bounds is None:
@@ -304,10 +325,11 @@ def matches(query: Dataset, entry: Dataset, *, pn_case_insensitive: bool = True)
 
     Implements PS3.4 C.2.2.2 attribute matching as used by the Modality
     Worklist Information Model (PS3.4 K.6): single value, list of UID, universal,
-    wild card, range (with combined SPS Start Date/Time, C.2.2.2.5) and
-    sequence matching; the Scheduled Procedure Step keys are matched inside the
-    entry's Scheduled Procedure Step Sequence item. A key the entry lacks
-    matches only universal matching.
+    wild card, range and sequence matching; SPS Start Date and Time given as
+    ranges of the same form are one date-time range (Table K.6-1, C.2.2.2.5.4).
+    The Scheduled Procedure Step keys are matched inside the entry's Scheduled
+    Procedure Step Sequence item. A key the entry lacks matches only universal
+    matching.
     """
     return _match_dataset(query, entry, pn_case_insensitive)
 
