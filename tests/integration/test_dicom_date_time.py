@@ -37,17 +37,9 @@ from tests.integration.test_dicom_find import (
     query,
     start_server,
 )
+from tests.unit.test_matching_date_time import WEEK
 
-# Accession: (SPS Start Date, SPS Start Time); the week of tests/unit/test_matching_date_time.py.
-WEEK = {
-    "A": ("20240105", "090000"),
-    "B": ("20240106", "080000"),
-    "C": ("20240105", "190000"),
-    "D": ("20240106", "120000"),
-    "E": ("20240107", "190000"),
-    "F": ("20240104", "170000"),
-    "G": ("20240108", "090000"),
-}
+# Accession: (SPS Start Date, SPS Start Time), the week of the unit test
 
 # (date key, time key, accessions answered)
 ONE_PERIOD = ("20240105-20240107", "1000-1800", ["B", "C", "D"])
