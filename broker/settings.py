@@ -20,8 +20,7 @@ from pydicom.charset import python_encoding
 
 from broker.dicom.profiles import ProfileSet, site_zone
 from broker.errors import ConfigError
-from broker.hl7.charsets import parse_sender_charsets
-from broker.hl7.message import charset_codec
+from broker.hl7.charsets import charset_codec, parse_sender_charsets
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
 

@@ -3,13 +3,10 @@
 The character set is read from MSH-18 in the raw bytes before decoding (HL7
 v2.5.1 §2.14.9.18; names from HL7 table 0211). MSH-1 to MSH-17 are codes and
 identifiers, in practice ASCII, so the header can be split on the MSH-1 field
-separator before the charset is known. When MSH-18 repeats, the first
-repetition is the base set (empty: the configured default) and a later
-``ISO IR87``/``ISO IR159`` code extension switches the whole message to the
-ISO 2022 decoder (as Japanese SS-MIX2 senders write ``~ISO IR87``).
-An empty MSH-18 takes the sender's configured charset, else the default; a
-single-byte declaration over valid multi-byte UTF-8 is read as UTF-8 with a
-warning (rules in :mod:`broker.hl7.charsets`). ``\\Xhh\\`` escapes are decoded
+separator before the charset is known. An empty MSH-18 takes the sender's
+configured charset, else the default; a single-byte declaration over valid
+multi-byte UTF-8 is read as UTF-8 with a warning (the rules, and table 0211,
+are in :mod:`broker.hl7.charsets`). ``\\Xhh\\`` escapes are decoded
 later, per value, in the charset chosen here (``paths.CHARSET_ATTRIBUTE``).
 
 Errors raise :class:`broker.errors.HL7Error` carrying the ACK outcome:
@@ -34,57 +31,22 @@ import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 from typing import Any
 
 import hl7
 
 from broker.errors import HL7Error
 from broker.hl7 import split
-from broker.hl7.charsets import sender_charset, utf8_mislabelled
+from broker.hl7.charsets import charset_codec, declared_codec, sender_charset, utf8_mislabelled
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.mapping.paths import CHARSET_ATTRIBUTE
 
-__all__ = ["ParsedMessage", "charset_codec", "decode", "peek_header"]
+__all__ = ["ParsedMessage", "decode", "peek_header"]
 
 log = logging.getLogger(__name__)
 
 _BOM = b"\xef\xbb\xbf"
 _DEFAULT_ENCODING = "^~\\&"  # HL7 v2.5.1 §2.5.4: component, repetition, escape, subcomponent
-
-# HL7 table 0211 (and common spellings) → Python codec. Keys are normalized:
-# upper case without spaces, "_" or "-".
-_CHARSETS = MappingProxyType(
-    {
-        "ASCII": "ascii",
-        "USASCII": "ascii",
-        "ISOIR6": "ascii",
-        "ISOIR100": "iso8859_1",
-        "LATIN1": "iso8859_1",
-        "ISOIR101": "iso8859_2",
-        "ISOIR109": "iso8859_3",
-        "ISOIR110": "iso8859_4",
-        "ISOIR144": "iso8859_5",
-        "ISOIR127": "iso8859_6",
-        "ISOIR126": "iso8859_7",
-        "ISOIR138": "iso8859_8",
-        "ISOIR148": "iso8859_9",
-        **{f"8859/{n}": f"iso8859_{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
-        **{f"ISO8859{n}": f"iso8859_{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
-        "UNICODEUTF8": "utf_8",
-        "UNICODE": "utf_8",
-        "UTF8": "utf_8",
-        "ISOIR87": "iso2022_jp",
-        "ISOIR159": "iso2022_jp_2",
-        "GB180302000": "gb18030",
-        "GB18030": "gb18030",
-        "KSX1001": "euc_kr",
-        "BIG5": "big5",
-    }
-)
-# Code extensions (MSH-18 repetitions after the first) that switch the whole
-# message to an ISO 2022 decoder (HL7 v2.5.1 §2.14.9.18, e.g. "~ISO IR87").
-_ISO2022_EXTENSIONS = MappingProxyType({"ISOIR87": "iso2022_jp", "ISOIR159": "iso2022_jp_2"})
 
 
 @dataclass(frozen=True)
@@ -120,15 +82,6 @@ class ParsedMessage:
         return tree
 
 
-def _normalize(name: str) -> str:
-    return "".join(ch for ch in name.upper() if ch not in " _-\t")
-
-
-def charset_codec(name: str) -> str | None:
-    """The Python codec for an HL7 table 0211 charset name, matched loosely; None if unknown."""
-    return _CHARSETS.get(_normalize(name))
-
-
 def decode(
     raw: bytes, default_charset: str, sender_charsets: Mapping[str, str] | None = None
 ) -> ParsedMessage:
@@ -149,7 +102,7 @@ def decode(
     body = stripped
     separator, encoding, fields = _split_header(body)
     default_codec = _sender_codec(fields, encoding, sender_charsets) or default_codec
-    codec = _codec_for(fields[17] if len(fields) > 17 else b"", encoding, default_codec)
+    codec = declared_codec(fields[17] if len(fields) > 17 else b"", encoding, default_codec)
     mislabelled = utf8_mislabelled(body, codec)
     if mislabelled:
         log.warning(
@@ -234,41 +187,6 @@ def _split_header(body: bytes) -> tuple[str, str, list[bytes]]:
             "MSH-2 (encoding characters) is not usable",
         )
     return separator, encoding, fields
-
-
-def _codec_for(field: bytes, encoding: str, default_codec: str) -> str:
-    """MSH-18 → codec: first repetition, or an ISO 2022 code extension in a later one."""
-    try:
-        text = field.decode("ascii")
-    except UnicodeDecodeError:
-        raise HL7Error(
-            AckCode.REJECT,
-            ErrorCode.DATA_TYPE_ERROR,
-            "MSH-18",
-            "MSH-18 is not a character set name",
-        ) from None
-    repetition = encoding[1] if len(encoding) > 1 else "~"
-    names = [_first_component(r, encoding) for r in text.split(repetition)]
-    first = names[0]
-    codec = default_codec if not first else charset_codec(first)
-    if codec is None:
-        raise HL7Error(
-            AckCode.REJECT,
-            ErrorCode.DATA_TYPE_ERROR,
-            "MSH-18",
-            f"MSH-18 character set {first!r} is not supported (HL7 table 0211)",
-        )
-    for extension in filter(None, names[1:]):
-        if _normalize(extension) in _ISO2022_EXTENSIONS:
-            return _ISO2022_EXTENSIONS[_normalize(extension)]
-        if charset_codec(extension) is None:
-            raise HL7Error(
-                AckCode.REJECT,
-                ErrorCode.DATA_TYPE_ERROR,
-                "MSH-18",
-                f"MSH-18 code extension {extension!r} is not supported (HL7 table 0211)",
-            )
-    return codec
 
 
 def _first_component(text: str, encoding: str) -> str:

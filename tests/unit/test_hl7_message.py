@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.errors import HL7Error
+from broker.hl7.charsets import charset_codec
 from broker.hl7.codes import AckCode, ErrorCode
-from broker.hl7.message import charset_codec, decode, peek_header
+from broker.hl7.message import decode, peek_header
 from broker.mapping.paths import parse_path, read
 from tests.corpus import corpus_path
 
