@@ -23,6 +23,7 @@ from broker.dicom.profiles import ProfileSet, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.errors import ConfigError
 from broker.hl7.batching import BatchingHandler
+from broker.hl7.message import MessageDecoder
 from broker.hl7.msglog import MessageLog
 from broker.hl7.routing import HL7Router, RouterConfig
 from broker.hl7.server import MLLPServer
@@ -38,6 +39,7 @@ from broker.worklist.store import WorklistStore
 __all__ = [
     "Broker",
     "Endpoints",
+    "build_decoder",
     "build_dicom_server",
     "build_message_log",
     "build_mpps_store",
@@ -100,18 +102,26 @@ def build_retention(s: Settings, store: WorklistStore) -> Retention:
     return Retention(store, policy)
 
 
+def build_decoder(s: Settings) -> MessageDecoder:
+    """How received bytes are decoded (charsets, MSH-7 zones): for intake, reprocessing and
+    the mapping preview alike."""
+    return MessageDecoder(
+        default_charset=s.hl7_default_charset,
+        sender_charsets=s.hl7_sender_charsets,
+        sender_zones={k: z for k, v in s.hl7_sender_timezones.items() if (z := site_zone(v))},
+        local_zone=site_zone(s.site_timezone),
+    )
+
+
 def router_config(s: Settings) -> RouterConfig:
     """The router's settings, as ``serve`` and ``messages reprocess`` both use them."""
     return RouterConfig(
-        default_charset=s.hl7_default_charset,
-        sender_charsets=s.hl7_sender_charsets,
+        decoder=build_decoder(s),
         application=s.hl7_application,
         facility=s.hl7_facility,
         processing_ids=frozenset(s.hl7_processing_ids),
         versions=frozenset(s.hl7_versions),
         accepted_senders=frozenset(s.hl7_accepted_senders),
-        sender_zones={k: z for k, v in s.hl7_sender_timezones.items() if (z := site_zone(v))},
-        local_zone=site_zone(s.site_timezone),
     )
 
 

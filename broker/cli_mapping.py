@@ -286,6 +286,7 @@ def _files_to_publish(
 
 
 def _preview(versions: MappingVersions, settings: Settings, args: argparse.Namespace) -> int:
+    from broker.app import build_decoder
     from broker.hl7.client import split_messages
     from broker.mapping.preview import preview, render
 
@@ -307,10 +308,10 @@ def _preview(versions: MappingVersions, settings: Settings, args: argparse.Names
         raise BrokerError(f"{args.message}: cannot read: {e.strerror}") from e
     if not messages:
         raise BrokerError(f"{args.message}: no HL7 message (MSH segment) in the file")
-    refused = 0
+    refused, decoder = 0, build_decoder(settings)  # as the running broker decodes
     print(f"Mappings: {label}")
     for raw in messages:
-        result = preview(raw, registry, default_charset=settings.hl7_default_charset)
+        result = preview(raw, registry, decoder)
         print(render(result))
         refused += result.error is not None
     return 1 if refused else 0

@@ -1,5 +1,7 @@
 """Decode one framed HL7 v2 message: character set, segment separators, MSH header.
 
+:class:`MessageDecoder` is the entry point, built once from the settings.
+
 The character set is read from MSH-18 in the raw bytes before decoding (HL7
 v2.5.1 §2.14.9.18; names from HL7 table 0211). MSH-1 to MSH-17 are codes and
 identifiers, in practice ASCII, so the header can be split on the MSH-1 field
@@ -30,7 +32,8 @@ import codecs
 import functools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import tzinfo
 from typing import Any
 
 import hl7
@@ -41,7 +44,7 @@ from broker.hl7.charsets import charset_codec, declared_codec, sender_charset, u
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.mapping.paths import CHARSET_ATTRIBUTE
 
-__all__ = ["ParsedMessage", "decode", "peek_header"]
+__all__ = ["MessageDecoder", "ParsedMessage", "peek_header"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class ParsedMessage:
     encoding_characters: str  # MSH-2
     charset_mislabelled: bool = False  # declared single-byte, decoded as UTF-8
     message_datetime: str = ""  # MSH-7.1 (DTM, HL7 v2.5.1 §2.14.9.7), "" when absent
+    zone: tzinfo | None = None  # where MSH-7 without an offset is local time; None: the host
 
     @functools.cached_property
     def message(self) -> hl7.Message:
@@ -82,38 +86,73 @@ class ParsedMessage:
         return tree
 
 
-def decode(
-    raw: bytes, default_charset: str, sender_charsets: Mapping[str, str] | None = None
-) -> ParsedMessage:
-    """Decode and parse one message (HL7 v2.5.1 §2.14.9.18 for MSH-18).
+@dataclass(frozen=True)
+class MessageDecoder:
+    """How the broker reads a sender's bytes: the one decode path of every face.
 
-    When MSH-18 is empty, ``sender_charsets`` (``"APP^FAC"`` or ``"APP"`` →
-    charset name) picks the charset by MSH-3/MSH-4, else ``default_charset``.
-    Raises ``ValueError`` if a configured name is not a known charset (a
-    configuration error, to be caught at start-up with :func:`charset_codec`).
+    Intake, reprocessing and the mapping preview all decode with it, so that a
+    preview shows what the live broker makes of the same bytes;
+    ``broker.app.build_decoder`` builds it from the settings. The charset is
+    MSH-18's (HL7 v2.5.1 §2.14.9.18), else the sender's, else the default, with
+    the UTF-8 correction (rules in :mod:`broker.hl7.charsets`). The zone in which
+    the sender's MSH-7 values without an offset are read (§2A.22) is the
+    sender's, else ``local_zone``. ``sender_charsets`` and ``sender_zones`` are
+    keyed ``"APP^FACILITY"`` or ``"APP"``, matched against HD-1 of MSH-3 and
+    MSH-4, the facility key first. A name that is not a table 0211 charset
+    raises ``ValueError`` (a configuration error, caught by the settings at
+    start-up).
     """
-    default_codec = charset_codec(default_charset)
-    if default_codec is None:
-        raise ValueError(f"unknown default charset {default_charset!r}")
-    offset = len(_BOM) if raw.startswith(_BOM) else 0
-    body = raw[offset:]
-    stripped = body.lstrip(b"\r\n\t ")
-    offset += len(body) - len(stripped)
-    body = stripped
-    separator, encoding, fields = _split_header(body)
-    default_codec = _sender_codec(fields, encoding, sender_charsets) or default_codec
-    codec = declared_codec(fields[17] if len(fields) > 17 else b"", encoding, default_codec)
-    mislabelled = utf8_mislabelled(body, codec)
-    if mislabelled:
-        log.warning(
-            "msg %s from %s: declared %s but the bytes are multi-byte UTF-8; decoded as UTF-8",
-            _raw_field(fields, 10, encoding),
-            _raw_field(fields, 3, encoding),
-            codecs.lookup(codec).name,
-        )
-        codec = "utf_8"
+
+    default_charset: str = "UNICODE UTF-8"
+    sender_charsets: Mapping[str, str] = field(default_factory=dict)  # when MSH-18 is empty
+    sender_zones: Mapping[str, tzinfo] = field(default_factory=dict)
+    local_zone: tzinfo | None = None  # the other senders' zone; None: the host's
+
+    def __post_init__(self) -> None:
+        if charset_codec(self.default_charset) is None:
+            raise ValueError(f"unknown default charset {self.default_charset!r}")
+        for sender, name in self.sender_charsets.items():
+            if charset_codec(name) is None:
+                raise ValueError(f"unknown charset {name!r} configured for sender {sender}")
+
+    def zone_of(self, application: str, facility: str) -> tzinfo | None:
+        """The zone of the sender's MSH-7 values without an offset (HD-1 of MSH-3, MSH-4)."""
+        zones = self.sender_zones
+        return zones.get(f"{application}^{facility}", zones.get(application, self.local_zone))
+
+    def decode(self, raw: bytes) -> ParsedMessage:
+        """Decode and parse one message; errors as in the module's table."""
+        offset = len(_BOM) if raw.startswith(_BOM) else 0
+        body = raw[offset:]
+        stripped = body.lstrip(b"\r\n\t ")
+        offset += len(body) - len(stripped)
+        body = stripped
+        separator, encoding, fields = _split_header(body)
+        sender = (_raw_field(fields, 3, encoding), _raw_field(fields, 4, encoding))
+        configured = sender_charset(self.sender_charsets, *sender) or self.default_charset
+        default_codec = charset_codec(configured)
+        assert default_codec is not None  # every configured name was checked in __post_init__
+        codec = declared_codec(fields[17] if len(fields) > 17 else b"", encoding, default_codec)
+        mislabelled = utf8_mislabelled(body, codec)
+        if mislabelled:
+            log.warning(
+                "msg %s from %s: declared %s but the bytes are multi-byte UTF-8; decoded as UTF-8",
+                _raw_field(fields, 10, encoding),
+                sender[0],
+                codecs.lookup(codec).name,
+            )
+            codec = "utf_8"
+        text = _segments_text(_text(body, codec, offset))
+        header = _header_fields(text.split("\r", 1)[0], separator, encoding)
+        parsed = _parsed(raw, text, codecs.lookup(codec).name, header, separator, encoding)
+        return replace(parsed, charset_mislabelled=mislabelled, zone=self.zone_of(*sender))
+
+
+def _text(body: bytes, codec: str, offset: int) -> str:
+    """``body`` decoded; AE 102 at MSH-18 naming the first invalid byte (``offset``: of
+    ``body`` in the message as received)."""
     try:
-        text = body.decode(codec)
+        return body.decode(codec)
     except UnicodeDecodeError as e:
         raise HL7Error(
             AckCode.ERROR,
@@ -122,32 +161,12 @@ def decode(
             f"byte 0x{body[e.start]:02X} at offset {offset + e.start} is not valid "
             f"{codecs.lookup(codec).name}",
         ) from e
-    text = _segments_text(text)
-    header = _header_fields(text.split("\r", 1)[0], separator, encoding)
-    parsed = _parsed(raw, text, codecs.lookup(codec).name, header, separator, encoding)
-    return replace(parsed, charset_mislabelled=True) if mislabelled else parsed
 
 
 def _raw_field(fields: list[bytes], number: int, encoding: str) -> str:
     """HD-1 / first component of MSH-``number`` from the undecoded header."""
     raw = fields[number - 1] if len(fields) >= number else b""
     return _first_component(raw.decode("latin-1"), encoding)
-
-
-def _sender_codec(
-    fields: list[bytes], encoding: str, sender_charsets: Mapping[str, str] | None
-) -> str | None:
-    """The codec configured for this sender (MSH-3, MSH-4), if any."""
-    if not sender_charsets:
-        return None
-    app, facility = _raw_field(fields, 3, encoding), _raw_field(fields, 4, encoding)
-    name = sender_charset(sender_charsets, app, facility)
-    if name is None:
-        return None
-    codec = charset_codec(name)
-    if codec is None:
-        raise ValueError(f"unknown charset {name!r} configured for sender {app}^{facility}")
-    return codec
 
 
 def _split_header(body: bytes) -> tuple[str, str, list[bytes]]:

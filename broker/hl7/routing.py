@@ -19,16 +19,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import tzinfo
 
 from broker.errors import HL7Error, StoreError
 from broker.hl7.ack import AckContext, build_ack, context_from_message, context_from_raw
 from broker.hl7.ackmode import MLLP_COMMIT_ACK, AckMode
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.intake import Intake, IntakeNotes, MessageRecorder, Outcome, intake_from
-from broker.hl7.message import ParsedMessage, decode
+from broker.hl7.message import MessageDecoder, ParsedMessage
 from broker.hl7.validate import HeaderPolicy, check_header
 from broker.mapping.engine import map_message
 from broker.mapping.patient import map_patient_message
@@ -60,21 +59,12 @@ class _Arrival:
 class RouterConfig:
     """The settings the router needs."""
 
-    default_charset: str = "UNICODE UTF-8"
-    sender_charsets: Mapping[str, str] = field(default_factory=dict)  # "APP[^FAC]" -> charset
+    decoder: MessageDecoder = field(default_factory=MessageDecoder)  # charsets, MSH-7 zones
     application: str = "MWL_BROKER"
     facility: str = ""
     processing_ids: frozenset[str] = frozenset({"P"})
     versions: frozenset[str] = frozenset()  # empty: any version
     accepted_senders: frozenset[str] = frozenset()  # empty: any sender
-    # MSH-7 without an offset: "APP[^FAC]" -> the sender's zone, else ``local_zone``
-    sender_zones: Mapping[str, tzinfo] = field(default_factory=dict)
-    local_zone: tzinfo | None = None  # None: the host's
-
-    def zone_of(self, application: str, facility: str) -> tzinfo | None:
-        """The zone of a sender's MSH-7 values without an offset (HD-1 of MSH-3/MSH-4)."""
-        zones = self.sender_zones
-        return zones.get(f"{application}^{facility}", zones.get(application, self.local_zone))
 
 
 class HL7Router:
@@ -164,7 +154,7 @@ class HL7Router:
         started, notes = time.perf_counter(), IntakeNotes()
         arrival = _Arrival(raw, peer, time.time())
         try:
-            msg = decode(raw, self._config.default_charset, self._config.sender_charsets)
+            msg = self._config.decoder.decode(raw)
         except HL7Error as e:
             return (yield from self._undecodable(arrival, e, notes))
         ctx = context_from_message(msg)
@@ -300,8 +290,7 @@ class HL7Router:
             return self._answer_duplicate(read.previous, digest, ctx)
         notes.mapped(result)
         ack = self._ack(ctx, AckCode.ACCEPT)
-        zone = self._config.zone_of(msg.sending_application, msg.sending_facility)
-        sent = message_time(msg.message_datetime, zone)  # None: no ordering information
+        sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
         record = DedupRecord(digest, ack)
         outcome = yield from self._patients.apply_order_steps(
             result.changes,
@@ -357,8 +346,7 @@ class HL7Router:
         result = map_patient_message(msg.segments, spec, message_type=msg.message_type)
         notes.mapping_name, notes.mapping_version = result.mapping_name, result.mapping_version
         ack = self._ack(ctx, AckCode.ACCEPT)
-        zone = self._config.zone_of(msg.sending_application, msg.sending_facility)
-        sent = message_time(msg.message_datetime, zone)  # None: no ordering information
+        sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
         outcome = self._patients.apply(result, (key, DedupRecord(digest, ack)), sent)
         if outcome.duplicate is not None:  # a resend raced the original
             notes.duplicate = True

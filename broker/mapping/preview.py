@@ -1,14 +1,17 @@
 """Mapping preview: what the broker would make of one HL7 message, and why.
 
 The library part of ``mwl-broker mapping preview MESSAGE.hl7``. The message is
-decoded and mapped as the HL7 router does (message type check, order or patient
-mapping) with a :class:`broker.mapping.preview_model.Recorder` recording, per
-attribute, which source gave the value (an HL7 path, a constant, a generated
-value, a fallback, a default), what was read, the transforms applied and the
-paths found empty. Nothing is stored; the router's site checks (MSH-11, MSH-12,
-accepted senders) and duplicate detection are not applied. A message that
-cannot be mapped gives what the sender would get: AE/AR, the table 0357 code,
-the ERR-2 location and the text. The result types live in
+decoded by the router's own :class:`broker.hl7.message.MessageDecoder`, built
+from the same settings (default and per-sender charsets, the UTF-8 correction,
+per-sender MSH-7 zones), and mapped as the HL7 router does (message type
+check, order or patient mapping) with a
+:class:`broker.mapping.preview_model.Recorder` recording, per attribute, which
+source gave the value (an HL7 path, a constant, a generated value, a fallback,
+a default), what was read, the transforms applied and the paths found empty.
+Nothing is stored; the router's site checks (MSH-11, MSH-12, accepted senders)
+and duplicate detection are not applied. A message that cannot be decoded or
+mapped gives what the sender would get: AE/AR, the table 0357 code, the ERR-2
+location and the text. The result types live in
 :mod:`broker.mapping.preview_model` and are importable from here too.
 """
 
@@ -21,7 +24,7 @@ from pydicom.multival import MultiValue
 
 from broker.errors import HL7Error
 from broker.hl7.ack import hl7_location
-from broker.hl7.message import decode, peek_header
+from broker.hl7.message import MessageDecoder, peek_header
 from broker.hl7.validate import HeaderPolicy, check_header
 from broker.mapping.engine import map_message
 from broker.mapping.patient import map_patient_message
@@ -57,10 +60,9 @@ _SPS_STATUS = f"{SPS_SEQUENCE} > ScheduledProcedureStepStatus"
 _CONTROL = Attempt(0, "order_control", "order_control row (ORC-1, ORC-5)", (), (), (), (), None)
 
 
-def preview(
-    raw: bytes, registry: MappingRegistry, *, default_charset: str = "UNICODE UTF-8"
-) -> Preview:
-    """Decode ``raw``, map it with ``registry``'s mapping for its type, trace every value.
+def preview(raw: bytes, registry: MappingRegistry, decoder: MessageDecoder) -> Preview:
+    """Decode ``raw`` with ``decoder``, map it with ``registry``'s mapping for its type,
+    trace every value.
 
     Never raises :class:`HL7Error`: a message that cannot be decoded or mapped
     gives a :class:`Preview` whose ``error`` is what the router would answer.
@@ -69,7 +71,7 @@ def preview(
     message_type, control_id = header.get("message_type", ""), header.get("control_id", "")
     recorder, name, version = Recorder(), "", ""
     try:
-        parsed = decode(raw, default_charset)
+        parsed = decoder.decode(raw)
         message_type, control_id = parsed.message_type, parsed.control_id
         # The router's type check; its site settings (MSH-11, MSH-12, senders) are not applied.
         types = registry.supported_types()

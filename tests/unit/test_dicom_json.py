@@ -11,7 +11,7 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
 from broker.errors import HL7Error
-from broker.hl7.message import decode, peek_header
+from broker.hl7.message import MessageDecoder, peek_header
 from broker.mapping.engine import map_message
 from broker.mapping.registry import MappingRegistry
 from broker.worklist import dicom_json
@@ -136,7 +136,7 @@ def entries_are_what_pydicom_writes(messages: list[tuple[str, bytes]]) -> int:
         if header is None or header["message_type"][:3] not in {"ORM", "OMI", "OMG"}:
             continue
         try:
-            parsed = decode(raw, "UNICODE UTF-8")
+            parsed = MessageDecoder("UNICODE UTF-8").decode(raw)
             spec = registry.for_message(parsed.message_type)
             if spec is None:
                 continue

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from broker.errors import HL7Error
 from broker.hl7.charsets import charset_codec
 from broker.hl7.codes import AckCode, ErrorCode
-from broker.hl7.message import decode, peek_header
+from broker.hl7.message import MessageDecoder, peek_header
 from broker.mapping.paths import parse_path, read
 from tests.corpus import corpus_path
 
@@ -33,13 +33,13 @@ def message(
 
 
 def pid5(raw: bytes, default: str = "UNICODE UTF-8") -> str:
-    parsed = decode(raw, default)
+    parsed = MessageDecoder(default).decode(raw)
     return str(parsed.message.segment("PID")(5))
 
 
 def expect_error(raw: bytes, ack: AckCode, code: ErrorCode, location: str) -> HL7Error:
     with pytest.raises(HL7Error) as info:
-        decode(raw, "UNICODE UTF-8")
+        MessageDecoder("UNICODE UTF-8").decode(raw)
     assert (info.value.ack_code, info.value.err_code, info.value.location) == (ack, code, location)
     return info.value
 
@@ -50,14 +50,14 @@ def expect_error(raw: bytes, ack: AckCode, code: ErrorCode, location: str) -> HL
 def test_latin1_bytes_with_8859_1() -> None:
     raw = message("PID|||P1||M\u00fcller^J\u00fcrgen", charset="8859/1", encoding="latin-1")
     assert b"\xfc" in raw
-    parsed = decode(raw, "UNICODE UTF-8")
+    parsed = MessageDecoder("UNICODE UTF-8").decode(raw)
     assert parsed.charset == "iso8859-1"
     assert str(parsed.message.segment("PID")(5)) == "M\u00fcller^J\u00fcrgen"
 
 
 def test_utf8_declared() -> None:
     raw = message("PID|||P1||\u00d8verg\u00e5rd^Zo\u00eb", charset="UNICODE UTF-8")
-    parsed = decode(raw, "ASCII")
+    parsed = MessageDecoder("ASCII").decode(raw)
     assert parsed.charset == "utf-8"
     assert str(parsed.message.segment("PID")(5)) == "\u00d8verg\u00e5rd^Zo\u00eb"
 
@@ -67,7 +67,7 @@ def test_iso2022_jp(msh18: str) -> None:
     name = "\u5c71\u7530^\u592a\u90ce"  # 山田^太郎
     raw = message(f"PID|||P1||{name}", charset=msh18, encoding="iso2022_jp")
     assert b"\x1b$B" in raw
-    parsed = decode(raw, "UNICODE UTF-8")
+    parsed = MessageDecoder("UNICODE UTF-8").decode(raw)
     assert parsed.charset == "iso2022_jp"
     assert str(parsed.message.segment("PID")(5)) == name
 
@@ -113,7 +113,7 @@ def test_charset_names(name: str, codec: str | None) -> None:
 
 def test_utf8_bom_is_skipped() -> None:
     raw = b"\xef\xbb\xbf" + message("PID|||P1||Zo\u00eb", charset="UNICODE UTF-8")
-    parsed = decode(raw, "UNICODE UTF-8")
+    parsed = MessageDecoder("UNICODE UTF-8").decode(raw)
     assert parsed.text.startswith("MSH|")
     assert str(parsed.message.segment("PID")(5)) == "Zo\u00eb"
 
@@ -121,14 +121,14 @@ def test_utf8_bom_is_skipped() -> None:
 @pytest.mark.parametrize("sep", ["\r", "\n", "\r\n"])
 def test_segment_separators(sep: str) -> None:
     raw = message("PID|||P1||A^B", "PV1||O", sep=sep)
-    parsed = decode(raw, "UNICODE UTF-8")
+    parsed = MessageDecoder("UNICODE UTF-8").decode(raw)
     assert parsed.text.split("\r")[1:] == ["PID|||P1||A^B", "PV1||O"]
     assert [str(s(0)) for s in parsed.message] == ["MSH", "PID", "PV1"]
 
 
 def test_blank_lines_are_dropped() -> None:
     raw = message("PID|||P1", "", "PV1||O", sep="\r\n")
-    assert decode(raw, "UNICODE UTF-8").text.count("\r") == 2
+    assert MessageDecoder("UNICODE UTF-8").decode(raw).text.count("\r") == 2
 
 
 # -- errors ------------------------------------------------------------------------
@@ -179,16 +179,16 @@ def test_unusable_encoding_characters(encoding: str) -> None:
     expect_error(raw, AckCode.REJECT, ErrorCode.DATA_TYPE_ERROR, "MSH-2")
 
 
-def test_unknown_default_charset_is_a_programming_error() -> None:
+def test_unknown_default_charset_is_refused_when_the_decoder_is_built() -> None:
     with pytest.raises(ValueError, match="default charset"):
-        decode(message("PID|||P1"), "KLINGON")
+        MessageDecoder("KLINGON")
 
 
 # -- header ------------------------------------------------------------------------
 
 
 def test_header_fields() -> None:
-    parsed = decode(message("PID|||P1", version="2.5^DEU"), "UNICODE UTF-8")
+    parsed = MessageDecoder("UNICODE UTF-8").decode(message("PID|||P1", version="2.5^DEU"))
     assert parsed.message_type == "ORM^O01"
     assert parsed.message_structure == "ORM_O01"
     assert parsed.control_id == "MSG-1"
@@ -202,12 +202,12 @@ def test_header_fields() -> None:
 
 
 def test_message_type_without_event() -> None:
-    assert decode(message(type_="ACK"), "ASCII").message_type == "ACK"
+    assert MessageDecoder("ASCII").decode(message(type_="ACK")).message_type == "ACK"
 
 
 def test_other_delimiters() -> None:
     raw = b"MSH#$*/%#RIS#FAC#MWL#HOSP#2026##ORM$O01#C1#P#2.5.1\rPID###P1$$$AUTH##FAM$GIV\r"
-    parsed = decode(raw, "ASCII")
+    parsed = MessageDecoder("ASCII").decode(raw)
     assert (parsed.field_separator, parsed.encoding_characters) == ("#", "$*/%")
     assert parsed.message_type == "ORM^O01"
 
@@ -255,7 +255,7 @@ def test_peek_header_never_raises(raw: bytes) -> None:
 def test_decode_raises_only_hl7_errors(raw: bytes) -> None:
     for candidate in (raw, b"MSH|^~\\&|" + raw, b"MSH|^~\\&|A|B|C|D|E||ORM^O01|1|P|2.5|" + raw):
         with contextlib.suppress(HL7Error):
-            decode(candidate, "UNICODE UTF-8")
+            MessageDecoder("UNICODE UTF-8").decode(candidate)
 
 
 # -- per-sender default charset, mislabelled UTF-8 -------------------------------------
@@ -265,7 +265,7 @@ SENDERS = {"RIS": "8859/1", "RIS^OTHER_FAC": "8859/2", "LEGACY": "ASCII"}
 
 def test_sender_charset_applies_when_msh18_is_empty() -> None:
     raw = message("PID|||P1||Ren\u00e9", encoding="latin-1")  # MSH-3 RIS^1.2.3^ISO
-    parsed = decode(raw, "UNICODE UTF-8", SENDERS)
+    parsed = MessageDecoder("UNICODE UTF-8", SENDERS).decode(raw)
     assert parsed.charset == "iso8859-1"
     assert str(parsed.message.segment("PID")(5)) == "Ren\u00e9"
 
@@ -274,39 +274,39 @@ def test_sender_and_facility_key_wins_over_sender_key() -> None:
     raw = message("PID|||P1||\u0141\u00f3d\u017a", encoding="iso8859_2").replace(
         b"|RADIOLOGY|", b"|OTHER_FAC|"
     )
-    parsed = decode(raw, "UNICODE UTF-8", SENDERS)
+    parsed = MessageDecoder("UNICODE UTF-8", SENDERS).decode(raw)
     assert parsed.charset == "iso8859-2"
     assert str(parsed.message.segment("PID")(5)) == "\u0141\u00f3d\u017a"
 
 
 def test_declared_msh18_wins_over_the_sender_charset() -> None:
     raw = message("PID|||P1||\u00d8ver", charset="UNICODE UTF-8")
-    assert decode(raw, "ASCII", SENDERS).charset == "utf-8"
+    assert MessageDecoder("ASCII", SENDERS).decode(raw).charset == "utf-8"
 
 
 def test_unknown_sender_gets_the_default() -> None:
     raw = message("PID|||P1||Zo\u00eb").replace(b"|RIS^1.2.3^ISO|", b"|PACS|")
-    assert decode(raw, "UNICODE UTF-8", SENDERS).charset == "utf-8"
+    assert MessageDecoder("UNICODE UTF-8", SENDERS).decode(raw).charset == "utf-8"
 
 
-def test_unknown_sender_charset_is_a_programming_error() -> None:
+def test_unknown_sender_charset_is_refused_when_the_decoder_is_built() -> None:
     with pytest.raises(ValueError, match="KLINGON"):
-        decode(message("PID|||P1"), "UNICODE UTF-8", {"RIS": "KLINGON"})
+        MessageDecoder("UNICODE UTF-8", {"RIS": "KLINGON"})
 
 
 @pytest.mark.parametrize(
     ("declared", "senders"),
-    [("8859/1", None), ("ASCII", None), ("", {"RIS": "8859/1"})],
+    [("8859/1", {}), ("ASCII", {}), ("", {"RIS": "8859/1"})],
 )
 def test_multibyte_utf8_under_a_single_byte_label_is_read_as_utf8(
-    declared: str, senders: dict[str, str] | None, caplog: pytest.LogCaptureFixture
+    declared: str, senders: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     raw = message(
         "PID|||P1||M\u00fcller^J\u00fcrgen", "OBR|1||||||||||||||||||||||||||||||A \u2013 B"
     )
     raw = raw.replace(b"||AL|NE||", f"||AL|NE||{declared}".encode())
     with caplog.at_level("WARNING", logger="broker.hl7.message"):
-        parsed = decode(raw, "UNICODE UTF-8", senders)
+        parsed = MessageDecoder("UNICODE UTF-8", senders).decode(raw)
     assert (parsed.charset, parsed.charset_mislabelled) == ("utf-8", True)
     assert str(parsed.message.segment("PID")(5)) == "M\u00fcller^J\u00fcrgen"
     (record,) = caplog.records
@@ -318,7 +318,7 @@ def test_real_latin1_is_not_mistaken_for_utf8() -> None:
     # "Ã©" in ISO 8859-1 is C3 A9, which is also valid UTF-8 for "é": only such
     # pairs are ambiguous, and they do not occur in real names.
     raw = message("PID|||P1||M\u00fcller", charset="8859/1", encoding="latin-1")
-    parsed = decode(raw, "UNICODE UTF-8")
+    parsed = MessageDecoder("UNICODE UTF-8").decode(raw)
     assert (parsed.charset, parsed.charset_mislabelled) == ("iso8859-1", False)
 
 
@@ -330,13 +330,13 @@ def test_latin1_bytes_under_ascii_label_are_still_an_error() -> None:
 def test_utf8_never_overrides_a_multibyte_declaration() -> None:
     name = "\u5c71\u7530"
     raw = message(f"PID|||P1||{name}", charset="~ISO IR87", encoding="iso2022_jp")
-    assert decode(raw, "UNICODE UTF-8").charset_mislabelled is False
+    assert MessageDecoder("UNICODE UTF-8").decode(raw).charset_mislabelled is False
 
 
 @pytest.mark.corpus
 def test_dcm4che_order_with_en_dash_under_8859_1() -> None:
     path = corpus_path("hl7", "dcm4che", "OMG_O19-GeneralClinicalOrder-Eyecare.hl7")
-    parsed = decode(path.read_bytes(), "UNICODE UTF-8")
+    parsed = MessageDecoder("UNICODE UTF-8").decode(path.read_bytes())
     assert (parsed.charset, parsed.charset_mislabelled) == ("utf-8", True)
     assert "\u2013" in parsed.text
 
@@ -362,7 +362,7 @@ def test_dcm4che_order_with_en_dash_under_8859_1() -> None:
 )
 def test_escapes_end_to_end(charset: str, encoding: str, field: str, expected: str) -> None:
     raw = message(f"OBR|1||||||||||||||||||||||||||||||{field}", charset=charset, encoding=encoding)
-    obr = decode(raw, "UNICODE UTF-8").message.segment("OBR")
+    obr = MessageDecoder("UNICODE UTF-8").decode(raw).message.segment("OBR")
     assert read(obr, parse_path("OBR-31")) == [(expected,)]
 
 
@@ -372,7 +372,7 @@ def test_custom_delimiters_end_to_end() -> None:
         b"MSH#$*/%#RIS#FAC#MWL#HOSP#2026##ORM$O01#C1#P#2.5.1###AL#NE##8859/1\r"
         b"PID###P1$$$AUTH*P2##FAM/F/ILY$GIV/S/EN/T/X/R/Y/E/Z$\xc9\r"
     )
-    parsed = decode(raw, "UNICODE UTF-8")
+    parsed = MessageDecoder("UNICODE UTF-8").decode(raw)
     pid = parsed.message.segment("PID")
     assert read(pid, parse_path("PID-3[*]")) == [("P1", "", "", "AUTH"), ("P2",)]
     assert read(pid, parse_path("PID-5")) == [("FAM#ILY", "GIV$EN%X*Y/Z", "\u00c9")]

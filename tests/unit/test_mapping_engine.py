@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 
 from broker.errors import ConfigError, HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
-from broker.hl7.message import decode, peek_header
+from broker.hl7.message import MessageDecoder, peek_header
 from broker.mapping.engine import map_message
 from broker.mapping.parser import load_mapping, parse_mapping
 from broker.mapping.registry import MappingRegistry
@@ -403,7 +403,7 @@ def orders_map_or_raise_hl7_errors(messages: list[tuple[str, bytes]]) -> tuple[i
             continue
         seen += 1
         try:
-            parsed = decode(raw, "UNICODE UTF-8")
+            parsed = MessageDecoder("UNICODE UTF-8").decode(raw)
             spec = registry.for_message(parsed.message_type)
             if spec is None:  # e.g. OMI^Z23: the router answers AR 201
                 continue
@@ -463,7 +463,8 @@ def test_second_group_failing_fails_the_message(spec: MappingSpec) -> None:
 @pytest.mark.corpus
 def test_ssmix2_omg_with_parent_and_children_is_refused() -> None:
     raw = corpus_path("hl7", "ssmix2-iso2022jp", "OMG-01_OMG_O19.hl7").read_bytes()
-    parsed = decode(raw.replace(b"\r\n", b"\r"), "UNICODE UTF-8")
+    parsed = MessageDecoder("UNICODE UTF-8").decode(raw.replace(b"
+", b""))
     spec = MappingRegistry.load(REPO / "mappings").for_message(parsed.message_type)
     assert spec is not None
     with pytest.raises(MappingError) as info:

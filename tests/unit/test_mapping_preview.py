@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset
 
 from broker.errors import HL7Error
 from broker.hl7.codes import AckCode, ErrorCode
-from broker.hl7.message import ParsedMessage, decode, peek_header
+from broker.hl7.message import MessageDecoder, ParsedMessage, peek_header
 from broker.mapping.engine import Trace, map_message
 from broker.mapping.paths import Value
 from broker.mapping.patient import map_patient_message
@@ -25,6 +25,7 @@ from tests.messages import own_messages
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 ORDER_TYPES = {"ORM", "OMI", "OMG"}
+DECODER = MessageDecoder()  # the broker's default settings
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def sps(entry: EntryPreview) -> Dataset:
 
 
 def test_orm_o01_trace_names_the_path_that_gave_each_value(registry: MappingRegistry) -> None:
-    result = preview((DATA / "orm_o01_nw_latin1.hl7").read_bytes(), registry)
+    result = preview((DATA / "orm_o01_nw_latin1.hl7").read_bytes(), registry, DECODER)
     assert (result.message_type, result.control_id, result.outcome) == ("ORM^O01", "ORM-1001", "AA")
     assert result.mapping_name == "orders" and result.mapping_version
     change = result.changes[0]
@@ -114,7 +115,7 @@ def test_orm_o01_trace_names_the_path_that_gave_each_value(registry: MappingRegi
 
 
 def test_omi_o23_traces_each_ipc_entry(registry: MappingRegistry) -> None:
-    result = preview((DATA / "omi_o23_two_ipc_utf8.hl7").read_bytes(), registry)
+    result = preview((DATA / "omi_o23_two_ipc_utf8.hl7").read_bytes(), registry, DECODER)
     assert result.error is None and result.message_type == "OMI^O23"
     entries = result.changes[0].entries
     assert len(entries) == 2
@@ -142,7 +143,7 @@ def test_generated_values_are_traced_with_their_seed(registry: MappingRegistry) 
         "OBR|1|PLC-7^RIS|FIL-7^RIS|CTHEAD^CT Kopf^LOCAL^CTHEAD-P1^Schädel^LOCAL"
         "||||||||||||||ACC-7|RP-7|||||CT"  # no OBR-20: the step ID is generated
     )
-    entry = only_entry(preview(orm(obr=obr, zds=False), registry))
+    entry = only_entry(preview(orm(obr=obr, zds=False), registry, DECODER))
     uid = row(entry, "StudyInstanceUID")
     assert uid.source == "fallback: generated uid (seed IPC-2|OBR-19 = 'RP-7')"
     assert uid.tried == ("IPC-3", "ZDS-1.1")
@@ -153,7 +154,7 @@ def test_generated_values_are_traced_with_their_seed(registry: MappingRegistry) 
     )
     assert step.value == (sps(entry).ScheduledProcedureStepID,)
     assert step.value[0].startswith("G") and len(step.value[0]) == 16
-    text = render(preview(orm(obr=obr, zds=False), registry))
+    text = render(preview(orm(obr=obr, zds=False), registry, DECODER))
     assert "fallback: generated uid (seed IPC-2|OBR-19 = 'RP-7')" in text
 
 
@@ -169,7 +170,7 @@ def test_a_table_fallback_and_a_default_are_traced(
     )
     assert "CT_SCANNER_1" in text and "WALKING" in text
     (tmp_path / "orders.yaml").write_text(text, encoding="utf-8")
-    entry = only_entry(preview(orm(), MappingRegistry.load(tmp_path)))
+    entry = only_entry(preview(orm(), MappingRegistry.load(tmp_path), DECODER))
     aet = row(entry, "ScheduledProcedureStepSequence > ScheduledStationAETitle")
     assert aet.source == "fallback: path OBR-24 via table station_by_modality"
     assert aet.value == ("CT_SCANNER_1",)
@@ -187,7 +188,7 @@ def test_a_table_fallback_and_a_default_are_traced(
 
 
 def test_an_empty_optional_attribute_shows_the_paths_tried(registry: MappingRegistry) -> None:
-    result = preview((DATA / "orm_o01_nw_latin1.hl7").read_bytes(), registry)
+    result = preview((DATA / "orm_o01_nw_latin1.hl7").read_bytes(), registry, DECODER)
     entry = only_entry(result)
     transport = row(entry, "PatientTransportArrangements")
     assert (transport.source, transport.value, transport.tried) == ("empty", (), ("OBR-30",))
@@ -209,7 +210,7 @@ def test_an_empty_optional_attribute_shows_the_paths_tried(registry: MappingRegi
 
 def test_several_station_ae_titles(registry: MappingRegistry) -> None:
     raw = (DATA / "omi_o23_two_ipc_utf8.hl7").read_bytes().replace(b"RAD-MR|MR1", b"RAD-MR|CT1~CT2")
-    entry = preview(raw, registry).changes[0].entries[0]
+    entry = preview(raw, registry, DECODER).changes[0].entries[0]
     aet = row(entry, "ScheduledProcedureStepSequence > ScheduledStationAETitle")
     assert aet.value == ("CT1", "CT2")
     assert entry.stations.ae_titles == ("CT1", "CT2")
@@ -222,7 +223,7 @@ def test_several_station_ae_titles(registry: MappingRegistry) -> None:
 
 
 def test_a_mapping_error_renders_the_ack_the_sender_gets(registry: MappingRegistry) -> None:
-    result = preview((DATA / "orm_o01_missing_pid3.hl7").read_bytes(), registry)
+    result = preview((DATA / "orm_o01_missing_pid3.hl7").read_bytes(), registry, DECODER)
     assert result.error is not None and result.changes == ()
     assert result.ack_code is AckCode.ERROR
     assert (result.error.err_code, result.error.location) == (
@@ -240,7 +241,7 @@ def test_a_mapping_error_renders_the_ack_the_sender_gets(registry: MappingRegist
 def test_a_value_error_shows_the_trace_up_to_the_failing_attribute(
     registry: MappingRegistry,
 ) -> None:
-    result = preview(orm(pid3="P" * 65), registry)
+    result = preview(orm(pid3="P" * 65), registry, DECODER)
     assert result.outcome.startswith("AE 104 at PID-3: PID-3 (PatientID) has 65 characters")
     assert [r.attribute for r in result.failed_trace] == ["PatientID"]
     assert result.failed_trace[-1].attempts[-1].raw == ("P" * 65,)
@@ -248,13 +249,13 @@ def test_a_value_error_shows_the_trace_up_to_the_failing_attribute(
 
 def test_refusals_before_mapping_are_ar(registry: MappingRegistry) -> None:
     unsupported = preview(
-        b"MSH|^~\\&|LAB|HOSP|MWL|RAD|20261125||ORU^R01|X1|P|2.5.1\rPID|||1", registry
+        b"MSH|^~\\&|LAB|HOSP|MWL|RAD|20261125||ORU^R01|X1|P|2.5.1\rPID|||1", registry, DECODER
     )
     assert unsupported.outcome.startswith("AR 200 at MSH-9: message type ORU^R01 is not supported")
     assert (unsupported.message_type, unsupported.control_id) == ("ORU^R01", "X1")
     assert unsupported.mapping_name == ""
     assert "MSA-1 AR, ERR-2 MSH^1^9" in render(unsupported)
-    garbage = preview(b"not an HL7 message", registry)
+    garbage = preview(b"not an HL7 message", registry, DECODER)
     assert garbage.ack_code is AckCode.REJECT and garbage.error is not None
     assert garbage.error.location == "MSH"
     assert "AR 100 at MSH" in render(garbage)
@@ -272,7 +273,7 @@ def test_adt_preview_shows_the_patient_action_and_attributes(registry: MappingRe
             "MRG|PAT-OLD^^^HOSP",
         ]
     ).encode()
-    result = preview(a40, registry)
+    result = preview(a40, registry, DECODER)
     assert (result.outcome, result.mapping_name) == ("AA", "adt")
     assert result.patient_action is PatientAction.MERGE and result.changes == ()
     (patient,) = result.patients
@@ -287,7 +288,9 @@ def test_adt_preview_shows_the_patient_action_and_attributes(registry: MappingRe
     assert "Outcome  AA: patient merge" in text and "Patient PAT-9 (replaces PAT-OLD)" in text
     assert "not carried: no change" in text
     update = preview(
-        a40.replace(b"ADT^A40^ADT_A39", b"ADT^A08").replace(b"\rMRG|PAT-OLD^^^HOSP", b""), registry
+        a40.replace(b"ADT^A40^ADT_A39", b"ADT^A08").replace(b"\rMRG|PAT-OLD^^^HOSP", b""),
+        registry,
+        DECODER,
     )
     assert update.patient_action is PatientAction.UPDATE and update.patients[0].prior_id == ""
 
@@ -329,7 +332,7 @@ def test_results_with_and_without_a_trace_are_identical(registry: MappingRegistr
     compared = traced = 0
     for raw in raws:
         try:
-            parsed = decode(raw, "UNICODE UTF-8")
+            parsed = DECODER.decode(raw)
         except HL7Error:
             continue
         outcomes = []
@@ -369,10 +372,10 @@ def test_the_preview_shows_what_the_router_maps(registry: MappingRegistry) -> No
     raws = [raw for _, raw in own_messages()]
     shown_count = 0
     for raw in raws:
-        shown = preview(raw, registry)
+        shown = preview(raw, registry, DECODER)
         if shown.error is not None:
             continue
-        parsed = decode(raw, "UNICODE UTF-8")
+        parsed = DECODER.decode(raw)
         expected = _mapped(registry, parsed, None)
         if shown.patient_action is not None:
             actual: object = [shown.patient_action] + [
@@ -413,7 +416,7 @@ def previews_render(
             continue
         seen += 1
         try:
-            result = preview(raw, registry)
+            result = preview(raw, registry, DECODER)
             text = render(result)
         except Exception as e:  # an HL7 error is an outcome; an exception is a bug
             pytest.fail(f"{name}: {type(e).__name__}: {e}")

@@ -8,7 +8,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from broker.errors import ConfigError, MappingError
-from broker.hl7.message import decode
+from broker.hl7.message import MessageDecoder
 from broker.mapping.engine import map_message
 from broker.mapping.parser import parse_mapping
 from broker.mapping.preview import preview, render
@@ -112,14 +112,14 @@ def test_station_rules_route_entries_the_message_leaves_unassigned() -> None:
 
 def test_the_preview_names_the_station_rule() -> None:
     registry = MappingRegistry([mapping(stations=STATIONS)])
-    shown = preview("\r".join(with_location("ER")).encode(), registry)
+    shown = preview("\r".join(with_location("ER")).encode(), registry, MessageDecoder())
     (change,) = shown.changes
     (routed,) = change.entries
     assert routed.stations.routed_by == "ER CT"
     assert "station CT_ER with its own (station rule: ER CT)" in render(shown)
     mr = orm()
     mr[4] = mr[4].replace("|CT|", "|MR|")
-    (unrouted,) = preview("\r".join(mr).encode(), registry).changes[0].entries
+    (unrouted,) = preview("\r".join(mr).encode(), registry, MessageDecoder()).changes[0].entries
     assert unrouted.stations.routed_by == ""
 
 
@@ -167,7 +167,7 @@ def test_a_japanese_name_becomes_ideographic_and_phonetic_groups() -> None:
         ]
     )
     raw = text.encode("iso2022_jp")
-    decoded = decode(raw, "UNICODE UTF-8")
+    decoded = MessageDecoder("UNICODE UTF-8").decode(raw)
     spec = registry.for_message("OMG^O19")
     assert spec is not None
     (change,) = map_message(decoded.segments, spec, message_type="OMG^O19").changes

@@ -60,16 +60,22 @@ def test_a_time_without_offset_is_read_in_the_senders_zone() -> None:
     assert explicit is not None and explicit.earliest == "20261201090000.000000"
 
 
-def test_sender_zones_from_settings_reach_the_router() -> None:
+def test_sender_zones_from_settings_reach_the_decoded_message() -> None:
     settings = load_settings(
         environ={
             "MWL_BROKER_HL7_SENDER_TIMEZONES": "RIS_TOKYO=Asia/Tokyo,RIS^NORTH=Europe/Oslo",
             "MWL_BROKER_SITE_TIMEZONE": "Europe/Berlin",
         }
     )
-    config = router_config(settings)
-    assert config.zone_of("RIS_TOKYO", "ANY") == ZoneInfo("Asia/Tokyo")
-    assert config.zone_of("RIS", "NORTH") == ZoneInfo("Europe/Oslo")
-    assert config.zone_of("RIS", "SOUTH") == ZoneInfo("Europe/Berlin")  # the site's
+    decoder = router_config(settings).decoder  # the router's, as build_decoder makes it
+
+    def zone(msh3: str, msh4: str) -> object:
+        raw = f"MSH|^~\\&|{msh3}|{msh4}|MWL|RAD|20261201090000||ORM^O01|1|P|2.5.1\r".encode()
+        return decoder.decode(raw).zone
+
+    assert zone("RIS_TOKYO", "ANY") == ZoneInfo("Asia/Tokyo")
+    assert zone("RIS_TOKYO^1.2.3^ISO", "ANY") == ZoneInfo("Asia/Tokyo")  # HD-1, as for charsets
+    assert zone("RIS", "NORTH^2.16.1^ISO") == ZoneInfo("Europe/Oslo")
+    assert zone("RIS", "SOUTH") == ZoneInfo("Europe/Berlin")  # the site's
     with pytest.raises(ConfigError, match="RIS_X: 'Mars/Base' is not an IANA time zone name"):
         load_settings(environ={"MWL_BROKER_HL7_SENDER_TIMEZONES": "RIS_X=Mars/Base"})

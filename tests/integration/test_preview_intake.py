@@ -1,0 +1,62 @@
+"""The mapping preview and the router read the same bytes with the same decoder.
+
+A Latin-1 order without MSH-18 from a sender configured ``8859/1``: the preview
+shows the umlauts and the very entries the router stores; without that setting
+both refuse it the same way (AE 102 at MSH-18, the bytes are not UTF-8).
+"""
+
+from __future__ import annotations
+
+from broker.app import build_decoder, router_config
+from broker.hl7.client import split_messages, summarize_ack
+from broker.hl7.routing import HL7Router
+from broker.mapping.preview import preview
+from broker.mapping.registry import MappingRegistry
+from broker.settings import load_settings
+from broker.worklist.model import CandidateCriteria
+from broker.worklist.store import WorklistStore
+from tests.broker_runner import DATA, MAPPINGS
+
+LATIN1 = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
+NO_MSH18 = LATIN1.replace(b"|8859/1\r", b"|\r", 1)  # MSH-3 RIS, MSH-4 RADIOLOGY
+
+
+def test_the_message_has_no_msh18_and_latin1_umlauts() -> None:
+    assert NO_MSH18 != LATIN1 and b"M\xfcller" in NO_MSH18
+    assert NO_MSH18.split(b"\r", 1)[0].endswith(b"|2.3.1||||||")
+
+
+def test_a_senders_charset_gives_the_preview_the_entries_intake_stores(
+    store: WorklistStore,
+) -> None:
+    settings = load_settings(
+        environ={
+            "MWL_BROKER_HL7_SENDER_CHARSETS": "RIS^RADIOLOGY=8859/1",
+        }
+    )
+    registry = MappingRegistry.load(MAPPINGS)
+    shown = preview(NO_MSH18, registry, build_decoder(settings))
+    assert shown.error is None, shown.outcome
+    (entry,) = shown.changes[0].entries
+    assert str(entry.dataset.PatientName) == "M\u00fcller^J\u00fcrgen^^Dr."
+
+    router = HL7Router(store, lambda: registry, router_config(settings))
+    assert summarize_ack(router.handle(NO_MSH18, "10.0.0.1:1")).code == "AA"
+    (stored,) = store.candidates(CandidateCriteria())
+    assert stored.to_json_dict() == entry.dataset.to_json_dict()
+
+
+def test_without_the_setting_preview_and_intake_refuse_alike(store: WorklistStore) -> None:
+    settings = load_settings(environ={})
+    registry = MappingRegistry.load(MAPPINGS)
+    shown = preview(NO_MSH18, registry, build_decoder(settings))
+    assert shown.outcome.startswith("AE 102 at MSH-18: byte 0xFC at offset")
+    assert shown.outcome.endswith("is not valid utf-8")
+
+    router = HL7Router(store, lambda: registry, router_config(settings))
+    ack = summarize_ack(router.handle(NO_MSH18, "10.0.0.1:1"))
+    error = shown.error
+    assert error is not None
+    assert (ack.code, ack.text) == (error.ack_code.value, error.text)  # MSA-1, MSA-3
+    assert ack.errors == (f"MSH-18 102 {error.err_code.text}",)  # v2.3.1: ERR-1
+    assert store.count() == 0
