@@ -24,7 +24,7 @@ from pydicom.multival import MultiValue
 
 from broker.errors import HL7Error
 from broker.hl7.ack import hl7_location
-from broker.hl7.message import MessageDecoder, peek_header
+from broker.hl7.message import MessageDecoder, ParsedMessage, peek_header
 from broker.hl7.validate import HeaderPolicy, check_header
 from broker.mapping.engine import map_message
 from broker.mapping.patient import map_patient_message
@@ -32,6 +32,7 @@ from broker.mapping.preview_model import (
     Attempt,
     AttributeTrace,
     ChangePreview,
+    Decoding,
     EntryPreview,
     PatientPreview,
     Preview,
@@ -41,11 +42,13 @@ from broker.mapping.preview_model import (
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import SPS_SEQUENCE
 from broker.worklist.model import OrderAction, entry_dataset
+from broker.worklist.ordering import message_time
 
 __all__ = [
     "Attempt",
     "AttributeTrace",
     "ChangePreview",
+    "Decoding",
     "EntryPreview",
     "PatientPreview",
     "Preview",
@@ -69,10 +72,11 @@ def preview(raw: bytes, registry: MappingRegistry, decoder: MessageDecoder) -> P
     """
     header = peek_header(raw) or {}
     message_type, control_id = header.get("message_type", ""), header.get("control_id", "")
-    recorder, name, version = Recorder(), "", ""
+    recorder, name, version, decoding = Recorder(), "", "", None
     try:
         parsed = decoder.decode(raw)
         message_type, control_id = parsed.message_type, parsed.control_id
+        decoding = _decoding(parsed)
         # The router's type check; its site settings (MSH-11, MSH-12, senders) are not applied.
         types = registry.supported_types()
         check_header(parsed, HeaderPolicy(types, frozenset({parsed.processing_id})))
@@ -89,14 +93,18 @@ def preview(raw: bytes, registry: MappingRegistry, decoder: MessageDecoder) -> P
             mapped = map_message(parsed.segments, spec, message_type=message_type, trace=recorder)
     except HL7Error as e:
         failed = recorder.failed(e)
-        return Preview(message_type, control_id, name, version, error=e, failed_trace=failed)
+        return Preview(
+            message_type, control_id, name, version, error=e, failed_trace=failed, decoding=decoding
+        )
     traces = iter(recorder.datasets)  # one per dataset, in the order of the results
     if spec is None:
         patients = tuple(
             PatientPreview(c.patient_id, c.prior_id, c.attributes, tuple(next(traces, [])))
             for c in adt.changes
         )
-        return Preview(message_type, control_id, name, version, (), adt.action, patients)
+        return Preview(
+            message_type, control_id, name, version, (), adt.action, patients, decoding=decoding
+        )
     changes, index = [], 0
     for change in mapped.changes:
         entries = []
@@ -109,7 +117,16 @@ def preview(raw: bytes, registry: MappingRegistry, decoder: MessageDecoder) -> P
             index += 1
         key, status_ = change.order_key, change.status
         changes.append(ChangePreview(change.action, key, status_, tuple(entries)))
-    return Preview(message_type, control_id, name, version, changes=tuple(changes))
+    return Preview(
+        message_type, control_id, name, version, changes=tuple(changes), decoding=decoding
+    )
+
+
+def _decoding(parsed: ParsedMessage) -> Decoding:
+    sent = message_time(parsed.message_datetime, parsed.zone)
+    zone = str(parsed.zone) if parsed.zone is not None else ""
+    utc = sent.earliest if sent is not None else ""
+    return Decoding(parsed.charset, parsed.charset_mislabelled, parsed.message_datetime, zone, utc)
 
 
 def _stations(entry: Dataset, routed_by: str | None) -> Stations:
@@ -130,6 +147,7 @@ def render(result: Preview) -> str:
     lines = [
         f"Message  {result.message_type or '(unknown)'}  control ID {result.control_id or '-'}",
         f"Mapping  {result.mapping_name or '(none)'}{version}",
+        *_decoding_lines(result.decoding),
     ]
     error = result.error
     if error is not None:
@@ -158,6 +176,23 @@ def render(result: Preview) -> str:
                 lines += [*_table(entry.trace, "    "), ""]
                 lines.append(f"    Stations: {entry.stations.describe()}")
     return "\n".join(lines) + "\n"
+
+
+def _decoding_lines(decoding: Decoding | None) -> list[str]:
+    """The charset the bytes were read in, and MSH-7 as the ordering check reads it."""
+    if decoding is None:
+        return []
+    lines = [f"Charset  {decoding.charset}"]
+    if decoding.mislabelled:
+        lines[0] += " (declared single-byte, but the bytes are UTF-8)"
+    if decoding.sent:
+        zone = decoding.zone or "the broker host's zone"
+        u = decoding.sent_utc
+        utc = (
+            f"{u[:4]}-{u[4:6]}-{u[6:8]} {u[8:10]}:{u[10:12]}:{u[12:14]} UTC" if u else "unreadable"
+        )
+        lines.append(f"Sent     MSH-7 {decoding.sent} = {utc} (without an offset: {zone})")
+    return lines
 
 
 def _action(change: ChangePreview) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "Attempt",
     "AttributeTrace",
     "ChangePreview",
+    "Decoding",
     "EntryPreview",
     "PatientPreview",
     "Preview",
@@ -143,6 +144,17 @@ class PatientPreview:
 
 
 @dataclass(frozen=True)
+class Decoding:
+    """How the router reads the message's bytes: its charset and MSH-7's time."""
+
+    charset: str  # Python codec name the message was decoded with
+    mislabelled: bool  # declared single-byte, read as UTF-8 (broker.hl7.charsets)
+    sent: str  # MSH-7.1 as received, "" when absent
+    zone: str  # where MSH-7 without an offset is local time; "": the broker host's zone
+    sent_utc: str  # MSH-7 (its start) in UTC, "YYYYMMDDHHMMSS.ffffff"; "" when unreadable
+
+
+@dataclass(frozen=True)
 class Preview:
     """What one message would do; with ``error``, what the sender would get instead."""
 
@@ -155,6 +167,7 @@ class Preview:
     patients: tuple[PatientPreview, ...] = ()
     error: HL7Error | None = None
     failed_trace: tuple[AttributeTrace, ...] = ()  # the dataset being built, failing rule last
+    decoding: Decoding | None = None  # None: the bytes could not be decoded
 
     @property
     def ack_code(self) -> AckCode:

@@ -121,19 +121,23 @@ def test_preview_with_the_active_version_and_with_an_edited_file(tmp_path: Path)
     assert mapping("preview", empty, *where).returncode == 1
 
 
-def test_preview_decodes_with_the_sender_charsets_of_the_config_file(tmp_path: Path) -> None:
+def test_preview_decodes_with_the_charsets_and_zones_of_the_config_file(tmp_path: Path) -> None:
     latin1 = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
     message = tmp_path / "no_msh18.hl7"
     message.write_bytes(latin1.replace(b"|8859/1\r", b"|\r", 1))  # MSH-3 RIS: no MSH-18
     config = tmp_path / "broker.toml"
     config.write_text(
-        '[broker]\nhl7_sender_charsets = { RIS = "8859/1" }\n',
+        '[broker]\nhl7_sender_charsets = { RIS = "8859/1" }\n'
+        'hl7_sender_timezones = { RIS = "America/New_York" }\n',
         encoding="utf-8",
     )
     where = ("--data-dir", tmp_path / "data", "--mappings-dir", MAPPINGS)
     shown = mapping("preview", message, "--config", config, *where)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert re.search(r"\(0010,0010\) PN PatientName\s+M\u00fcller\^J\u00fcrgen", shown.stdout)
+    assert "Charset  iso8859-1\n" in shown.stdout
+    sent = "MSH-7 20261125083000 = 2026-11-25 13:30:00 UTC (without an offset: America/New_York)"
+    assert sent in shown.stdout
     refused = mapping("preview", message, *where)  # no config: the default, UTF-8
     assert refused.returncode == 1
     assert "Outcome  AE 102 at MSH-18: byte 0xFC at offset" in refused.stdout

@@ -10,7 +10,7 @@ from __future__ import annotations
 from broker.app import build_decoder, router_config
 from broker.hl7.client import split_messages, summarize_ack
 from broker.hl7.routing import HL7Router
-from broker.mapping.preview import preview
+from broker.mapping.preview import preview, render
 from broker.mapping.registry import MappingRegistry
 from broker.settings import load_settings
 from broker.worklist.model import CandidateCriteria
@@ -32,6 +32,7 @@ def test_a_senders_charset_gives_the_preview_the_entries_intake_stores(
     settings = load_settings(
         environ={
             "MWL_BROKER_HL7_SENDER_CHARSETS": "RIS^RADIOLOGY=8859/1",
+            "MWL_BROKER_HL7_SENDER_TIMEZONES": "RIS=Asia/Tokyo",
         }
     )
     registry = MappingRegistry.load(MAPPINGS)
@@ -39,6 +40,12 @@ def test_a_senders_charset_gives_the_preview_the_entries_intake_stores(
     assert shown.error is None, shown.outcome
     (entry,) = shown.changes[0].entries
     assert str(entry.dataset.PatientName) == "M\u00fcller^J\u00fcrgen^^Dr."
+    assert shown.decoding is not None
+    assert (shown.decoding.charset, shown.decoding.zone) == ("iso8859-1", "Asia/Tokyo")
+    assert shown.decoding.sent_utc == "20261124233000.000000"  # 08:30 in Tokyo
+    text = render(shown)
+    assert "Charset  iso8859-1\n" in text
+    assert "MSH-7 20261125083000 = 2026-11-24 23:30:00 UTC (without an offset: Asia/Tokyo)" in text
 
     router = HL7Router(store, lambda: registry, router_config(settings))
     assert summarize_ack(router.handle(NO_MSH18, "10.0.0.1:1")).code == "AA"
@@ -52,6 +59,7 @@ def test_without_the_setting_preview_and_intake_refuse_alike(store: WorklistStor
     shown = preview(NO_MSH18, registry, build_decoder(settings))
     assert shown.outcome.startswith("AE 102 at MSH-18: byte 0xFC at offset")
     assert shown.outcome.endswith("is not valid utf-8")
+    assert shown.decoding is None and "Charset" not in render(shown)
 
     router = HL7Router(store, lambda: registry, router_config(settings))
     ack = summarize_ack(router.handle(NO_MSH18, "10.0.0.1:1"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from broker.hl7.message import MessageDecoder, ParsedMessage, peek_header
 from broker.mapping.engine import Trace, map_message
 from broker.mapping.paths import Value
 from broker.mapping.patient import map_patient_message
-from broker.mapping.preview import AttributeTrace, EntryPreview, Preview, preview, render
+from broker.mapping.preview import AttributeTrace, Decoding, EntryPreview, Preview, preview, render
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import ValueRule
 from broker.worklist.dicom_json import entry_json
@@ -259,6 +260,31 @@ def test_refusals_before_mapping_are_ar(registry: MappingRegistry) -> None:
     assert garbage.ack_code is AckCode.REJECT and garbage.error is not None
     assert garbage.error.location == "MSH"
     assert "AR 100 at MSH" in render(garbage)
+
+
+# -- decoding: as the router decodes -----------------------------------------------------
+
+
+def test_the_header_shows_the_charset_and_msh7_as_the_router_reads_them(
+    registry: MappingRegistry,
+) -> None:
+    utf8_as_latin1 = orm().replace(b"|P|2.3.1", b"|P|2.3.1||||||8859/1", 1)
+    result = preview(utf8_as_latin1, registry, MessageDecoder(local_zone=UTC))
+    assert result.decoding == Decoding(
+        "utf-8", True, "20261125083000", "UTC", "20261125083000.000000"
+    )
+    text = render(result)
+    assert "Charset  utf-8 (declared single-byte, but the bytes are UTF-8)\n" in text
+    assert (
+        "Sent     MSH-7 20261125083000 = 2026-11-25 08:30:00 UTC (without an offset: UTC)" in text
+    )
+    undated = preview(
+        orm().replace(b"|20261125083000||ORM", b"|yesterday||ORM", 1), registry, DECODER
+    )
+    assert undated.decoding is not None and undated.decoding.sent_utc == ""
+    assert "MSH-7 yesterday = unreadable (without an offset: the broker host's zone)" in render(
+        undated
+    )
 
 
 # -- patients ----------------------------------------------------------------------------
