@@ -273,7 +273,7 @@ class Broker:
             await asyncio.to_thread(purge.stop)
         dicom, self._dicom = self._dicom, None
         if dicom is not None:
-            await asyncio.to_thread(dicom.stop)
+            await asyncio.to_thread(dicom.stop, self.settings.drain_timeout)
         client, self._redis = self._redis, None
         if client is not None:
             client.close()
