@@ -70,7 +70,7 @@ test-latest:
 	rm -rf .venv-latest
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/python -m pip --disable-pip-version-check -q install --upgrade pip
-	.venv-latest/bin/python -m pip --disable-pip-version-check -q install --upgrade -e '.[test]'
+	.venv-latest/bin/python -m pip --disable-pip-version-check -q install --upgrade -r requirements/build.in -e '.[test]'
 	@touch .venv-latest/.test-installed .venv-latest/.run-installed
 	mkdir -p build && .venv-latest/bin/python -m pip list --format=freeze > build/latest-versions.txt
 	$(MAKE) test VENV=.venv-latest
