@@ -12,7 +12,9 @@ OMI).
 A path's segment resolves to the current entry segment when it is of that
 type, else to the first such segment in the current order group, else to the
 first in the message (so PID and PV1 come from the patient part); rules are
-evaluated by ``broker.mapping.evaluation``.
+evaluated by ``broker.mapping.evaluation``. Values cut to fit their VR
+(``on_overflow: truncate``) are listed in the result, once per field and
+attribute, for the ACK's warnings.
 
 A :class:`Trace` given to :func:`map_message` or :func:`evaluate_rules` is told
 how each value was found (``broker.mapping.preview``); it only observes, and
@@ -35,6 +37,7 @@ from broker.mapping.evaluation import (
     Context,
     RuleTables,
     build,
+    distinct_cuts,
     first_by_id,
     segment_id,
     status_element,
@@ -45,7 +48,13 @@ from broker.mapping.spec import ControlAction, MappingSpec, Rule
 from broker.mapping.stations import route
 from broker.mapping.trace import Trace
 from broker.worklist.dicom_json import dataset_json
-from broker.worklist.model import MappedEntry, MappingResult, OrderAction, OrderChange
+from broker.worklist.model import (
+    MappedEntry,
+    MappingResult,
+    OrderAction,
+    OrderChange,
+    Truncation,
+)
 
 __all__ = ["RuleTables", "Trace", "evaluate_rules", "map_message", "segment_id"]
 
@@ -87,8 +96,9 @@ def map_message(
     groups = _order_groups(segments[first_orc:])
     refuse_parent_child(groups)
     changes: list[OrderChange] = []
+    cuts: list[Truncation] = []
     for group in groups:
-        change = _map_group(spec, group, message_first, entry_types, (trace, peer))
+        change = _map_group(spec, group, message_first, entry_types, (trace, peer, cuts))
         if change is None:
             continue
         last = changes[-1] if changes else None
@@ -96,7 +106,7 @@ def map_message(
             changes[-1] = dataclasses.replace(last, entries=last.entries + change.entries)
         else:
             changes.append(change)
-    return MappingResult(tuple(changes), spec.name, spec.version)
+    return MappingResult(tuple(changes), spec.name, spec.version, distinct_cuts(cuts))
 
 
 def evaluate_rules(
@@ -105,15 +115,18 @@ def evaluate_rules(
     message: Sequence[Any],
     group: Sequence[Any],
     trace: Trace | None = None,
+    cuts: list[Truncation] | None = None,
 ) -> Dataset:
     """Evaluate ``rules`` for one segment group of ``message`` (used by the patient mapping).
 
     A path's segment is the first of its type in ``group``, else the first in
-    the message; values are transformed and checked as for orders.
+    the message; values are transformed and checked as for orders, and those
+    cut to fit their VR are appended to ``cuts``.
     """
     if trace is not None:
         trace.entry("")
-    built, _ = build(spec, rules, Context(first_by_id(message), list(group), None, trace))
+    context = Context(first_by_id(message), list(group), None, trace, cuts=cuts)
+    built, _ = build(spec, rules, context)
     return Dataset.from_json(built)
 
 
@@ -131,10 +144,10 @@ def _map_group(
     group: list[Any],
     message_first: dict[str, Any],
     entry_types: tuple[str, ...],
-    observers: tuple[Trace | None, str],
+    observers: tuple[Trace | None, str, list[Truncation]],
 ) -> OrderChange | None:
-    trace, peer = observers
-    context = Context(message_first, group, None, peer=peer)
+    trace, peer, cuts = observers
+    context = Context(message_first, group, None, peer=peer, cuts=cuts)
     row = control_row(spec, *control_codes(group[0]))
     action = row.action
     if action is ControlAction.IGNORE:
@@ -147,7 +160,7 @@ def _map_group(
     entry_type, entry_segments = _entry_segments(group, entry_types)
     entries = []
     for segment in entry_segments:
-        entry_context = Context(message_first, group, (entry_type, segment), trace, peer)
+        entry_context = Context(message_first, group, (entry_type, segment), trace, peer, cuts)
         entry_context.order_key = key
         entries.append(_entry(spec, entry_context, row.status))
     return OrderChange(key, OrderAction.SCHEDULE, tuple(entries), status=row.status)

@@ -6,8 +6,9 @@ A path's segment resolves to the current entry segment when it is of that type,
 else to the first such segment in the current group, else to the first in the
 message. A rule yields the first non-empty of its paths (or its constant, or a
 generated identifier), transformed, then its fallbacks when empty; each value is
-checked against the attribute's VR (``broker.mapping.conform``), never
-truncated. A :class:`Trace` only observes.
+checked against the attribute's VR (``broker.mapping.conform``): one too long
+is refused, or cut when its rule says ``on_overflow: truncate``, and the cut is
+noted in the context's ``cuts``. A :class:`Trace` only observes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from broker.mapping.transforms import (
     uid_from_seed,
 )
 from broker.worklist.dicom_json import mapped_element
+from broker.worklist.model import Truncation
 
 __all__ = [
     "SPS_SEQUENCE_KEY",
@@ -39,6 +41,7 @@ __all__ = [
     "Context",
     "RuleTables",
     "build",
+    "distinct_cuts",
     "first_by_id",
     "segment_id",
     "status_element",
@@ -75,7 +78,11 @@ def first_by_id(segments: Sequence[Any]) -> dict[str, Any]:
 
 
 class Context:
-    """Resolves a path's segment for one entry (or one order group when ``entry`` is None)."""
+    """Resolves a path's segment for one entry (or one order group when ``entry`` is None).
+
+    ``cuts`` collects the values cut to fit their VR (a list shared by the
+    contexts of one message, so the caller sees them all).
+    """
 
     def __init__(
         self,
@@ -84,6 +91,7 @@ class Context:
         entry: tuple[str, Any] | None,
         trace: Trace | None = None,
         peer: str = "",
+        cuts: list[Truncation] | None = None,
     ) -> None:
         self.message_first = message_first
         self.group_first = first_by_id(group)
@@ -91,6 +99,7 @@ class Context:
         self.order_key = ""
         self.trace = trace
         self.peer = peer
+        self.cuts: list[Truncation] = [] if cuts is None else cuts
 
     def read(self, path: HL7Path) -> list[Value]:
         if self.entry is not None and path.segment == self.entry[0]:
@@ -108,6 +117,17 @@ class Context:
         if subject == "sending_host":
             return _host(self.peer)
         return ""
+
+
+def distinct_cuts(cuts: Sequence[Truncation]) -> tuple[Truncation, ...]:
+    """One truncation per (field, attribute), the longest, in the order first met: a field
+    read for every entry of an order is reported once."""
+    longest: dict[tuple[str, str], Truncation] = {}
+    for item in cuts:
+        key = (item.location, item.keyword)
+        if key not in longest or item.length > longest[key].length:
+            longest[key] = item
+    return tuple(longest.values())
 
 
 def _host(peer: str) -> str:
@@ -187,7 +207,10 @@ def _values(spec: RuleTables, rule: ValueRule, context: Context) -> list[str]:
     while current is not None and not values:
         raw, location = _evaluate(spec, current, context)
         for value in raw:
-            text = conform(value, rule, location)
+            cut_before = len(context.cuts)
+            text = conform(value, rule, location, context.cuts)
+            if trace is not None and len(context.cuts) > cut_before:
+                trace.truncated(context.cuts[-1])
             if text:
                 values.append(text)
         current = current.fallback

@@ -25,9 +25,10 @@ from pydicom.dataset import Dataset
 from broker.errors import HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.mapping.engine import Trace, evaluate_rules, segment_id
+from broker.mapping.evaluation import distinct_cuts
 from broker.mapping.paths import read, scalar
 from broker.mapping.patient_spec import PatientSpec
-from broker.worklist.model import PatientAction, PatientChange, PatientResult
+from broker.worklist.model import PatientAction, PatientChange, PatientResult, Truncation
 
 __all__ = ["map_patient_message"]
 
@@ -45,6 +46,7 @@ def map_patient_message(
     identifier (MRG-1): missing, it is AE 101 at ``MRG-1``; a group without
     its MRG segment is AE 100 at ``MRG``. ``ignore`` reads nothing. ``trace``
     observes the rules evaluated, one dataset per group (see ``engine.Trace``).
+    Values cut to fit their VR are listed in the result, as for orders.
     """
     action = spec.events.get(message_type)
     if action is None:
@@ -64,8 +66,9 @@ def map_patient_message(
         )
     if action in _SINGLE_PATIENT:
         groups = groups[:1]
-    changes = tuple(_change(spec, action, segments, group, trace) for group in groups)
-    return PatientResult(action, changes, spec.name, spec.version)
+    cuts: list[Truncation] = []
+    changes = tuple(_change(spec, action, segments, group, (trace, cuts)) for group in groups)
+    return PatientResult(action, changes, spec.name, spec.version, distinct_cuts(cuts))
 
 
 def _pid_groups(segments: Sequence[Any]) -> list[list[Any]]:
@@ -84,9 +87,10 @@ def _change(
     action: PatientAction,
     message: Sequence[Any],
     group: list[Any],
-    trace: Trace | None = None,
+    observers: tuple[Trace | None, list[Truncation]],
 ) -> PatientChange:
-    attributes = _carried(evaluate_rules(spec, spec.rules, message, group, trace))
+    trace, cuts = observers
+    attributes = _carried(evaluate_rules(spec, spec.rules, message, group, trace, cuts))
     patient_id = str(attributes.PatientID)  # a required rule: never empty here
     prior = ""
     if action in (PatientAction.MERGE, PatientAction.CHANGE_ID):

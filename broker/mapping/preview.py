@@ -7,11 +7,13 @@ per-sender MSH-7 zones), and mapped as the HL7 router does (message type
 check, order or patient mapping) with a
 :class:`broker.mapping.preview_model.Recorder` recording, per attribute, which
 source gave the value (an HL7 path, a constant, a generated value, a fallback,
-a default), what was read, the transforms applied and the paths found empty.
-Nothing is stored; the router's site checks (MSH-11, MSH-12, accepted senders)
-and duplicate detection are not applied. A message that cannot be decoded or
-mapped gives what the sender would get: AE/AR, the table 0357 code, the ERR-2
-location and the text. The result types live in
+a default), what was read, the transforms applied and the paths found empty,
+and the values cut to fit their VR (``on_overflow: truncate``), which the
+sender would be told of by an ERR of severity W in its AA. Nothing is stored;
+the router's site checks (MSH-11, MSH-12, accepted senders) and duplicate
+detection are not applied. A message that cannot be decoded or mapped gives
+what the sender would get: AE/AR, the table 0357 code, the ERR-2 location and
+the text. The result types live in
 :mod:`broker.mapping.preview_model` and are importable from here too.
 """
 
@@ -24,6 +26,7 @@ from pydicom.multival import MultiValue
 
 from broker.errors import HL7Error
 from broker.hl7.ack import hl7_location
+from broker.hl7.codes import ErrorCode
 from broker.hl7.message import MessageDecoder, ParsedMessage, peek_header
 from broker.hl7.validate import HeaderPolicy, check_header
 from broker.mapping.engine import map_message
@@ -102,9 +105,8 @@ def preview(raw: bytes, registry: MappingRegistry, decoder: MessageDecoder) -> P
             PatientPreview(c.patient_id, c.prior_id, c.attributes, tuple(next(traces, [])))
             for c in adt.changes
         )
-        return Preview(
-            message_type, control_id, name, version, (), adt.action, patients, decoding=decoding
-        )
+        head = (message_type, control_id, name, version)
+        return Preview(*head, (), adt.action, patients, decoding=decoding, warnings=adt.truncations)
     changes, index = [], 0
     for change in mapped.changes:
         entries = []
@@ -117,9 +119,8 @@ def preview(raw: bytes, registry: MappingRegistry, decoder: MessageDecoder) -> P
             index += 1
         key, status_ = change.order_key, change.status
         changes.append(ChangePreview(change.action, key, status_, tuple(entries)))
-    return Preview(
-        message_type, control_id, name, version, changes=tuple(changes), decoding=decoding
-    )
+    head = (message_type, control_id, name, version)
+    return Preview(*head, changes=tuple(changes), decoding=decoding, warnings=mapped.truncations)
 
 
 def _decoding(parsed: ParsedMessage) -> Decoding:
@@ -161,6 +162,7 @@ def render(result: Preview) -> str:
             lines += ["", "Trace up to the failing attribute:", *_table(result.failed_trace, "  ")]
     elif result.patient_action is not None:
         lines.append(f"Outcome  AA: patient {result.patient_action.value}")
+        lines += _warnings(result)
         for patient in result.patients:
             prior = f" (replaces {patient.prior_id})" if patient.prior_id else ""
             lines += ["", f"Patient {patient.patient_id}{prior}", *_dump(patient.attributes, "  ")]
@@ -168,6 +170,7 @@ def render(result: Preview) -> str:
     else:
         count = sum(len(c.entries) for c in result.changes)
         lines.append(f"Outcome  AA: {len(result.changes)} order change(s), {count} entry(ies)")
+        lines += _warnings(result)
         for change in result.changes:
             lines += ["", f"Order {change.order_key}: {_action(change)}"]
             for number, entry in enumerate(change.entries, 1):
@@ -193,6 +196,16 @@ def _decoding_lines(decoding: Decoding | None) -> list[str]:
         )
         lines.append(f"Sent     MSH-7 {decoding.sent} = {utc} (without an offset: {zone})")
     return lines
+
+
+def _warnings(result: Preview) -> list[str]:
+    """The ERR segments of severity W the AA would carry (HL7 v2.5.1 §2.15.5, table 0516)."""
+    code = ErrorCode.VALUE_TOO_LONG
+    return [
+        f"ACK      ERR-2 {'^'.join(hl7_location(cut.location)) or '(none)'}, "
+        f"ERR-3 {code.value}^{code.text}^HL70357, ERR-4 W, ERR-8 {cut.text}"
+        for cut in result.warnings
+    ]
 
 
 def _action(change: ChangePreview) -> str:
@@ -257,6 +270,11 @@ def _notes(row: AttributeTrace) -> list[str]:
             notes.append(f"{attempt.source} read {read}{steps}{result}")
     if row.attempts and row.attempts[-1].default is not None and row.value:
         notes.append(f"default {row.attempts[-1].default!r}")
+    for cut in row.cuts:
+        per = " per name group" if cut.vr == "PN" else ""
+        notes.append(
+            f"cut from {cut.length} to {cut.limit} characters (VR {cut.vr}{per}): warning 104"
+        )
     if row.error is not None:
         notes.append(row.error)
     return notes

@@ -18,7 +18,7 @@ from broker.hl7.codes import AckCode
 from broker.mapping.paths import HL7Path, Value
 from broker.mapping.spec import ValueRule
 from broker.mapping.stations import StationRule
-from broker.worklist.model import TERMINAL_STATUSES, OrderAction, PatientAction
+from broker.worklist.model import TERMINAL_STATUSES, OrderAction, PatientAction, Truncation
 
 __all__ = [
     "Attempt",
@@ -55,6 +55,7 @@ class AttributeTrace:
     attempts: tuple[Attempt, ...]
     value: tuple[str, ...]
     error: str | None = None  # mapping failed on this attribute
+    cuts: tuple[Truncation, ...] = ()  # values cut to fit the VR (``on_overflow: truncate``)
 
     @property
     def source(self) -> str:
@@ -168,6 +169,7 @@ class Preview:
     error: HL7Error | None = None
     failed_trace: tuple[AttributeTrace, ...] = ()  # the dataset being built, failing rule last
     decoding: Decoding | None = None  # None: the bytes could not be decoded
+    warnings: tuple[Truncation, ...] = ()  # values cut to fit: ERR of severity W in the AA
 
     @property
     def ack_code(self) -> AckCode:
@@ -176,10 +178,13 @@ class Preview:
 
     @property
     def outcome(self) -> str:
-        """``"AA"`` or e.g. ``"AE 101 at PID-3: PID-3 (PatientID) is empty"``."""
+        """``"AA"``, ``"AA with 1 warning(s)"`` or e.g. ``"AE 101 at PID-3: PID-3 (PatientID)
+        is empty"``."""
         e = self.error
         if e is None:
-            return AckCode.ACCEPT.value
+            count = len(self.warnings)
+            warned = f" with {count} warning(s)" if count else ""
+            return AckCode.ACCEPT.value + warned
         where = f" at {e.location}" if e.location else ""
         return f"{e.ack_code.value} {e.err_code.value}{where}: {e.text}"
 
@@ -192,6 +197,7 @@ class Recorder:
         self._sequences: list[str] = []
         self._rule: ValueRule | None = None
         self._attempts: list[Attempt] = []
+        self._cuts: list[Truncation] = []
         self.routes: dict[int, str] = {}  # dataset index -> station rule name ("" none held)
 
     def entry(self, order_key: str) -> None:
@@ -205,7 +211,7 @@ class Recorder:
             self._sequences.append(keyword)
 
     def rule(self, rule: ValueRule) -> None:
-        self._rule, self._attempts = rule, []
+        self._rule, self._attempts, self._cuts = rule, [], []
 
     def evaluated(
         self,
@@ -235,10 +241,14 @@ class Recorder:
             Attempt(depth, kind, source, tried_text, read, steps, tuple(values), default)
         )
 
+    def truncated(self, cut: Truncation) -> None:
+        self._cuts.append(cut)
+
     def done(self, values: Sequence[str], error: str | None = None) -> None:
         if self._rule is not None and self.datasets:
             name = " > ".join([*self._sequences, self._rule.keyword])
-            row = AttributeTrace(name, tuple(self._attempts), tuple(values), error)
+            attempts, cuts = tuple(self._attempts), tuple(self._cuts)
+            row = AttributeTrace(name, attempts, tuple(values), error, cuts)
             self.datasets[-1].append(row)
         self._rule = None
 

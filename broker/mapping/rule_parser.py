@@ -4,7 +4,7 @@ One rule per DICOM keyword, checked against pydicom's data dictionary (PS3.6)
 with a "did you mean" suggestion: a sequence (VR SQ) holds its item's rules; any
 other element takes a value rule (a path, a constant or a generated value, and
 its options: transforms, table, default, required, fallback, ``when:``,
-``extract:``), or a list of them, the first that gives a value.
+``extract:``, ``on_overflow:``), or a list of them, the first that gives a value.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from broker.errors import MappingError
 from broker.mapping.conditions import When, check_pattern, parse_when
 from broker.mapping.conform import conform
 from broker.mapping.hl7_structure import check_path
+from broker.mapping.overflow import OnOverflow, default_policy, why_not_cut
 from broker.mapping.parser_base import ParserBase, suggest
 from broker.mapping.paths import HL7Path
 from broker.mapping.spec import TEXT_VRS, Rule, SequenceRule, ValueRule
@@ -37,6 +38,7 @@ _RULE_KEYS = (
     "fallback",
     "when",
     "extract",
+    "on_overflow",
 )
 _GENERATORS = ("uid", "id")
 _ID_VRS = frozenset({"SH", "LO", "CS", "ST", "LT", "UT", "UC"})  # room for 16 characters
@@ -140,6 +142,7 @@ class RuleParser(ParserBase):
             extract=check_pattern(f"{rule}.extract", spec["extract"], self.fail)
             if "extract" in spec
             else None,
+            on_overflow=self.on_overflow(rule, keyword, vr, spec, top=top),
         )
         self.check_constants(value_rule)
         return value_rule
@@ -157,6 +160,24 @@ class RuleParser(ParserBase):
         if len(sources) != 1:
             self.fail(rule, "give exactly one of path, value or generate")
         return spec
+
+    def on_overflow(
+        self, rule: str, keyword: str, vr: str, spec: dict[str, object], *, top: bool
+    ) -> OnOverflow:
+        """The rule's ``on_overflow`` (``broker.mapping.overflow``), else the keyword's default."""
+        if "on_overflow" not in spec:
+            return default_policy(keyword, vr)
+        at, raw = f"{rule}.on_overflow", spec["on_overflow"]
+        if not top:
+            self.fail(rule, "on_overflow goes on the rule itself (not in a fallback)", at=at)
+        choices = [policy.value for policy in OnOverflow]
+        if not isinstance(raw, str) or raw not in choices:
+            self.fail(rule, f"on_overflow {raw!r} is not one of {', '.join(choices)}", at=at)
+        policy = OnOverflow(raw)
+        reason = why_not_cut(keyword, vr) if policy is OnOverflow.TRUNCATE else None
+        if reason is not None:
+            self.fail(rule, f"on_overflow: truncate cannot apply to {keyword}: {reason}", at=at)
+        return policy
 
     def check_constants(self, rule: ValueRule) -> None:
         """A constant (as written, when nothing transforms it) and a default must fit the VR."""
@@ -187,7 +208,11 @@ class RuleParser(ParserBase):
             chain = item if chain is None else _then(item, chain)
         assert chain is not None
         required = any(r.required for r in _chain(chain))
-        return dataclasses.replace(chain, name=rule, required=required)
+        chosen = {str(i["on_overflow"]) for i in raw if isinstance(i, dict) and "on_overflow" in i}
+        if len(chosen) > 1:
+            self.fail(rule, "on_overflow applies to the attribute: give its alternatives one value")
+        policy = OnOverflow(chosen.pop()) if chosen else default_policy(keyword, element[1])
+        return dataclasses.replace(chain, name=rule, required=required, on_overflow=policy)
 
     def when(self, rule: str, raw: object, *, keywords: bool = False) -> When:
         """``when:`` conditions, their HL7 paths checked like any path (``conditions``)."""

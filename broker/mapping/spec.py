@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from broker.mapping.conditions import When
+from broker.mapping.overflow import OnOverflow
 from broker.mapping.paths import HL7Path
 from broker.mapping.stations import StationRule
 
@@ -106,6 +107,9 @@ class ValueRule:
     fallback: ValueRule | None = None
     when: When | None = None  # the rule gives nothing unless these conditions hold
     extract: re.Pattern[str] | None = None  # keep what this matches (its group 1, if any)
+    # a value too long for the VR: refused (AE 104) or cut (``broker.mapping.overflow``);
+    # the parser sets the keyword's default when the file says nothing
+    on_overflow: OnOverflow = OnOverflow.REFUSE
 
 
 @dataclass(frozen=True)

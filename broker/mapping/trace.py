@@ -12,6 +12,7 @@ from typing import Protocol
 from broker.mapping.paths import Value
 from broker.mapping.spec import ValueRule
 from broker.mapping.stations import StationRule
+from broker.worklist.model import Truncation
 
 __all__ = ["Trace"]
 
@@ -21,9 +22,9 @@ class Trace(Protocol):
 
     Per entry (order) or PID group (patient): :meth:`entry`, then per rule
     :meth:`rule`, one :meth:`evaluated` per attempt (the rule, then each
-    fallback tried) and :meth:`done`; sequences are bracketed by
-    :meth:`sequence` with the keyword and with None. When mapping fails, the
-    last :meth:`rule` has no :meth:`done`.
+    fallback tried), :meth:`truncated` per value cut to fit, and :meth:`done`;
+    sequences are bracketed by :meth:`sequence` with the keyword and with None.
+    When mapping fails, the last :meth:`rule` has no :meth:`done`.
     """
 
     def entry(self, order_key: str) -> None:
@@ -46,6 +47,9 @@ class Trace(Protocol):
         """One attempt: the path that gave ``raw`` (None: a constant, a generated
         value or nothing), the values after transforms and table, empties
         dropped, before ``default``; ``seed`` is the generator's seed value."""
+
+    def truncated(self, cut: Truncation) -> None:
+        """A value of the current rule was cut to fit its VR (``on_overflow: truncate``)."""
 
     def done(self, values: Sequence[str]) -> None:
         """The rule's final values (empty: the element is empty)."""

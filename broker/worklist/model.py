@@ -31,6 +31,7 @@ __all__ = [
     "PatientAction",
     "PatientChange",
     "PatientResult",
+    "Truncation",
     "entry_dataset",
     "entry_id_for",
 ]
@@ -81,12 +82,35 @@ class OrderChange:
 
 
 @dataclass(frozen=True)
+class Truncation:
+    """A value cut to fit its DICOM VR (PS3.5 Table 6.2-1), by where and how much: never
+    the value itself, so that it can go to logs and ACKs."""
+
+    location: str  # the HL7 field it was read from ("PV1-8"), "" for a table's constant
+    keyword: str  # the DICOM attribute ("ReferringPhysicianName")
+    vr: str
+    length: int  # characters received (for PN: of the longest component group)
+    limit: int  # characters the VR allows (for PN: per component group)
+
+    @property
+    def text(self) -> str:
+        """For a person (ERR-8): what was cut and why, without the value."""
+        per = " per name group" if self.vr == "PN" else ""
+        return (
+            f"{self.location or 'a constant'} ({self.keyword}) had {self.length} characters; "
+            f"VR {self.vr} allows at most {self.limit}{per}: cut to {self.limit}"
+        )
+
+
+@dataclass(frozen=True)
 class MappingResult:
-    """Everything one HL7 message asks of the worklist, and which mapping said so."""
+    """Everything one HL7 message asks of the worklist, and which mapping said so;
+    ``truncations`` are the values cut to fit, one per field and attribute."""
 
     changes: tuple[OrderChange, ...]
     mapping_name: str
     mapping_version: str
+    truncations: tuple[Truncation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -166,6 +190,7 @@ class PatientResult:
     changes: tuple[PatientChange, ...]
     mapping_name: str
     mapping_version: str
+    truncations: tuple[Truncation, ...] = ()  # values cut to fit, as for orders
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from broker.mapping.preview import AttributeTrace, Decoding, EntryPreview, Previ
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import ValueRule
 from broker.worklist.dicom_json import entry_json
-from broker.worklist.model import OrderAction, PatientAction
+from broker.worklist.model import OrderAction, PatientAction, Truncation
 from tests.corpus import hl7_corpus_messages
 from tests.messages import own_messages
 
@@ -349,6 +349,9 @@ class _Counting:
     ) -> None:
         self.calls += 1
 
+    def truncated(self, cut: Truncation) -> None:
+        self.calls += 1
+
     def done(self, values: Sequence[str]) -> None:
         self.calls += 1
 
@@ -381,13 +384,13 @@ def _mapped(registry: MappingRegistry, parsed: ParsedMessage, trace: Trace | Non
     order, patient = registry.for_message(mtype), registry.for_patient_message(mtype)
     if order is not None:
         result = map_message(parsed.segments, order, message_type=mtype, trace=trace)
-        return [
+        return [result.truncations] + [
             (c.order_key, c.action, c.status, [entry_json(e) for e in c.entries])
             for c in result.changes
         ]
     if patient is not None:
         adt = map_patient_message(parsed.segments, patient, message_type=mtype, trace=trace)
-        return [adt.action] + [
+        return [adt.action, adt.truncations] + [
             (c.patient_id, c.prior_id, c.attributes.to_json_dict()) for c in adt.changes
         ]
     return None
@@ -404,11 +407,11 @@ def test_the_preview_shows_what_the_router_maps(registry: MappingRegistry) -> No
         parsed = DECODER.decode(raw)
         expected = _mapped(registry, parsed, None)
         if shown.patient_action is not None:
-            actual: object = [shown.patient_action] + [
+            actual: object = [shown.patient_action, shown.warnings] + [
                 (p.patient_id, p.prior_id, p.attributes.to_json_dict()) for p in shown.patients
             ]
         else:
-            actual = [
+            actual = [shown.warnings] + [
                 (c.order_key, c.action, c.status, [e.dataset.to_json_dict() for e in c.entries])
                 for c in shown.changes
             ]
