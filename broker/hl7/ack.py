@@ -2,11 +2,15 @@
 
 HL7 v2.5.1 §2.9 (acknowledgment rules), §2.14.8 (MSA), §2.14.5 (ERR). Senders
 of v2.5 and later get ERR-2 (location), ERR-3 (table 0357 code), ERR-4
-(severity) and ERR-8 (text for a person); older senders get ERR-1 (segment,
-sequence, field, code) as their version defines it. MSA-3 carries the text too,
-because many interface engines show only that. The :class:`AckContext` of a
-message comes from its decoded header (``context_from_message``) or, for bytes
-that could not be decoded, from what can be read of it (``context_from_raw``).
+(severity, table 0516) and ERR-8 (text for a person); older senders get ERR-1
+(segment, sequence, field, code) as their version defines it. An accepted
+message can carry warnings (:class:`AckWarning`): one ERR of severity ``W``
+each from v2.5, one more ERR-1 repetition each, its text marked as a warning,
+before (the ACK of v2.3/v2.4 holds one ERR segment, whose ERR-1 repeats).
+MSA-3 carries the text too, because many interface engines show only that.
+The :class:`AckContext` of a message comes from its decoded header
+(``context_from_message``) or, for bytes that could not be decoded, from what
+can be read of it (``context_from_raw``).
 """
 
 from __future__ import annotations
@@ -15,17 +19,26 @@ import itertools
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from broker.errors import HL7Error
 from broker.hl7.codes import AckCode, ErrorCode, Severity
 from broker.hl7.message import ParsedMessage, peek_header
+from broker.worklist.model import Truncation
 
-__all__ = ["AckContext", "build_ack", "context_from_message", "context_from_raw", "hl7_location"]
+__all__ = [
+    "AckContext",
+    "AckWarning",
+    "build_ack",
+    "context_from_message",
+    "context_from_raw",
+    "hl7_location",
+]
 
 _LOCATION = re.compile(
-    r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:-(?P<field>\d+)(?:\[(?P<rep>\d+)\])?"
+    r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:-(?P<field>\d+)(?:\[(?P<rep>\d+|\*)\])?"
     r"(?:\.(?P<comp>\d+))?(?:\.(?P<sub>\d+))?)?$"
 )
 _counter = itertools.count(1)
@@ -52,18 +65,37 @@ class AckContext:
     codec: str = "utf-8"  # how the ACK bytes are encoded
 
 
+@dataclass(frozen=True)
+class AckWarning:
+    """A remark on an accepted message: an ERR of severity W (HL7 v2.5.1 §2.15.5, table 0516
+    "transaction successful, but there may be issues")."""
+
+    err_code: ErrorCode
+    location: str | None  # ERR-2, e.g. "PV1-8"
+    text: str  # ERR-8, for a person
+
+    @classmethod
+    def of(cls, cut: Truncation) -> AckWarning:
+        """The warning for a value cut to fit its DICOM VR: code 104, value too long."""
+        return cls(ErrorCode.VALUE_TOO_LONG, cut.location or None, cut.text)
+
+
 def hl7_location(location: str | None) -> list[str]:
-    """``"PID-3.1"`` → ``["PID", "1", "3", "", "1"]``: an ERL (HL7 v2.5.1 §2.A.27)."""
+    """``"PID-3.1"`` → ``["PID", "1", "3", "", "1"]``: an ERL (HL7 v2.5.1 §2.A.27).
+
+    ``PID-5[*]`` (every repetition, as a mapping path says) is the field, no repetition.
+    """
     if not location:
         return []
     m = _LOCATION.match(location)
     if m is None:
         return [location]
+    rep = "" if m["rep"] == "*" else m["rep"]
     parts = [
         m["seg"],
         "1",
         m["field"] or "",
-        m["rep"] or ("1" if m["comp"] else ""),
+        rep or ("1" if m["comp"] else ""),
         m["comp"] or "",
         m["sub"] or "",
     ]
@@ -91,28 +123,46 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(nums) or (2, 5)
 
 
-def _err_segment(error: HL7Error, ctx: AckContext) -> str:
+def _err_segments(
+    error: HL7Error | None, warnings: Sequence[AckWarning], ctx: AckContext
+) -> list[str]:
+    """The ERR segments: the error's, then one per warning (HL7 v2.5.1 §2.15.5); before
+    v2.5, one ERR whose ERR-1 repeats (HL7 v2.4 §2.16.5.1, ELD)."""
     f = ctx.field_separator
     comp = ctx.encoding_characters[:1] or "^"
-    sub = ctx.encoding_characters[3:4] or "&"
-    code: ErrorCode = error.err_code
-    text = _escape(error.text, ctx)
-    location = hl7_location(error.location)
+    rep = ctx.encoding_characters[1:2] or "~"
+    items: list[tuple[HL7Error | AckWarning, Severity]] = []
+    if error is not None:
+        items.append((error, Severity.ERROR))
+    items += [(warning, Severity.WARNING) for warning in warnings]
     if _version_tuple(ctx.version) < (2, 5):
-        # ERR-1 (ELD): segment ^ sequence ^ field ^ code&text&HL70357
-        eld = [*location[:3]]
-        eld += [""] * (3 - len(eld))
-        eld.append(sub.join([code.value, _escape(code.text, ctx), "HL70357"]))
-        return f"ERR{f}{comp.join(eld)}"
-    fields = [
-        "",  # ERR-1, not used from v2.5 on
-        comp.join(location),
-        comp.join([code.value, _escape(code.text, ctx), "HL70357"]),
-        Severity.ERROR.value,
-        "", "", "",
-        text,
-    ]  # fmt: skip
-    return "ERR" + f + f.join(fields)
+        elds = [_eld(item, severity, ctx) for item, severity in items]
+        return [f"ERR{f}{rep.join(elds)}"] if elds else []
+    segments = []
+    for item, severity in items:
+        code: ErrorCode = item.err_code
+        fields = [
+            "",  # ERR-1, not used from v2.5 on
+            comp.join(hl7_location(item.location)),
+            comp.join([code.value, _escape(code.text, ctx), "HL70357"]),
+            severity.value,
+            "", "", "",
+            _escape(item.text, ctx),
+        ]  # fmt: skip
+        segments.append("ERR" + f + f.join(fields))
+    return segments
+
+
+def _eld(item: HL7Error | AckWarning, severity: Severity, ctx: AckContext) -> str:
+    """ERR-1 (ELD): segment ^ sequence ^ field ^ code&text&HL70357; a warning's text says so."""
+    comp = ctx.encoding_characters[:1] or "^"
+    sub = ctx.encoding_characters[3:4] or "&"
+    code: ErrorCode = item.err_code
+    eld = [*hl7_location(item.location)[:3]]
+    eld += [""] * (3 - len(eld))
+    label = code.text if severity is Severity.ERROR else f"Warning: {item.text}"
+    eld.append(sub.join([code.value, _escape(label, ctx), "HL70357"]))
+    return comp.join(eld)
 
 
 def _next_control_id() -> str:
@@ -126,6 +176,7 @@ def build_ack(
     code: AckCode,
     *,
     error: HL7Error | None = None,
+    warnings: Sequence[AckWarning] = (),
     text: str = "",
     application: str = "MWL_BROKER",
     facility: str = "",
@@ -134,7 +185,8 @@ def build_ack(
     """The ACK message answering ``ctx``'s message, encoded like that message.
 
     MSH-3/4 of the ACK are the broker, MSH-5/6 echo the sender (HL7 v2.5.1
-    §2.9.2); MSA-2 echoes MSH-10; ERR is present when ``error`` is given.
+    §2.9.2); MSA-2 echoes MSH-10; ERR is present when ``error`` or ``warnings`` are
+    given, and MSA-3 holds the error's text, else the warnings'.
     """
     f = ctx.field_separator
     comp = ctx.encoding_characters[:1] or "^"
@@ -160,14 +212,22 @@ def build_ack(
     ]
     if ctx.charset_field:
         msh += ["", "", "", "", "", ctx.charset_field]
-    message_text = text or (error.text if error else "")
+    message_text = text or (error.text if error else _warnings_text(warnings))
     msa = ["MSA", code.value, ctx.control_id]
     if message_text:
         msa.append(_escape(message_text, ctx))
-    segments = [f.join(msh), f.join(msa)]
-    if error is not None:
-        segments.append(_err_segment(error, ctx))
+    segments = [f.join(msh), f.join(msa), *_err_segments(error, warnings, ctx)]
     return ("\r".join(segments) + "\r").encode(ctx.codec, errors="replace")
+
+
+def _warnings_text(warnings: Sequence[AckWarning]) -> str:
+    """MSA-3 of an ACK with warnings: the one warning, or how many and where."""
+    if len(warnings) == 1:
+        return f"Warning: {warnings[0].text}"
+    if not warnings:
+        return ""
+    places = ", ".join(w.location or "-" for w in warnings)
+    return f"Warnings: {len(warnings)} values cut to fit their DICOM attributes ({places})"
 
 
 _CODECS_FOR_ACK = {"ascii": "ascii"}

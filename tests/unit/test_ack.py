@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 import pytest
 
 from broker.errors import HL7Error, MappingError
-from broker.hl7.ack import AckContext, build_ack, hl7_location
+from broker.hl7.ack import AckContext, AckWarning, build_ack, hl7_location
 from broker.hl7.ackmode import AckCondition, AckMode
-from broker.hl7.codes import AckCode, ErrorCode
+from broker.hl7.codes import AckCode, ErrorCode, Severity
+from broker.worklist.model import Truncation
 
 NOW = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
@@ -91,6 +92,7 @@ def test_custom_delimiters_are_used() -> None:
         ("IPC-9[2]", ["IPC", "1", "9", "2"]),
         ("OBR-4.1.2", ["OBR", "1", "4", "1", "1", "2"]),
         ("MSH", ["MSH", "1"]),
+        ("PID-5[*]", ["PID", "1", "5"]),
         (None, []),
     ],
 )
@@ -188,3 +190,60 @@ def test_commit_ack_carries_the_same_err_segment() -> None:
     commit = segments(build_ack(ctx, mode.accept_code(AckCode.ERROR), error=error, now=NOW))
     assert commit["MSA"] == ["MSA", "CE", "7", "PID-3 (patient ID) is empty"]
     assert commit["ERR"] == original["ERR"]
+
+
+# -- warnings in an accepting ACK (values cut to fit their VR) -----------------------
+
+NAME_CUT = Truncation("PV1-8", "ReferringPhysicianName", "PN", 68, 64)
+SCHEME_CUT = Truncation("OBR-4.3", "CodingSchemeDesignator", "SH", 17, 16)
+
+
+def all_segments(ack: bytes) -> list[list[str]]:
+    return [s.split("|") for s in ack.decode().strip("\r").split("\r")]
+
+
+def test_v251_aa_carries_one_err_of_severity_w_per_warning() -> None:
+    ctx = AckContext(control_id="9", trigger_event="O23", version="2.5.1")
+    warnings = [AckWarning.of(NAME_CUT), AckWarning.of(SCHEME_CUT)]
+    segs = all_segments(build_ack(ctx, AckCode.ACCEPT, warnings=warnings, now=NOW))
+    assert [s[0] for s in segs] == ["MSH", "MSA", "ERR", "ERR"]
+    msa, first, second = segs[1], segs[2], segs[3]
+    assert msa[:3] == ["MSA", "AA", "9"]
+    assert msa[3] == "Warnings: 2 values cut to fit their DICOM attributes (PV1-8, OBR-4.3)"
+    assert first[1:5] == ["", "PV1^1^8", "104^Value too long^HL70357", Severity.WARNING.value]
+    assert first[8] == (
+        "PV1-8 (ReferringPhysicianName) had 68 characters; "
+        "VR PN allows at most 64 per name group: cut to 64"
+    )
+    assert second[2:5] == ["OBR^1^4^1^3", "104^Value too long^HL70357", "W"]
+    assert second[8].startswith("OBR-4.3 (CodingSchemeDesignator) had 17 characters")
+
+
+@pytest.mark.parametrize("version", ["2.3", "2.4"])
+def test_v23_and_v24_aa_carry_the_warnings_in_err1(version: str) -> None:
+    """One ERR segment (the only one their ACK allows), one ERR-1 repetition per warning."""
+    ctx = AckContext(control_id="9", trigger_event="O01", version=version)
+    warnings = [AckWarning.of(NAME_CUT), AckWarning.of(SCHEME_CUT)]
+    segs = all_segments(build_ack(ctx, AckCode.ACCEPT, warnings=warnings, now=NOW))
+    assert [s[0] for s in segs] == ["MSH", "MSA", "ERR"]
+    assert segs[1][1] == "AA"
+    first, second = segs[2][1].split("~")
+    assert first == (
+        "PV1^1^8^104&Warning: PV1-8 (ReferringPhysicianName) had 68 characters; "
+        "VR PN allows at most 64 per name group: cut to 64&HL70357"
+    )
+    assert second.startswith("OBR^1^4^104&Warning: OBR-4.3 (CodingSchemeDesignator) had 17")
+
+
+def test_one_warning_is_msa3_and_delimiters_in_it_are_escaped() -> None:
+    ctx = AckContext(control_id="9", version="2.3.1")
+    warning = AckWarning(ErrorCode.VALUE_TOO_LONG, "OBR-4.2", "a&b^c")
+    segs = all_segments(build_ack(ctx, AckCode.ACCEPT, warnings=[warning], now=NOW))
+    assert segs[1] == ["MSA", "AA", "9", "Warning: a\\T\\b\\S\\c"]
+    assert segs[2] == ["ERR", "OBR^1^4^104&Warning: a\\T\\b\\S\\c&HL70357"]
+
+
+def test_aa_without_warnings_has_no_err() -> None:
+    ctx = AckContext(control_id="9", version="2.5.1")
+    segs = all_segments(build_ack(ctx, AckCode.ACCEPT, warnings=[], now=NOW))
+    assert [s[0] for s in segs] == ["MSH", "MSA"] and segs[1] == ["MSA", "AA", "9"]
