@@ -36,6 +36,11 @@ def add_messages_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     ls = actions.add_parser("list", parents=[common], help="list messages, newest first")
     ls.add_argument("--errors", action="store_true", help="only messages on the error list")
+    ls.add_argument(
+        "--warnings",
+        action="store_true",
+        help="only messages answered with warnings (values cut to fit their DICOM attribute)",
+    )
     ls.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
     ls.add_argument("--type", metavar="TYPE", help="message type, e.g. ORM^O01")
     ls.add_argument("--control-id", metavar="ID", help="MSH-10 message control ID")
@@ -104,6 +109,8 @@ def _detail(row: MessageSummary) -> str:
         )
     else:
         text = f"{row.created} entries written, {row.removed} removed"
+    if row.warnings:
+        text += f"; {row.warnings} warning(s): value(s) cut to fit"
     if row.on_error_list:
         text = "[on error list] " + text
     elif row.resolution:
@@ -114,6 +121,7 @@ def _detail(row: MessageSummary) -> str:
 def _list(mlog: MessageLog, args: argparse.Namespace) -> int:
     query = MessageQuery(
         errors_only=args.errors,
+        warnings_only=args.warnings,
         outcome=Outcome(args.outcome) if args.outcome else None,
         message_type=args.type,
         sending_application=args.sender,
@@ -125,6 +133,8 @@ def _list(mlog: MessageLog, args: argparse.Namespace) -> int:
     if not page.items:
         print("no error waiting" if args.errors else "no message found")
         return 0
+    if args.warnings:
+        print(f"({mlog.count(warnings_only=True)} message(s) in the log answered with warnings)")
     header = ("ID", "RECEIVED", "OUTCOME", "ACK", "TYPE", "CONTROL ID", "SENDER", "DETAIL")
     rows = [
         (r.id, when(r.received_at), r.outcome.value, r.ack_code, r.message_type,
@@ -157,6 +167,9 @@ def _show(record: MessageRecord) -> None:
     if s.error is not None:
         where = f" at {s.error.location}" if s.error.location else ""
         print(f"  error        {s.error.ack_code} {s.error.err_code}{where}: {s.error.text}")
+    for warning in record.warnings:
+        where = f" at {warning.location}" if warning.location else ""
+        print(f"  warning      W {warning.err_code}{where}: {warning.text}")
     if s.on_error_list:
         print("  error list   waiting: 'messages reprocess' or 'messages dismiss'")
     elif s.resolution:

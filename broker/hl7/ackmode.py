@@ -25,12 +25,21 @@ SU: nothing is refused silently.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from broker.errors import HL7Error
+from broker.hl7.ack import AckContext, AckWarning, build_ack
 from broker.hl7.codes import AckCode
 
-__all__ = ["MLLP_COMMIT_ACK", "MLLP_COMMIT_NAK", "AckCondition", "AckMode"]
+__all__ = [
+    "MLLP_COMMIT_ACK",
+    "MLLP_COMMIT_NAK",
+    "AckCondition",
+    "AckMode",
+    "Responder",
+]
 
 MLLP_COMMIT_ACK = b"\x06"
 """Content of the MLLP Release 2 commit acknowledgement block (framed by the server)."""
@@ -110,3 +119,58 @@ class AckMode:
     def wants_application_ack(self, code: AckCode) -> bool:
         """Whether MSH-16 asks for a later application ACK for this outcome."""
         return self.enhanced and self.application.applies(code)
+
+
+@dataclass(frozen=True)
+class Responder:
+    """Builds the answers to a message in the mode its sender asked for; ``application`` and
+    ``facility`` are the broker's MSH-3 and MSH-4."""
+
+    application: str = "MWL_BROKER"
+    facility: str = ""
+
+    def answer(
+        self,
+        ctx: AckContext,
+        code: AckCode,
+        error: HL7Error | None = None,
+        warnings: Sequence[AckWarning] = (),
+    ) -> bytes:
+        """What goes back on the connection for outcome ``code`` (original-mode code).
+
+        Original mode: the ACK itself. Enhanced mode: the accept ACK (CA/CE/CR,
+        same ERR, warnings included, as it may be all the sender gets); when
+        MSH-15 withholds a positive one (NE, ER), an MLLP Release 2 commit
+        block. Refusals always get the ACK.
+        """
+        mode = AckMode.of(ctx.accept_ack_type, ctx.application_ack_type)
+        if not mode.sends_accept_ack(code):
+            return MLLP_COMMIT_ACK
+        return self._build(ctx, mode.accept_code(code), error, warnings)
+
+    def application_ack(
+        self, ctx: AckContext, error: HL7Error | None, warnings: Sequence[AckWarning]
+    ) -> bytes:
+        """The application ACK MSH-16 asks for (HL7 v2.5.1 §2.9.3), or ``b""``: AA with the
+        warnings, or the error's AE/AR."""
+        code = AckCode.ACCEPT if error is None else error.ack_code
+        mode = AckMode.of(ctx.accept_ack_type, ctx.application_ack_type)
+        if not mode.wants_application_ack(code):
+            return b""
+        return self._build(ctx, code, error, warnings if error is None else ())
+
+    def _build(
+        self,
+        ctx: AckContext,
+        code: AckCode,
+        error: HL7Error | None,
+        warnings: Sequence[AckWarning],
+    ) -> bytes:
+        return build_ack(
+            ctx,
+            code,
+            error=error,
+            warnings=warnings,
+            application=self.application,
+            facility=self.facility,
+        )

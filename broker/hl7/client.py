@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from broker.errors import BrokerError
+from broker.hl7.codes import Severity
 from broker.hl7.mllp import FrameTooLarge, MLLPDecoder, frame
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _BATCH_SEGMENTS = (b"FHS", b"BHS", b"BTS", b"FTS")
+_WARNING = Severity.WARNING.value
 _STRIP_FROM_LINES = b"\x0b\x1c"  # MLLP block characters left in captured files
 _UTF8_BOM = b"\xef\xbb\xbf"
 # Comment lines people put between messages in files (C, C++ and shell style).
@@ -164,7 +166,8 @@ def summarize_ack(ack: bytes) -> AckSummary:
 
     Delimiters come from the ACK's MSH-1 and MSH-2. Each ERR becomes e.g.
     ``"PID-3 101 Required field missing: PID-3 (patient identifier) is empty"``
-    from ERR-2 (location), ERR-3.1/3.2 (code, text) and ERR-8 (user message);
+    from ERR-2 (location), ERR-3.1/3.2 (code, text) and ERR-8 (user message),
+    preceded by ``"warning "`` when ERR-4 (severity) is W;
     v2.3-style ERR-1 (segment^sequence^field^code&text) is read when ERR-2 and
     ERR-3 are empty. An MLLP Release 2 commit block (0x06, or 0x15 for a
     negative one), sent when MSH-15 asked for no HL7 accept ACK, reads as CA or
@@ -214,7 +217,8 @@ def _describe_err(fields: list[str], d: _Delimiters) -> list[str]:
     code, label = _field(condition, 0), _field(condition, 1)
     message = _field(fields, 8).split(d.repetition)[0]
     if location or code or label or message:
-        return [_line(location, code, label, message, d)]
+        warning = "warning " if _field(fields, 4) == _WARNING else ""  # ERR-4, table 0516
+        return [warning + _line(location, code, label, message, d)]
     lines = []
     for repetition in _field(fields, 1).split(d.repetition):
         parts = repetition.split(d.component)

@@ -1,7 +1,7 @@
 """What the message log keeps about one received HL7 message, and how it is queried.
 
 The router fills an :class:`IntakeNotes` while it processes a message (which
-mapping, which entries, duplicate or not, which error) and, once the ACK is
+mapping, which entries, duplicate or not, which error, which warnings) and, once the ACK is
 built, hands an :class:`Intake` to a :class:`MessageRecorder`. Reading back
 gives :class:`MessageRecord`; listing takes a :class:`MessageQuery` and returns
 a :class:`MessagePage` of :class:`MessageSummary` rows, newest first.
@@ -14,12 +14,14 @@ from enum import StrEnum
 from typing import Protocol
 
 from broker.errors import HL7Error
+from broker.hl7.ack import AckWarning
 from broker.hl7.message import ParsedMessage, peek_header
 from broker.worklist.model import (
     ApplyOutcome,
     LogRecord,
     MappingResult,
     OrderAction,
+    PatientResult,
     entry_id_for,
 )
 from broker.worklist.steps import Steps
@@ -34,6 +36,7 @@ __all__ = [
     "MessageRecorder",
     "MessageSummary",
     "Outcome",
+    "WarningInfo",
     "intake_from",
 ]
 
@@ -70,6 +73,19 @@ class ErrorInfo:
         return cls(error.ack_code.value, error.err_code.value, error.location or "", error.text)
 
 
+@dataclass(frozen=True)
+class WarningInfo:
+    """A warning answered in an accepting ACK (ERR-4 W): ERR-3 (table 0357), ERR-2, the text."""
+
+    err_code: str
+    location: str
+    text: str
+
+    @classmethod
+    def of(cls, warning: AckWarning) -> WarningInfo:
+        return cls(warning.err_code.value, warning.location or "", warning.text)
+
+
 @dataclass
 class IntakeNotes:
     """Filled in by the router while it processes one message (one per message)."""
@@ -84,13 +100,17 @@ class IntakeNotes:
     stale: int = 0  # order changes skipped as older (MSH-7) than their order's state
     outcome: Outcome | None = None
     error: HL7Error | None = None
+    warnings: tuple[AckWarning, ...] = ()  # values cut to fit their VR, told in the AA
     application_ack: bytes = b""  # enhanced mode: the AA/AE/AR MSH-16 asks for (not sent)
     logged: bool = False  # recorded in the message log already, with its changes
 
-    def mapped(self, result: MappingResult) -> None:
-        """Note the mapping used and the orders/entries it produced."""
+    def mapped(self, result: MappingResult | PatientResult) -> None:
+        """Note the mapping used, the values it cut and the orders/entries it produced."""
         self.mapping_name = result.mapping_name
         self.mapping_version = result.mapping_version
+        self.warnings = tuple(AckWarning.of(cut) for cut in result.truncations)
+        if isinstance(result, PatientResult):
+            return
         for change in result.changes:
             self.order_keys.append(change.order_key)
             if change.action is OrderAction.SCHEDULE:
@@ -135,6 +155,7 @@ class Intake:
     version: str = ""  # MSH-12
     charset: str = ""  # Python codec the message was decoded with ("" if it was not)
     error: ErrorInfo | None = None
+    warnings: tuple[WarningInfo, ...] = ()  # told in the AA (values cut to fit their VR)
     mapping_name: str = ""
     mapping_version: str = ""
     order_keys: tuple[str, ...] = ()
@@ -176,6 +197,7 @@ def intake_from(
         outcome=notes.final_outcome(),
         charset=charset,
         error=None if notes.error is None else ErrorInfo.of(notes.error),
+        warnings=tuple(WarningInfo.of(w) for w in notes.warnings),
         mapping_name=notes.mapping_name,
         mapping_version=notes.mapping_version,
         order_keys=tuple(notes.order_keys),
@@ -222,6 +244,7 @@ class MessageSummary:
     removed: int
     on_error_list: bool
     resolution: str  # how it left the error list ("" while on it, or if never on it)
+    warnings: int = 0  # how many warnings (ERR-4 W) its ACK carried
 
 
 @dataclass(frozen=True)
@@ -238,6 +261,7 @@ class MessageRecord:
     order_keys: tuple[str, ...]
     entry_ids: tuple[str, ...]
     application_ack: bytes = b""  # enhanced mode: the application ACK, not sent yet
+    warnings: tuple[WarningInfo, ...] = ()  # told in its ACK (values cut to fit their VR)
 
 
 @dataclass(frozen=True)
@@ -245,6 +269,7 @@ class MessageQuery:
     """A filter over the log; every field is optional and they combine with AND."""
 
     errors_only: bool = False  # only messages on the error list
+    warnings_only: bool = False  # only messages answered with warnings
     outcome: Outcome | None = None
     message_type: str | None = None  # "ORM^O01"
     sending_application: str | None = None  # MSH-3 as received

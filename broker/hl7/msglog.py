@@ -2,9 +2,11 @@
 
 Each message gets an id from one counter (shared by every broker on the same
 Redis) and one hash holding its raw bytes, the ACK sent and its header and
-outcome fields. Sorted sets scored by id index it by outcome, message type,
-sending application and control ID (see ``broker.worklist.keys``), so a
-listing pages newest first without a scan. Retention is bounded on every
+outcome fields, and the warnings its ACK carried (values cut to fit their
+VR: their count, and a JSON list of code, field and text). Sorted sets scored
+by id index it by outcome, message type, sending application, control ID and
+"answered with warnings" (see ``broker.worklist.keys``), so a listing pages
+newest first without a scan and the warnings are counted without one. Retention is bounded on every
 write, in the same Lua call: ids older than ``retention_days`` and the oldest
 beyond ``max_messages`` are dropped with their index entries; hashes also
 carry a TTL so the raw content goes away even when no traffic comes.
@@ -34,6 +36,7 @@ from broker.hl7.intake import (
     MessageRecord,
     MessageSummary,
     Outcome,
+    WarningInfo,
 )
 from broker.worklist import steps
 from broker.worklist.keys import KeySchema
@@ -53,6 +56,7 @@ _CID_SEP = "\x1f"
 _SUMMARY_FIELDS = (
     "received", "peer", "outcome", "ack_code", "type", "cid", "app", "fac",
     "err_ack", "err_code", "err_loc", "err_text", "created", "removed", "resolution",
+    "warnings",
 )  # fmt: skip
 
 
@@ -147,6 +151,8 @@ class MessageLog:
             "created": str(intake.created),
             "removed": str(intake.removed),
             "resolution": "",
+            "warnings": str(len(intake.warnings)),
+            "warning_list": jsontext.dumps([_warning_json(w) for w in intake.warnings]),
         }
         listed = intake.outcome.listed_as_error
         if intake.reprocess_of:
@@ -154,12 +160,13 @@ class MessageLog:
             if listed:  # the original stays on the error list; no second entry
                 listed = False
                 fields["resolution"] = f"failed reprocess of message {intake.reprocess_of}"
+        indexes = [k.messages_by_type(intake.message_type)]
+        indexes.append(k.messages_by_sender(intake.sending_application))
+        if intake.warnings:
+            indexes.append(k.messages_with_warnings())
         body = self._base(now_ms) | {
             "seq": k.message_seq(),
-            "indexes": [
-                k.messages_by_type(intake.message_type),
-                k.messages_by_sender(intake.sending_application),
-            ],
+            "indexes": indexes,
             "outcome_index": k.messages_by_outcome(intake.outcome.value),
             "cid_value": intake.control_id + _CID_SEP,
             "received_ms": int(intake.received_at * 1000),
@@ -211,11 +218,18 @@ class MessageLog:
             order_keys=tuple(json.loads(f.get("order_keys", b"[]"))),
             entry_ids=tuple(json.loads(f.get("entry_ids", b"[]"))),
             application_ack=_bytes(f.get("app_ack")),
+            warnings=tuple(
+                WarningInfo(w["code"], w["location"], w["text"])
+                for w in json.loads(f.get("warning_list", b"[]"))
+            ),
         )
 
-    def count(self, *, errors_only: bool = False) -> int:
-        """How many messages the log (or the error list) holds."""
+    def count(self, *, errors_only: bool = False, warnings_only: bool = False) -> int:
+        """How many messages the log holds (or the error list, or those answered with
+        warnings)."""
         key = self._keys.message_errors() if errors_only else self._keys.message_log()
+        if warnings_only:
+            key = self._keys.messages_with_warnings()
         try:
             return int(self._redis.zcard(key))
         except redis.RedisError as e:
@@ -274,6 +288,8 @@ class MessageLog:
             sources.append(k.messages_by_type(query.message_type))
         if query.sending_application is not None:
             sources.append(k.messages_by_sender(query.sending_application))
+        if query.warnings_only:
+            sources.append(k.messages_with_warnings())
         pipe = self._redis.pipeline(transaction=False)
         for source in sources:
             pipe.zcard(source)
@@ -296,6 +312,10 @@ def ack_code_of(ack: bytes, error: ErrorInfo | None) -> str:
             if code:
                 return code
     return error.ack_code if error is not None else "AA"
+
+
+def _warning_json(warning: WarningInfo) -> dict[str, str]:
+    return {"code": warning.err_code, "location": warning.location, "text": warning.text}
 
 
 def _bytes(value: Any) -> bytes:
@@ -331,12 +351,14 @@ def _summary(message_id: str, values: list[Any]) -> MessageSummary:
         removed=int(v["removed"] or 0),
         on_error_list=bool(outcome and outcome.listed_as_error and not v["resolution"]),
         resolution=v["resolution"],
+        warnings=int(v["warnings"] or 0),
     )
 
 
 def _matches(row: MessageSummary, q: MessageQuery) -> bool:
     return (
         (not q.errors_only or row.on_error_list)
+        and (not q.warnings_only or row.warnings > 0)
         and (q.outcome is None or row.outcome is q.outcome)
         and (q.message_type is None or row.message_type == q.message_type)
         and (q.sending_application is None or row.sending_application == q.sending_application)

@@ -9,6 +9,9 @@ Rules (HL7 v2.5.1 §2.9, IHE RAD TF-2 RAD-4/RAD-13):
   embedded Redis at ``appendfsync always``, after it is on disk);
 - a store failure is answered AR (the sender should retry later), a content
   problem AE with an ERR segment naming the field;
+- a display value cut to fit its VR (``broker.mapping.overflow``) is told in
+  the AA, one ERR of severity W per field, logged (field, attribute, lengths;
+  never the value) and kept with the message in the message log;
 - in enhanced mode (MSH-15/16 valued, HL7 v2.5.1 §2.9.3) the answer is the
   accept ACK CA/CE/CR under MSH-15's condition (see ``ackmode``); the
   application ACK MSH-16 asks for is recorded in the message log, not sent.
@@ -23,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from broker.errors import HL7Error, StoreError
-from broker.hl7.ack import AckContext, build_ack, context_from_message, context_from_raw
-from broker.hl7.ackmode import MLLP_COMMIT_ACK, AckMode
+from broker.hl7.ack import AckContext, AckWarning, context_from_message, context_from_raw
+from broker.hl7.ackmode import Responder
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.intake import Intake, IntakeNotes, MessageRecorder, Outcome, intake_from
 from broker.hl7.message import MessageDecoder, ParsedMessage
@@ -82,29 +85,17 @@ class HL7Router:
         self._registry = registry
         self._config = config
         self._recorder = recorder
+        self._responder = Responder(config.application, config.facility)
 
     def _ack(
         self,
         ctx: AckContext,
         code: AckCode,
         error: HL7Error | None = None,
+        warnings: tuple[AckWarning, ...] = (),
     ) -> bytes:
-        """What goes back on the connection for outcome ``code`` (original-mode code).
-
-        Original mode: the ACK itself. Enhanced mode (HL7 v2.5.1 §2.9.3): the
-        accept ACK (CA/CE/CR, same ERR); when MSH-15 withholds a positive one
-        (NE, ER), an MLLP Release 2 commit block. Refusals always get the ACK.
-        """
-        mode = AckMode.of(ctx.accept_ack_type, ctx.application_ack_type)
-        if not mode.sends_accept_ack(code):
-            return MLLP_COMMIT_ACK
-        return build_ack(
-            ctx,
-            mode.accept_code(code),
-            error=error,
-            application=self._config.application,
-            facility=self._config.facility,
-        )
+        """What goes back on the connection for outcome ``code`` (``ackmode.Responder``)."""
+        return self._responder.answer(ctx, code, error, warnings)
 
     def _application_ack(self, ctx: AckContext, notes: IntakeNotes) -> bytes:
         """The application ACK MSH-16 asks for (HL7 v2.5.1 §2.9.3), or ``b""``.
@@ -112,18 +103,7 @@ class HL7Router:
         In enhanced mode it is a message of its own to the sender; the broker has
         no outbound HL7 connection yet, so it is only kept in the message log.
         """
-        error = notes.error
-        code = AckCode.ACCEPT if error is None else error.ack_code
-        mode = AckMode.of(ctx.accept_ack_type, ctx.application_ack_type)
-        if not mode.wants_application_ack(code):
-            return b""
-        return build_ack(
-            ctx,
-            code,
-            error=error,
-            application=self._config.application,
-            facility=self._config.facility,
-        )
+        return self._responder.application_ack(ctx, notes.error, notes.warnings)
 
     def reject(self, raw: bytes, reason: str, peer: str) -> bytes:
         """A NAK for a message the transport could not hand over whole (AR 207)."""
@@ -256,7 +236,8 @@ class HL7Router:
             if previous is not None:
                 notes.duplicate = True
                 return self._answer_duplicate(previous, digest, ctx)
-            return self._process_patient(msg, ctx, patient_spec, (key, digest), notes)
+            identity = (key, digest, arrival.peer)
+            return self._process_patient(msg, ctx, patient_spec, identity, notes)
         assert spec is not None  # check_header refused every type without a mapping
         return (yield from self._process_order(msg, ctx, spec, (key, digest, arrival), notes))
 
@@ -289,7 +270,7 @@ class HL7Router:
             notes.duplicate = True
             return self._answer_duplicate(read.previous, digest, ctx)
         notes.mapped(result)
-        ack = self._ack(ctx, AckCode.ACCEPT)
+        ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
         sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
         record = DedupRecord(digest, ack)
         outcome = yield from self._patients.apply_order_steps(
@@ -305,6 +286,7 @@ class HL7Router:
         if outcome.duplicate is not None:  # a resend raced the original
             return self._answer_duplicate(outcome.duplicate, digest, ctx)
         summary = f"AA, {outcome.created} entries written, {outcome.removed} removed"
+        summary += _warned(peer, msg.control_id, notes.warnings)
         if outcome.skipped - outcome.stale:
             summary += f", {outcome.skipped - outcome.stale} order(s) already over left unchanged"
         if outcome.stale:
@@ -338,14 +320,17 @@ class HL7Router:
         msg: ParsedMessage,
         ctx: AckContext,
         spec: PatientSpec,
-        identity: tuple[DedupKey, str],
+        identity: tuple[DedupKey, str, str],
         notes: IntakeNotes,
     ) -> tuple[bytes, str]:
-        """An ADT message (IHE RAD-1/RAD-12): same dedup, ACK and error rules as orders."""
-        key, digest = identity
+        """An ADT message (IHE RAD-1/RAD-12): same dedup, ACK and error rules as orders.
+
+        ``identity`` is the dedup key, the message digest and the peer it came from.
+        """
+        key, digest, peer = identity
         result = map_patient_message(msg.segments, spec, message_type=msg.message_type)
-        notes.mapping_name, notes.mapping_version = result.mapping_name, result.mapping_version
-        ack = self._ack(ctx, AckCode.ACCEPT)
+        notes.mapped(result)
+        ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
         sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
         outcome = self._patients.apply(result, (key, DedupRecord(digest, ack)), sent)
         if outcome.duplicate is not None:  # a resend raced the original
@@ -355,6 +340,7 @@ class HL7Router:
         summary = (
             f"AA, {result.action.value}: {outcome.updated} entries updated, {outcome.moved} moved"
         )
+        summary += _warned(peer, msg.control_id, notes.warnings)
         if outcome.stale:
             summary += (
                 f", {outcome.stale} patient change(s) older (MSH-7) than the patient's skipped"
@@ -373,6 +359,21 @@ class HL7Router:
             f"message control ID {ctx.control_id} was already used by a different message "
             "from this sender; nothing changed",
         )
+
+
+def _warned(peer: str, control_id: str, warnings: tuple[AckWarning, ...]) -> str:
+    """Log each warning of an applied message (its text names the field, the attribute and
+    the lengths, never the value); the part of the summary line that counts them."""
+    for warning in warnings:
+        log.warning(
+            "[%s] msg %s: warning %s at %s: %s",
+            peer,
+            control_id,
+            warning.err_code.value,
+            warning.location or "-",
+            warning.text,
+        )
+    return f", {len(warnings)} value(s) cut to fit (ERR W)" if warnings else ""
 
 
 def _internal_error(code: AckCode, text: str) -> HL7Error:

@@ -40,6 +40,7 @@ index sorted set is scored by id so that listing pages by id, newest first:
     {p}:msglog:outcome:{o}    zset  ids by outcome (accepted, duplicate, error, ...)
     {p}:msglog:type:{T^E}     zset  ids by message type
     {p}:msglog:sender:{app}   zset  ids by sending application (MSH-3 as received)
+    {p}:msglog:warnings       zset  ids answered with warnings (ERR-4 W: values cut to fit)
     {p}:msglog:cid            zset  score 0, members "{control id}\x1f{id}": lookup by MSH-10
 
 Modality Performed Procedure Steps (``broker.worklist.mpps_store``) and retention
@@ -160,6 +161,9 @@ class KeySchema:
 
     def messages_by_control_id(self) -> str:
         return f"{self.prefix}:msglog:cid"
+
+    def messages_with_warnings(self) -> str:
+        return f"{self.prefix}:msglog:warnings"
 
     def mpps(self, sop_instance_uid: str) -> str:
         return f"{self.prefix}:mpps:{_part(sop_instance_uid)}"

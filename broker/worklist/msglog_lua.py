@@ -52,7 +52,7 @@ local function record_message(p, raw, ack, app_ack)
   local key = p.prefix .. id
   local cid = p.cid_value .. id
   redis.call('HSET', key, 'raw', raw, 'ack', ack, 'app_ack', app_ack, unpack(p.fields))
-  local indexes = p.indexes  -- by type and sender; and by outcome:
+  local indexes = p.indexes  -- by type and sender (with warnings); and by outcome:
   indexes[#indexes + 1] = p.outcome_index
   redis.call('HSET', p.refs, id, cjson.encode({zs = indexes, cid = cid}))
   for _, ix in ipairs(indexes) do redis.call('ZADD', ix, id, id) end

@@ -11,7 +11,14 @@ import redis
 
 from broker.errors import StoreError
 from broker.hl7.client import split_messages, summarize_ack
-from broker.hl7.intake import ErrorInfo, Intake, MessageQuery, MessageRecorder, Outcome
+from broker.hl7.intake import (
+    ErrorInfo,
+    Intake,
+    MessageQuery,
+    MessageRecorder,
+    Outcome,
+    WarningInfo,
+)
 from broker.hl7.msglog import MessageLog, ack_code_of
 from broker.hl7.routing import HL7Router, RouterConfig
 from broker.mapping.registry import MappingRegistry
@@ -104,6 +111,24 @@ def test_filters_and_paging_newest_first(redis_client: redis.Redis) -> None:
     errors = mlog.find(MessageQuery(errors_only=True))
     assert [(r.id, r.on_error_list) for r in errors.items] == [(bad, True)]
     assert [r.id for r in mlog.find(MessageQuery(outcome=Outcome.ERROR)).items] == [bad]
+
+
+def test_warnings_are_kept_counted_listed_and_trimmed(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client, max_messages=2)
+    warning = WarningInfo("104", "PV1-8", "PV1-8 (ReferringPhysicianName) had 68 characters")
+    warned = mlog.record(replace(intake("W1"), warnings=(warning, warning)))
+    plain = mlog.record(intake("P1"))
+    assert mlog.count(warnings_only=True) == 1
+    (row,) = mlog.find(MessageQuery(warnings_only=True)).items
+    assert (row.id, row.warnings) == (warned, 2)
+    record = mlog.get(warned)
+    assert record is not None and record.warnings == (warning, warning)
+    plain_record = mlog.get(plain)
+    assert plain_record is not None and plain_record.warnings == ()
+    assert plain_record.summary.warnings == 0
+    mlog.record(intake("P2"))  # over max_messages: the warned message goes, and its index entry
+    assert mlog.count(warnings_only=True) == 0
+    assert mlog.find(MessageQuery(warnings_only=True)).items == ()
 
 
 def test_time_filters(redis_client: redis.Redis) -> None:
