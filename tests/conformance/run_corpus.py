@@ -45,6 +45,7 @@ COMMIT_BLOCKS = frozenset({b"\x06", b"\x15"})  # MLLP Release 2 (negative) commi
 # order not on the worklist they are recorded (a tombstone) and change nothing.
 STATUS_ONLY_CONTROLS = frozenset({"CA", "DC", "OC"})
 _REFUSALS = frozenset({"AE", "AR", "CE", "CR"})
+_ACCEPTS = frozenset({"AA", "CA"})
 
 
 @dataclass
@@ -183,8 +184,8 @@ def verdict(row: Row, change: Diff, msa2: str, resend: bool) -> tuple[str, str]:
         return "refused but changed", f"{row.ack} yet the worklist changed"
     if row.msh9 not in ORDER_TYPES:
         return ("accepted" if row.ack == "AA" else "refused"), ""
-    if change.any:
-        return "applied", ""
+    if change.any:  # an AA/CA with an ERR: its warning (ERR-4 W), e.g. a value cut to fit
+        return ("applied with warning" if located and row.ack in _ACCEPTS else "applied"), ""
     if row.ack in _REFUSALS and located:
         return "refused (justified)", ""
     if resend:
