@@ -24,6 +24,7 @@ from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec, ValueRule
 from broker.worklist.model import Truncation
 from tests.unit.test_mapping_engine import ORM_PV1, mapping_error, orm, run, sps
+from tests.unit.test_mapping_preview import DECODER
 from tests.unit.test_mapping_spec import GOOD_ATTRIBUTES, config_error, write
 
 ADT_MSH = "MSH|^~\\&|HIS|HOSP|MWL|RAD|20261125083000||ADT^A08^ADT_A01|ADT-1|P|2.5.1"
@@ -294,7 +295,7 @@ def test_preview_traces_the_cut_and_the_warning_the_sender_gets() -> None:
     registry = MappingRegistry.load(Path(__file__).resolve().parents[2] / "mappings")
     segments = orm()
     segments[2] = ORM_PV1.replace("1234^Schmidt^Anna^^^Dr.", "1^" + "N" * 70)
-    shown = preview("\r".join(segments).encode(), registry)
+    shown = preview("\r".join(segments).encode(), registry, DECODER)
     assert shown.error is None and shown.outcome == "AA with 1 warning(s)"
     assert shown.warnings == (Truncation("PV1-8", "ReferringPhysicianName", "PN", 70, 64),)
     trace = shown.changes[0].entries[0].trace
