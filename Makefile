@@ -56,8 +56,8 @@ unit: $(VENV)/.test-installed
 # with an ERR location. Report: build/conformance/report.{md,json}
 conformance: $(VENV)/.test-installed
 	@test -d "$(CORPUS)" || { echo "make conformance: no corpus at $(CORPUS) (set CORPUS=DIR)"; exit 1; }
-	MWL_BROKER_CORPUS="$(abspath $(CORPUS))" $(BIN)/pytest -m corpus $(PYTEST_ARGS)
-	MWL_BROKER_CORPUS="$(abspath $(CORPUS))" $(BIN)/python -m tests.conformance.run_corpus --report build/conformance
+	MWL_CORPUS="$(abspath $(CORPUS))" $(BIN)/pytest -m corpus $(PYTEST_ARGS)
+	MWL_CORPUS="$(abspath $(CORPUS))" $(BIN)/python -m tests.conformance.run_corpus --report build/conformance
 
 lock: | $(BIN)/python
 	$(PIP) install uv==$(UV_VERSION)

@@ -1,6 +1,6 @@
 """The public corpus: real HL7 messages and DICOM worklists of other projects, read in place.
 
-One place defines where it is: ``MWL_BROKER_CORPUS`` (``make conformance CORPUS=DIR`` sets
+One place defines where it is: ``MWL_CORPUS`` (``make conformance CORPUS=DIR`` sets
 it), else ``../shared/corpus`` beside the checkout. Only tests marked ``corpus`` read it;
 ``make test`` deselects them, so a clone anywhere passes on the project's own messages
 (``tests/messages.py``), and ``make conformance`` runs them and fails if the corpus is missing.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = "MWL_BROKER_CORPUS"
+ENV = "MWL_CORPUS"  # not MWL_BROKER_...: the broker takes every such variable for a setting
 
 
 def corpus_root() -> Path:
