@@ -10,7 +10,7 @@ from pathlib import Path
 
 from broker.settings import Settings, load_settings
 
-__all__ = ["command_options", "command_settings", "print_table", "when"]
+__all__ = ["command_options", "command_settings", "print_table", "printable", "when"]
 
 
 def command_options() -> argparse.ArgumentParser:
@@ -40,9 +40,27 @@ def when(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control and format characters (escape sequences,
+    carriage returns, bidirectional overrides) shown as ``\\xNN`` / ``\\uNNNN``.
+
+    What a sender wrote (MSH fields, segments, error texts) reaches the screen only
+    through this, so a message cannot move the cursor, rewrite lines or hide text.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escaped(c) for c in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-    """Columns padded to their widest cell; the last column is left as it is."""
-    table = [header, *rows]
+    """Columns padded to their widest cell; the last column is left as it is. Cells are
+    shown :func:`printable`."""
+    table = [header, *(tuple(printable(cell) for cell in row) for row in rows)]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])

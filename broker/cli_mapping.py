@@ -21,6 +21,7 @@ from broker.mapping.versions import (
     MappingVersion,
     MappingVersions,
     PublishResult,
+    check_file_name,
     diff,
     read_mapping_dir,
     seed_mapping_files,
@@ -337,6 +338,8 @@ def _export(versions: MappingVersions, settings: Settings, args: argparse.Namesp
     target: Path | None = args.to or settings.mappings_dir
     if target is None:
         raise BrokerError("export: give --to DIR (no mappings_dir is set)")
+    for name in version.files:
+        check_file_name(name)  # before anything is written: names come from Redis
     target.mkdir(parents=True, exist_ok=True)
     for name, text in sorted(version.files.items()):
         path = target / name

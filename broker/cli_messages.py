@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from broker.cli_common import command_options, command_settings, print_table, when
+from broker.cli_common import command_options, command_settings, print_table, printable, when
 from broker.command_redis import CommandRedis, redis_for_command
 from broker.errors import BrokerError
 from broker.hl7.intake import Intake, MessageQuery, MessageRecord, MessageSummary, Outcome
@@ -157,38 +157,41 @@ def _segments(data: bytes, charset: str) -> list[str]:
 
 
 def _show(record: MessageRecord) -> None:
+    """One logged message; everything the sender wrote is shown :func:`printable`."""
     s = record.summary
-    print(f"Message {s.id}")
-    print(f"  received     {when(s.received_at)} from {s.peer}")
-    print(f"  sender       {_sender(s) or '-'} (MSH-3^MSH-4)")
-    print(f"  type         {s.message_type or '-'}  control ID {s.control_id or '-'}  "
-          f"version {record.version or '-'}")  # fmt: skip
-    print(f"  outcome      {s.outcome.value}, answered {s.ack_code}")
+    _say(f"Message {s.id}")
+    _say(f"  received     {when(s.received_at)} from {s.peer}")
+    _say(f"  sender       {_sender(s) or '-'} (MSH-3^MSH-4)")
+    _say(f"  type         {s.message_type or '-'}  control ID {s.control_id or '-'}  "
+         f"version {record.version or '-'}")  # fmt: skip
+    _say(f"  outcome      {s.outcome.value}, answered {s.ack_code}")
     if s.error is not None:
         where = f" at {s.error.location}" if s.error.location else ""
-        print(f"  error        {s.error.ack_code} {s.error.err_code}{where}: {s.error.text}")
+        _say(f"  error        {s.error.ack_code} {s.error.err_code}{where}: {s.error.text}")
     for warning in record.warnings:
         where = f" at {warning.location}" if warning.location else ""
-        print(f"  warning      W {warning.err_code}{where}: {warning.text}")
+        _say(f"  warning      W {warning.err_code}{where}: {warning.text}")
     if s.on_error_list:
-        print("  error list   waiting: 'messages reprocess' or 'messages dismiss'")
+        _say("  error list   waiting: 'messages reprocess' or 'messages dismiss'")
     elif s.resolution:
-        print(f"  error list   {s.resolution}")
+        _say(f"  error list   {s.resolution}")
     if record.mapping_name:
-        print(f"  mapping      {record.mapping_name} (version {record.mapping_version})")
+        _say(f"  mapping      {record.mapping_name} (version {record.mapping_version})")
     if record.order_keys:
-        print(f"  orders       {', '.join(record.order_keys)}")
+        _say(f"  orders       {', '.join(record.order_keys)}")
     if record.entry_ids or s.created or s.removed:
-        print(f"  entries      {s.created} written, {s.removed} removed; "
-              f"ids {', '.join(record.entry_ids) or '-'}")  # fmt: skip
-    print("ACK sent:")
+        _say(f"  entries      {s.created} written, {s.removed} removed; "
+             f"ids {', '.join(record.entry_ids) or '-'}")  # fmt: skip
+    _say("ACK sent:")
     for line in _segments(record.ack, record.charset):
-        print(f"  {line}")
-    print(
-        f"Message ({len(record.raw)} bytes, {record.charset or 'not decoded; shown as latin-1'}):"
-    )
+        _say(f"  {line}")
+    _say(f"Message ({len(record.raw)} bytes, {record.charset or 'not decoded; shown as latin-1'}):")
     for line in _segments(record.raw, record.charset):
-        print(f"  {line}")
+        _say(f"  {line}")
+
+
+def _say(line: str) -> None:
+    print(printable(line))
 
 
 class _Reprocessing:

@@ -62,14 +62,29 @@ def running_embedded(data_dir: Path) -> tuple[int, Path] | None:
     return pid, socket_path
 
 
+_SECRET_PARAMS = frozenset({"password", "pass", "passwd", "pwd", "secret", "token", "auth"})
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, for logs and error messages."""
-    if "@" not in url or "://" not in url:
+    """The URL with any password replaced, for logs and error messages: the one in the
+    user-info part (``redis://user:pw@host``) and query parameters such as
+    ``?password=`` (redis-py reads those too)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}://{user}:***@{host}"
+    rest, qsep, query = rest.partition("?")
+    if "@" in rest:
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0] if ":" in creds else ""
+        rest = f"{user}:***@{host}"
+    if qsep:
+        params = []
+        for param in query.split("&"):
+            name, eq, _value = param.partition("=")
+            secret = eq and name.strip().lower() in _SECRET_PARAMS
+            params.append(f"{name}=***" if secret else param)
+        rest += "?" + "&".join(params)
+    return f"{scheme}://{rest}"
 
 
 def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ __all__ = [
     "MappingVersion",
     "MappingVersions",
     "PublishResult",
+    "check_file_name",
     "diff",
     "packaged_mapping_files",
     "read_mapping_dir",
@@ -119,6 +121,24 @@ def read_mapping_dir(directory: Path) -> dict[str, str]:
         except (OSError, UnicodeDecodeError) as e:
             raise BrokerError(f"{path}: cannot read the mapping file: {e}") from e
     return files
+
+
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.yaml")
+
+
+def check_file_name(name: str) -> str:
+    """``name`` if it is a plain mapping file name (``orders.yaml``), else BrokerError.
+
+    A version's file names are written to disk by ``mapping export``: a name with a
+    path separator, ``..`` or a leading dot could write outside the target directory.
+    """
+    if not _FILE_NAME.fullmatch(name) or ".." in name:
+        shown = name.encode("unicode_escape").decode("ascii")[:120]
+        raise BrokerError(
+            f"mapping file name {shown!r} is not allowed: a name is letters, digits, '.', "
+            "'_' or '-', ending in .yaml, with no directory part"
+        )
+    return name
 
 
 def packaged_mapping_files() -> dict[str, str]:
@@ -240,6 +260,8 @@ class MappingVersions:
         expect: int | None = None,
         seed: bool = False,
     ) -> PublishResult:
+        for name in files:
+            check_file_name(name)
         body: dict[str, Any] = {
             "seq": self._seq,
             "version_prefix": self._version_prefix,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -249,3 +250,20 @@ def test_a_publish_changes_the_next_message_on_every_broker_process(
         timeout=60, check=True,
     ).stdout  # fmt: skip
     assert "*v2" in versions and "seeded from" in versions
+
+
+def test_export_refuses_a_file_name_that_leaves_the_directory(
+    tmp_path: Path, redis_server: EmbeddedRedis
+) -> None:
+    """A version written into Redis by hand cannot make `export` write elsewhere."""
+    where = ("--redis-url", redis_server.url)
+    assert mapping("publish", *where, "--dir", MAPPINGS, "-m", "first").returncode == 0
+    client = redis.Redis.from_url(redis_server.url)
+    files = {"orders.yaml": "x", "../escaped.yaml": "name: evil\n"}
+    client.hset("mwl:mapping:v:1", "files", json.dumps(files))
+    client.close()
+    out = tmp_path / "site" / "mappings"
+    exported = mapping("export", *where, "--to", out)
+    assert exported.returncode == 1
+    assert "'../escaped.yaml' is not allowed" in exported.stderr
+    assert not (tmp_path / "site" / "escaped.yaml").exists() and not out.exists()

@@ -130,3 +130,19 @@ def test_messages_help_and_bad_input(tmp_path: Path) -> None:
         assert action in top.stdout
     bad = messages("list", "--limit", "0", data=tmp_path / "d")
     assert bad.returncode == 1 and "--limit" in bad.stderr
+
+
+def test_show_and_list_escape_what_the_sender_wrote(tmp_path: Path) -> None:
+    """Terminal escapes and carriage returns in a message reach the screen escaped."""
+    data = tmp_path / "data"
+    raw = ORM_NO_PID3.read_bytes().replace(b"ORM-1003", b"X\x1b[2J\x1b]0;owned\x07Y", 1)
+    hostile = tmp_path / "hostile.hl7"
+    hostile.write_bytes(raw.replace(b"Jrgen", b"J\x1b[8mrgen"))
+    with running_broker(broker_settings(data)) as broker:
+        assert send(broker, hostile) == "AE"
+    listed = messages("list", data=data)
+    shown = messages("show", "1", data=data)
+    for out in (listed.stdout, shown.stdout):
+        assert "\x1b" not in out and "\x07" not in out, out
+    assert "X\\x1b[2J\\x1b]0;owned\\x07Y" in listed.stdout
+    assert "control ID X\\x1b[2J\\x1b]0;owned\\x07Y" in shown.stdout
