@@ -122,6 +122,7 @@ def router_config(s: Settings) -> RouterConfig:
         processing_ids=frozenset(s.hl7_processing_ids),
         versions=frozenset(s.hl7_versions),
         accepted_senders=frozenset(s.hl7_accepted_senders),
+        max_clock_skew=s.hl7_max_clock_skew,
     )
 
 

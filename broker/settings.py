@@ -55,6 +55,7 @@ class Settings:
     )  # fmt: skip
     hl7_application: str = "MWL_BROKER"
     hl7_facility: str = ""
+    hl7_max_clock_skew: float = 600.0  # seconds MSH-7 may lie ahead of our clock; 0: no check
     dedup_window_seconds: int = 7 * 24 * 3600
     message_log_max: int = 100_000
     message_log_days: float = 30.0
@@ -135,6 +136,11 @@ class Settings:
         for name in ("hl7_idle_timeout", "dicom_network_timeout", "redis_timeout", "drain_timeout"):
             _check(name, getattr(self, name) > 0, "must be a number of seconds greater than 0")
         _check("redis_wait_replicas", self.redis_wait_replicas >= 0, "must be 0 or more")
+        _check(
+            "hl7_max_clock_skew",
+            self.hl7_max_clock_skew >= 0,
+            "must be a number of seconds, 0 (no check) or more",
+        )
         _check(
             "dicom_entry_cache",
             self.dicom_entry_cache >= 0,

@@ -39,7 +39,7 @@ from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
 from broker.worklist import steps
 from broker.worklist.model import DedupKey, DedupRecord, LogRecord
-from broker.worklist.ordering import message_time
+from broker.worklist.ordering import message_time, seconds_ahead
 from broker.worklist.patients import PatientStore
 from broker.worklist.steps import Steps
 from broker.worklist.store import WorklistStore
@@ -68,6 +68,8 @@ class RouterConfig:
     processing_ids: frozenset[str] = frozenset({"P"})
     versions: frozenset[str] = frozenset()  # empty: any version
     accepted_senders: frozenset[str] = frozenset()  # empty: any sender
+    max_clock_skew: float = 600.0  # seconds MSH-7 may lie ahead of our clock; 0: no check
+    clock: Callable[[], float] = time.time
 
 
 class HL7Router:
@@ -227,6 +229,7 @@ class HL7Router:
             registry.supported_types(), c.processing_ids, c.versions, c.accepted_senders
         )
         check_header(msg, policy)
+        self._check_not_ahead(msg)
         spec = registry.for_message(msg.message_type)
         patient_spec = registry.for_patient_message(msg.message_type)
         key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)
@@ -240,6 +243,29 @@ class HL7Router:
             return self._process_patient(msg, ctx, patient_spec, identity, notes)
         assert spec is not None  # check_header refused every type without a mapping
         return (yield from self._process_order(msg, ctx, spec, (key, digest, arrival), notes))
+
+    def _check_not_ahead(self, msg: ParsedMessage) -> None:
+        """AE at MSH-7 when the message claims to come from the future (HL7 v2.5.1 §2.14.9.7).
+
+        MSH-7 orders the updates of an order or a patient: a message dated ahead would make
+        the real updates after it, cancels included, look older and be skipped. A sender
+        with a wrong clock, or a stranger, gets an error that names the field; nothing is
+        stored.
+        """
+        limit = self._config.max_clock_skew
+        sent = message_time(msg.message_datetime, msg.zone)
+        if not limit or sent is None:
+            return
+        ahead = seconds_ahead(sent, self._config.clock())
+        if ahead > limit:
+            raise HL7Error(
+                AckCode.ERROR,
+                ErrorCode.DATA_TYPE_ERROR,
+                "MSH-7",
+                f"MSH-7 (date/time of message) is {_duration(ahead)} ahead of this broker's "
+                f"clock (at most {_duration(limit)} allowed): check the sending system's clock "
+                "and time zone; nothing was stored",
+            )
 
     def _process_order(
         self,
@@ -359,6 +385,13 @@ class HL7Router:
             f"message control ID {ctx.control_id} was already used by a different message "
             "from this sender; nothing changed",
         )
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` for a person: minutes up to two days, then days."""
+    if seconds < 2 * 86400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 86400:.0f} days"
 
 
 def _warned(peer: str, control_id: str, warnings: tuple[AckWarning, ...]) -> str:

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
-__all__ = ["MessageTime", "message_time"]
+__all__ = ["MessageTime", "message_time", "seconds_ahead"]
 
 # HL7 v2.5.1 §2A.22 DTM: YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]
 _DTM_RE = re.compile(
@@ -103,6 +103,12 @@ def _zone(text: str | None) -> timezone | None:
         raise ValueError(f"time zone offset {text} has {minutes} minutes")
     offset = timedelta(hours=hours, minutes=minutes)
     return timezone(-offset if text[0] == "-" else offset)
+
+
+def seconds_ahead(sent: MessageTime, now: float) -> float:
+    """How far the start of MSH-7's interval lies after ``now`` (epoch seconds); <= 0 if not."""
+    start = datetime.strptime(sent.earliest, "%Y%m%d%H%M%S.%f").replace(tzinfo=UTC)
+    return start.timestamp() - now
 
 
 def _utc(moment: datetime) -> str:
