@@ -83,6 +83,8 @@ def build_message_log(s: Settings, client: redis.Redis) -> MessageLog:
         keys=KeySchema(s.redis_key_prefix),
         max_messages=s.message_log_max,
         retention_days=s.message_log_days,
+        max_bytes=s.message_log_max_bytes,
+        refused_prefix=s.message_log_refused_bytes,
     )
 
 

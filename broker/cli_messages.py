@@ -185,7 +185,10 @@ def _show(record: MessageRecord) -> None:
     _say("ACK sent:")
     for line in _segments(record.ack, record.charset):
         _say(f"  {line}")
-    _say(f"Message ({len(record.raw)} bytes, {record.charset or 'not decoded; shown as latin-1'}):")
+    size = f"{len(record.raw)} bytes"
+    if record.raw_size > len(record.raw):
+        size = f"the first {len(record.raw)} of {record.raw_size} bytes kept"
+    _say(f"Message ({size}, {record.charset or 'not decoded; shown as latin-1'}):")
     for line in _segments(record.raw, record.charset):
         _say(f"  {line}")
 

@@ -59,6 +59,8 @@ class Settings:
     dedup_window_seconds: int = 7 * 24 * 3600
     message_log_max: int = 100_000
     message_log_days: float = 30.0
+    message_log_max_bytes: int = 256 * 1024 * 1024  # raw bytes the log keeps, oldest go first
+    message_log_refused_bytes: int = 4096  # of a message refused AR (or undecodable): its start
     dicom_host: str = "0.0.0.0"  # noqa: S104
     dicom_port: int = 11112
     ae_title: str = "MWL_BROKER"
@@ -126,6 +128,8 @@ class Settings:
             "dicom_max_associations",
             "dedup_window_seconds",
             "message_log_max",
+            "message_log_max_bytes",
+            "message_log_refused_bytes",
         ):
             _check(name, getattr(self, name) > 0, "must be greater than 0")
         _check(

@@ -262,6 +262,7 @@ class MessageRecord:
     entry_ids: tuple[str, ...]
     application_ack: bytes = b""  # enhanced mode: the application ACK, not sent yet
     warnings: tuple[WarningInfo, ...] = ()  # told in its ACK (values cut to fit their VR)
+    raw_size: int = 0  # the message's length as received; ``raw`` may be only its start
 
 
 @dataclass(frozen=True)

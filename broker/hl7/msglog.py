@@ -7,9 +7,12 @@ VR: their count, and a JSON list of code, field and text). Sorted sets scored
 by id index it by outcome, message type, sending application, control ID and
 "answered with warnings" (see ``broker.worklist.keys``), so a listing pages
 newest first without a scan and the warnings are counted without one. Retention is bounded on every
-write, in the same Lua call: ids older than ``retention_days`` and the oldest
-beyond ``max_messages`` are dropped with their index entries; hashes also
-carry a TTL so the raw content goes away even when no traffic comes.
+write, in the same Lua call: ids older than ``retention_days``, the oldest
+beyond ``max_messages`` and the oldest beyond ``max_bytes`` of raw content
+(a counter the script keeps) are dropped with their index entries; hashes
+also carry a TTL so the raw content goes away even when no traffic comes.
+A message refused before any mapping (AR, or undecodable) keeps only its
+first ``refused_prefix`` bytes.
 
 Messages refused for their content (or by a broker fault) also wait on the
 error list, without TTL, until reprocessed successfully or dismissed (the
@@ -70,10 +73,14 @@ class MessageLog:
         keys: KeySchema | None = None,
         max_messages: int = 100_000,
         retention_days: float = 30,
+        max_bytes: int = 256 * 1024 * 1024,
+        refused_prefix: int = 4096,
     ) -> None:
         self._redis = client
         self._keys = keys or KeySchema()
         self._max = max_messages
+        self._max_bytes = max_bytes
+        self._refused_prefix = refused_prefix
         self._ttl_ms = int(retention_days * 86_400_000)
         self._record = client.register_script(RECORD_SCRIPT)
         self._resolve = client.register_script(RESOLVE_SCRIPT)
@@ -93,7 +100,7 @@ class MessageLog:
     def record_steps(self, intake: Intake) -> Steps[str]:
         """:meth:`record` as one step (``broker.worklist.steps``)."""
         payload = jsontext.dumps(self._body(intake, int(time.time() * 1000)))
-        args = (payload, intake.raw, intake.ack, intake.application_ack)
+        args = (payload, self._kept(intake), intake.ack, intake.application_ack)
         (reply,) = yield [steps.script_call(self._record, *args)]
         return _text(reply)
 
@@ -110,6 +117,15 @@ class MessageLog:
         }
         return LogRecord(body, intake.raw, intake.ack, intake.application_ack)
 
+    def _kept(self, intake: Intake) -> bytes:
+        """The bytes kept of a message: all of it, unless it was refused before any mapping
+        (AR: undecodable, a header or a frame refused), when only its first
+        ``refused_prefix`` bytes are: enough to see what it was, not a store for junk."""
+        refused = intake.outcome is Outcome.REJECTED or not intake.charset
+        if refused or ack_code_of(intake.ack, intake.error) == "AR":
+            return intake.raw[: self._refused_prefix]
+        return intake.raw
+
     def written(self, message_id: str) -> None:
         """Nothing to do: the record is in the log (``MessageRecorder``)."""
 
@@ -121,6 +137,7 @@ class MessageLog:
             "time": k.message_times(),
             "errors": k.message_errors(),
             "refs": k.message_refs(),
+            "bytes": k.message_bytes(),
             "cid": k.messages_by_control_id(),
             "ttl_ms": self._ttl_ms,
             "now_ms": now_ms,
@@ -153,6 +170,7 @@ class MessageLog:
             "resolution": "",
             "warnings": str(len(intake.warnings)),
             "warning_list": jsontext.dumps([_warning_json(w) for w in intake.warnings]),
+            "raw_size": str(len(intake.raw)),
         }
         listed = intake.outcome.listed_as_error
         if intake.reprocess_of:
@@ -174,6 +192,7 @@ class MessageLog:
             "error": listed,
             "cutoff_ms": now_ms - self._ttl_ms,
             "max": self._max,
+            "max_bytes": self._max_bytes,
             "trim": _TRIM_PER_WRITE,
         }
         return body
@@ -209,7 +228,7 @@ class MessageLog:
         summary = _summary(message_id, [f.get(name) for name in _SUMMARY_FIELDS])
         return MessageRecord(
             summary=summary,
-            raw=_bytes(f.get("raw")),
+            raw=(raw := _bytes(f.get("raw"))),
             ack=_bytes(f.get("ack")),
             version=_text(f.get("version", b"")),
             charset=_text(f.get("charset", b"")),
@@ -222,6 +241,7 @@ class MessageLog:
                 WarningInfo(w["code"], w["location"], w["text"])
                 for w in json.loads(f.get("warning_list", b"[]"))
             ),
+            raw_size=int(f.get("raw_size") or len(raw)),
         )
 
     def count(self, *, errors_only: bool = False, warnings_only: bool = False) -> int:

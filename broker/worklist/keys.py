@@ -150,6 +150,10 @@ class KeySchema:
     def message_refs(self) -> str:
         return f"{self.prefix}:msglog:refs"
 
+    def message_bytes(self) -> str:
+        """Raw bytes held by the log's messages (its byte budget is checked against it)."""
+        return f"{self.prefix}:msglog:bytes"
+
     def messages_by_outcome(self, outcome: str) -> str:
         return f"{self.prefix}:msglog:outcome:{_part(outcome)}"
 

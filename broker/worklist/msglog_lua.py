@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = ["RECORD_LUA", "RECORD_SCRIPT", "RESOLVE_SCRIPT"]
 
-# Shared by both scripts. p: prefix, log, time, errors, refs, cid, ttl_ms, now_ms.
+# Shared by both scripts. p: prefix, log, time, errors, refs, cid, bytes, ttl_ms, now_ms.
 _HELPERS = """
 local function release(p, id)
   -- off the error list: expire with the log, or go now if the log dropped it already
@@ -31,6 +31,7 @@ local function forget(p, id)
     for _, ix in ipairs(d.zs) do redis.call('ZREM', ix, id) end
     redis.call('ZREM', p.cid, d.cid)
     redis.call('HDEL', p.refs, id)
+    if d.n then redis.call('DECRBY', p.bytes, d.n) end
   end
   redis.call('ZREM', p.log, id)
   redis.call('ZREM', p.time, id)
@@ -54,7 +55,8 @@ local function record_message(p, raw, ack, app_ack)
   redis.call('HSET', key, 'raw', raw, 'ack', ack, 'app_ack', app_ack, unpack(p.fields))
   local indexes = p.indexes  -- by type and sender (with warnings); and by outcome:
   indexes[#indexes + 1] = p.outcome_index
-  redis.call('HSET', p.refs, id, cjson.encode({zs = indexes, cid = cid}))
+  redis.call('HSET', p.refs, id, cjson.encode({zs = indexes, cid = cid, n = #raw}))
+  redis.call('INCRBY', p.bytes, #raw)
   for _, ix in ipairs(indexes) do redis.call('ZADD', ix, id, id) end
   redis.call('ZADD', p.log, id, id)
   redis.call('ZADD', p.time, p.received_ms, id)
@@ -73,6 +75,15 @@ local function record_message(p, raw, ack, app_ack)
     for _, old in ipairs(redis.call('ZRANGE', p.log, 0, math.min(excess, p.trim) - 1)) do
       forget(p, old)
     end
+  end
+  local over = tonumber(redis.call('GET', p.bytes) or '0') - p.max_bytes
+  local dropped = 0
+  while over > 0 and dropped < p.trim do  -- the byte budget: the oldest go first
+    local oldest = redis.call('ZRANGE', p.log, 0, 0)[1]
+    if not oldest or oldest == id then break end
+    forget(p, oldest)
+    dropped = dropped + 1
+    over = tonumber(redis.call('GET', p.bytes) or '0') - p.max_bytes
   end
   excess = redis.call('ZCARD', p.errors) - p.max
   if excess > 0 then

@@ -365,3 +365,39 @@ def test_resend_gets_its_ack_even_when_the_mapping_now_refuses_it(
     assert [r.outcome for r in rows] == [Outcome.ERROR, Outcome.DUPLICATE, Outcome.ACCEPTED]
     duplicate = mlog.get(rows[1].id)
     assert rows[1].created == 0 and duplicate is not None and not duplicate.order_keys
+
+
+# -- bounds on what the log keeps -----------------------------------------------------------
+
+
+def test_the_byte_budget_drops_the_oldest_messages(redis_client: redis.Redis) -> None:
+    big = replace(intake(), raw=RAW + b"NTE|1||" + b"x" * 1000 + b"\r")
+    mlog = MessageLog(redis_client, max_bytes=5 * len(big.raw))
+    ids = [mlog.record(replace(big, control_id=f"C{n}")) for n in range(8)]
+    kept = [r.id for r in mlog.find(MessageQuery()).items]
+    assert kept == list(reversed(ids[3:]))  # five fit; the three oldest went
+    assert mlog.get(ids[0]) is None and mlog.get(ids[3]) is not None
+    assert int(redis_client.get(KeySchema().message_bytes()) or 0) == 5 * len(big.raw)
+
+
+def test_errors_waiting_for_a_person_outlive_the_byte_budget(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client, max_bytes=2 * len(RAW))
+    waiting = mlog.record(intake("E1", outcome=Outcome.ERROR))
+    for n in range(4):
+        mlog.record(intake(f"C{n}"))
+    record = mlog.get(waiting)
+    assert record is not None and record.raw == RAW  # dropped from the log, not the list
+    assert [r.id for r in mlog.find(MessageQuery(errors_only=True)).items] == [waiting]
+
+
+def test_a_message_refused_before_mapping_keeps_only_its_start(redis_client: redis.Redis) -> None:
+    mlog = MessageLog(redis_client, refused_prefix=64)
+    junk = b"MSH|^~\\&|X|Y|||||ORM^O01|J1|P|2.5\r" + b"\xff" * 100_000
+    undecodable = replace(intake("J1"), raw=junk, charset="", outcome=Outcome.ERROR)
+    kept = mlog.get(mlog.record(replace(undecodable, error=ErrorInfo("AR", "102", "MSH-18", "x"))))
+    assert kept is not None and kept.raw == junk[:64] and kept.raw_size == len(junk)
+    refused = replace(intake("R1"), raw=RAW * 10, ack=ACK_AE.replace(b"MSA|AE", b"MSA|AR"))
+    header = mlog.get(mlog.record(refused))
+    assert header is not None and header.raw == (RAW * 10)[:64]
+    mapped = mlog.get(mlog.record(intake("E2", outcome=Outcome.ERROR)))  # AE: reprocessable
+    assert mapped is not None and mapped.raw == RAW and mapped.raw_size == len(RAW)
