@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -21,6 +20,7 @@ from broker.cli_mapping import add_mapping_parser, run_mapping
 from broker.cli_messages import add_messages_parser, run_messages
 from broker.cli_purge import add_purge_parser, run_purge
 from broker.errors import BrokerError, ConfigError
+from broker.logsafety import configure_logging
 from broker.settings import ENV_PREFIX, Settings, load_settings
 
 __all__ = ["main"]
@@ -100,12 +100,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(config_file=args.config, environ=os.environ, overrides=overrides)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(level: str, log_phi: bool = False) -> None:
+    configure_logging(level, log_phi=log_phi)
 
 
 async def _serve(settings: Settings) -> None:
@@ -191,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             settings = _settings_from(args)
-            _configure_logging(settings.log_level)
+            _configure_logging(settings.log_level, settings.log_phi)
             asyncio.run(_serve(settings))
             return 0
         command = _COMMANDS.get(args.command)

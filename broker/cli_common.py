@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from broker.logsafety import printable
 from broker.settings import Settings, load_settings
 
 __all__ = ["command_options", "command_settings", "print_table", "printable", "when"]
@@ -38,23 +39,6 @@ def command_settings(args: argparse.Namespace) -> Settings:
 def when(epoch: float) -> str:
     """Local time, to the second."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
-
-
-def printable(text: str) -> str:
-    """``text`` safe for a terminal: control and format characters (escape sequences,
-    carriage returns, bidirectional overrides) shown as ``\\xNN`` / ``\\uNNNN``.
-
-    What a sender wrote (MSH fields, segments, error texts) reaches the screen only
-    through this, so a message cannot move the cursor, rewrite lines or hide text.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else _escaped(c) for c in text)
-
-
-def _escaped(char: str) -> str:
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:

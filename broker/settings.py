@@ -88,6 +88,7 @@ class Settings:
     redis_wait_replicas: int = 0
     drain_timeout: float = 10.0
     log_level: str = "INFO"
+    log_phi: bool = False  # True: exception texts and library warnings unredacted (test systems)
     # MPPS and retention (broker.worklist.mpps_store, broker.worklist.retention)
     mpps_events_max: int = 10_000  # records kept in the MPPS event stream for the RIS notifier
     retention_ended_days: float = 7.0  # COMPLETED/CANCELED/DISCONTINUED steps; 0: keep

@@ -279,7 +279,6 @@ class MppsService:
             changed,
             list(entries),
         )
-        log.debug("MPPS %s accessions %s", uid, [s.accession for s in steps if s.accession])
         if scheduled and not entries:
             log.warning(
                 "MPPS N-CREATE from %s msg %s names %d scheduled steps, none on the worklist",

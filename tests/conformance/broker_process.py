@@ -68,12 +68,13 @@ def diff(before: Worklist, after: Worklist) -> Diff:
 class BrokerProcess:
     """``python -m broker.cli serve`` on 127.0.0.1, ports 0, its own data directory."""
 
-    def __init__(self, data_dir: Path, log_file: Path) -> None:
+    def __init__(self, data_dir: Path, log_file: Path, *, log_level: str = "INFO") -> None:
         self._log = log_file.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1",
              "--hl7-port", "0", "--dicom-host", "127.0.0.1", "--dicom-port", "0",
-             "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS), "--log-level", "INFO"],
+             "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
+             "--log-level", log_level],
             stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=REPO,
         )  # fmt: skip
         self.banner = self._read_banner()
@@ -111,6 +112,8 @@ class BrokerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self._log.close()
         return self.proc.returncode
 
