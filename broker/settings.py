@@ -21,6 +21,7 @@ from pydicom.charset import python_encoding
 from broker.dicom.profiles import ProfileSet, site_zone
 from broker.errors import ConfigError
 from broker.hl7.charsets import charset_codec, parse_sender_charsets
+from broker.hl7.senders import SenderSet
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
 
@@ -48,6 +49,9 @@ class Settings:
         default_factory=lambda: MappingProxyType({})
     )
     hl7_accepted_senders: tuple[str, ...] = ()  # "APP" or "APP^FACILITY"; empty: anyone
+    # [hl7_senders.<name>] tables of the settings file (broker.hl7.senders), as read
+    hl7_senders: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    hl7_max_connections_per_address: int = 16
     hl7_processing_ids: tuple[str, ...] = ("P",)
     hl7_versions: tuple[str, ...] = (
         "2.1", "2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1",
@@ -125,6 +129,7 @@ class Settings:
         for name in (
             "hl7_max_frame_bytes",
             "hl7_max_connections",
+            "hl7_max_connections_per_address",
             "dicom_max_answers",
             "dicom_max_associations",
             "dedup_window_seconds",
@@ -180,7 +185,17 @@ class Settings:
         )
 
     def _check_sender_tables(self) -> None:
-        """The per-sender time zones and charsets; errors name the sender."""
+        """The senders, their time zones and charsets; errors name the sender."""
+        senders = SenderSet.parse(self.hl7_senders)  # ConfigError: hl7_senders.<name>.<key>
+        for table in senders.senders:
+            if table.timezone:
+                try:
+                    site_zone(table.timezone)
+                except ConfigError:
+                    raise ConfigError(
+                        f"hl7_senders.{table.name}.timezone",
+                        f"{table.timezone!r} is not an IANA time zone name",
+                    ) from None
         for sender, zone in self.hl7_sender_timezones.items():
             try:
                 site_zone(zone)
@@ -263,7 +278,10 @@ def _coerce(name: str, raw: Any, target: Any) -> Any:
         if target == "Mapping[str, str]":
             return MappingProxyType(parse_sender_charsets(raw))
         if target == "Mapping[str, Any]":
-            raise ValueError("scanner profiles are [scanners.<AE title>] tables of the file")
+            raise ValueError(
+                "set in the settings file as [scanners.<AE title>] tables "
+                "or [hl7_senders.<name>] tables"
+            )
         if target == "str | None":
             return text or None
         return text
@@ -287,6 +305,11 @@ def load_settings(
             raise ConfigError("--config", f"cannot read {config_file}: {e}") from e
         except tomllib.TOMLDecodeError as e:
             raise ConfigError("--config", f"{config_file} is not valid TOML: {e}") from e
+        senders = data.pop("hl7_senders", {})
+        if not isinstance(senders, dict):
+            raise ConfigError(f"{config_file}: hl7_senders", "must be tables [hl7_senders.<name>]")
+        if senders:
+            values["hl7_senders"] = MappingProxyType(senders)
         scanners = data.pop("scanners", {})
         if not isinstance(scanners, dict):
             raise ConfigError(f"{config_file}: scanners", "must be tables [scanners.<AE title>]")

@@ -31,6 +31,7 @@ from broker.hl7.ackmode import Responder
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.intake import Intake, IntakeNotes, MessageRecorder, Outcome, intake_from
 from broker.hl7.message import MessageDecoder, ParsedMessage
+from broker.hl7.senders import SenderSet
 from broker.hl7.validate import HeaderPolicy, check_header
 from broker.mapping.engine import map_message
 from broker.mapping.patient import map_patient_message
@@ -68,6 +69,7 @@ class RouterConfig:
     processing_ids: frozenset[str] = frozenset({"P"})
     versions: frozenset[str] = frozenset()  # empty: any version
     accepted_senders: frozenset[str] = frozenset()  # empty: any sender
+    senders: SenderSet = field(default_factory=SenderSet)  # addresses and their MSH-3/MSH-4
     max_clock_skew: float = 600.0  # seconds MSH-7 may lie ahead of our clock; 0: no check
     clock: Callable[[], float] = time.time
 
@@ -229,6 +231,7 @@ class HL7Router:
             registry.supported_types(), c.processing_ids, c.versions, c.accepted_senders
         )
         check_header(msg, policy)
+        c.senders.check_message(arrival.peer, msg)
         self._check_not_ahead(msg)
         spec = registry.for_message(msg.message_type)
         patient_spec = registry.for_patient_message(msg.message_type)

@@ -8,7 +8,9 @@ HL7 v2.5.1 §2.9, original acknowledgment rules):
 - messages on one connection are handled one at a time, in the order they
   arrived, and each response goes out before the next message is handled
   (the sender waits for a message's ACK before it sends the next one);
-- limits on every input: frame size, idle time, number of connections.
+- limits on every input: frame size, idle time, number of connections, in all
+  and per source address; a source address the ``admit`` policy refuses (not a
+  configured sender, ``broker.hl7.senders``) is closed before a byte is read.
 
 Only public ``asyncio.start_server`` streams are used. No message content is
 logged; the peer, sizes and MSH-10 (the message control id) are.
@@ -58,9 +60,13 @@ class MLLPServer:
         max_frame_bytes: int,
         idle_timeout: float,
         max_connections: int,
+        admit: Callable[[str], bool] = lambda address: True,
+        max_per_address: int | None = None,
     ) -> None:
         if max_frame_bytes <= 0 or idle_timeout <= 0 or max_connections <= 0:
             raise ValueError("max_frame_bytes, idle_timeout and max_connections must be > 0")
+        self.admit = admit  # source address -> may it connect at all
+        self.max_per_address = max_per_address or max_connections
         self.handler = handler
         self.rejecter = rejecter
         self.max_frame_bytes = max_frame_bytes
@@ -139,13 +145,12 @@ class MLLPServer:
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Admit or refuse a new connection; admitted ones get a task of their own."""
-        peer = _format_peer(writer.get_extra_info("peername"))
-        if self.stopping or len(self._connections) >= self.max_connections:
-            log.warning(
-                "MLLP %s: refused (%s)",
-                peer,
-                "stopping" if self.stopping else f"{self.max_connections} connections open",
-            )
+        address = writer.get_extra_info("peername")
+        peer = _format_peer(address)
+        host = str(address[0]) if isinstance(address, tuple) and address else peer
+        refusal = self._refusal(host)
+        if refusal is not None:
+            log.warning("MLLP %s: refused (%s)", peer, refusal)
             writer.close()
             return
         sock: socket.socket | None = writer.get_extra_info("socket")
@@ -154,10 +159,24 @@ class MLLPServer:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = _Connection(self, reader, writer, peer)
+        conn.host = host
         task = asyncio.get_running_loop().create_task(conn.run(), name=f"mllp {peer}")
         self._connections[task] = conn
         conn.task = task
         log.info("MLLP %s: connected (%d open)", peer, len(self._connections))
+
+    def _refusal(self, host: str) -> str | None:
+        """Why a connection from ``host`` is refused before a byte is read; None: it is not."""
+        if self.stopping:
+            return "stopping"
+        if not self.admit(host):
+            return "not a configured sender address: see [hl7_senders]"
+        if len(self._connections) >= self.max_connections:
+            return f"{self.max_connections} connections open"
+        same = sum(1 for conn in self._connections.values() if conn.host == host)
+        if same >= self.max_per_address:
+            return f"{same} connections open from this address"
+        return None
 
 
 class _Connection:
@@ -174,6 +193,7 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.peer = peer
+        self.host = peer  # the source address alone (set by the server)
         self.decoder = MLLPDecoder(server.max_frame_bytes)
         self.busy = False
         self.handled = 0

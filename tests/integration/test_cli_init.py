@@ -64,10 +64,10 @@ def test_every_setting_is_in_the_written_file_with_its_default(tmp_path: Path) -
     for name in shown:
         assert getattr(loaded, name) == getattr(defaults, name), name
     documented = set(shown) | _EXAMPLES | {"data_dir", "mappings_dir"}
-    tables = {"hl7_sender_charsets", "hl7_sender_timezones", "dicom_scanners"}
+    tables = {"hl7_sender_charsets", "hl7_sender_timezones", "dicom_scanners", "hl7_senders"}
     for field in dataclasses.fields(Settings):
         if field.name in tables:
             continue
         assert field.name in documented, f"{field.name} is missing from the init template"
     assert "[broker.hl7_sender_charsets]" in text and "[broker.hl7_sender_timezones]" in text
-    assert "[scanners.CT1]" in text
+    assert "[scanners.CT1]" in text and "[hl7_senders.RIS]" in text

@@ -1,0 +1,154 @@
+"""Who may send HL7 to the broker: the ``[hl7_senders.<name>]`` tables of the settings file.
+
+MSH-3/MSH-4 are written by the sender itself, so they prove nothing: a sender is
+known by the source address of its connection, and what its messages may call
+themselves in MSH-3/MSH-4 is bound to that address::
+
+    [hl7_senders.RIS]
+    addresses = ["10.1.2.3", "10.1.8.0/24"]   # source addresses or networks (required)
+    application = "RIS"                       # MSH-3 (HD-1) its messages must carry
+    facility = "RADIOLOGY"                    # MSH-4 (HD-1); optional
+    charset = "8859/1"                        # when its MSH-18 is empty; optional
+    timezone = "Europe/Berlin"                # of its MSH-7 values without an offset
+
+With no table, only loopback may connect (the README's first steps); a site lists
+its senders to serve the network. A connection from an address no table lists is
+closed at once, before a byte is read; a message whose MSH-3/MSH-4 is not what its
+address's table says is answered AR at MSH-3 and stores nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from broker.errors import ConfigError, HL7Error
+from broker.hl7.charsets import charset_codec
+from broker.hl7.codes import AckCode, ErrorCode
+from broker.hl7.message import ParsedMessage
+
+__all__ = ["LOOPBACK", "HL7Sender", "SenderSet", "peer_address"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+LOOPBACK: tuple[Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+_KEYS = frozenset({"addresses", "application", "facility", "charset", "timezone"})
+
+
+@dataclass(frozen=True)
+class HL7Sender:
+    """One configured sender: where it connects from and what it calls itself."""
+
+    name: str
+    networks: tuple[Network, ...]
+    application: str = ""  # MSH-3 HD-1 required of its messages; "": not checked
+    facility: str = ""  # MSH-4 HD-1; "": not checked
+    charset: str = ""  # HL7 table 0211 name for messages without MSH-18
+    timezone: str = ""  # IANA zone of MSH-7 values without an offset
+
+    def check_identity(self, application: str, facility: str) -> None:
+        """AR at MSH-3 (or MSH-4) when the message names another sender than this one."""
+        for field, expected, got in (
+            ("MSH-3", self.application, application),
+            ("MSH-4", self.facility, facility),
+        ):
+            if expected and got != expected:
+                raise HL7Error(
+                    AckCode.REJECT,
+                    ErrorCode.APPLICATION_INTERNAL_ERROR,
+                    field,
+                    f"{field} is {got or '(empty)'}, but this connection's address belongs to "
+                    f"sender {self.name}, whose messages carry {field} {expected}",
+                )
+
+
+@dataclass(frozen=True)
+class SenderSet:
+    """The configured senders; with none, loopback only."""
+
+    senders: tuple[HL7Sender, ...] = ()
+
+    @classmethod
+    def parse(cls, tables: Mapping[str, Any]) -> SenderSet:
+        """From the ``[hl7_senders.<name>]`` tables; ConfigError names the table and key."""
+        return cls(tuple(_sender(name, table) for name, table in tables.items()))
+
+    def sender_for(self, address: str) -> HL7Sender | None:
+        """The sender whose addresses hold ``address`` (the most specific network wins)."""
+        ip = _ip(address)
+        if ip is None:
+            return None
+        best: tuple[int, HL7Sender] | None = None
+        for sender in self.senders:
+            for net in sender.networks:
+                inside = ip.version == net.version and ip in net
+                if inside and (best is None or net.prefixlen > best[0]):
+                    best = (net.prefixlen, sender)
+        return best[1] if best is not None else None
+
+    def check_message(self, peer: str, msg: ParsedMessage) -> None:
+        """AR at MSH-3/MSH-4 when ``msg`` names another sender than its connection's address
+        belongs to (``peer`` as the MLLP server names it: ``host:port``, ``[v6]:port``)."""
+        sender = self.sender_for(peer_address(peer))
+        if sender is not None:
+            separator = msg.encoding_characters[:1] or "^"
+            sender.check_identity(
+                msg.sending_application.split(separator, 1)[0].strip(),
+                msg.sending_facility.split(separator, 1)[0].strip(),
+            )
+
+    def admits(self, address: str) -> bool:
+        """Whether a connection from ``address`` may be served."""
+        if not self.senders:
+            ip = _ip(address)
+            return ip is not None and any(ip.version == n.version and ip in n for n in LOOPBACK)
+        return self.sender_for(address) is not None
+
+
+def peer_address(peer: str) -> str:
+    """The host of ``host:port`` or ``[v6]:port``; other peers ("reprocess of …") as they are."""
+    if peer.startswith("["):
+        return peer[1:].split("]", 1)[0]
+    host, sep, port = peer.rpartition(":")
+    return host if sep and port.isdigit() else peer
+
+
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _sender(name: str, table: Any) -> HL7Sender:
+    where = f"hl7_senders.{name}"
+    if not isinstance(table, Mapping):
+        raise ConfigError(where, "must be a table: [hl7_senders.<name>] with addresses = [...]")
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        known = ", ".join(sorted(_KEYS))
+        raise ConfigError(f"{where}.{unknown[0]}", f"unknown key (known: {known})")
+    addresses = table.get("addresses")
+    if not isinstance(addresses, list) or not addresses:
+        raise ConfigError(f"{where}.addresses", "required: a list of addresses or networks")
+    networks = []
+    for text in addresses:
+        try:
+            networks.append(ipaddress.ip_network(str(text).strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{where}.addresses", f"{text!r} is not an IP address or network (10.1.0.0/16)"
+            ) from None
+    values = {key: str(table.get(key, "")).strip() for key in _KEYS - {"addresses"}}
+    if values["charset"] and charset_codec(values["charset"]) is None:
+        bad = values["charset"]
+        raise ConfigError(f"{where}.charset", f"{bad!r} is not an HL7 table 0211 name")
+    return HL7Sender(name, tuple(networks), **values)
