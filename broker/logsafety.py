@@ -29,6 +29,7 @@ __all__ = [
 ARGUMENT_LIMIT = 200  # characters of one logged argument; the rest is cut and marked
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _QUOTED = re.compile(r"""'[^']*'|"[^"]*"|b'[^']*'""")
+_HANDLER = "mwl-broker"
 _WITHHELD = "(details withheld: they may hold patient data; log_phi = true shows them)"
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -119,9 +120,10 @@ def configure_logging(level: str, *, log_phi: bool = False) -> None:
     handler.addFilter(SafeArguments())
     if not log_phi:
         handler.addFilter(QuotedValues())
+    handler.set_name(_HANDLER)
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER]:
+        root.removeHandler(old)  # ours from an earlier call; others' handlers stay
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.captureWarnings(True)

@@ -94,15 +94,16 @@ def test_captured_pydicom_warnings_reach_the_filter() -> None:
     logger = logging.getLogger("py.warnings")
     logger.addHandler(handler)
     mode = config.settings.writing_validation_mode
-    logging.captureWarnings(True)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # restores warnings.showwarning whatever happens
             warnings.simplefilter("always")
+            logging.captureWarnings(False)  # whatever an earlier test left captured
+            logging.captureWarnings(True)
             config.settings.writing_validation_mode = config.WARN
             Dataset().PatientBirthDate = "1980-01-01"
+            logging.captureWarnings(False)
     finally:
         config.settings.writing_validation_mode = mode
-        logging.captureWarnings(False)
         logger.removeHandler(handler)
     text = out.getvalue()
     assert "Invalid value for VR DA" in text and "1980-01-01" not in text
