@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import ssl
 from dataclasses import dataclass
 
 import redis
@@ -32,6 +33,7 @@ from broker.mapping.live import LiveMappings
 from broker.mapping.versions import MappingVersions
 from broker.redis_conn import EmbeddedRedis, check_durability, connect, redact_url
 from broker.settings import Settings
+from broker.tls import server_context
 from broker.worklist.keys import KeySchema
 from broker.worklist.mpps_store import MppsStore
 from broker.worklist.retention import Retention, RetentionPolicy, RetentionScheduler
@@ -121,6 +123,13 @@ def build_decoder(s: Settings) -> MessageDecoder:
         sender_zones={k: z for k, v in zones.items() if (z := site_zone(v))},
         local_zone=site_zone(s.site_timezone),
     )
+
+
+def hl7_tls(s: Settings) -> ssl.SSLContext | None:
+    """The MLLP listener's TLS context (BCP 195), or None for plain MLLP."""
+    if s.hl7_tls_cert is None or s.hl7_tls_key is None:
+        return None
+    return server_context("hl7_tls_cert", s.hl7_tls_cert, s.hl7_tls_key, s.hl7_tls_client_ca)
 
 
 def router_config(s: Settings) -> RouterConfig:
@@ -224,6 +233,7 @@ class Broker:
             max_connections=s.hl7_max_connections,
             admit=SenderSet.parse(s.hl7_senders).admits,
             max_per_address=s.hl7_max_connections_per_address,
+            tls=hl7_tls(s),
         )
         await self._mllp.start()
         if s.retention_interval_seconds > 0:

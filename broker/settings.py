@@ -52,6 +52,9 @@ class Settings:
     # [hl7_senders.<name>] tables of the settings file (broker.hl7.senders), as read
     hl7_senders: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     hl7_max_connections_per_address: int = 16
+    hl7_tls_cert: Path | None = None  # MLLP over TLS with this certificate (PEM) and key
+    hl7_tls_key: Path | None = None
+    hl7_tls_client_ca: Path | None = None  # clients must present a certificate this CA signed
     hl7_processing_ids: tuple[str, ...] = ("P",)
     hl7_versions: tuple[str, ...] = (
         "2.1", "2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1",
@@ -118,6 +121,7 @@ class Settings:
         self._check_scanners()
         site_zone(self.site_timezone)  # ConfigError: site_timezone
         self._check_redis_url()
+        self._check_tls()
         self._check_retention()
 
     def _check_ports(self) -> None:
@@ -216,6 +220,19 @@ class Settings:
             "dicom_allow_unknown_callers",
             self.dicom_allow_unknown_callers or bool(profiles.known_callers),
             "false needs at least one [scanners.<AE title>] table, or no scanner could query",
+        )
+
+    def _check_tls(self) -> None:
+        """Certificate and key come together; files are checked when the listener starts."""
+        _check(
+            "hl7_tls_key",
+            (self.hl7_tls_cert is None) == (self.hl7_tls_key is None),
+            "hl7_tls_cert and hl7_tls_key are set together (or neither)",
+        )
+        _check(
+            "hl7_tls_client_ca",
+            self.hl7_tls_client_ca is None or self.hl7_tls_cert is not None,
+            "client certificates need MLLP over TLS: set hl7_tls_cert and hl7_tls_key too",
         )
 
     def _check_redis_url(self) -> None:

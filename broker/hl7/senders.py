@@ -10,6 +10,8 @@ themselves in MSH-3/MSH-4 is bound to that address::
     facility = "RADIOLOGY"                    # MSH-4 (HD-1); optional
     charset = "8859/1"                        # when its MSH-18 is empty; optional
     timezone = "Europe/Berlin"                # of its MSH-7 values without an offset
+    tls_names = ["ris.hospital.example"]      # with MLLP over TLS and client certificates:
+                                              # its certificate must carry one of these names
 
 With no table, only loopback may connect (the README's first steps); a site lists
 its senders to serve the network. A connection from an address no table lists is
@@ -37,7 +39,7 @@ LOOPBACK: tuple[Network, ...] = (
     ipaddress.ip_network("127.0.0.0/8"),
     ipaddress.ip_network("::1/128"),
 )
-_KEYS = frozenset({"addresses", "application", "facility", "charset", "timezone"})
+_KEYS = frozenset({"addresses", "application", "facility", "charset", "timezone", "tls_names"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class HL7Sender:
     facility: str = ""  # MSH-4 HD-1; "": not checked
     charset: str = ""  # HL7 table 0211 name for messages without MSH-18
     timezone: str = ""  # IANA zone of MSH-7 values without an offset
+    tls_names: frozenset[str] = frozenset()  # names its client certificate must carry one of
 
     def check_identity(self, application: str, facility: str) -> None:
         """AR at MSH-3 (or MSH-4) when the message names another sender than this one."""
@@ -102,12 +105,17 @@ class SenderSet:
                 msg.sending_facility.split(separator, 1)[0].strip(),
             )
 
-    def admits(self, address: str) -> bool:
-        """Whether a connection from ``address`` may be served."""
+    def admits(self, address: str, certificate_names: tuple[str, ...] = ()) -> bool:
+        """Whether a connection from ``address`` may be served; with TLS client
+        certificates, ``certificate_names`` are the names the verified certificate carries
+        (a sender with ``tls_names`` needs one of them)."""
         if not self.senders:
             ip = _ip(address)
             return ip is not None and any(ip.version == n.version and ip in n for n in LOOPBACK)
-        return self.sender_for(address) is not None
+        sender = self.sender_for(address)
+        if sender is None:
+            return False
+        return not sender.tls_names or bool(sender.tls_names & set(certificate_names))
 
 
 def peer_address(peer: str) -> str:
@@ -147,8 +155,12 @@ def _sender(name: str, table: Any) -> HL7Sender:
             raise ConfigError(
                 f"{where}.addresses", f"{text!r} is not an IP address or network (10.1.0.0/16)"
             ) from None
-    values = {key: str(table.get(key, "")).strip() for key in _KEYS - {"addresses"}}
+    names = table.get("tls_names", [])
+    if not isinstance(names, list):
+        raise ConfigError(f"{where}.tls_names", "must be a list of names")
+    values = {key: str(table.get(key, "")).strip() for key in _KEYS - {"addresses", "tls_names"}}
     if values["charset"] and charset_codec(values["charset"]) is None:
         bad = values["charset"]
         raise ConfigError(f"{where}.charset", f"{bad!r} is not an HL7 table 0211 name")
-    return HL7Sender(name, tuple(networks), **values)
+    tls_names = frozenset(str(n).strip().lower() for n in names if str(n).strip())
+    return HL7Sender(name, tuple(networks), tls_names=tls_names, **values)

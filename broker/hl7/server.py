@@ -22,11 +22,13 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 from broker.hl7.mllp import FrameTooLarge, MLLPDecoder, frame
+from broker.tls import certificate_names
 
 __all__ = ["Handler", "MLLPServer", "Rejecter", "control_id"]
 
@@ -60,13 +62,15 @@ class MLLPServer:
         max_frame_bytes: int,
         idle_timeout: float,
         max_connections: int,
-        admit: Callable[[str], bool] = lambda address: True,
+        admit: Callable[[str, tuple[str, ...]], bool] = lambda address, names: True,
         max_per_address: int | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if max_frame_bytes <= 0 or idle_timeout <= 0 or max_connections <= 0:
             raise ValueError("max_frame_bytes, idle_timeout and max_connections must be > 0")
-        self.admit = admit  # source address -> may it connect at all
+        self.admit = admit  # (source address, its TLS certificate's names) -> may it connect
         self.max_per_address = max_per_address or max_connections
+        self.tls = tls
         self.handler = handler
         self.rejecter = rejecter
         self.max_frame_bytes = max_frame_bytes
@@ -100,10 +104,16 @@ class MLLPServer:
         """Bind and start accepting connections."""
         if self._server is not None:
             raise RuntimeError("the MLLP server was already started")
-        self._server = await asyncio.start_server(self._accept, self._host, self._port)
+        self._server = await asyncio.start_server(
+            self._accept,
+            self._host,
+            self._port,
+            ssl=self.tls,
+            ssl_handshake_timeout=min(self.idle_timeout, 30.0) if self.tls else None,
+        )
         address = self._server.sockets[0].getsockname()
         self._bound = (str(address[0]), int(address[1]))
-        log.info("MLLP listening on %s", _format_peer(address))
+        log.info("MLLP listening on %s%s", _format_peer(address), " (TLS)" if self.tls else "")
 
     async def stop(self, drain_timeout: float) -> None:
         """Stop accepting, let in-flight messages finish and get their ACK, then close.
@@ -148,7 +158,7 @@ class MLLPServer:
         address = writer.get_extra_info("peername")
         peer = _format_peer(address)
         host = str(address[0]) if isinstance(address, tuple) and address else peer
-        refusal = self._refusal(host)
+        refusal = self._refusal(host, certificate_names(writer.get_extra_info("peercert")))
         if refusal is not None:
             log.warning("MLLP %s: refused (%s)", peer, refusal)
             writer.close()
@@ -165,12 +175,12 @@ class MLLPServer:
         conn.task = task
         log.info("MLLP %s: connected (%d open)", peer, len(self._connections))
 
-    def _refusal(self, host: str) -> str | None:
+    def _refusal(self, host: str, names: tuple[str, ...]) -> str | None:
         """Why a connection from ``host`` is refused before a byte is read; None: it is not."""
         if self.stopping:
             return "stopping"
-        if not self.admit(host):
-            return "not a configured sender address: see [hl7_senders]"
+        if not self.admit(host, names):
+            return "not a configured sender (address, or TLS certificate name): see [hl7_senders]"
         if len(self._connections) >= self.max_connections:
             return f"{self.max_connections} connections open"
         same = sum(1 for conn in self._connections.values() if conn.host == host)
