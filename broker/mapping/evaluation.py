@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from broker.errors import MappingError
 from broker.hl7.codes import ErrorCode
-from broker.mapping.conditions import MAX_MATCHED
 from broker.mapping.conform import conform
 from broker.mapping.paths import HL7Path, Value, read, scalar
 from broker.mapping.spec import SPS_SEQUENCE, LookupTable, Rule, SequenceRule, ValueRule
@@ -289,8 +288,7 @@ def _transform(spec: RuleTables, rule: ValueRule, value: Value, location: str | 
         code = ErrorCode.TABLE_VALUE_NOT_FOUND if e.table else ErrorCode.DATA_TYPE_ERROR
         raise MappingError(code, location, f"{location or rule.name} ({rule.keyword}) {e}") from e
     if rule.extract is not None and text:
-        match = rule.extract.search(text[:MAX_MATCHED])
-        text = "" if match is None else match.group(1 if rule.extract.groups else 0)
+        text = rule.extract.extract(text)
     if rule.table is None or not text:
         return text
     table = spec.tables[rule.table]

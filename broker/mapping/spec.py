@@ -6,7 +6,6 @@ documented field by field in ``mappings/README.md``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,6 +13,7 @@ from enum import StrEnum
 from broker.mapping.conditions import When
 from broker.mapping.overflow import OnOverflow
 from broker.mapping.paths import HL7Path
+from broker.mapping.patterns import Pattern
 from broker.mapping.stations import StationRule
 
 __all__ = [
@@ -106,7 +106,7 @@ class ValueRule:
     required: bool = False
     fallback: ValueRule | None = None
     when: When | None = None  # the rule gives nothing unless these conditions hold
-    extract: re.Pattern[str] | None = None  # keep what this matches (its group 1, if any)
+    extract: Pattern | None = None  # keep what this finds (its group 1, if any)
     # a value too long for the VR: refused (AE 104) or cut (``broker.mapping.overflow``);
     # the parser sets the keyword's default when the file says nothing
     on_overflow: OnOverflow = OnOverflow.REFUSE

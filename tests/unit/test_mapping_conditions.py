@@ -6,8 +6,9 @@ from typing import NoReturn
 
 import pytest
 
-from broker.mapping.conditions import MAX_MATCHED, When, parse_when
+from broker.mapping.conditions import When, parse_when
 from broker.mapping.paths import HL7Path, parse_path
+from broker.mapping.patterns import MAX_MATCHED
 
 
 class Refused(Exception):
@@ -70,10 +71,11 @@ def test_match_not_and_present() -> None:
         ({"OBR-24": {"equals": "CT"}}, "a test is a value"),
         ({"OBR-24": {"present": "no"}}, "true or false"),
         ({"OBR-24": {"match": "(CT"}}, "not a valid regular expression"),
-        ({"OBR-24": {"match": "(a+)+$"}}, "quantified groups"),
-        ({"OBR-24": {"match": "(a|b*)*"}}, "quantified groups"),
         ({"OBR-24": {"match": r"(a)\1"}}, "back-references"),
         ({"OBR-24": {"match": "(?=a)a"}}, "look-arounds"),
+        ({"OBR-24": {"match": "(?<=a)b"}}, "look-arounds"),
+        ({"OBR-24": {"match": "a{,3}"}}, "write {0,3}"),
+        ({"OBR-24": {"match": 3}}, "takes a regular expression"),
         ({"OBR-24": {"match": "a" * 201}}, "longer than 200"),
         ({"OBR-24": {"match": ""}}, "takes a regular expression"),
     ],
@@ -83,3 +85,11 @@ def test_refused_conditions_name_the_rule(raw: object, expected: str) -> None:
         when(raw)
     assert str(refused.value).startswith("attributes.X.when")
     assert expected in str(refused.value)
+
+
+def test_nested_quantifiers_are_matched_in_linear_time() -> None:
+    # ((a)+)+ took about 0.9 s on 24 characters with Python's re, in the one HL7 worker.
+    nested = when({"MSH-3": {"match": "((a)+)+"}, "OBR-24": {"match": "(a|b*)*"}})
+    assert nested.holds(reader({"MSH-3": "a" * 24, "OBR-24": "ab" * 12}))  # type: ignore[arg-type]
+    for hostile in ("a" * 24 + "!", "a" * (MAX_MATCHED - 1) + "!"):
+        assert not nested.holds(reader({"MSH-3": hostile, "OBR-24": "ab"}))  # type: ignore[arg-type]

@@ -88,6 +88,25 @@ def test_extract_keeps_the_group_or_the_match() -> None:
     ds = entry(spec, *orm())
     assert ds.AdmissionID == "5001" and ds.RequestedProcedureID == "1001"
     assert ds.AccessionNumber == ""  # not found: dropped
+    spec = mapping({"AdmissionID": {"path": "PV1-19", "extract": "(X)|V"}})
+    assert entry(spec, *orm()).AdmissionID == ""  # its group took no part: dropped
+
+
+def test_hostile_text_from_the_sender_meets_backtracking_patterns_in_linear_time() -> None:
+    rules = {
+        "AdmissionID": {"path": "PV1-19", "extract": "(?:(a)+)+!"},
+        "RequestedProcedureID": {"path": "OBR-19", "when": {"MSH-3": {"match": "((a)+)+"}}},
+    }
+    spec = mapping(rules)
+    segments = orm()
+    segments[0] = segments[0].replace("|RIS|", "|" + "a" * 200 + "!|")
+    segments[2] = segments[2].replace("V-5001", "a" * 200 + "?")
+    hostile = entry(spec, *segments)
+    assert hostile.AdmissionID == "" and hostile.RequestedProcedureID == ""
+    segments[0] = segments[0].replace("!|", "|")
+    segments[2] = segments[2].replace("?", "!")
+    matching = entry(spec, *segments)
+    assert matching.AdmissionID == "a" and matching.RequestedProcedureID == "RP-1001"
 
 
 STATIONS = [
@@ -128,7 +147,10 @@ def test_the_preview_names_the_station_rule() -> None:
     [
         ({"attributes": {"AdmissionID": {"path": "PV1-19", "when": {"PXX-1": "A"}}}}, "PXX"),
         ({"attributes": {"AdmissionID": {"path": "PV1-19", "when": "yes"}}}, "must be a mapping"),
-        ({"attributes": {"AdmissionID": {"path": "PV1-19", "extract": "(a+)+"}}}, "quantified"),
+        (
+            {"attributes": {"AdmissionID": {"path": "PV1-19", "extract": r"(V)-\1"}}},
+            "back-references",
+        ),
         ({"attributes": {"AccessionNumber": {"value": "A" * 17}}}, "VR SH allows at most 16"),
         ({"step": {"Modality": {"path": "OBR-24", "default": "ct"}}}, "not a valid DICOM CS"),
         ({"stations": [{"when": {"OBR-99": "CT"}, "set": {"StationName": "X"}}]}, "OBR-99"),

@@ -128,12 +128,26 @@ def test_sequence_given_a_path(tmp_path: Path) -> None:
         ("PatientName: {path: PID-5, seed: PID-3}", "attributes.PatientName", "seed only goes"),
         ("PatientName: {value: yes}", "attributes.PatientName", "quote it"),
         ("Rows: PID-3", "attributes.Rows", "VR US"),
+        (
+            "AdmissionID: {path: PV1-19, extract: '(V)-\\1'}",
+            "attributes.AdmissionID.extract",
+            "back-references (\\1) are not supported",
+        ),
     ],
 )
 def test_rule_errors(tmp_path: Path, rule: str, setting: str, message: str) -> None:
     error = config_error(write(tmp_path, GOOD_ATTRIBUTES + rule + "\n"))
     assert error.setting == f"test.yaml:11: {setting}"  # the rule's line
     assert message in error.message
+
+
+def test_a_pattern_re2_cannot_run_is_refused_at_its_line(tmp_path: Path) -> None:
+    attributes = GOOD_ATTRIBUTES + (
+        "AdmissionID:\n  path: PV1-19\n  when:\n    MSH-3: {match: '(?<=RIS_)NORTH'}\n"
+    )
+    error = config_error(write(tmp_path, attributes))
+    assert error.setting == "test.yaml:14: attributes.AdmissionID.when.MSH-3.match"
+    assert "look-arounds" in error.message and "not:" in error.message
 
 
 def test_missing_sps_sequence(tmp_path: Path) -> None:
