@@ -53,6 +53,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_MEMORY_WARNING = 0.9  # share of redis_max_memory in use at start-up that is worth a warning
 _GC_YOUNG_THRESHOLD = 10_000  # objects allocated between young collections (Python: 700)
 
 
@@ -171,6 +172,24 @@ def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
     )
 
 
+def _check_memory(client: redis.Redis) -> None:
+    """Warn at start-up when the embedded Redis is already near its memory budget: once it
+    is full, every order is refused (AR) until entries are purged or the budget raised."""
+    try:
+        info = client.info("memory")
+    except redis.RedisError as e:
+        log.warning("cannot read the embedded Redis's memory use: %s", e)
+        return
+    used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    if limit and used >= _MEMORY_WARNING * limit:
+        log.warning(
+            "the embedded Redis uses %d of its %d bytes (redis_max_memory): orders are refused "
+            "when it is full; raise redis_max_memory or shorten the retention",
+            used,
+            limit,
+        )
+
+
 def _settle_garbage_collector() -> None:
     """Move what start-up built (mappings, pydicom's and hl7apy's dictionaries) out of the
     collector's sight, and let it run less often: each message allocates thousands of
@@ -255,11 +274,16 @@ class Broker:
     def _open_redis(self) -> tuple[redis.Redis, str]:
         s = self.settings
         if s.redis_url is None:
-            self._embedded = EmbeddedRedis(s.data_dir / "redis")
-            self._embedded.start()
-            client = connect(self._embedded.url, timeout=s.redis_timeout)
+            self._embedded = embedded = EmbeddedRedis(
+                s.data_dir / "redis", binary=s.redis_server_binary, max_memory=s.redis_max_memory
+            )
+            embedded.start()
+            client = connect(embedded.url, timeout=s.redis_timeout)
             self._redis = client
-            return client, f"embedded redis-server, data in {self._embedded.data_dir}"
+            _check_memory(client)
+            return client, f"embedded redis-server {embedded.version}, data in {embedded.data_dir}"
+        if s.redis_server_binary is not None:
+            log.warning("redis_server_binary is ignored: redis_url names the Redis to use")
         label = redact_url(s.redis_url)
         client = connect(s.redis_url, timeout=s.redis_timeout)
         self._redis = client

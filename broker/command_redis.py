@@ -1,11 +1,12 @@
 """Redis for a one-off command (``messages``, later ``import``): share it, never fight over it.
 
 With ``redis_url`` the command uses that Redis. With the embedded Redis, a
-running broker owns the redis-server on its data directory (its pidfile names
-a live process), so the command connects to that server's unix socket; when
-no broker runs, the command starts the embedded server itself for its own
-duration (and stops it again, AOF flushed). A broker that starts meanwhile
-refuses to share the data directory and says why.
+running broker owns the redis-server on its data directory (it holds the data
+directory's lock, and the pidfile names a live redis-server), so the command
+connects to that server's unix socket; when no broker runs, the command starts
+the embedded server itself for its own duration (and stops it again, AOF
+flushed), after shutting down one a dead broker left behind. A broker that
+starts meanwhile refuses to share the data directory and says why.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from dataclasses import dataclass
 import redis
 
 from broker.errors import BrokerError
-from broker.redis_conn import EmbeddedRedis, connect, redact_url, running_embedded
+from broker.redis_conn import (
+    EmbeddedRedis,
+    connect,
+    data_dir_in_use,
+    redact_url,
+    running_embedded,
+)
 from broker.settings import Settings
 
 __all__ = ["CommandRedis", "redis_for_command"]
@@ -44,7 +51,7 @@ def redis_for_command(settings: Settings) -> Iterator[CommandRedis]:
         return
     data_dir = settings.data_dir / "redis"
     running = running_embedded(data_dir)
-    if running is not None:
+    if running is not None and data_dir_in_use(data_dir):
         pid, socket_path = running
         label = f"the running broker's embedded Redis (pid {pid}, {data_dir})"
         client = connect(f"unix://{socket_path}", timeout=settings.redis_timeout)
@@ -53,7 +60,9 @@ def redis_for_command(settings: Settings) -> Iterator[CommandRedis]:
         return
     if not (data_dir / "appendonly.aof").exists() and not (data_dir / "appendonlydir").exists():
         log.info("no broker data in %s yet; starting an empty embedded Redis", data_dir)
-    server = EmbeddedRedis(data_dir)
+    server = EmbeddedRedis(
+        data_dir, binary=settings.redis_server_binary, max_memory=settings.redis_max_memory
+    )
     server.start()
     try:
         label = f"embedded Redis started for this command ({data_dir})"

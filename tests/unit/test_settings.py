@@ -135,3 +135,24 @@ def test_bad_sender_charsets_are_refused_at_start_up(value: str, fragment: str) 
     with pytest.raises(ConfigError, match=fragment) as info:
         load_settings(environ={"MWL_BROKER_HL7_SENDER_CHARSETS": value})
     assert "hl7_sender_charsets" in info.value.setting.lower()
+
+
+@pytest.mark.parametrize("value", ["1gb", "512mb", "512MB", "1048576", "0", "2g"])
+def test_redis_max_memory_takes_redis_sizes(tmp_path: Path, value: str) -> None:
+    assert load_settings(environ={"MWL_BROKER_REDIS_MAX_MEMORY": value}).redis_max_memory == value
+    config = tmp_path / "broker.toml"
+    config.write_text("[broker]\nredis_max_memory = 0\n")  # a TOML number works too
+    assert load_settings(config_file=config, environ={}).redis_max_memory == "0"
+
+
+@pytest.mark.parametrize("value", ["1kb", "1000", "1.5gb", "lots", "-1", ""])
+def test_redis_max_memory_refuses_what_redis_would_not_run_on(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"MWL_BROKER_REDIS_MAX_MEMORY": value})
+    assert info.value.setting == "redis_max_memory"
+
+
+def test_redis_server_binary_is_a_path_or_unset() -> None:
+    assert load_settings(environ={}).redis_server_binary is None
+    environ = {"MWL_BROKER_REDIS_SERVER_BINARY": "/usr/bin/redis-server"}
+    assert load_settings(environ=environ).redis_server_binary == Path("/usr/bin/redis-server")
