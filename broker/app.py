@@ -6,6 +6,11 @@ everything that serves it is up) → the periodic retention purge. Stop: stop
 accepting HL7 → drain in-flight messages (each still gets its ACK) → stop the
 purge → stop the DICOM AE → close Redis (the embedded server flushes its AOF
 and exits).
+
+The embedded redis-server is watched while the broker runs: if it exits, the
+broker cannot store anything, so it says why, sets :attr:`Broker.failed` and
+``serve`` stops in order and exits with :data:`EXIT_REDIS_LOST`, for its
+supervisor (systemd, Docker) to restart it with a new server.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from broker.hl7.server import MLLPServer
 from broker.mapping.live import LiveMappings
 from broker.mapping.versions import MappingVersions
 from broker.redis_conn import EmbeddedRedis, check_durability, connect, redact_url
+from broker.redis_process import ExitWatch
 from broker.settings import Settings
 from broker.tls import server_context
 from broker.worklist.keys import KeySchema
@@ -40,6 +46,7 @@ from broker.worklist.retention import Retention, RetentionPolicy, RetentionSched
 from broker.worklist.store import WorklistStore
 
 __all__ = [
+    "EXIT_REDIS_LOST",
     "Broker",
     "Endpoints",
     "build_decoder",
@@ -53,6 +60,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+EXIT_REDIS_LOST = 3  # exit status of ``serve`` when its embedded redis-server died
 _MEMORY_WARNING = 0.9  # share of redis_max_memory in use at start-up that is worth a warning
 _GC_YOUNG_THRESHOLD = 10_000  # objects allocated between young collections (Python: 700)
 
@@ -205,6 +213,7 @@ class Broker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._embedded: EmbeddedRedis | None = None
+        self._watch: ExitWatch | None = None
         self._redis: redis.Redis | None = None
         self._dicom: DicomServer | None = None
         self._mllp: MLLPServer | None = None
@@ -214,6 +223,7 @@ class Broker:
         self.messages: MessageLog | None = None
         self.mappings: LiveMappings | None = None
         self.endpoints: Endpoints | None = None
+        self.failed = asyncio.Event()  # set when the broker can no longer work (see module doc)
 
     def __repr__(self) -> str:
         return f"Broker(endpoints={self.endpoints!r})"
@@ -230,6 +240,10 @@ class Broker:
         s = self.settings
         configure_pynetdicom_logging()
         client, redis_label = await asyncio.to_thread(self._open_redis)
+        embedded = self._embedded
+        if embedded is not None and embedded.process is not None:
+            loop = asyncio.get_running_loop()
+            self._watch = ExitWatch(embedded.process, loop, self._redis_exited)
         self.store = store = build_store(s, client)
         self.mappings = live = LiveMappings(
             MappingVersions(client, KeySchema(s.redis_key_prefix)), s.mappings_dir
@@ -271,6 +285,16 @@ class Broker:
         )
         return self.endpoints
 
+    def _redis_exited(self, returncode: int) -> None:
+        how = f"killed by signal {-returncode}" if returncode < 0 else f"status {returncode}"
+        log.error(
+            "the embedded redis-server exited (%s): nothing can be stored; the broker stops "
+            "(exit status %d) for its supervisor to restart it",
+            how,
+            EXIT_REDIS_LOST,
+        )
+        self.failed.set()
+
     def _open_redis(self) -> tuple[redis.Redis, str]:
         s = self.settings
         if s.redis_url is None:
@@ -307,6 +331,9 @@ class Broker:
 
     async def stop(self) -> None:
         """Stop in order: HL7 intake and drain, DICOM, then Redis."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()  # from here on, the embedded server stops because we stop it
         mllp, self._mllp = self._mllp, None
         if mllp is not None:
             await mllp.stop(self.settings.drain_timeout)

@@ -104,8 +104,9 @@ def _configure_logging(level: str, log_phi: bool = False) -> None:
     configure_logging(level, log_phi=log_phi)
 
 
-async def _serve(settings: Settings) -> None:
-    from broker.app import Broker
+async def _serve(settings: Settings) -> int:
+    """Run the broker until SIGINT/SIGTERM (exit status 0) or until it fails."""
+    from broker.app import EXIT_REDIS_LOST, Broker
 
     broker = Broker(settings)
     endpoints = await broker.start()
@@ -122,11 +123,15 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(broker.failed.wait())]
     try:
-        await stop.wait()
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for task in waits:
+            task.cancel()
         print("mwl-broker stopping", flush=True)
         await broker.stop()
+    return EXIT_REDIS_LOST if broker.failed.is_set() else 0
 
 
 def _send(args: argparse.Namespace) -> int:
@@ -188,8 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             settings = _settings_from(args)
             _configure_logging(settings.log_level, settings.log_phi)
-            asyncio.run(_serve(settings))
-            return 0
+            return asyncio.run(_serve(settings))
         command = _COMMANDS.get(args.command)
         if command is not None:
             _configure_logging("WARNING")

@@ -23,6 +23,7 @@ outlive the broker, its data directory owned by one process at a time, its files
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import functools
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,6 +47,7 @@ __all__ = [
     "BINARY_SETTING",
     "MIN_VERSION",
     "DataDirLock",
+    "ExitWatch",
     "check_version",
     "make_private",
     "server_pid",
@@ -313,3 +316,50 @@ def stop_left_over(pid: int, data_dir: Path, timeout: float) -> None:
                 f"within {timeout:.0f} s of SIGTERM; stop it with: kill -9 {pid}",
             )
         time.sleep(0.02)  # polling a process that is not our child: nothing to wait on
+
+
+class ExitWatch:
+    """Calls ``on_exit(returncode)`` on ``loop``, once, when ``process`` exits: through a
+    pidfd the loop reads (Linux 5.3+), else a check every second. Close it (on the loop's
+    thread) before stopping the process on purpose."""
+
+    _CHECK_SECONDS = 1.0
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        loop: asyncio.AbstractEventLoop,
+        on_exit: Callable[[int], None],
+    ) -> None:
+        self._process = process
+        self._loop = loop
+        self._on_exit = on_exit
+        self._fd: int | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        try:
+            self._fd = os.pidfd_open(process.pid)
+        except (AttributeError, OSError):  # not Linux, or a kernel before 5.3
+            self._timer = loop.call_later(self._CHECK_SECONDS, self._check)
+        else:
+            loop.add_reader(self._fd, self._check)
+
+    def __repr__(self) -> str:
+        return f"ExitWatch(pid={self._process.pid})"
+
+    def _check(self) -> None:
+        code = self._process.poll()
+        if code is None:  # not yet, or another thread is reaping it: look again later
+            self.close()
+            self._timer = self._loop.call_later(self._CHECK_SECONDS, self._check)
+            return
+        self.close()
+        self._on_exit(code)
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            self._loop.remove_reader(fd)
+            os.close(fd)
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()

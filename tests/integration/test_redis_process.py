@@ -4,7 +4,9 @@ and memory budget are the configured ones."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import redis
 from broker.command_redis import redis_for_command
 from broker.errors import ConfigError
 from broker.redis_conn import EmbeddedRedis, connect, running_embedded
-from broker.redis_process import check_version
+from broker.redis_process import ExitWatch, check_version
 from broker.settings import load_settings
 from tests.conftest import require_tool
 
@@ -245,3 +247,33 @@ def test_a_system_redis_server_can_be_used(tmp_path: Path) -> None:
     assert all(mode(p) == 0o600 for p in files), {p.name: oct(mode(p)) for p in files}
     with EmbeddedRedis(data, binary=binary) as server:
         assert connect(server.url).get("k") == b"v"
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polling"])
+def test_the_exit_of_the_server_is_reported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pidfd: bool
+) -> None:
+    if not pidfd:
+
+        def no_pidfd(pid: int) -> int:
+            raise OSError("no pidfd here")
+
+        monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+
+    async def watch_until_killed(server: EmbeddedRedis) -> list[int]:
+        assert server.process is not None
+        exits: list[int] = []
+        reported = asyncio.Event()
+
+        def on_exit(code: int) -> None:
+            exits.append(code)
+            reported.set()
+
+        watch = ExitWatch(server.process, asyncio.get_running_loop(), on_exit)
+        server.process.kill()
+        await asyncio.wait_for(reported.wait(), 30)
+        watch.close()
+        return exits
+
+    with EmbeddedRedis(tmp_path / "redis") as server:
+        assert asyncio.run(watch_until_killed(server)) == [-signal.SIGKILL]
