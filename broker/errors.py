@@ -7,6 +7,7 @@ DICOM: ``broker.dicom.find``).
     BrokerError
     ├── ConfigError          a setting is wrong; names the setting (start-up)
     ├── StoreError           Redis unreachable or refused a command
+    │   └── StoreFullError   Redis refused a write: it is at its memory limit (maxmemory)
     ├── HL7Error             carries ACK code, table 0357 code, location, text
     │   └── MappingError     a message could not be mapped (AE by default)
     └── DicomServiceError    carries a DIMSE status and an error comment
@@ -24,6 +25,8 @@ __all__ = [
     "HL7Error",
     "MappingError",
     "StoreError",
+    "StoreFullError",
+    "store_error",
 ]
 
 
@@ -42,6 +45,19 @@ class ConfigError(BrokerError):
 
 class StoreError(BrokerError):
     """The worklist store (Redis) could not complete an operation."""
+
+
+class StoreFullError(StoreError):
+    """Redis refused a write because it holds its ``maxmemory``; nothing was written."""
+
+
+def store_error(cause: object) -> StoreError:
+    """The error for a failed Redis call ``cause``: :class:`StoreFullError` when Redis
+    refused a write at its memory limit (its OOM error names ``maxmemory``, also when a
+    Lua script meets it), else :class:`StoreError`."""
+    if "maxmemory" in str(cause):
+        return StoreFullError(f"worklist store full (Redis at its maxmemory): {cause}")
+    return StoreError(f"worklist store unavailable: {cause}")
 
 
 class HL7Error(BrokerError):

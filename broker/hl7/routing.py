@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from broker.errors import HL7Error, StoreError
+from broker.errors import HL7Error, StoreError, StoreFullError
 from broker.hl7.ack import AckContext, AckWarning, context_from_message, context_from_raw
 from broker.hl7.ackmode import Responder
 from broker.hl7.codes import AckCode, ErrorCode
@@ -189,6 +189,19 @@ class HL7Router:
             notes.failed(error)
             summary = f"{error.ack_code.value} {error.err_code.value} {error.location or ''}"
             return self._ack(ctx, error.ack_code, error), summary
+        if isinstance(error, StoreFullError):
+            log.error(
+                "[%s] msg %s refused: %s; purge old entries (mwl-broker purge) or give Redis "
+                "more memory (redis_max_memory for the embedded one)",
+                peer,
+                msg.control_id,
+                error,
+            )
+            refusal = _internal_error(
+                AckCode.REJECT, "worklist store full; nothing was stored, please resend later"
+            )
+            notes.failed(refusal, Outcome.STORE_FAILURE)
+            return self._ack(ctx, AckCode.REJECT, refusal), "AR 207 store full"
         if isinstance(error, StoreError):
             log.warning("[%s] msg %s: %s", peer, msg.control_id, error)
             refusal = _internal_error(

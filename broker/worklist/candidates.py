@@ -12,7 +12,7 @@ from typing import cast
 
 import redis
 
-from broker.errors import StoreError
+from broker.errors import store_error
 from broker.worklist.keys import KeySchema
 from broker.worklist.model import CandidateCriteria
 
@@ -108,7 +108,7 @@ class CandidateSelector:
                 return [_text(i) for i in ranged]
             return sorted(_text(i) for i in self._redis.smembers(k.all_entries()))
         except redis.RedisError as e:
-            raise StoreError(f"worklist store unavailable: {e}") from e
+            raise store_error(e) from e
 
 
 def _text(value: bytes | str) -> str:

@@ -39,7 +39,7 @@ from typing import Any
 import redis
 from pydicom.dataset import Dataset
 
-from broker.errors import StoreError
+from broker.errors import StoreError, store_error
 from broker.worklist import dicom_json
 from broker.worklist.guards import value_digest
 from broker.worklist.mpps_lua import CREATE_SCRIPT, SET_SCRIPT
@@ -200,7 +200,7 @@ class MppsStore:
             try:
                 status, raw = self._redis.hmget(key, "status", "ds")
             except redis.RedisError as e:
-                raise StoreError(f"worklist store unavailable: {e}") from e
+                raise store_error(e) from e
             if status is None or raw is None:
                 return SetResult(SetOutcome.NO_SUCH_INSTANCE)
             if _text(status) != PerformedStatus.IN_PROGRESS:
@@ -283,7 +283,7 @@ class MppsStore:
                 self._keys.mpps(uid), "ds", "status", "entries", "aet", "created", "updated"
             )
         except redis.RedisError as e:
-            raise StoreError(f"worklist store unavailable: {e}") from e
+            raise store_error(e) from e
         raw, status, entries, aet, created, updated = row
         if raw is None:
             return None
@@ -301,7 +301,7 @@ class MppsStore:
         try:
             return sorted(_text(m) for m in self._redis.sscan_iter(key, count=_SCAN_BATCH))
         except redis.RedisError as e:
-            raise StoreError(f"worklist store unavailable: {e}") from e
+            raise store_error(e) from e
 
     def _entries(self, ids: list[str]) -> Iterable[tuple[str, Dataset]]:
         for start in range(0, len(ids), _SCAN_BATCH):
@@ -312,7 +312,7 @@ class MppsStore:
                     pipe.hget(self._keys.entry(entry_id), "ds")
                 rows = pipe.execute()
             except redis.RedisError as e:
-                raise StoreError(f"worklist store unavailable: {e}") from e
+                raise store_error(e) from e
             for entry_id, raw in zip(batch, rows, strict=True):
                 if raw is not None:
                     yield entry_id, Dataset.from_json(json.loads(raw))

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from pydicom.dataset import Dataset
 
-from broker.errors import StoreError
+from broker.errors import store_error
 from broker.worklist import dicom_json, steps
 from broker.worklist.guards import Guard, GuardKind, members_digest, value_digest
 from broker.worklist.keys import KeySchema
@@ -260,11 +260,11 @@ def _call(method: Any, *args: Any) -> Any:
     try:
         return method(*args)
     except redis.RedisError as e:
-        raise StoreError(f"worklist store unavailable: {e}") from e
+        raise store_error(e) from e
 
 
 def _execute(pipe: Any) -> list[Any]:
     try:
         return list(pipe.execute())
     except redis.RedisError as e:
-        raise StoreError(f"worklist store unavailable: {e}") from e
+        raise store_error(e) from e

@@ -39,7 +39,7 @@ from typing import Any
 import redis
 from pydicom.dataset import Dataset
 
-from broker.errors import BrokerError, StoreError
+from broker.errors import BrokerError, store_error
 from broker.worklist.guards import value_digest
 from broker.worklist.retention_lua import MARK_SCRIPT, REMOVE_SCRIPT
 from broker.worklist.store import WorklistStore
@@ -141,7 +141,7 @@ class Retention:
             else:
                 removed, instances = self._purge(reads, items, uids, now)
         except redis.RedisError as e:
-            raise StoreError(f"worklist store unavailable: {e}") from e
+            raise store_error(e) from e
         return PurgeReport(
             entries=tuple(items),
             mpps=tuple(uids),

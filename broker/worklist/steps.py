@@ -31,7 +31,7 @@ from redis.commands.core import Script
 from redis.connection import Connection
 from redis.exceptions import NoScriptError, ResponseError
 
-from broker.errors import StoreError
+from broker.errors import store_error
 
 __all__ = ["Command", "StepPipeline", "Steps", "run", "run_all", "script_call"]
 
@@ -100,7 +100,7 @@ class _Lockstep:
         batch, self.pending = self.pending, []
         if isinstance(replies, redis.RedisError):
             for index, _ in batch:
-                self._advance(index, StoreError(f"worklist store unavailable: {replies}"))
+                self._advance(index, store_error(replies))
             return
         position = 0
         for index, step in batch:
@@ -108,7 +108,7 @@ class _Lockstep:
             position += len(step)
             failed = next((r for r in mine if isinstance(r, Exception)), None)
             if failed is not None:
-                self._advance(index, StoreError(f"worklist store unavailable: {failed}"))
+                self._advance(index, store_error(failed))
             else:
                 self._advance(index, mine)
 

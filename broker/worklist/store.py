@@ -26,7 +26,7 @@ from pydicom.dataset import Dataset
 from redis.commands.core import Script
 
 from broker import jsontext
-from broker.errors import StoreError
+from broker.errors import StoreError, store_error
 from broker.worklist import steps
 from broker.worklist.apply_script import APPLY_SCRIPT, REMOVE_ENTRY_LUA, apply_payload
 from broker.worklist.candidates import CandidateSelector
@@ -177,7 +177,7 @@ class WorklistStore:
         try:
             raw = self._redis.get(self._keys.dedup(key))
         except redis.RedisError as e:
-            raise StoreError(f"worklist store unavailable: {e}") from e
+            raise store_error(e) from e
         return None if raw is None else decode_dedup(raw)
 
     def candidate_ids(self, criteria: CandidateCriteria) -> list[str]:
@@ -212,7 +212,7 @@ class WorklistStore:
                 pipe.hmget(self._keys.entry(entry_id), "ds", "status")
             rows = pipe.execute()
         except redis.RedisError as e:
-            raise StoreError(f"worklist store unavailable: {e}") from e
+            raise store_error(e) from e
         for entry_id, (raw, status) in zip(ids, rows, strict=True):
             if raw is None:
                 self._cache.discard(entry_id)
@@ -224,14 +224,14 @@ class WorklistStore:
         try:
             return sorted(_text(i) for i in self._redis.smembers(self._keys.order(order_key)))
         except redis.RedisError as e:
-            raise StoreError(f"worklist store unavailable: {e}") from e
+            raise store_error(e) from e
 
     def count(self) -> int:
         """How many entries are on the worklist."""
         try:
             return int(self._redis.scard(self._keys.all_entries()))
         except redis.RedisError as e:
-            raise StoreError(f"worklist store unavailable: {e}") from e
+            raise store_error(e) from e
 
 
 def _text(value: bytes | str) -> str:
