@@ -199,6 +199,7 @@ class EmbeddedRedis:
         """Start redis-server and wait until it answers PING."""
         make_private(self.data_dir)
         binary = self.executable()
+        self._refuse_newer_data()
         if not self._lock.acquire():
             raise ConfigError(
                 "data_dir",
@@ -211,6 +212,18 @@ class EmbeddedRedis:
         except BaseException:
             self._lock.release()
             raise
+
+    def _refuse_newer_data(self) -> None:
+        """Redis 7 keeps its AOF in ``appendonlydir/``; Redis 6 does not look there and would
+        start empty, and the next write would make that the data."""
+        major = int(self.version.split(".", 1)[0])
+        if major < 7 and (self.data_dir / "appendonlydir").is_dir():
+            raise ConfigError(
+                BINARY_SETTING,
+                f"{self.data_dir} holds data written by Redis 7 or newer (appendonlydir/), "
+                f"which this Redis {self.version} cannot read; set redis_server_binary to "
+                "a redis-server 7 or newer",
+            )
 
     def _launch(self, binary: str) -> None:
         left_over = server_pid(self.data_dir)

