@@ -90,7 +90,10 @@ class DataDirLock:
         """Take the lock if no other process (or other lock object) holds it."""
         if self._fd is not None:
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise ConfigError("data_dir", f"cannot open the lock file {self.path}: {e}") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -113,12 +116,21 @@ class DataDirLock:
         return "?"
 
     def in_use(self) -> bool:
-        """Whether another process (or lock object) holds the lock now."""
+        """Whether another process (or lock object) holds the lock now; creates nothing."""
         if self._fd is not None:
             return False
-        if not self.acquire():
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # not ours to open: assume its owner runs
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
             return True
-        self.release()
+        finally:
+            os.close(fd)  # closing drops the shared lock, if it was taken
         return False
 
 

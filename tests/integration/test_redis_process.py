@@ -19,7 +19,7 @@ import redis
 
 from broker.command_redis import redis_for_command
 from broker.errors import ConfigError
-from broker.redis_conn import EmbeddedRedis, connect, running_embedded
+from broker.redis_conn import EmbeddedRedis, connect, data_dir_in_use, running_embedded
 from broker.redis_process import ExitWatch, check_version
 from broker.settings import load_settings
 from tests.conftest import require_tool
@@ -290,3 +290,12 @@ def test_the_exit_of_the_server_is_reported_once(
 
     with EmbeddedRedis(tmp_path / "redis") as server:
         assert asyncio.run(watch_until_killed(server)) == [-signal.SIGKILL]
+
+
+def test_data_dir_in_use_while_its_owner_runs(tmp_path: Path) -> None:
+    data = tmp_path / "redis"
+    assert not data_dir_in_use(data)
+    assert not data.exists()  # asking creates nothing
+    with EmbeddedRedis(data):
+        assert data_dir_in_use(data)
+    assert not data_dir_in_use(data)
