@@ -16,7 +16,7 @@ class Pair:
 
 
 def _openssl(*args: str | Path) -> None:
-    exe = require_tool("openssl")
+    exe = require_tool("openssl", "openssl")
     result = subprocess.run(
         [exe, *map(str, args)], capture_output=True, text=True, timeout=60, check=False
     )

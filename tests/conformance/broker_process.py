@@ -115,8 +115,6 @@ class BrokerProcess:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self._log.close()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
         return self.proc.returncode
 
     def __enter__(self) -> BrokerProcess:
