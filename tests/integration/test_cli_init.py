@@ -15,7 +15,7 @@ from broker.settings import Settings, load_settings
 # Commented settings of the [broker] table: "# name = value   # comment"
 _SETTING_LINE = re.compile(r"^# (?P<name>[a-z0-9_]+) = (?P<value>.+?)(?:\s+#.*)?$")
 # Lines that show an example rather than the default
-_EXAMPLES = {"redis_url", "hl7_tls_cert", "hl7_tls_key", "hl7_tls_client_ca"}
+_EXAMPLES = {"redis_url", "redis_password", "hl7_tls_cert", "hl7_tls_key", "hl7_tls_client_ca"}
 
 
 def test_init_writes_settings_and_mappings_then_names_the_next_command(
@@ -54,7 +54,7 @@ def test_every_setting_is_in_the_written_file_with_its_default(tmp_path: Path) -
         m = _SETTING_LINE.match(line)
         if m and m["name"] not in _EXAMPLES:
             shown[m["name"]] = m["value"]
-    assert "redis_url" in broker_table
+    assert "redis_url" in broker_table and "REDIS_PASSWORD_FILE" in broker_table
     config = tmp_path / "uncommented.toml"
     config.write_text(
         "[broker]\n" + "".join(f"{k} = {v}\n" for k, v in shown.items()), encoding="utf-8"
