@@ -6,7 +6,9 @@ profile, the station scope, the profile's defaults, hidden statuses and each
 key of the query the scanner is assumed to send. The assumed query is a
 station poll: Scheduled Station AE Title = the scanner's AE title and today's
 SPS Start Date, unless the options say otherwise (``--station '*'``,
-``--date none``...). Works while the broker runs; nothing is changed.
+``--date none``...). With ``--address`` the association's acceptance policy is
+checked for that source address too; without it, only whether the AE title
+may connect from somewhere. Works while the broker runs; nothing is changed.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ def add_explain_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--accession", metavar="NUMBER", help="the order's Accession Number")
     which.add_argument("--patient-id", metavar="ID", help="every entry of this Patient ID")
-    p.add_argument("--address", default="", help="the scanner's IP address, if profiles use it")
+    p.add_argument(
+        "--address", metavar="IP", help="the scanner's source address (default: not checked)"
+    )
     p.add_argument(
         "--station", metavar="AET", help="Scheduled Station AE Title queried (default: --aet)"
     )
@@ -69,9 +73,15 @@ def run_explain(args: argparse.Namespace) -> int:
             else CandidateCriteria(patient_id=args.patient_id)
         )
         entries = list(store.candidates(criteria))
-    service = _service(settings, store)
+    profiles = ProfileSet.parse(
+        settings.dicom_scanners, allow_unknown=settings.dicom_allow_unknown_callers
+    )
+    service = _service(settings, store, profiles)
     profile, reasons = service.explain(query, entries, args.aet, args.address)
-    print(f"Scanner {args.aet}: {_describe(profile, settings)}")
+    if profile is None:
+        print(f"Scanner {args.aet}: {_refused(profiles, args.aet, args.address)}")
+    else:
+        print(f"Scanner {args.aet}: {_describe(profile, settings)}")
     print(f"Query assumed: {_describe_query(query)}")
     if not entries:
         what = f"accession {args.accession}" if args.accession else f"patient ID {args.patient_id}"
@@ -93,16 +103,14 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0 if seen else 1
 
 
-def _service(settings: Settings, store: WorklistStore) -> WorklistFindService:
+def _service(settings: Settings, store: WorklistStore, profiles: ProfileSet) -> WorklistFindService:
     return WorklistFindService(
         store,
         max_answers=settings.dicom_max_answers,
         character_set=settings.dicom_character_set,
         pn_case_insensitive=settings.dicom_pn_case_insensitive,
         hidden_statuses=frozenset(settings.dicom_hidden_statuses),
-        profiles=ProfileSet.parse(
-            settings.dicom_scanners, allow_unknown=settings.dicom_allow_unknown_callers
-        ),
+        profiles=profiles,
         zone=site_zone(settings.site_timezone),
     )
 
@@ -128,12 +136,18 @@ def _query(args: argparse.Namespace, today: dt.date) -> Dataset:
     return query
 
 
-def _describe(profile: ScannerProfile | None, settings: Settings) -> str:
-    if profile is None:
+def _refused(profiles: ProfileSet, aet: str, address: str | None) -> str:
+    """Why the association would be rejected (the acceptance policy's own words)."""
+    refusal = None if address is None else profiles.decide(aet, address).refusal
+    if refusal is None:  # no address given: refused from every address
         return (
-            "may not query (no [scanners] table of its own while "
-            "dicom_allow_unknown_callers = false, or a source address its table does not list)"
+            "its association would be rejected: no [scanners] table of its own while "
+            "dicom_allow_unknown_callers = false"
         )
+    return f"its association from {address} would be rejected: {refusal.value}"
+
+
+def _describe(profile: ScannerProfile, settings: Settings) -> str:
     name = "the default profile" if profile.ae_title == "*" else f"[scanners.{profile.ae_title}]"
     if profile.ae_title == "*" and not settings.dicom_scanners:
         name = "no profile (sees every station)"

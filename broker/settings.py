@@ -18,7 +18,7 @@ from typing import Any
 
 from pydicom.charset import python_encoding
 
-from broker.dicom.profiles import ProfileSet, site_zone
+from broker.dicom.profiles import LOOPBACK, ProfileSet, UnknownCallers, site_zone
 from broker.errors import ConfigError
 from broker.hl7.charsets import charset_codec, parse_sender_charsets
 from broker.hl7.senders import SenderSet
@@ -85,7 +85,8 @@ class Settings:
     dicom_hidden_statuses: tuple[str, ...] = ("COMPLETED", "CANCELED", "DISCONTINUED")
     dicom_max_associations: int = 32
     dicom_network_timeout: float = 60.0
-    dicom_allow_unknown_callers: bool = True  # False: only AE titles with a [scanners] table
+    # callers without a [scanners.<AE>] table: "loopback" (from this host only), true, false
+    dicom_allow_unknown_callers: UnknownCallers = LOOPBACK
     # [scanners.<AE>] tables of the settings file (broker.dicom.profiles), as read
     dicom_scanners: Mapping[str, Any] = dataclasses.field(
         default_factory=lambda: MappingProxyType({})
@@ -226,10 +227,18 @@ class Settings:
             )
 
     def _check_scanners(self) -> None:
-        profiles = ProfileSet.parse(self.dicom_scanners)  # ConfigError: scanners.<AE>.<key>
         _check(
             "dicom_allow_unknown_callers",
-            self.dicom_allow_unknown_callers or bool(profiles.known_callers),
+            self.dicom_allow_unknown_callers in (True, False, LOOPBACK),
+            _UNKNOWN_CALLERS_VALUES,
+        )
+        # ConfigError: scanners.<AE>.<key>
+        profiles = ProfileSet.parse(
+            self.dicom_scanners, allow_unknown=self.dicom_allow_unknown_callers
+        )
+        _check(
+            "dicom_allow_unknown_callers",
+            self.dicom_allow_unknown_callers is not False or bool(profiles.known_callers),
             "false needs at least one [scanners.<AE title>] table, or no scanner could query",
         )
 
@@ -285,6 +294,26 @@ def memory_bytes(size: str) -> int | None:
     return int(match[1]) * _MEMORY_UNITS[(match[2] or "").lower()]
 
 
+_UNKNOWN_CALLERS_VALUES = (
+    'must be "loopback" (callers without a [scanners.<AE>] table are served from this host '
+    "only), true (from any address) or false (never)"
+)
+
+
+def _unknown_callers(raw: Any) -> UnknownCallers:
+    """``dicom_allow_unknown_callers`` from TOML (true, false, "loopback") or text."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text == LOOPBACK:
+        return LOOPBACK
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{str(raw)[:40]!r}: {_UNKNOWN_CALLERS_VALUES}")
+
+
 def _check(name: str, ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(name, message)
@@ -297,6 +326,8 @@ def _coerce(name: str, raw: Any, target: Any) -> Any:
     kind = target if isinstance(target, type) else None
     text = str(raw).strip()
     try:
+        if target == "UnknownCallers":
+            return _unknown_callers(raw)
         if target == "bool" or kind is bool:
             if isinstance(raw, bool):
                 return raw

@@ -9,6 +9,9 @@ the one place where failures become DICOM statuses (PS3.4 C.4.1.1.4):
     C-CANCEL received                              0xFE00
     answer limit reached                           0x0000 after ``max_answers``
                                                    answers, with a WARNING log
+    caller the acceptance policy refuses           0xC001 + Error Comment (the
+                                                   association is rejected before
+                                                   any query: ``broker.dicom.server``)
 
 The answer limit ends the query with Success rather than a failure, so a
 modality still shows the first ``max_answers`` items; the WARNING names the
@@ -30,6 +33,7 @@ from pydicom.dataset import Dataset
 
 from broker.dicom.answers import AnswerCache
 from broker.dicom.matching import SPECIFIC_CHARACTER_SET
+from broker.dicom.peers import caller_of, calling_ae
 from broker.dicom.plan import QueryPlan, excluded, make_plan, sort_key
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.dicom.response import answer_shape, check_character_set
@@ -83,13 +87,6 @@ def _failure(status: Status, comment: str) -> FindResult:
     ds.Status = int(status)
     ds.ErrorComment = comment[:_ERROR_COMMENT_MAX]
     return ds, None
-
-
-def _calling_ae(event: FindEvent) -> str:
-    try:
-        return str(event.assoc.requestor.ae_title).strip()
-    except AttributeError:
-        return "?"
 
 
 def _charset_terms(identifier: Dataset) -> list[str]:
@@ -197,7 +194,7 @@ class WorklistFindService:
         finally:
             log.info(
                 "C-FIND from %s msg %s: %d answers, %s, %.1f ms",
-                _calling_ae(event),
+                calling_ae(event),
                 event.message_id,
                 answers,
                 outcome,
@@ -207,7 +204,9 @@ class WorklistFindService:
     def _answers(self, event: FindEvent) -> Iterator[FindResult]:
         """Match candidates and yield answers; failures become statuses here."""
         try:
-            profile = self._profiles.for_caller(_calling_ae(event), _peer_address(event))
+            # Checked at association already (broker.dicom.server); this service may also be
+            # bound to a server that does not, and it needs the profile anyway.
+            profile = self._profiles.for_caller(*caller_of(event))
             if profile is None:
                 raise DicomServiceError(
                     Status.UNABLE_TO_PROCESS, "this calling AE title or address may not query"
@@ -238,13 +237,13 @@ class WorklistFindService:
                     return
                 yield int(Status.PENDING), encode(query, entry)
         except DicomServiceError as e:
-            log.warning("C-FIND from %s refused: %s", _calling_ae(event), e)
+            log.warning("C-FIND from %s refused: %s", calling_ae(event), e)
             yield _failure(e.status, e.comment)
         except StoreError as e:
-            log.error("C-FIND from %s failed: %s", _calling_ae(event), e)
+            log.error("C-FIND from %s failed: %s", calling_ae(event), e)
             yield _failure(Status.UNABLE_TO_PROCESS, "worklist store unavailable")
         except Exception:
-            log.exception("C-FIND from %s failed", _calling_ae(event))
+            log.exception("C-FIND from %s failed", calling_ae(event))
             yield _failure(Status.UNABLE_TO_PROCESS, "internal error while matching")
 
     def _plan(self, query: Dataset, profile: ScannerProfile) -> QueryPlan:
@@ -263,13 +262,17 @@ class WorklistFindService:
                 yield entry
 
     def explain(
-        self, query: Dataset, entries: list[Dataset], caller: str, address: str = ""
+        self, query: Dataset, entries: list[Dataset], caller: str, address: str | None = None
     ) -> tuple[ScannerProfile | None, list[list[str] | None]]:
         """``mwl-broker explain``: the caller's profile, and for each entry why it would not
-        be answered to ``query`` (None: it would), by the very checks C-FIND uses."""
-        profile = self._profiles.for_caller(caller, address)
+        be answered to ``query`` (None: it would), by the very checks C-FIND uses. Without
+        ``address`` the source address is not checked."""
+        if address is None:
+            profile = self._profiles.regardless_of_address(caller)
+        else:
+            profile = self._profiles.for_caller(caller, address)
         if profile is None:
-            return None, [["the calling AE title (or its address) may not query"]] * len(entries)
+            return None, [["the calling AE title (or its address) may not connect"]] * len(entries)
         plan = self._plan(query, profile)
         if plan.nothing:
             return profile, [["the query asks for a station outside the profile's scope"]] * len(
@@ -329,15 +332,8 @@ class WorklistFindService:
         what = "refused the query" if refused else f"answered only the first {limit}"
         log.warning(
             "C-FIND from %s msg %s: more than %d matches, %s",
-            _calling_ae(event),
+            calling_ae(event),
             event.message_id,
             limit,
             what,
         )
-
-
-def _peer_address(event: FindEvent) -> str:
-    try:
-        return str(event.assoc.requestor.address)
-    except AttributeError:
-        return ""

@@ -1,13 +1,28 @@
-"""Per-scanner profiles: who may query, what each scanner sees, how it is answered.
+"""Per-scanner profiles: who may connect, what each scanner sees, how it is answered.
 
 A profile is chosen by the calling AE title of the association (PS3.8 A-ASSOCIATE
 Calling AE Title), from the ``[scanners.<AE>]`` tables of the settings file; the
-``[scanners."*"]`` table, if any, applies to every other caller. With
-``dicom_allow_unknown_callers = false`` a caller with no table of its own is
-rejected at association (and its queries refused should one get through)::
+``[scanners."*"]`` table, if any, applies to every other caller ("unknown"
+callers). ``ProfileSet.decide`` is the acceptance policy, checked once per
+association, before any service (``broker.dicom.server``):
+
+    caller with a table of its own        accepted from the table's addresses
+                                          (any address when it lists none)
+    unknown caller, and
+    dicom_allow_unknown_callers = false   rejected
+      ... = "loopback" (the default)      accepted from loopback addresses only
+                                          (127.0.0.0/8, ::1); a "*" table's
+                                          addresses narrow that further (they must
+                                          be loopback ones, or start-up fails)
+      ... = true                          accepted from the "*" table's addresses
+                                          (any address when it lists none)
+
+So a broker with no tables serves only its own host; a site lists its scanners
+(with their addresses) to serve the network::
 
     [scanners.CT1]
-    addresses = ["10.1.2.3"]        # optional: only from these source addresses
+    addresses = ["10.1.2.3"]        # only from these source addresses or networks
+                                    # ("10.1.2.0/24"); none listed: any address
     scope = "own"                   # "own" (stations = [its AE title]), "all", or a list
     unassigned = false              # also entries that name no station
     date_window = "today"           # when the query has no SPS Start Date: "today",
@@ -21,10 +36,13 @@ rejected at association (and its queries refused should one get through)::
     character_set = "ISO_IR 100"    # how answers are encoded
     unrepresentable = "utf8"        # a value the set cannot carry: "utf8" (that answer
                                     # in ISO_IR 192), "replace" (?), "transliterate"
+    mpps_update_others = false      # may also N-SET MPPS instances another AE title
+                                    # created, for steps within its scope
 
 Scope is enforced on every answer whatever the query holds: a query that asks
 for another station's AE title, leaves it empty or sends ``*`` still sees only
-the profile's stations. Defaults (date window, modality) only narrow matching:
+the profile's stations; an MPPS N-CREATE may only start steps within it
+(``broker.dicom.mpps``). Defaults (date window, modality) only narrow matching:
 they never add return keys the query did not ask for.
 """
 
@@ -34,18 +52,34 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydicom.charset import python_encoding
 
+from broker.dicom.peers import IPAddress, Network, parse_network, peer_ip
 from broker.errors import ConfigError
 
-__all__ = ["DEFAULT_PROFILE", "ProfileSet", "ScannerProfile", "site_zone"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "LOOPBACK",
+    "Decision",
+    "ProfileSet",
+    "Refusal",
+    "ScannerProfile",
+    "UnknownCallers",
+    "site_zone",
+]
+
+# dicom_allow_unknown_callers: False (never), "loopback" (from this host only), True
+LOOPBACK: Literal["loopback"] = "loopback"
+UnknownCallers = bool | Literal["loopback"]
 
 _KEYS = (
     "addresses", "scope", "unassigned", "date_window", "modality", "hidden_statuses",
     "max_answers", "over_limit", "sort", "character_set", "unrepresentable",
+    "mpps_update_others",
 )  # fmt: skip
 _WINDOW_RE = re.compile(r"([+-]?\d{1,3})\.\.([+-]?\d{1,3})")
 SORT_KEYS = ("start", "accession", "patient", "modality")
@@ -61,7 +95,7 @@ class ScannerProfile:
     """What one calling AE title may see and how it is answered (module docstring)."""
 
     ae_title: str  # "*": the profile of callers without one of their own
-    addresses: frozenset[str] = frozenset()  # empty: any source address
+    addresses: tuple[Network, ...] = ()  # empty: any source address
     stations: frozenset[str] | None = None  # None: every station
     unassigned: bool = True  # entries naming no station (only when stations is set)
     date_window: tuple[int, int] | None = None  # days around today; None: no default
@@ -72,9 +106,16 @@ class ScannerProfile:
     sort: tuple[str, ...] = ()
     character_set: str | None = None  # None: the broker's setting
     unrepresentable: str = "utf8"
+    mpps_update_others: bool = False  # may N-SET MPPS instances other AE titles created
 
     def allows_address(self, address: str) -> bool:
-        return not self.addresses or address in self.addresses
+        """Whether the profile's ``addresses`` (IPs or CIDR networks) admit ``address``."""
+        return self._admits(peer_ip(address))
+
+    def _admits(self, ip: IPAddress | None) -> bool:
+        if not self.addresses:
+            return True
+        return ip is not None and any(ip in network for network in self.addresses)
 
     def sees_station(self, stations: list[str]) -> bool:
         """Whether an entry with these Scheduled Station AE Titles is in scope."""
@@ -98,39 +139,118 @@ class ScannerProfile:
 DEFAULT_PROFILE = ScannerProfile("*")
 
 
+class Refusal(Enum):
+    """Why an association is not accepted (``Decision.refusal``); the value says it for a
+    person, without the caller's data."""
+
+    UNKNOWN_CALLER = "no [scanners.<AE>] table, and dicom_allow_unknown_callers = false"
+    UNKNOWN_CALLER_NOT_LOOPBACK = (
+        'no [scanners.<AE>] table, and dicom_allow_unknown_callers = "loopback" serves '
+        "such callers from this host only"
+    )
+    UNKNOWN_CALLER_ADDRESS = 'no [scanners.<AE>] table, and [scanners."*"] addresses omit it'
+    ADDRESS_NOT_LISTED = "its [scanners.<AE>] addresses omit the source address"
+
+    @property
+    def unknown_caller(self) -> bool:
+        """True when the calling AE title has no profile of its own."""
+        return self is not Refusal.ADDRESS_NOT_LISTED
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The acceptance policy's answer for one association (``ProfileSet.decide``)."""
+
+    profile: ScannerProfile | None  # the caller's profile when accepted
+    refusal: Refusal | None = None  # why not, when rejected
+
+    def __post_init__(self) -> None:
+        if (self.profile is None) == (self.refusal is None):
+            raise ValueError("a Decision has either a profile or a refusal")
+
+    @property
+    def accepted(self) -> bool:
+        return self.refusal is None
+
+
 class ProfileSet:
     """The profiles of a broker, looked up by calling AE title."""
 
     def __init__(
-        self, profiles: Mapping[str, ScannerProfile], *, allow_unknown: bool = True
+        self, profiles: Mapping[str, ScannerProfile], *, allow_unknown: UnknownCallers = LOOPBACK
     ) -> None:
+        if allow_unknown not in (True, False, LOOPBACK):
+            raise ValueError(f"allow_unknown must be True, False or {LOOPBACK!r}")
         self._profiles = dict(profiles)
         self.allow_unknown = allow_unknown
 
     def __repr__(self) -> str:
-        return f"ProfileSet({sorted(self._profiles)}, allow_unknown={self.allow_unknown})"
+        return f"ProfileSet({sorted(self._profiles)}, allow_unknown={self.allow_unknown!r})"
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any], *, allow_unknown: bool = True) -> ProfileSet:
+    def parse(
+        cls, raw: Mapping[str, Any], *, allow_unknown: UnknownCallers = LOOPBACK
+    ) -> ProfileSet:
         """Validate the ``[scanners]`` tables; errors name ``scanners.<AE>.<key>``."""
         profiles = {}
         for ae_title, table in raw.items():
             profiles[ae_title] = _profile(str(ae_title), table)
+        default = profiles.get("*")
+        if allow_unknown == LOOPBACK and default is not None:
+            outside = [str(n) for n in default.addresses if not _loopback_network(n)]
+            if outside:
+                raise ConfigError(
+                    "scanners.*.addresses",
+                    f"{outside[0]} is not a loopback address, but callers without a table "
+                    "of their own are served from this host only (dicom_allow_unknown_callers "
+                    '= "loopback", the default): set dicom_allow_unknown_callers = true to '
+                    "serve them from these addresses, or list those scanners in tables of "
+                    "their own",
+                )
         return cls(profiles, allow_unknown=allow_unknown)
 
     @property
     def known_callers(self) -> list[str]:
-        """The AE titles with a profile of their own (for association acceptance)."""
+        """The AE titles with a profile of their own."""
         return sorted(t for t in self._profiles if t != "*")
 
-    def for_caller(self, ae_title: str, address: str = "") -> ScannerProfile | None:
-        """The caller's profile, or None when it may not query (unknown, or wrong address)."""
-        profile = self._profiles.get(ae_title.strip())
-        if profile is None:
-            if not self.allow_unknown:
-                return None
-            profile = self._profiles.get("*", DEFAULT_PROFILE)
-        return profile if profile.allows_address(address) else None
+    @property
+    def without_addresses(self) -> list[str]:
+        """The AE titles whose table lists no addresses: accepted from any address."""
+        return sorted(t for t, p in self._profiles.items() if t != "*" and not p.addresses)
+
+    def own_profile(self, ae_title: str) -> ScannerProfile | None:
+        """The profile of the table named after ``ae_title`` (compared without padding)."""
+        title = ae_title.strip()
+        return None if title == "*" else self._profiles.get(title)
+
+    def decide(self, calling_ae: str, address: str) -> Decision:
+        """The acceptance policy: may this Calling AE Title (PS3.8 9.3.2) connect from this
+        source address, and with which profile (module docstring)."""
+        ip = peer_ip(address)
+        own = self.own_profile(calling_ae)
+        if own is not None:
+            return Decision(own) if own._admits(ip) else Decision(None, Refusal.ADDRESS_NOT_LISTED)
+        if self.allow_unknown is False:
+            return Decision(None, Refusal.UNKNOWN_CALLER)
+        if self.allow_unknown == LOOPBACK and not (ip is not None and ip.is_loopback):
+            return Decision(None, Refusal.UNKNOWN_CALLER_NOT_LOOPBACK)
+        default = self._profiles.get("*", DEFAULT_PROFILE)
+        if not default._admits(ip):
+            return Decision(None, Refusal.UNKNOWN_CALLER_ADDRESS)
+        return Decision(default)
+
+    def for_caller(self, ae_title: str, address: str) -> ScannerProfile | None:
+        """The caller's profile, or None when it may not connect (``decide``)."""
+        return self.decide(ae_title, address).profile
+
+    def regardless_of_address(self, ae_title: str) -> ScannerProfile | None:
+        """The caller's profile if some source address would be accepted, else None (for
+        ``mwl-broker explain`` without an address)."""
+        own = self.own_profile(ae_title)
+        if own is not None:
+            return own
+        return None if self.allow_unknown is False else self._profiles.get("*", DEFAULT_PROFILE)
 
 
 def site_zone(name: str) -> dt.tzinfo | None:
@@ -167,9 +287,12 @@ def _profile(ae_title: str, raw: object) -> ScannerProfile:
     modality = table.get("modality")
     if modality is not None and (not isinstance(modality, str) or not modality.strip()):
         raise ConfigError(f"{where}.modality", "must be a modality code such as CT")
+    update_others = table.get("mpps_update_others", False)
+    if not isinstance(update_others, bool):
+        raise ConfigError(f"{where}.mpps_update_others", "must be true or false")
     return ScannerProfile(
         ae_title=ae_title,
-        addresses=frozenset(_text_list(where, table, "addresses")),
+        addresses=_addresses(where, table),
         stations=stations,
         unassigned=unassigned,
         date_window=_window(where, table.get("date_window", "any")),
@@ -180,6 +303,7 @@ def _profile(ae_title: str, raw: object) -> ScannerProfile:
         sort=sort,
         character_set=charset,
         unrepresentable=policy,
+        mpps_update_others=update_others,
     )
 
 
@@ -202,6 +326,21 @@ def _text_list(where: str, table: Mapping[str, Any], key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}.{key}", "must be a list of text values")
     return [v.strip() for v in value]
+
+
+def _addresses(where: str, table: Mapping[str, Any]) -> tuple[Network, ...]:
+    """The ``addresses`` list: IP addresses or CIDR networks."""
+    networks = []
+    for text in _text_list(where, table, "addresses"):
+        try:
+            networks.append(parse_network(text))
+        except ValueError as e:
+            raise ConfigError(f"{where}.addresses", str(e)) from None
+    return tuple(networks)
+
+
+def _loopback_network(network: Network) -> bool:
+    return network.network_address.is_loopback and network.broadcast_address.is_loopback
 
 
 def _stations(where: str, ae_title: str, table: Mapping[str, Any]) -> frozenset[str] | None:

@@ -82,6 +82,13 @@ def test_explain_says_what_excludes_an_order(tmp_path: Path) -> None:
             cfg, "--aet", "CR7", "--accession", "ACC-1001", "--station", "", "--date", "20261126"
         )
         assert on_the_day.returncode == 0 and "SEEN by CR7 with this query" in on_the_day.stdout
+        # the same scanner from the network: no table of its own, so rejected at association
+        remote = explain(cfg, "--aet", "CR7", "--accession", "ACC-1001", "--address", "10.0.0.7")
+        assert remote.returncode == 1
+        assert (
+            "Scanner CR7: its association from 10.0.0.7 would be rejected: no [scanners.<AE>] "
+            'table, and dicom_allow_unknown_callers = "loopback"'
+        ) in remote.stdout
         mr = explain(
             cfg, "--aet", "MR1", "--accession", "ACC-1001", "--station", "", "--date", "none"
         )

@@ -104,7 +104,7 @@ def test_scope_never_leaks_another_stations_entry(
     batch: list[Dataset], scope: list[str], unassigned: bool, asked: str
 ) -> None:
     profiles = ProfileSet.parse({"ME": {"scope": scope, "unassigned": unassigned}})
-    profile = profiles.for_caller("ME")
+    profile = profiles.own_profile("ME")
     assert profile is not None
     query = Dataset()
     item = Dataset()

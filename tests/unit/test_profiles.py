@@ -15,7 +15,8 @@ from broker.settings import load_settings
 
 def test_lookup_by_calling_ae_title_and_address() -> None:
     profiles = ProfileSet.parse(
-        {"CT1": {"scope": "own", "addresses": ["10.0.0.5"]}, "*": {"max_answers": 50}}
+        {"CT1": {"scope": "own", "addresses": ["10.0.0.5"]}, "*": {"max_answers": 50}},
+        allow_unknown=True,
     )
     ct1 = profiles.for_caller("CT1 ", "10.0.0.5")  # AE titles are compared without padding
     assert ct1 is not None and ct1.stations == frozenset({"CT1"}) and not ct1.unassigned
@@ -23,18 +24,18 @@ def test_lookup_by_calling_ae_title_and_address() -> None:
     other = profiles.for_caller("MR9", "10.1.1.1")
     assert other is not None and other.max_answers == 50 and other.stations is None
     strict = ProfileSet.parse({"CT1": {}}, allow_unknown=False)
-    assert strict.for_caller("MR9") is None and strict.known_callers == ["CT1"]
+    assert strict.for_caller("MR9", "127.0.0.1") is None and strict.known_callers == ["CT1"]
 
 
 def test_scope_and_window() -> None:
-    (profile,) = [ProfileSet.parse({"US1": {"scope": ["US1", "US2"]}}).for_caller("US1")]
+    (profile,) = [ProfileSet.parse({"US1": {"scope": ["US1", "US2"]}}).own_profile("US1")]
     assert profile is not None
     assert profile.sees_station(["US2"]) and not profile.sees_station(["CT1"])
     assert not profile.sees_station([""])  # unassigned entries: not by default with a scope
-    wide = ProfileSet.parse({"X": {"date_window": "-1..+2"}}).for_caller("X")
+    wide = ProfileSet.parse({"X": {"date_window": "-1..+2"}}).own_profile("X")
     assert wide is not None
     assert wide.window(dt.date(2026, 12, 31)) == ("20261230", "20270102")
-    assert ProfileSet.parse({"X": {}}).for_caller("X").window(dt.date.today()) is None  # type: ignore[union-attr]
+    assert ProfileSet.parse({"X": {}}).own_profile("X").window(dt.date.today()) is None  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,12 @@ def test_scope_and_window() -> None:
         ({"character_set": "LATIN1"}, "scanners.CT1.character_set", "ISO_IR 100"),
         ({"unrepresentable": "drop"}, "scanners.CT1.unrepresentable", "utf8"),
         ({"hidden_statuses": ["DONE"]}, "scanners.CT1.hidden_statuses", "COMPLETED"),
-        ({"addresses": "10.0.0.1,10.0.0.2"}, None, None),  # one text is one address
+        ({"addresses": "10.0.0.1"}, None, None),  # one text is a list of one
+        ({"addresses": "10.0.0.1,10.0.0.2"}, "scanners.CT1.addresses", "10.1.2.0/24"),
+        ({"addresses": ["ct1.example.org"]}, "scanners.CT1.addresses", "not resolved"),
+        ({"addresses": ["10.1.2.3/24"]}, "scanners.CT1.addresses", "the network is 10.1.2.0/24"),
+        ({"addresses": [3]}, "scanners.CT1.addresses", "list of text"),
+        ({"mpps_update_others": "yes"}, "scanners.CT1.mpps_update_others", "true or false"),
         ({"unassigned": "yes"}, "scanners.CT1.unassigned", "true or false"),
         ({"modality": ""}, "scanners.CT1.modality", "modality code"),
     ],
