@@ -173,7 +173,7 @@ def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
         host=s.dicom_host,
         port=s.dicom_port,
         find_service=find,
-        mpps_service=MppsService(build_mpps_store(s, store)),
+        mpps_service=MppsService(build_mpps_store(s, store), profiles=profiles),
         network_timeout=s.dicom_network_timeout,
         max_associations=s.dicom_max_associations,
         calling_ae_titles=None if profiles.allow_unknown else profiles.known_callers,

@@ -7,6 +7,8 @@ keeps the instance and changes the linked worklist steps in one atomic call.
 Refusals become DICOM statuses here, in one place:
 
     N-CREATE
+    a linked worklist entry outside the    0x0124 Refused: not authorized (PS3.7 10.1.5.1.6);
+      caller's profile scope               nothing stored, no step changes
     Affected SOP Instance UID absent       the SCP assigns one and returns it (PS3.7 10.1.5.1.4)
     Affected SOP Instance UID not a UID    0x0106 Invalid attribute value
     instance UID already known             0x0111 Duplicate SOP Instance (PS3.7 10.1.5, C.5)
@@ -15,16 +17,25 @@ Refusals become DICOM statuses here, in one place:
     ... not IN PROGRESS                    0x0106 Invalid attribute value (PS3.4 F.7.2.1.3)
     N-SET
     unknown instance                       0x0112 No such SOP Instance (PS3.7 10.1.3, C.5)
+    instance another AE title created      0x0124 Refused: not authorized (PS3.7 10.1.1.1.8),
+                                           unless the caller's profile has
+                                           mpps_update_others and every linked entry
+                                           is within its scope
     instance COMPLETED or DISCONTINUED     0x0110 Processing failure, Error Comment "Performed
                                            Procedure Step Object may no longer be updated",
                                            Error ID A710 (PS3.4 F.7.2.2.3, Table F.7.2-2)
     status not a defined term              0x0106 Invalid attribute value
     both
+    caller the acceptance policy refuses   0x0124 (the association is rejected before
+                                           any request: ``broker.dicom.server``)
     unknown Specific Character Set,
     undecodable attribute list             0x0106 Invalid attribute value (PS3.4 F.7.2.2.3)
     store unavailable, any other failure   0x0110 Processing failure
 
-Every Error Comment names the attribute concerned. A Scheduled Step
+The scope is the C-FIND one (``ScannerProfile.sees_station`` on the entry's
+Scheduled Station AE Titles): a scanner can start, complete or discontinue
+only steps it could find. Every Error Comment names the attribute concerned
+or the rule applied. A Scheduled Step
 Attributes Sequence item with an empty Scheduled Procedure Step ID is IHE's
 unscheduled case (RAD TF-2 4.6.4.1.2.4): the instance is accepted and stored,
 and no worklist entry changes; so is an N-CREATE without the sequence (Type 1,
@@ -44,6 +55,9 @@ from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, generate_uid
 
+from broker.dicom.peers import caller_of, calling_ae
+from broker.dicom.plan import station_titles
+from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.errors import StoreError
 from broker.worklist import dicom_json
 from broker.worklist.mpps_store import (
@@ -75,6 +89,7 @@ class MppsStatus(IntEnum):
     NO_SUCH_SOP_INSTANCE = 0x0112
     MISSING_ATTRIBUTE = 0x0120
     MISSING_ATTRIBUTE_VALUE = 0x0121
+    NOT_AUTHORIZED = 0x0124  # Refused: not authorized (PS3.7 Annex C)
 
 
 # PS3.4 Table F.7.2-2: the Specific Error Comment and Error ID of an N-SET on an
@@ -115,13 +130,6 @@ def _failure(refusal: _Refusal) -> MppsResult:
     if refusal.error_id is not None:
         ds.ErrorID = refusal.error_id
     return ds, None
-
-
-def _calling_ae(event: Any) -> str:
-    try:
-        return str(event.assoc.requestor.ae_title).strip()
-    except AttributeError:
-        return "?"
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -207,8 +215,9 @@ def _steps(ds: Dataset) -> list[StepRef]:
 class MppsService:
     """Answers MPPS N-CREATE and N-SET requests from a :class:`MppsStore` (PS3.4 F.7)."""
 
-    def __init__(self, store: MppsStore) -> None:
+    def __init__(self, store: MppsStore, *, profiles: ProfileSet | None = None) -> None:
         self._store = store
+        self._profiles = profiles or ProfileSet({})
 
     def __repr__(self) -> str:
         return f"MppsService(store={self._store!r})"
@@ -227,17 +236,27 @@ class MppsService:
         try:
             return handler(event)
         except _Refusal as e:
-            log.warning("MPPS %s from %s refused: %s", operation, _calling_ae(event), e)
+            log.warning("MPPS %s from %s refused: %s", operation, calling_ae(event), e)
             return _failure(e)
         except StoreError as e:
-            log.error("MPPS %s from %s failed: %s", operation, _calling_ae(event), e)
+            log.error("MPPS %s from %s failed: %s", operation, calling_ae(event), e)
             return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "worklist store unavailable"))
         except Exception:
-            log.exception("MPPS %s from %s failed", operation, _calling_ae(event))
+            log.exception("MPPS %s from %s failed", operation, calling_ae(event))
             return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "internal error"))
 
+    def _profile(self, event: Any) -> ScannerProfile:
+        """The caller's profile (``ProfileSet.decide``), or 0x0124."""
+        profile = self._profiles.for_caller(*caller_of(event))
+        if profile is None:
+            raise _Refusal(
+                MppsStatus.NOT_AUTHORIZED, "this calling AE title or address may not use MPPS"
+            )
+        return profile
+
     def _create(self, event: Any) -> MppsResult:
-        aet = _calling_ae(event)
+        aet = calling_ae(event)
+        profile = self._profile(event)
         requested = event.request.AffectedSOPInstanceUID
         uid = str(requested).strip() if requested else ""
         if requested is not None and not UID(uid).is_valid:
@@ -262,8 +281,19 @@ class MppsService:
                 event.request.MessageID,
             )
         outcome, entries, changed = self._store.create(
-            uid, ds, steps, patient_id=_text(ds, "PatientID"), aet=aet
+            uid,
+            ds,
+            steps,
+            patient_id=_text(ds, "PatientID"),
+            aet=aet,
+            visible=lambda entry: profile.sees_station(station_titles(entry)),
         )
+        if outcome is CreateOutcome.OUT_OF_SCOPE:
+            log.debug("MPPS %s: entries outside the scope of %s: %s", uid, aet, list(entries))
+            raise _Refusal(
+                MppsStatus.NOT_AUTHORIZED,
+                "a Scheduled Step is for a station outside this AE's scope",
+            )
         if outcome is CreateOutcome.DUPLICATE:
             raise _Refusal(
                 MppsStatus.DUPLICATE_SOP_INSTANCE,
@@ -293,8 +323,9 @@ class MppsService:
         return int(MppsStatus.SUCCESS), None
 
     def _set(self, event: Any) -> MppsResult:
-        aet = _calling_ae(event)
+        aet = calling_ae(event)
         uid = str(event.request.RequestedSOPInstanceUID or "").strip()
+        self._check_updater(self._profile(event), aet, uid)
         changes = decoded(event.modification_list, "Modification List")
         _status(changes, required=False)
         ignored = sorted(e.keyword for e in changes if e.keyword in _NOT_SETTABLE)
@@ -335,3 +366,20 @@ class MppsService:
             list(result.entries),
         )
         return int(MppsStatus.SUCCESS), None
+
+    def _check_updater(self, profile: ScannerProfile, aet: str, uid: str) -> None:
+        """N-SET only by the AE title that created the instance, or by a profile with
+        ``mpps_update_others`` whose scope holds every linked entry; else 0x0124."""
+        found = self._store.creator(uid)
+        if found is None:
+            return  # the update answers 0x0112 No such SOP Instance
+        creator, entries = found
+        if creator == aet:
+            return
+        if profile.mpps_update_others and all(
+            profile.sees_station(station_titles(entry)) for _, entry in self._store.entries(entries)
+        ):
+            return
+        raise _Refusal(
+            MppsStatus.NOT_AUTHORIZED, "this MPPS instance was created by another AE title"
+        )

@@ -23,7 +23,15 @@ from broker.dicom.profiles import ScannerProfile
 from broker.dicom.timezone import localize
 from broker.worklist.model import CandidateCriteria
 
-__all__ = ["QueryPlan", "asks_for_status", "entry_status", "excluded", "make_plan", "sort_key"]
+__all__ = [
+    "QueryPlan",
+    "asks_for_status",
+    "entry_status",
+    "excluded",
+    "make_plan",
+    "sort_key",
+    "station_titles",
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,12 @@ def sort_key(entry: Dataset, *, keys: tuple[str, ...]) -> tuple[str, ...]:
         "modality": lambda: _text(step, "Modality"),
     }
     return tuple(parts[k]() for k in keys)
+
+
+def station_titles(entry: Dataset) -> list[str]:
+    """The entry's Scheduled Station AE Titles (0040,0001), what a profile's scope is
+    checked against (``ScannerProfile.sees_station``; C-FIND and MPPS alike)."""
+    return _values(_step(entry), "ScheduledStationAETitle")
 
 
 def entry_status(entry: Dataset) -> str:
@@ -164,7 +178,7 @@ def excluded(
         reasons += _failing_keys(query, entry, pn_case_insensitive)
     step = _step(entry)
     profile = plan.profile
-    stations = _values(step, "ScheduledStationAETitle")
+    stations = station_titles(entry)
     if not profile.sees_station(stations):
         if not why:
             return reasons

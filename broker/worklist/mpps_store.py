@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -113,6 +113,7 @@ class StepRef:
 class CreateOutcome(StrEnum):
     CREATED = "created"
     DUPLICATE = "duplicate"  # an instance with this SOP Instance UID exists
+    OUT_OF_SCOPE = "out of scope"  # a linked entry the caller may not see: nothing stored
 
 
 class SetOutcome(StrEnum):
@@ -168,13 +169,27 @@ class MppsStore:
     # -- writes -------------------------------------------------------------
 
     def create(
-        self, uid: str, ds: Dataset, steps: Sequence[StepRef], *, patient_id: str, aet: str
+        self,
+        uid: str,
+        ds: Dataset,
+        steps: Sequence[StepRef],
+        *,
+        patient_id: str,
+        aet: str,
+        visible: Callable[[Dataset], bool] | None = None,
     ) -> tuple[CreateOutcome, tuple[str, ...], int]:
         """Store a new IN PROGRESS instance and start its scheduled steps (PS3.4 F.7.2.1).
 
         Returns the outcome, the linked entry ids and how many entries changed.
+        With ``visible`` (the caller's profile scope), an instance linked to an
+        entry it does not accept is not stored: OUT_OF_SCOPE, with those entries.
         """
-        entries = tuple(self.linked_entries(steps, patient_id))
+        linked = self._linked(steps, patient_id)
+        if visible is not None:
+            hidden = tuple(entry_id for entry_id, entry in linked if not visible(entry))
+            if hidden:
+                return CreateOutcome.OUT_OF_SCOPE, hidden, 0
+        entries = tuple(entry_id for entry_id, _ in linked)
         refs = self._index_refs(steps)
         payload = self._payload(uid, ds, PerformedStatus.IN_PROGRESS, aet)
         payload.update(
@@ -251,13 +266,17 @@ class MppsStore:
     # -- reads --------------------------------------------------------------
 
     def linked_entries(self, steps: Iterable[StepRef], patient_id: str) -> list[str]:
-        """Ids of the worklist entries the scheduled items name, in item order.
+        """Ids of the worklist entries the scheduled items name, in item order."""
+        return [entry_id for entry_id, _ in self._linked(steps, patient_id)]
+
+    def _linked(self, steps: Iterable[StepRef], patient_id: str) -> list[tuple[str, Dataset]]:
+        """The worklist entries the scheduled items name, in item order, with their ids.
 
         Candidates come from the accession index, else the patient index; an
         item with neither (both are Type 2 in the N-CREATE) makes a pass over
         every entry, logged as a warning.
         """
-        found: dict[str, None] = {}
+        found: dict[str, Dataset] = {}
         for step in steps:
             if not step.scheduled:
                 continue
@@ -273,8 +292,23 @@ class MppsStore:
                 ids = self._members(self._keys.all_entries())
             for entry_id, entry in self._entries(ids):
                 if step.matches(entry):
-                    found.setdefault(entry_id, None)
-        return list(found)
+                    found.setdefault(entry_id, entry)
+        return list(found.items())
+
+    def creator(self, uid: str) -> tuple[str, tuple[str, ...]] | None:
+        """The calling AE title that created the instance and its linked entry ids (neither
+        changes after N-CREATE), or None when there is no such instance."""
+        try:
+            aet, entries = self._redis.hmget(self._keys.mpps(uid), "aet", "entries")
+        except redis.RedisError as e:
+            raise StoreError(f"worklist store unavailable: {e}") from e
+        if entries is None:
+            return None
+        return _text(aet), tuple(json.loads(entries))
+
+    def entries(self, ids: Sequence[str]) -> Iterator[tuple[str, Dataset]]:
+        """The worklist entries with these ids that still exist, with their ids."""
+        yield from self._entries(list(ids))
 
     def get(self, uid: str) -> MppsRecord | None:
         """The stored instance, or None."""
@@ -303,7 +337,7 @@ class MppsStore:
         except redis.RedisError as e:
             raise store_error(e) from e
 
-    def _entries(self, ids: list[str]) -> Iterable[tuple[str, Dataset]]:
+    def _entries(self, ids: list[str]) -> Iterator[tuple[str, Dataset]]:
         for start in range(0, len(ids), _SCAN_BATCH):
             batch = ids[start : start + _SCAN_BATCH]
             try:
