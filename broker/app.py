@@ -25,7 +25,8 @@ import redis
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.mpps import MppsService
-from broker.dicom.profiles import ProfileSet, site_zone
+from broker.dicom.peers import peer_ip
+from broker.dicom.profiles import LOOPBACK, ProfileSet, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.errors import ConfigError
 from broker.hl7.batching import BatchingHandler
@@ -158,6 +159,7 @@ def router_config(s: Settings) -> RouterConfig:
 def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
     """The MWL C-FIND and MPPS SCP on ``store``, with the configured scanner profiles."""
     profiles = ProfileSet.parse(s.dicom_scanners, allow_unknown=s.dicom_allow_unknown_callers)
+    _log_caller_policy(profiles, s.dicom_host)
     find = WorklistFindService(
         store,
         max_answers=s.dicom_max_answers,
@@ -176,7 +178,7 @@ def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
         mpps_service=MppsService(build_mpps_store(s, store), profiles=profiles),
         network_timeout=s.dicom_network_timeout,
         max_associations=s.dicom_max_associations,
-        calling_ae_titles=None if profiles.allow_unknown else profiles.known_callers,
+        admission=profiles.decide,
     )
 
 
@@ -195,6 +197,24 @@ def _check_memory(client: redis.Redis) -> None:
             "when it is full; raise redis_max_memory or shorten the retention",
             used,
             limit,
+        )
+
+
+def _log_caller_policy(profiles: ProfileSet, host: str) -> None:
+    """Say at start-up who the DICOM side serves when it is easy to get wrong."""
+    listening = peer_ip(host)
+    local_only = host == "localhost" or (listening is not None and listening.is_loopback)
+    if profiles.allow_unknown == LOOPBACK and not profiles.known_callers and not local_only:
+        log.warning(
+            "DICOM: no [scanners.<AE title>] table, so only callers on this host (loopback) "
+            "are served; list each scanner with its addresses to serve the network "
+            '(README "Scanner profiles")'
+        )
+    if profiles.without_addresses:
+        log.warning(
+            "DICOM: [scanners] tables without addresses, accepted from any address by AE "
+            "title alone: %s",
+            ", ".join(profiles.without_addresses),
         )
 
 

@@ -5,6 +5,22 @@ runs in its own thread and calls ``WorklistFindService.handle`` (and, for MPPS
 N-CREATE / N-SET, ``MppsService.handle_create`` / ``handle_set``) synchronously;
 the store client is synchronous and thread-safe, so no bridge to asyncio is
 needed.
+
+Who may connect is decided once per association, as soon as the A-ASSOCIATE-RQ
+is read (pynetdicom's EVT_REQUESTED, before presentation contexts are
+negotiated), by a pure policy ``(calling AE title, source address) -> Decision``
+(``broker.dicom.profiles.ProfileSet.decide``). A refused caller gets an
+A-ASSOCIATE-RJ (PS3.8 9.3.4), rejected-permanent, source DICOM UL service user:
+
+    calling AE title without a table of its own   reason 3, calling AE title
+      that unknown callers may not use, or from     not recognized
+      an address they may not use
+    AE title with a table, from an address it     reason 1, no reason given (PS3.8
+      does not list                                 Table 9-21 has none for addresses)
+    the policy itself failed                      rejected-transient, reason 1
+
+and one WARNING line with the source address and the calling AE title
+(printable characters only, at most 16); no service of the broker runs for it.
 """
 
 from __future__ import annotations
@@ -19,7 +35,17 @@ from typing import Any, Protocol
 from pydicom.uid import UID
 from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 
-__all__ = ["DicomServer", "FindHandler", "MppsHandler", "configure_pynetdicom_logging"]
+from broker.dicom.peers import loggable_ae
+from broker.dicom.profiles import Decision, ProfileSet, Refusal
+from broker.dicom.status import RejectReason, RejectResult, RejectSource
+
+__all__ = [
+    "Admission",
+    "DicomServer",
+    "FindHandler",
+    "MppsHandler",
+    "configure_pynetdicom_logging",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +59,10 @@ _PACE_EVERY = 32
 Verification = UID("1.2.840.10008.1.1")
 ModalityWorklistInformationFind = UID("1.2.840.10008.5.1.4.31")
 ModalityPerformedProcedureStep = UID("1.2.840.10008.3.1.2.3.3")
+
+
+# The acceptance policy: (Calling AE Title, source address) -> Decision.
+Admission = Callable[[str, str], Decision]
 
 
 class FindHandler(Protocol):
@@ -127,13 +157,69 @@ def _quick_ack(event: Any) -> None:
         event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
 
+def _rejection(refusal: Refusal) -> RejectReason:
+    """The A-ASSOCIATE-RJ reason for a refusal (PS3.8 Table 9-21, source service user)."""
+    if refusal.unknown_caller:
+        return RejectReason.CALLING_AE_TITLE_NOT_RECOGNIZED
+    return RejectReason.NO_REASON_GIVEN
+
+
+def _admission_check(admit: Admission) -> Callable[[Any], None]:
+    """The EVT_REQUESTED handler: reject the association unless ``admit`` accepts the
+    caller (module docstring).
+
+    pynetdicom logs and swallows an exception of a notification handler and then
+    negotiates as usual, so every failure here rejects (or aborts): it fails closed.
+    """
+
+    def on_requested(event: Any) -> None:
+        assoc = event.assoc
+        address, calling = "?", ""
+        result, reason = RejectResult.TRANSIENT, RejectReason.NO_REASON_GIVEN
+        try:
+            address = str(assoc.requestor.address)
+            calling = str(assoc.requestor.primitive.calling_ae_title)
+            refusal = admit(calling, address).refusal
+            if refusal is None:
+                return
+            why = refusal.value
+            result, reason = RejectResult.PERMANENT, _rejection(refusal)
+        except Exception:
+            log.exception("DICOM association from %s: the acceptance check failed", address)
+            why = "the acceptance check failed"
+        log.warning(
+            "DICOM association from %s, calling AE title '%s', rejected (%s, %s): %s",
+            address,
+            loggable_ae(calling),
+            result.name.lower(),
+            reason.name.lower().replace("_", " "),
+            why,
+        )
+        _reject(assoc, result, reason)
+
+    return on_requested
+
+
+def _reject(assoc: Any, result: RejectResult, reason: RejectReason) -> None:
+    """Send the A-ASSOCIATE-RJ and end the association, as pynetdicom does for its own
+    rejections (``ACSE._negotiate_as_acceptor``); A-ABORT should that fail."""
+    try:
+        assoc.acse.send_reject(int(result), int(RejectSource.SERVICE_USER), int(reason))
+        evt.trigger(assoc, evt.EVT_REJECTED, {})
+        assoc.kill()
+    except Exception:
+        log.exception("could not reject a DICOM association; aborting it")
+        assoc.abort()
+
+
 class DicomServer:
     """Accepts associations for one AE title: C-ECHO, MWL C-FIND (PS3.4 K) and,
     when given an MPPS service, MPPS N-CREATE / N-SET (PS3.4 F.7).
 
-    The called AE title must be ours, or the association is rejected (PS3.8
-    9.3.4, A-ASSOCIATE-RJ reason 7). Any calling AE title is accepted unless
-    ``calling_ae_titles`` lists the ones allowed (reason 3 otherwise).
+    ``admission`` decides who may connect, for every service (module docstring);
+    by default ``ProfileSet({}).decide``: any calling AE title, from this host
+    only. The called AE title must be ours, or the association is rejected
+    (PS3.8 9.3.4, A-ASSOCIATE-RJ reason 7).
     """
 
     def __init__(
@@ -148,10 +234,10 @@ class DicomServer:
         dimse_timeout: float = 30.0,
         network_timeout: float = 60.0,
         max_associations: int = 32,
-        calling_ae_titles: list[str] | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._ae_title = ae_title
-        self._callers = calling_ae_titles
+        self._admit = admission or ProfileSet({}).decide
         self._host = host
         self._requested_port = port
         self._find = find_service
@@ -168,8 +254,6 @@ class DicomServer:
     def _build_ae(self) -> AE:
         ae = AE(ae_title=self._ae_title)
         ae.require_called_aet = True
-        if self._callers:
-            ae.require_calling_aet = self._callers
         ae.acse_timeout = self._acse_timeout
         ae.dimse_timeout = self._dimse_timeout
         ae.network_timeout = self._network_timeout
@@ -185,6 +269,7 @@ class DicomServer:
         if self._server is not None:
             raise RuntimeError("DicomServer already started")
         handlers: list[evt.EventHandlerType] = [
+            (evt.EVT_REQUESTED, _admission_check(self._admit)),
             (evt.EVT_CONN_OPEN, _set_nodelay),
             *([(evt.EVT_DATA_RECV, _quick_ack)] if _TCP_QUICKACK is not None else []),
             (evt.EVT_C_FIND, _paced(self._find.handle, self._network_timeout)),

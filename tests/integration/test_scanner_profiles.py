@@ -16,7 +16,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 from broker.dicom.find import WorklistFindService
 from broker.dicom.profiles import ProfileSet
 from broker.dicom.server import DicomServer
-from broker.dicom.status import Status
+from broker.dicom.status import RejectReason, Status
 from broker.errors import ConfigError
 from broker.settings import load_settings
 from broker.worklist.model import OrderAction, OrderChange
@@ -183,7 +183,7 @@ def test_unknown_callers_are_rejected_at_association(stations: WorklistStore) ->
         host="127.0.0.1",
         port=0,
         find_service=service,
-        calling_ae_titles=profiles.known_callers,
+        admission=profiles.decide,
     )
     server.start()
     try:
@@ -191,6 +191,7 @@ def test_unknown_callers_are_rejected_at_association(stations: WorklistStore) ->
         stranger.add_requested_context(ModalityWorklistInformationFind)
         refused = stranger.associate("127.0.0.1", server.port, ae_title=AE_TITLE)
         assert refused.is_rejected and not refused.is_established
+        assert refused.acceptor.primitive.diagnostic == RejectReason.CALLING_AE_TITLE_NOT_RECOGNIZED
         answers, final = ask(server, "CT1", query())
         assert final.Status == Status.SUCCESS and accs(answers) == ["A1", "A2"]
     finally:
