@@ -192,7 +192,7 @@ def _admission_check(admit: Admission) -> Callable[[Any], None]:
             address,
             loggable_ae(calling),
             result.name.lower(),
-            reason.name.lower().replace("_", " "),
+            reason.name.lower().replace("_", " ").replace("ae title", "AE title"),
             why,
         )
         _reject(assoc, result, reason)

@@ -149,6 +149,7 @@ def test_a_scanner_from_an_address_its_table_omits_is_rejected(
     (line,) = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
     assert line.startswith("DICOM association from 127.0.0.1, calling AE title 'CT1', rejected")
     assert "permanent, no reason given" in line and "addresses omit" in line
+    assert "calling AE title not recognized" not in line
 
 
 @pytest.mark.parametrize("context", SERVICES, ids=SERVICE_IDS)
@@ -266,6 +267,7 @@ def test_odd_calling_ae_titles_are_rejected_and_logged_as_sent(
     assert odd[0] == 0x03 and tuple(odd[7:10]) == AE_NOT_RECOGNIZED  # A-ASSOCIATE-RJ
     (line,) = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
     assert "calling AE title '%s' OR '1'='1'" in line
+    assert "(permanent, calling AE title not recognized)" in line
     # control characters: pynetdicom cannot decode the request and aborts (A-ABORT) before
     # the policy runs; no association either way
     assert raw[0] == 0x07, raw
