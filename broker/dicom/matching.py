@@ -29,13 +29,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from contextlib import suppress
-from functools import lru_cache
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 
+from broker.dicom.wildcard import glob_match
 from broker.worklist.model import CandidateCriteria
 
 __all__ = [
@@ -124,25 +124,17 @@ def _is_universal_item(item: Dataset) -> bool:
     return all(_skipped(e.tag) or _is_universal(e) for e in item)
 
 
-@lru_cache(maxsize=1024)
-def _wildcard_re(pattern: str) -> re.Pattern[str]:
-    """PS3.4 C.2.2.2.4: ``*`` matches any run of characters, ``?`` exactly one."""
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile("".join(parts), re.DOTALL)
-
-
 def _match_text(query: str, stored: str, vr: str, fold: bool) -> bool:
+    """Single value or wild card matching of text (PS3.4 C.2.2.2.1, C.2.2.2.4)."""
     wild = vr in _WILDCARD_VRS and ("*" in query or "?" in query)
     if not fold:
-        return _wildcard_re(query).fullmatch(stored) is not None if wild else query == stored
+        return glob_match(query, stored) if wild else query == stored
     # Case-insensitive: full case folding equates "STRASSE" and "Straße"; a "?" stands for
     # one character, which folding may change ("ß" becomes "ss"), so a wild card also
     # matches when the one-to-one lower case forms do.
     if not wild:
         return query.casefold() == stored.casefold()
-    return any(
-        _wildcard_re(f(query)).fullmatch(f(stored)) is not None for f in (str.casefold, str.lower)
-    )
+    return any(glob_match(f(query), f(stored)) for f in (str.casefold, str.lower))
 
 
 def _pn_group(group: str) -> str:
