@@ -89,9 +89,11 @@ class MappingError(HL7Error):
 
 
 class DicomServiceError(BrokerError):
-    """A DICOM service request failed; ``status`` and ``comment`` go to the peer."""
+    """A DICOM service request failed; ``status`` and ``comment`` go to the peer, and
+    ``offending`` (a tag), if given, as its Offending Element (0000,0901) (PS3.7 Table E.1-1)."""
 
-    def __init__(self, status: Status, comment: str) -> None:
+    def __init__(self, status: Status, comment: str, *, offending: int | None = None) -> None:
         super().__init__(f"0x{status:04X}: {comment}")
         self.status = status
         self.comment = comment
+        self.offending = offending

@@ -5,6 +5,9 @@ only yields ``(status, Dataset)`` pairs; pynetdicom owns the protocol. This is
 the one place where failures become DICOM statuses (PS3.4 C.4.1.1.4):
 
     undecodable identifier / unsupported charset   0xA900 + Error Comment
+    a key longer than its VR allows                0xA900 + Offending Element + Error Comment
+    identifier past the broker's bounds            0xA700 + Error Comment
+                                                   (``broker.dicom.limits``)
     store unavailable, any other failure           0xC001 + Error Comment
     C-CANCEL received                              0xFE00
     answer limit reached                           0x0000 after ``max_answers``
@@ -32,6 +35,7 @@ from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
 
 from broker.dicom.answers import AnswerCache
+from broker.dicom.limits import check_identifier, check_identifier_size
 from broker.dicom.matching import SPECIFIC_CHARACTER_SET
 from broker.dicom.peers import caller_of, calling_ae
 from broker.dicom.plan import QueryPlan, excluded, make_plan, sort_key
@@ -80,11 +84,20 @@ class FindEvent(Protocol):
     @property
     def assoc(self) -> Any: ...
 
+    @property
+    def request(self) -> Any: ...
 
-def _failure(status: Status, comment: str) -> FindResult:
-    """A failure status with its Error Comment, as pynetdicom sends it."""
+    @property
+    def context(self) -> Any: ...
+
+
+def _failure(status: Status, comment: str, offending: int | None = None) -> FindResult:
+    """A failure status with its Error Comment (and Offending Element, if given), as
+    pynetdicom sends it (PS3.7 Table E.1-1)."""
     ds = Dataset()
     ds.Status = int(status)
+    if offending is not None:
+        ds.OffendingElement = [offending]
     ds.ErrorComment = comment[:_ERROR_COMMENT_MAX]
     return ds, None
 
@@ -102,15 +115,28 @@ def _charset_terms(identifier: Dataset) -> list[str]:
     return [part.strip() for v in values for part in str(v).split("\\")]
 
 
-def decode_identifier(event: FindEvent) -> Dataset:
-    """The request identifier, fully decoded, or ``DicomServiceError(0xA900)``.
+def _check_size(event: FindEvent) -> None:
+    """``broker.dicom.limits.check_identifier_size`` on the request's encoded identifier."""
+    encoded = event.request.Identifier
+    if encoded is None:
+        return
+    with encoded.getbuffer() as view:
+        check_identifier_size(view, bool(event.context.transfer_syntax.is_deflated))
 
-    pydicom decodes lazily, so every element (and every PN, whose bytes are
-    decoded on first use) is touched here, not halfway through matching. An
-    unknown Specific Character Set (PS3.4 C.2.2.2: matching would be undefined)
-    is refused rather than decoded with pydicom's fallback.
+
+def decode_identifier(event: FindEvent) -> Dataset:
+    """The request identifier, fully decoded and within bounds, or ``DicomServiceError``.
+
+    An identifier that cannot be decoded, or whose Specific Character Set is
+    unknown (PS3.4 C.2.2.2: matching would be undefined; refused rather than
+    decoded with pydicom's fallback), is 0xA900; one past the bounds of
+    ``broker.dicom.limits`` is 0xA900 (a key longer than its VR allows) or
+    0xA700, with the size checked before anything is decoded. pydicom decodes
+    lazily, so every element (and every PN, whose bytes are decoded on first
+    use) is touched here, not halfway through matching.
     """
     try:
+        _check_size(event)
         identifier = event.identifier
         if identifier is None:
             raise ValueError("no identifier in the request")
@@ -120,9 +146,7 @@ def decode_identifier(event: FindEvent) -> Dataset:
                 Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
                 f"unsupported Specific Character Set {unknown[0]!a}",
             )
-        for elem in identifier.iterall():
-            if elem.VR == "PN":
-                str(elem.value)
+        check_identifier(identifier)  # touches every element, and every PN as text
     except DicomServiceError:
         raise
     except Exception as e:
@@ -238,7 +262,7 @@ class WorklistFindService:
                 yield int(Status.PENDING), encode(query, entry)
         except DicomServiceError as e:
             log.warning("C-FIND from %s refused: %s", calling_ae(event), e)
-            yield _failure(e.status, e.comment)
+            yield _failure(e.status, e.comment, e.offending)
         except StoreError as e:
             log.error("C-FIND from %s failed: %s", calling_ae(event), e)
             yield _failure(Status.UNABLE_TO_PROCESS, "worklist store unavailable")

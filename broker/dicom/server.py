@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from pydicom import config as pydicom_config
 from pydicom.uid import UID
 from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 
@@ -81,10 +82,15 @@ class MppsHandler(Protocol):
 
 def configure_pynetdicom_logging() -> None:
     """Keep patient data out of logs: pynetdicom logs every C-FIND identifier at
-    INFO by default. Process-wide, so called once by the composition root,
-    before any ``DicomServer`` is built."""
+    INFO by default; pydicom, reading a value that is not valid for its VR, logs
+    and warns, some of it with the value itself (``Invalid value for VR UI:
+    '1.2.*'``). The broker checks keys itself (``broker.dicom.limits``) and says
+    which key, never its value, so pydicom's validation on reading is off.
+    Process-wide, so called once by the composition root, before any
+    ``DicomServer`` is built."""
     _config.LOG_REQUEST_IDENTIFIERS = False
     _config.LOG_RESPONSE_IDENTIFIERS = False
+    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
     # The standard per-PDU/DIMSE handlers only log below WARNING; unbound, they
     # cost nothing (about 5 % of a large C-FIND's time otherwise).
     _config.LOG_HANDLER_LEVEL = "none"
