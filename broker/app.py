@@ -169,6 +169,8 @@ def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
         profiles=profiles,
         zone=site_zone(s.site_timezone),
         answer_cache=s.dicom_entry_cache,
+        max_candidates=s.dicom_max_candidates,
+        query_seconds=s.dicom_query_seconds,
     )
     return DicomServer(
         ae_title=s.ae_title,

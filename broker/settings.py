@@ -79,6 +79,8 @@ class Settings:
     dicom_port: int = 11112
     ae_title: str = "MWL_BROKER"
     dicom_max_answers: int = 5000
+    dicom_max_candidates: int = 200_000  # entries one C-FIND may examine (broker.dicom.budget)
+    dicom_query_seconds: float = 10.0  # time one C-FIND may spend searching (the same)
     dicom_entry_cache: int = 10_000  # entries kept decoded for C-FIND, and answers; 0: off
     dicom_character_set: str = "ISO_IR 192"
     dicom_pn_case_insensitive: bool = True
@@ -147,6 +149,7 @@ class Settings:
             "hl7_max_connections",
             "hl7_max_connections_per_address",
             "dicom_max_answers",
+            "dicom_max_candidates",
             "dicom_max_associations",
             "dedup_window_seconds",
             "message_log_max",
@@ -159,7 +162,13 @@ class Settings:
             0 < self.message_log_days <= 3650,
             "must be a number of days greater than 0 and at most 3650",
         )
-        for name in ("hl7_idle_timeout", "dicom_network_timeout", "redis_timeout", "drain_timeout"):
+        for name in (
+            "hl7_idle_timeout",
+            "dicom_network_timeout",
+            "dicom_query_seconds",
+            "redis_timeout",
+            "drain_timeout",
+        ):
             _check(name, getattr(self, name) > 0, "must be a number of seconds greater than 0")
         _check("redis_wait_replicas", self.redis_wait_replicas >= 0, "must be 0 or more")
         _check(

@@ -8,6 +8,8 @@ the one place where failures become DICOM statuses (PS3.4 C.4.1.1.4):
     a key longer than its VR allows                0xA900 + Offending Element + Error Comment
     identifier past the broker's bounds            0xA700 + Error Comment
                                                    (``broker.dicom.limits``)
+    work budget spent (candidates, time)           0xA700 + Error Comment
+                                                   (``broker.dicom.budget``)
     store unavailable, any other failure           0xC001 + Error Comment
     C-CANCEL received                              0xFE00
     answer limit reached                           0x0000 after ``max_answers``
@@ -35,6 +37,7 @@ from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
 
 from broker.dicom.answers import AnswerCache
+from broker.dicom.budget import QueryBudget
 from broker.dicom.limits import check_identifier, check_identifier_size
 from broker.dicom.matching import SPECIFIC_CHARACTER_SET
 from broker.dicom.peers import caller_of, calling_ae
@@ -176,9 +179,13 @@ class WorklistFindService:
         profiles: ProfileSet | None = None,
         zone: dt.tzinfo | None = None,
         answer_cache: int = 10_000,
+        max_candidates: int = 200_000,
+        query_seconds: float = 10.0,
     ) -> None:
-        if max_answers < 1:
-            raise ValueError("max_answers must be at least 1")
+        if max_answers < 1 or max_candidates < 1:
+            raise ValueError("max_answers and max_candidates must be at least 1")
+        if query_seconds <= 0:
+            raise ValueError("query_seconds must be more than 0")
         check_character_set(character_set)
         self._source = source
         self._max_answers = max_answers
@@ -190,42 +197,55 @@ class WorklistFindService:
         self._built = AnswerCache(answer_cache)  # answers sent again to repeated polls
         # More candidates than this (a broad query): the caches are read, not filled.
         self._keep_limit = answer_cache // 4 if answer_cache else sys.maxsize
+        self._max_candidates = max_candidates
+        self._query_seconds = query_seconds
 
     def __repr__(self) -> str:
         return (
             f"WorklistFindService(max_answers={self._max_answers}, "
-            f"character_set={self._character_set!r})"
+            f"character_set={self._character_set!r}, max_candidates={self._max_candidates}, "
+            f"query_seconds={self._query_seconds})"
         )
 
     def handle(self, event: FindEvent) -> Iterator[FindResult]:
         """The EVT_C_FIND handler: yields one pending answer per matching entry.
 
         Answers are streamed as candidates arrive, never collected; a C-CANCEL
-        is checked before each candidate (PS3.4 C.4.1.2.3). One INFO summary
-        line per query, without patient data.
+        is checked before each candidate (PS3.4 C.4.1.2.3). The query's work is
+        bounded (``broker.dicom.budget``); its clock stops while an answer is
+        being sent. One INFO summary line per query, without patient data.
         """
         started = time.perf_counter()
-        outcome, answers = "success", 0
-        try:
-            for status, identifier in self._answers(event):
-                if status == Status.PENDING:
-                    answers += 1
-                elif status == Status.CANCEL:
-                    outcome = "cancelled"
-                else:
-                    outcome = "failed"
-                yield status, identifier
-        finally:
+        outcome, answers, logged = "success", 0, False
+        budget = QueryBudget(self._max_candidates, self._query_seconds)
+
+        def summary() -> None:
             log.info(
-                "C-FIND from %s msg %s: %d answers, %s, %.1f ms",
+                "C-FIND from %s msg %s: %d answers, %s, %d candidates, %.1f ms",
                 calling_ae(event),
                 event.message_id,
                 answers,
                 outcome,
+                budget.examined,
                 (time.perf_counter() - started) * 1000,
             )
 
-    def _answers(self, event: FindEvent) -> Iterator[FindResult]:
+        try:
+            for status, identifier in self._answers(event, budget):
+                if status == Status.PENDING:
+                    answers += 1
+                else:  # the last result: said before pynetdicom sends it and stops asking
+                    outcome = "cancelled" if status == Status.CANCEL else "failed"
+                    logged = True
+                    summary()
+                budget.pause()
+                yield status, identifier
+                budget.resume()
+        finally:
+            if not logged:
+                summary()
+
+    def _answers(self, event: FindEvent, budget: QueryBudget) -> Iterator[FindResult]:
         """Match candidates and yield answers; failures become statuses here."""
         try:
             # Checked at association already (broker.dicom.server); this service may also be
@@ -248,8 +268,10 @@ class WorklistFindService:
                 unrepresentable=profile.unrepresentable,
                 keep=keep,
             )
-            matched = self._matches(event, query, plan, self._source.entries(ids, keep=keep))
+            candidates = self._source.entries(ids, keep=keep)
+            matched = self._matches(event, query, plan, candidates, budget)
             if profile.sort or profile.refuse_over_limit:
+                budget.expect(len(ids))  # every candidate will be examined
                 yield from self._collected(event, matched, plan, profile, query, encode)
                 return
             for answered, entry in enumerate(matched):
@@ -275,13 +297,20 @@ class WorklistFindService:
         return make_plan(query, profile, today, self._hidden, self._max_answers, self._zone)
 
     def _matches(
-        self, event: FindEvent, query: Dataset, plan: QueryPlan, candidates: Iterator[Dataset]
+        self,
+        event: FindEvent,
+        query: Dataset,
+        plan: QueryPlan,
+        candidates: Iterator[Dataset],
+        budget: QueryBudget,
     ) -> Iterator[Dataset | None]:
-        """Entries the caller may see that match; None when the query was cancelled."""
+        """Entries the caller may see that match; None when the query was cancelled.
+        ``DicomServiceError`` (0xA700) when the budget is spent."""
         for entry in candidates:
             if event.is_cancelled:
                 yield None
                 return
+            budget.examine()
             if excluded(query, entry, plan, pn_case_insensitive=self._pn_case_insensitive) is None:
                 yield entry
 

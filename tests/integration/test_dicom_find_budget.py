@@ -1,0 +1,130 @@
+"""The per-query work budget over the network: candidates examined, time spent searching.
+
+A pynetdicom SCU against the real DicomServer on a real redis-server store,
+with budgets tiny enough to be reached by a handful of entries. A query past
+its budget ends with 0xA700 Refused: Out of resources and an Error Comment
+(PS3.4 K.4.1.1.4), and says so in the log; a query inside it is not affected;
+the association goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
+
+from broker.dicom.find import WorklistFindService
+from broker.dicom.profiles import ProfileSet
+from broker.dicom.status import Status
+from broker.worklist.store import WorklistStore
+from tests.integration.test_dicom_find import (
+    accessions,
+    associate,
+    entry,
+    find,
+    put,
+    query,
+    start_server,
+)
+
+
+@contextmanager
+def serving(service: WorklistFindService) -> Iterator[Any]:
+    """An association to a DicomServer answering with ``service``."""
+    server = start_server(service)
+    try:
+        with associate(server, (ModalityWorklistInformationFind,), (Verification,)) as assoc:
+            yield assoc
+    finally:
+        server.stop()
+
+
+def fill(store: WorklistStore) -> None:
+    """Ten entries for CT1, two for MR1."""
+    put(store, *(entry(f"C{n}", "CT1", "20261125") for n in range(10)))
+    put(store, entry("M1", "MR1", "20261125"), entry("M2", "MR1", "20261126"))
+
+
+def summary(caplog: pytest.LogCaptureFixture) -> str:
+    (line,) = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "broker.dicom.find" and r.levelno == logging.INFO
+    ]
+    return line
+
+
+def test_past_the_candidate_budget_the_query_is_refused(
+    store: WorklistStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    fill(store)
+    with serving(WorklistFindService(store, max_answers=100, max_candidates=5)) as assoc:
+        with caplog.at_level(logging.INFO, logger="broker.dicom.find"):
+            answers, final = find(assoc, query())  # every entry is a candidate
+        assert final.Status == Status.OUT_OF_RESOURCES
+        assert final.ErrorComment == "over 5 candidate entries; narrow the query"
+        assert len(answers) == 5  # answers sent before the budget ran out stand
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "over 5 candidate entries" in warnings[0]
+        assert "5 candidates" in summary(caplog)  # it stopped there: 7 were never matched
+        # a station poll, which the index narrows to two candidates, is answered
+        answers, final = find(assoc, query(ScheduledStationAETitle="MR1"))
+        assert final.Status == Status.SUCCESS
+        assert accessions(answers) == ["M1", "M2"]
+
+
+def test_a_sorted_query_past_the_budget_is_refused_before_reading_any_entry(
+    store: WorklistStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    fill(store)
+    profiles = ProfileSet.parse({"*": {"sort": ["start", "accession"]}})
+    service = WorklistFindService(store, max_answers=100, max_candidates=5, profiles=profiles)
+    with serving(service) as assoc:
+        with caplog.at_level(logging.INFO, logger="broker.dicom.find"):
+            answers, final = find(assoc, query())
+        assert answers == []
+        assert final.Status == Status.OUT_OF_RESOURCES
+        assert final.ErrorComment == "over 5 candidate entries; narrow the query"
+        assert "0 candidates" in summary(caplog)
+        answers, final = find(assoc, query(ScheduledStationAETitle="MR1"))
+        assert final.Status == Status.SUCCESS
+        assert [a.AccessionNumber for a in answers] == ["M1", "M2"]
+
+
+def test_past_the_time_budget_the_query_is_refused(
+    store: WorklistStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    fill(store)
+    # A nanosecond: spent before the first candidate, whatever the machine.
+    with serving(WorklistFindService(store, max_answers=100, query_seconds=1e-9)) as assoc:
+        with caplog.at_level(logging.INFO, logger="broker.dicom.find"):
+            answers, final = find(assoc, query())
+        assert answers == []
+        assert final.Status == Status.OUT_OF_RESOURCES
+        assert final.ErrorComment == "over 1e-09 s of searching; narrow the query"
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "s of searching" in warnings[0]
+        assert "0 candidates" in summary(caplog)
+        assert assoc.send_c_echo().Status == Status.SUCCESS
+
+
+class SlowScanner(WorklistFindService):
+    """The real service, each answer taken slowly, as by a slow scanner or network."""
+
+    def handle(self, event: Any) -> Iterator[Any]:
+        for result in super().handle(event):
+            yield result
+            time.sleep(0.4)  # the service's generator is suspended meanwhile
+
+
+def test_time_spent_sending_answers_does_not_count(store: WorklistStore) -> None:
+    put(store, *(entry(f"S{n}", "CT1", "20261125") for n in range(6)))  # 2.4 s of sending
+    with serving(SlowScanner(store, max_answers=100, query_seconds=1.0)) as assoc:
+        answers, final = find(assoc, query())
+    assert final.Status == Status.SUCCESS
+    assert len(answers) == 6
