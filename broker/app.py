@@ -170,7 +170,7 @@ def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
         zone=site_zone(s.site_timezone),
         answer_cache=s.dicom_entry_cache,
         max_candidates=s.dicom_max_candidates,
-        query_seconds=s.dicom_query_seconds,
+        query_cpu_seconds=s.dicom_query_cpu_seconds,
     )
     return DicomServer(
         ae_title=s.ae_title,

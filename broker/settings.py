@@ -80,7 +80,7 @@ class Settings:
     ae_title: str = "MWL_BROKER"
     dicom_max_answers: int = 5000
     dicom_max_candidates: int = 200_000  # entries one C-FIND may examine (broker.dicom.budget)
-    dicom_query_seconds: float = 10.0  # time one C-FIND may spend searching (the same)
+    dicom_query_cpu_seconds: float = 10.0  # processor time one C-FIND may spend (the same)
     dicom_entry_cache: int = 10_000  # entries kept decoded for C-FIND, and answers; 0: off
     dicom_character_set: str = "ISO_IR 192"
     dicom_pn_case_insensitive: bool = True
@@ -165,7 +165,7 @@ class Settings:
         for name in (
             "hl7_idle_timeout",
             "dicom_network_timeout",
-            "dicom_query_seconds",
+            "dicom_query_cpu_seconds",
             "redis_timeout",
             "drain_timeout",
         ):

@@ -180,12 +180,12 @@ class WorklistFindService:
         zone: dt.tzinfo | None = None,
         answer_cache: int = 10_000,
         max_candidates: int = 200_000,
-        query_seconds: float = 10.0,
+        query_cpu_seconds: float = 10.0,
     ) -> None:
         if max_answers < 1 or max_candidates < 1:
             raise ValueError("max_answers and max_candidates must be at least 1")
-        if query_seconds <= 0:
-            raise ValueError("query_seconds must be more than 0")
+        if query_cpu_seconds <= 0:
+            raise ValueError("query_cpu_seconds must be more than 0")
         check_character_set(character_set)
         self._source = source
         self._max_answers = max_answers
@@ -198,13 +198,13 @@ class WorklistFindService:
         # More candidates than this (a broad query): the caches are read, not filled.
         self._keep_limit = answer_cache // 4 if answer_cache else sys.maxsize
         self._max_candidates = max_candidates
-        self._query_seconds = query_seconds
+        self._query_cpu_seconds = query_cpu_seconds
 
     def __repr__(self) -> str:
         return (
             f"WorklistFindService(max_answers={self._max_answers}, "
             f"character_set={self._character_set!r}, max_candidates={self._max_candidates}, "
-            f"query_seconds={self._query_seconds})"
+            f"query_cpu_seconds={self._query_cpu_seconds})"
         )
 
     def handle(self, event: FindEvent) -> Iterator[FindResult]:
@@ -217,7 +217,7 @@ class WorklistFindService:
         """
         started = time.perf_counter()
         outcome, answers, logged = "success", 0, False
-        budget = QueryBudget(self._max_candidates, self._query_seconds)
+        budget = QueryBudget(self._max_candidates, self._query_cpu_seconds)
 
         def summary() -> None:
             log.info(

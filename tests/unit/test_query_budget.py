@@ -52,5 +52,5 @@ def test_time_while_paused_is_not_spent() -> None:
     with pytest.raises(DicomServiceError) as caught:
         budget.examine()
     assert caught.value.status == Status.OUT_OF_RESOURCES
-    assert caught.value.comment == "over 2 s of searching; narrow the query"
+    assert caught.value.comment == "over 2 CPU seconds of searching; narrow the query"
     assert budget.examined == 2

@@ -36,8 +36,8 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
         ({"MWL_BROKER_DICOM_ENTRY_CACHE": "-1"}, "dicom_entry_cache"),
         ({"MWL_BROKER_DICOM_ENTRY_CACHE": "lots"}, "MWL_BROKER_DICOM_ENTRY_CACHE"),
         ({"MWL_BROKER_DICOM_MAX_CANDIDATES": "0"}, "dicom_max_candidates"),
-        ({"MWL_BROKER_DICOM_QUERY_SECONDS": "0"}, "dicom_query_seconds"),
-        ({"MWL_BROKER_DICOM_QUERY_SECONDS": "-1.5"}, "dicom_query_seconds"),
+        ({"MWL_BROKER_DICOM_QUERY_CPU_SECONDS": "0"}, "dicom_query_cpu_seconds"),
+        ({"MWL_BROKER_DICOM_QUERY_CPU_SECONDS": "-1.5"}, "dicom_query_cpu_seconds"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], setting: str) -> None:
