@@ -93,17 +93,18 @@ def test_captured_pydicom_warnings_reach_the_filter() -> None:
     handler.addFilter(QuotedValues())
     logger = logging.getLogger("py.warnings")
     logger.addHandler(handler)
-    mode = config.settings.writing_validation_mode
+    modes = (config.settings.reading_validation_mode, config.settings.writing_validation_mode)
     try:
         with warnings.catch_warnings():  # restores warnings.showwarning whatever happens
             warnings.simplefilter("always")
             logging.captureWarnings(False)  # whatever an earlier test left captured
             logging.captureWarnings(True)
+            config.settings.reading_validation_mode = config.WARN  # a broker start sets IGNORE
             config.settings.writing_validation_mode = config.WARN
             Dataset().PatientBirthDate = "1980-01-01"
             logging.captureWarnings(False)
     finally:
-        config.settings.writing_validation_mode = mode
+        config.settings.reading_validation_mode, config.settings.writing_validation_mode = modes
         logger.removeHandler(handler)
     text = out.getvalue()
     assert "Invalid value for VR DA" in text and "1980-01-01" not in text
