@@ -34,7 +34,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
-from bench.cfind import REPO, Server, describe_machine, start_process
+from bench.cfind import describe_machine, start_broker
 from bench.cfind_client import CellResult, _one_query, quiet_pynetdicom, run_cell
 from bench.cfind_data import (
     Query,
@@ -95,18 +95,6 @@ def in_process(old_max_k: int) -> None:
         else:
             old = "(not run: doubles with each k)"
         print(f"| {k} | {old} | {now * 1e6:.0f} µs |", flush=True)
-
-
-def start_broker(data_dir: Path) -> Server:
-    env = {**os.environ, "MWL_BROKER_RETENTION_INTERVAL_SECONDS": "0"}
-    proc, m = start_process(
-        ["-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1", "--hl7-port", "0",
-         "--dicom-host", "127.0.0.1", "--dicom-port", "0", "--data-dir", str(data_dir),
-         "--mappings-dir", str(REPO / "mappings"), "--log-level", "WARNING"],
-        "DICOM MWL",
-        env,
-    )  # fmt: skip
-    return Server("broker", proc, int(m[1]), "MWL_BROKER")
 
 
 def load(data_dir: Path, count: int) -> tuple[dict[str, list[Query]], dict[Query, list[str]]]:
@@ -189,7 +177,7 @@ def broad_round(
 
 def over_network(count: int, attackers: int, reps: int, broad_concurrency: int) -> None:
     with tempfile.TemporaryDirectory(prefix="wildcard-bench-") as tmp:
-        broker = start_broker(Path(tmp) / "broker")
+        broker = start_broker(Path(tmp) / "broker", None)
         try:
             queries, expected = load(Path(tmp) / "broker", count)
             polls = queries["station"]
