@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from broker.redis_conn import EmbeddedRedis
 from broker.worklist.store import WorklistStore
+
+# `make fuzz` (HYPOTHESIS_PROFILE=fuzz): the property tests with many more examples, no
+# per-example deadline; the default profile is hypothesis's own (CI's fuzz smoke).
+hypothesis_settings.register_profile("fuzz", max_examples=20_000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def require_tool(name: str, package: str = "dcmtk") -> str:
