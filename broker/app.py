@@ -180,6 +180,7 @@ def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
         mpps_service=MppsService(build_mpps_store(s, store), profiles=profiles),
         network_timeout=s.dicom_network_timeout,
         max_associations=s.dicom_max_associations,
+        max_per_address=s.dicom_max_connections_per_address,
         admission=profiles.decide,
     )
 

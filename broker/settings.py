@@ -86,6 +86,7 @@ class Settings:
     dicom_pn_case_insensitive: bool = True
     dicom_hidden_statuses: tuple[str, ...] = ("COMPLETED", "CANCELED", "DISCONTINUED")
     dicom_max_associations: int = 32
+    dicom_max_connections_per_address: int = 8  # open at once; more are closed before a thread
     dicom_network_timeout: float = 60.0
     # callers without a [scanners.<AE>] table: "loopback" (from this host only), true, false
     dicom_allow_unknown_callers: UnknownCallers = LOOPBACK
@@ -151,6 +152,7 @@ class Settings:
             "dicom_max_answers",
             "dicom_max_candidates",
             "dicom_max_associations",
+            "dicom_max_connections_per_address",
             "dedup_window_seconds",
             "message_log_max",
             "message_log_max_bytes",

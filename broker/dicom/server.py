@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -36,6 +37,7 @@ from pydicom import config as pydicom_config
 from pydicom.uid import UID
 from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 
+from broker.dicom.guard import GuardLimits, guarded_server_class
 from broker.dicom.peers import loggable_ae
 from broker.dicom.profiles import Decision, ProfileSet, Refusal
 from broker.dicom.status import RejectReason, RejectResult, RejectSource
@@ -240,6 +242,7 @@ class DicomServer:
         dimse_timeout: float = 30.0,
         network_timeout: float = 60.0,
         max_associations: int = 32,
+        max_per_address: int | None = None,
         admission: Admission | None = None,
     ) -> None:
         self._ae_title = ae_title
@@ -252,6 +255,7 @@ class DicomServer:
         self._dimse_timeout = dimse_timeout
         self._network_timeout = network_timeout
         self._max_associations = max_associations
+        self._max_per_address = max_per_address or max_associations
         self._server: Any = None
 
     def __repr__(self) -> str:
@@ -286,9 +290,15 @@ class DicomServer:
                 (evt.EVT_N_SET, self._mpps.handle_set),
             ]
         ae = self._build_ae()
-        self._server = ae.start_server(
-            (self._host, self._requested_port), block=False, evt_handlers=handlers
+        limits = GuardLimits(self._max_associations, self._max_per_address, self._network_timeout)
+        server = ae.make_server(
+            (self._host, self._requested_port),
+            evt_handlers=handlers,
+            server_class=guarded_server_class(limits),
         )
+        thread = threading.Thread(target=server.serve_forever, name="dicom-acceptor", daemon=True)
+        thread.start()
+        self._server = server
         log.info("DICOM SCP %s listening on %s:%d", self._ae_title, self._host, self.port)
 
     @property
