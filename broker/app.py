@@ -142,6 +142,14 @@ def hl7_tls(s: Settings) -> ssl.SSLContext | None:
     return server_context("hl7_tls_cert", s.hl7_tls_cert, s.hl7_tls_key, s.hl7_tls_client_ca)
 
 
+def dicom_tls(s: Settings) -> ssl.SSLContext | None:
+    """The DICOM listener's TLS context (BCP 195, PS3.15 B.9), or None for plain DICOM."""
+    if s.dicom_tls_cert is None or s.dicom_tls_key is None:
+        return None
+    cert, key, ca = s.dicom_tls_cert, s.dicom_tls_key, s.dicom_tls_client_ca
+    return server_context("dicom_tls_cert", cert, key, ca)
+
+
 def router_config(s: Settings) -> RouterConfig:
     """The router's settings, as ``serve`` and ``messages reprocess`` both use them."""
     return RouterConfig(
@@ -182,6 +190,7 @@ def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
         max_associations=s.dicom_max_associations,
         max_per_address=s.dicom_max_connections_per_address,
         admission=profiles.decide,
+        tls=dicom_tls(s),
     )
 
 

@@ -87,6 +87,9 @@ class Settings:
     dicom_hidden_statuses: tuple[str, ...] = ("COMPLETED", "CANCELED", "DISCONTINUED")
     dicom_max_associations: int = 32
     dicom_max_connections_per_address: int = 8  # open at once; more are closed before a thread
+    dicom_tls_cert: Path | None = None  # DICOM over TLS with this certificate (PEM) and key
+    dicom_tls_key: Path | None = None
+    dicom_tls_client_ca: Path | None = None  # callers present certificates naming their AE
     dicom_network_timeout: float = 60.0
     # callers without a [scanners.<AE>] table: "loopback" (from this host only), true, false
     dicom_allow_unknown_callers: UnknownCallers = LOOPBACK
@@ -255,16 +258,19 @@ class Settings:
 
     def _check_tls(self) -> None:
         """Certificate and key come together; files are checked when the listener starts."""
-        _check(
-            "hl7_tls_key",
-            (self.hl7_tls_cert is None) == (self.hl7_tls_key is None),
-            "hl7_tls_cert and hl7_tls_key are set together (or neither)",
-        )
-        _check(
-            "hl7_tls_client_ca",
-            self.hl7_tls_client_ca is None or self.hl7_tls_cert is not None,
-            "client certificates need MLLP over TLS: set hl7_tls_cert and hl7_tls_key too",
-        )
+        for face, what in (("hl7", "MLLP"), ("dicom", "DICOM")):
+            cert, key = getattr(self, f"{face}_tls_cert"), getattr(self, f"{face}_tls_key")
+            _check(
+                f"{face}_tls_key",
+                (cert is None) == (key is None),
+                f"{face}_tls_cert and {face}_tls_key are set together (or neither)",
+            )
+            _check(
+                f"{face}_tls_client_ca",
+                getattr(self, f"{face}_tls_client_ca") is None or cert is not None,
+                f"client certificates need {what} over TLS: set {face}_tls_cert and "
+                f"{face}_tls_key too",
+            )
 
     def _check_redis_url(self) -> None:
         size = memory_bytes(self.redis_max_memory)

@@ -10,7 +10,8 @@ A-ASSOCIATE-RQ PDU is type 01H with a 4-byte length after a reserved byte):
   is started when over their cap;
 - a socket timeout set as the connection opens, so a silent peer cannot hold a thread;
 - the first PDU's header read (peeked, left in place) in the connection's own thread:
-  an A-ASSOCIATE-RQ longer than ``MAX_ASSOCIATE_RQ_BYTES`` is closed unread.
+  an A-ASSOCIATE-RQ longer than ``MAX_ASSOCIATE_RQ_BYTES`` is closed unread;
+- with TLS, the handshake in the connection's own thread too, under its timeout.
 
 Every refusal is logged with the peer's address only.
 """
@@ -62,6 +63,18 @@ class GuardedAssociationServer(ThreadedAssociationServer):
         self._lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept; with TLS wrap the socket without its handshake, which then runs in the
+        connection's own thread under its timeout (pynetdicom's would run it here, in the
+        accepting thread, where one slow client stalls every other)."""
+        assert self.socket is not None  # bound by the constructor
+        client, address = self.socket.accept()
+        if self.ssl_context:
+            client = self.ssl_context.wrap_socket(
+                client, server_side=True, do_handshake_on_connect=False
+            )
+        return client, address
+
     def shutdown(self) -> None:
         """Stop serving and close the socket. (pynetdicom's own also takes the server off
         its AE's list, which holds only the servers ``AE.start_server`` made.)"""
@@ -89,8 +102,11 @@ class GuardedAssociationServer(ThreadedAssociationServer):
         try:
             if isinstance(request, socket.socket):
                 request.settimeout(self.limits.timeout)
-                plain = not isinstance(request, ssl.SSLSocket)  # TLS: no peeking
-                if plain and not _first_pdu_acceptable(request, host):
+                if isinstance(request, ssl.SSLSocket):
+                    acceptable = _handshake(request, host)  # TLS: no peeking, but a handshake
+                else:
+                    acceptable = _first_pdu_acceptable(request, host)
+                if not acceptable:
                     self.shutdown_request(request)
                     return
             super().process_request_thread(request, client_address)
@@ -99,6 +115,16 @@ class GuardedAssociationServer(ThreadedAssociationServer):
                 self._open[host] -= 1
                 if self._open[host] <= 0:
                     del self._open[host]
+
+
+def _handshake(sock: ssl.SSLSocket, host: str) -> bool:
+    """The TLS handshake, under the socket's timeout; False (logged) when it fails."""
+    try:
+        sock.do_handshake()
+    except (OSError, ssl.SSLError) as e:
+        log.warning("DICOM %s: TLS handshake failed (%s); closed", host, type(e).__name__)
+        return False
+    return True
 
 
 def _first_pdu_acceptable(sock: socket.socket, host: str) -> bool:

@@ -150,6 +150,7 @@ class Refusal(Enum):
     )
     UNKNOWN_CALLER_ADDRESS = 'no [scanners.<AE>] table, and [scanners."*"] addresses omit it'
     ADDRESS_NOT_LISTED = "its [scanners.<AE>] addresses omit the source address"
+    CERTIFICATE_NAME = "its TLS client certificate does not carry the calling AE title"
 
     @property
     def unknown_caller(self) -> bool:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ from broker.dicom.guard import GuardLimits, guarded_server_class
 from broker.dicom.peers import loggable_ae
 from broker.dicom.profiles import Decision, ProfileSet, Refusal
 from broker.dicom.status import RejectReason, RejectResult, RejectSource
+from broker.tls import certificate_names
 
 __all__ = [
     "Admission",
@@ -172,9 +174,12 @@ def _rejection(refusal: Refusal) -> RejectReason:
     return RejectReason.NO_REASON_GIVEN
 
 
-def _admission_check(admit: Admission) -> Callable[[Any], None]:
+def _admission_check(admit: Admission, certificates: bool = False) -> Callable[[Any], None]:
     """The EVT_REQUESTED handler: reject the association unless ``admit`` accepts the
-    caller (module docstring).
+    caller (module docstring). With ``certificates`` (TLS with client certificates) the
+    caller's verified certificate must also carry its Calling AE Title as a name (subject
+    CN or DNS alternative name, any case): a certificate names the one scanner it was
+    issued to.
 
     pynetdicom logs and swallows an exception of a notification handler and then
     negotiates as usual, so every failure here rejects (or aborts): it fails closed.
@@ -188,6 +193,8 @@ def _admission_check(admit: Admission) -> Callable[[Any], None]:
             address = str(assoc.requestor.address)
             calling = str(assoc.requestor.primitive.calling_ae_title)
             refusal = admit(calling, address).refusal
+            if refusal is None and certificates and not _certified(assoc, calling):
+                refusal = Refusal.CERTIFICATE_NAME
             if refusal is None:
                 return
             why = refusal.value
@@ -206,6 +213,14 @@ def _admission_check(admit: Admission) -> Callable[[Any], None]:
         _reject(assoc, result, reason)
 
     return on_requested
+
+
+def _certified(assoc: Any, calling: str) -> bool:
+    """Whether the association's TLS peer certificate names the Calling AE Title."""
+    sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
+    if not isinstance(sock, ssl.SSLSocket):
+        return False
+    return calling.strip().lower() in certificate_names(sock.getpeercert())
 
 
 def _reject(assoc: Any, result: RejectResult, reason: RejectReason) -> None:
@@ -244,6 +259,7 @@ class DicomServer:
         max_associations: int = 32,
         max_per_address: int | None = None,
         admission: Admission | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._ae_title = ae_title
         self._admit = admission or ProfileSet({}).decide
@@ -256,6 +272,7 @@ class DicomServer:
         self._network_timeout = network_timeout
         self._max_associations = max_associations
         self._max_per_address = max_per_address or max_associations
+        self._tls = tls
         self._server: Any = None
 
     def __repr__(self) -> str:
@@ -279,7 +296,7 @@ class DicomServer:
         if self._server is not None:
             raise RuntimeError("DicomServer already started")
         handlers: list[evt.EventHandlerType] = [
-            (evt.EVT_REQUESTED, _admission_check(self._admit)),
+            (evt.EVT_REQUESTED, _admission_check(self._admit, self._client_certificates)),
             (evt.EVT_CONN_OPEN, _set_nodelay),
             *([(evt.EVT_DATA_RECV, _quick_ack)] if _TCP_QUICKACK is not None else []),
             (evt.EVT_C_FIND, _paced(self._find.handle, self._network_timeout)),
@@ -294,12 +311,18 @@ class DicomServer:
         server = ae.make_server(
             (self._host, self._requested_port),
             evt_handlers=handlers,
+            ssl_context=self._tls,
             server_class=guarded_server_class(limits),
         )
         thread = threading.Thread(target=server.serve_forever, name="dicom-acceptor", daemon=True)
         thread.start()
         self._server = server
         log.info("DICOM SCP %s listening on %s:%d", self._ae_title, self._host, self.port)
+
+    @property
+    def _client_certificates(self) -> bool:
+        """Whether callers present verified certificates (TLS with a client CA)."""
+        return self._tls is not None and self._tls.verify_mode == ssl.CERT_REQUIRED
 
     @property
     def port(self) -> int:
