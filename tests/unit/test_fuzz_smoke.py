@@ -15,9 +15,6 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom import config
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from broker.dicom.limits import check_identifier
@@ -30,6 +27,7 @@ from broker.hl7.mllp import FrameTooLarge, MLLPDecoder
 from broker.mapping.preview import preview, render
 from broker.mapping.registry import MappingRegistry
 from tests.messages import own_messages
+from tests.unit.test_matching_date_time import element
 
 REPO = Path(__file__).resolve().parents[2]
 REGISTRY = MappingRegistry.load(REPO / "mappings")
@@ -115,12 +113,6 @@ QUERY_TEXT = st.one_of(
     st.text(st.sampled_from(list("*?\\-^=.0123456789AZaz ÄÜé山")), max_size=80),
     st.sampled_from(["", "*", "?", "20261125-20261127", "-0900", "1000-", "CT", "Doe^J*"]),
 )
-
-
-def element(keyword: str, value: str) -> DataElement:
-    tag = tag_for_keyword(keyword)
-    assert tag is not None
-    return DataElement(tag, dictionary_VR(tag), value, validation_mode=config.IGNORE)
 
 
 @st.composite
