@@ -40,7 +40,7 @@ from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
 from broker.worklist import steps
 from broker.worklist.model import DedupKey, DedupRecord, LogRecord
-from broker.worklist.ordering import message_time, seconds_ahead
+from broker.worklist.ordering import MessageTime, message_time, seconds_ahead
 from broker.worklist.patients import PatientStore
 from broker.worklist.steps import Steps
 from broker.worklist.store import WorklistStore
@@ -245,7 +245,8 @@ class HL7Router:
         )
         check_header(msg, policy)
         c.senders.check_message(arrival.peer, msg)
-        self._check_not_ahead(msg)
+        sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
+        self._check_not_ahead(sent)
         spec = registry.for_message(msg.message_type)
         patient_spec = registry.for_patient_message(msg.message_type)
         key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)
@@ -256,11 +257,12 @@ class HL7Router:
                 notes.duplicate = True
                 return self._answer_duplicate(previous, digest, ctx)
             identity = (key, digest, arrival.peer)
-            return self._process_patient(msg, ctx, patient_spec, identity, notes)
+            return self._process_patient(msg, ctx, patient_spec, identity, notes, sent)
         assert spec is not None  # check_header refused every type without a mapping
-        return (yield from self._process_order(msg, ctx, spec, (key, digest, arrival), notes))
+        order = (key, digest, arrival)
+        return (yield from self._process_order(msg, ctx, spec, order, notes, sent))
 
-    def _check_not_ahead(self, msg: ParsedMessage) -> None:
+    def _check_not_ahead(self, sent: MessageTime | None) -> None:
         """AE at MSH-7 when the message claims to come from the future (HL7 v2.5.1 §2.14.9.7).
 
         MSH-7 orders the updates of an order or a patient: a message dated ahead would make
@@ -269,7 +271,6 @@ class HL7Router:
         stored.
         """
         limit = self._config.max_clock_skew
-        sent = message_time(msg.message_datetime, msg.zone)
         if not limit or sent is None:
             return
         ahead = seconds_ahead(sent, self._config.clock())
@@ -290,6 +291,7 @@ class HL7Router:
         spec: MappingSpec,
         identity: tuple[DedupKey, str, _Arrival],
         notes: IntakeNotes,
+        sent: MessageTime | None,
     ) -> Steps[tuple[bytes, str]]:
         """An order (IHE RAD-4/RAD-13), mapped first: its dedup lookup shares the patient read.
 
@@ -313,7 +315,6 @@ class HL7Router:
             return self._answer_duplicate(read.previous, digest, ctx)
         notes.mapped(result)
         ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
-        sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
         record = DedupRecord(digest, ack)
         outcome = yield from self._patients.apply_order_steps(
             result.changes,
@@ -364,6 +365,7 @@ class HL7Router:
         spec: PatientSpec,
         identity: tuple[DedupKey, str, str],
         notes: IntakeNotes,
+        sent: MessageTime | None,
     ) -> tuple[bytes, str]:
         """An ADT message (IHE RAD-1/RAD-12): same dedup, ACK and error rules as orders.
 
@@ -373,7 +375,6 @@ class HL7Router:
         result = map_patient_message(msg.segments, spec, message_type=msg.message_type)
         notes.mapped(result)
         ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
-        sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
         outcome = self._patients.apply(result, (key, DedupRecord(digest, ack)), sent)
         if outcome.duplicate is not None:  # a resend raced the original
             notes.duplicate = True
