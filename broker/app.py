@@ -33,7 +33,6 @@ from broker.hl7.batching import BatchingHandler
 from broker.hl7.message import MessageDecoder
 from broker.hl7.msglog import MessageLog
 from broker.hl7.routing import HL7Router, RouterConfig
-from broker.hl7.senders import SenderSet
 from broker.hl7.server import MLLPServer
 from broker.mapping.live import LiveMappings
 from broker.mapping.versions import MappingVersions
@@ -121,7 +120,7 @@ def build_decoder(s: Settings) -> MessageDecoder:
     """How received bytes are decoded (charsets, MSH-7 zones): for intake, reprocessing and
     the mapping preview alike."""
     charsets, zones = dict(s.hl7_sender_charsets), dict(s.hl7_sender_timezones)
-    for sender in SenderSet.parse(s.hl7_senders).senders:  # by the MSH-3/MSH-4 they carry
+    for sender in s.senders.senders:  # by the MSH-3/MSH-4 they carry
         key = f"{sender.application}^{sender.facility}" if sender.facility else sender.application
         if key and sender.charset:
             charsets[key] = sender.charset
@@ -159,7 +158,7 @@ def router_config(s: Settings) -> RouterConfig:
         processing_ids=frozenset(s.hl7_processing_ids),
         versions=frozenset(s.hl7_versions),
         accepted_senders=frozenset(s.hl7_accepted_senders),
-        senders=SenderSet.parse(s.hl7_senders),
+        senders=s.senders,
         max_clock_skew=s.hl7_max_clock_skew,
     )
 
@@ -296,7 +295,7 @@ class Broker:
             max_frame_bytes=s.hl7_max_frame_bytes,
             idle_timeout=s.hl7_idle_timeout,
             max_connections=s.hl7_max_connections,
-            admit=SenderSet.parse(s.hl7_senders).admits,
+            admit=s.senders.admits,
             max_per_address=s.hl7_max_connections_per_address,
             tls=hl7_tls(s),
         )

@@ -8,6 +8,7 @@ validated here, at start-up, with an error that names the setting.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import tomllib
 from collections.abc import Mapping
@@ -130,6 +131,11 @@ class Settings:
             parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"
 
+    @functools.cached_property
+    def senders(self) -> SenderSet:
+        """The ``[hl7_senders.<name>]`` tables, parsed once (and checked at start-up)."""
+        return SenderSet.parse(self.hl7_senders)
+
     def __post_init__(self) -> None:
         self._check_ports()
         self._check_limits()
@@ -216,8 +222,7 @@ class Settings:
 
     def _check_sender_tables(self) -> None:
         """The senders, their time zones and charsets; errors name the sender."""
-        senders = SenderSet.parse(self.hl7_senders)  # ConfigError: hl7_senders.<name>.<key>
-        for table in senders.senders:
+        for table in self.senders.senders:  # ConfigError: hl7_senders.<name>.<key>
             if table.timezone:
                 try:
                     site_zone(table.timezone)
