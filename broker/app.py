@@ -25,7 +25,6 @@ import redis
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.mpps import MppsService
-from broker.dicom.peers import peer_ip
 from broker.dicom.profiles import LOOPBACK, ProfileSet, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.errors import ConfigError
@@ -36,6 +35,7 @@ from broker.hl7.routing import HL7Router, RouterConfig
 from broker.hl7.server import MLLPServer
 from broker.mapping.live import LiveMappings
 from broker.mapping.versions import MappingVersions
+from broker.netaddr import peer_ip
 from broker.redis_conn import EmbeddedRedis, check_durability, connect, redact_url
 from broker.redis_process import ExitWatch
 from broker.settings import Settings

@@ -58,8 +58,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydicom.charset import python_encoding
 
-from broker.dicom.peers import IPAddress, Network, parse_network, peer_ip
 from broker.errors import ConfigError
+from broker.netaddr import IPAddress, Network, parse_network, peer_ip
 
 __all__ = [
     "DEFAULT_PROFILE",

@@ -21,7 +21,6 @@ address's table says is answered AR at MSH-3 and stores nothing.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,15 +29,10 @@ from broker.errors import ConfigError, HL7Error
 from broker.hl7.charsets import charset_codec
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.message import ParsedMessage
+from broker.netaddr import Network, parse_network, peer_ip
 
-__all__ = ["LOOPBACK", "HL7Sender", "SenderSet", "peer_address"]
+__all__ = ["HL7Sender", "SenderSet", "peer_address"]
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-LOOPBACK: tuple[Network, ...] = (
-    ipaddress.ip_network("127.0.0.0/8"),
-    ipaddress.ip_network("::1/128"),
-)
 _KEYS = frozenset({"addresses", "application", "facility", "charset", "timezone", "tls_names"})
 
 
@@ -83,7 +77,7 @@ class SenderSet:
 
     def sender_for(self, address: str) -> HL7Sender | None:
         """The sender whose addresses hold ``address`` (the most specific network wins)."""
-        ip = _ip(address)
+        ip = peer_ip(address)
         if ip is None:
             return None
         best: tuple[int, HL7Sender] | None = None
@@ -110,8 +104,8 @@ class SenderSet:
         certificates, ``certificate_names`` are the names the verified certificate carries
         (a sender with ``tls_names`` needs one of them)."""
         if not self.senders:
-            ip = _ip(address)
-            return ip is not None and any(ip.version == n.version and ip in n for n in LOOPBACK)
+            ip = peer_ip(address)
+            return ip is not None and ip.is_loopback
         sender = self.sender_for(address)
         if sender is None:
             return False
@@ -124,16 +118,6 @@ def peer_address(peer: str) -> str:
         return peer[1:].split("]", 1)[0]
     host, sep, port = peer.rpartition(":")
     return host if sep and port.isdigit() else peer
-
-
-def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
 
 
 def _sender(name: str, table: Any) -> HL7Sender:
@@ -150,11 +134,9 @@ def _sender(name: str, table: Any) -> HL7Sender:
     networks = []
     for text in addresses:
         try:
-            networks.append(ipaddress.ip_network(str(text).strip(), strict=False))
-        except ValueError:
-            raise ConfigError(
-                f"{where}.addresses", f"{text!r} is not an IP address or network (10.1.0.0/16)"
-            ) from None
+            networks.append(parse_network(str(text)))
+        except ValueError as e:
+            raise ConfigError(f"{where}.addresses", str(e)) from None
     names = table.get("tls_names", [])
     if not isinstance(names, list):
         raise ConfigError(f"{where}.tls_names", "must be a list of names")
