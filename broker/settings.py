@@ -21,8 +21,9 @@ from pydicom.charset import python_encoding
 
 from broker.dicom.profiles import LOOPBACK, ProfileSet, UnknownCallers, site_zone
 from broker.errors import ConfigError
-from broker.hl7.charsets import charset_codec, parse_sender_charsets
+from broker.hl7.charsets import charset_codec
 from broker.hl7.senders import SenderSet
+from broker.settings_values import UNKNOWN_CALLERS_VALUES, coerce, memory_bytes, secret_file
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings", "memory_bytes"]
 
@@ -30,11 +31,6 @@ ENV_PREFIX = "MWL_BROKER_"
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE: no backslash, 16 chars
 _SECRET_FIELDS = frozenset({"redis_url", "redis_password"})
 _FILE_SUFFIX = "_FILE"  # MWL_BROKER_REDIS_PASSWORD_FILE=/run/secrets/redis: a secret from a file
-# A Redis memory size: bytes, or a number with Redis's units (k = 1000, kb = 1024, m, mb, g, gb)
-_MEMORY = re.compile(r"^(\d+)(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
-_MEMORY_UNITS = {
-    "": 1, "b": 1, "k": 10**3, "kb": 2**10, "m": 10**6, "mb": 2**20, "g": 10**9, "gb": 2**30,
-}  # fmt: skip
 _MIN_MEMORY = 2**20  # below 1 MiB the mappings alone would not fit
 
 
@@ -249,7 +245,7 @@ class Settings:
         _check(
             "dicom_allow_unknown_callers",
             self.dicom_allow_unknown_callers in (True, False, LOOPBACK),
-            _UNKNOWN_CALLERS_VALUES,
+            UNKNOWN_CALLERS_VALUES,
         )
         # ConfigError: scanners.<AE>.<key>
         profiles = ProfileSet.parse(
@@ -308,89 +304,9 @@ class Settings:
         )
 
 
-def memory_bytes(size: str) -> int | None:
-    """A Redis memory size (``"512mb"``, ``"1gb"``, ``"1048576"``) in bytes; None if invalid."""
-    match = _MEMORY.match(str(size).strip())
-    if match is None:
-        return None
-    return int(match[1]) * _MEMORY_UNITS[(match[2] or "").lower()]
-
-
-_UNKNOWN_CALLERS_VALUES = (
-    'must be "loopback" (callers without a [scanners.<AE>] table are served from this host '
-    "only), true (from any address) or false (never)"
-)
-
-
-def _unknown_callers(raw: Any) -> UnknownCallers:
-    """``dicom_allow_unknown_callers`` from TOML (true, false, "loopback") or text."""
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text == LOOPBACK:
-        return LOOPBACK
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"{str(raw)[:40]!r}: {_UNKNOWN_CALLERS_VALUES}")
-
-
 def _check(name: str, ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(name, message)
-
-
-def _coerce(name: str, raw: Any, target: Any) -> Any:
-    """Turn a TOML, environment or flag value into the field's type."""
-    if raw is None:
-        return None
-    kind = target if isinstance(target, type) else None
-    text = str(raw).strip()
-    try:
-        if target == "UnknownCallers":
-            return _unknown_callers(raw)
-        if target == "bool" or kind is bool:
-            if isinstance(raw, bool):
-                return raw
-            if text.lower() in {"1", "true", "yes", "on"}:
-                return True
-            if text.lower() in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(f"{text!r} is not true/false")
-        if target == "int" or kind is int:
-            if isinstance(raw, bool):
-                raise ValueError("expected a whole number")
-            return int(raw)
-        if target == "float" or kind is float:
-            return float(raw)
-        if target == "Path" or kind is Path:
-            return Path(text)
-        if target == "Path | None":
-            return Path(text) if text else None
-        if target == "tuple[str, ...]":
-            items = raw if isinstance(raw, list | tuple) else text.split(",")
-            return tuple(str(item).strip() for item in items if str(item).strip())
-        if target == "Mapping[str, str]":
-            return MappingProxyType(parse_sender_charsets(raw))
-        if target == "Mapping[str, Any]":
-            raise ValueError(
-                "set in the settings file as [scanners.<AE title>] tables "
-                "or [hl7_senders.<name>] tables"
-            )
-        if target == "str | None":
-            return text or None
-        return text
-    except ValueError as e:
-        raise ConfigError(name, f"invalid value: {e}") from e
-
-
-def _secret_file(variable: str, path: str) -> str:
-    """The secret held by the file ``path`` names (one line; a final newline is dropped)."""
-    try:
-        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(variable, f"cannot read the secret file {path}: {e}") from None
 
 
 def load_settings(
@@ -423,22 +339,22 @@ def load_settings(
         for key, raw in section.items():
             if key not in known:
                 raise ConfigError(f"{config_file}: {key}", "unknown setting")
-            values[key] = _coerce(key, raw, known[key])
+            values[key] = coerce(key, raw, known[key])
     for key, raw in (environ or {}).items():
         if not key.startswith(ENV_PREFIX):
             continue
         name = key[len(ENV_PREFIX) :].lower()
         if name.endswith(_FILE_SUFFIX.lower()) and name[: -len(_FILE_SUFFIX)] in _SECRET_FIELDS:
-            name, raw = name[: -len(_FILE_SUFFIX)], _secret_file(key, raw)
+            name, raw = name[: -len(_FILE_SUFFIX)], secret_file(key, raw)
         if name not in known:
             raise ConfigError(key, "unknown setting in the environment")
-        values[name] = _coerce(key, raw, known[name])
+        values[name] = coerce(key, raw, known[name])
     for name, raw in (overrides or {}).items():
         if raw is None:
             continue
         if name not in known:
             raise ConfigError(name, "unknown setting")
-        values[name] = _coerce(name, raw, known[name])
+        values[name] = coerce(name, raw, known[name])
     try:
         return dataclasses.replace(Settings(), **values) if values else Settings()
     except TypeError as e:
