@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from broker.errors import HL7Error, StoreError, StoreFullError
 from broker.hl7.ack import AckContext, AckWarning, context_from_message, context_from_raw
 from broker.hl7.ackmode import Responder
+from broker.hl7.admission import admit
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.intake import Intake, IntakeNotes, MessageRecorder, Outcome, intake_from
 from broker.hl7.message import MessageDecoder, ParsedMessage
 from broker.hl7.senders import SenderSet
-from broker.hl7.validate import HeaderPolicy, check_header
+from broker.hl7.validate import HeaderPolicy
 from broker.mapping.engine import map_message
 from broker.mapping.patient import map_patient_message
 from broker.mapping.patient_spec import PatientSpec
@@ -40,7 +41,7 @@ from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
 from broker.worklist import steps
 from broker.worklist.model import DedupKey, DedupRecord, LogRecord
-from broker.worklist.ordering import MessageTime, message_time, seconds_ahead
+from broker.worklist.ordering import MessageTime, message_time
 from broker.worklist.patients import PatientStore
 from broker.worklist.steps import Steps
 from broker.worklist.store import WorklistStore
@@ -243,10 +244,8 @@ class HL7Router:
         policy = HeaderPolicy(
             registry.supported_types(), c.processing_ids, c.versions, c.accepted_senders
         )
-        check_header(msg, policy)
-        c.senders.check_message(arrival.peer, msg)
         sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
-        self._check_not_ahead(sent)
+        admit(msg, arrival.peer, policy, c.senders, (sent, c.clock(), c.max_clock_skew))
         spec = registry.for_message(msg.message_type)
         patient_spec = registry.for_patient_message(msg.message_type)
         key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)
@@ -261,28 +260,6 @@ class HL7Router:
         assert spec is not None  # check_header refused every type without a mapping
         order = (key, digest, arrival)
         return (yield from self._process_order(msg, ctx, spec, order, notes, sent))
-
-    def _check_not_ahead(self, sent: MessageTime | None) -> None:
-        """AE at MSH-7 when the message claims to come from the future (HL7 v2.5.1 §2.14.9.7).
-
-        MSH-7 orders the updates of an order or a patient: a message dated ahead would make
-        the real updates after it, cancels included, look older and be skipped. A sender
-        with a wrong clock, or a stranger, gets an error that names the field; nothing is
-        stored.
-        """
-        limit = self._config.max_clock_skew
-        if not limit or sent is None:
-            return
-        ahead = seconds_ahead(sent, self._config.clock())
-        if ahead > limit:
-            raise HL7Error(
-                AckCode.ERROR,
-                ErrorCode.DATA_TYPE_ERROR,
-                "MSH-7",
-                f"MSH-7 (date/time of message) is {_duration(ahead)} ahead of this broker's "
-                f"clock (at most {_duration(limit)} allowed): check the sending system's clock "
-                "and time zone; nothing was stored",
-            )
 
     def _process_order(
         self,
@@ -402,13 +379,6 @@ class HL7Router:
             f"message control ID {ctx.control_id} was already used by a different message "
             "from this sender; nothing changed",
         )
-
-
-def _duration(seconds: float) -> str:
-    """``seconds`` for a person: minutes up to two days, then days."""
-    if seconds < 2 * 86400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 86400:.0f} days"
 
 
 def _warned(peer: str, control_id: str, warnings: tuple[AckWarning, ...]) -> str:
