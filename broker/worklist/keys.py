@@ -60,6 +60,12 @@ Modality Performed Procedure Steps (``broker.worklist.mpps_store``) and retentio
     {p}:ended                 zset  entry ids whose step is over (COMPLETED, CANCELED,
                                     DISCONTINUED), scored by when it ended (epoch seconds;
                                     MPPS writes the exact time, the purge marks the others)
+
+Audit trail (``broker.audit``):
+
+    {p}:audit                 stream  one record per security-relevant event, capped (MAXLEN ~
+                                    audit_max_events); no patient data outside its ``phi`` field
+    {p}:audit:export          hash  the syslog export's position (last id sent) and lease
 """
 
 from __future__ import annotations
@@ -186,3 +192,9 @@ class KeySchema:
 
     def entries_ended(self) -> str:
         return f"{self.prefix}:ended"
+
+    def audit(self) -> str:
+        return f"{self.prefix}:audit"
+
+    def audit_export(self) -> str:
+        return f"{self.prefix}:audit:export"
