@@ -19,6 +19,7 @@ from typing import Any
 
 from pydicom.charset import python_encoding
 
+from broker.audit.syslog import SyslogTarget
 from broker.dicom.profiles import LOOPBACK, ProfileSet, UnknownCallers, site_zone
 from broker.errors import ConfigError
 from broker.hl7.charsets import charset_codec
@@ -32,6 +33,7 @@ _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE: no backslas
 _SECRET_FIELDS = frozenset({"redis_url", "redis_password"})
 _FILE_SUFFIX = "_FILE"  # MWL_BROKER_REDIS_PASSWORD_FILE=/run/secrets/redis: a secret from a file
 _MIN_MEMORY = 2**20  # below 1 MiB the mappings alone would not fit
+_APP_NAME = re.compile(r"^[!-~]{1,48}$")  # RFC 5424 APP-NAME: PRINTUSASCII, 1 to 48
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,13 @@ class Settings:
     retention_stale_days: float = 30.0  # steps never ended, by SPS Start Date; 0: keep
     retention_mpps_days: float = 30.0  # MPPS instances, after their last change; 0: keep
     retention_interval_seconds: float = 3600.0  # between purges; 0: no purge by the broker
+    # the audit trail (broker.audit): the Redis stream, and its optional syslog export
+    audit_max_events: int = 200_000  # records the stream keeps, oldest dropped first
+    audit_syslog_address: str = ""  # "[udp|tcp|tls://]host[:port]"; "": no export
+    audit_syslog_app_name: str = "mwl-broker"  # APP-NAME of the RFC 5424 messages
+    audit_syslog_tls_ca: Path | None = None  # tls://: CA of the collector's certificate
+    audit_syslog_tls_cert: Path | None = None  # tls://: a client certificate (PEM) and key
+    audit_syslog_tls_key: Path | None = None
 
     def __repr__(self) -> str:
         parts = []
@@ -143,6 +152,7 @@ class Settings:
         self._check_redis_url()
         self._check_tls()
         self._check_retention()
+        self._check_audit()
 
     def _check_ports(self) -> None:
         for name in ("hl7_port", "dicom_port", "admin_port"):
@@ -301,6 +311,33 @@ class Settings:
             "retention_interval_seconds",
             self.retention_interval_seconds == 0 or self.retention_interval_seconds >= 60,
             "must be 0 (no purge by the broker) or at least 60 seconds",
+        )
+
+    def _check_audit(self) -> None:
+        """The audit stream's bound, and where and how its export goes."""
+        _check("audit_max_events", self.audit_max_events >= 100, "must be at least 100 records")
+        _check(
+            "audit_syslog_app_name",
+            bool(_APP_NAME.match(self.audit_syslog_app_name)),
+            "must be 1 to 48 printable ASCII characters without spaces (RFC 5424 APP-NAME)",
+        )
+        target = None
+        if self.audit_syslog_address:
+            try:
+                target = SyslogTarget.parse(self.audit_syslog_address)
+            except ValueError as e:
+                raise ConfigError("audit_syslog_address", str(e)) from None
+        tls = target is not None and target.protocol == "tls"
+        for name in ("audit_syslog_tls_ca", "audit_syslog_tls_cert", "audit_syslog_tls_key"):
+            _check(
+                name,
+                getattr(self, name) is None or tls,
+                'is for an export over TLS: audit_syslog_address = "tls://host:6514"',
+            )
+        _check(
+            "audit_syslog_tls_key",
+            (self.audit_syslog_tls_cert is None) == (self.audit_syslog_tls_key is None),
+            "audit_syslog_tls_cert and audit_syslog_tls_key are set together (or neither)",
         )
 
 
