@@ -1,11 +1,12 @@
 """The composition root: builds every part, starts them in order, stops them in reverse.
 
-Start: Redis (embedded or configured, durability checked) → store → mappings →
+Start: Redis (embedded or configured, durability checked) → the audit trail
+(``broker.audit``: every part below records to it) → store → mappings →
 DICOM SCP (MWL and MPPS) → MLLP listener (last, so no order is accepted before
 everything that serves it is up) → the periodic retention purge. Stop: stop
 accepting HL7 → drain in-flight messages (each still gets its ACK) → stop the
-purge → stop the DICOM AE → close Redis (the embedded server flushes its AOF
-and exits).
+purge → stop the DICOM AE → write the audit records still queued → close Redis
+(the embedded server flushes its AOF and exits).
 
 The embedded redis-server is watched while the broker runs: if it exits, the
 broker cannot store anything, so it says why, sets :attr:`Broker.failed` and
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 
 import redis
 
+from broker.audit.trail import AuditTrail
+from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.find import WorklistFindService
 from broker.dicom.mpps import MppsService
 from broker.dicom.profiles import LOOPBACK, ProfileSet, site_zone
@@ -149,7 +152,7 @@ def dicom_tls(s: Settings) -> ssl.SSLContext | None:
     return server_context("dicom_tls_cert", cert, key, ca)
 
 
-def router_config(s: Settings) -> RouterConfig:
+def router_config(s: Settings, audit: AuditSink = NO_AUDIT) -> RouterConfig:
     """The router's settings, as ``serve`` and ``messages reprocess`` both use them."""
     return RouterConfig(
         decoder=build_decoder(s),
@@ -160,10 +163,13 @@ def router_config(s: Settings) -> RouterConfig:
         accepted_senders=frozenset(s.hl7_accepted_senders),
         senders=s.senders,
         max_clock_skew=s.hl7_max_clock_skew,
+        audit=audit,
     )
 
 
-def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
+def build_dicom_server(
+    s: Settings, store: WorklistStore, audit: AuditSink = NO_AUDIT
+) -> DicomServer:
     """The MWL C-FIND and MPPS SCP on ``store``, with the configured scanner profiles."""
     profiles = ProfileSet.parse(s.dicom_scanners, allow_unknown=s.dicom_allow_unknown_callers)
     _log_caller_policy(profiles, s.dicom_host)
@@ -178,18 +184,20 @@ def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
         answer_cache=s.dicom_entry_cache,
         max_candidates=s.dicom_max_candidates,
         query_cpu_seconds=s.dicom_query_cpu_seconds,
+        audit=audit,
     )
     return DicomServer(
         ae_title=s.ae_title,
         host=s.dicom_host,
         port=s.dicom_port,
         find_service=find,
-        mpps_service=MppsService(build_mpps_store(s, store), profiles=profiles),
+        mpps_service=MppsService(build_mpps_store(s, store), profiles=profiles, audit=audit),
         network_timeout=s.dicom_network_timeout,
         max_associations=s.dicom_max_associations,
         max_per_address=s.dicom_max_connections_per_address,
         admission=profiles.decide,
         tls=dicom_tls(s),
+        audit=audit,
     )
 
 
@@ -250,6 +258,7 @@ class Broker:
         self._mllp: MLLPServer | None = None
         self._batching: BatchingHandler | None = None
         self._purge: RetentionScheduler | None = None
+        self.audit: AuditTrail | None = None
         self.store: WorklistStore | None = None
         self.messages: MessageLog | None = None
         self.mappings: LiveMappings | None = None
@@ -275,16 +284,19 @@ class Broker:
         if embedded is not None and embedded.process is not None:
             loop = asyncio.get_running_loop()
             self._watch = ExitWatch(embedded.process, loop, self._redis_exited)
+        self.audit = trail = AuditTrail(s, client)
+        trail.start()
+        audit = trail.writer
         self.store = store = build_store(s, client)
         self.mappings = live = LiveMappings(
-            MappingVersions(client, KeySchema(s.redis_key_prefix)), s.mappings_dir
+            MappingVersions(client, KeySchema(s.redis_key_prefix), audit=audit), s.mappings_dir
         )
         await asyncio.to_thread(live.load)
         live.start()
-        self._dicom = build_dicom_server(s, store)
+        self._dicom = build_dicom_server(s, store, audit)
         self._dicom.start()
         self.messages = messages = build_message_log(s, client)
-        router = HL7Router(store, live.current, router_config(s), recorder=messages)
+        router = HL7Router(store, live.current, router_config(s, audit), recorder=messages)
 
         self._batching = handle = BatchingHandler(router.handle_steps, router.answer, client)
         self._mllp = MLLPServer(
@@ -298,6 +310,7 @@ class Broker:
             admit=s.senders.admits,
             max_per_address=s.hl7_max_connections_per_address,
             tls=hl7_tls(s),
+            audit=audit,
         )
         await self._mllp.start()
         if s.retention_interval_seconds > 0:
@@ -314,6 +327,7 @@ class Broker:
             ae_title=s.ae_title,
             redis=redis_label,
         )
+        trail.started(hl7_port=self._mllp.port, dicom_port=self._dicom.port, ae_title=s.ae_title)
         return self.endpoints
 
     def _redis_exited(self, returncode: int) -> None:
@@ -380,6 +394,9 @@ class Broker:
         dicom, self._dicom = self._dicom, None
         if dicom is not None:
             await asyncio.to_thread(dicom.stop, self.settings.drain_timeout)
+        trail, self.audit = self.audit, None
+        if trail is not None:
+            await asyncio.to_thread(trail.stop, self.settings.drain_timeout)
         client, self._redis = self._redis, None
         if client is not None:
             client.close()

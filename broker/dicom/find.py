@@ -36,6 +36,8 @@ from typing import Any, Protocol
 from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
 
+from broker.audit.record import FindAudit
+from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.answers import AnswerCache
 from broker.dicom.budget import QueryBudget
 from broker.dicom.limits import check_identifier, check_identifier_size
@@ -181,6 +183,7 @@ class WorklistFindService:
         answer_cache: int = 10_000,
         max_candidates: int = 200_000,
         query_cpu_seconds: float = 10.0,
+        audit: AuditSink = NO_AUDIT,
     ) -> None:
         if max_answers < 1 or max_candidates < 1:
             raise ValueError("max_answers and max_candidates must be at least 1")
@@ -199,6 +202,7 @@ class WorklistFindService:
         self._keep_limit = answer_cache // 4 if answer_cache else sys.maxsize
         self._max_candidates = max_candidates
         self._query_cpu_seconds = query_cpu_seconds
+        self._audit = audit  # one record per query: caller, key names, answers, status
 
     def __repr__(self) -> str:
         return (
@@ -213,11 +217,13 @@ class WorklistFindService:
         Answers are streamed as candidates arrive, never collected; a C-CANCEL
         is checked before each candidate (PS3.4 C.4.1.2.3). The query's work is
         bounded (``broker.dicom.budget``); its clock stops while an answer is
-        being sent. One INFO summary line per query, without patient data.
+        being sent. One INFO summary line and one audit record per query, without
+        patient data.
         """
         started = time.perf_counter()
         outcome, answers, logged = "success", 0, False
         budget = QueryBudget(self._max_candidates, self._query_cpu_seconds)
+        record = FindAudit(self._audit, event)
 
         def summary() -> None:
             log.info(
@@ -229,13 +235,15 @@ class WorklistFindService:
                 budget.examined,
                 (time.perf_counter() - started) * 1000,
             )
+            record.done(answers)
 
         try:
-            for status, identifier in self._answers(event, budget):
+            for status, identifier in self._answers(event, budget, record):
                 if status == Status.PENDING:
                     answers += 1
                 else:  # the last result: said before pynetdicom sends it and stops asking
                     outcome = "cancelled" if status == Status.CANCEL else "failed"
+                    record.status = status
                     logged = True
                     summary()
                 budget.pause()
@@ -245,7 +253,9 @@ class WorklistFindService:
             if not logged:
                 summary()
 
-    def _answers(self, event: FindEvent, budget: QueryBudget) -> Iterator[FindResult]:
+    def _answers(
+        self, event: FindEvent, budget: QueryBudget, record: FindAudit
+    ) -> Iterator[FindResult]:
         """Match candidates and yield answers; failures become statuses here."""
         try:
             # Checked at association already (broker.dicom.server); this service may also be
@@ -256,6 +266,7 @@ class WorklistFindService:
                     Status.UNABLE_TO_PROCESS, "this calling AE title or address may not query"
                 )
             query = decode_identifier(event)
+            record.query(query)
             plan = self._plan(query, profile)
             ids = [] if plan.nothing else self._source.candidate_ids(plan.criteria)
             # A query over more candidates than a quarter of the caches (a broad one) does

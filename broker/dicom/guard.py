@@ -13,7 +13,8 @@ A-ASSOCIATE-RQ PDU is type 01H with a 4-byte length after a reserved byte):
   an A-ASSOCIATE-RQ longer than ``MAX_ASSOCIATE_RQ_BYTES`` is closed unread;
 - with TLS, the handshake in the connection's own thread too, under its timeout.
 
-Every refusal is logged with the peer's address only.
+Every refusal is logged with the peer's address only, and handed to ``GuardLimits.refused``
+(the audit trail).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import ssl
 import struct
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from pynetdicom.transport import AssociationServer, ThreadedAssociationServer
@@ -51,6 +53,7 @@ class GuardLimits:
         self.max_connections = max_connections
         self.max_per_address = max_per_address
         self.timeout = timeout
+        self.refused: Callable[[str, str], None] = lambda host, reason: None
 
 
 class GuardedAssociationServer(ThreadedAssociationServer):
@@ -94,6 +97,7 @@ class GuardedAssociationServer(ThreadedAssociationServer):
                 self._open[host] += 1
                 return True
         log.warning("DICOM %s: connection refused (%s)", host, reason)
+        self.limits.refused(host, reason)
         return False
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
@@ -102,10 +106,10 @@ class GuardedAssociationServer(ThreadedAssociationServer):
         try:
             if isinstance(request, socket.socket):
                 request.settimeout(self.limits.timeout)
-                if isinstance(request, ssl.SSLSocket):
-                    acceptable = _handshake(request, host)  # TLS: no peeking, but a handshake
+                if isinstance(request, ssl.SSLSocket):  # TLS: no peeking, but a handshake
+                    acceptable = _handshake(request, host, self.limits.refused)
                 else:
-                    acceptable = _first_pdu_acceptable(request, host)
+                    acceptable = _first_pdu_acceptable(request, host, self.limits.refused)
                 if not acceptable:
                     self.shutdown_request(request)
                     return
@@ -117,17 +121,20 @@ class GuardedAssociationServer(ThreadedAssociationServer):
                     del self._open[host]
 
 
-def _handshake(sock: ssl.SSLSocket, host: str) -> bool:
+def _handshake(sock: ssl.SSLSocket, host: str, refused: Callable[[str, str], None]) -> bool:
     """The TLS handshake, under the socket's timeout; False (logged) when it fails."""
     try:
         sock.do_handshake()
     except (OSError, ssl.SSLError) as e:
         log.warning("DICOM %s: TLS handshake failed (%s); closed", host, type(e).__name__)
+        refused(host, f"TLS handshake failed ({type(e).__name__})")
         return False
     return True
 
 
-def _first_pdu_acceptable(sock: socket.socket, host: str) -> bool:
+def _first_pdu_acceptable(
+    sock: socket.socket, host: str, refused: Callable[[str, str], None]
+) -> bool:
     """Peek the first PDU header; False (logged) for an over-long A-ASSOCIATE-RQ, or a
     peer that sends no header within the timeout or closes."""
     try:
@@ -138,6 +145,7 @@ def _first_pdu_acceptable(sock: socket.socket, host: str) -> bool:
                 return False
     except OSError:
         log.warning("DICOM %s: no PDU within the network timeout; closed", host)
+        refused(host, "no PDU within the network timeout")
         return False
     pdu_type, length = _HEADER.unpack(header)
     if pdu_type == _ASSOCIATE_RQ and length > MAX_ASSOCIATE_RQ_BYTES:
@@ -146,6 +154,9 @@ def _first_pdu_acceptable(sock: socket.socket, host: str) -> bool:
             host,
             length,
             MAX_ASSOCIATE_RQ_BYTES,
+        )
+        refused(
+            host, f"A-ASSOCIATE-RQ of {length} bytes announced (at most {MAX_ASSOCIATE_RQ_BYTES})"
         )
         return False
     return True

@@ -55,6 +55,9 @@ from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, generate_uid
 
+from broker.audit.events import Outcome
+from broker.audit.record import mpps_event
+from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.peers import caller_of, calling_ae
 from broker.dicom.plan import station_titles
 from broker.dicom.profiles import ProfileSet, ScannerProfile
@@ -215,9 +218,12 @@ def _steps(ds: Dataset) -> list[StepRef]:
 class MppsService:
     """Answers MPPS N-CREATE and N-SET requests from a :class:`MppsStore` (PS3.4 F.7)."""
 
-    def __init__(self, store: MppsStore, *, profiles: ProfileSet | None = None) -> None:
+    def __init__(
+        self, store: MppsStore, *, profiles: ProfileSet | None = None, audit: AuditSink = NO_AUDIT
+    ) -> None:
         self._store = store
         self._profiles = profiles or ProfileSet({})
+        self._audit = audit  # one record per request: caller, instance, status
 
     def __repr__(self) -> str:
         return f"MppsService(store={self._store!r})"
@@ -230,20 +236,28 @@ class MppsService:
         """The EVT_N_SET handler (PS3.4 F.7.2.2.3): update, complete or discontinue."""
         return self._answer("N-SET", self._set, event)
 
-    @staticmethod
-    def _answer(operation: str, handler: Callable[[Any], MppsResult], event: Any) -> MppsResult:
+    def _answer(
+        self, operation: str, handler: Callable[[Any], MppsResult], event: Any
+    ) -> MppsResult:
         """``handler``'s result; every failure becomes a status with an Error Comment."""
         try:
             return handler(event)
         except _Refusal as e:
             log.warning("MPPS %s from %s refused: %s", operation, calling_ae(event), e)
-            return _failure(e)
+            return self._refused(operation, event, e, Outcome.REFUSED)
         except StoreError as e:
             log.error("MPPS %s from %s failed: %s", operation, calling_ae(event), e)
-            return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "worklist store unavailable"))
+            refusal = _Refusal(MppsStatus.PROCESSING_FAILURE, "worklist store unavailable")
         except Exception:
             log.exception("MPPS %s from %s failed", operation, calling_ae(event))
-            return _failure(_Refusal(MppsStatus.PROCESSING_FAILURE, "internal error"))
+            refusal = _Refusal(MppsStatus.PROCESSING_FAILURE, "internal error")
+        return self._refused(operation, event, refusal, Outcome.FAILED)
+
+    def _refused(self, operation: str, event: Any, e: _Refusal, outcome: Outcome) -> MppsResult:
+        """The failure status for ``e``, on the audit trail."""
+        audit = mpps_event(operation, event, status=e.status, outcome=outcome, reason=e.comment)
+        self._audit.record(audit)
+        return _failure(e)
 
     def _profile(self, event: Any) -> ScannerProfile:
         """The caller's profile (``ProfileSet.decide``), or 0x0124."""
@@ -316,6 +330,9 @@ class MppsService:
                 event.request.MessageID,
                 scheduled,
             )
+        self._audit.record(
+            mpps_event("N-CREATE", event, uid=uid, performed="IN PROGRESS", linked=len(entries))
+        )
         if requested is None:
             reply = Dataset()
             reply.AffectedSOPInstanceUID = uid
@@ -365,6 +382,8 @@ class MppsService:
             result.changed,
             list(result.entries),
         )
+        linked = len(result.entries)
+        self._audit.record(mpps_event("N-SET", event, performed=result.status, linked=linked))
         return int(MppsStatus.SUCCESS), None
 
     def _check_updater(self, profile: ScannerProfile, aet: str, uid: str) -> None:

@@ -21,6 +21,8 @@ A-ASSOCIATE-RJ (PS3.8 9.3.4), rejected-permanent, source DICOM UL service user:
 
 and one WARNING line with the source address and the calling AE title
 (printable characters only, at most 16); no service of the broker runs for it.
+Every association, accepted or rejected, is on the audit trail (``broker.audit``),
+as are the connections the guard closes (``broker.dicom.guard``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from pydicom import config as pydicom_config
 from pydicom.uid import UID
 from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 
+from broker.audit.record import association, connection_refused
+from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.guard import GuardLimits, guarded_server_class
 from broker.dicom.peers import loggable_ae
 from broker.dicom.profiles import Decision, ProfileSet, Refusal
@@ -174,7 +178,9 @@ def _rejection(refusal: Refusal) -> RejectReason:
     return RejectReason.NO_REASON_GIVEN
 
 
-def _admission_check(admit: Admission, certificates: bool = False) -> Callable[[Any], None]:
+def _admission_check(
+    admit: Admission, certificates: bool = False, audit: AuditSink = NO_AUDIT
+) -> Callable[[Any], None]:
     """The EVT_REQUESTED handler: reject the association unless ``admit`` accepts the
     caller (module docstring). With ``certificates`` (TLS with client certificates) the
     caller's verified certificate must also carry its Calling AE Title as a name (subject
@@ -195,13 +201,15 @@ def _admission_check(admit: Admission, certificates: bool = False) -> Callable[[
             refusal = admit(calling, address).refusal
             if refusal is None and certificates and not _certified(assoc, calling):
                 refusal = Refusal.CERTIFICATE_NAME
-            if refusal is None:
-                return
-            why = refusal.value
-            result, reason = RejectResult.PERMANENT, _rejection(refusal)
         except Exception:
             log.exception("DICOM association from %s: the acceptance check failed", address)
             why = "the acceptance check failed"
+        else:
+            if refusal is None:
+                audit.record(association(calling, address))
+                return
+            why = refusal.value
+            result, reason = RejectResult.PERMANENT, _rejection(refusal)
         log.warning(
             "DICOM association from %s, calling AE title '%s', rejected (%s, %s): %s",
             address,
@@ -210,6 +218,7 @@ def _admission_check(admit: Admission, certificates: bool = False) -> Callable[[
             reason.name.lower().replace("_", " ").replace("ae title", "AE title"),
             why,
         )
+        audit.record(association(calling, address, why, failed=result is RejectResult.TRANSIENT))
         _reject(assoc, result, reason)
 
     return on_requested
@@ -260,6 +269,7 @@ class DicomServer:
         max_per_address: int | None = None,
         admission: Admission | None = None,
         tls: ssl.SSLContext | None = None,
+        audit: AuditSink = NO_AUDIT,
     ) -> None:
         self._ae_title = ae_title
         self._admit = admission or ProfileSet({}).decide
@@ -273,6 +283,7 @@ class DicomServer:
         self._max_associations = max_associations
         self._max_per_address = max_per_address or max_associations
         self._tls = tls
+        self._audit = audit
         self._server: Any = None
 
     def __repr__(self) -> str:
@@ -295,8 +306,9 @@ class DicomServer:
         """Bind and start serving in background threads; returns at once."""
         if self._server is not None:
             raise RuntimeError("DicomServer already started")
+        audit = self._audit
         handlers: list[evt.EventHandlerType] = [
-            (evt.EVT_REQUESTED, _admission_check(self._admit, self._client_certificates)),
+            (evt.EVT_REQUESTED, _admission_check(self._admit, self._client_certificates, audit)),
             (evt.EVT_CONN_OPEN, _set_nodelay),
             *([(evt.EVT_DATA_RECV, _quick_ack)] if _TCP_QUICKACK is not None else []),
             (evt.EVT_C_FIND, _paced(self._find.handle, self._network_timeout)),
@@ -308,6 +320,7 @@ class DicomServer:
             ]
         ae = self._build_ae()
         limits = GuardLimits(self._max_associations, self._max_per_address, self._network_timeout)
+        limits.refused = lambda host, why: audit.record(connection_refused("dicom", host, why))
         server = ae.make_server(
             (self._host, self._requested_port),
             evt_handlers=handlers,

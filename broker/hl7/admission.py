@@ -4,11 +4,14 @@ The header policy (``broker.hl7.validate``: type, processing ID, version, MSH-3/
 list), the sender bound to the connection's address (``broker.hl7.senders``) and the
 sender's clock: a message dated in the future would make the real updates after it,
 cancels included, look older and be skipped (``broker.worklist.ordering``). Each refusal
-is an ``HL7Error`` naming the field; nothing is stored.
+is an ``HL7Error`` naming the field; nothing is stored; each is on the audit trail
+(``broker.audit``: the address, MSH-3^MSH-4, MSH-10, MSH-9 and the refused field).
 """
 
 from __future__ import annotations
 
+from broker.audit.record import message_refused
+from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.errors import HL7Error
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.message import ParsedMessage
@@ -25,12 +28,18 @@ def admit(
     policy: HeaderPolicy,
     senders: SenderSet,
     clock: tuple[MessageTime | None, float, float],
+    audit: AuditSink = NO_AUDIT,
 ) -> None:
-    """Raise the ``HL7Error`` that refuses ``msg`` from ``peer``, if any. ``clock`` is MSH-7
-    as read, the broker's time now and the skew allowed (``check_not_ahead``)."""
-    check_header(msg, policy)
-    senders.check_message(peer, msg)
-    check_not_ahead(*clock)
+    """Raise the ``HL7Error`` that refuses ``msg`` from ``peer``, if any, recorded on
+    ``audit``. ``clock`` is MSH-7 as read, the broker's time now and the skew allowed
+    (``check_not_ahead``)."""
+    try:
+        check_header(msg, policy)
+        senders.check_message(peer, msg)
+        check_not_ahead(*clock)
+    except HL7Error as e:
+        audit.record(message_refused(peer, msg, e))
+        raise
 
 
 def check_not_ahead(sent: MessageTime | None, now: float, limit: float) -> None:

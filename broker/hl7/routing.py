@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.errors import HL7Error, StoreError, StoreFullError
 from broker.hl7.ack import AckContext, AckWarning, context_from_message, context_from_raw
 from broker.hl7.ackmode import Responder
@@ -73,6 +74,7 @@ class RouterConfig:
     senders: SenderSet = field(default_factory=SenderSet)  # addresses and their MSH-3/MSH-4
     max_clock_skew: float = 600.0  # seconds MSH-7 may lie ahead of our clock; 0: no check
     clock: Callable[[], float] = time.time
+    audit: AuditSink = NO_AUDIT  # where refused messages are recorded (``admission``)
 
 
 class HL7Router:
@@ -245,7 +247,7 @@ class HL7Router:
             registry.supported_types(), c.processing_ids, c.versions, c.accepted_senders
         )
         sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
-        admit(msg, arrival.peer, policy, c.senders, (sent, c.clock(), c.max_clock_skew))
+        admit(msg, arrival.peer, policy, c.senders, (sent, c.clock(), c.max_clock_skew), c.audit)
         spec = registry.for_message(msg.message_type)
         patient_spec = registry.for_patient_message(msg.message_type)
         key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)

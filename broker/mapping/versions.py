@@ -7,6 +7,8 @@ one Lua call writes the version, moves the ``active`` pointer and publishes
 the new number on a channel (``broker.mapping.live`` listens), so the switch
 is atomic and every broker finds the same set. Rolling back publishes an
 earlier version's files again as a new version, so the history only grows.
+Every new version, and every publish refused because another came first, is on
+the audit trail (``broker.audit``): number, author, file names, not the comment.
 
 The files of ``mappings_dir`` (else the default set shipped in the package,
 ``broker.default_mappings``) seed version 1 when the Redis has none; after
@@ -34,6 +36,8 @@ from typing import Any
 
 import redis
 
+from broker.audit.events import AuditEvent, AuditType, Outcome
+from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.errors import BrokerError, StoreError
 from broker.mapping.registry import MappingRegistry
 from broker.worklist.keys import KeySchema
@@ -162,9 +166,12 @@ def seed_mapping_files(directory: Path | None) -> tuple[dict[str, str], str]:
 class MappingVersions:
     """The versions of the mapping set kept in one Redis."""
 
-    def __init__(self, client: redis.Redis, keys: KeySchema | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: KeySchema | None = None, audit: AuditSink = NO_AUDIT
+    ) -> None:
         self._redis = client
         self._keys = keys or KeySchema()
+        self._audit = audit
         self._publish = client.register_script(_PUBLISH_LUA)
         p = self._keys.prefix
         self._seq = f"{p}:mapping:seq"
@@ -241,7 +248,8 @@ class MappingVersions:
     def seed(self, files: Mapping[str, str], *, source: str) -> PublishResult:
         """Version 1 from the files of ``source``, unless the Redis already has a version."""
         MappingRegistry.from_texts(files)
-        return self._write(files, author="mwl-broker", comment=f"seeded from {source}", seed=True)
+        comment = f"seeded from {source}"
+        return self._write(files, author="mwl-broker", comment=comment, kind=AuditType.MAPPING_SEED)
 
     def rollback(self, number: int, *, author: str, comment: str) -> PublishResult:
         """Publish the files of version ``number`` again, as a new version."""
@@ -249,7 +257,9 @@ class MappingVersions:
         if old is None:
             raise BrokerError(f"there is no mapping version {number}")
         note = f"rollback to v{number}" + (f": {comment}" if comment else "")
-        return self.publish(old.files, author=author, comment=note)
+        MappingRegistry.from_texts(old.files)
+        kind = AuditType.MAPPING_ROLLBACK
+        return self._write(old.files, author=author, comment=note, kind=kind, restores=number)
 
     def _write(
         self,
@@ -258,7 +268,8 @@ class MappingVersions:
         author: str,
         comment: str,
         expect: int | None = None,
-        seed: bool = False,
+        kind: AuditType = AuditType.MAPPING_PUBLISH,
+        restores: int | None = None,
     ) -> PublishResult:
         for name in files:
             check_file_name(name)
@@ -273,7 +284,7 @@ class MappingVersions:
             "comment": comment,
             "created": repr(time.time()),
             "digest": set_digest(files),
-            "only_if_empty": seed,
+            "only_if_empty": kind is AuditType.MAPPING_SEED,
         }
         if expect is not None:
             body["expect"] = str(expect)
@@ -281,7 +292,16 @@ class MappingVersions:
             v.decode() if isinstance(v, bytes) else str(v)
             for v in self._call(self._publish, args=[json.dumps(body, ensure_ascii=False)])
         )
+        files_named = sorted(files)
         if tag == "moved":
+            self._audit.record(
+                AuditEvent(
+                    kind,
+                    Outcome.REFUSED,
+                    reason=f"the active version is v{number or '(none)'}, not v{expect}",
+                    details={"author": author, "files": files_named},
+                )
+            )
             raise BrokerError(
                 f"the active mapping version is now v{number or '(none)'}, not v{expect}: "
                 "someone published meanwhile; look at 'mapping history' and try again"
@@ -289,6 +309,11 @@ class MappingVersions:
         version = self.get(int(number))
         if version is None:  # pragma: no cover - the script wrote it in the same call
             raise StoreError(f"mapping version {number} vanished")
+        if tag == "new":
+            details = {"author": author, "files": files_named, "based_on": version.based_on}
+            if restores is not None:
+                details["restores"] = restores
+            self._audit.record(AuditEvent(kind, target=f"v{number}", details=details))
         return PublishResult(version, created=tag == "new")
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:

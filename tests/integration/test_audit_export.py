@@ -111,15 +111,20 @@ class Said(logging.Handler):
         return self.event.wait(timeout)
 
 
-def body(message: bytes) -> ET.Element:
+def body(message: bytes, host: str | None = None) -> ET.Element:
+    """The audit message of a syslog message, its header checked (and its host)."""
     match = _HEADER.match(message)
     assert match, message[:120]
-    assert match[3] == b"broker-host" and match[4] == b"mwl-broker" and match[6] == b"IHE+RFC-3881"
+    assert match[4] == b"mwl-broker" and match[6] == b"IHE+RFC-3881"
+    assert host is None or match[3] == host.encode()
     return ET.fromstring(message[match.end() :])
 
 
 def targets(messages: list[bytes]) -> list[str]:
-    return [body(m).findtext("EventIdentification/EventOutcomeDescription") or "" for m in messages]
+    return [
+        body(m, "broker-host").findtext("EventIdentification/EventOutcomeDescription") or ""
+        for m in messages
+    ]
 
 
 def numbered(n: int) -> AuditEvent:
