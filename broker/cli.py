@@ -1,7 +1,7 @@
 """The ``mwl-broker`` command: ``serve`` runs the broker, ``send`` sends HL7 files over MLLP,
 ``messages`` lists, shows, reprocesses and dismisses logged messages, ``mapping`` checks,
-publishes, rolls back and exports mapping versions, ``init`` writes a site's settings file
-and mapping files."""
+publishes, rolls back and exports mapping versions, ``audit`` reads the audit trail, ``init``
+writes a site's settings file and mapping files."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from broker.cli_audit import add_audit_parser, run_audit
 from broker.cli_explain import add_explain_parser, run_explain
 from broker.cli_import import add_import_parser, run_import
 from broker.cli_init import add_init_parser, run_init
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_purge_parser(sub)
     add_explain_parser(sub)
     add_import_parser(sub)
+    add_audit_parser(sub)
     add_init_parser(sub)
     return parser
 
@@ -183,6 +185,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "purge": run_purge,
     "explain": run_explain,
     "import": run_import,
+    "audit": run_audit,
     "init": run_init,
 }
 

@@ -8,10 +8,21 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import redis
+
+from broker.audit.writer import CommandAudit
 from broker.logsafety import printable
 from broker.settings import Settings, load_settings
+from broker.worklist.keys import KeySchema
 
-__all__ = ["command_options", "command_settings", "print_table", "printable", "when"]
+__all__ = [
+    "command_audit",
+    "command_options",
+    "command_settings",
+    "print_table",
+    "printable",
+    "when",
+]
 
 
 def command_options() -> argparse.ArgumentParser:
@@ -34,6 +45,14 @@ def command_settings(args: argparse.Namespace) -> Settings:
         "mappings_dir": args.mappings_dir,
     }
     return load_settings(config_file=args.config, environ=os.environ, overrides=overrides)
+
+
+def command_audit(settings: Settings, client: redis.Redis, command: str) -> CommandAudit:
+    """The audit trail of this command (``broker.audit``): its records name the
+    operating-system user and ``command`` (as given: never the command line, which
+    could hold a secret)."""
+    stream = KeySchema(settings.redis_key_prefix).audit()
+    return CommandAudit(client, stream, max_events=settings.audit_max_events, command=command)
 
 
 def when(epoch: float) -> str:

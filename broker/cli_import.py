@@ -12,7 +12,8 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from broker.cli_common import command_options, command_settings
+from broker.audit.events import AuditEvent, AuditType, Outcome
+from broker.cli_common import command_audit, command_options, command_settings
 from broker.command_redis import redis_for_command
 from broker.errors import BrokerError
 from broker.worklist.importer import FileOutcome, FileReport, import_folder
@@ -62,6 +63,15 @@ def run_import(args: argparse.Namespace) -> int:
             print(_line(report, args.dry_run), flush=True)
             for note in report.notes:
                 print(f"  note: {note}")
+        counts_by_name = {o.value: counts[o] for o in FileOutcome if counts[o]}
+        command_audit(settings, conn.client, "import").record(
+            AuditEvent(
+                AuditType.IMPORT,
+                Outcome.FAILED if counts[FileOutcome.SKIPPED] else Outcome.SUCCESS,
+                target=str(folder.absolute()),
+                details={"dry_run": args.dry_run, **counts_by_name},
+            )
+        )
     summary = ", ".join(f"{counts[o]} {o.value}" for o in FileOutcome if counts[o])
     prefix = "dry run, nothing written: " if args.dry_run else ""
     print(f"{prefix}{summary or 'no file found'} (into {conn.label})")

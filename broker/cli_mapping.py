@@ -13,7 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
-from broker.cli_common import command_options, command_settings, print_table, when
+from broker.cli_common import command_audit, command_options, command_settings, print_table, when
 from broker.command_redis import redis_for_command
 from broker.errors import BrokerError, ConfigError
 from broker.mapping.registry import MappingRegistry
@@ -165,7 +165,8 @@ def run_mapping(args: argparse.Namespace) -> int:
         return _check(args.files)
     settings = command_settings(args)
     with redis_for_command(settings) as conn:
-        versions = MappingVersions(conn.client, KeySchema(settings.redis_key_prefix))
+        audit = command_audit(settings, conn.client, f"mapping {args.action}")
+        versions = MappingVersions(conn.client, KeySchema(settings.redis_key_prefix), audit)
         if args.action == "history":
             return _history(versions, args.limit)
         if args.action == "preview":

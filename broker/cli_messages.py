@@ -9,7 +9,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from broker.cli_common import command_options, command_settings, print_table, printable, when
+from broker.audit import events as audit
+from broker.cli_common import (
+    command_audit,
+    command_options,
+    command_settings,
+    print_table,
+    printable,
+    when,
+)
 from broker.command_redis import CommandRedis, redis_for_command
 from broker.errors import BrokerError
 from broker.hl7.intake import Intake, MessageQuery, MessageRecord, MessageSummary, Outcome
@@ -72,6 +80,8 @@ def run_messages(args: argparse.Namespace) -> int:
             if not mlog.dismiss(args.id):
                 _get(mlog, args.id)  # says so if the id is unknown
                 raise BrokerError(f"message {args.id} is not on the error list")
+            dismissed = audit.AuditEvent(audit.AuditType.MESSAGE_DISMISS, target=args.id)
+            command_audit(settings, conn.client, "messages dismiss").record(dismissed)
             print(f"message {args.id} dismissed: taken off the error list")
             return 0
         return _reprocess(settings, conn, mlog, _get(mlog, args.id))
@@ -243,6 +253,14 @@ def _reprocess(
     ack = router.handle(original.raw, f"reprocess of message {old.id}")
     summary = summarize_ack(ack)
     new_id = capture.message_id or "(not recorded)"
+    command_audit(settings, conn.client, "messages reprocess").record(
+        audit.AuditEvent(
+            audit.AuditType.MESSAGE_REPROCESS,
+            audit.Outcome.SUCCESS if summary.code in _ACCEPTED else audit.Outcome.FAILED,
+            target=old.id,
+            details={"ack": summary.code, "new_id": capture.message_id},
+        )
+    )
     print(
         f"message {old.id} reprocessed as message {new_id}: {summary.code} {summary.text}".rstrip()
     )

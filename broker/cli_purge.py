@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from broker.cli_common import command_options, command_settings, print_table
+from broker.audit.events import AuditEvent, AuditType
+from broker.cli_common import command_audit, command_options, command_settings, print_table
 from broker.command_redis import redis_for_command
 from broker.worklist.retention import PurgeReport
 
@@ -49,8 +50,18 @@ def run_purge(args: argparse.Namespace) -> int:
     with redis_for_command(settings) as conn:
         retention = build_retention(settings, build_store(settings, conn.client))
         report = retention.run(dry_run=args.dry_run)
+        command_audit(settings, conn.client, "purge").record(_audit_event(report))
     _print(report)
     return 0
+
+
+def _audit_event(report: PurgeReport) -> AuditEvent:
+    """The purge's record: what was (or would be) removed, counted; a dry run too, as it
+    lists entries."""
+    entries = len(report.entries) if report.dry_run else report.removed_entries
+    mpps = len(report.mpps) if report.dry_run else report.removed_mpps
+    details = {"dry_run": report.dry_run, "entries": entries, "mpps": mpps}
+    return AuditEvent(AuditType.PURGE, details=details)
 
 
 def _print(report: PurgeReport) -> None:
