@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from broker.audit.events import AuditEvent, AuditType, StoredEvent, iso_time
+from broker.audit.events import AuditEvent, AuditType, StoredEvent, iso_time, readable_key
 from broker.audit.stream import AuditFilter, read_events
 from broker.cli_common import command_audit, command_options, command_settings, print_table, when
 from broker.command_redis import redis_for_command
@@ -152,7 +152,9 @@ def _as_json(stored: StoredEvent, phi: bool) -> dict[str, Any]:
     return record
 
 
-def _short(value: Any) -> str:
+def _short(name: str, value: Any) -> str:
+    if name == "keys" and isinstance(value, list):  # a C-FIND's, by tag: by keyword here
+        return " ".join(readable_key(str(v)) for v in value)
     if isinstance(value, list | tuple):
         return " ".join(str(v) for v in value)
     return str(value)
@@ -162,8 +164,8 @@ def _detail(event: AuditEvent, phi: bool) -> str:
     """The reason, then the details as ``name=value`` (values of ``phi`` with ``--phi``)."""
     parts = [event.reason] if event.reason else []
     details: Mapping[str, Any] = event.details
-    parts += [f"{name}={_short(value)}" for name, value in details.items() if name != "command"]
+    parts += [f"{name}={_short(name, v)}" for name, v in details.items() if name != "command"]
     if phi and event.phi:
-        parts += [f"{name}={value!r}" for name, value in event.phi.items()]
+        parts += [f"{readable_key(name)}={value!r}" for name, value in event.phi.items()]
     text = "; ".join(parts) or "-"
     return text if len(text) <= _DETAIL_MAX or phi else text[: _DETAIL_MAX - 3] + "..."

@@ -120,7 +120,7 @@ class Settings:
     retention_mpps_days: float = 30.0  # MPPS instances, after their last change; 0: keep
     retention_interval_seconds: float = 3600.0  # between purges; 0: no purge by the broker
     # the audit trail (broker.audit): the Redis stream, and its optional syslog export
-    audit_max_events: int = 200_000  # records the stream keeps, oldest dropped first
+    audit_max_events: int = 300_000  # records the stream keeps, oldest dropped first
     audit_syslog_address: str = ""  # "[udp|tcp|tls://]host[:port]"; "": no export
     audit_syslog_app_name: str = "mwl-broker"  # APP-NAME of the RFC 5424 messages
     audit_syslog_tls_ca: Path | None = None  # tls://: CA of the collector's certificate

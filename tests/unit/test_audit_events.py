@@ -13,6 +13,7 @@ from broker.audit.events import (
     from_fields,
     iso_time,
     query_keys,
+    readable_key,
     to_fields,
 )
 
@@ -37,6 +38,17 @@ def station_poll() -> Dataset:
 def test_keys_are_named_with_how_they_match_and_no_value() -> None:
     keys, values = query_keys(station_poll())
     assert keys == [  # in tag order
+        "00080050=",
+        "00081110",
+        "00100010*",
+        "00100020",
+        "00100030",
+        "00400100.00080060=",
+        "00400100.00400001=",
+        "00400100.00400002-",
+        "00400100.00400003",
+    ]
+    assert [readable_key(key) for key in keys] == [
         "AccessionNumber=",
         "ReferencedStudySequence",
         "PatientName*",
@@ -56,23 +68,23 @@ def test_values_only_when_asked_and_bounded() -> None:
     query.RequestedProcedureComments = "C" * 100  # LT
     _, values = query_keys(query, values=True)
     assert values == {
-        "AccessionNumber": "CNRYACC4711",
-        "PatientName": "Zzcanary*",
-        "ScheduledProcedureStepSequence.Modality": "CT\\MR",
-        "ScheduledProcedureStepSequence.ScheduledStationAETitle": "CT1",
-        "ScheduledProcedureStepSequence.ScheduledProcedureStepStartDate": "20261201-20261203",
-        "RequestedProcedureComments": "C" * 64,
+        "00080050": "CNRYACC4711",
+        "00100010": "Zzcanary*",
+        "00400100.00080060": "CT\\MR",
+        "00400100.00400001": "CT1",
+        "00400100.00400002": "20261201-20261203",
+        "00401400": "C" * 64,
     }
 
 
-def test_private_and_unknown_tags_by_number_and_many_keys_counted() -> None:
+def test_private_tags_and_many_keys_counted() -> None:
     query = Dataset()
     query.add_new(0x00091010, "LO", "x")
     for n in range(KEY_LIMIT + 5):
         query.add_new(0x00111000 + n, "LO", "")
     keys, _ = query_keys(query)
-    assert keys[0] == "(0009,1010)="
-    assert len(keys) == KEY_LIMIT + 1 and keys[-1] == "+6"
+    assert keys[0] == "00091010=" and readable_key(keys[0]) == "(0009,1010)="
+    assert len(keys) == KEY_LIMIT + 1 and keys[-1] == "+6" and readable_key("+6") == "+6"
 
 
 def test_a_stream_entry_round_trips_and_leaves_empty_fields_out() -> None:
