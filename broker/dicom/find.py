@@ -217,8 +217,7 @@ class WorklistFindService:
         Answers are streamed as candidates arrive, never collected; a C-CANCEL
         is checked before each candidate (PS3.4 C.4.1.2.3). The query's work is
         bounded (``broker.dicom.budget``); its clock stops while an answer is
-        being sent. One INFO summary line and one audit record per query, without
-        patient data.
+        being sent. One INFO line and one audit record per query, no patient data.
         """
         started = time.perf_counter()
         outcome, answers, logged = "success", 0, False

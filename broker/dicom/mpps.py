@@ -239,25 +239,24 @@ class MppsService:
     def _answer(
         self, operation: str, handler: Callable[[Any], MppsResult], event: Any
     ) -> MppsResult:
-        """``handler``'s result; every failure becomes a status with an Error Comment."""
+        """``handler``'s result; every failure becomes a status with an Error Comment, and
+        every failure is on the audit trail."""
         try:
             return handler(event)
         except _Refusal as e:
             log.warning("MPPS %s from %s refused: %s", operation, calling_ae(event), e)
-            return self._refused(operation, event, e, Outcome.REFUSED)
+            refusal, outcome = e, Outcome.REFUSED
         except StoreError as e:
             log.error("MPPS %s from %s failed: %s", operation, calling_ae(event), e)
             refusal = _Refusal(MppsStatus.PROCESSING_FAILURE, "worklist store unavailable")
+            outcome = Outcome.FAILED
         except Exception:
             log.exception("MPPS %s from %s failed", operation, calling_ae(event))
             refusal = _Refusal(MppsStatus.PROCESSING_FAILURE, "internal error")
-        return self._refused(operation, event, refusal, Outcome.FAILED)
-
-    def _refused(self, operation: str, event: Any, e: _Refusal, outcome: Outcome) -> MppsResult:
-        """The failure status for ``e``, on the audit trail."""
-        audit = mpps_event(operation, event, status=e.status, outcome=outcome, reason=e.comment)
-        self._audit.record(audit)
-        return _failure(e)
+            outcome = Outcome.FAILED
+        status, why = refusal.status, refusal.comment
+        self._audit.record(mpps_event(operation, event, status=status, outcome=outcome, reason=why))
+        return _failure(refusal)
 
     def _profile(self, event: Any) -> ScannerProfile:
         """The caller's profile (``ProfileSet.decide``), or 0x0124."""
