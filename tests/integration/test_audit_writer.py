@@ -4,6 +4,7 @@ queue counted and said, a Redis outage that blocks and breaks nothing, a drained
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,12 +69,35 @@ def test_a_full_queue_drops_counts_and_says_so(
     assert "15 record(s) dropped" in caplog.text
 
 
+class Outage:
+    """A redis-server the test stops and starts again (same data, same socket), and a
+    client with short timeouts."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.server = EmbeddedRedis(folder)
+        self.server.start()
+        self.client = redis.Redis.from_url(
+            self.server.url, socket_timeout=1, socket_connect_timeout=1
+        )
+
+    def restart(self) -> None:
+        self.server = EmbeddedRedis(self.folder)
+        self.server.start()
+
+
+@pytest.fixture
+def outage(tmp_path: Path) -> Iterator[Outage]:
+    o = Outage(tmp_path / "redis")
+    yield o
+    o.client.close()
+    o.server.stop()
+
+
 def test_redis_away_blocks_nothing_and_every_record_is_written_or_counted(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    outage: Outage, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    client = redis.Redis.from_url(server.url, socket_timeout=2, socket_connect_timeout=2)
+    server, client = outage.server, outage.client
     writer = AuditWriter(client, STREAM, max_events=10_000, capacity=50)
     writer.start()
     try:
@@ -84,8 +108,7 @@ def test_redis_away_blocks_nothing_and_every_record_is_written_or_counted(
             for n in range(1, 401):
                 writer.record(refused(n))
             assert not writer.flush(3)  # the writer tried, and could not
-            server = EmbeddedRedis(tmp_path / "redis")  # back, same data and socket
-            server.start()
+            outage.restart()  # back, same data and socket
             assert writer.flush(120)
         kept = events(client)
         written = [e.details["n"] for e in kept if e.type is AuditType.CONNECTION_REFUSED]
@@ -95,8 +118,6 @@ def test_redis_away_blocks_nothing_and_every_record_is_written_or_counted(
         assert dropped > 0 and "cannot write to Redis" in caplog.text
     finally:
         writer.stop(10)
-        client.close()
-        server.stop()
 
 
 def test_stop_writes_what_is_queued(redis_client: redis.Redis) -> None:
@@ -109,19 +130,15 @@ def test_stop_writes_what_is_queued(redis_client: redis.Redis) -> None:
 
 
 def test_stop_with_redis_away_says_what_was_not_written(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    outage: Outage, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    client = redis.Redis.from_url(server.url, socket_timeout=1, socket_connect_timeout=1)
-    writer = AuditWriter(client, STREAM, max_events=100)
+    writer = AuditWriter(outage.client, STREAM, max_events=100)
     writer.start()
-    server.stop()
+    outage.server.stop()
     for n in range(20):
         writer.record(refused(n))
     with caplog.at_level(logging.WARNING, logger="broker.audit.writer"):
         writer.stop(5)
-    client.close()
     assert "not written at shutdown" in caplog.text
 
 
