@@ -19,6 +19,7 @@ from broker.hl7.message import ParsedMessage
 from broker.hl7.senders import peer_address
 
 __all__ = [
+    "AssociationRecords",
     "FindAudit",
     "association",
     "connection_refused",
@@ -51,6 +52,36 @@ def association(ae: str, address: str, refusal: str = "", *, failed: bool = Fals
         ae=loggable_ae(ae),
         reason=refusal,
     )
+
+
+# pynetdicom's own rejections (ACSE._negotiate_as_acceptor): (source, diagnostic) -> why
+_LIBRARY_REJECTIONS = {
+    (1, 7): "called AE title not recognized",
+    (3, 2): "local limit exceeded (dicom_max_associations)",
+    (2, 1): "user identity not verified",
+}
+
+
+class AssociationRecords:
+    """DICOM associations on the audit trail once their answer is sent: pynetdicom's
+    EVT_ACCEPTED, and EVT_REJECTED for the rejections pynetdicom makes itself; the
+    acceptance policy records its own rejections, with its rule, and notes them in
+    ``by_policy`` (``broker.dicom.server``)."""
+
+    def __init__(self, audit: AuditSink) -> None:
+        self.audit = audit
+        self.by_policy: set[int] = set()  # associations being rejected by the policy
+
+    def accepted(self, event: Any) -> None:
+        self.audit.record(association(*caller_of(event)))
+
+    def rejected(self, event: Any) -> None:
+        if id(event.assoc) in self.by_policy:
+            return
+        rj = getattr(event.assoc.acceptor, "primitive", None)
+        code = (getattr(rj, "result_source", 0), getattr(rj, "diagnostic", 0))
+        why = _LIBRARY_REJECTIONS.get(code, "rejected by the association layer")
+        self.audit.record(association(*caller_of(event), why))
 
 
 def _caller(event: Any) -> tuple[str, str]:

@@ -40,7 +40,7 @@ from pydicom import config as pydicom_config
 from pydicom.uid import UID
 from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 
-from broker.audit.record import association, connection_refused
+from broker.audit.record import AssociationRecords, association, connection_refused
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.guard import GuardLimits, guarded_server_class
 from broker.dicom.peers import loggable_ae
@@ -179,7 +179,7 @@ def _rejection(refusal: Refusal) -> RejectReason:
 
 
 def _admission_check(
-    admit: Admission, certificates: bool = False, audit: AuditSink = NO_AUDIT
+    admit: Admission, certificates: bool = False, records: AssociationRecords | None = None
 ) -> Callable[[Any], None]:
     """The EVT_REQUESTED handler: reject the association unless ``admit`` accepts the
     caller (module docstring). With ``certificates`` (TLS with client certificates) the
@@ -206,7 +206,6 @@ def _admission_check(
             why = "the acceptance check failed"
         else:
             if refusal is None:
-                audit.record(association(calling, address))
                 return
             why = refusal.value
             result, reason = RejectResult.PERMANENT, _rejection(refusal)
@@ -218,8 +217,15 @@ def _admission_check(
             reason.name.lower().replace("_", " ").replace("ae title", "AE title"),
             why,
         )
-        audit.record(association(calling, address, why, failed=result is RejectResult.TRANSIENT))
-        _reject(assoc, result, reason)
+        if records is not None:
+            failed = result is RejectResult.TRANSIENT
+            records.audit.record(association(calling, address, why, failed=failed))
+            records.by_policy.add(id(assoc))
+        try:
+            _reject(assoc, result, reason)
+        finally:
+            if records is not None:
+                records.by_policy.discard(id(assoc))
 
     return on_requested
 
@@ -306,9 +312,11 @@ class DicomServer:
         """Bind and start serving in background threads; returns at once."""
         if self._server is not None:
             raise RuntimeError("DicomServer already started")
-        audit = self._audit
+        audit, records = self._audit, AssociationRecords(self._audit)
         handlers: list[evt.EventHandlerType] = [
-            (evt.EVT_REQUESTED, _admission_check(self._admit, self._client_certificates, audit)),
+            (evt.EVT_REQUESTED, _admission_check(self._admit, self._client_certificates, records)),
+            (evt.EVT_ACCEPTED, records.accepted),
+            (evt.EVT_REJECTED, records.rejected),
             (evt.EVT_CONN_OPEN, _set_nodelay),
             *([(evt.EVT_DATA_RECV, _quick_ack)] if _TCP_QUICKACK is not None else []),
             (evt.EVT_C_FIND, _paced(self._find.handle, self._network_timeout)),

@@ -61,13 +61,15 @@ def broker_with(tmp_path: Path, tables: str, **extra: Any) -> Iterator[Broker]:
         yield broker
 
 
-def associate(broker: Broker, calling: str, context: str, source: str | None = None) -> Any:
+def associate(
+    broker: Broker, calling: str, context: str, source: str | None = None, called: str = ""
+) -> Any:
     assert broker.endpoints is not None
     ae = AE(ae_title=calling)
     ae.add_requested_context(context)
     bind = (source, 0) if source else None
     return ae.associate(
-        "127.0.0.1", broker.endpoints.dicom_port, ae_title=broker.endpoints.ae_title,
+        "127.0.0.1", broker.endpoints.dicom_port, ae_title=called or broker.endpoints.ae_title,
         bind_address=bind,
     )  # fmt: skip
 
@@ -119,14 +121,17 @@ def test_associations_accepted_and_rejected(tmp_path: Path) -> None:
         assoc.release()
         assert associate(broker, "STRANGER", Verification).is_rejected
         assert associate(broker, "CT1", Verification, source="127.0.0.2").is_rejected
+        assert associate(broker, "CT1", Verification, called="NOT_THE_BROKER").is_rejected
         accepted = audit_events(broker, AuditType.ASSOCIATION_ACCEPTED)
         rejected = audit_events(broker, AuditType.ASSOCIATION_REJECTED)
     assert [(e.ae, e.address) for e in accepted] == [("CT1", "127.0.0.1")]
     assert [(e.ae, e.address, e.outcome) for e in rejected] == [
         ("STRANGER", "127.0.0.1", Outcome.REFUSED),
         ("CT1", "127.0.0.2", Outcome.REFUSED),
+        ("CT1", "127.0.0.1", Outcome.REFUSED),  # rejected by pynetdicom itself
     ]
     assert all(e.reason for e in rejected)
+    assert rejected[-1].reason == "called AE title not recognized"
 
 
 def test_the_dicom_guard_refusal_is_recorded(tmp_path: Path) -> None:
