@@ -11,8 +11,9 @@ being sent as a broker dies is sent again by the next one).
 It runs in a thread of its own, reads and sends in batches, and after a failure (the
 collector unreachable, Redis away) waits and tries again, up to a minute apart,
 saying so in the log at most once a minute. If the stream was trimmed past the
-position while the collector was away, it says so (Redis 7) and goes on from the
-oldest record left. Nothing the broker serves waits for it.
+position while the collector was away, it says how many records were lost (Redis 7,
+which counts the records ever added; not with 6.2) and goes on from the oldest left.
+Nothing the broker serves waits for it.
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ _LEASE_MS = 30_000  # another broker may take over the export after this long
 _MAX_PAUSE = 60.0
 _WARN_EVERY = 60.0
 
-# KEYS[1]: the export state (hash: cursor, owner, until). ARGV: owner, lease ms, new cursor
-# (or ""). Takes or renews the lease unless another owner holds it; moves the cursor;
-# returns the cursor ("" before the first export), or nil when another broker exports.
 # KEYS[1]: the export state; ARGV[1]: owner. Gives the lease up if this owner holds it.
 _RELEASE_LUA = """
 if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
@@ -52,6 +50,10 @@ end
 return 1
 """
 
+# KEYS[1]: the export state (hash: cursor, sent, owner, until). ARGV: owner, lease ms, new
+# cursor and its ordinal (or ""). Takes or renews the lease unless another owner holds it;
+# moves the cursor; returns {cursor, ordinal} ("" when unknown), or nil when another broker
+# exports.
 _LEASE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -63,9 +65,9 @@ end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1],
   'until', string.format('%d', now + tonumber(ARGV[2])))
 if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[1], 'cursor', ARGV[3])
+  redis.call('HSET', KEYS[1], 'cursor', ARGV[3], 'sent', ARGV[4])
 end
-return redis.call('HGET', KEYS[1], 'cursor') or ''
+return {redis.call('HGET', KEYS[1], 'cursor') or '', redis.call('HGET', KEYS[1], 'sent') or ''}
 """
 
 
@@ -145,22 +147,27 @@ class SyslogExporter:
             self._warned[what] = now
             log.warning("%s", text)
 
-    def _claim(self, cursor: str = "") -> str | None:
-        """Take or renew the lease (moving the cursor); None when another broker exports."""
-        reply = self._lease(keys=[self._state], args=[self._owner, _LEASE_MS, cursor])
-        return None if reply is None else _text(reply)
+    def _claim(self, cursor: str = "", ordinal: int | None = None) -> tuple[str, int | None] | None:
+        """Take or renew the lease (moving the cursor, with its ordinal: the how-many-th
+        record of the stream it is); (cursor, ordinal), or None when another broker exports."""
+        number = "" if ordinal is None else str(ordinal)
+        reply = self._lease(keys=[self._state], args=[self._owner, _LEASE_MS, cursor, number])
+        if reply is None:
+            return None
+        sent = _text(reply[1])
+        return _text(reply[0]), int(sent) if sent.isdigit() else None
 
     def _step(self) -> float:
         """Send the next batch; the seconds to wait before the next step (0: go on)."""
-        cursor = self._claim()
-        if cursor is None:
+        claimed = self._claim()
+        if claimed is None:
             return _LEASE_MS / 3000
+        cursor, sent = claimed
         low = f"({cursor}" if cursor else "-"
         entries = self._client.xrange(self._stream, min=low, max="+", count=_BATCH)
         if not entries:
             return _POLL
-        if cursor:
-            self._check_gap(cursor)
+        ordinal = self._ordinal(_text(entries[0][0]), sent)
         last = ""
         try:
             for raw_id, fields in entries:
@@ -179,29 +186,31 @@ class SyslogExporter:
                     )
                     self.sent += 1
                 last = _text(raw_id)
+                ordinal = None if ordinal is None else ordinal + 1
                 if self._stopping.is_set():
                     break
         finally:
             if last:
-                self._claim(last)
+                self._claim(last, None if ordinal is None else ordinal - 1)
         return 0.0
 
-    def _check_gap(self, cursor: str) -> None:
-        """Say so when records after ``cursor`` were trimmed before they were sent (Redis 7
-        tells the newest id it trimmed; 6.2 does not, and the check is skipped)."""
+    def _ordinal(self, first_id: str, sent: int | None) -> int | None:
+        """The ordinal of record ``first_id``, the next to send, and a warning with the count
+        when records between the last one sent and it were trimmed unsent. Redis 7 counts
+        the records ever added to a stream (``entries-added``); with Redis 6.2 the ordinal is
+        unknown and nothing is checked."""
         info = self._client.xinfo_stream(self._stream)
-        trimmed = info.get("max-deleted-entry-id") if isinstance(info, dict) else None
-        if trimmed and _stream_id(_text(trimmed)) > _stream_id(cursor):
+        added, length = info.get("entries-added"), info.get("length")
+        first = info.get("first-entry")
+        if not isinstance(added, int) or not isinstance(length, int) or not first:
+            return None
+        oldest = added - length + 1  # the ordinal of the oldest record still in the stream
+        if _text(first[0]) != first_id:
+            return None if sent is None else sent + 1
+        if sent is not None and oldest > sent + 1:
             self._warn(
                 "gap",
-                "audit export: the stream was trimmed (audit_max_events) past records not "
-                "yet sent; going on from the oldest record left",
+                f"audit export: {oldest - sent - 1} record(s) were trimmed from the stream "
+                "(audit_max_events) before they could be sent; going on from the oldest left",
             )
-
-
-def _stream_id(text: str) -> tuple[int, int]:
-    millis, _, seq = text.partition("-")
-    try:
-        return int(millis), int(seq or 0)
-    except ValueError:
-        return 0, 0
+        return oldest

@@ -18,11 +18,13 @@ import pytest
 import redis
 
 from broker.audit.atna import AtnaSource
-from broker.audit.events import AuditEvent, AuditType, Outcome
+from broker.audit.events import AuditEvent, AuditType, Outcome, to_fields
 from broker.audit.exporter import SyslogExporter
 from broker.audit.syslog import SyslogSender, SyslogTarget, client_context
 from broker.audit.writer import AuditWriter
+from broker.redis_conn import EmbeddedRedis
 from broker.worklist.keys import KeySchema
+from tests.conftest import require_tool
 from tests.tls_certs import issue, make_ca
 
 KEYS = KeySchema("mwl")
@@ -101,10 +103,12 @@ class Said(logging.Handler):
     def __init__(self, text: str) -> None:
         super().__init__(logging.WARNING)
         self.text = text
+        self.said = ""
         self.event = threading.Event()
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.text in record.getMessage():
+            self.said = record.getMessage()
             self.event.set()
 
     def wait(self, timeout: float) -> bool:
@@ -232,3 +236,32 @@ def test_an_exporter_restarted_or_doubled_sends_each_record_once(
         assert one.sent + two.sent == 6 and len(collector.messages) == 9
     finally:
         collector.close()
+
+
+def test_records_trimmed_before_they_were_sent_are_said(tmp_path: Path) -> None:
+    """Redis 7 tells the newest id it trimmed; the exporter says when that is past its
+    position, and goes on from the oldest record left."""
+    binary = require_tool("redis-server", "redis-server")
+    server = EmbeddedRedis(tmp_path / "redis7", binary=Path(binary))
+    server.start()
+    client = redis.Redis.from_url(server.url, socket_timeout=5)
+    collector = Collector("tcp")
+    trimmed = Said("trimmed")
+    logging.getLogger("broker.audit.exporter").addHandler(trimmed)
+    try:
+        stream = KEYS.audit()
+        for n in range(3):
+            client.xadd(stream, to_fields(numbered(n)))
+        with exporting(client, f"tcp://127.0.0.1:{collector.port}"):
+            collector.wait_for(3)
+        for n in range(3, 13):  # the collector's export is away; the stream keeps 5
+            client.xadd(stream, to_fields(numbered(n)), maxlen=5, approximate=False)
+        with exporting(client, f"tcp://127.0.0.1:{collector.port}"):
+            received = targets(collector.wait_for(8))
+        assert trimmed.wait(30) and "5 record(s) were trimmed" in trimmed.said
+    finally:
+        logging.getLogger("broker.audit.exporter").removeHandler(trimmed)
+        collector.close()
+        client.close()
+        server.stop()
+    assert received == [f"event {n}" for n in (0, 1, 2, 8, 9, 10, 11, 12)]
