@@ -3,8 +3,9 @@
 The broker's hot paths (a C-FIND, an MLLP connection, an association) call
 :meth:`AuditWriter.record`, which only appends the event to a bounded in-memory
 queue: no I/O, no lock on the way in. One background thread takes what is queued,
-in batches, and writes each batch with one pipelined round trip (``XADD … MAXLEN ~
-audit_max_events``: the stream is capped, the oldest records go first).
+in batches, about once a second (sooner when a batch is full), and writes each batch
+with one pipelined round trip (``XADD … MAXLEN ~ audit_max_events``: the stream is
+capped, the oldest records go first).
 
 When the queue is full (Redis slow or away, or a flood of refusals) an event is
 dropped and counted; the thread logs the count (never an event's content) and,
@@ -45,7 +46,10 @@ log = logging.getLogger(__name__)
 
 QUEUE_CAPACITY = 10_000  # events waiting for Redis; more are dropped and counted
 BATCH = 256  # events per round trip
-_POLL = 0.2  # seconds between looks at an empty queue
+# Seconds between two writes unless a batch is full: records gather, and the stream is
+# written (and, at appendfsync always, fsynced by Redis) at most about once a second, so
+# a read-only load (C-FIND) does not turn into a stream of small Redis writes.
+_INTERVAL = 1.0
 _MAX_PAUSE = 30.0  # seconds between attempts while Redis refuses writes
 _WARN_EVERY = 60.0  # seconds between two warnings about the same trouble
 
@@ -175,7 +179,7 @@ class AuditWriter:
             if not self._busy:
                 if self._stopping.is_set():
                     return
-                self._wake.wait(_POLL)
+                self._wake.wait(_INTERVAL)
                 self._wake.clear()
                 continue
             try:
@@ -191,6 +195,9 @@ class AuditWriter:
             with self._lock:
                 self._batch = []
                 self._dropped -= dropped
+            if 0 < len(self._pending) < BATCH and not self._stopping.is_set():
+                self._wake.wait(_INTERVAL)  # more came meanwhile: let them gather
+                self._wake.clear()
 
     def _write(self, batch: list[AuditEvent], dropped: int) -> None:
         pipe = self._client.pipeline(transaction=False)

@@ -127,6 +127,26 @@ def test_filters_limits_and_bad_input(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
 
 
+def test_what_a_peer_wrote_is_shown_escaped(tmp_path: Path) -> None:
+    """A refused message's MSH-10 with terminal escapes reaches the screen escaped, in the
+    table and in JSON."""
+    data = tmp_path / "data"
+    hostile = tmp_path / "hostile.hl7"
+    raw = ORM_NW.read_bytes().replace(b"ORM-1001", b"X\x1b[2J\x1b]0;owned\x07Y", 1)
+    hostile.write_bytes(raw.replace(b"|P|2.3.1", b"|T|2.3.1", 1))  # MSH-11 T: refused AR 202
+    with running_broker(broker_settings(data)) as broker:
+        assert send(broker, hostile) == "AR"
+        assert broker.audit is not None and broker.audit.writer.flush(30)
+    table = cli("audit", "--type", "message-refused", data=data)
+    as_json = cli("audit", "--type", "message-refused", "--json", data=data)
+    for out in (table.stdout, as_json.stdout):
+        assert "message-refused" in out and "\x1b" not in out and "\x07" not in out, out
+    assert "X\\x1b[2J\\x1b]0;owned\\x07Y" in table.stdout
+    (record,) = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert record["target"] == "X\\x1b[2J\\x1b]0;owned\\x07Y"
+    assert record["details"]["location"] == "MSH-11"
+
+
 def test_since_takes_an_age_or_a_local_time() -> None:
     assert parse_since("90s", now=1000.0) == 910.0
     assert parse_since("2h", now=10_000.0) == 2800.0
