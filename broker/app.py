@@ -221,11 +221,11 @@ def _log_caller_policy(profiles: ProfileSet, host: str) -> None:
             "are served; list each scanner with its addresses to serve the network "
             '(README "Scanner profiles")'
         )
-    if profiles.without_addresses:
+    if profiles.from_any_address:
         log.warning(
-            "DICOM: [scanners] tables without addresses, accepted from any address by AE "
-            "title alone: %s",
-            ", ".join(profiles.without_addresses),
+            'DICOM: [scanners] tables with addresses = ["any"], accepted from any address by '
+            "AE title alone: %s",
+            ", ".join(profiles.from_any_address),
         )
 
 
