@@ -36,7 +36,13 @@ from broker.hl7.server import MLLPServer
 from broker.mapping.live import LiveMappings
 from broker.mapping.versions import MappingVersions
 from broker.netaddr import peer_ip
-from broker.redis_conn import EmbeddedRedis, check_durability, connect, redact_url
+from broker.redis_conn import (
+    EmbeddedRedis,
+    check_durability,
+    connect,
+    connect_external,
+    redact_url,
+)
 from broker.redis_process import ExitWatch
 from broker.settings import Settings
 from broker.tls import server_context
@@ -340,7 +346,7 @@ class Broker:
         if s.redis_server_binary is not None:
             log.warning("redis_server_binary is ignored: redis_url names the Redis to use")
         label = redact_url(s.redis_url)
-        client = connect(s.redis_url, timeout=s.redis_timeout, password=s.redis_password)
+        client = connect_external(s)
         self._redis = client
         try:
             client.ping()
