@@ -124,15 +124,15 @@ def _spread(count: int, addresses: int) -> list[str]:
 def _hold(
     target: Target, sources: list[str], trickle: bytes = b""
 ) -> tuple[int, list[float | None]]:
-    """Open a connection from each of ``sources`` and keep them open, sending the next byte
-    of ``trickle`` (if any) every second, until the broker has closed them all or
-    ``hold_cap``. Returns the connections the broker did not accept, and seconds from
-    open to close per accepted one (None: still open at the end)."""
+    """Open a connection from each of ``sources`` and keep them open, each sending the
+    next byte of ``trickle`` (if any) every second from its opening, until the broker has
+    closed them all or ``hold_cap``. Returns the connections the broker did not accept,
+    and seconds from open to close per accepted one (None: still open at the end)."""
     pending = list(sources)
     socks: list[tuple[socket.socket, float]] = []
+    sent: list[int] = []
     closed: dict[int, float] = {}
     end = time.monotonic() + target.hold_cap
-    sent, next_byte = 0, time.monotonic() + 1
     with selectors.DefaultSelector() as sel:
         while (pending or len(closed) < len(socks)) and time.monotonic() < end:
             if pending:  # open the next one; between opens, only look
@@ -140,38 +140,40 @@ def _hold(
                     sock = connect(target.dicom_port, pending.pop(0), timeout=5)
                     sel.register(sock, selectors.EVENT_READ, len(socks))
                     socks.append((sock, time.monotonic()))
+                    sent.append(0)
                 except OSError:
                     pass  # not even accepted: counted from the difference
-            for key, _ in sel.select(timeout=0 if pending else 0.5):
+            for key, _ in sel.select(timeout=0 if pending else 0.25):
                 sock, opened = socks[key.data]
                 if closed_by_peer(sock):
                     closed[key.data] = time.monotonic() - opened
                     sel.unregister(sock)
                 else:
                     sock.recv(1 << 16)  # an answer (a rejection): the close comes next
-            if trickle and sent < len(trickle) and time.monotonic() >= next_byte:
-                for i, (sock, _) in enumerate(socks):
-                    if i not in closed:
-                        with contextlib.suppress(OSError):  # the next select sees the close
-                            sock.send(trickle[sent : sent + 1])
-                sent, next_byte = sent + 1, next_byte + 1
+            for i, (sock, opened) in enumerate(socks):
+                due = min(len(trickle), int(time.monotonic() - opened) + 1)
+                if i not in closed and sent[i] < due:
+                    with contextlib.suppress(OSError):  # the next select sees the close
+                        sock.send(trickle[sent[i] : sent[i] + 1])
+                    sent[i] += 1
     for sock, _ in socks:
         sock.close()
     return len(sources) - len(socks), [closed.get(i) for i in range(len(socks))]
 
 
 def _held_report(what: str, held: tuple[int, list[float | None]], target: Target) -> AttackReport:
+    """The outcome of ``_hold``: how many connections the broker closed how soon."""
     refused, times = held
-    done = [t for t in times if t is not None]
-    at_once = sum(1 for t in done if t < 1.0)
+    done = sorted(t for t in times if t is not None)
     still = len(times) - len(done)
-    later = sorted(t for t in done if t >= 1.0)
-    text = f"{refused + len(times)} {what}: {refused} not accepted, {at_once} closed within 1 s"
-    if later:
-        text += f", {len(later)} closed after {later[0]:.1f}-{later[-1]:.1f} s"
+    parts = [f"{refused + len(times)} {what}: {refused} not accepted"]
+    for low, high in ((0.0, 1.0), (1.0, 10.0), (10.0, float("inf"))):
+        inside = [t for t in done if low <= t < high]
+        if inside:
+            parts.append(f"{len(inside)} closed after {inside[0]:.1f}-{inside[-1]:.1f} s")
     if still:
-        text += f", {still} still open at {target.hold_cap:.0f} s"
-    return AttackReport(text, still == 0, done, still)
+        parts.append(f"{still} still open at {target.hold_cap:.0f} s (then closed by the bench)")
+    return AttackReport(", ".join(parts), still == 0, done, still)
 
 
 def slowloris(target: Target) -> AttackReport:

@@ -16,7 +16,9 @@ association and a station poll every 100 ms) and the RIS (an order every 200 ms)
 attack, from a process of its own, with the two clients still going. A flood lasts
 ``--duration`` seconds; an attack that holds connections lasts until the broker has
 released all of them (at most ``--hold-cap`` seconds). Reported per scenario: what the
-attack got and how long the broker took to refuse or end each attempt; the broker's
+attack got and how long the broker took to refuse or end each attempt, and whether it
+held the attack off (every attempt refused or ended as designed; for the HL7 attacks,
+Redis grew by at most twice the message log's byte budget); the broker's
 RSS (``/proc`` VmRSS) and its Redis's ``used_memory`` at the attack's start and their
 peak during it; the scanner's poll and the RIS's ACK latency (p50 / p99 / max, ms) in
 the baseline and during the attack; and the legitimate clients' errors, which must be
@@ -24,6 +26,7 @@ the baseline and during the attack; and the legitimate clients' errors, which mu
 figures (``tests/integration/test_attack_bench.py`` runs ``--quick`` for behaviour).
 
     .venv/bin/python -m bench.attacks [--scenario a f ...] [--duration 10] [--quick]
+                                      [--set dicom_max_candidates=2000 ...]
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from bench.cfind_client import CellResult, quiet_pynetdicom
 from bench.cfind_data import Query
 from bench.wildcard import load
 from broker.redis_conn import running_embedded
+from broker.worklist.keys import KeySchema
 
 __all__ = ["SCENARIOS", "ScenarioResult", "main", "run"]
 
@@ -87,12 +91,14 @@ ATTACKS: dict[str, Callable[[Target], AttackReport]] = {
     "i": oversize,
     "j": undecodable,
 }
+HL7 = frozenset("ghij")  # their messages reach the message log (or must not)
 MAX_FRAME_BYTES = 1 << 20  # the broker's default hl7_max_frame_bytes
 
 CONFIG = """\
 [broker]
 dicom_allow_unknown_callers = false
 message_log_max_bytes = {log_bytes}
+{settings}
 
 [hl7_senders.RIS]
 addresses = ["127.0.0.1"]
@@ -124,10 +130,31 @@ class ScenarioResult:
     poll: tuple[Phase, Phase]  # baseline, attack
     ack: tuple[Phase, Phase]
     log_bytes: int  # what the broker logged during the attack
+    message_log: tuple[tuple[int, int], tuple[int, int]]  # error list, raw bytes: start, end
+    log_budget: int  # the broker's message_log_max_bytes
+
+    @property
+    def within_budget(self) -> bool:
+        """For the HL7 attacks: Redis grew by at most twice the message log's byte budget
+        (room for the log's indexes and ACKs); the others store nothing."""
+        return (
+            self.key not in HL7 or self.redis_bytes[1] - self.redis_bytes[0] <= 2 * self.log_budget
+        )
+
+    @property
+    def held_off(self) -> bool:
+        """Every attempt refused or ended as designed, and Redis within the budget."""
+        return self.report.defended and self.within_budget
 
     @property
     def legit_errors(self) -> Counter[str]:
         return self.poll[1].errors + self.ack[1].errors + self.poll[0].errors + self.ack[0].errors
+
+
+def message_log(client: redis.Redis) -> tuple[int, int]:
+    """Messages on the message log's error list, and the raw bytes its budget counts."""
+    keys = KeySchema()
+    return int(client.zcard(keys.message_errors())), int(client.get(keys.message_bytes()) or 0)
 
 
 class MemorySampler:
@@ -170,10 +197,12 @@ def _attack_process(key: str, target: Target, ready: Any, go: Any, out: Any) -> 
         out.put(AttackReport(f"the attack failed: {type(e).__name__}: {e}", False))
 
 
-def prepare(work: Path, entries: int, log_bytes: int) -> tuple[list[Query], dict[Query, list[str]]]:
+def prepare(
+    work: Path, entries: int, log_bytes: int, settings: list[str]
+) -> tuple[list[Query], dict[Query, list[str]]]:
     """Settings file and data directory with the entries loaded; the scanner's polls."""
     config = work / "attack-bench.toml"
-    config.write_text(CONFIG.format(log_bytes=log_bytes))
+    config.write_text(CONFIG.format(log_bytes=log_bytes, settings="\n".join(settings)))
     with (work / "broker.log").open("a") as log:
         broker = start_broker(work / "data", None, config, log)
         try:
@@ -218,11 +247,13 @@ def run_scenario(
         time.sleep(args.baseline)  # the baseline period, measured by the clients
         attack_start = time.monotonic()
         log_start = (work / "broker.log").stat().st_size
+        messages_start = message_log(client)
         with MemorySampler(broker.proc.pid, client) as memory:
             go.set()
             report: AttackReport = out.get(timeout=args.duration + args.hold_cap + 300)
         attack_end = time.monotonic()
         log_bytes = (work / "broker.log").stat().st_size - log_start
+        messages_end = message_log(client)
     finally:
         poller.finish()
         ris.finish()
@@ -235,6 +266,8 @@ def run_scenario(
         (poller.phase(started, attack_start), poller.phase(attack_start, attack_end)),
         (ris.phase(started, attack_start), ris.phase(attack_start, attack_end)),
         log_bytes,
+        ((messages_start[0], messages_end[0]), (messages_start[1], messages_end[1])),
+        args.log_mib << 20,
     )  # fmt: skip
 
 
@@ -272,7 +305,7 @@ def row(r: ScenarioResult) -> str:
         else "NOT met"
     )
     return (
-        f"| {r.key} | {SCENARIOS[r.key]} | {'yes' if r.report.defended else 'NO'} | "
+        f"| {r.key} | {SCENARIOS[r.key]} | {'yes' if r.held_off else 'NO'} | "
         f"{_seconds(r.report.times)} | {_growth(r.rss_kib, 1024)} | "
         f"{_growth(r.redis_bytes, 1 << 20)} | {poll_base.text()} → {poll_attack.text()} | "
         f"{ack_base.text()} → {ack_attack.text()} | {errors} | {r.log_bytes >> 10} | {goal} |"
@@ -282,8 +315,15 @@ def row(r: ScenarioResult) -> str:
 def detail(r: ScenarioResult) -> str:
     lines = [
         f"**{r.key}**: {r.report.outcome}. Attack phase {r.attack_seconds:.0f} s: "
-        f"{r.poll[1].requests} polls, {r.ack[1].requests} orders."
+        f"{r.poll[1].requests} polls, {r.ack[1].requests} orders. Message log: "
+        f"{_growth(r.message_log[0], 1)} on the error list, raw bytes its budget counts "
+        f"{_growth(r.message_log[1], 1 << 20)} MiB."
     ]
+    if not r.within_budget:
+        lines.append(
+            f"  Redis grew {(r.redis_bytes[1] - r.redis_bytes[0]) >> 20} MiB, more than twice "
+            f"the message log's byte budget ({r.log_budget >> 20} MiB)"
+        )
     for name, phase in (("poll", r.poll[1]), ("ACK", r.ack[1])):
         if phase.errors:
             lines.append(f"  {name} errors: {dict(phase.errors)}")
@@ -303,6 +343,10 @@ def run(argv: list[str] | None = None) -> list[ScenarioResult]:
     parser.add_argument("--baseline", type=float, default=None, help="seconds: 5 (--quick: 2)")
     parser.add_argument("--hold-cap", type=float, default=None, help="seconds: 120 (--quick: 15)")
     parser.add_argument("--log-mib", type=int, default=8, help="the broker's message_log_max_bytes")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SETTING=TOML",
+        help="another broker setting, e.g. --set dicom_max_candidates=2000 (for what-ifs)",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="fewer entries, attackers, seconds")
     parser.add_argument("--keep", type=Path, default=None, help="work here (keeps the broker log)")
     args = parser.parse_args(argv)
@@ -314,11 +358,11 @@ def run(argv: list[str] | None = None) -> list[ScenarioResult]:
     with tempfile.TemporaryDirectory(prefix="attack-bench-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        polls, expected = prepare(work, args.entries, args.log_mib << 20)
+        polls, expected = prepare(work, args.entries, args.log_mib << 20, args.set)
         print(
             f"{args.entries:,} entries; baseline {args.baseline:.0f} s, floods "
             f"{args.duration:.0f} s, held connections up to {args.hold_cap:.0f} s; "
-            f"message_log_max_bytes {args.log_mib} MiB",
+            f"message_log_max_bytes {args.log_mib} MiB" + "".join(f"; {x}" for x in args.set),
             flush=True,
         )
         results = []
