@@ -132,6 +132,7 @@ class ScenarioResult:
     log_bytes: int  # what the broker logged during the attack
     message_log: tuple[tuple[int, int], tuple[int, int]]  # error list, raw bytes: start, end
     log_budget: int  # the broker's message_log_max_bytes
+    load: float  # the machine's 1-minute load average as the attack ended
 
     @property
     def within_budget(self) -> bool:
@@ -268,6 +269,7 @@ def run_scenario(
         log_bytes,
         ((messages_start[0], messages_end[0]), (messages_start[1], messages_end[1])),
         args.log_mib << 20,
+        os.getloadavg()[0],
     )  # fmt: skip
 
 
@@ -317,7 +319,8 @@ def detail(r: ScenarioResult) -> str:
         f"**{r.key}**: {r.report.outcome}. Attack phase {r.attack_seconds:.0f} s: "
         f"{r.poll[1].requests} polls, {r.ack[1].requests} orders. Message log: "
         f"{_growth(r.message_log[0], 1)} on the error list, raw bytes its budget counts "
-        f"{_growth(r.message_log[1], 1 << 20)} MiB."
+        f"{_growth(r.message_log[1], 1 << 20)} MiB. Load average (1 min) at its end: "
+        f"{r.load:.1f}."
     ]
     if not r.within_budget:
         lines.append(
