@@ -173,7 +173,7 @@ def _held_report(what: str, held: tuple[int, list[float | None]], target: Target
             parts.append(f"{len(inside)} closed after {inside[0]:.1f}-{inside[-1]:.1f} s")
     if still:
         parts.append(f"{still} still open at {target.hold_cap:.0f} s (then closed by the bench)")
-    return AttackReport(", ".join(parts), still == 0, done, still)
+    return AttackReport(", ".join(parts), still == 0, done)
 
 
 def slowloris(target: Target) -> AttackReport:
@@ -207,9 +207,8 @@ def non_reading(target: Target) -> AttackReport:
         sock.close()
     if released is None:
         return AttackReport(
-            f"C-FIND for every entry, never read: still held at {target.hold_cap:.0f} s",
-            False, [], 1,
-        )  # fmt: skip
+            f"C-FIND for every entry, never read: still held at {target.hold_cap:.0f} s", False
+        )
     return AttackReport(
         f"C-FIND for every entry, never read: released after {released - t0:.1f} s",
         True, [released - t0],

@@ -56,7 +56,6 @@ class AttackReport:
     outcome: str
     defended: bool
     times: list[float] = field(default_factory=list)
-    open_at_end: int = 0  # connections the broker still held when the attack gave up
 
 
 def flood(
