@@ -22,7 +22,10 @@ local function release(p, id)
     if left < 1000 then left = 1000 end
     redis.call('PEXPIRE', key, math.floor(left))
   else
-    redis.call('DECRBY', p.bytes, redis.call('HSTRLEN', key, 'raw'))
+    -- (a log written before errors were counted holds fewer: never below 0)
+    if redis.call('DECRBY', p.bytes, redis.call('HSTRLEN', key, 'raw')) < 0 then
+      redis.call('SET', p.bytes, 0)
+    end
     redis.call('DEL', key)
   end
 end
