@@ -1,7 +1,8 @@
 """The transport guard beneath pynetdicom, on real sockets against a real DicomServer on a
 real redis-server: PDUs over the cap of their type are aborted, PDUs that do not arrive
 whole within the network timeout are closed, a connection counts against its address's
-cap until its association ends, and refused peers are closed at once, never held.
+cap until its association ends, a peer that does not read its answers loses its
+association and its slot, and refused peers are closed at once, never held.
 
 The misbehaving peers are plain sockets speaking raw PDUs (``tests.dicom_pdus``); the
 legitimate scanner beside them is pynetdicom's SCU.
@@ -9,6 +10,7 @@ legitimate scanner beside them is pynetdicom's SCU.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import selectors
 import socket
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
@@ -29,7 +32,7 @@ from broker.dicom.status import Status
 from broker.dicom.transport import MAX_ASSOCIATE_RQ_BYTES, AbortReason, abort_pdu
 from broker.worklist.store import WorklistStore
 from tests.dicom_pdus import HEADER, associate_rq, associated, c_echo_rq, c_find_rq
-from tests.integration.test_dicom_find import query
+from tests.integration.test_dicom_find import entry, put, query
 from tests.integration.test_dicom_guard import hung_up
 
 AE_TITLE = "MWL_TEST"
@@ -234,6 +237,64 @@ def test_an_association_counts_against_the_per_address_cap_until_it_ends(
         assert echo(server, "127.0.0.2")  # another address is served
         first.release()
         eventually(lambda: echo(server))  # once the association has ended, its slot is free
+
+
+def large_answers(store: WorklistStore) -> Dataset:
+    """1,500 entries whose answers are 8 KB each, 12 MB in all: far more than the socket
+    buffers hold. The query that asks for all of them."""
+    for start in range(0, 1500, 500):
+        batch = [entry(f"A{n:05d}", "CT1", "20261125") for n in range(start, start + 500)]
+        for ds in batch:
+            ds.PatientComments = "C" * 8000
+        put(store, *batch)
+    identifier = query()
+    identifier.PatientComments = ""
+    return identifier
+
+
+def test_a_peer_that_stops_reading_its_answers_is_aborted_and_its_slot_freed(
+    store: WorklistStore,
+) -> None:
+    """A peer with a 4 KiB receive buffer sends a C-FIND and never reads: the association
+    ends after the network timeout, and the address's only slot serves a scanner again."""
+    identifier = large_answers(store)
+    with (
+        serving(store, network_timeout=1, max_per_address=1) as server,
+        connect(server, receive_buffer=4096) as sock,
+    ):
+        associated(sock, CALLING, AE_TITLE)
+        sock.sendall(c_find_rq(identifier))
+        eventually(lambda: server.active_associations == 0)
+        assert echo(server)  # from the same address, whose cap is 1
+        received = hung_up(sock)
+        assert received is not None and len(received) < 1500 * 8000
+
+
+def test_a_peer_that_reads_its_answers_too_slowly_is_reset(
+    store: WorklistStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A peer that reads 1 KiB now and then: each of the broker's sends makes some
+    progress, so no send times out, but 32 answers are not taken within the network
+    timeout, and the connection is reset while the peer still reads."""
+    identifier = large_answers(store)
+    with (
+        serving(store, network_timeout=1) as server,
+        connect(server, receive_buffer=4096) as sock,
+    ):
+        associated(sock, CALLING, AE_TITLE)
+        sock.sendall(c_find_rq(identifier))
+        sock.settimeout(0.1)
+
+        def reads_a_little() -> bool:
+            with contextlib.suppress(TimeoutError, ConnectionResetError):
+                sock.recv(1024)
+            return server.active_associations == 0
+
+        eventually(reads_a_little)
+    assert (
+        f"DICOM C-FIND from 127.0.0.1, calling AE title '{CALLING}': answers not read for 1 s; "
+        "connection reset"
+    ) in warnings_of(caplog)
 
 
 def test_500_idle_connections_get_their_address_cap_and_a_listed_scanner_is_served(
