@@ -42,8 +42,13 @@ INVALID_PARAMETER = abort_pdu(AbortReason.INVALID_PARAMETER_VALUE)
 
 
 @contextmanager
-def serving(store: WorklistStore, **options: Any) -> Iterator[DicomServer]:
-    configure_pynetdicom_logging()
+def serving(
+    store: WorklistStore, *, broker_logging: bool = True, **options: Any
+) -> Iterator[DicomServer]:
+    """A DicomServer on ``store``; with ``broker_logging``, pynetdicom's logging set as
+    the broker sets it (identifiers off)."""
+    if broker_logging:
+        configure_pynetdicom_logging()
     server = DicomServer(
         ae_title=AE_TITLE,
         host="127.0.0.1",
