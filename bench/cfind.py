@@ -45,6 +45,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pydicom
 import pynetdicom
@@ -77,6 +78,7 @@ class Server:
     port: int
     called_ae: str
     info: str = ""
+    hl7_port: int = 0
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -86,6 +88,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def vm_rss_kib(pid: int) -> int:
@@ -119,15 +123,25 @@ class RssSampler:
 
 
 def start_process(
-    args: list[str], banner: str, env: dict[str, str] | None = None
+    args: list[str],
+    banner: str,
+    env: dict[str, str] | None = None,
+    *,
+    stderr: IO[str] | None = None,
+    before: list[str] | None = None,
 ) -> tuple[subprocess.Popen[str], re.Match[str]]:
-    """Run a Python server process; return it and the banner line's match (port in group 1)."""
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True, env=env)
+    """Run a Python server process; return it and the banner line's match (port in group 1).
+    ``before`` collects the lines printed before the banner."""
+    proc = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=stderr, text=True, env=env
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         found = re.search(banner + r"\s+\S+:(\d+)(.*)", line)
         if found:
             return proc, found
+        if before is not None:
+            before.append(line)
     raise RuntimeError(f"{args[1]} did not start")
 
 
@@ -142,19 +156,31 @@ def start_ceiling(count: int, seed: int, mode: str = "both") -> Server:
     return Server(name, proc, int(m[1]), "CEILING", m[2].strip())
 
 
-def start_broker(data_dir: Path, entry_cache: int | None) -> Server:
-    """``mwl-broker serve``, embedded Redis in ``data_dir``, no periodic purge (old dates)."""
+def start_broker(
+    data_dir: Path,
+    entry_cache: int | None,
+    config: Path | None = None,
+    log: IO[str] | None = None,
+) -> Server:
+    """``mwl-broker serve``, embedded Redis in ``data_dir``, no periodic purge (old dates);
+    with a settings file, and its log (stderr) to ``log``. ``hl7_port`` is set too."""
     env = {**os.environ, "MWL_BROKER_RETENTION_INTERVAL_SECONDS": "0"}
     if entry_cache is not None:
         env["MWL_BROKER_DICOM_ENTRY_CACHE"] = str(entry_cache)
+    options = ["--config", str(config)] if config is not None else []
+    lines: list[str] = []
     proc, m = start_process(
-        ["-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1", "--hl7-port", "0",
+        ["-m", "broker.cli", "serve", *options, "--hl7-host", "127.0.0.1", "--hl7-port", "0",
          "--dicom-host", "127.0.0.1", "--dicom-port", "0", "--data-dir", str(data_dir),
          "--mappings-dir", str(REPO / "mappings"), "--log-level", "WARNING"],
         "DICOM MWL",
         env,
+        stderr=log,
+        before=lines,
     )  # fmt: skip
-    return Server("broker", proc, int(m[1]), "MWL_BROKER")
+    hl7 = next(re.search(r"HL7 MLLP\s+\S+:(\d+)", x) for x in lines if "HL7 MLLP" in x)
+    assert hl7 is not None
+    return Server("broker", proc, int(m[1]), "MWL_BROKER", hl7_port=int(hl7[1]))
 
 
 def free_port() -> int:

@@ -39,7 +39,13 @@ from broker.hl7.server import MLLPServer
 from broker.mapping.live import LiveMappings
 from broker.mapping.versions import MappingVersions
 from broker.netaddr import peer_ip
-from broker.redis_conn import EmbeddedRedis, check_durability, connect, redact_url
+from broker.redis_conn import (
+    EmbeddedRedis,
+    check_durability,
+    connect,
+    connect_external,
+    redact_url,
+)
 from broker.redis_process import ExitWatch
 from broker.settings import Settings
 from broker.tls import server_context
@@ -229,11 +235,11 @@ def _log_caller_policy(profiles: ProfileSet, host: str) -> None:
             "are served; list each scanner with its addresses to serve the network "
             '(README "Scanner profiles")'
         )
-    if profiles.without_addresses:
+    if profiles.from_any_address:
         log.warning(
-            "DICOM: [scanners] tables without addresses, accepted from any address by AE "
-            "title alone: %s",
-            ", ".join(profiles.without_addresses),
+            'DICOM: [scanners] tables with addresses = ["any"], accepted from any address by '
+            "AE title alone: %s",
+            ", ".join(profiles.from_any_address),
         )
 
 
@@ -354,7 +360,7 @@ class Broker:
         if s.redis_server_binary is not None:
             log.warning("redis_server_binary is ignored: redis_url names the Redis to use")
         label = redact_url(s.redis_url)
-        client = connect(s.redis_url, timeout=s.redis_timeout, password=s.redis_password)
+        client = connect_external(s)
         self._redis = client
         try:
             client.ping()

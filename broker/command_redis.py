@@ -22,6 +22,7 @@ from broker.errors import BrokerError
 from broker.redis_conn import (
     EmbeddedRedis,
     connect,
+    connect_external,
     data_dir_in_use,
     redact_url,
     running_embedded,
@@ -46,12 +47,7 @@ def redis_for_command(settings: Settings) -> Iterator[CommandRedis]:
     """Open the broker's Redis for the duration of a command (see the module docstring)."""
     if settings.redis_url is not None:
         label = redact_url(settings.redis_url)
-        with _client(
-            connect(
-                settings.redis_url, timeout=settings.redis_timeout, password=settings.redis_password
-            ),
-            label,
-        ) as c:
+        with _client(connect_external(settings), label) as c:
             yield c
         return
     data_dir = settings.data_dir / "redis"

@@ -3,10 +3,15 @@
 What reaches a log line from outside (MSH-10, AE titles, peers' text) is made
 printable and bounded by :class:`SafeArguments`; tracebacks keep where a fault
 happened but not the exception messages, which can quote field values
-(:class:`WithheldDetails`); warnings from libraries (pydicom's validation
-warnings print the value they reject: ``Invalid value for VR DA: '1980-01-01'``)
-lose what they quote (:class:`QuotedValues`). ``log_phi = true`` turns the
-last two off, for debugging on a test system.
+(:class:`WithheldDetails`); warnings and log lines from libraries (pydicom's
+validation warnings print the value they reject: ``Invalid value for VR DA:
+'1980-01-01'``; pynetdicom quotes a raw AE title it cannot decode, and prints
+identifiers in brackets when its identifier logging is on) lose what they quote,
+and an exception logged as the message itself loses its text
+(:class:`QuotedValues`). pynetdicom and pydicom build their messages themselves
+(f-strings, no arguments), so their whole message is made printable and bounded.
+``log_phi = true`` turns withholding off, for debugging on a test system;
+escaping and bounds stay.
 """
 
 from __future__ import annotations
@@ -16,19 +21,25 @@ import re
 import sys
 import traceback
 from types import TracebackType
+from typing import TextIO
 
 __all__ = [
     "ARGUMENT_LIMIT",
+    "MESSAGE_LIMIT",
     "QuotedValues",
     "SafeArguments",
     "WithheldDetails",
     "configure_logging",
     "printable",
+    "safety_handler",
 ]
 
 ARGUMENT_LIMIT = 200  # characters of one logged argument; the rest is cut and marked
+MESSAGE_LIMIT = 1000  # characters of a library's own message
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _QUOTED = re.compile(r"""'[^']*'|"[^"]*"|b'[^']*'""")
+_BRACKETED = re.compile(r"\[[^\]]*\]")
+_LIBRARIES = ("pynetdicom", "pydicom", "py.warnings")
 _HANDLER = "mwl-broker"
 _WITHHELD = "(details withheld: they may hold patient data; log_phi = true shows them)"
 
@@ -56,28 +67,51 @@ def bounded(text: str, limit: int = ARGUMENT_LIMIT) -> str:
     return f"{safe[:limit]}…({len(safe)} chars)"
 
 
+def _library(name: str) -> bool:
+    return any(name == lib or name.startswith(f"{lib}.") for lib in _LIBRARIES)
+
+
 class SafeArguments(logging.Filter):
     """Every string argument of a record printable and bounded: a sender cannot write
-    new log lines, terminal escapes or megabytes into the log through MSH-10."""
+    new log lines, terminal escapes or megabytes into the log through MSH-10. A
+    library's record (pynetdicom, pydicom, warnings) has its whole message so treated,
+    as it puts what it received into the message itself."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
+        if _library(record.name):
+            record.msg = bounded(record.getMessage(), MESSAGE_LIMIT)
+            record.args = ()
+        elif isinstance(record.args, tuple):
             record.args = tuple(bounded(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 
 class QuotedValues(logging.Filter):
-    """Quoted text in library warnings (``py.warnings``, pydicom) replaced by ``'…'``."""
+    """In library records (warnings, pydicom, pynetdicom): quoted text replaced by
+    ``'…'``, bracketed text by ``[…]``, an exception logged as the message by its type."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "py.warnings" or record.name.startswith("pydicom"):
-            record.msg = _QUOTED.sub("'…'", record.getMessage())
-            record.args = ()
+        if not _library(record.name):
+            return True
+        if isinstance(record.msg, BaseException):
+            message = f"{type(record.msg).__name__}: {_WITHHELD}"
+        else:
+            message = _BRACKETED.sub("[…]", _QUOTED.sub("'…'", record.getMessage()))
+        record.msg, record.args = message, ()
         return True
 
 
 class WithheldDetails(logging.Formatter):
     """Tracebacks with their frames and exception types, without exception messages."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """As ``logging.Formatter``, but never with a traceback text another handler's
+        formatter cached on the record (it would hold the messages)."""
+        cached, record.exc_text = record.exc_text, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
 
     def formatException(self, ei: ExcInfo | tuple[None, None, None]) -> str:
         if ei[1] is None:
@@ -113,13 +147,20 @@ def _chain(te: traceback.TracebackException) -> list[traceback.TracebackExceptio
     return list(reversed(chain))
 
 
-def configure_logging(level: str, *, log_phi: bool = False) -> None:
-    """Log to stderr at ``level`` through the filters above (once per process)."""
-    handler = logging.StreamHandler(sys.stderr)
+def safety_handler(stream: TextIO, *, log_phi: bool = False) -> logging.Handler:
+    """A handler writing to ``stream`` through the filters above (withholding first, so
+    that a bound never cuts a quoted value in two)."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(_FORMAT) if log_phi else WithheldDetails(_FORMAT))
-    handler.addFilter(SafeArguments())
     if not log_phi:
         handler.addFilter(QuotedValues())
+    handler.addFilter(SafeArguments())
+    return handler
+
+
+def configure_logging(level: str, *, log_phi: bool = False) -> None:
+    """Log to stderr at ``level`` through the filters above (once per process)."""
+    handler = safety_handler(sys.stderr, log_phi=log_phi)
     handler.set_name(_HANDLER)
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER]:

@@ -16,10 +16,14 @@ import contextlib
 import logging
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -33,11 +37,17 @@ from broker.redis_process import (
     spawn,
     stop_left_over,
 )
+from broker.tls import BCP195_CIPHERS
+
+if TYPE_CHECKING:
+    from broker.settings import Settings
 
 __all__ = [
     "EmbeddedRedis",
+    "RedisTLS",
     "check_durability",
     "connect",
+    "connect_external",
     "data_dir_in_use",
     "redact_url",
     "running_embedded",
@@ -92,10 +102,57 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{rest}"
 
 
-def connect(url: str, *, timeout: float = 5.0, password: str | None = None) -> redis.Redis:
+@dataclass(frozen=True)
+class RedisTLS:
+    """How a ``rediss://`` connection proves itself and checks the server.
+
+    ``ca``: the CA that signed the server's certificate (``redis_tls_ca``; None: the
+    system's); ``cert``/``key``: a client certificate for servers started with
+    ``tls-auth-clients yes`` (``redis_tls_cert``, ``redis_tls_key``)."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+# redis-py URL parameters that would turn certificate or host name checks off.
+_UNVERIFIED = {"ssl_cert_reqs": {"none", "optional"}, "ssl_check_hostname": {"false", "0", "no"}}
+
+
+def _tls_options(url: str, tls: RedisTLS | None) -> dict[str, Any]:
+    """redis-py's options for a ``rediss://`` URL: the server's certificate and host name
+    always checked, TLS 1.2 or later with BCP 195 ciphers (``broker.tls``)."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    for name, off in _UNVERIFIED.items():
+        if any(v.strip().lower() in off for v in query.get(name, [])):
+            raise ConfigError(
+                "redis_url",
+                f"{name} in the URL turns the check of the Redis server's certificate off; "
+                "remove it, and name the CA that signed the server's certificate in "
+                "redis_tls_ca",
+            )
+    options: dict[str, Any] = {
+        "ssl_min_version": ssl.TLSVersion.TLSv1_2,
+        "ssl_ciphers": BCP195_CIPHERS,
+    }
+    if tls is not None:
+        for option, path in (
+            ("ssl_ca_certs", tls.ca), ("ssl_certfile", tls.cert), ("ssl_keyfile", tls.key),
+        ):  # fmt: skip
+            if path is not None:
+                options[option] = str(path)
+    return options
+
+
+def connect(
+    url: str, *, timeout: float = 5.0, password: str | None = None, tls: RedisTLS | None = None
+) -> redis.Redis:
     """A client for ``url`` (redis://, rediss:// or unix://) with bounded timeouts;
-    ``password`` (``redis_password``) overrides one in the URL, so the URL can be shown."""
-    extra: dict[str, str] = {"password": password} if password else {}
+    ``password`` (``redis_password``) overrides one in the URL, so the URL can be shown;
+    ``tls`` applies to ``rediss://`` URLs (:class:`RedisTLS`)."""
+    extra: dict[str, Any] = {"password": password} if password else {}
+    if url.startswith("rediss://"):
+        extra.update(_tls_options(url, tls))
     try:
         return redis.Redis.from_url(
             url,
@@ -106,6 +163,20 @@ def connect(url: str, *, timeout: float = 5.0, password: str | None = None) -> r
         )
     except ValueError as e:
         raise ConfigError("redis_url", f"not a valid Redis URL ({e})") from e
+
+
+def connect_external(settings: Settings) -> redis.Redis:
+    """A client for the configured ``redis_url`` with its password and TLS settings."""
+    assert settings.redis_url is not None
+    for name in ("redis_tls_ca", "redis_tls_cert", "redis_tls_key"):
+        path = getattr(settings, name)
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(name, f"cannot read {path}")
+    tls = RedisTLS(settings.redis_tls_ca, settings.redis_tls_cert, settings.redis_tls_key)
+    return connect(
+        settings.redis_url, timeout=settings.redis_timeout, password=settings.redis_password,
+        tls=tls,
+    )  # fmt: skip
 
 
 def check_durability(client: redis.Redis) -> list[str]:

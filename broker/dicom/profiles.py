@@ -7,7 +7,7 @@ callers). ``ProfileSet.decide`` is the acceptance policy, checked once per
 association, before any service (``broker.dicom.server``):
 
     caller with a table of its own        accepted from the table's addresses
-                                          (any address when it lists none)
+                                          (required; ["any"] says any address)
     unknown caller, and
     dicom_allow_unknown_callers = false   rejected
       ... = "loopback" (the default)      accepted from loopback addresses only
@@ -21,8 +21,8 @@ So a broker with no tables serves only its own host; a site lists its scanners
 (with their addresses) to serve the network::
 
     [scanners.CT1]
-    addresses = ["10.1.2.3"]        # only from these source addresses or networks
-                                    # ("10.1.2.0/24"); none listed: any address
+    addresses = ["10.1.2.3"]        # required: only from these source addresses or
+                                    # networks ("10.1.2.0/24"); ["any"]: any address
     scope = "own"                   # "own" (stations = [its AE title]), "all", or a list
     unassigned = false              # also entries that name no station
     date_window = "today"           # when the query has no SPS Start Date: "today",
@@ -49,6 +49,7 @@ they never add return keys the query did not ask for.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ from broker.errors import ConfigError
 from broker.netaddr import IPAddress, Network, parse_network, peer_ip
 
 __all__ = [
+    "ANY_ADDRESS",
     "DEFAULT_PROFILE",
     "LOOPBACK",
     "Decision",
@@ -137,6 +139,11 @@ class ScannerProfile:
 
 
 DEFAULT_PROFILE = ScannerProfile("*")
+# ``addresses = ["any"]``: every IPv4 and IPv6 source, said on purpose.
+ANY_ADDRESS: tuple[Network, ...] = (
+    ipaddress.ip_network("0.0.0.0/0"),
+    ipaddress.ip_network("::/0"),
+)
 
 
 class Refusal(Enum):
@@ -216,9 +223,11 @@ class ProfileSet:
         return sorted(t for t in self._profiles if t != "*")
 
     @property
-    def without_addresses(self) -> list[str]:
-        """The AE titles whose table lists no addresses: accepted from any address."""
-        return sorted(t for t, p in self._profiles.items() if t != "*" and not p.addresses)
+    def from_any_address(self) -> list[str]:
+        """The AE titles whose table says ``addresses = ["any"]``."""
+        return sorted(
+            t for t, p in self._profiles.items() if t != "*" and p.addresses == ANY_ADDRESS
+        )
 
     def own_profile(self, ae_title: str) -> ScannerProfile | None:
         """The profile of the table named after ``ae_title`` (compared without padding)."""
@@ -293,7 +302,7 @@ def _profile(ae_title: str, raw: object) -> ScannerProfile:
         raise ConfigError(f"{where}.mpps_update_others", "must be true or false")
     return ScannerProfile(
         ae_title=ae_title,
-        addresses=_addresses(where, table),
+        addresses=_addresses(where, ae_title, table),
         stations=stations,
         unassigned=unassigned,
         date_window=_window(where, table.get("date_window", "any")),
@@ -329,10 +338,26 @@ def _text_list(where: str, table: Mapping[str, Any], key: str) -> list[str]:
     return [v.strip() for v in value]
 
 
-def _addresses(where: str, table: Mapping[str, Any]) -> tuple[Network, ...]:
-    """The ``addresses`` list: IP addresses or CIDR networks."""
+def _addresses(where: str, ae_title: str, table: Mapping[str, Any]) -> tuple[Network, ...]:
+    """The ``addresses`` list: IP addresses or CIDR networks, or ``"any"``.
+
+    A scanner's own table must say where it connects from: an AE title is typed by anyone
+    at any device, so a table without addresses would hand that title's worklist (and its
+    MPPS rights) to every host that knows it. ``"any"`` says so on purpose. The ``"*"``
+    table may leave it out: its callers are held to ``dicom_allow_unknown_callers``."""
+    texts = _text_list(where, table, "addresses")
+    if ae_title != "*" and not texts:
+        raise ConfigError(
+            f"{where}.addresses",
+            'required: the scanner\'s IP addresses or networks (["10.1.2.3"], '
+            '["10.1.2.0/24"]), or ["any"] to accept this AE title from any address',
+        )
+    if "any" in (t.lower() for t in texts):
+        if len(texts) > 1:
+            raise ConfigError(f"{where}.addresses", '"any" cannot be combined with addresses')
+        return ANY_ADDRESS
     networks = []
-    for text in _text_list(where, table, "addresses"):
+    for text in texts:
         try:
             networks.append(parse_network(text))
         except ValueError as e:

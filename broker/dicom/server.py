@@ -43,9 +43,10 @@ from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 from broker.audit.record import AssociationRecords, association, connection_refused
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.guard import GuardLimits, guarded_server_class
-from broker.dicom.peers import loggable_ae
+from broker.dicom.peers import calling_ae, loggable_ae
 from broker.dicom.profiles import Decision, ProfileSet, Refusal
 from broker.dicom.status import RejectReason, RejectResult, RejectSource
+from broker.dicom.transport import hang_up
 from broker.tls import certificate_names
 
 __all__ = [
@@ -131,20 +132,49 @@ def _paced(
     answer in memory and not see a C-CANCEL (PS3.7 9.3.2.3) until the end.
     Letting the queue drain now and then gives streaming with bounded memory,
     and moments in which the DUL reads the peer's C-CANCEL.
+
+    A peer that does not take the answers within ``max_wait`` (the network
+    timeout) has stopped reading: its connection is reset, which ends the DUL's
+    blocked send and the association (A-P-ABORT), and no more answers are made.
+    When the association has ended otherwise (the DUL's own send timed out, an
+    A-ABORT came), the query stops too.
     """
 
     def handle(event: Any) -> Iterator[Any]:
-        queue = event.assoc.dul.to_provider_queue
         for count, result in enumerate(handler(event), start=1):
             yield result
             _busy(event)
             if count % _PACE_EVERY:
                 continue
-            deadline = time.monotonic() + max_wait
-            while queue.qsize() and event.assoc.is_established and time.monotonic() < deadline:
-                time.sleep(0.0002)
+            drained = _drained(event.assoc, max_wait)
+            if drained is None:
+                return
+            if not drained:
+                log.warning(
+                    "DICOM C-FIND from %s, calling AE title '%s': answers not read for %g s; "
+                    "connection reset",
+                    event.assoc.requestor.address,
+                    calling_ae(event),
+                    max_wait,
+                )
+                hang_up(getattr(event.assoc.dul.socket, "socket", None), reset=True)
+                return
 
     return handle
+
+
+def _drained(assoc: Any, max_wait: float) -> bool | None:
+    """Whether the DUL sent every queued answer within ``max_wait``; None when the
+    association ended meanwhile."""
+    dul = assoc.dul
+    deadline = time.monotonic() + max_wait
+    while dul.to_provider_queue.qsize():
+        if not (assoc.is_established and dul.is_alive()):
+            return None
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.0002)
+    return True
 
 
 def _busy(event: Any) -> None:

@@ -15,8 +15,11 @@ A message refused before any mapping (AR, or undecodable) keeps only its
 first ``refused_prefix`` bytes.
 
 Messages refused for their content (or by a broker fault) also wait on the
-error list, without TTL, until reprocessed successfully or dismissed (the
-list itself is capped at ``max_messages``).
+error list, without TTL, until reprocessed successfully or dismissed. The list
+is capped at ``max_messages``, and its raw bytes count in ``max_bytes``: the
+log gives up its history first, and when only waiting errors are left the
+oldest of them go, marked as dropped (a flood of refused messages cannot fill
+Redis; each sender had its NAK).
 """
 
 from __future__ import annotations

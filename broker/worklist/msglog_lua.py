@@ -13,7 +13,8 @@ __all__ = ["RECORD_LUA", "RECORD_SCRIPT", "RESOLVE_SCRIPT"]
 # Shared by both scripts. p: prefix, log, time, errors, refs, cid, bytes, ttl_ms, now_ms.
 _HELPERS = """
 local function release(p, id)
-  -- off the error list: expire with the log, or go now if the log dropped it already
+  -- off the error list: expire with the log, or go now (its bytes with it) if the log
+  -- dropped it already
   local key = p.prefix .. id
   local at = redis.call('ZSCORE', p.time, id)
   if at then
@@ -21,21 +22,35 @@ local function release(p, id)
     if left < 1000 then left = 1000 end
     redis.call('PEXPIRE', key, math.floor(left))
   else
+    -- (a log written before errors were counted holds fewer: never below 0)
+    if redis.call('DECRBY', p.bytes, redis.call('HSTRLEN', key, 'raw')) < 0 then
+      redis.call('SET', p.bytes, 0)
+    end
     redis.call('DEL', key)
   end
 end
 local function forget(p, id)
+  -- out of the log; a message still on the error list keeps its hash and its bytes in
+  -- the count (release takes them when it leaves the list)
+  local waiting = redis.call('ZSCORE', p.errors, id)
   local refs = redis.call('HGET', p.refs, id)
   if refs then
     local d = cjson.decode(refs)
     for _, ix in ipairs(d.zs) do redis.call('ZREM', ix, id) end
     redis.call('ZREM', p.cid, d.cid)
     redis.call('HDEL', p.refs, id)
-    if d.n then redis.call('DECRBY', p.bytes, d.n) end
+    if d.n and not waiting then redis.call('DECRBY', p.bytes, d.n) end
   end
   redis.call('ZREM', p.log, id)
   redis.call('ZREM', p.time, id)
-  if not redis.call('ZSCORE', p.errors, id) then redis.call('DEL', p.prefix .. id) end
+  if not waiting then redis.call('DEL', p.prefix .. id) end
+end
+local function drop_errors(p, ids, why)
+  for _, old in ipairs(ids) do
+    redis.call('ZREM', p.errors, old)
+    redis.call('HSET', p.prefix .. old, 'resolution', why)
+    release(p, old)
+  end
 end
 """
 
@@ -85,13 +100,18 @@ local function record_message(p, raw, ack, app_ack)
     dropped = dropped + 1
     over = tonumber(redis.call('GET', p.bytes) or '0') - p.max_bytes
   end
+  dropped = 0
+  while over > 0 and dropped < p.trim do  -- what is left over it waits on the error list
+    local oldest = redis.call('ZRANGE', p.errors, 0, 0)[1]
+    if not oldest or oldest == id then break end
+    drop_errors(p, {oldest}, 'dropped: message log over its byte budget')
+    dropped = dropped + 1
+    over = tonumber(redis.call('GET', p.bytes) or '0') - p.max_bytes
+  end
   excess = redis.call('ZCARD', p.errors) - p.max
   if excess > 0 then
-    for _, old in ipairs(redis.call('ZRANGE', p.errors, 0, math.min(excess, p.trim) - 1)) do
-      redis.call('ZREM', p.errors, old)
-      redis.call('HSET', p.prefix .. old, 'resolution', 'dropped: error list over its limit')
-      release(p, old)
-    end
+    local ids = redis.call('ZRANGE', p.errors, 0, math.min(excess, p.trim) - 1)
+    drop_errors(p, ids, 'dropped: error list over its limit')
   end
   return id
 end

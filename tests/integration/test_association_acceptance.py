@@ -38,6 +38,7 @@ from broker.worklist.store import WorklistStore
 from tests.conftest import require_tool
 from tests.integration.test_mpps import entry, n_create_list, put
 
+LOCAL = ["127.0.0.1"]  # where the test scanners connect from
 AE_TITLE = "MWL_TEST"
 SERVICES = [Verification, ModalityWorklistInformationFind, ModalityPerformedProcedureStep]
 SERVICE_IDS = ["C-ECHO", "C-FIND", "MPPS"]
@@ -167,7 +168,9 @@ def test_unknown_callers_narrowed_to_one_address_are_rejected_from_another(
 
 @pytest.mark.parametrize("context", SERVICES, ids=SERVICE_IDS)
 def test_unknown_callers_not_allowed_are_rejected(store: WorklistStore, context: str) -> None:
-    with serving(store, {"CT1": {"scope": "own"}}, allow_unknown=False) as server:
+    with serving(
+        store, {"CT1": {"addresses": LOCAL, "scope": "own"}}, allow_unknown=False
+    ) as server:
         with associated(server, "STRANGER", context) as assoc:
             assert rejection(assoc) == AE_NOT_RECOGNIZED
         with associated(server, "CT1", context) as assoc:
@@ -226,7 +229,7 @@ def test_dcmtk_is_served_on_loopback_and_rejected_from_an_address_not_listed(
             assert refused.returncode != 0
             assert "Association Rejected" in refused.stderr + refused.stdout, tool
             assert "Reason: No Reason" in refused.stderr + refused.stdout
-    with serving(store, {"MR1": {}}, allow_unknown=False) as server:
+    with serving(store, {"MR1": {"addresses": LOCAL}}, allow_unknown=False) as server:
         refused = dcmtk("echoscu", server)
         assert "Reason: Calling AE Title Not Recognized" in refused.stderr + refused.stdout
 
@@ -263,7 +266,7 @@ def test_odd_calling_ae_titles_are_rejected_and_logged_as_sent(
 ) -> None:
     with (
         caplog.at_level(logging.WARNING, logger="broker.dicom.server"),
-        serving(store, {"CT1": {}}, allow_unknown=False) as server,
+        serving(store, {"CT1": {"addresses": LOCAL}}, allow_unknown=False) as server,
     ):
         odd = exchange(server, raw_associate_rq(AE_TITLE.encode(), b"%s' OR '1'='1"))
         raw = exchange(server, raw_associate_rq(AE_TITLE.encode(), b"CT1\nFORGED\x1b[2J"))

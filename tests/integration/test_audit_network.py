@@ -30,6 +30,8 @@ from broker.audit.events import AuditEvent, AuditType, Outcome, from_fields
 from broker.hl7.client import summarize_ack
 from broker.settings import Settings
 from tests.conftest import require_tool
+from tests.dicom_pdus import HEADER, associated
+from tests.integration.test_dicom_guard import hung_up
 from tests.integration.test_mllp_senders import ORDER, connect, exchange, settings
 from tests.integration.test_mpps import n_create_list, n_set_final
 from tests.tls_certs import issue, make_ca
@@ -141,10 +143,30 @@ def test_the_dicom_guard_refusal_is_recorded(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as held:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as second:
                 assert second.recv(1) == b""  # closed at once, unread
-            held.sendall(b"\x07\x00\x00\x00\x00\x04\x00\x00\x00\x00")  # A-ABORT, then close
         refused = audit_events(broker, AuditType.CONNECTION_REFUSED)
     assert [(e.address, e.details["listener"]) for e in refused] == [("127.0.0.1", "dicom")]
     assert refused[0].reason == "1 DICOM connections open from this address"
+
+
+def test_the_transport_guard_refusals_are_recorded(tmp_path: Path) -> None:
+    """A first PDU that is not an A-ASSOCIATE-RQ, and a P-DATA-TF over the maximum the
+    broker announced within an association (``broker.dicom.transport``)."""
+    with broker_with(tmp_path, SCANNERS) as broker:
+        assert broker.endpoints is not None
+        address = ("127.0.0.1", broker.endpoints.dicom_port)
+        with socket.create_connection(address, timeout=30) as sock:
+            sock.sendall(HEADER.pack(0x04, 10) + b"\x00" * 10)  # P-DATA-TF first
+            assert hung_up(sock)
+        with socket.create_connection(address, timeout=30) as sock:
+            maximum = associated(sock, "CT1", broker.endpoints.ae_title)
+            sock.sendall(HEADER.pack(0x04, maximum + 7) + b"\x00" * 1024)
+            assert hung_up(sock)
+        refused = audit_events(broker, AuditType.CONNECTION_REFUSED)
+    assert [(e.address, e.details["listener"]) for e in refused] == [("127.0.0.1", "dicom")] * 2
+    assert refused[0].reason == "P-DATA-TF where an A-ASSOCIATE-RQ was due"
+    assert (
+        refused[1].reason == f"P-DATA-TF of {maximum + 7} bytes announced (at most {maximum + 6})"
+    )
 
 
 def test_every_c_find_with_its_keys_answers_and_status(tmp_path: Path) -> None:

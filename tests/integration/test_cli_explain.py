@@ -29,12 +29,15 @@ dicom_host = "127.0.0.1"
 dicom_port = 0
 
 [scanners.CT1]
+addresses = ["127.0.0.1"]
 scope = "own"
 
 [scanners.CT_OTHER]
+addresses = ["127.0.0.1"]
 scope = ["CT9"]
 
 [scanners.MR1]
+addresses = ["127.0.0.1"]
 modality = "MR"
 date_window = "any"
 """,

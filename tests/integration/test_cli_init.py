@@ -16,8 +16,9 @@ from broker.settings import Settings, load_settings
 _SETTING_LINE = re.compile(r"^# (?P<name>[a-z0-9_]+) = (?P<value>.+?)(?:\s+#.*)?$")
 # Lines that show an example rather than the default
 _EXAMPLES = {"redis_url", "redis_password", "hl7_tls_cert", "hl7_tls_key", "hl7_tls_client_ca",
-             "dicom_tls_cert", "dicom_tls_key", "dicom_tls_client_ca", "audit_syslog_tls_ca",
-             "audit_syslog_tls_cert", "audit_syslog_tls_key"}  # fmt: skip
+             "dicom_tls_cert", "dicom_tls_key", "dicom_tls_client_ca", "redis_tls_ca",
+             "redis_tls_cert", "redis_tls_key", "audit_syslog_tls_ca", "audit_syslog_tls_cert",
+             "audit_syslog_tls_key"}  # fmt: skip
 
 
 def test_init_writes_settings_and_mappings_then_names_the_next_command(

@@ -14,6 +14,7 @@ from pathlib import Path
 from pynetdicom import AE
 
 from broker.app import Broker
+from broker.dicom.transport import AbortReason, abort_pdu
 from tests.broker_runner import broker_settings, running_broker
 
 VERIFICATION = "1.2.840.10008.1.1"
@@ -34,14 +35,23 @@ def raw(b: Broker, source: str = "127.0.0.1") -> socket.socket:
     return socket.create_connection(("127.0.0.1", port(b)), timeout=30, source_address=(source, 0))
 
 
+def hung_up(sock: socket.socket) -> bytes | None:
+    """What the broker sent before it closed the connection (EOF or reset); None when it
+    kept the connection open for the client's timeout."""
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return None
+    return data
+
+
 def closed_by_peer(sock: socket.socket) -> bool:
     """Whether the broker closes the connection (EOF or reset) rather than waiting."""
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
+    return hung_up(sock) is not None
 
 
 def echo(b: Broker, source: str = "127.0.0.1") -> bool:
@@ -59,7 +69,7 @@ def test_a_4_gib_association_request_is_closed_unread(tmp_path: Path) -> None:
     with broker(tmp_path) as b:
         with raw(b) as attacker:
             attacker.sendall(struct.pack(">BxL", 0x01, 0xFFFFFFFF) + b"\x00" * 1024)
-            assert closed_by_peer(attacker)
+            assert hung_up(attacker) == abort_pdu(AbortReason.INVALID_PARAMETER_VALUE)
         assert echo(b)
 
 

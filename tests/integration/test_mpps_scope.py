@@ -35,11 +35,12 @@ from tests.integration.test_mpps import (
     put,
 )
 
+LOCAL = ["127.0.0.1"]  # where the test scanners connect from
 SCANNERS: dict[str, Any] = {
-    "CT1": {"scope": "own"},
-    "CT2": {"scope": "own"},
-    "MANAGER": {"mpps_update_others": True},  # scope "all"
-    "CT2_MANAGER": {"mpps_update_others": True, "scope": ["CT2"]},
+    "CT1": {"addresses": LOCAL, "scope": "own"},
+    "CT2": {"addresses": LOCAL, "scope": "own"},
+    "MANAGER": {"addresses": LOCAL, "mpps_update_others": True},  # scope "all"
+    "CT2_MANAGER": {"addresses": LOCAL, "mpps_update_others": True, "scope": ["CT2"]},
 }
 
 

@@ -390,6 +390,26 @@ def test_errors_waiting_for_a_person_outlive_the_byte_budget(redis_client: redis
     assert [r.id for r in mlog.find(MessageQuery(errors_only=True)).items] == [waiting]
 
 
+def test_the_byte_budget_holds_when_every_message_waits_on_the_error_list(
+    redis_client: redis.Redis,
+) -> None:
+    """A flood of refused messages cannot grow Redis past the budget: once the log has
+    nothing else to give, the oldest waiting errors go, each marked as dropped."""
+    mlog = MessageLog(redis_client, max_bytes=3 * len(RAW))
+    ids = [mlog.record(intake(f"E{n}", outcome=Outcome.ERROR)) for n in range(10)]
+    waiting = [r.id for r in mlog.find(MessageQuery(errors_only=True)).items]
+    assert waiting == list(reversed(ids[7:]))  # the newest three fit
+    counted = int(redis_client.get(KeySchema().message_bytes()) or 0)
+    stored = sum(
+        redis_client.hstrlen(key, "raw")
+        for key in redis_client.scan_iter(match=KeySchema().message_prefix() + "*")
+    )
+    assert counted == stored == 3 * len(RAW)
+    mlog.resolve(ids[9], "dismissed")  # leaving the list gives its bytes back with it
+    mlog.record(intake("C1"))
+    assert mlog.get(ids[8]) is not None and mlog.count(errors_only=True) == 2
+
+
 def test_a_message_refused_before_mapping_keeps_only_its_start(redis_client: redis.Redis) -> None:
     mlog = MessageLog(redis_client, refused_prefix=64)
     junk = b"MSH|^~\\&|X|Y|||||ORM^O01|J1|P|2.5\r" + b"\xff" * 100_000

@@ -23,6 +23,7 @@ from broker.worklist.model import OrderAction, OrderChange
 from broker.worklist.store import WorklistStore
 from tests.integration.test_dicom_find import AE_TITLE, entry, find, put, query, start_server
 
+LOCAL = ["127.0.0.1"]  # where the test scanners connect from
 ZONE = ZoneInfo("Pacific/Kiritimati")  # UTC+14: "today" there is rarely the machine's today
 TODAY = dt.datetime.now(ZONE).date()
 
@@ -74,14 +75,14 @@ def stations(store: WorklistStore) -> WorklistStore:
 
 @pytest.mark.parametrize("station", ["", "*", "CT1", "CT2", "CT*"])
 def test_own_scope_never_shows_another_station(stations: WorklistStore, station: str) -> None:
-    with serving(stations, {"CT1": {"scope": "own"}}) as server:
+    with serving(stations, {"CT1": {"addresses": LOCAL, "scope": "own"}}) as server:
         answers, final = ask(server, "CT1", query(ScheduledStationAETitle=station))
     assert final.Status == Status.SUCCESS
     assert accs(answers) == ([] if station == "CT2" else ["A1", "A2"])
 
 
 def test_a_list_scope_with_unassigned_entries(stations: WorklistStore) -> None:
-    scanners = {"CT1": {"scope": ["CT1", "CT2"], "unassigned": True}}
+    scanners = {"CT1": {"addresses": LOCAL, "scope": ["CT1", "CT2"], "unassigned": True}}
     with serving(stations, scanners) as server:
         answers, _ = ask(server, "CT1", query())
         others, _ = ask(server, "OTHER", query())  # no profile: everything
@@ -90,7 +91,7 @@ def test_a_list_scope_with_unassigned_entries(stations: WorklistStore) -> None:
 
 
 def test_unknown_callers_and_wrong_addresses_are_refused(stations: WorklistStore) -> None:
-    scanners = {"CT1": {}, "CT2": {"addresses": ["10.9.9.9"]}}
+    scanners = {"CT1": {"addresses": LOCAL}, "CT2": {"addresses": ["10.9.9.9"]}}
     with serving(stations, scanners, allow_unknown=False) as server:
         answers, final = ask(server, "STRANGER", query())
         assert answers == [] and final.Status == Status.UNABLE_TO_PROCESS
@@ -110,8 +111,8 @@ def test_date_window_and_modality_defaults_narrow_without_adding_keys(store: Wor
         entry("M1", "CT1", day(1)),
     )
     scanners = {
-        "CT1": {"date_window": "today", "modality": "CT"},
-        "WIDE": {"date_window": "-1..+1"},
+        "CT1": {"addresses": LOCAL, "date_window": "today", "modality": "CT"},
+        "WIDE": {"addresses": LOCAL, "date_window": "-1..+1"},
     }
     identifier = query()
     del identifier.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate
@@ -132,9 +133,9 @@ def test_hidden_statuses_limit_and_order(store: WorklistStore) -> None:
     put(store, *entries, entry("D1", "CT1", day(0)))
     store.apply([OrderChange("O-D1", OrderAction.SET_STATUS, status="COMPLETED")], None)
     scanners = {
-        "ALL": {"hidden_statuses": []},
-        "SORTED": {"sort": ["start"], "max_answers": 3},
-        "STRICT": {"max_answers": 3, "over_limit": "refuse"},
+        "ALL": {"addresses": LOCAL, "hidden_statuses": []},
+        "SORTED": {"addresses": LOCAL, "sort": ["start"], "max_answers": 3},
+        "STRICT": {"addresses": LOCAL, "max_answers": 3, "over_limit": "refuse"},
     }
     with serving(store, scanners) as server:
         everything, _ = ask(server, "ALL", query())
@@ -159,7 +160,9 @@ def test_legacy_character_set_policies(
     store: WorklistStore, policy: str, name: str, charset: str
 ) -> None:
     put(store, entry("L1", "CT1", day(0), name="Łódź^Zoë"))
-    scanners = {"OLD": {"character_set": "ISO_IR 100", "unrepresentable": policy}}
+    scanners = {
+        "OLD": {"addresses": LOCAL, "character_set": "ISO_IR 100", "unrepresentable": policy}
+    }
     with serving(store, scanners) as server:
         (answer,), _ = ask(server, "OLD", query())
     assert answer.SpecificCharacterSet == charset
@@ -168,7 +171,7 @@ def test_legacy_character_set_policies(
 
 def test_japanese_names_in_iso_2022_ir_87(store: WorklistStore) -> None:
     put(store, entry("J1", "CR1", day(0), name="=患者^太郎=カンジャ^タロウ"))
-    with serving(store, {"CR1": {"character_set": "ISO 2022 IR 87"}}) as server:
+    with serving(store, {"CR1": {"addresses": LOCAL, "character_set": "ISO 2022 IR 87"}}) as server:
         (answer,), _ = ask(server, "CR1", query())
     assert list(answer.SpecificCharacterSet) == ["", "ISO 2022 IR 87"]
     assert answer.PatientName.ideographic == "患者^太郎"
@@ -176,7 +179,7 @@ def test_japanese_names_in_iso_2022_ir_87(store: WorklistStore) -> None:
 
 
 def test_unknown_callers_are_rejected_at_association(stations: WorklistStore) -> None:
-    profiles = ProfileSet.parse({"CT1": {"scope": "own"}}, allow_unknown=False)
+    profiles = ProfileSet.parse({"CT1": {"addresses": LOCAL, "scope": "own"}}, allow_unknown=False)
     service = WorklistFindService(stations, max_answers=1000, profiles=profiles)
     server = DicomServer(
         ae_title=AE_TITLE,

@@ -15,7 +15,7 @@ from broker.settings import Settings, load_settings
 
 SCANNERS: dict[str, Any] = {
     "CT1": {"addresses": ["10.1.2.3", "10.9.0.0/16", "fd00::/64"], "scope": "own"},
-    "MR1": {"scope": "own"},  # no addresses: any
+    "MR1": {"addresses": ["any"], "scope": "own"},
 }
 
 
@@ -60,7 +60,20 @@ def test_a_table_admits_its_addresses_and_networks(address: str, accepted: bool)
             assert not decision.refusal.unknown_caller
 
 
-def test_a_table_without_addresses_admits_any_address() -> None:
+def test_a_scanner_table_must_say_where_the_scanner_connects_from() -> None:
+    for table in ({"scope": "own"}, {"addresses": []}):
+        with pytest.raises(ConfigError) as raised:
+            ProfileSet.parse({"CT9": table})
+        assert raised.value.setting == "scanners.CT9.addresses"
+        assert '["any"]' in str(raised.value)
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        ProfileSet.parse({"CT9": {"addresses": ["any", "10.1.2.3"]}})
+    # the "*" table may leave them out: its callers follow dicom_allow_unknown_callers
+    assert ProfileSet.parse({"*": {"max_answers": 5}}).decide("X", "127.0.0.1").accepted
+
+
+def test_a_table_with_any_address_admits_every_address() -> None:
+    assert ProfileSet.parse(SCANNERS).from_any_address == ["MR1"]
     for mode in (LOOPBACK, True, False):
         profiles = ProfileSet.parse(SCANNERS, allow_unknown=mode)
         for address in ("10.7.7.7", "127.0.0.1", "2001:db8::1"):
@@ -88,7 +101,7 @@ def test_the_star_table_narrows_where_unknown_callers_come_from() -> None:
 
 
 def test_a_caller_named_star_is_an_unknown_caller() -> None:
-    profiles = ProfileSet.parse({"CT1": {}, "*": {}}, allow_unknown=False)
+    profiles = ProfileSet.parse({"CT1": {"addresses": ["any"]}, "*": {}}, allow_unknown=False)
     assert profiles.decide("*", "127.0.0.1").refusal is Refusal.UNKNOWN_CALLER
     assert profiles.own_profile("*") is None
 
@@ -140,7 +153,8 @@ def test_ae_titles_in_log_lines_are_printable_and_bounded() -> None:
 def test_the_setting_in_a_file(tmp_path: Path, text: str, value: object) -> None:
     config = tmp_path / "broker.toml"
     config.write_text(
-        f'[broker]\ndicom_allow_unknown_callers = {text}\n[scanners.CT1]\nscope = "own"\n',
+        f"[broker]\ndicom_allow_unknown_callers = {text}\n"
+        '[scanners.CT1]\naddresses = ["any"]\nscope = "own"\n',
         encoding="utf-8",
     )
     assert load_settings(config_file=config, environ={}).dicom_allow_unknown_callers == value

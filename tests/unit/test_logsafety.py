@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 import warnings
 from collections.abc import Iterator
 
@@ -12,7 +13,15 @@ import pytest
 from pydicom import config
 from pydicom.dataset import Dataset
 
-from broker.logsafety import ARGUMENT_LIMIT, QuotedValues, SafeArguments, WithheldDetails, bounded
+from broker.logsafety import (
+    ARGUMENT_LIMIT,
+    MESSAGE_LIMIT,
+    QuotedValues,
+    SafeArguments,
+    WithheldDetails,
+    bounded,
+    safety_handler,
+)
 
 FORMAT = "%(levelname)s %(name)s: %(message)s"
 NAME, PATIENT_ID = "Müller^Jürgen", "PAT-CANARY-1"  # not on the lines a traceback shows
@@ -108,3 +117,54 @@ def test_captured_pydicom_warnings_reach_the_filter() -> None:
         logger.removeHandler(handler)
     text = out.getvalue()
     assert "Invalid value for VR DA" in text and "1980-01-01" not in text
+
+
+def pynetdicom_record(msg: object, level: int = logging.ERROR) -> logging.LogRecord:
+    return logging.LogRecord("pynetdicom.utils", level, __file__, 1, msg, None, None)
+
+
+def logged(record: logging.LogRecord, *, log_phi: bool) -> str:
+    out = io.StringIO()
+    handler = safety_handler(out, log_phi=log_phi)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.handle(record)
+    return out.getvalue()
+
+
+def test_pynetdicom_lines_lose_what_they_quote_and_cannot_forge_a_line() -> None:
+    """pynetdicom formats the raw AE title it refuses into its message (utils.set_ae)."""
+    forged = "Invalid 'Calling AE Title' value 'CNRY\nERROR broker: forged' - must not contain"
+    assert logged(pynetdicom_record(forged), log_phi=False) == (
+        "ERROR pynetdicom.utils: Invalid '…' value '…' - must not contain\n"
+    )
+    # with log_phi the value is shown, still on one line
+    assert logged(pynetdicom_record(forged), log_phi=True) == (
+        "ERROR pynetdicom.utils: Invalid 'Calling AE Title' value "
+        "'CNRY\\x0aERROR broker: forged' - must not contain\n"
+    )
+
+
+def test_pynetdicom_identifier_lines_and_exception_messages_are_withheld() -> None:
+    line = "(0010,0010) PN [Müller^Jürgen]                          #   1 PatientName"
+    assert "Müller" not in logged(pynetdicom_record(line, logging.INFO), log_phi=False)
+    exception = ValueError(f"bad value {PATIENT_ID}")  # pynetdicom: LOGGER.exception(exc)
+    text = logged(pynetdicom_record(exception), log_phi=False)
+    assert text == "ERROR pynetdicom.utils: ValueError: (details withheld: they may hold " \
+        "patient data; log_phi = true shows them)\n"  # fmt: skip
+    assert PATIENT_ID in logged(pynetdicom_record(exception), log_phi=True)
+
+
+def test_a_library_message_is_bounded() -> None:
+    text = logged(pynetdicom_record("x" * 100_000), log_phi=True)
+    assert len(text) < MESSAGE_LIMIT + 100 and text.endswith("…(100000 chars)\n")
+
+
+def test_a_traceback_another_handler_formatted_first_is_still_withheld() -> None:
+    try:
+        raise KeyError(PATIENT_ID)
+    except KeyError:
+        record = logging.LogRecord("broker.x", logging.ERROR, __file__, 1, "failed", None, None)
+        record.exc_info = sys.exc_info()
+    assert PATIENT_ID in logging.Formatter(FORMAT).format(record)  # caches the text
+    assert PATIENT_ID not in WithheldDetails(FORMAT).format(record)
+    assert PATIENT_ID in logging.Formatter(FORMAT).format(record)  # others keep theirs

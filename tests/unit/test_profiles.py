@@ -23,19 +23,23 @@ def test_lookup_by_calling_ae_title_and_address() -> None:
     assert profiles.for_caller("CT1", "10.0.0.6") is None
     other = profiles.for_caller("MR9", "10.1.1.1")
     assert other is not None and other.max_answers == 50 and other.stations is None
-    strict = ProfileSet.parse({"CT1": {}}, allow_unknown=False)
+    strict = ProfileSet.parse({"CT1": {"addresses": ["any"]}}, allow_unknown=False)
     assert strict.for_caller("MR9", "127.0.0.1") is None and strict.known_callers == ["CT1"]
 
 
 def test_scope_and_window() -> None:
-    (profile,) = [ProfileSet.parse({"US1": {"scope": ["US1", "US2"]}}).own_profile("US1")]
+    us1 = {"addresses": ["any"], "scope": ["US1", "US2"]}
+    profile = ProfileSet.parse({"US1": us1}).own_profile("US1")
     assert profile is not None
     assert profile.sees_station(["US2"]) and not profile.sees_station(["CT1"])
     assert not profile.sees_station([""])  # unassigned entries: not by default with a scope
-    wide = ProfileSet.parse({"X": {"date_window": "-1..+2"}}).own_profile("X")
+    wide = ProfileSet.parse({"X": {"addresses": ["any"], "date_window": "-1..+2"}}).own_profile("X")
     assert wide is not None
     assert wide.window(dt.date(2026, 12, 31)) == ("20261230", "20270102")
-    assert ProfileSet.parse({"X": {}}).own_profile("X").window(dt.date.today()) is None  # type: ignore[union-attr]
+    assert (
+        ProfileSet.parse({"X": {"addresses": ["any"]}}).own_profile("X").window(dt.date.today())
+        is None
+    )  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -62,6 +66,7 @@ def test_scope_and_window() -> None:
     ],
 )
 def test_profile_errors_name_the_setting(table: dict[str, Any], where: str, text: str) -> None:
+    table = {"addresses": ["10.0.0.9"], **table}
     if where is None:
         ProfileSet.parse({"CT1": table})
         return
@@ -81,13 +86,15 @@ def test_settings_file_with_scanner_tables(tmp_path: Path) -> None:
     config = tmp_path / "broker.toml"
     config.write_text(
         '[broker]\nsite_timezone = "Europe/Oslo"\ndicom_allow_unknown_callers = false\n'
-        '[scanners.CT1]\nscope = "own"\ndate_window = "today"\n',
+        '[scanners.CT1]\naddresses = ["10.0.0.5"]\nscope = "own"\ndate_window = "today"\n',
         encoding="utf-8",
     )
     settings = load_settings(config_file=config, environ={})
-    assert settings.dicom_scanners == {"CT1": {"scope": "own", "date_window": "today"}}
+    assert settings.dicom_scanners == {
+        "CT1": {"addresses": ["10.0.0.5"], "scope": "own", "date_window": "today"}
+    }
     assert not settings.dicom_allow_unknown_callers and site_zone(settings.site_timezone)
-    config.write_text('[scanners.CT1]\nscope = "mine"\n', encoding="utf-8")
+    config.write_text('[scanners.CT1]\naddresses = ["any"]\nscope = "mine"\n', encoding="utf-8")
     with pytest.raises(ConfigError) as refused:
         load_settings(config_file=config, environ={})
     assert refused.value.setting == "scanners.CT1.scope"
