@@ -140,9 +140,9 @@ def test_the_dicom_guard_refusal_is_recorded(tmp_path: Path) -> None:
     with broker_with(tmp_path, SCANNERS, dicom_max_connections_per_address=1) as broker:
         assert broker.endpoints is not None
         port = broker.endpoints.dicom_port
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as held:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as second:
-                assert second.recv(1) == b""  # closed at once, unread
+        held = socket.create_connection(("127.0.0.1", port), timeout=10)  # the one allowed
+        with held, socket.create_connection(("127.0.0.1", port), timeout=10) as second:
+            assert second.recv(1) == b""  # closed at once, unread
         refused = audit_events(broker, AuditType.CONNECTION_REFUSED)
     assert [(e.address, e.details["listener"]) for e in refused] == [("127.0.0.1", "dicom")]
     assert refused[0].reason == "1 DICOM connections open from this address"
