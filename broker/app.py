@@ -1,6 +1,7 @@
 """The composition root: builds every part, starts them in order, stops them in reverse.
 
-Start: Redis (embedded or configured, durability checked) → store → mappings →
+Start: Redis (embedded or configured, durability checked) → store (key secret
+checked: ``broker.worklist.schema_version``) → mappings →
 DICOM SCP (MWL and MPPS) → MLLP listener (last, so no order is accepted before
 everything that serves it is up) → the periodic retention purge. Stop: stop
 accepting HL7 → drain in-flight messages (each still gets its ACK) → stop the
@@ -33,6 +34,7 @@ from broker.hl7.message import MessageDecoder
 from broker.hl7.msglog import MessageLog
 from broker.hl7.routing import HL7Router, RouterConfig
 from broker.hl7.server import MLLPServer
+from broker.key_secret import key_schema
 from broker.mapping.live import LiveMappings
 from broker.mapping.versions import MappingVersions
 from broker.netaddr import peer_ip
@@ -49,6 +51,7 @@ from broker.tls import server_context
 from broker.worklist.keys import KeySchema
 from broker.worklist.mpps_store import MppsStore
 from broker.worklist.retention import Retention, RetentionPolicy, RetentionScheduler
+from broker.worklist.schema_version import ensure_key_schema
 from broker.worklist.store import WorklistStore
 
 __all__ = [
@@ -84,10 +87,13 @@ class Endpoints:
 
 
 def build_store(s: Settings, client: redis.Redis) -> WorklistStore:
-    """The worklist store on ``client``, as configured."""
+    """The worklist store on ``client``, as configured. Its key secret (``broker.key_secret``)
+    is checked against the Redis (``broker.worklist.schema_version``)."""
+    keys = key_schema(s)
+    ensure_key_schema(client, keys)
     return WorklistStore(
         client,
-        keys=KeySchema(s.redis_key_prefix),
+        keys=keys,
         dedup_ttl_seconds=s.dedup_window_seconds,
         wait_replicas=s.redis_wait_replicas,
         entry_cache=s.dicom_entry_cache,
@@ -281,7 +287,7 @@ class Broker:
         if embedded is not None and embedded.process is not None:
             loop = asyncio.get_running_loop()
             self._watch = ExitWatch(embedded.process, loop, self._redis_exited)
-        self.store = store = build_store(s, client)
+        self.store = store = await asyncio.to_thread(build_store, s, client)
         self.mappings = live = LiveMappings(
             MappingVersions(client, KeySchema(s.redis_key_prefix)), s.mappings_dir
         )

@@ -2,7 +2,10 @@
 
 Precedence, lowest first: defaults, the TOML file (``--config``), environment
 variables ``MWL_BROKER_<NAME>`` (upper case), command-line flags. Every value is
-validated here, at start-up, with an error that names the setting.
+validated here, at start-up, with an error that names the setting. Secrets
+(``redis_url``, ``redis_password``, ``redis_key_secret``) may also be read from a
+file: ``MWL_BROKER_<NAME>_FILE`` in the environment, ``<name>_file`` in the
+settings file; no flag takes one.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from broker.errors import ConfigError
 from broker.hl7.charsets import charset_codec
 from broker.hl7.senders import SenderSet
 from broker.settings_values import UNKNOWN_CALLERS_VALUES, coerce, memory_bytes, secret_file
+from broker.worklist.keys import MIN_SECRET_BYTES
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings", "memory_bytes"]
 
 ENV_PREFIX = "MWL_BROKER_"
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE: no backslash, 16 chars
-_SECRET_FIELDS = frozenset({"redis_url", "redis_password"})
+_SECRET_FIELDS = frozenset({"redis_url", "redis_password", "redis_key_secret"})
 _FILE_SUFFIX = "_FILE"  # MWL_BROKER_REDIS_PASSWORD_FILE=/run/secrets/redis: a secret from a file
 _MIN_MEMORY = 2**20  # below 1 MiB the mappings alone would not fit
 
@@ -101,6 +105,8 @@ class Settings:
     mappings_dir: Path | None = None  # None: the default mappings shipped in the package
     redis_url: str | None = None
     redis_password: str | None = None  # a secret: from the environment or a file, never argv
+    # keys the pseudonyms in Redis key names (broker.worklist.keys); a secret like the above
+    redis_key_secret: str | None = None
     redis_allow_unsafe: bool = False
     # rediss://: the CA of the server's certificate (None: the system's); a client certificate
     redis_tls_ca: Path | None = None
@@ -303,6 +309,13 @@ class Settings:
             (self.redis_tls_cert is None) == (self.redis_tls_key is None),
             "redis_tls_cert and redis_tls_key are set together (or neither)",
         )
+        _check(
+            "redis_key_secret",
+            self.redis_key_secret is None
+            or len(self.redis_key_secret.encode("utf-8")) >= MIN_SECRET_BYTES,
+            f"must be at least {MIN_SECRET_BYTES} characters (mwl-broker init writes one; or: "
+            "openssl rand -base64 32)",
+        )
 
     def _check_retention(self) -> None:
         """The MPPS event stream and the retention of entries and MPPS instances."""
@@ -323,6 +336,14 @@ class Settings:
 def _check(name: str, ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(name, message)
+
+
+def _secret_in_file(config_file: Path, key: str, raw: Any) -> str:
+    """``<secret>_file = "path"`` of the settings file: the secret that file holds (a
+    relative path is taken from the settings file's directory)."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{config_file}: {key}", "must be the path of a file")
+    return secret_file(key, str(config_file.parent / Path(raw.strip()).expanduser()))
 
 
 def load_settings(
@@ -353,6 +374,8 @@ def load_settings(
             values["dicom_scanners"] = MappingProxyType(scanners)
         section = data.get("broker", data)
         for key, raw in section.items():
+            if key.endswith("_file") and key[: -len("_file")] in _SECRET_FIELDS:
+                key, raw = key[: -len("_file")], _secret_in_file(config_file, key, raw)
             if key not in known:
                 raise ConfigError(f"{config_file}: {key}", "unknown setting")
             values[key] = coerce(key, raw, known[key])

@@ -115,9 +115,9 @@ class PatientState:
     def newest(self, pid: str) -> str | None:
         """The MSH-7 (UTC, ``broker.worklist.ordering``) of the newest ADT applied to ``pid``."""
         if pid not in self._times:
-            key = self._keys.patient_time()
-            raw = _call(self._redis.hget, key, pid)
-            self._guard(GuardKind.HGET, key, value_digest(raw), pid)
+            key, hash_field = self._keys.patient_time(), self._keys.patient_field(pid)
+            raw = _call(self._redis.hget, key, hash_field)
+            self._guard(GuardKind.HGET, key, value_digest(raw), hash_field)
             self._times[pid] = raw.decode() if raw else None
         return self._times[pid]
 
@@ -252,7 +252,7 @@ class PatientState:
             key = self._keys.patient_alias(pid)
             out.append(["DEL", key] if target is None else ["SET", key, target])
         for pid, earliest in sorted(self._time_writes.items()):
-            out.append(["HSET", self._keys.patient_time(), pid, earliest])
+            out.append(["HSET", self._keys.patient_time(), self._keys.patient_field(pid), earliest])
         return out
 
 

@@ -11,7 +11,7 @@ Rules (IHE RAD TF-2 RAD-1/RAD-12; HL7 v2.5.1 ch. 3):
 - **merge** (A40, §3.3.40): every entry of the prior ID (MRG-1) moves to the
   surviving ID (PID-3): PatientID, the ``idx:pid`` sets and the entry's index
   list. The surviving record is its own record plus what the A40 carries; the
-  prior record is deleted; ``{p}:alias:{prior}`` → surviving ID. An unknown
+  prior record is deleted; ``{p}:alias={prior}`` → surviving ID. An unknown
   prior ID moves nothing and still records the alias.
 - **change_id** (A47, §3.3.47): as merge, but the prior record carries over
   (it is the same patient under a new identifier).

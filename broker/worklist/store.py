@@ -58,14 +58,16 @@ class WorklistStore:
         self,
         client: redis.Redis,
         *,
-        keys: KeySchema | None = None,
+        keys: KeySchema,
         dedup_ttl_seconds: int = 7 * 24 * 3600,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         entry_cache: int = 10_000,
     ) -> None:
+        if not keys.keyed:
+            raise ValueError("the worklist store needs the site secret: KeySchema(prefix, secret)")
         self._redis = client
-        self._keys = keys or KeySchema()
+        self._keys = keys
         self._selector = CandidateSelector(client, self._keys)
         self._cache = EntryCache(entry_cache)  # decoded entries for reads; 0: off
         self._dedup_ttl = dedup_ttl_seconds

@@ -8,7 +8,6 @@ import redis
 from pydicom.dataset import Dataset
 
 from broker.worklist.guards import Guard, GuardKind
-from broker.worklist.keys import KeySchema
 from broker.worklist.model import (
     CandidateCriteria,
     DedupKey,
@@ -21,6 +20,7 @@ from broker.worklist.model import (
 )
 from broker.worklist.patients import PatientStore
 from broker.worklist.store import WorklistStore
+from tests.conftest import keys_for
 
 
 def entry(pid: str, acc: str, *, name: str = "ORDER^NAME", birth: str = "19500101") -> Dataset:
@@ -82,7 +82,7 @@ def state(store: WorklistStore) -> dict[str, dict[str, object]]:
 
 
 def patient_store(client: redis.Redis, prefix: str) -> tuple[WorklistStore, PatientStore]:
-    store = WorklistStore(client, keys=KeySchema(prefix))
+    store = WorklistStore(client, keys=keys_for(prefix))
     return store, PatientStore(store)
 
 
