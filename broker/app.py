@@ -1,7 +1,7 @@
 """The composition root: builds every part, starts them in order, stops them in reverse.
 
 Start: Redis (embedded or configured, durability checked) → store (key secret
-checked: ``broker.worklist.schema_version``) → mappings →
+checked, schema-1 keys migrated: ``broker.worklist.schema_version``) → mappings →
 DICOM SCP (MWL and MPPS) → MLLP listener (last, so no order is accepted before
 everything that serves it is up) → the periodic retention purge. Stop: stop
 accepting HL7 → drain in-flight messages (each still gets its ACK) → stop the
@@ -88,7 +88,8 @@ class Endpoints:
 
 def build_store(s: Settings, client: redis.Redis) -> WorklistStore:
     """The worklist store on ``client``, as configured. Its key secret (``broker.key_secret``)
-    is checked against the Redis (``broker.worklist.schema_version``)."""
+    is checked against the Redis, whose schema-1 keys are migrated first if it has any
+    (``broker.worklist.schema_version``)."""
     keys = key_schema(s)
     ensure_key_schema(client, keys)
     return WorklistStore(

@@ -1,7 +1,7 @@
 """The ``mwl-broker`` command: ``serve`` runs the broker, ``send`` sends HL7 files over MLLP,
 ``messages`` lists, shows, reprocesses and dismisses logged messages, ``mapping`` checks,
 publishes, rolls back and exports mapping versions, ``init`` writes a site's settings file
-and mapping files."""
+and mapping files, ``migrate-keys`` converts (or checks) the Redis key schema."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from broker.cli_explain import add_explain_parser, run_explain
 from broker.cli_import import add_import_parser, run_import
 from broker.cli_init import add_init_parser, run_init
+from broker.cli_keys import add_keys_parser, run_keys
 from broker.cli_mapping import add_mapping_parser, run_mapping
 from broker.cli_messages import add_messages_parser, run_messages
 from broker.cli_purge import add_purge_parser, run_purge
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain_parser(sub)
     add_import_parser(sub)
     add_init_parser(sub)
+    add_keys_parser(sub)
     return parser
 
 
@@ -184,6 +186,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "explain": run_explain,
     "import": run_import,
     "init": run_init,
+    "migrate-keys": run_keys,
 }
 
 

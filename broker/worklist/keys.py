@@ -65,9 +65,12 @@ Modality Performed Procedure Steps (``broker.worklist.mpps_store``) and retentio
                                     DISCONTINUED), scored by when it ended (epoch seconds;
                                     MPPS writes the exact time, the purge marks the others)
 
-The key schema itself (``broker.worklist.schema_version``):
+The key schema itself (``broker.worklist.schema_version``, ``broker.worklist.key_migration``):
 
-    {p}:keyschema             hash  version ("2"), fingerprint (of the site secret, below)
+    {p}:keyschema             hash  version ("2"), fingerprint (of the site secret, below),
+                                    done:{step} (steps of a migration that are over)
+    {p}:keyschema:lock        string  held (PX, renewed) by the broker migrating the keys
+    {p}:keyschema:scratch     any   a hash or stream being rebuilt by the migration
 
 **Pseudonyms.** Key names and hash fields show up where the data does not:
 ``SCAN`` listings, ``--bigkeys``, ``SLOWLOG``, key-space notifications, monitoring
@@ -100,7 +103,7 @@ patient data as before: Redis access is access to the worklist.
 
 Schema 1 wrote ``{p}:idx:pid:{id}`` and the like, with ``\\``, ``:`` and ``|``
 escaped by a backslash; a ``=`` never follows the kind in a schema-1 name, so the
-two never meet.
+two never meet (``broker.worklist.schema1``).
 """
 
 from __future__ import annotations
@@ -296,3 +299,9 @@ class KeySchema:
 
     def key_schema(self) -> str:
         return f"{self.prefix}:keyschema"
+
+    def key_schema_lock(self) -> str:
+        return f"{self.prefix}:keyschema:lock"
+
+    def key_schema_scratch(self) -> str:
+        return f"{self.prefix}:keyschema:scratch"

@@ -1,5 +1,5 @@
-"""The key schema's pseudonyms (``broker.worklist.keys``): no identifier in a name, nothing
-without the secret."""
+"""The key schema's pseudonyms (``broker.worklist.keys``) and schema 1's names read back
+(``broker.worklist.schema1``): no identifier in a name, nothing without the secret."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from broker.worklist.keys import KeySchema, schema1_entry_id
 from broker.worklist.model import DedupKey
+from broker.worklist.schema1 import Kind, Schema1, is_schema1_id, unescape
 
 SECRET = b"a site secret of at least 32 bytes!"
 KEYS = KeySchema("mwl", SECRET)
@@ -45,9 +46,9 @@ def test_a_pseudonym_is_stable_per_kind_and_secret() -> None:
 
 def test_entry_ids_are_keyed_and_never_look_like_schema_1() -> None:
     old = schema1_entry_id("PLACER:1", 1)
-    assert re.match(r"^[0-9a-f]{32}$", old)
+    assert is_schema1_id(old)
     new = KEYS.entry_id("PLACER:1", 1)
-    assert PSEUDONYM.match(new)
+    assert PSEUDONYM.match(new) and not is_schema1_id(new)
     assert new == KEYS.entry_id_from_schema1(old)
     assert new != KEYS.entry_id("PLACER:1", 2)
     assert new != KeySchema("mwl", b"another secret, also 32 bytes long").entry_id("PLACER:1", 1)
@@ -65,3 +66,34 @@ def test_without_the_secret_only_the_value_free_keys_are_built() -> None:
 
 def test_the_secret_is_never_in_a_repr() -> None:
     assert SECRET.decode() not in repr(KEYS) and "secret" not in repr(KEYS)
+
+
+def test_schema_1_names_are_read_back_and_never_meet_schema_2() -> None:
+    old = Schema1(KEYS)
+    assert unescape("A\\:B\\|C\\\\D") == "A:B|C\\D"
+    assert old.classify("mwl:idx:pid:PAT\\:1") == (Kind.PATIENT_INDEX, "PAT:1")
+    assert old.classify("mwl:alias:OLD") == (Kind.ALIAS, "OLD")
+    assert old.classify("mwl:order:PLACER\\:77") == (Kind.ORDER, "PLACER:77")
+    assert old.classify("mwl:mpps-idx:study:1.2.3") == (Kind.MPPS_STUDY, "1.2.3")
+    entry = schema1_entry_id("PLACER:77", 1)
+    assert old.classify(f"mwl:entry:{entry}") == (Kind.ENTRY, entry)
+    assert old.classify("mwl:idx:aet:CT1") == (Kind.OTHER_INDEX, "")
+    assert old.classify("mwl:ended") == (Kind.SORTED_INDEX, "")
+    assert old.classify("mwl:msg:12") == (Kind.MESSAGE, "")
+    schema2 = [
+        KEYS.by_patient("PAT:1"), KEYS.patient_alias("OLD"), KEYS.order("PLACER:77"),
+        KEYS.entry(KEYS.entry_id("PLACER:77", 1)), KEYS.patient("P"),
+        KEYS.patient_time(), KEYS.order_status(), KEYS.order_time(), KEYS.key_schema(),
+        KEYS.mpps_events(), KEYS.message_log(), "mwlx:idx:pid:P",
+    ]  # fmt: skip
+    assert [n for n in schema2 if old.classify(n) is not None] == []
+    assert old.ref("mwl:idx:pid:PAT\\:1") == KEYS.by_patient("PAT:1")
+    assert old.ref("mwl:idx:aet:CT1") == "mwl:idx:aet:CT1"
+    assert old.refs([["s", "mwl:idx:acc:A1"], ["z", "mwl:idx:date", 20261201]]) == [
+        ["s", KEYS.by_accession("A1")],
+        ["z", "mwl:idx:date", 20261201],
+    ]
+    assert old.entry_ids([entry, KEYS.entry_id("X:1", 1)]) == [
+        KEYS.entry_id("PLACER:77", 1),
+        KEYS.entry_id("X:1", 1),
+    ]
