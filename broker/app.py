@@ -91,13 +91,15 @@ def build_store(s: Settings, client: redis.Redis) -> WorklistStore:
     is checked against the Redis, whose schema-1 keys are migrated first if it has any
     (``broker.worklist.schema_version``)."""
     keys = key_schema(s)
-    ensure_key_schema(client, keys)
+    alias_ttl = round(s.patient_alias_days * 86_400)
+    ensure_key_schema(client, keys, alias_ttl=alias_ttl)
     return WorklistStore(
         client,
         keys=keys,
         dedup_ttl_seconds=s.dedup_window_seconds,
         wait_replicas=s.redis_wait_replicas,
         entry_cache=s.dicom_entry_cache,
+        alias_ttl_seconds=alias_ttl,
     )
 
 

@@ -127,6 +127,7 @@ class Settings:
     retention_stale_days: float = 30.0  # steps never ended, by SPS Start Date; 0: keep
     retention_mpps_days: float = 30.0  # MPPS instances, after their last change; 0: keep
     retention_interval_seconds: float = 3600.0  # between purges; 0: no purge by the broker
+    patient_alias_days: float = 365.0  # life of an old Patient ID's alias after A40/A47
 
     def __repr__(self) -> str:
         parts = []
@@ -326,6 +327,12 @@ class Settings:
                 0 <= getattr(self, name) <= 3650,
                 "must be a number of days from 0 (keep forever) to 3650",
             )
+        _check(
+            "patient_alias_days",
+            1 <= self.patient_alias_days <= 3650,
+            "must be a number of days from 1 to 3650 (an alias that never expires is not "
+            "offered: an old Patient ID must become usable again)",
+        )
         _check(
             "retention_interval_seconds",
             self.retention_interval_seconds == 0 or self.retention_interval_seconds >= 60,

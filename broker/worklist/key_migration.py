@@ -11,7 +11,9 @@ Lua call, atomic on its own:
   that is a schema-1 entry id (in those sets, ``idx:all``, the station and
   modality sets, the date and ``ended`` sorted sets, scores kept) becomes the new
   id; large sets go in batches;
-- patient records and aliases are renamed;
+- patient records are renamed; aliases are renamed, given the alias life
+  (``patient_alias_days`` from now: schema 1 kept them forever) and recorded in
+  their target's ``merged`` set;
 - MPPS instances get new ``entries`` and ``refs``, message-log records new
   ``entry_ids`` (their TTL kept).
 
@@ -98,6 +100,20 @@ end
 return 1
 """
 
+# ARGV[1]: {key, new, value, ttl, merged, old}: an alias renamed with a TTL (if it had
+# none), its old ID added to its target's merged set. 0 when its value changed meanwhile.
+_MOVE_ALIAS = """
+local p = cjson.decode(ARGV[1])
+local v = redis.call('GET', p.key)
+if not v then return 1 end
+if v ~= p.value then return 0 end
+redis.call('RENAME', p.key, p.new)
+if redis.call('TTL', p.new) < 0 then redis.call('EXPIRE', p.new, p.ttl) end
+redis.call('SADD', p.merged, p.old)
+if redis.call('TTL', p.merged) < 0 then redis.call('EXPIRE', p.merged, p.ttl) end
+return 1
+"""
+
 # ARGV[1]: {scratch, target, schema, step}: the rebuilt key replaces the target (or, with
 # nothing rebuilt, the target is left as it is) and the step is recorded as done.
 _SWAP = """
@@ -123,17 +139,19 @@ class KeyMigration:
         client: redis.Redis,
         keys: KeySchema,
         *,
+        alias_ttl: int,
         dry: bool = False,
         tick: Tick | None = None,
     ) -> None:
         self._redis = client
         self._keys = keys
         self._old = Schema1(keys)
+        self._alias_ttl = alias_ttl
         self._dry = dry
         self._tick = tick or (lambda _: None)
         self.counts: Counter[str] = Counter()
-        scripts = (_SET_FIELD, _MOVE_ENTRY, _MEMBERS, _SWAP)
-        self._set_field, self._move_entry, self._members, self._swap = (
+        scripts = (_SET_FIELD, _MOVE_ENTRY, _MEMBERS, _MOVE_ALIAS, _SWAP)
+        self._set_field, self._move_entry, self._members, self._move_alias, self._swap = (
             client.register_script(s) for s in scripts
         )
 
@@ -162,7 +180,9 @@ class KeyMigration:
     def _convert(self, name: str, kind: Kind, value: str) -> None:
         if kind is Kind.ENTRY:
             self._entry(name, value)
-        elif kind in (Kind.PATIENT, Kind.ALIAS, Kind.MPPS_STUDY, Kind.MPPS_ACCESSION):
+        elif kind is Kind.ALIAS:
+            self._alias(name, value)
+        elif kind is Kind.PATIENT or kind in (Kind.MPPS_STUDY, Kind.MPPS_ACCESSION):
             self._rename(name, kind, value)
         elif kind in (Kind.PATIENT_INDEX, Kind.ACCESSION_INDEX, Kind.ORDER, Kind.OTHER_INDEX):
             rename = "" if kind is Kind.OTHER_INDEX else self._old.new_name(kind, value)
@@ -186,9 +206,27 @@ class KeyMigration:
         raise _changing()
 
     def _rename(self, name: str, kind: Kind, value: str) -> None:
-        """A key whose content stays (a patient record, an alias, an MPPS index set)."""
+        """A key whose content stays (a patient record, an MPPS index set)."""
         payload = {"key": name, "kind": "", "pairs": [], "rename": self._old.new_name(kind, value)}
         self._call(self._members, kind, payload)
+
+    def _alias(self, name: str, old_id: str) -> None:
+        for _ in range(_ATTEMPTS):
+            raw = self._redis.get(name)
+            if raw is None:
+                return
+            target = _text(raw)
+            payload = {
+                "key": name,
+                "new": self._keys.patient_alias(old_id),
+                "value": target,
+                "ttl": self._alias_ttl,
+                "merged": self._keys.merged_into(target),
+                "old": old_id,
+            }
+            if self._call(self._move_alias, Kind.ALIAS, payload):
+                return
+        raise _changing()
 
     def _set_members(self, name: str, kind: Kind, rename: str) -> None:
         members = [_text(m) for m in self._redis.sscan_iter(name, count=_SCAN_COUNT)]

@@ -28,7 +28,10 @@ Patients (``broker.worklist.patients``), written by ADT messages only:
     {p}:patient-time          hash  ={id} -> MSH-7 (UTC) of the newest ADT applied to it
     {p}:alias={old id}        string  the surviving Patient ID after an A40 merge or A47
                                     change of identifier; orders and ADTs with the old ID
-                                    are applied to the surviving one (no TTL)
+                                    are applied to the surviving one. TTL: patient_alias_days
+    {p}:merged={id}           set   the old IDs whose alias names {id}: a merge of {id} into
+                                    another patient points them there too, so an alias is one
+                                    hop; at most MAX_MERGED_IDS. TTL: patient_alias_days
 
 Message log (``broker.hl7.msglog``); ids come from one counter, and every
 index sorted set is scored by id so that listing pages by id, newest first:
@@ -65,7 +68,7 @@ Modality Performed Procedure Steps (``broker.worklist.mpps_store``) and retentio
                                     DISCONTINUED), scored by when it ended (epoch seconds;
                                     MPPS writes the exact time, the purge marks the others)
 
-The key schema itself (``broker.worklist.schema_version``, ``broker.worklist.key_migration``):
+The key schema itself (``broker.worklist.key_migration``):
 
     {p}:keyschema             hash  version ("2"), fingerprint (of the site secret, below),
                                     done:{step} (steps of a migration that are over)
@@ -115,10 +118,11 @@ from dataclasses import dataclass, field
 
 from broker.worklist.model import DedupKey
 
-__all__ = ["MIN_SECRET_BYTES", "SCHEMA_VERSION", "KeySchema", "schema1_entry_id"]
+__all__ = ["MAX_MERGED_IDS", "MIN_SECRET_BYTES", "SCHEMA_VERSION", "KeySchema", "schema1_entry_id"]
 
 SCHEMA_VERSION = "2"
 MIN_SECRET_BYTES = 32  # redis_key_secret; ``mwl-broker init`` writes 43 characters
+MAX_MERGED_IDS = 100  # old Patient IDs one patient may carry as aliases (an A40 past it: AE)
 _FINGERPRINT_TEXT = b"mwl-broker redis_key_secret fingerprint"
 
 
@@ -231,6 +235,10 @@ class KeySchema:
 
     def patient_alias(self, patient_id: str) -> str:
         return f"{self.prefix}:alias={self.pseudonym('pid', patient_id)}"
+
+    def merged_into(self, patient_id: str) -> str:
+        """Set: the old Patient IDs whose alias names ``patient_id``."""
+        return f"{self.prefix}:merged={self.pseudonym('pid', patient_id)}"
 
     def by_date(self) -> str:
         return f"{self.prefix}:idx:date"

@@ -47,7 +47,7 @@ class Kind(StrEnum):
     OTHER_INDEX = "station, modality and all-entries sets"  # members rewritten
     SORTED_INDEX = "date and ended sorted sets"  # members rewritten, scores kept
     PATIENT = "patient records"  # renamed
-    ALIAS = "patient aliases"  # renamed
+    ALIAS = "patient aliases"  # renamed, given a TTL, recorded in their target's merged set
     MPPS = "MPPS instances"  # entries and refs rewritten
     MPPS_STUDY = "MPPS study index sets"  # renamed
     MPPS_ACCESSION = "MPPS accession index sets"  # renamed

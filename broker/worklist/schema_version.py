@@ -91,6 +91,7 @@ def ensure_key_schema(
     client: redis.Redis,
     keys: KeySchema,
     *,
+    alias_ttl: int,
     lock_ms: int = LOCK_MS,
     tick: Tick | None = None,
 ) -> Counter[str] | None:
@@ -119,7 +120,7 @@ def ensure_key_schema(
                 if tick is not None:
                     tick(kind)
 
-            counts = KeyMigration(client, keys, tick=renew).run()
+            counts = KeyMigration(client, keys, alias_ttl=alias_ttl, tick=renew).run()
             client.hset(keys.key_schema(), "version", SCHEMA_VERSION)
         except redis.RedisError as e:
             raise store_error(e) from e
@@ -135,7 +136,7 @@ def check_key_schema(client: redis.Redis, keys: KeySchema) -> tuple[SchemaStatus
     status = schema_status(client, keys)
     if status.version == SCHEMA_VERSION:
         return status, Counter()
-    counts = KeyMigration(client, keys, dry=True).run()
+    counts = KeyMigration(client, keys, alias_ttl=1, dry=True).run()
     return status, counts
 
 

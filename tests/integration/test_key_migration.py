@@ -40,6 +40,7 @@ from tests.conftest import KEYS, TEST_SECRET
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE: dict[str, Any] = json.loads(s1.FIXTURE.read_text(encoding="utf-8"))
+ALIAS_TTL = 365 * 86_400
 
 
 def schema1_data_dir(tmp_path: Path) -> Path:
@@ -165,6 +166,9 @@ def test_aliases_states_and_resends_still_decide(migrated: Broker) -> None:
     assert (older.PatientID, changed.PatientID) == (s1.PATIENT, s1.NEW_ID)
     assert find(migrated, AccessionNumber=s1.CANCEL_FIRST) == []
     assert store.count() == 8
+    for old_id in (s1.OLD, s1.OLDER, s1.CHANGED):
+        assert 0 < client.ttl(store.keys.patient_alias(old_id)) <= ALIAS_TTL  # now expire
+    assert client.smembers(store.keys.merged_into(s1.PATIENT)) == {b"CNRYOLD0001"}
     assert client.hget(store.keys.patient_time(), store.keys.patient_field(s1.PATIENT)) == (
         b"20261125090000.000000"
     )
@@ -235,7 +239,8 @@ def tick(kind):
     if calls == {stop_after!r}:
         os.kill(os.getpid(), signal.SIGKILL)
 client = redis.Redis.from_url({url!r})
-ensure_key_schema(client, KeySchema("mwl", {TEST_SECRET!r}), lock_ms=300, tick=tick)
+ensure_key_schema(client, KeySchema("mwl", {TEST_SECRET!r}), alias_ttl={ALIAS_TTL},
+                  lock_ms=300, tick=tick)
 print(calls)
 """
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120, check=False)
@@ -246,7 +251,7 @@ def reference_result(redis_client: redis.Redis) -> tuple[dict[str, Any], int]:
     """The state an uninterrupted migration leaves, and how many converting calls it made."""
     s1.load(redis_client, FIXTURE)
     calls: list[object] = []
-    ensure_key_schema(redis_client, KEYS, tick=calls.append)
+    ensure_key_schema(redis_client, KEYS, alias_ttl=ALIAS_TTL, tick=calls.append)
     result = snapshot(redis_client)
     redis_client.flushall()
     return result, len(calls)
@@ -262,7 +267,7 @@ def test_a_migration_killed_at_any_point_is_finished_by_the_next(
         assert migrate_in_a_process(redis_server.url, stop_after) == -9  # SIGKILL, halfway
         assert schema_status(redis_client, KEYS).version == "1"
         assert identifiers_in_names(redis_client) != []  # left half done
-        ensure_key_schema(redis_client, KEYS, lock_ms=300)
+        ensure_key_schema(redis_client, KEYS, alias_ttl=ALIAS_TTL, lock_ms=300)
         assert snapshot(redis_client) == expected, stop_after
         redis_client.flushall()
     s1.load(redis_client, FIXTURE)
@@ -279,7 +284,7 @@ def test_brokers_starting_together_migrate_once(
 
     def start() -> None:
         client = redis.Redis.from_url(redis_server.url)
-        results.append(ensure_key_schema(client, KEYS))
+        results.append(ensure_key_schema(client, KEYS, alias_ttl=ALIAS_TTL))
         client.close()
 
     threads = [threading.Thread(target=start) for _ in range(3)]
@@ -293,12 +298,12 @@ def test_brokers_starting_together_migrate_once(
 
 def test_another_secret_is_refused(redis_client: redis.Redis) -> None:
     s1.load(redis_client, FIXTURE)
-    ensure_key_schema(redis_client, KEYS)
+    ensure_key_schema(redis_client, KEYS, alias_ttl=ALIAS_TTL)
     other = KeySchema("mwl", b"not the secret the keys were made with")
     with pytest.raises(ConfigError) as refused:
-        ensure_key_schema(redis_client, other)
+        ensure_key_schema(redis_client, other, alias_ttl=ALIAS_TTL)
     assert refused.value.setting == "redis_key_secret"
-    assert ensure_key_schema(redis_client, KEYS) is None  # the right one
+    assert ensure_key_schema(redis_client, KEYS, alias_ttl=ALIAS_TTL) is None  # the right one
 
 
 def test_check_reports_counts_only_and_changes_nothing(

@@ -20,7 +20,7 @@ def test_identifier_keys_hold_a_pseudonym_not_the_value() -> None:
     value = "PAT:1001|x\\y"
     names = [
         KEYS.by_patient(value), KEYS.by_accession(value), KEYS.patient(value),
-        KEYS.patient_alias(value), KEYS.order(value),
+        KEYS.patient_alias(value), KEYS.merged_into(value), KEYS.order(value),
         KEYS.mpps_by_study(value), KEYS.mpps_by_accession(value),
     ]  # fmt: skip
     for name in names:
@@ -82,7 +82,7 @@ def test_schema_1_names_are_read_back_and_never_meet_schema_2() -> None:
     assert old.classify("mwl:msg:12") == (Kind.MESSAGE, "")
     schema2 = [
         KEYS.by_patient("PAT:1"), KEYS.patient_alias("OLD"), KEYS.order("PLACER:77"),
-        KEYS.entry(KEYS.entry_id("PLACER:77", 1)), KEYS.patient("P"),
+        KEYS.entry(KEYS.entry_id("PLACER:77", 1)), KEYS.patient("P"), KEYS.merged_into("P"),
         KEYS.patient_time(), KEYS.order_status(), KEYS.order_time(), KEYS.key_schema(),
         KEYS.mpps_events(), KEYS.message_log(), "mwlx:idx:pid:P",
     ]  # fmt: skip

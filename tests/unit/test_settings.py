@@ -189,9 +189,13 @@ def test_the_settings_file_names_the_key_secret_file_relative_to_itself(tmp_path
         ('redis_key_secret_file = "missing.secret"', "redis_key_secret_file"),
         ("redis_key_secret_file = 3", "redis_key_secret_file"),
         ('redis_key_secret = "too short"', "redis_key_secret"),
+        ("patient_alias_days = 0", "patient_alias_days"),
+        ("patient_alias_days = 4000", "patient_alias_days"),
     ],
 )
-def test_bad_key_secret_settings_name_the_setting(tmp_path: Path, line: str, setting: str) -> None:
+def test_bad_key_secret_and_alias_settings_name_the_setting(
+    tmp_path: Path, line: str, setting: str
+) -> None:
     config = tmp_path / "broker.toml"
     config.write_text(f"[broker]\n{line}\n")
     with pytest.raises(ConfigError) as info:
