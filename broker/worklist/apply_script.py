@@ -156,10 +156,11 @@ def apply_payload(
                     "idx_json": jsontext.dumps(idx),
                 }
             )
+        order_set, order_field = keys.order_and_field(change.order_key)
         orders.append(
             {
-                "key": keys.order(change.order_key),
-                "field": keys.order_field(change.order_key),  # in order-status and order-time
+                "key": order_set,
+                "field": order_field,  # in order-status and order-time
                 "order_key": change.order_key,  # the entry's ``order`` value
                 "action": change.action.value,
                 "status": change.status,

@@ -246,14 +246,16 @@ class Retention:
         entries = []
         for item in items:
             read = reads[item.entry_id]
-            order = read.order_key
+            order_set, order_field = (
+                k.order_and_field(read.order_key) if read.order_key else ("", "")
+            )
             entries.append(
                 {
                     "id": item.entry_id,
                     "digest": value_digest(read.raw),
                     "status": read.status,
-                    "order_field": k.order_field(order) if order else "",
-                    "order_set": k.order(order) if order else "",
+                    "order_field": order_field,
+                    "order_set": order_set,
                 }
             )
         mpps = [{"uid": uid, "key": k.mpps(uid)} for uid in uids]

@@ -7,7 +7,7 @@ escaped (``\\`` → ``\\\\``, ``:`` → ``\\:``, ``|`` → ``\\|``): ``{p}:idx:p
 plain order keys and Patient IDs as the fields of ``{p}:order-status``,
 ``{p}:order-time`` and ``{p}:patient-time``; and entry ids that are 32 hexadecimal
 digits (:func:`broker.worklist.keys.schema1_entry_id`). Schema 2 puts ``=`` after
-the kind and makes entry ids 26 characters long, so no name or id of one schema
+the kind and makes entry ids 30 digits long, so no name or id of one schema
 is ever one of the other: whatever looks like schema 1 is schema 1, also when a
 migration stopped halfway.
 """
@@ -28,7 +28,7 @@ _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
 
 def is_schema1_id(value: str) -> bool:
-    """An entry id as schema 1 made them (schema 2's are 26 base32 characters)."""
+    """An entry id as schema 1 made them (schema 2's are 30 hexadecimal digits)."""
     return _ENTRY_ID.match(value) is not None
 
 

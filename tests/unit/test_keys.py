@@ -13,7 +13,7 @@ from broker.worklist.schema1 import Kind, Schema1, is_schema1_id, unescape
 
 SECRET = b"a site secret of at least 32 bytes!"
 KEYS = KeySchema("mwl", SECRET)
-PSEUDONYM = re.compile(r"^[a-z2-7]{26}$")
+PSEUDONYM = re.compile(r"^[0-9a-f]{30}$")
 
 
 def test_identifier_keys_hold_a_pseudonym_not_the_value() -> None:
