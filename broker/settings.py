@@ -2,10 +2,8 @@
 
 Precedence, lowest first: defaults, the TOML file (``--config``), environment
 variables ``MWL_BROKER_<NAME>`` (upper case), command-line flags. Every value is
-validated here, at start-up, with an error that names the setting. Secrets
-(``redis_url``, ``redis_password``, ``redis_key_secret``) may also be read from a
-file: ``MWL_BROKER_<NAME>_FILE`` in the environment, ``<name>_file`` in the
-settings file; no flag takes one.
+validated here, at start-up, with an error that names the setting. A secret may
+be a file's content (``MWL_BROKER_<NAME>_FILE``, ``<name>_file`` in the file); no flag.
 """
 
 from __future__ import annotations
@@ -26,7 +24,13 @@ from broker.dicom.profiles import LOOPBACK, ProfileSet, UnknownCallers, site_zon
 from broker.errors import ConfigError
 from broker.hl7.charsets import charset_codec
 from broker.hl7.senders import SenderSet
-from broker.settings_values import UNKNOWN_CALLERS_VALUES, coerce, memory_bytes, secret_file
+from broker.settings_values import (
+    UNKNOWN_CALLERS_VALUES,
+    coerce,
+    memory_bytes,
+    secret_file,
+    secret_in_settings_file,
+)
 from broker.worklist.keys import MIN_SECRET_BYTES
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings", "memory_bytes"]
@@ -310,13 +314,10 @@ class Settings:
             (self.redis_tls_cert is None) == (self.redis_tls_key is None),
             "redis_tls_cert and redis_tls_key are set together (or neither)",
         )
-        _check(
-            "redis_key_secret",
-            self.redis_key_secret is None
-            or len(self.redis_key_secret.encode("utf-8")) >= MIN_SECRET_BYTES,
-            f"must be at least {MIN_SECRET_BYTES} characters (mwl-broker init writes one; or: "
-            "openssl rand -base64 32)",
-        )
+        secret = self.redis_key_secret
+        short = secret is not None and len(secret.encode("utf-8")) < MIN_SECRET_BYTES
+        too_short = f"must be at least {MIN_SECRET_BYTES} characters (mwl-broker init writes one)"
+        _check("redis_key_secret", not short, too_short)
 
     def _check_retention(self) -> None:
         """The MPPS event stream and the retention of entries and MPPS instances."""
@@ -327,12 +328,8 @@ class Settings:
                 0 <= getattr(self, name) <= 3650,
                 "must be a number of days from 0 (keep forever) to 3650",
             )
-        _check(
-            "patient_alias_days",
-            1 <= self.patient_alias_days <= 3650,
-            "must be a number of days from 1 to 3650 (an alias that never expires is not "
-            "offered: an old Patient ID must become usable again)",
-        )
+        alias_days = "must be a number of days from 1 to 3650 (an old Patient ID is freed at last)"
+        _check("patient_alias_days", 1 <= self.patient_alias_days <= 3650, alias_days)
         _check(
             "retention_interval_seconds",
             self.retention_interval_seconds == 0 or self.retention_interval_seconds >= 60,
@@ -343,14 +340,6 @@ class Settings:
 def _check(name: str, ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(name, message)
-
-
-def _secret_in_file(config_file: Path, key: str, raw: Any) -> str:
-    """``<secret>_file = "path"`` of the settings file: the secret that file holds (a
-    relative path is taken from the settings file's directory)."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise ConfigError(f"{config_file}: {key}", "must be the path of a file")
-    return secret_file(key, str(config_file.parent / Path(raw.strip()).expanduser()))
 
 
 def load_settings(
@@ -382,7 +371,7 @@ def load_settings(
         section = data.get("broker", data)
         for key, raw in section.items():
             if key.endswith("_file") and key[: -len("_file")] in _SECRET_FIELDS:
-                key, raw = key[: -len("_file")], _secret_in_file(config_file, key, raw)
+                key, raw = key[: -len("_file")], secret_in_settings_file(config_file, key, raw)
             if key not in known:
                 raise ConfigError(f"{config_file}: {key}", "unknown setting")
             values[key] = coerce(key, raw, known[key])
