@@ -203,10 +203,18 @@ def test_answering_queries_never_changes_a_cached_entry(store: WorklistStore) ->
     before = {acc: (snapshot(ds), ds.to_json_dict()) for acc, ds in cached.items()}
     profiles = ProfileSet.parse(
         {
-            "LATIN": {"character_set": "ISO_IR 100"},
-            "LATIN_T": {"character_set": "ISO_IR 100", "unrepresentable": "transliterate"},
-            "LATIN_R": {"character_set": "ISO_IR 100", "unrepresentable": "replace"},
-            "SORTED": {"sort": ["patient"], "max_answers": 5},
+            "LATIN": {"character_set": "ISO_IR 100", "addresses": ["any"]},
+            "LATIN_T": {
+                "character_set": "ISO_IR 100",
+                "unrepresentable": "transliterate",
+                "addresses": ["any"],
+            },
+            "LATIN_R": {
+                "character_set": "ISO_IR 100",
+                "unrepresentable": "replace",
+                "addresses": ["any"],
+            },
+            "SORTED": {"sort": ["patient"], "max_answers": 5, "addresses": ["any"]},
         }
     )
     service = WorklistFindService(store, max_answers=100, profiles=profiles)
