@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import redis
 
 from broker.dicom.find import WorklistFindService
+from broker.dicom.gate import BroadQueryGate
 from broker.dicom.mpps import MppsService
 from broker.dicom.profiles import LOOPBACK, ProfileSet, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
@@ -193,6 +194,9 @@ def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
         answer_cache=s.dicom_entry_cache,
         max_candidates=s.dicom_max_candidates,
         query_cpu_seconds=s.dicom_query_cpu_seconds,
+        gate=BroadQueryGate(
+            s.dicom_broad_query_candidates, s.dicom_broad_queries, s.dicom_broad_query_wait
+        ),
     )
     return DicomServer(
         ae_title=s.ae_title,

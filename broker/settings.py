@@ -86,6 +86,10 @@ class Settings:
     dicom_max_answers: int = 5000
     dicom_max_candidates: int = 200_000  # entries one C-FIND may examine (broker.dicom.budget)
     dicom_query_cpu_seconds: float = 10.0  # processor time one C-FIND may spend (the same)
+    # a C-FIND over more candidates than this is broad: they take turns (broker.dicom.gate)
+    dicom_broad_query_candidates: int = 5_000
+    dicom_broad_queries: int = 1  # broad queries running at once
+    dicom_broad_query_wait: float = 10.0  # seconds a broad query waits for its turn
     dicom_entry_cache: int = 10_000  # entries kept decoded for C-FIND, and answers; 0: off
     dicom_character_set: str = "ISO_IR 192"
     dicom_pn_case_insensitive: bool = True
@@ -171,6 +175,8 @@ class Settings:
             "hl7_max_connections_per_address",
             "dicom_max_answers",
             "dicom_max_candidates",
+            "dicom_broad_query_candidates",
+            "dicom_broad_queries",
             "dicom_max_associations",
             "dicom_max_connections_per_address",
             "dedup_window_seconds",
@@ -193,6 +199,7 @@ class Settings:
         ):
             _check(name, getattr(self, name) > 0, "must be a number of seconds greater than 0")
         _check("redis_wait_replicas", self.redis_wait_replicas >= 0, "must be 0 or more")
+        _check("dicom_broad_query_wait", self.dicom_broad_query_wait >= 0, "must be 0 or more")
         _check(
             "hl7_max_clock_skew",
             self.hl7_max_clock_skew >= 0,
