@@ -208,6 +208,7 @@ def build_dicom_server(s: Settings, store: WorklistStore) -> DicomServer:
         max_associations=s.dicom_max_associations,
         max_per_address=s.dicom_max_connections_per_address,
         admission=profiles.decide,
+        reachable=profiles.may_connect,
         tls=dicom_tls(s),
     )
 

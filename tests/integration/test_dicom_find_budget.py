@@ -157,5 +157,5 @@ def test_one_broad_query_per_address(store: WorklistStore) -> None:
     with serving(WorklistFindService(store, max_answers=100, gate=gate)) as assoc:
         with gate.admit(1000, assoc.requestor.address):  # this address's query still runs
             answers, final = find(assoc, query())
-        assert final.Status == Status.OUT_OF_RESOURCES
+        assert final.Status == Status.OUT_OF_RESOURCES and answers == []
         assert "another broad query from this address" in final.ErrorComment
