@@ -61,7 +61,9 @@ from bench.cfind_data import (
     generate,
     make_queries,
 )
+from broker.key_secret import key_schema
 from broker.redis_conn import running_embedded
+from broker.settings import load_settings
 from broker.worklist.model import OrderAction, OrderChange
 from broker.worklist.store import WorklistStore
 
@@ -214,6 +216,12 @@ def start_wlmscpfs(root: Path, log: Path, nodelay: bool = True) -> Server:
     raise RuntimeError("wlmscpfs did not listen")
 
 
+def broker_store(client: redis.Redis, data_dir: Path) -> WorklistStore:
+    """The store of the broker serving ``data_dir``, with its key secret (made at its start)."""
+    settings = load_settings(environ={}, overrides={"data_dir": data_dir})
+    return WorklistStore(client, keys=key_schema(settings))
+
+
 def load(entries: list[Entry], data_dir: Path, wl_dir: Path) -> float:
     """Write the entries into the broker's Redis and as wlmscpfs files; seconds taken."""
     started = time.perf_counter()
@@ -221,7 +229,7 @@ def load(entries: list[Entry], data_dir: Path, wl_dir: Path) -> float:
     if found is None:
         raise RuntimeError("the broker's embedded redis-server is not running")
     client = redis.Redis(unix_socket_path=str(found[1]), socket_timeout=300)
-    store = WorklistStore(client)
+    store = broker_store(client, data_dir)
     wl_dir.mkdir(parents=True)
     (wl_dir / "lockfile").touch()
     for i in range(0, len(entries), BATCH):

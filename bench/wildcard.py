@@ -34,7 +34,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
-from bench.cfind import describe_machine, start_broker
+from bench.cfind import broker_store, describe_machine, start_broker
 from bench.cfind_client import CellResult, _one_query, quiet_pynetdicom, run_cell
 from bench.cfind_data import (
     Query,
@@ -47,7 +47,6 @@ from bench.cfind_data import (
 from broker.dicom.matching import matches
 from broker.redis_conn import running_embedded
 from broker.worklist.model import OrderAction, OrderChange
-from broker.worklist.store import WorklistStore
 
 NAME = "Abcdefghijklmnopqrstuvwxyz^Abcdefgh"  # 36 characters, as in the issue
 
@@ -104,7 +103,7 @@ def load(data_dir: Path, count: int) -> tuple[dict[str, list[Query]], dict[Query
     found = running_embedded(data_dir / "redis")
     assert found is not None, "the broker's embedded redis-server is not running"
     client = redis.Redis(unix_socket_path=str(found[1]), socket_timeout=300)
-    store = WorklistStore(client)
+    store = broker_store(client, data_dir)
     for i in range(0, len(entries), 500):
         store.apply(
             [

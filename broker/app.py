@@ -1,7 +1,8 @@
 """The composition root: builds every part, starts them in order, stops them in reverse.
 
 Start: Redis (embedded or configured, durability checked) → the audit trail
-(``broker.audit``: every part below records to it) → store → mappings →
+(``broker.audit``: every part below records to it) → store (key secret checked,
+schema-1 keys migrated: ``broker.worklist.schema_version``) → mappings →
 DICOM SCP (MWL and MPPS) → MLLP listener (last, so no order is accepted before
 everything that serves it is up) → the periodic retention purge. Stop: stop
 accepting HL7 → drain in-flight messages (each still gets its ACK) → stop the
@@ -27,6 +28,7 @@ import redis
 from broker.audit.trail import AuditTrail
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.find import WorklistFindService
+from broker.dicom.gate import BroadQueryGate
 from broker.dicom.mpps import MppsService
 from broker.dicom.profiles import LOOPBACK, ProfileSet, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
@@ -36,6 +38,7 @@ from broker.hl7.message import MessageDecoder
 from broker.hl7.msglog import MessageLog
 from broker.hl7.routing import HL7Router, RouterConfig
 from broker.hl7.server import MLLPServer
+from broker.key_secret import key_schema
 from broker.mapping.live import LiveMappings
 from broker.mapping.versions import MappingVersions
 from broker.netaddr import peer_ip
@@ -52,6 +55,7 @@ from broker.tls import server_context
 from broker.worklist.keys import KeySchema
 from broker.worklist.mpps_store import MppsStore
 from broker.worklist.retention import Retention, RetentionPolicy, RetentionScheduler
+from broker.worklist.schema_version import ensure_key_schema
 from broker.worklist.store import WorklistStore
 
 __all__ = [
@@ -87,13 +91,19 @@ class Endpoints:
 
 
 def build_store(s: Settings, client: redis.Redis) -> WorklistStore:
-    """The worklist store on ``client``, as configured."""
+    """The worklist store on ``client``, as configured. Its key secret (``broker.key_secret``)
+    is checked against the Redis, whose schema-1 keys are migrated first if it has any
+    (``broker.worklist.schema_version``)."""
+    keys = key_schema(s)
+    alias_ttl = round(s.patient_alias_days * 86_400)
+    ensure_key_schema(client, keys, alias_ttl=alias_ttl)
     return WorklistStore(
         client,
-        keys=KeySchema(s.redis_key_prefix),
+        keys=keys,
         dedup_ttl_seconds=s.dedup_window_seconds,
         wait_replicas=s.redis_wait_replicas,
         entry_cache=s.dicom_entry_cache,
+        alias_ttl_seconds=alias_ttl,
     )
 
 
@@ -190,6 +200,9 @@ def build_dicom_server(
         answer_cache=s.dicom_entry_cache,
         max_candidates=s.dicom_max_candidates,
         query_cpu_seconds=s.dicom_query_cpu_seconds,
+        gate=BroadQueryGate(
+            s.dicom_broad_query_candidates, s.dicom_broad_queries, s.dicom_broad_query_wait
+        ),
         audit=audit,
     )
     return DicomServer(
@@ -202,6 +215,7 @@ def build_dicom_server(
         max_associations=s.dicom_max_associations,
         max_per_address=s.dicom_max_connections_per_address,
         admission=profiles.decide,
+        reachable=profiles.may_connect,
         tls=dicom_tls(s),
         audit=audit,
     )
@@ -293,7 +307,7 @@ class Broker:
         self.audit = trail = AuditTrail(s, client)
         trail.start()
         audit = trail.writer
-        self.store = store = build_store(s, client)
+        self.store = store = await asyncio.to_thread(build_store, s, client)
         self.mappings = live = LiveMappings(
             MappingVersions(client, KeySchema(s.redis_key_prefix), audit=audit), s.mappings_dir
         )

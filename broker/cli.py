@@ -1,7 +1,8 @@
 """The ``mwl-broker`` command: ``serve`` runs the broker, ``send`` sends HL7 files over MLLP,
 ``messages`` lists, shows, reprocesses and dismisses logged messages, ``mapping`` checks,
 publishes, rolls back and exports mapping versions, ``audit`` reads the audit trail, ``init``
-writes a site's settings file and mapping files."""
+writes a site's settings file and mapping files, ``migrate-keys`` converts (or checks) the
+Redis key schema."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from broker.cli_audit import add_audit_parser, run_audit
 from broker.cli_explain import add_explain_parser, run_explain
 from broker.cli_import import add_import_parser, run_import
 from broker.cli_init import add_init_parser, run_init
+from broker.cli_keys import add_keys_parser, run_keys
 from broker.cli_mapping import add_mapping_parser, run_mapping
 from broker.cli_messages import add_messages_parser, run_messages
 from broker.cli_purge import add_purge_parser, run_purge
@@ -88,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_import_parser(sub)
     add_audit_parser(sub)
     add_init_parser(sub)
+    add_keys_parser(sub)
     return parser
 
 
@@ -187,6 +190,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "import": run_import,
     "audit": run_audit,
     "init": run_init,
+    "migrate-keys": run_keys,
 }
 
 

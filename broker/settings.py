@@ -2,7 +2,8 @@
 
 Precedence, lowest first: defaults, the TOML file (``--config``), environment
 variables ``MWL_BROKER_<NAME>`` (upper case), command-line flags. Every value is
-validated here, at start-up, with an error that names the setting.
+validated here, at start-up, with an error that names the setting. A secret may
+be a file's content (``MWL_BROKER_<NAME>_FILE``, ``<name>_file`` in the file); no flag.
 """
 
 from __future__ import annotations
@@ -19,21 +20,27 @@ from typing import Any
 
 from pydicom.charset import python_encoding
 
-from broker.audit.syslog import SyslogTarget
+from broker.audit.syslog import check_audit_settings
 from broker.dicom.profiles import LOOPBACK, ProfileSet, UnknownCallers, site_zone
 from broker.errors import ConfigError
 from broker.hl7.charsets import charset_codec
 from broker.hl7.senders import SenderSet
-from broker.settings_values import UNKNOWN_CALLERS_VALUES, coerce, memory_bytes, secret_file
+from broker.settings_values import (
+    UNKNOWN_CALLERS_VALUES,
+    coerce,
+    memory_bytes,
+    secret_file,
+    secret_in_settings_file,
+)
+from broker.worklist.keys import MIN_SECRET_BYTES
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings", "memory_bytes"]
 
 ENV_PREFIX = "MWL_BROKER_"
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE: no backslash, 16 chars
-_SECRET_FIELDS = frozenset({"redis_url", "redis_password"})
+_SECRET_FIELDS = frozenset({"redis_url", "redis_password", "redis_key_secret"})
 _FILE_SUFFIX = "_FILE"  # MWL_BROKER_REDIS_PASSWORD_FILE=/run/secrets/redis: a secret from a file
 _MIN_MEMORY = 2**20  # below 1 MiB the mappings alone would not fit
-_APP_NAME = re.compile(r"^[!-~]{1,48}$")  # RFC 5424 APP-NAME: PRINTUSASCII, 1 to 48
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,10 @@ class Settings:
     dicom_max_answers: int = 5000
     dicom_max_candidates: int = 200_000  # entries one C-FIND may examine (broker.dicom.budget)
     dicom_query_cpu_seconds: float = 10.0  # processor time one C-FIND may spend (the same)
+    # a C-FIND over more candidates than this is broad: they take turns (broker.dicom.gate)
+    dicom_broad_query_candidates: int = 5_000
+    dicom_broad_queries: int = 1  # broad queries running at once
+    dicom_broad_query_wait: float = 10.0  # seconds a broad query waits for its turn
     dicom_entry_cache: int = 10_000  # entries kept decoded for C-FIND, and answers; 0: off
     dicom_character_set: str = "ISO_IR 192"
     dicom_pn_case_insensitive: bool = True
@@ -103,6 +114,8 @@ class Settings:
     mappings_dir: Path | None = None  # None: the default mappings shipped in the package
     redis_url: str | None = None
     redis_password: str | None = None  # a secret: from the environment or a file, never argv
+    # keys the pseudonyms in Redis key names (broker.worklist.keys); a secret like the above
+    redis_key_secret: str | None = None
     redis_allow_unsafe: bool = False
     # rediss://: the CA of the server's certificate (None: the system's); a client certificate
     redis_tls_ca: Path | None = None
@@ -123,6 +136,7 @@ class Settings:
     retention_stale_days: float = 30.0  # steps never ended, by SPS Start Date; 0: keep
     retention_mpps_days: float = 30.0  # MPPS instances, after their last change; 0: keep
     retention_interval_seconds: float = 3600.0  # between purges; 0: no purge by the broker
+    patient_alias_days: float = 365.0  # life of an old Patient ID's alias after A40/A47
     # the audit trail (broker.audit): the Redis stream, and its optional syslog export
     audit_max_events: int = 300_000  # records the stream keeps, oldest dropped first
     audit_syslog_address: str = ""  # "[udp|tcp|tls://]host[:port]"; "": no export
@@ -156,7 +170,7 @@ class Settings:
         self._check_redis_url()
         self._check_tls()
         self._check_retention()
-        self._check_audit()
+        check_audit_settings(self)  # ConfigError: audit_*
 
     def _check_ports(self) -> None:
         for name in ("hl7_port", "dicom_port", "admin_port"):
@@ -170,6 +184,8 @@ class Settings:
             "hl7_max_connections_per_address",
             "dicom_max_answers",
             "dicom_max_candidates",
+            "dicom_broad_query_candidates",
+            "dicom_broad_queries",
             "dicom_max_associations",
             "dicom_max_connections_per_address",
             "dedup_window_seconds",
@@ -192,6 +208,7 @@ class Settings:
         ):
             _check(name, getattr(self, name) > 0, "must be a number of seconds greater than 0")
         _check("redis_wait_replicas", self.redis_wait_replicas >= 0, "must be 0 or more")
+        _check("dicom_broad_query_wait", self.dicom_broad_query_wait >= 0, "must be 0 or more")
         _check(
             "hl7_max_clock_skew",
             self.hl7_max_clock_skew >= 0,
@@ -313,6 +330,10 @@ class Settings:
             (self.redis_tls_cert is None) == (self.redis_tls_key is None),
             "redis_tls_cert and redis_tls_key are set together (or neither)",
         )
+        secret = self.redis_key_secret
+        short = secret is not None and len(secret.encode("utf-8")) < MIN_SECRET_BYTES
+        too_short = f"must be at least {MIN_SECRET_BYTES} characters (mwl-broker init writes one)"
+        _check("redis_key_secret", not short, too_short)
 
     def _check_retention(self) -> None:
         """The MPPS event stream and the retention of entries and MPPS instances."""
@@ -323,37 +344,12 @@ class Settings:
                 0 <= getattr(self, name) <= 3650,
                 "must be a number of days from 0 (keep forever) to 3650",
             )
+        alias_days = "must be a number of days from 1 to 3650 (an old Patient ID is freed at last)"
+        _check("patient_alias_days", 1 <= self.patient_alias_days <= 3650, alias_days)
         _check(
             "retention_interval_seconds",
             self.retention_interval_seconds == 0 or self.retention_interval_seconds >= 60,
             "must be 0 (no purge by the broker) or at least 60 seconds",
-        )
-
-    def _check_audit(self) -> None:
-        """The audit stream's bound, and where and how its export goes."""
-        _check("audit_max_events", self.audit_max_events >= 100, "must be at least 100 records")
-        _check(
-            "audit_syslog_app_name",
-            bool(_APP_NAME.match(self.audit_syslog_app_name)),
-            "must be 1 to 48 printable ASCII characters without spaces (RFC 5424 APP-NAME)",
-        )
-        target = None
-        if self.audit_syslog_address:
-            try:
-                target = SyslogTarget.parse(self.audit_syslog_address)
-            except ValueError as e:
-                raise ConfigError("audit_syslog_address", str(e)) from None
-        tls = target is not None and target.protocol == "tls"
-        for name in ("audit_syslog_tls_ca", "audit_syslog_tls_cert", "audit_syslog_tls_key"):
-            _check(
-                name,
-                getattr(self, name) is None or tls,
-                'is for an export over TLS: audit_syslog_address = "tls://host:6514"',
-            )
-        _check(
-            "audit_syslog_tls_key",
-            (self.audit_syslog_tls_cert is None) == (self.audit_syslog_tls_key is None),
-            "audit_syslog_tls_cert and audit_syslog_tls_key are set together (or neither)",
         )
 
 
@@ -390,6 +386,8 @@ def load_settings(
             values["dicom_scanners"] = MappingProxyType(scanners)
         section = data.get("broker", data)
         for key, raw in section.items():
+            if key.endswith("_file") and key[: -len("_file")] in _SECRET_FIELDS:
+                key, raw = key[: -len("_file")], secret_in_settings_file(config_file, key, raw)
             if key not in known:
                 raise ConfigError(f"{config_file}: {key}", "unknown setting")
             values[key] = coerce(key, raw, known[key])

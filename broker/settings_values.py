@@ -15,7 +15,14 @@ from broker.dicom.profiles import LOOPBACK, UnknownCallers
 from broker.errors import ConfigError
 from broker.hl7.charsets import parse_sender_charsets
 
-__all__ = ["UNKNOWN_CALLERS_VALUES", "coerce", "memory_bytes", "secret_file", "unknown_callers"]
+__all__ = [
+    "UNKNOWN_CALLERS_VALUES",
+    "coerce",
+    "memory_bytes",
+    "secret_file",
+    "secret_in_settings_file",
+    "unknown_callers",
+]
 
 # A Redis memory size: bytes, or a number with Redis's units (k = 1000, kb = 1024, m, mb, g, gb)
 _MEMORY = re.compile(r"^(\d+)(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
@@ -102,3 +109,11 @@ def secret_file(variable: str, path: str) -> str:
         return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(variable, f"cannot read the secret file {path}: {e}") from None
+
+
+def secret_in_settings_file(config_file: Path, key: str, raw: Any) -> str:
+    """``<secret>_file = "path"`` of the settings file: the secret that file holds (a
+    relative path is taken from the settings file's directory)."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{config_file}: {key}", "must be the path of a file")
+    return secret_file(key, str(config_file.parent / Path(raw.strip()).expanduser()))

@@ -11,6 +11,7 @@ from typing import Any
 
 from broker.app import Broker
 from broker.settings import Settings, load_settings
+from tests.conftest import TEST_SECRET
 
 REPO = Path(__file__).resolve().parents[1]
 MAPPINGS = REPO / "mappings"
@@ -29,6 +30,8 @@ def broker_settings(data_dir: Path, **overrides: Any) -> Settings:
         "hl7_idle_timeout": 30,
     }
     values.update(overrides)
+    if values.get("redis_url") and "redis_key_secret" not in values:
+        values["redis_key_secret"] = TEST_SECRET.decode()  # required with an external Redis
     return load_settings(environ={}, overrides=values)
 
 

@@ -12,7 +12,18 @@ import redis
 from hypothesis import settings as hypothesis_settings
 
 from broker.redis_conn import EmbeddedRedis
+from broker.worklist.keys import KeySchema
 from broker.worklist.store import WorklistStore
+
+# The site secret of the tests' key schema (``broker.worklist.keys``): pseudonyms in key names
+TEST_SECRET = b"the tests' redis_key_secret, 32+ bytes long"
+KEYS = KeySchema("mwl", TEST_SECRET)
+
+
+def keys_for(prefix: str) -> KeySchema:
+    """The tests' key schema under another prefix."""
+    return KeySchema(prefix, TEST_SECRET)
+
 
 # `make fuzz` (HYPOTHESIS_PROFILE=fuzz): the property tests with many more examples, no
 # per-example deadline; the default profile is hypothesis's own (CI's fuzz smoke).
@@ -53,4 +64,4 @@ def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def store(redis_client: redis.Redis) -> WorklistStore:
-    return WorklistStore(redis_client)
+    return WorklistStore(redis_client, keys=KEYS)

@@ -40,6 +40,7 @@ from broker.audit.record import FindAudit
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.answers import AnswerCache
 from broker.dicom.budget import QueryBudget
+from broker.dicom.gate import BroadQueryGate
 from broker.dicom.limits import check_identifier, check_identifier_size
 from broker.dicom.matching import SPECIFIC_CHARACTER_SET
 from broker.dicom.peers import caller_of, calling_ae
@@ -183,6 +184,7 @@ class WorklistFindService:
         answer_cache: int = 10_000,
         max_candidates: int = 200_000,
         query_cpu_seconds: float = 10.0,
+        gate: BroadQueryGate | None = None,
         audit: AuditSink = NO_AUDIT,
     ) -> None:
         if max_answers < 1 or max_candidates < 1:
@@ -202,6 +204,7 @@ class WorklistFindService:
         self._keep_limit = answer_cache // 4 if answer_cache else sys.maxsize
         self._max_candidates = max_candidates
         self._query_cpu_seconds = query_cpu_seconds
+        self._gate = gate or BroadQueryGate(sys.maxsize, 1, 0)  # None: no query is broad
         self._audit = audit  # one record per query: caller, key names, answers, status
 
     def __repr__(self) -> str:
@@ -268,30 +271,8 @@ class WorklistFindService:
             record.query(query)
             plan = self._plan(query, profile)
             ids = [] if plan.nothing else self._source.candidate_ids(plan.criteria)
-            # A query over more candidates than a quarter of the caches (a broad one) does
-            # not fill them: it would push out what the polls use, and churn memory.
-            keep = len(ids) <= self._keep_limit
-            encode = functools.partial(
-                self._built.answer,
-                shape=answer_shape(query),
-                character_set=profile.character_set or self._character_set,
-                unrepresentable=profile.unrepresentable,
-                keep=keep,
-            )
-            candidates = self._source.entries(ids, keep=keep)
-            matched = self._matches(event, query, plan, candidates, budget)
-            if profile.sort or profile.refuse_over_limit:
-                budget.expect(len(ids))  # every candidate will be examined
-                yield from self._collected(event, matched, plan, profile, query, encode)
-                return
-            for answered, entry in enumerate(matched):
-                if entry is None:
-                    yield int(Status.CANCEL), None
-                    return
-                if answered >= plan.limit:
-                    self._over_limit(event, plan.limit)
-                    return
-                yield int(Status.PENDING), encode(query, entry)
+            with self._gate.admit(len(ids), caller_of(event)[1]):
+                yield from self._answer_candidates(event, budget, query, plan, profile, ids)
         except DicomServiceError as e:
             log.warning("C-FIND from %s refused: %s", calling_ae(event), e)
             yield _failure(e.status, e.comment, e.offending)
@@ -301,6 +282,41 @@ class WorklistFindService:
         except Exception:
             log.exception("C-FIND from %s failed", calling_ae(event))
             yield _failure(Status.UNABLE_TO_PROCESS, "internal error while matching")
+
+    def _answer_candidates(
+        self,
+        event: FindEvent,
+        budget: QueryBudget,
+        query: Dataset,
+        plan: QueryPlan,
+        profile: ScannerProfile,
+        ids: list[str],
+    ) -> Iterator[FindResult]:
+        """Match the candidate entries ``ids`` and yield the answers (``_answers``)."""
+        # A query over more candidates than a quarter of the caches (a broad one) does
+        # not fill them: it would push out what the polls use, and churn memory.
+        keep = len(ids) <= self._keep_limit
+        encode = functools.partial(
+            self._built.answer,
+            shape=answer_shape(query),
+            character_set=profile.character_set or self._character_set,
+            unrepresentable=profile.unrepresentable,
+            keep=keep,
+        )
+        candidates = self._source.entries(ids, keep=keep)
+        matched = self._matches(event, query, plan, candidates, budget)
+        if profile.sort or profile.refuse_over_limit:
+            budget.expect(len(ids))  # every candidate will be examined
+            yield from self._collected(event, matched, plan, profile, query, encode)
+            return
+        for answered, entry in enumerate(matched):
+            if entry is None:
+                yield int(Status.CANCEL), None
+                return
+            if answered >= plan.limit:
+                self._over_limit(event, plan.limit)
+                return
+            yield int(Status.PENDING), encode(query, entry)
 
     def _plan(self, query: Dataset, profile: ScannerProfile) -> QueryPlan:
         today = dt.datetime.now(self._zone).date()

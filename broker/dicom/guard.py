@@ -41,6 +41,7 @@ from broker.dicom.transport import (
     require_hooks,
     send_abort,
 )
+from broker.refusals import RefusalLog
 
 __all__ = [
     "GuardLimits",
@@ -54,11 +55,20 @@ log = logging.getLogger(__name__)
 class GuardLimits:
     """The caps a :class:`GuardedAssociationServer` applies; set before it serves."""
 
-    def __init__(self, max_connections: int, max_per_address: int, timeout: float) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        max_per_address: int,
+        timeout: float,
+        admits: Callable[[str], bool] = lambda host: True,
+    ) -> None:
         self.max_connections = max_connections
         self.max_per_address = max_per_address
         self.timeout = timeout
-        self.refused: Callable[[str, str], None] = lambda host, reason: None
+        # whether any caller could be accepted from an address (ProfileSet.may_connect):
+        # when none could, the connection is closed as it is accepted
+        self.admits = admits
+        self.refused: Callable[[str, str], None] = lambda host, reason: None  # audit trail
 
 
 class GuardedAssociationServer(ThreadedAssociationServer):
@@ -76,6 +86,7 @@ class GuardedAssociationServer(ThreadedAssociationServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._open: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._refusals = RefusalLog(log, "DICOM")
         super().__init__(*args, **kwargs)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -101,14 +112,16 @@ class GuardedAssociationServer(ThreadedAssociationServer):
         host = _host(client_address)
         with self._lock:
             total, here = sum(self._open.values()), self._open[host]
-            if total >= self.limits.max_connections:
+            if not self.limits.admits(host):
+                reason = "no scanner may connect from this address"
+            elif total >= self.limits.max_connections:
                 reason = f"{total} DICOM connections open"
             elif here >= self.limits.max_per_address:
                 reason = f"{here} DICOM connections open from this address"
             else:
                 self._open[host] += 1
                 return True
-        log.warning("DICOM %s: connection refused (%s)", host, reason)
+        self._refusals.refused(host, f"connection refused ({reason})")
         self.limits.refused(host, reason)
         return False
 

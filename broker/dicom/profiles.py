@@ -250,6 +250,19 @@ class ProfileSet:
             return Decision(None, Refusal.UNKNOWN_CALLER_ADDRESS)
         return Decision(default)
 
+    def may_connect(self, address: str) -> bool:
+        """Whether some calling AE title could be accepted from ``address`` (``decide``):
+        when none could, the connection is closed as it is accepted, before a thread is
+        started or a byte read (``broker.dicom.guard``)."""
+        ip = peer_ip(address)
+        if any(p._admits(ip) for t, p in self._profiles.items() if t != "*"):
+            return True
+        if self.allow_unknown is False:
+            return False
+        if self.allow_unknown == LOOPBACK and not (ip is not None and ip.is_loopback):
+            return False
+        return self._profiles.get("*", DEFAULT_PROFILE)._admits(ip)
+
     def for_caller(self, ae_title: str, address: str) -> ScannerProfile | None:
         """The caller's profile, or None when it may not connect (``decide``)."""
         return self.decide(ae_title, address).profile

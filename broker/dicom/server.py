@@ -286,7 +286,8 @@ class DicomServer:
 
     ``admission`` decides who may connect, for every service (module docstring);
     by default ``ProfileSet({}).decide``: any calling AE title, from this host
-    only. The called AE title must be ours, or the association is rejected
+    only. ``reachable`` says from which addresses anyone may (``may_connect``).
+    The called AE title must be ours, or the association is rejected
     (PS3.8 9.3.4, A-ASSOCIATE-RJ reason 7).
     """
 
@@ -304,11 +305,17 @@ class DicomServer:
         max_associations: int = 32,
         max_per_address: int | None = None,
         admission: Admission | None = None,
+        reachable: Callable[[str], bool] | None = None,
         tls: ssl.SSLContext | None = None,
         audit: AuditSink = NO_AUDIT,
     ) -> None:
         self._ae_title = ae_title
         self._admit = admission or ProfileSet({}).decide
+        # whether ``admission`` could accept anyone from an address: when not, the
+        # connection is closed as it is accepted (ProfileSet.may_connect)
+        self._reachable = reachable or (
+            ProfileSet({}).may_connect if admission is None else lambda host: True
+        )
         self._host = host
         self._requested_port = port
         self._find = find_service
@@ -357,7 +364,9 @@ class DicomServer:
                 (evt.EVT_N_SET, self._mpps.handle_set),
             ]
         ae = self._build_ae()
-        limits = GuardLimits(self._max_associations, self._max_per_address, self._network_timeout)
+        limits = GuardLimits(
+            self._max_associations, self._max_per_address, self._network_timeout, self._reachable
+        )
         limits.refused = lambda host, why: audit.record(connection_refused("dicom", host, why))
         server = ae.make_server(
             (self._host, self._requested_port),

@@ -9,6 +9,7 @@ a :class:`MessagePage` of :class:`MessageSummary` rows, newest first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -22,7 +23,6 @@ from broker.worklist.model import (
     MappingResult,
     OrderAction,
     PatientResult,
-    entry_id_for,
 )
 from broker.worklist.steps import Steps
 
@@ -104,8 +104,11 @@ class IntakeNotes:
     application_ack: bytes = b""  # enhanced mode: the AA/AE/AR MSH-16 asks for (not sent)
     logged: bool = False  # recorded in the message log already, with its changes
 
-    def mapped(self, result: MappingResult | PatientResult) -> None:
-        """Note the mapping used, the values it cut and the orders/entries it produced."""
+    def mapped(
+        self, result: MappingResult | PatientResult, entry_id: Callable[[str, int], str]
+    ) -> None:
+        """Note the mapping used, the values it cut and the orders/entries it produced;
+        ``entry_id`` gives an order's n-th entry its id (``KeySchema.entry_id``)."""
         self.mapping_name = result.mapping_name
         self.mapping_version = result.mapping_version
         self.warnings = tuple(AckWarning.of(cut) for cut in result.truncations)
@@ -115,7 +118,7 @@ class IntakeNotes:
             self.order_keys.append(change.order_key)
             if change.action is OrderAction.SCHEDULE:
                 self.entry_ids.extend(
-                    entry_id_for(change.order_key, n) for n in range(1, len(change.entries) + 1)
+                    entry_id(change.order_key, n) for n in range(1, len(change.entries) + 1)
                 )
 
     def applied(self, outcome: ApplyOutcome) -> None:

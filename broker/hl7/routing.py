@@ -292,7 +292,7 @@ class HL7Router:
         if read.previous is not None:
             notes.duplicate = True
             return self._answer_duplicate(read.previous, digest, ctx)
-        notes.mapped(result)
+        notes.mapped(result, self._store.keys.entry_id)
         ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
         record = DedupRecord(digest, ack)
         outcome = yield from self._patients.apply_order_steps(
@@ -352,7 +352,7 @@ class HL7Router:
         """
         key, digest, peer = identity
         result = map_patient_message(msg.segments, spec, message_type=msg.message_type)
-        notes.mapped(result)
+        notes.mapped(result, self._store.keys.entry_id)
         ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
         outcome = self._patients.apply(result, (key, DedupRecord(digest, ack)), sent)
         if outcome.duplicate is not None:  # a resend raced the original

@@ -16,7 +16,7 @@ from broker import jsontext
 from broker.worklist import dicom_json
 from broker.worklist.guards import DEDUP_EPILOGUE_LUA, MESSAGE_PROLOGUE_LUA
 from broker.worklist.keys import KeySchema
-from broker.worklist.model import OrderAction, OrderChange, entry_id_for
+from broker.worklist.model import OrderAction, OrderChange
 from broker.worklist.msglog_lua import RECORD_LUA
 
 __all__ = ["APPLY_SCRIPT", "REMOVE_ENTRY_LUA", "apply_payload"]
@@ -63,22 +63,22 @@ _APPLY_LUA = (
 local terminal = {COMPLETED=true, CANCELED=true, DISCONTINUED=true}
 local written, removed, skipped, stale = 0, 0, 0, 0
 for _, o in ipairs(p.orders) do
-  local current = redis.call('HGET', p.order_status, o.order_key)
-  local newest = p.sent and redis.call('HGET', p.order_time, o.order_key)
+  local current = redis.call('HGET', p.order_status, o.field)
+  local newest = p.sent and redis.call('HGET', p.order_time, o.field)
   if newest and p.sent.latest <= newest then
     skipped, stale = skipped + 1, stale + 1
   elseif current and terminal[current] and o.action ~= 'cancel' and not terminal[o.status] then
     skipped = skipped + 1
   else
     if p.sent and (not newest or p.sent.earliest > newest) then
-      redis.call('HSET', p.order_time, o.order_key, p.sent.earliest)
+      redis.call('HSET', p.order_time, o.field, p.sent.earliest)
     end
     if o.action == 'status' then
       for _, id in ipairs(redis.call('SMEMBERS', o.key)) do
         redis.call('HSET', p.entry_prefix .. id, 'status', o.status)
         written = written + 1
       end
-      redis.call('HSET', p.order_status, o.order_key, o.status)
+      redis.call('HSET', p.order_status, o.field, o.status)
     else
       local progressed = {}  -- a step a modality (MPPS) or an ADT moved on keeps its status
       for _, id in ipairs(redis.call('SMEMBERS', o.key)) do
@@ -110,7 +110,7 @@ for _, o in ipairs(p.orders) do
         written = written + 1
       end
       if o.action == 'schedule' then
-        redis.call('HSET', p.order_status, o.order_key, o.status)
+        redis.call('HSET', p.order_status, o.field, o.status)
       end
     end
   end
@@ -150,16 +150,18 @@ def apply_payload(
             documents.append(jsontext.dumps(ds))
             items.append(
                 {
-                    "id": entry_id_for(change.order_key, ordinal),
+                    "id": keys.entry_id(change.order_key, ordinal),
                     "ds": len(documents) + 1,  # ARGV[1] is the payload
                     "idx": idx,
                     "idx_json": jsontext.dumps(idx),
                 }
             )
+        order_set, order_field = keys.order_and_field(change.order_key)
         orders.append(
             {
-                "key": keys.order(change.order_key),
-                "order_key": change.order_key,
+                "key": order_set,
+                "field": order_field,  # in order-status and order-time
+                "order_key": change.order_key,  # the entry's ``order`` value
                 "action": change.action.value,
                 "status": change.status,
                 "entries": items,

@@ -10,7 +10,6 @@ an entry from elsewhere (an imported file, a test) may be a pydicom ``Dataset``.
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -33,7 +32,6 @@ __all__ = [
     "PatientResult",
     "Truncation",
     "entry_dataset",
-    "entry_id_for",
 ]
 
 
@@ -208,9 +206,3 @@ class CandidateCriteria:
     patient_id: str | None = None
     accession_number: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
-
-
-def entry_id_for(order_key: str, ordinal: int) -> str:
-    """A stable entry id for the ``ordinal``-th scheduled step of an order."""
-    digest = hashlib.sha256(f"{order_key}\x1f{ordinal}".encode()).hexdigest()
-    return digest[:32]

@@ -4,6 +4,9 @@ Reads go through :class:`PatientState`, which remembers a guard (sha1 of the
 value) for everything it read; changes are made to the in-memory copies and
 turned into Redis commands by :meth:`PatientState.commands`, for one guarded
 script call (``broker.worklist.patients``). Keys come from the one key schema.
+
+An alias written by a merge lives ``alias_ttl`` seconds; one moved to a new target
+(a later merge of its target) keeps the life it has left (``SET … KEEPTTL``).
 """
 
 from __future__ import annotations
@@ -49,11 +52,15 @@ class _Entry:
 class PatientState:
     """Aliases, patient records, ``idx:pid`` sets and entries as read, with their guards."""
 
-    def __init__(self, client: redis.Redis, keys: KeySchema) -> None:
+    def __init__(self, client: redis.Redis, keys: KeySchema, alias_ttl: int) -> None:
         self._redis = client
         self._keys = keys
+        self._alias_ttl = alias_ttl
         self._guards: dict[tuple[str, str], Guard] = {}
         self._aliases: dict[str, str | None] = {}
+        self._alias_kept: set[str] = set()  # aliases moved to a new target: their TTL stays
+        self._merged: dict[str, set[str]] = {}  # pid -> old IDs whose alias names it
+        self._merged_writes: set[str] = set()
         self._records: dict[str, Dataset | None] = {}
         self._members: dict[str, set[str]] = {}
         self._entries: dict[str, _Entry | None] = {}
@@ -115,9 +122,9 @@ class PatientState:
     def newest(self, pid: str) -> str | None:
         """The MSH-7 (UTC, ``broker.worklist.ordering``) of the newest ADT applied to ``pid``."""
         if pid not in self._times:
-            key = self._keys.patient_time()
-            raw = _call(self._redis.hget, key, pid)
-            self._guard(GuardKind.HGET, key, value_digest(raw), pid)
+            key, hash_field = self._keys.patient_time(), self._keys.patient_field(pid)
+            raw = _call(self._redis.hget, key, hash_field)
+            self._guard(GuardKind.HGET, key, value_digest(raw), hash_field)
             self._times[pid] = raw.decode() if raw else None
         return self._times[pid]
 
@@ -146,6 +153,29 @@ class PatientState:
             current = target
         return current
 
+    def aliases(self, pids: Iterable[str]) -> dict[str, str | None]:
+        """The aliases of several IDs (:meth:`alias`), those not read yet in one round trip."""
+        pids = list(pids)
+        wanted = sorted(p for p in set(pids) if p not in self._aliases)
+        if wanted:
+            pipe = self._redis.pipeline(transaction=False)
+            for pid in wanted:
+                pipe.get(self._keys.patient_alias(pid))
+            for pid, raw in zip(wanted, _execute(pipe), strict=True):
+                self._remember_alias(pid, raw)
+        return {pid: self._aliases[pid] for pid in pids}
+
+    def merged(self, pid: str) -> set[str]:
+        """The old IDs recorded as merged into ``pid`` (their aliases may have moved since)."""
+        if pid not in self._merged:
+            self._merged[pid] = self._guarded_set(self._keys.merged_into(pid))
+        return set(self._merged[pid])
+
+    def _guarded_set(self, key: str) -> set[str]:
+        raw = _call(self._redis.smembers, key)
+        self._guard(GuardKind.MEMBERS, key, members_digest(raw))
+        return {m.decode() for m in raw}
+
     def record(self, pid: str) -> Dataset | None:
         """The patient record (attributes ADTs carried), or None."""
         if pid not in self._records:
@@ -156,10 +186,7 @@ class PatientState:
     def members(self, pid: str) -> set[str]:
         """Entry ids of the patient (``idx:pid``), their entries read too."""
         if pid not in self._members:
-            key = self._keys.by_patient(pid)
-            raw = _call(self._redis.smembers, key)
-            self._guard(GuardKind.MEMBERS, key, members_digest(raw))
-            self._members[pid] = {m.decode() for m in raw}
+            self._members[pid] = self._guarded_set(self._keys.by_patient(pid))
             self._load_entries(sorted(self._members[pid]))
         return self._members[pid]
 
@@ -190,8 +217,19 @@ class PatientState:
         self._record_writes.add(pid)
 
     def set_alias(self, pid: str, target: str | None) -> None:
+        """A new alias (with the full alias life), or none (``target`` None)."""
         self._aliases[pid] = target
         self._alias_writes[pid] = target
+        self._alias_kept.discard(pid)
+
+    def move_alias(self, pid: str, target: str) -> None:
+        """Point an existing alias at another ID; it keeps the life it has left."""
+        self.set_alias(pid, target)
+        self._alias_kept.add(pid)
+
+    def set_merged(self, pid: str, old_ids: set[str]) -> None:
+        self._merged[pid] = set(old_ids)
+        self._merged_writes.add(pid)
 
     def overlay_entry(self, entry_id: str, record: Dataset) -> None:
         entry = self._entries.get(entry_id)
@@ -248,11 +286,22 @@ class PatientState:
             else:
                 ds = dicom_json.dumps(record)
                 out.append(["HSET", self._keys.patient(pid), "ds", ds])
+        ttl = str(self._alias_ttl)
         for pid, target in sorted(self._alias_writes.items()):
             key = self._keys.patient_alias(pid)
-            out.append(["DEL", key] if target is None else ["SET", key, target])
+            if target is None:
+                out.append(["DEL", key])
+            elif pid in self._alias_kept:
+                out.append(["SET", key, target, "KEEPTTL"])
+            else:
+                out.append(["SET", key, target, "EX", ttl])
+        for pid in sorted(self._merged_writes):
+            key = self._keys.merged_into(pid)
+            out.append(["DEL", key])
+            if self._merged[pid]:
+                out += [["SADD", key, *sorted(self._merged[pid])], ["EXPIRE", key, ttl]]
         for pid, earliest in sorted(self._time_writes.items()):
-            out.append(["HSET", self._keys.patient_time(), pid, earliest])
+            out.append(["HSET", self._keys.patient_time(), self._keys.patient_field(pid), earliest])
         return out
 
 

@@ -11,14 +11,18 @@ Rules (IHE RAD TF-2 RAD-1/RAD-12; HL7 v2.5.1 ch. 3):
 - **merge** (A40, §3.3.40): every entry of the prior ID (MRG-1) moves to the
   surviving ID (PID-3): PatientID, the ``idx:pid`` sets and the entry's index
   list. The surviving record is its own record plus what the A40 carries; the
-  prior record is deleted; ``{p}:alias:{prior}`` → surviving ID. An unknown
-  prior ID moves nothing and still records the alias.
+  prior record is deleted; ``{p}:alias={prior}`` → surviving ID, for
+  ``patient_alias_days``. An unknown prior ID moves nothing and still records the
+  alias. IDs merged into the prior ID before now name the surviving ID too (each
+  keeps the life its alias has left), so an alias is always one hop; a patient
+  carries at most ``MAX_MERGED_IDS`` of them (an A40 past that is refused AE).
 - **change_id** (A47, §3.3.47): as merge, but the prior record carries over
   (it is the same patient under a new identifier).
 - **arrived** (A10): the patient's SCHEDULED steps become ARRIVED (PS3.3 C.4.10).
 - A Patient ID that is an alias (after a merge) means the surviving patient,
   for orders and for ADT updates alike; the surviving ID of a merge is live
-  again, so its own alias, if any, is removed.
+  again, so its own alias, if any, is removed. Once its alias has expired, an
+  old ID is an ID like any other: a new order for it makes a new patient.
 
 Everything is computed in Python from what was read, then applied by one
 script call together with the dedup record; guards (``broker.worklist.guards``)
@@ -36,10 +40,12 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from broker.errors import StoreError
+from broker.errors import MappingError, StoreError
+from broker.hl7.codes import ErrorCode
 from broker.worklist import steps
 from broker.worklist.dicom_json import dataset_json, entry_json
 from broker.worklist.guards import DEDUP_EPILOGUE_LUA, MESSAGE_PROLOGUE_LUA, guard_payload
+from broker.worklist.keys import MAX_MERGED_IDS
 from broker.worklist.model import (
     ApplyOutcome,
     DedupKey,
@@ -106,6 +112,9 @@ class PatientStore:
     def __repr__(self) -> str:
         return f"PatientStore(prefix={self._store.keys.prefix!r})"
 
+    def _state(self) -> PatientState:
+        return PatientState(self._store.client, self._store.keys, self._store.alias_ttl)
+
     def apply(
         self,
         result: PatientResult,
@@ -118,7 +127,7 @@ class PatientStore:
         skipped (``PatientOutcome.stale``); None applies without that check.
         """
         for _ in range(_ATTEMPTS):
-            state = PatientState(self._store.client, self._store.keys)
+            state = self._state()
             moved, stale = _plan(state, result, sent)
             body: dict[str, Any] = {
                 "guards": guard_payload(state.guards),
@@ -147,7 +156,7 @@ class PatientStore:
         self, changes: Sequence[OrderChange], key: DedupKey | None
     ) -> Steps[OrderRead]:
         """:meth:`read_order` as steps (``broker.worklist.steps``)."""
-        state = PatientState(self._store.client, self._store.keys)
+        state = self._state()
         dedup_key = None if key is None else self._store.keys.dedup(key)
         raw = yield from state.prefetch_steps(_patient_ids(changes), also_get=dedup_key)
         return OrderRead(None if raw is None else decode_dedup(raw), state)
@@ -183,7 +192,7 @@ class PatientStore:
             if read is not None:
                 state, read = read.state, None
             else:
-                state = PatientState(self._store.client, self._store.keys)
+                state = self._state()
                 yield from state.prefetch_steps(_patient_ids(changes))
             prepared = [_with_patient(state, change) for change in changes]
             outcome = yield from self._store.apply_steps(prepared, dedup, state.guards, sent, log)
@@ -258,7 +267,27 @@ def _merge(state: PatientState, change: PatientChange, *, keep_prior_record: boo
         state.overlay_entry(entry_id, record)
     state.set_alias(prior, surviving)
     state.set_alias(surviving, None)
+    _carry_aliases(state, prior, surviving)
     return len(moving)
+
+
+def _carry_aliases(state: PatientState, prior: str, surviving: str) -> None:
+    """The old IDs merged into ``prior`` before are now aliases of ``surviving`` (each keeps
+    the life it has left), so that every alias is one hop; at most ``MAX_MERGED_IDS``."""
+    followers = {old for old, to in state.aliases(state.merged(prior)).items() if to == prior}
+    for old in sorted(followers - {surviving}):
+        state.move_alias(old, surviving)
+    kept = {old for old, to in state.aliases(state.merged(surviving)).items() if to == surviving}
+    carried = (kept | followers | {prior}) - {surviving}
+    if len(carried) > MAX_MERGED_IDS:
+        raise MappingError(
+            ErrorCode.APPLICATION_INTERNAL_ERROR,
+            "MRG-1",
+            f"the surviving patient would carry {len(carried)} merged identifiers, more than "
+            f"the {MAX_MERGED_IDS} the broker keeps; nothing changed",
+        )
+    state.set_merged(surviving, carried)
+    state.set_merged(prior, set())
 
 
 def _with_patient(state: PatientState, change: OrderChange) -> OrderChange:

@@ -243,20 +243,21 @@ class Retention:
         self, reads: dict[str, _Read], items: list[PurgeItem], uids: list[str], now: float
     ) -> tuple[int, int]:
         k = self._keys
-        entries = [
-            {
-                "id": item.entry_id,
-                "digest": value_digest(reads[item.entry_id].raw),
-                "status": reads[item.entry_id].status,
-                "order_key": reads[item.entry_id].order_key,
-                "order_set": (
-                    k.order(reads[item.entry_id].order_key)
-                    if reads[item.entry_id].order_key
-                    else ""
-                ),
-            }
-            for item in items
-        ]
+        entries = []
+        for item in items:
+            read = reads[item.entry_id]
+            order_set, order_field = (
+                k.order_and_field(read.order_key) if read.order_key else ("", "")
+            )
+            entries.append(
+                {
+                    "id": item.entry_id,
+                    "digest": value_digest(read.raw),
+                    "status": read.status,
+                    "order_field": order_field,
+                    "order_set": order_set,
+                }
+            )
         mpps = [{"uid": uid, "key": k.mpps(uid)} for uid in uids]
         removed = instances = 0
         cutoff = now - self._policy.mpps_days * _DAY

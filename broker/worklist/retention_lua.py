@@ -10,7 +10,7 @@ from broker.worklist.apply_script import REMOVE_ENTRY_LUA
 
 __all__ = ["MARK_SCRIPT", "REMOVE_SCRIPT"]
 
-# ARGV[1]: {entries: [{id, digest, status, order_set, order_key}], mpps: [uid...], ...}.
+# ARGV[1]: {entries: [{id, digest, status, order_set, order_field}], mpps: [uid...], ...}.
 # Returns {removed entry ids as JSON, removed MPPS instance count}.
 REMOVE_SCRIPT = (
     REMOVE_ENTRY_LUA
@@ -26,8 +26,8 @@ for _, e in ipairs(p.entries) do
     if e.order_set ~= '' then
       redis.call('SREM', e.order_set, e.id)
       if redis.call('EXISTS', e.order_set) == 0 then
-        redis.call('HDEL', p.order_status, e.order_key)
-        redis.call('HDEL', p.order_time, e.order_key)
+        redis.call('HDEL', p.order_status, e.order_field)
+        redis.call('HDEL', p.order_time, e.order_field)
       end
     end
     removed[#removed + 1] = e.id

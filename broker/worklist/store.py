@@ -58,17 +58,21 @@ class WorklistStore:
         self,
         client: redis.Redis,
         *,
-        keys: KeySchema | None = None,
+        keys: KeySchema,
         dedup_ttl_seconds: int = 7 * 24 * 3600,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         entry_cache: int = 10_000,
+        alias_ttl_seconds: int = 365 * 86_400,
     ) -> None:
+        if not keys.keyed:
+            raise ValueError("the worklist store needs the site secret: KeySchema(prefix, secret)")
         self._redis = client
-        self._keys = keys or KeySchema()
+        self._keys = keys
         self._selector = CandidateSelector(client, self._keys)
         self._cache = EntryCache(entry_cache)  # decoded entries for reads; 0: off
         self._dedup_ttl = dedup_ttl_seconds
+        self._alias_ttl = alias_ttl_seconds
         self._wait_replicas = wait_replicas
         self._wait_timeout_ms = wait_timeout_ms
         self._apply = client.register_script(APPLY_SCRIPT)
@@ -79,6 +83,11 @@ class WorklistStore:
     @property
     def keys(self) -> KeySchema:
         return self._keys
+
+    @property
+    def alias_ttl(self) -> int:
+        """Seconds a Patient ID alias (A40, A47) lives (``patient_alias_days``)."""
+        return self._alias_ttl
 
     @property
     def entry_cache(self) -> EntryCache:

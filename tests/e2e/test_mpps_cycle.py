@@ -26,8 +26,8 @@ from broker.app import Broker
 from broker.dicom.mpps import NO_LONGER_UPDATABLE, MppsStatus
 from broker.hl7.client import split_messages, summarize_ack
 from broker.redis_conn import EmbeddedRedis
-from broker.worklist.keys import KeySchema
 from tests.broker_runner import DATA, broker_settings, running_broker
+from tests.conftest import KEYS
 
 pytestmark = pytest.mark.interop
 
@@ -178,7 +178,7 @@ def test_order_to_completed_step(broker: Broker) -> None:
 
     # the RIS notifier's stream has every event, in order
     assert broker.store is not None
-    rows = broker.store.client.xrange(KeySchema().mpps_events())
+    rows = broker.store.client.xrange(KEYS.mpps_events())
     got = [(f[b"event"].decode(), f[b"uid"].decode()) for _, f in rows]
     assert got == [
         ("created", uid),

@@ -1,8 +1,11 @@
-"""PHI canaries: a real broker at DEBUG takes orders, refusals, warnings, ADT and queries
-full of canary names and identifiers; its log holds none of them.
+"""PHI canaries: a real broker at DEBUG takes orders (ORM, OMI), refusals, warnings, ADT
+(A08, A40, A47), MPPS and queries full of canary names and identifiers; its log holds none
+of them, and neither do its Redis key names nor the fields of its hashes keyed by order or
+patient (broker.worklist.keys: pseudonyms).
 
 The canaries stand where patient data stands: names, Patient ID, accession number,
-birth date, referring physician, and the values a refusal, a cut or a query carries.
+birth date, referring physician, Study Instance UID, and the values a refusal, a cut or a
+query carries.
 """
 
 from __future__ import annotations
@@ -12,8 +15,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import redis
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom import AE
+from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
 from broker.hl7.client import MLLPClient, summarize_ack
+from broker.redis_conn import running_embedded
 from tests.broker_runner import DATA
 from tests.conformance.broker_process import BrokerProcess
 from tests.conftest import require_tool
@@ -25,7 +34,9 @@ PATIENT_ID = "CNRYPID4711"
 ACCESSION = "CNRYACC4711"
 BIRTH = "19010203"
 NODELAY = {**os.environ, "TCP_NODELAY": "1"}
+STUDY = "1.2.826.0.1.3680043.10.543.77012345"
 CANARIES = ("zzcanary", "qqcanary", "cnrypid", "cnryacc", "19010203", "1901-02-03")
+ID_CANARIES = ("cnry", "77012345")  # every Patient ID, accession number and study UID below
 
 
 def orders() -> list[bytes]:
@@ -51,6 +62,84 @@ def orders() -> list[bytes]:
     return [nw, long_doctor, bad_date, no_pid, future, undecodable, adt]
 
 
+def patient_flows() -> list[bytes]:
+    """An OMI with two steps, an order for an ID then merged (A40), a change of ID (A47)."""
+
+    def header(mtype: str, control_id: str) -> str:
+        sent = "20261125090000"
+        return f"MSH|^~\\&|RIS|RADIOLOGY|MWL_BROKER|HOSPITAL|{sent}||{mtype}|{control_id}|P|2.5.1"
+
+    ipcs = [
+        f"IPC|CNRYACC0042|RP-42|{STUDY}|SPS-42{step}|MR|MRKNEE^Knee^LOCAL|MR ROOM|RAD-MR|MR1"
+        for step in "AB"
+    ]
+    omi = [header("OMI^O23^OMI_O23", "OMI-1"), f"PID|||CNRYPID0042^^^HOSP||{NAME}||{BIRTH}|F",
+           "ORC|NW|PLC-42^RIS|FIL-42^RIS||SC", "TQ1|||||||20261126101500",
+           "OBR|1|PLC-42^RIS|FIL-42^RIS|MRKNEE^MR knee^LOCAL", *ipcs]  # fmt: skip
+    old = [header("ORM^O01", "ORM-OLD"), f"PID|||CNRYOLD0001^^^HOSP||{NAME}||{BIRTH}|M",
+           "ORC|NW|PLC-43^RIS|FIL-43^RIS||SC||1^once^^20261126093000^^R",
+           "OBR|1|PLC-43^RIS|FIL-43^RIS|CTHEAD^CT head^LOCAL||||||||||||||CNRYACC0043|RP-43"
+           "|SPS-43||||CT"]  # fmt: skip
+    a40 = [header("ADT^A40^ADT_A39", "ADT-40"), "EVN|A40|20261125090000",
+           f"PID|||{PATIENT_ID}^^^HOSP||{NAME}||{BIRTH}|F", "MRG|CNRYOLD0001^^^HOSP"]  # fmt: skip
+    a47 = [header("ADT^A47^ADT_A30", "ADT-47"), "EVN|A47|20261125090000",
+           f"PID|||CNRYNEW0042^^^HOSP||{NAME}||{BIRTH}|F", "MRG|CNRYPID0042^^^HOSP"]  # fmt: skip
+    return ["\r".join(m).encode() for m in (omi, old, a40, a47)]
+
+
+def perform(port: int, ae_title: str) -> None:
+    """A modality: finds the canary order, reports it IN PROGRESS, then COMPLETED."""
+    ae = AE(ae_title="CT_SCANNER")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    ae.add_requested_context(ModalityPerformedProcedureStep)
+    assoc = ae.associate("127.0.0.1", port, ae_title=ae_title)
+    assert assoc.is_established
+    try:
+        query = Dataset()
+        query.AccessionNumber, query.StudyInstanceUID, query.PatientID = ACCESSION, "", ""
+        query.RequestedProcedureID = ""
+        step = Dataset()
+        step.ScheduledProcedureStepID = ""
+        query.ScheduledProcedureStepSequence = [step]
+        (item,) = [ds for status, ds in assoc.send_c_find(query, ModalityWorklistInformationFind)
+                   if status is not None and status.Status == 0xFF00]  # fmt: skip
+        done = Dataset()
+        done.StudyInstanceUID, done.AccessionNumber = item.StudyInstanceUID, ACCESSION
+        done.RequestedProcedureID = item.RequestedProcedureID
+        done.ScheduledProcedureStepID = item.ScheduledProcedureStepSequence[
+            0
+        ].ScheduledProcedureStepID
+        mpps = Dataset()
+        mpps.ScheduledStepAttributesSequence = [done]
+        mpps.PatientID, mpps.PatientName = PATIENT_ID, NAME
+        mpps.PerformedProcedureStepID, mpps.PerformedStationAETitle = "PPS-1", "CT_SCANNER"
+        mpps.PerformedProcedureStepStartDate = "20261126"
+        mpps.PerformedProcedureStepStartTime = "0930"
+        mpps.PerformedProcedureStepStatus, mpps.Modality = "IN PROGRESS", "CT"
+        uid = generate_uid()
+        status, _ = assoc.send_n_create(mpps, ModalityPerformedProcedureStep, uid)
+        assert status.Status == 0
+        end = Dataset()
+        end.PerformedProcedureStepStatus = "COMPLETED"
+        status, _ = assoc.send_n_set(end, ModalityPerformedProcedureStep, uid)
+        assert status.Status == 0
+    finally:
+        assoc.release()
+
+
+def identifiers_in_key_names(client: redis.Redis) -> list[str]:
+    """Key names, and fields of the hashes keyed by order or patient, that hold a canary."""
+    names = [raw.decode() for raw in client.scan_iter(count=1000)]
+    assert any(":entry:" in n for n in names) and any(":mpps:" in n for n in names)
+    fields = [
+        f"{hash_key} {raw.decode()}"
+        for hash_key in ("mwl:order-status", "mwl:order-time", "mwl:patient-time")
+        for raw in client.hkeys(hash_key)
+    ]
+    assert len(fields) >= 6
+    return [n for n in names + fields if any(c in n.lower() for c in ID_CANARIES)]
+
+
 def test_no_canary_reaches_the_log_at_debug(tmp_path: Path) -> None:
     findscu = require_tool("findscu")
     log_file = tmp_path / "broker.log"
@@ -60,6 +149,10 @@ def test_no_canary_reaches_the_log_at_debug(tmp_path: Path) -> None:
             for message in orders():
                 codes.append(summarize_ack(client.send(message)).code)
         assert codes == ["AA", "AA", "AE", "AE", "AE", "AE", "AA"], codes
+        with MLLPClient("127.0.0.1", broker.hl7_port, timeout=30) as client:
+            flows = [summarize_ack(client.send(m)).code for m in patient_flows()]
+        assert flows == ["AA"] * 4, flows
+        perform(broker.dicom_port, broker.ae_title)
         for key in (f"PatientName={NAME[:8]}*", f"PatientID={PATIENT_ID}",
                     f"AccessionNumber={ACCESSION}", "PatientName=Zzcanary?ame*"):  # fmt: skip
             found = subprocess.run(
@@ -68,6 +161,14 @@ def test_no_canary_reaches_the_log_at_debug(tmp_path: Path) -> None:
                 capture_output=True, timeout=60, check=False, env=NODELAY,
             )  # fmt: skip
             assert found.returncode == 0, found.stderr
+        running = running_embedded(tmp_path / "data" / "redis")
+        assert running is not None
+        client = redis.Redis(unix_socket_path=str(running[1]))
+        stored = b"".join(client.hget(f"mwl:entry:{i.decode()}", "ds") or b""
+                          for i in client.smembers("mwl:idx:all"))  # fmt: skip
+        assert b"CNRYNEW0042" in stored and b"CNRYACC0043" in stored  # it holds the data...
+        assert identifiers_in_key_names(client) == []  # ...and no name or field names it
+        client.close()
     text = log_file.read_text(encoding="utf-8", errors="replace")
     assert " DEBUG " in text and "C-FIND" in text  # it did log, and at DEBUG
     hits = [line for line in text.splitlines() if any(c in line.lower() for c in CANARIES)]

@@ -116,8 +116,11 @@ def test_a_failed_tls_handshake_is_recorded(tmp_path: Path) -> None:
     assert refused[0].reason.startswith("TLS handshake failed (")
 
 
+MR1_ON_2 = '[scanners.MR1]\naddresses = ["127.0.0.2"]\nscope = "own"\n'
+
+
 def test_associations_accepted_and_rejected(tmp_path: Path) -> None:
-    with broker_with(tmp_path, SCANNERS) as broker:
+    with broker_with(tmp_path, SCANNERS + MR1_ON_2) as broker:
         assoc = associate(broker, "CT1", Verification)
         assert assoc.is_established and assoc.send_c_echo().Status == 0
         assoc.release()
@@ -134,6 +137,18 @@ def test_associations_accepted_and_rejected(tmp_path: Path) -> None:
     ]
     assert all(e.reason for e in rejected)
     assert rejected[-1].reason == "called AE title not recognized"
+
+
+def test_a_connection_from_an_address_no_scanner_may_use_is_recorded(tmp_path: Path) -> None:
+    with broker_with(tmp_path, SCANNERS) as broker:
+        assert broker.endpoints is not None
+        address = ("127.0.0.1", broker.endpoints.dicom_port)
+        with socket.create_connection(address, timeout=10, source_address=("127.0.0.2", 0)) as s:
+            assert hung_up(s) == b""  # closed as it is accepted
+        refused = audit_events(broker, AuditType.CONNECTION_REFUSED)
+    assert [(e.address, e.reason) for e in refused] == [
+        ("127.0.0.2", "no scanner may connect from this address")
+    ]
 
 
 def test_the_dicom_guard_refusal_is_recorded(tmp_path: Path) -> None:

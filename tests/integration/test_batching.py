@@ -22,10 +22,10 @@ from broker.hl7.msglog import MessageLog
 from broker.hl7.routing import HL7Router, RouterConfig
 from broker.mapping.registry import MappingRegistry
 from broker.worklist import steps
-from broker.worklist.keys import KeySchema
 from broker.worklist.msglog_lua import RECORD_SCRIPT
 from broker.worklist.store import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS
+from tests.conftest import KEYS
 
 
 class CountingRedis(redis.Redis):
@@ -209,7 +209,7 @@ def handled_together(
 def test_messages_handled_together_each_get_their_own_answer(counting: redis.Redis) -> None:
     registry = MappingRegistry.load(MAPPINGS)
     mlog = MessageLog(counting)
-    store = WorklistStore(counting)
+    store = WorklistStore(counting, keys=KEYS)
     router = HL7Router(store, lambda: registry, RouterConfig(), recorder=mlog)
     first = order("B-1")
     missing_pid3 = split_messages((DATA / "orm_o01_missing_pid3.hl7").read_bytes())[0]
@@ -236,7 +236,7 @@ def test_messages_handled_together_each_get_their_own_answer(counting: redis.Red
 def test_an_applied_order_is_recorded_by_the_call_that_applies_it(counting: redis.Redis) -> None:
     registry = MappingRegistry.load(MAPPINGS)
     mlog = MessageLog(counting)
-    store = WorklistStore(counting)
+    store = WorklistStore(counting, keys=KEYS)
     router = HL7Router(store, lambda: registry, RouterConfig(), recorder=mlog)
     assert summarize_ack(router.handle(order("WARM-UP"), "p0")).code == "AA"  # scripts loaded
     CountingRedis.pipelines = 0
@@ -251,13 +251,13 @@ def test_an_applied_order_is_recorded_by_the_call_that_applies_it(counting: redi
     assert list(record.entry_ids) == store.order_entry_ids(record.order_keys[0])
     accepted = mlog.find(MessageQuery(outcome=Outcome.ACCEPTED)).items
     assert [r.control_id for r in accepted] == ["R-1", "WARM-UP"]
-    assert counting.ttl(KeySchema().message(row.id)) > 0
+    assert counting.ttl(KEYS.message(row.id)) > 0
 
 
 def test_messages_handled_together_are_answered_ar_when_redis_is_gone(tmp_path: Path) -> None:
     registry = MappingRegistry.load(MAPPINGS)
     gone = unreachable(tmp_path)
-    router = HL7Router(WorklistStore(gone), lambda: registry, RouterConfig())
+    router = HL7Router(WorklistStore(gone, keys=KEYS), lambda: registry, RouterConfig())
     acks = handled_together(router, gone, [(order("G-1"), "p1"), (order("G-2"), "p2")])
     assert [summarize_ack(a).code for a in acks] == ["AR", "AR"]
 

@@ -10,9 +10,9 @@ import redis
 from pydicom.dataset import Dataset
 
 from broker.worklist.candidates import CandidateSelector
-from broker.worklist.keys import KeySchema
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from broker.worklist.store import WorklistStore
+from tests.conftest import KEYS
 
 STATIONS = ["CT1", "CT2", "MR1", "US1"]
 DAYS = [f"202612{d:02d}" for d in range(1, 11)]
@@ -43,7 +43,7 @@ def fill(store: WorklistStore, count: int) -> None:
 
 def earlier_selection(client: redis.Redis, criteria: CandidateCriteria) -> list[str]:
     """The selection as it was done before the Lua script, for comparison."""
-    k = KeySchema()
+    k = KEYS
     set_keys = CandidateSelector(client, k).set_keys(criteria)  # the same index sets
     has_dates = criteria.date_from is not None or criteria.date_to is not None
     low = float(criteria.date_from) if criteria.date_from else float("-inf")
@@ -111,7 +111,7 @@ def test_entries_without_a_date_only_without_a_date_range(store: WorklistStore) 
 
 def test_the_date_bounds_are_inclusive(store: WorklistStore) -> None:
     fill(store, 300)
-    k = KeySchema()
+    k = KEYS
     for day in DAYS[:3]:
         criteria = CandidateCriteria(station_aet="CT1", date_from=day, date_to=day)
         ids = store.candidate_ids(criteria)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,28 @@ def test_init_writes_settings_and_mappings_then_names_the_next_command(
     settings = load_settings(config_file=site / "broker.toml", environ={})
     assert settings.data_dir == site / "data"
     assert settings.mappings_dir == site / "mappings"
+    secret = site / "redis-key.secret"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert settings.redis_key_secret == secret.read_text(encoding="utf-8").strip()
+    assert len(settings.redis_key_secret) >= 32
+    assert settings.redis_key_secret not in out and settings.redis_key_secret not in repr(settings)
     assert read_mapping_dir(site / "mappings") == packaged_mapping_files()
     assert (site / "mappings" / "README.md").read_text(encoding="utf-8").startswith("#")
+
+
+def test_each_init_writes_a_secret_of_its_own(tmp_path: Path) -> None:
+    assert main(["init", str(tmp_path / "a")]) == 0
+    assert main(["init", str(tmp_path / "b")]) == 0
+    a, b = ((tmp_path / d / "redis-key.secret").read_text() for d in "ab")
+    assert a != b
+
+
+def test_init_never_overwrites_a_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "redis-key.secret").write_text("the site's own secret\n", encoding="utf-8")
+    assert main(["init", str(tmp_path)]) == 1
+    assert "redis-key.secret" in capsys.readouterr().err
+    assert not (tmp_path / "broker.toml").exists()
+    assert (tmp_path / "redis-key.secret").read_text() == "the site's own secret\n"
 
 
 def test_init_never_overwrites_a_sites_files(
@@ -66,7 +87,8 @@ def test_every_setting_is_in_the_written_file_with_its_default(tmp_path: Path) -
     defaults = Settings()
     for name in shown:
         assert getattr(loaded, name) == getattr(defaults, name), name
-    documented = set(shown) | _EXAMPLES | {"data_dir", "mappings_dir"}
+    assert "\nredis_key_secret_file = " in broker_table  # the secret is a file init wrote
+    documented = set(shown) | _EXAMPLES | {"data_dir", "mappings_dir", "redis_key_secret"}
     tables = {"hl7_sender_charsets", "hl7_sender_timezones", "dicom_scanners", "hl7_senders"}
     for field in dataclasses.fields(Settings):
         if field.name in tables:

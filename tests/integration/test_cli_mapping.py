@@ -23,6 +23,7 @@ from broker.redis_conn import EmbeddedRedis
 from broker.worklist.model import CandidateCriteria
 from broker.worklist.store import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS, REPO
+from tests.conftest import KEYS, TEST_SECRET
 
 MAPPING = [sys.executable, "-m", "broker.cli", "mapping"]
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("MWL_BROKER_")}
@@ -154,7 +155,8 @@ class ServeProcess:
              "--hl7-port", "0", "--dicom-host", "127.0.0.1", "--dicom-port", "0",
              "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
              "--redis-url", redis_url, "--log-level", "INFO"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**ENV, "MWL_BROKER_REDIS_KEY_SECRET": TEST_SECRET.decode()},
         )  # fmt: skip
         self.log: list[str] = []
         self._collector = threading.Thread(target=self._collect, daemon=True)
@@ -214,7 +216,9 @@ def order(number: int) -> bytes:
 
 
 def admission(client: redis.Redis, accession: str) -> str:
-    (entry,) = WorklistStore(client).candidates(CandidateCriteria(accession_number=accession))
+    (entry,) = WorklistStore(client, keys=KEYS).candidates(
+        CandidateCriteria(accession_number=accession)
+    )
     return str(entry.AdmissionID)
 
 

@@ -17,6 +17,7 @@ from broker.mapping.registry import MappingRegistry
 from broker.worklist.model import CandidateCriteria
 from broker.worklist.store import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS
+from tests.conftest import KEYS
 from tests.messages import own_messages
 
 NOW = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
@@ -26,7 +27,7 @@ ORDER = (DATA / "orm_o01_nw_latin1.hl7").read_bytes()  # MSH-7 20261125083000, n
 def router(client: redis.Redis, skew: float = 600.0) -> HL7Router:
     registry = MappingRegistry.load(MAPPINGS)
     config = RouterConfig(max_clock_skew=skew, clock=NOW.timestamp)
-    return HL7Router(WorklistStore(client), lambda: registry, config)
+    return HL7Router(WorklistStore(client, keys=KEYS), lambda: registry, config)
 
 
 def dated(moment: str, control_id: str = "ORM-1001") -> bytes:
@@ -42,8 +43,8 @@ def test_a_message_ten_years_ahead_is_refused_at_msh7(redis_client: redis.Redis)
     assert ack.errors == ("MSH-7 102 Data type error",)
     assert "3653 days ahead of this broker's clock" in ack.text
     assert "nothing was stored" in ack.text
-    assert WorklistStore(redis_client).count() == 0
-    assert list(WorklistStore(redis_client).candidates(CandidateCriteria())) == []
+    assert WorklistStore(redis_client, keys=KEYS).count() == 0
+    assert list(WorklistStore(redis_client, keys=KEYS).candidates(CandidateCriteria())) == []
 
 
 def test_within_the_allowed_skew_the_message_is_taken(redis_client: redis.Redis) -> None:

@@ -19,6 +19,7 @@ import pytest
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from broker.dicom.find import WorklistFindService
+from broker.dicom.gate import BroadQueryGate
 from broker.dicom.profiles import ProfileSet
 from broker.dicom.status import Status
 from broker.worklist.store import WorklistStore
@@ -131,3 +132,30 @@ def test_processor_time_spent_sending_answers_does_not_count(store: WorklistStor
         answers, final = find(assoc, query())
     assert final.Status == Status.SUCCESS
     assert len(answers) == 6
+
+
+def test_broad_queries_take_turns_and_polls_never_wait(store: WorklistStore) -> None:
+    """A query over more candidates than the gate's threshold needs a slot; another broad
+    query holds the only one, so it is refused, while a station poll is answered."""
+    fill(store)
+    gate = BroadQueryGate(threshold=5, slots=1, wait=0)
+    service = WorklistFindService(store, max_answers=100, gate=gate)
+    with serving(service) as assoc:
+        with gate.admit(1000, "10.9.9.9"):  # a broad query from another scanner runs
+            answers, final = find(assoc, query())  # 12 candidates: broad
+            assert final.Status == Status.OUT_OF_RESOURCES and answers == []
+            assert "busy with other broad queries" in final.ErrorComment
+            answers, final = find(assoc, query(ScheduledStationAETitle="MR1"))
+            assert final.Status == Status.SUCCESS and accessions(answers) == ["M1", "M2"]
+        answers, final = find(assoc, query())  # its turn
+        assert final.Status == Status.SUCCESS and len(answers) == 12
+
+
+def test_one_broad_query_per_address(store: WorklistStore) -> None:
+    fill(store)
+    gate = BroadQueryGate(threshold=5, slots=4, wait=0)
+    with serving(WorklistFindService(store, max_answers=100, gate=gate)) as assoc:
+        with gate.admit(1000, assoc.requestor.address):  # this address's query still runs
+            answers, final = find(assoc, query())
+        assert final.Status == Status.OUT_OF_RESOURCES and answers == []
+        assert "another broad query from this address" in final.ErrorComment

@@ -347,3 +347,26 @@ def test_a_refused_caller_is_closed_at_once_after_its_rejection(
         assert answer is not None and answer[:1] == b"\x03"  # A-ASSOCIATE-RJ, then closed
         eventually(lambda: server.active_associations == 0)
     assert any("'STRANGER', rejected" in w for w in warnings_of(caplog))
+
+
+def test_an_address_no_scanner_may_use_is_closed_as_it_connects(
+    store: WorklistStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Idle connections from many unlisted addresses cannot take the association slots:
+    each is closed before a thread starts or a byte is read, and the log says so once per
+    address a minute, with a count, not once per connection."""
+    profiles = ProfileSet.parse({LISTED: {"addresses": ["127.0.0.2"]}}, allow_unknown=False)
+    options = {"max_per_address": 8, "max_associations": 4, "network_timeout": 300}
+    with (
+        caplog.at_level(logging.WARNING, logger="broker.dicom.guard"),
+        serving(
+            store, admission=profiles.decide, reachable=profiles.may_connect, **options
+        ) as server,
+    ):
+        for n in range(20):  # 20 addresses x 3 connections: far over the 4 slots
+            for _ in range(3):
+                with connect(server, f"127.0.1.{n + 1}") as sock:
+                    assert hung_up(sock) == b""  # closed unread, nothing sent
+        assert echo(server, "127.0.0.2", LISTED)  # every slot still free for it
+    lines = [w for w in warnings_of(caplog) if "no scanner may connect" in w]
+    assert len(lines) == 20 and all("127.0.1." in line for line in lines)

@@ -14,6 +14,7 @@ from broker.worklist.entry_cache import EntryCache, decode_entry
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from broker.worklist.mpps_store import MppsStore, StepRef
 from broker.worklist.store import WorklistStore
+from tests.conftest import KEYS
 from tests.integration.test_dicom_find import entry, put, query, start_server
 from tests.integration.test_scanner_profiles import ask
 
@@ -84,7 +85,7 @@ def test_a_removed_entry_is_not_returned(store: WorklistStore) -> None:
 def test_the_bound_holds_and_the_least_recently_read_goes_first(
     redis_client: redis.Redis,
 ) -> None:
-    store = WorklistStore(redis_client, entry_cache=3)
+    store = WorklistStore(redis_client, keys=KEYS, entry_cache=3)
     put(store, *(entry(f"A{i}", "CT1", "20261201") for i in range(6)))
     assert len(list(store.candidates(CandidateCriteria()))) == 6
     assert len(store.entry_cache) == 3
@@ -108,7 +109,7 @@ def test_a_reader_may_use_the_cache_without_filling_it(store: WorklistStore) -> 
 
 
 def test_a_broad_query_does_not_fill_the_caches(redis_client: redis.Redis) -> None:
-    store = WorklistStore(redis_client, entry_cache=8)
+    store = WorklistStore(redis_client, keys=KEYS, entry_cache=8)
     put(store, *(entry(f"A{i}", "CT1", "20261201") for i in range(3)))
     put(store, entry("B1", "MR1", "20261201"))
     server = start_server(WorklistFindService(store, max_answers=100, answer_cache=8))
@@ -132,7 +133,7 @@ def test_the_setting_sizes_the_brokers_cache(redis_client: redis.Redis) -> None:
 
 
 def test_cache_off_reads_every_version(redis_client: redis.Redis) -> None:
-    store = WorklistStore(redis_client, entry_cache=0)
+    store = WorklistStore(redis_client, keys=KEYS, entry_cache=0)
     put(store, entry("A1", "CT1", "20261201"))
     first = read(store, "A1")
     assert read(store, "A1") is not first
@@ -202,10 +203,18 @@ def test_answering_queries_never_changes_a_cached_entry(store: WorklistStore) ->
     before = {acc: (snapshot(ds), ds.to_json_dict()) for acc, ds in cached.items()}
     profiles = ProfileSet.parse(
         {
-            "LATIN": {"character_set": "ISO_IR 100"},
-            "LATIN_T": {"character_set": "ISO_IR 100", "unrepresentable": "transliterate"},
-            "LATIN_R": {"character_set": "ISO_IR 100", "unrepresentable": "replace"},
-            "SORTED": {"sort": ["patient"], "max_answers": 5},
+            "LATIN": {"character_set": "ISO_IR 100", "addresses": ["any"]},
+            "LATIN_T": {
+                "character_set": "ISO_IR 100",
+                "unrepresentable": "transliterate",
+                "addresses": ["any"],
+            },
+            "LATIN_R": {
+                "character_set": "ISO_IR 100",
+                "unrepresentable": "replace",
+                "addresses": ["any"],
+            },
+            "SORTED": {"sort": ["patient"], "max_answers": 5, "addresses": ["any"]},
         }
     )
     service = WorklistFindService(store, max_answers=100, profiles=profiles)

@@ -28,10 +28,10 @@ from broker.dicom.mpps import (
 )
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.redis_conn import EmbeddedRedis
-from broker.worklist.keys import KeySchema
 from broker.worklist.model import OrderAction, OrderChange
 from broker.worklist.mpps_store import MppsStore
 from broker.worklist.store import WorklistStore
+from tests.conftest import KEYS
 
 AE_TITLE = "MWL_TEST"
 CALLING = "CT_SCANNER"
@@ -189,7 +189,7 @@ def find_status(assoc: Any, acc: str, sps_status: str = "") -> list[str]:
 
 
 def events(client: redis.Redis) -> list[dict[str, str]]:
-    rows = client.xrange(KeySchema().mpps_events())
+    rows = client.xrange(KEYS.mpps_events())
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in rows]
 
 
@@ -199,7 +199,7 @@ def test_cycle_starts_then_completes_the_step_and_tells_the_ris(
     scheduled = entry("ACC-1")
     put(store, scheduled, entry("ACC-2"))
     (entry_id,) = store.order_entry_ids("O-ACC-1")
-    key = KeySchema().entry(entry_id)
+    key = KEYS.entry(entry_id)
     before = redis_client.hmget(key, "ds", "idx", "order")
     uid = generate_uid()
     with modality(server) as assoc:
@@ -238,7 +238,7 @@ def test_cycle_starts_then_completes_the_step_and_tells_the_ris(
     assert json.loads(got[-1]["orders"]) == ["O-ACC-1"]
     final = Dataset.from_json(json.loads(got[-1]["ds"]))
     assert final.PerformedProcedureStepStatus == "COMPLETED"
-    assert redis_client.zscore(KeySchema().entries_ended(), entry_id) is not None
+    assert redis_client.zscore(KEYS.entries_ended(), entry_id) is not None
 
 
 def test_discontinued_step(server: DicomServer, store: WorklistStore) -> None:
@@ -285,7 +285,7 @@ def test_refusals(server: DicomServer, store: WorklistStore, redis_client: redis
         assert "Performed Procedure Step Status" in invalid.ErrorComment
         # none of the refused requests changed anything
         assert find_status(assoc, "ACC-4") == ["STARTED"]
-    assert redis_client.zcard(KeySchema().mpps_by_time()) == 1
+    assert redis_client.zcard(KEYS.mpps_by_time()) == 1
     assert [e["event"] for e in events(redis_client)] == ["created"]
 
 

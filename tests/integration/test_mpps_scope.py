@@ -21,9 +21,9 @@ from broker.dicom.find import WorklistFindService
 from broker.dicom.mpps import MppsService, MppsStatus
 from broker.dicom.profiles import ProfileSet
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
-from broker.worklist.keys import KeySchema
 from broker.worklist.mpps_store import MppsStore
 from broker.worklist.store import WorklistStore
+from tests.conftest import KEYS
 from tests.integration.test_mpps import (
     AE_TITLE,
     create,
@@ -77,7 +77,7 @@ def scanner(server: DicomServer, calling: str) -> Iterator[Any]:
 
 def step_status(store: WorklistStore, client: redis.Redis) -> bytes | None:
     (entry_id,) = store.order_entry_ids("O-ACC-1")
-    status: bytes | None = client.hget(KeySchema().entry(entry_id), "status")
+    status: bytes | None = client.hget(KEYS.entry(entry_id), "status")
     return status
 
 

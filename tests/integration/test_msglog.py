@@ -22,10 +22,10 @@ from broker.hl7.intake import (
 from broker.hl7.msglog import MessageLog, ack_code_of
 from broker.hl7.routing import HL7Router, RouterConfig
 from broker.mapping.registry import MappingRegistry
-from broker.worklist.keys import KeySchema
 from broker.worklist.model import CandidateCriteria
 from broker.worklist.store import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS
+from tests.conftest import KEYS
 
 ACK_AA = b"MSH|^~\\&|MWL_BROKER||RIS|RAD|20260101||ACK^O01^ACK|1|P|2.5.1\rMSA|AA|C1\r"
 ACK_AE = (
@@ -83,7 +83,7 @@ def test_record_and_read_back_everything(redis_client: redis.Redis) -> None:
     assert record.mapping_name == "orders" and record.entry_ids == ("e1", "e2")
     assert record.order_keys == ("PLACER:1^RIS",) and s.created == 2
     assert not s.on_error_list and s.error is None
-    ttl = redis_client.ttl(KeySchema().message(message_id))
+    ttl = redis_client.ttl(KEYS.message(message_id))
     assert 29 * 86400 < ttl <= 30 * 86400
     assert mlog.get("999999") is None
 
@@ -146,7 +146,7 @@ def test_count_retention_trims_oldest_and_their_indexes(redis_client: redis.Redi
     assert mlog.count() == 3
     assert mlog.get(ids[0]) is None and mlog.get(ids[1]) is None
     assert [r.id for r in mlog.find(MessageQuery(limit=10)).items] == list(reversed(ids[2:]))
-    k = KeySchema()
+    k = KEYS
     assert redis_client.zcard(k.messages_by_type("ORM^O01")) == 3
     assert redis_client.zcard(k.messages_by_control_id()) == 3
     assert redis_client.hlen(k.message_refs()) == 3
@@ -157,7 +157,7 @@ def test_age_retention_trims_on_write(redis_client: redis.Redis) -> None:
     first = mlog.record(intake("C1"))
     kept_error = mlog.record(intake("C2", outcome=Outcome.ERROR))
     deadline = time.monotonic() + 60  # generous: a loaded machine may be slow
-    while redis_client.zscore(KeySchema().message_times(), first) is not None:
+    while redis_client.zscore(KEYS.message_times(), first) is not None:
         mlog.record(intake("later"))
         assert time.monotonic() < deadline, "old messages were not trimmed"
         time.sleep(0.1)  # let the one-second retention pass between writes
@@ -175,7 +175,7 @@ def test_error_list_resolve_and_dismiss(redis_client: redis.Redis) -> None:
     a = mlog.record(intake("E1", outcome=Outcome.ERROR))
     b = mlog.record(intake("E2", outcome=Outcome.INTERNAL_ERROR))
     mlog.record(intake("S1", outcome=Outcome.STORE_FAILURE))
-    assert redis_client.ttl(KeySchema().message(a)) == -1  # kept while on the error list
+    assert redis_client.ttl(KEYS.message(a)) == -1  # kept while on the error list
     assert mlog.count(errors_only=True) == 2
     assert mlog.resolve(a, "reprocessed as 7, AA")
     assert not mlog.resolve(a, "again")
@@ -183,7 +183,7 @@ def test_error_list_resolve_and_dismiss(redis_client: redis.Redis) -> None:
     record = mlog.get(a)
     assert record is not None and not record.summary.on_error_list
     assert record.summary.resolution.startswith("reprocessed as 7, AA")
-    assert redis_client.ttl(KeySchema().message(a)) > 0
+    assert redis_client.ttl(KEYS.message(a)) > 0
     assert mlog.find(MessageQuery(errors_only=True)).items == ()
 
 
@@ -201,7 +201,7 @@ def test_error_list_is_capped(redis_client: redis.Redis) -> None:
 def _router(redis_client: redis.Redis, recorder: MessageRecorder | None) -> HL7Router:
     registry = MappingRegistry.load(MAPPINGS)
     return HL7Router(
-        WorklistStore(redis_client), lambda: registry, RouterConfig(), recorder=recorder
+        WorklistStore(redis_client, keys=KEYS), lambda: registry, RouterConfig(), recorder=recorder
     )
 
 
@@ -233,11 +233,11 @@ def test_router_records_accepted_error_duplicate_and_undecodable(redis_client: r
     assert (accepted.sending_application, accepted.sending_facility) == ("RIS", "RADIOLOGY")
     assert record.mapping_name == "orders" and record.mapping_version
     assert record.charset == "iso8859-1" or record.charset.startswith("iso8859")
-    store = WorklistStore(redis_client)
+    store = WorklistStore(redis_client, keys=KEYS)
     (order_key,) = record.order_keys
     assert list(record.entry_ids) == store.order_entry_ids(order_key)
     assert accepted.created == 1
-    assert record.ack == redis_client.hget(KeySchema().message(duplicate.id), "ack")
+    assert record.ack == redis_client.hget(KEYS.message(duplicate.id), "ack")
 
 
 class _Broken:
@@ -251,7 +251,7 @@ def test_router_still_answers_when_the_log_fails(
     router = _router(redis_client, _Broken())
     ack = router.handle(_message(DATA / "orm_o01_nw_latin1.hl7"), "10.0.0.1:1")
     assert summarize_ack(ack).code == "AA"
-    assert WorklistStore(redis_client).count() == 1
+    assert WorklistStore(redis_client, keys=KEYS).count() == 1
     assert "not recorded in the message log" in caplog.text
     assert "PAT-1001" not in caplog.text and "Müller" not in caplog.text
 
@@ -275,7 +275,7 @@ def test_a_failed_reprocess_does_not_list_the_message_twice(redis_client: redis.
     record = mlog.get(retry)
     assert record is not None and record.summary.peer == f"reprocess of message {original}"
     assert record.summary.resolution == f"failed reprocess of message {original}"
-    assert redis_client.ttl(KeySchema().message(retry)) > 0
+    assert redis_client.ttl(KEYS.message(retry)) > 0
 
 
 def _variant(raw: bytes, msh7: bytes, control_id: bytes, *, orc1: bytes, accession: bytes) -> bytes:
@@ -300,7 +300,7 @@ def test_router_skips_an_order_change_older_than_the_last_applied(
         assert summarize_ack(router.handle(raw, "p")).code == "AA"
     ack = summarize_ack(router.handle(older, "p"))
     assert ack.code == "AA"  # the sender did nothing wrong
-    (entry,) = WorklistStore(redis_client).candidates(CandidateCriteria())
+    (entry,) = WorklistStore(redis_client, keys=KEYS).candidates(CandidateCriteria())
     assert entry.AccessionNumber == "ACC-2002"
     latest = mlog.find(MessageQuery()).items[0]
     assert (latest.control_id, latest.outcome, latest.created) == ("X3", Outcome.OUT_OF_ORDER, 0)
@@ -338,9 +338,9 @@ def test_a_two_group_order_is_applied_whole_or_not_at_all(
         location,
     )
     assert row.on_error_list
-    assert WorklistStore(redis_client).count() == 0
-    assert redis_client.hlen(KeySchema().order_time()) == 0
-    assert redis_client.hlen(KeySchema().order_status()) == 0
+    assert WorklistStore(redis_client, keys=KEYS).count() == 0
+    assert redis_client.hlen(KEYS.order_time()) == 0
+    assert redis_client.hlen(KEYS.order_status()) == 0
 
 
 def test_resend_gets_its_ack_even_when_the_mapping_now_refuses_it(
@@ -357,7 +357,9 @@ def test_resend_gets_its_ack_even_when_the_mapping_now_refuses_it(
         text = text.replace("{path: PID-3, required: true}", "{path: PID-30, required: true}")
         (stricter / path.name).write_text(text, encoding="utf-8")
     registry = MappingRegistry.load(stricter)
-    router = HL7Router(WorklistStore(redis_client), lambda: registry, RouterConfig(), recorder=mlog)
+    router = HL7Router(
+        WorklistStore(redis_client, keys=KEYS), lambda: registry, RouterConfig(), recorder=mlog
+    )
     assert router.handle(nw, "p") == first  # mapped before the dedup read: still the stored ACK
     other = nw.replace(b"ORM-1001", b"ORM-1002")
     assert summarize_ack(router.handle(other, "p")).code == "AE"  # the stricter mapping applies
@@ -377,7 +379,7 @@ def test_the_byte_budget_drops_the_oldest_messages(redis_client: redis.Redis) ->
     kept = [r.id for r in mlog.find(MessageQuery()).items]
     assert kept == list(reversed(ids[3:]))  # five fit; the three oldest went
     assert mlog.get(ids[0]) is None and mlog.get(ids[3]) is not None
-    assert int(redis_client.get(KeySchema().message_bytes()) or 0) == 5 * len(big.raw)
+    assert int(redis_client.get(KEYS.message_bytes()) or 0) == 5 * len(big.raw)
 
 
 def test_errors_waiting_for_a_person_outlive_the_byte_budget(redis_client: redis.Redis) -> None:
@@ -399,10 +401,10 @@ def test_the_byte_budget_holds_when_every_message_waits_on_the_error_list(
     ids = [mlog.record(intake(f"E{n}", outcome=Outcome.ERROR)) for n in range(10)]
     waiting = [r.id for r in mlog.find(MessageQuery(errors_only=True)).items]
     assert waiting == list(reversed(ids[7:]))  # the newest three fit
-    counted = int(redis_client.get(KeySchema().message_bytes()) or 0)
+    counted = int(redis_client.get(KEYS.message_bytes()) or 0)
     stored = sum(
         redis_client.hstrlen(key, "raw")
-        for key in redis_client.scan_iter(match=KeySchema().message_prefix() + "*")
+        for key in redis_client.scan_iter(match=KEYS.message_prefix() + "*")
     )
     assert counted == stored == 3 * len(RAW)
     mlog.resolve(ids[9], "dismissed")  # leaving the list gives its bytes back with it

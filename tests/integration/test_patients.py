@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis
 from pydicom.dataset import Dataset
 
+from broker.errors import MappingError
 from broker.worklist.guards import Guard, GuardKind
-from broker.worklist.keys import KeySchema
+from broker.worklist.keys import MAX_MERGED_IDS
 from broker.worklist.model import (
     CandidateCriteria,
     DedupKey,
@@ -21,6 +23,7 @@ from broker.worklist.model import (
 )
 from broker.worklist.patients import PatientStore
 from broker.worklist.store import WorklistStore
+from tests.conftest import keys_for
 
 
 def entry(pid: str, acc: str, *, name: str = "ORDER^NAME", birth: str = "19500101") -> Dataset:
@@ -82,7 +85,7 @@ def state(store: WorklistStore) -> dict[str, dict[str, object]]:
 
 
 def patient_store(client: redis.Redis, prefix: str) -> tuple[WorklistStore, PatientStore]:
-    store = WorklistStore(client, keys=KeySchema(prefix))
+    store = WorklistStore(client, keys=keys_for(prefix))
     return store, PatientStore(store)
 
 
@@ -258,3 +261,49 @@ def test_read_order_reads_the_dedup_record_with_the_patients(store: WorklistStor
     assert patients.read_order([cancel], DedupKey("RIS", "HOSP", "M2")).previous is None
     again = patients.apply_order([change], (key, DedupRecord("d", b"x")), None, read)
     assert again.duplicate == DedupRecord("d", b"ack")  # the script still re-checks
+
+
+def test_aliases_stay_one_hop_and_keep_their_own_life(redis_client: redis.Redis) -> None:
+    store = WorklistStore(redis_client, keys=keys_for("mwl"), alias_ttl_seconds=1000)
+    patients, client, keys = PatientStore(store), redis_client, store.keys
+    order(patients, "A", "X1")
+    merge(patients, "A", "B")
+    assert 990 <= client.ttl(keys.patient_alias("A")) <= 1000
+    client.expire(keys.patient_alias("A"), 500)  # as if that merge were older
+    merge(patients, "B", "C")
+    assert client.get(keys.patient_alias("A")) == b"C"  # pointed at C itself, not via B
+    assert client.get(keys.patient_alias("B")) == b"C"
+    assert client.ttl(keys.patient_alias("A")) <= 500  # moved, not renewed
+    assert client.ttl(keys.patient_alias("B")) > 500
+    assert client.smembers(keys.merged_into("C")) == {b"A", b"B"}
+    assert client.exists(keys.merged_into("B")) == 0
+    assert 0 < client.ttl(keys.merged_into("C")) <= 1000
+    order(patients, "A", "X2")
+    assert accs(store, "C") == {"X1", "X2"}
+
+
+def test_an_expired_alias_leaves_a_plain_patient_id(store: WorklistStore) -> None:
+    patients, client, keys = PatientStore(store), store.client, store.keys
+    merge(patients, "OLD", "NEW", PatientName="SURVIVING^NAME")
+    client.pexpire(keys.patient_alias("OLD"), 1)
+    while client.exists(keys.patient_alias("OLD")):  # Redis expires it: the alias's end
+        pass
+    order(patients, "OLD", "A1", name="OLD^ORDER")
+    ds = by_acc(store)["A1"]
+    assert (ds.PatientID, str(ds.PatientName)) == ("OLD", "OLD^ORDER")
+    assert accs(store, "OLD") == {"A1"} and accs(store, "NEW") == set()
+
+
+def test_a_patient_carries_a_bounded_number_of_merged_ids(store: WorklistStore) -> None:
+    patients, client, keys = PatientStore(store), store.client, store.keys
+    for n in range(MAX_MERGED_IDS):
+        merge(patients, f"OLD-{n}", "P")
+    assert client.scard(keys.merged_into("P")) == MAX_MERGED_IDS
+    with pytest.raises(MappingError) as refused:
+        merge(patients, "ONE-TOO-MANY", "P")
+    assert refused.value.location == "MRG-1" and "ONE-TOO-MANY" not in refused.value.text
+    assert client.exists(keys.patient_alias("ONE-TOO-MANY")) == 0  # nothing changed
+    client.delete(keys.patient_alias("OLD-0"))  # an alias gone (expired) frees its place
+    merge(patients, "ONE-TOO-MANY", "P")
+    assert client.get(keys.patient_alias("ONE-TOO-MANY")) == b"P"
+    assert client.scard(keys.merged_into("P")) == MAX_MERGED_IDS

@@ -18,6 +18,7 @@ from broker.settings import Settings, load_settings
 from tests.broker_runner import DATA, MAPPINGS, running_broker
 
 SECRET = "s3cret-Redis-pw"
+KEY_SECRET = "the key secret of the password tests, 32+ bytes"
 
 
 @pytest.fixture
@@ -46,7 +47,13 @@ def settings(tmp_path: Path, sock: Path, environ: dict[str, str]) -> Settings:
         "hl7_host": "127.0.0.1", "hl7_port": 0, "dicom_host": "127.0.0.1", "dicom_port": 0,
         "data_dir": tmp_path / "data", "mappings_dir": MAPPINGS,
     }  # fmt: skip
-    env = {"MWL_BROKER_REDIS_URL": f"unix://{sock}", **environ}
+    key_secret = tmp_path / "key_secret"  # required with an external Redis, also from a file
+    key_secret.write_text(KEY_SECRET + "\n")
+    env = {
+        "MWL_BROKER_REDIS_URL": f"unix://{sock}",
+        "MWL_BROKER_REDIS_KEY_SECRET_FILE": str(key_secret),
+        **environ,
+    }
     return load_settings(environ=env, overrides=values)
 
 

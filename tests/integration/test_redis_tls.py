@@ -22,7 +22,7 @@ from broker.errors import BrokerError, ConfigError
 from broker.hl7.client import MLLPClient, summarize_ack
 from broker.settings import Settings, load_settings
 from tests.broker_runner import DATA, MAPPINGS, running_broker
-from tests.conftest import require_tool
+from tests.conftest import TEST_SECRET, require_tool
 from tests.tls_certs import Pair, issue, make_ca
 
 PASSWORD = "tls-Redis-pw-7"
@@ -97,7 +97,11 @@ def settings(tmp_path: Path, url: str, **values: object) -> Settings:
         "hl7_host": "127.0.0.1", "hl7_port": 0, "dicom_host": "127.0.0.1", "dicom_port": 0,
         "data_dir": tmp_path / "data", "mappings_dir": MAPPINGS, **values,
     }  # fmt: skip
-    env = {"MWL_BROKER_REDIS_URL": url, "MWL_BROKER_REDIS_PASSWORD_FILE": str(secret)}
+    env = {
+        "MWL_BROKER_REDIS_URL": url,
+        "MWL_BROKER_REDIS_PASSWORD_FILE": str(secret),
+        "MWL_BROKER_REDIS_KEY_SECRET": TEST_SECRET.decode(),  # required with an external Redis
+    }
     return load_settings(environ=env, overrides=base)
 
 

@@ -21,7 +21,6 @@ from pydicom.uid import generate_uid
 from broker.errors import ConfigError
 from broker.settings import load_settings
 from broker.worklist.guards import value_digest
-from broker.worklist.keys import KeySchema
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from broker.worklist.mpps_store import MppsStore, StepRef
 from broker.worklist.retention import (
@@ -33,9 +32,9 @@ from broker.worklist.retention import (
 from broker.worklist.retention_lua import REMOVE_SCRIPT
 from broker.worklist.store import WorklistStore
 from tests.broker_runner import broker_settings, running_broker
+from tests.conftest import KEYS
 
 DAY = 86_400.0
-KEYS = KeySchema()
 T0 = time.time()
 
 
@@ -139,8 +138,9 @@ def test_purge_removes_exactly_what_expired(
     stale_m1 = next(i.entry_id for i in first.entries if i.accession == "ACC-M1")
     for gone in (stale, stale_m1):
         assert memberships(redis_client, gone) == []
-    assert not redis_client.hexists(KEYS.order_status(), "O-OLD")  # the order is gone
-    assert redis_client.hexists(KEYS.order_status(), "O-MIXED")  # ACC-M2 still serves it
+    statuses = KEYS.order_status()
+    assert not redis_client.hexists(statuses, KEYS.order_field("O-OLD"))  # the order is gone
+    assert redis_client.hexists(statuses, KEYS.order_field("O-MIXED"))  # ACC-M2 still serves it
     assert store.order_entry_ids("O-MIXED") == [i for i in mixed if i != stale_m1]
     # the RIS's cancel is timed by the purge that first saw it
     assert redis_client.zscore(KEYS.entries_ended(), canceled) == pytest.approx(T0, abs=1)
@@ -195,7 +195,7 @@ def test_a_step_changed_meanwhile_is_kept(
             "id": stale,
             "digest": value_digest(as_read),
             "status": "SCHEDULED",
-            "order_key": "O-OLD",
+            "order_field": KEYS.order_field("O-OLD"),
             "order_set": KEYS.order("O-OLD"),
         }
     ]

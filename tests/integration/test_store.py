@@ -16,6 +16,7 @@ from broker.worklist.model import (
 )
 from broker.worklist.ordering import MessageTime, message_time
 from broker.worklist.store import WorklistStore
+from tests.conftest import KEYS
 
 
 def entry(
@@ -137,7 +138,7 @@ def test_dedup_record_makes_second_apply_a_no_op(store: WorklistStore) -> None:
 
 
 def test_dedup_record_expires_after_window(redis_client: redis.Redis) -> None:
-    store = WorklistStore(redis_client, dedup_ttl_seconds=3600)
+    store = WorklistStore(redis_client, keys=KEYS, dedup_ttl_seconds=3600)
     key = DedupKey("RIS", "HOSP", "M")
     store.apply([], (key, DedupRecord("d", b"a")))
     ttl = redis_client.ttl(store.keys.dedup(key))
@@ -152,7 +153,7 @@ def test_key_parts_with_separators_do_not_collide(store: WorklistStore) -> None:
 
 def test_unreachable_redis_raises_store_error(redis_server) -> None:  # type: ignore[no-untyped-def]
     client = redis.Redis(unix_socket_path=str(redis_server.socket_path) + ".none", socket_timeout=1)
-    store = WorklistStore(client)
+    store = WorklistStore(client, keys=KEYS)
     with pytest.raises(StoreError):
         store.apply([OrderChange("O1", OrderAction.CANCEL)], None)
     with pytest.raises(StoreError):

@@ -12,6 +12,8 @@ import pytest
 from broker.audit.atna import AtnaSource, audit_message
 from broker.audit.events import AuditEvent, AuditType, Outcome
 from broker.audit.syslog import SyslogTarget, rfc5424
+from broker.errors import ConfigError
+from broker.settings import load_settings
 
 SOURCE = AtnaSource("mwl-broker", "MWL_BROKER", "broker-host")
 
@@ -134,3 +136,23 @@ def test_syslog_addresses(text: str, target: tuple[str, str, int]) -> None:
 def test_wrong_syslog_addresses_say_why(text: str) -> None:
     with pytest.raises(ValueError, match=r"udp, tcp or tls|host\[:port\]|port from 1"):
         SyslogTarget.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("values", "setting"),
+    [
+        ({"audit_max_events": 10}, "audit_max_events"),
+        ({"audit_syslog_app_name": "mwl broker"}, "audit_syslog_app_name"),
+        ({"audit_syslog_address": "http://siem"}, "audit_syslog_address"),
+        ({"audit_syslog_address": "tcp://siem", "audit_syslog_tls_ca": "ca.pem"},
+         "audit_syslog_tls_ca"),
+        ({"audit_syslog_address": "tls://siem", "audit_syslog_tls_cert": "c.pem"},
+         "audit_syslog_tls_key"),
+    ],
+)  # fmt: skip
+def test_audit_settings_are_checked_and_errors_name_them(
+    values: dict[str, object], setting: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ={}, overrides=values)
+    assert raised.value.setting == setting

@@ -185,3 +185,19 @@ def test_an_old_star_table_with_network_addresses_says_what_to_change(tmp_path: 
         encoding="utf-8",
     )
     assert load_settings(config_file=config, environ={}).dicom_allow_unknown_callers is True
+
+
+def test_addresses_no_caller_could_use_are_known_before_the_request() -> None:
+    listed = ProfileSet.parse(SCANNERS)  # CT1 from its networks, MR1 from anywhere
+    assert listed.may_connect("192.0.2.7")  # MR1's "any"
+    narrow = ProfileSet.parse({"CT1": SCANNERS["CT1"]})
+    assert narrow.may_connect("10.9.1.1") and narrow.may_connect("127.0.0.1")  # loopback
+    assert not narrow.may_connect("192.0.2.7") and not narrow.may_connect("")
+    closed = ProfileSet.parse({"CT1": SCANNERS["CT1"]}, allow_unknown=False)
+    assert not closed.may_connect("127.0.0.1") and closed.may_connect("fd00::9")
+    star = ProfileSet.parse({"*": {"addresses": ["10.1.0.0/16"]}}, allow_unknown=True)
+    assert star.may_connect("10.1.2.3") and not star.may_connect("10.2.0.1")
+    for address in ("10.9.1.1", "192.0.2.7", "127.0.0.1", "10.1.2.3"):
+        for profiles in (listed, narrow, closed, star):  # never closes a caller decide admits
+            if any(profiles.decide(ae, address).accepted for ae in ("CT1", "MR1", "X")):
+                assert profiles.may_connect(address)

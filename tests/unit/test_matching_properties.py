@@ -103,7 +103,9 @@ def test_a_query_built_from_the_entrys_own_values_matches_it(
 def test_scope_never_leaks_another_stations_entry(
     batch: list[Dataset], scope: list[str], unassigned: bool, asked: str
 ) -> None:
-    profiles = ProfileSet.parse({"ME": {"scope": scope, "unassigned": unassigned}})
+    profiles = ProfileSet.parse(
+        {"ME": {"scope": scope, "unassigned": unassigned, "addresses": ["any"]}}
+    )
     profile = profiles.own_profile("ME")
     assert profile is not None
     query = Dataset()

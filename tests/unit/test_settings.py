@@ -159,3 +159,46 @@ def test_redis_server_binary_is_a_path_or_unset() -> None:
     assert load_settings(environ={}).redis_server_binary is None
     environ = {"MWL_BROKER_REDIS_SERVER_BINARY": "/usr/bin/redis-server"}
     assert load_settings(environ=environ).redis_server_binary == Path("/usr/bin/redis-server")
+
+
+KEY_SECRET = "k" * 20 + "-the-site-key-secret"
+
+
+def test_the_key_secret_comes_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    assert load_settings(environ={}).redis_key_secret is None
+    direct = load_settings(environ={"MWL_BROKER_REDIS_KEY_SECRET": KEY_SECRET})
+    assert direct.redis_key_secret == KEY_SECRET and KEY_SECRET not in repr(direct)
+    secret = tmp_path / "key.secret"
+    secret.write_text(KEY_SECRET + "\n")
+    env_file = load_settings(environ={"MWL_BROKER_REDIS_KEY_SECRET_FILE": str(secret)})
+    assert env_file.redis_key_secret == KEY_SECRET
+
+
+def test_the_settings_file_names_the_key_secret_file_relative_to_itself(tmp_path: Path) -> None:
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "key.secret").write_text(KEY_SECRET + "\n")
+    config = tmp_path / "site" / "broker.toml"
+    config.write_text('[broker]\nredis_key_secret_file = "key.secret"\n')
+    s = load_settings(config_file=config, environ={})
+    assert s.redis_key_secret == KEY_SECRET and KEY_SECRET not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("line", "setting"),
+    [
+        ('redis_key_secret_file = "missing.secret"', "redis_key_secret_file"),
+        ("redis_key_secret_file = 3", "redis_key_secret_file"),
+        ('redis_key_secret = "too short"', "redis_key_secret"),
+        ("patient_alias_days = 0", "patient_alias_days"),
+        ("patient_alias_days = 4000", "patient_alias_days"),
+    ],
+)
+def test_bad_key_secret_and_alias_settings_name_the_setting(
+    tmp_path: Path, line: str, setting: str
+) -> None:
+    config = tmp_path / "broker.toml"
+    config.write_text(f"[broker]\n{line}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config_file=config, environ={})
+    assert info.value.setting.endswith(setting)
+    assert "too short" not in str(info.value)  # the value of a secret is never repeated
