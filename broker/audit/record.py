@@ -7,6 +7,10 @@ addresses, AE titles made loggable, statuses, counts, key names.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -21,6 +25,7 @@ from broker.hl7.senders import peer_address
 __all__ = [
     "AssociationRecords",
     "FindAudit",
+    "RefusalRecords",
     "association",
     "connection_refused",
     "message_refused",
@@ -39,6 +44,78 @@ def connection_refused(listener: str, address: str, reason: str) -> AuditEvent:
         reason=reason,
         details={"listener": listener},
     )
+
+
+class RefusalRecords:
+    """``connection-refused`` records at a bounded rate, so that a flood cannot push the
+    rest of the trail out of the stream (28,720 refused MLLP connections in 10 s in
+    ``bench.attacks`` would be a tenth of ``audit_max_events``): the first refusal of an
+    address for a reason is recorded at once; the following ones within ``interval``
+    seconds are counted, and one record with their number (``details.more``) follows
+    when the interval is over, or as the writer stops. The table is bounded: the least
+    recently refused address goes first, its count recorded."""
+
+    def __init__(
+        self,
+        sink: AuditSink,
+        listener: str,
+        *,
+        interval: float = 60.0,
+        max_addresses: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sink = sink
+        self._listener = listener
+        self._interval = interval
+        self._max = max_addresses
+        self._clock = clock
+        self._lock = threading.Lock()
+        # (address, reason) -> [start of its interval, refusals since then not recorded]
+        self._seen: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        register = getattr(sink, "on_tick", None)
+        if register is not None:
+            register(self.tick)
+
+    def refused(self, address: str, reason: str) -> None:
+        """One refused connection."""
+        key, now, out = (address, reason), self._clock(), []
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is not None and now - seen[0] < self._interval:
+                seen[1] += 1
+                self._seen.move_to_end(key)
+                return
+            if seen is not None and seen[1]:
+                out.append((key, int(seen[1])))
+            self._seen[key] = [now, 0]
+            self._seen.move_to_end(key)
+            while len(self._seen) > self._max:
+                old, (_, more) = self._seen.popitem(last=False)
+                if more:
+                    out.append((old, int(more)))
+        out.append((key, 0))
+        self._write(out)
+
+    def tick(self, final: bool = False) -> None:
+        """Record the counts of intervals that are over (all of them when ``final``)."""
+        now, out = self._clock(), []
+        with self._lock:
+            for key, seen in list(self._seen.items()):
+                if final or now - seen[0] >= self._interval:
+                    if seen[1]:
+                        out.append((key, int(seen[1])))
+                    del self._seen[key]
+        self._write(out)
+
+    def _write(self, counts: list[tuple[tuple[str, str], int]]) -> None:
+        for (address, reason), more in counts:
+            event = connection_refused(self._listener, address, reason)
+            if more:
+                details = {**event.details, "more": more, "seconds": self._interval}
+                event = AuditEvent(
+                    event.type, event.outcome, address=address, reason=reason, details=details
+                )
+            self._sink.record(event)
 
 
 def association(ae: str, address: str, refusal: str = "", *, failed: bool = False) -> AuditEvent:

@@ -27,6 +27,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis
@@ -119,6 +120,7 @@ class AuditWriter:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._batch: list[AuditEvent] = []  # taken from the queue, being written
+        self._tickers: list[Callable[[bool], None]] = []
         self._warned: dict[str, float] = {}
 
     def __repr__(self) -> str:
@@ -136,6 +138,18 @@ class AuditWriter:
             return
         with self._lock:
             self._dropped += 1
+
+    def on_tick(self, ticker: Callable[[bool], None]) -> None:
+        """Call ``ticker(final)`` from the writing thread about once a second, and once
+        with ``final`` true as the writer stops (``record.RefusalRecords``)."""
+        self._tickers.append(ticker)
+
+    def _tick(self, final: bool = False) -> None:
+        for ticker in self._tickers:
+            try:
+                ticker(final)
+            except Exception:  # a ticker must not stop the writer
+                log.exception("audit trail: a periodic record failed")
 
     def start(self) -> None:
         """Start the writing thread."""
@@ -155,6 +169,7 @@ class AuditWriter:
         thread, self._thread = self._thread, None
         if thread is None:
             return
+        self._tick(final=True)
         self._stopping.set()
         self._wake.set()
         thread.join(timeout)
@@ -168,6 +183,7 @@ class AuditWriter:
     def _run(self) -> None:
         pause = 0.0
         while True:
+            self._tick()
             with self._lock:
                 if not self._batch:
                     count = min(BATCH, len(self._pending))

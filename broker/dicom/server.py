@@ -40,7 +40,7 @@ from pydicom import config as pydicom_config
 from pydicom.uid import UID
 from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 
-from broker.audit.record import AssociationRecords, association, connection_refused
+from broker.audit.record import AssociationRecords, RefusalRecords, association
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.guard import GuardLimits, guarded_server_class
 from broker.dicom.peers import calling_ae, loggable_ae
@@ -367,7 +367,7 @@ class DicomServer:
         limits = GuardLimits(
             self._max_associations, self._max_per_address, self._network_timeout, self._reachable
         )
-        limits.refused = lambda host, why: audit.record(connection_refused("dicom", host, why))
+        limits.refused = RefusalRecords(audit, "dicom").refused  # at a bounded rate
         server = ae.make_server(
             (self._host, self._requested_port),
             evt_handlers=handlers,

@@ -29,7 +29,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
-from broker.audit.record import connection_refused
+from broker.audit.record import RefusalRecords
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.hl7.connection import MAX_JUNK_BYTES, NOT_A_SENDER, MLLPConnection, control_id
 
@@ -67,7 +67,7 @@ class MLLPServer:
         self.admit = admit  # (source address, its TLS certificate's names) -> may it connect
         self.max_per_address = max_per_address or max_connections
         self.tls = tls
-        self.audit = audit
+        self.audit = RefusalRecords(audit, "hl7")  # refused connections, at a bounded rate
         self.handler = handler
         self.rejecter = rejecter
         self.max_frame_bytes = max_frame_bytes
@@ -174,7 +174,7 @@ class MLLPServer:
         """Say that a connection was refused (log, and audit unless the server stops)."""
         log.warning("MLLP %s: refused (%s)", peer, reason)
         if not self.stopping:
-            self.audit.record(connection_refused("hl7", host, reason))
+            self.audit.refused(host, reason)
 
     def _refusal(self, host: str) -> str | None:
         """Why a connection from ``host`` is refused before a byte is read; None: it is not.

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from broker.audit.events import AuditEvent, AuditType, Outcome, from_fields
+from broker.audit.record import RefusalRecords
 from broker.audit.writer import AuditWriter, CommandAudit, os_user
 from broker.redis_conn import EmbeddedRedis
 
@@ -158,3 +159,35 @@ def test_a_command_whose_record_cannot_be_written_warns_and_goes_on(
     with caplog.at_level(logging.WARNING, logger="broker.audit.writer"):
         audit.record(AuditEvent(AuditType.IMPORT))
     assert "could not record this import" in caplog.text
+
+
+def test_a_flood_of_refusals_is_recorded_at_a_bounded_rate(redis_client: redis.Redis) -> None:
+    """The first refusal of an address for a reason at once, the rest of its minute as one
+    record with their number: when the minute is over, when the table is full, at stop."""
+    now = [1000.0]
+    writer = AuditWriter(redis_client, STREAM, max_events=10_000)
+    records = RefusalRecords(writer, "hl7", max_addresses=2, clock=lambda: now[0])
+    writer.start()
+    for _ in range(500):
+        records.refused("10.0.0.1", "not a configured sender")
+    records.refused("10.0.0.1", "16 connections open from this address")
+    assert writer.flush(30)
+    first = [(e.address, e.reason, e.details.get("more")) for e in events(redis_client)]
+    assert first == [
+        ("10.0.0.1", "not a configured sender", None),
+        ("10.0.0.1", "16 connections open from this address", None),
+    ]
+    now[0] += 61  # the minute is over: the next tick records the count
+    records.tick()
+    for address in ("10.0.0.2", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.4"):
+        records.refused(address, "not a configured sender")  # the table holds 2: .2 goes
+    writer.stop(30)  # the counts still open are recorded
+    later = [(e.address, e.details.get("more")) for e in events(redis_client)[2:]]
+    assert later == [
+        ("10.0.0.1", 499),  # the minute over
+        ("10.0.0.2", None),
+        ("10.0.0.3", None),
+        ("10.0.0.2", 1),  # out of the table
+        ("10.0.0.4", None),
+        ("10.0.0.4", 1),  # at stop
+    ]
