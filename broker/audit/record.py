@@ -7,9 +7,7 @@ addresses, AE titles made loggable, statuses, counts, key names.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +19,7 @@ from broker.dicom.peers import caller_of, loggable_ae
 from broker.errors import HL7Error
 from broker.hl7.message import ParsedMessage
 from broker.hl7.senders import peer_address
+from broker.refusals import RateTable
 
 __all__ = [
     "AssociationRecords",
@@ -67,45 +66,20 @@ class RefusalRecords:
         self._sink = sink
         self._listener = listener
         self._interval = interval
-        self._max = max_addresses
-        self._clock = clock
-        self._lock = threading.Lock()
-        # (address, reason) -> [start of its interval, refusals since then not recorded]
-        self._seen: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._table = RateTable(interval, max_addresses, clock)
         register = getattr(sink, "on_tick", None)
         if register is not None:
             register(self.tick)
 
     def refused(self, address: str, reason: str) -> None:
         """One refused connection."""
-        key, now, out = (address, reason), self._clock(), []
-        with self._lock:
-            seen = self._seen.get(key)
-            if seen is not None and now - seen[0] < self._interval:
-                seen[1] += 1
-                self._seen.move_to_end(key)
-                return
-            if seen is not None and seen[1]:
-                out.append((key, int(seen[1])))
-            self._seen[key] = [now, 0]
-            self._seen.move_to_end(key)
-            while len(self._seen) > self._max:
-                old, (_, more) = self._seen.popitem(last=False)
-                if more:
-                    out.append((old, int(more)))
-        out.append((key, 0))
-        self._write(out)
+        key = (address, reason)
+        through, due = self._table.hit(key)
+        self._write([*due, (key, 0)] if through else due)
 
     def tick(self, final: bool = False) -> None:
         """Record the counts of intervals that are over (all of them when ``final``)."""
-        now, out = self._clock(), []
-        with self._lock:
-            for key, seen in list(self._seen.items()):
-                if final or now - seen[0] >= self._interval:
-                    if seen[1]:
-                        out.append((key, int(seen[1])))
-                    del self._seen[key]
-        self._write(out)
+        self._write(self._table.due(final))
 
     def _write(self, counts: list[tuple[tuple[str, str], int]]) -> None:
         for (address, reason), more in counts:

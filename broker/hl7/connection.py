@@ -75,10 +75,10 @@ class MLLPConnection:
             timeout = min(server.idle_timeout, 30.0)
             await self.writer.start_tls(context, ssl_handshake_timeout=timeout)
         except OSError as e:  # ssl.SSLError, a timeout, the peer gone
-            server.refused(self.peer, self.host, f"TLS handshake failed ({type(e).__name__})")
+            server.refused(self.host, f"TLS handshake failed ({type(e).__name__})")
             return False
         if not server.admit(self.host, certificate_names(self.writer.get_extra_info("peercert"))):
-            server.refused(self.peer, self.host, NOT_A_SENDER)
+            server.refused(self.host, NOT_A_SENDER)
             return False
         return True
 

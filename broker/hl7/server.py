@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from broker.audit.record import RefusalRecords
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.hl7.connection import MAX_JUNK_BYTES, NOT_A_SENDER, MLLPConnection, control_id
+from broker.refusals import RefusalLog
 
 __all__ = ["MAX_JUNK_BYTES", "Handler", "MLLPServer", "Rejecter", "control_id"]
 
@@ -68,6 +69,7 @@ class MLLPServer:
         self.max_per_address = max_per_address or max_connections
         self.tls = tls
         self.audit = RefusalRecords(audit, "hl7")  # refused connections, at a bounded rate
+        self._refusal_log = RefusalLog(log, "MLLP")  # and their log lines
         self.handler = handler
         self.rejecter = rejecter
         self.max_frame_bytes = max_frame_bytes
@@ -151,7 +153,7 @@ class MLLPServer:
         host = str(address[0]) if isinstance(address, tuple) and address else peer
         refusal = self._refusal(host)
         if refusal is not None:
-            self.refused(peer, host, refusal)
+            self.refused(host, refusal)
             writer.close()
             return
         if self.tls is not None:  # not a byte read until the handshake (MLLPConnection.secure)
@@ -170,9 +172,10 @@ class MLLPServer:
         conn.task = task
         log.info("MLLP %s: connected (%d open)", peer, len(self._connections))
 
-    def refused(self, peer: str, host: str, reason: str) -> None:
-        """Say that a connection was refused (log, and audit unless the server stops)."""
-        log.warning("MLLP %s: refused (%s)", peer, reason)
+    def refused(self, host: str, reason: str) -> None:
+        """Say that a connection was refused (log, and audit unless the server stops), at a
+        bounded rate per address (``broker.refusals``)."""
+        self._refusal_log.refused(host, f"refused ({reason})")
         if not self.stopping:
             self.audit.refused(host, reason)
 
