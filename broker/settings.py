@@ -27,6 +27,8 @@ from broker.hl7.charsets import charset_codec
 from broker.hl7.senders import SenderSet
 from broker.settings_values import (
     UNKNOWN_CALLERS_VALUES,
+    check,
+    check_tls_files,
     coerce,
     memory_bytes,
     secret_file,
@@ -174,7 +176,7 @@ class Settings:
 
     def _check_ports(self) -> None:
         for name in ("hl7_port", "dicom_port", "admin_port"):
-            _check(name, 0 <= getattr(self, name) <= 65535, "must be a TCP port from 0 to 65535")
+            check(name, 0 <= getattr(self, name) <= 65535, "must be a TCP port from 0 to 65535")
 
     def _check_limits(self) -> None:
         """Sizes, counts and timeouts: every input is bounded."""
@@ -193,8 +195,8 @@ class Settings:
             "message_log_max_bytes",
             "message_log_refused_bytes",
         ):
-            _check(name, getattr(self, name) > 0, "must be greater than 0")
-        _check(
+            check(name, getattr(self, name) > 0, "must be greater than 0")
+        check(
             "message_log_days",
             0 < self.message_log_days <= 3650,
             "must be a number of days greater than 0 and at most 3650",
@@ -206,15 +208,15 @@ class Settings:
             "redis_timeout",
             "drain_timeout",
         ):
-            _check(name, getattr(self, name) > 0, "must be a number of seconds greater than 0")
-        _check("redis_wait_replicas", self.redis_wait_replicas >= 0, "must be 0 or more")
-        _check("dicom_broad_query_wait", self.dicom_broad_query_wait >= 0, "must be 0 or more")
-        _check(
+            check(name, getattr(self, name) > 0, "must be a number of seconds greater than 0")
+        check("redis_wait_replicas", self.redis_wait_replicas >= 0, "must be 0 or more")
+        check("dicom_broad_query_wait", self.dicom_broad_query_wait >= 0, "must be 0 or more")
+        check(
             "hl7_max_clock_skew",
             self.hl7_max_clock_skew >= 0,
             "must be a number of seconds, 0 (no check) or more",
         )
-        _check(
+        check(
             "dicom_entry_cache",
             self.dicom_entry_cache >= 0,
             "must be a number of entries, 0 (no cache) or more",
@@ -222,26 +224,26 @@ class Settings:
 
     def _check_names(self) -> None:
         """The AE title, the log level, the accepted HL7 processing IDs and versions."""
-        _check(
+        check(
             "ae_title",
             bool(_AE_TITLE.match(self.ae_title)) and self.ae_title.strip() != "",
             "must be 1 to 16 printable ASCII characters without backslash",
         )
-        _check(
+        check(
             "log_level",
             self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
             "must be DEBUG, INFO, WARNING or ERROR",
         )
-        _check("hl7_processing_ids", bool(self.hl7_processing_ids), "must list at least one")
-        _check("hl7_versions", bool(self.hl7_versions), "must list at least one HL7 version")
+        check("hl7_processing_ids", bool(self.hl7_processing_ids), "must list at least one")
+        check("hl7_versions", bool(self.hl7_versions), "must list at least one HL7 version")
 
     def _check_charsets(self) -> None:
-        _check(
+        check(
             "dicom_character_set",
             self.dicom_character_set in python_encoding,
             "must be a DICOM Specific Character Set term such as ISO_IR 192 or ISO_IR 100",
         )
-        _check(
+        check(
             "hl7_default_charset",
             charset_codec(self.hl7_default_charset) is not None,
             "must be an HL7 table 0211 name such as UNICODE UTF-8, 8859/1 or ASCII",
@@ -266,14 +268,14 @@ class Settings:
                     "hl7_sender_timezones", f"{sender}: {zone!r} is not an IANA time zone name"
                 ) from None
         for sender, charset in self.hl7_sender_charsets.items():
-            _check(
+            check(
                 "hl7_sender_charsets",
                 charset_codec(charset) is not None,
                 f"{sender}: {charset!r} is not an HL7 table 0211 name such as 8859/1",
             )
 
     def _check_scanners(self) -> None:
-        _check(
+        check(
             "dicom_allow_unknown_callers",
             self.dicom_allow_unknown_callers in (True, False, LOOPBACK),
             UNKNOWN_CALLERS_VALUES,
@@ -282,7 +284,7 @@ class Settings:
         profiles = ProfileSet.parse(
             self.dicom_scanners, allow_unknown=self.dicom_allow_unknown_callers
         )
-        _check(
+        check(
             "dicom_allow_unknown_callers",
             self.dicom_allow_unknown_callers is not False or bool(profiles.known_callers),
             "false needs at least one [scanners.<AE title>] table, or no scanner could query",
@@ -292,12 +294,12 @@ class Settings:
         """Certificate and key come together; files are checked when the listener starts."""
         for face, what in (("hl7", "MLLP"), ("dicom", "DICOM")):
             cert, key = getattr(self, f"{face}_tls_cert"), getattr(self, f"{face}_tls_key")
-            _check(
+            check(
                 f"{face}_tls_key",
                 (cert is None) == (key is None),
                 f"{face}_tls_cert and {face}_tls_key are set together (or neither)",
             )
-            _check(
+            check(
                 f"{face}_tls_client_ca",
                 getattr(self, f"{face}_tls_client_ca") is None or cert is not None,
                 f"client certificates need {what} over TLS: set {face}_tls_cert and "
@@ -306,56 +308,42 @@ class Settings:
 
     def _check_redis_url(self) -> None:
         size = memory_bytes(self.redis_max_memory)
-        _check(
+        check(
             "redis_max_memory",
             size == 0 or (size is not None and size >= _MIN_MEMORY),
             "must be 0 (no limit) or a size of at least 1mb: bytes, or a number with a unit "
             "kb, mb or gb (Redis's units, e.g. 512mb or 2gb)",
         )
         if self.redis_url is not None:
-            _check(
+            check(
                 "redis_url",
                 self.redis_url.split("://", 1)[0] in {"redis", "rediss", "unix"},
                 "must start with redis://, rediss:// or unix://",
             )
         tls = self.redis_url is not None and self.redis_url.startswith("rediss://")
-        for name in ("redis_tls_ca", "redis_tls_cert", "redis_tls_key"):
-            _check(
-                name,
-                getattr(self, name) is None or tls,
-                "applies to a Redis reached over TLS: redis_url must start with rediss://",
-            )
-        _check(
-            "redis_tls_key",
-            (self.redis_tls_cert is None) == (self.redis_tls_key is None),
-            "redis_tls_cert and redis_tls_key are set together (or neither)",
-        )
+        needs = "applies to a Redis reached over TLS: redis_url must start with rediss://"
+        check_tls_files(self, "redis", tls, needs)
         secret = self.redis_key_secret
         short = secret is not None and len(secret.encode("utf-8")) < MIN_SECRET_BYTES
         too_short = f"must be at least {MIN_SECRET_BYTES} characters (mwl-broker init writes one)"
-        _check("redis_key_secret", not short, too_short)
+        check("redis_key_secret", not short, too_short)
 
     def _check_retention(self) -> None:
         """The MPPS event stream and the retention of entries and MPPS instances."""
-        _check("mpps_events_max", self.mpps_events_max > 0, "must be greater than 0")
+        check("mpps_events_max", self.mpps_events_max > 0, "must be greater than 0")
         for name in ("retention_ended_days", "retention_stale_days", "retention_mpps_days"):
-            _check(
+            check(
                 name,
                 0 <= getattr(self, name) <= 3650,
                 "must be a number of days from 0 (keep forever) to 3650",
             )
         alias_days = "must be a number of days from 1 to 3650 (an old Patient ID is freed at last)"
-        _check("patient_alias_days", 1 <= self.patient_alias_days <= 3650, alias_days)
-        _check(
+        check("patient_alias_days", 1 <= self.patient_alias_days <= 3650, alias_days)
+        check(
             "retention_interval_seconds",
             self.retention_interval_seconds == 0 or self.retention_interval_seconds >= 60,
             "must be 0 (no purge by the broker) or at least 60 seconds",
         )
-
-
-def _check(name: str, ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(name, message)
 
 
 def load_settings(

@@ -17,6 +17,8 @@ from broker.hl7.charsets import parse_sender_charsets
 
 __all__ = [
     "UNKNOWN_CALLERS_VALUES",
+    "check",
+    "check_tls_files",
     "coerce",
     "memory_bytes",
     "secret_file",
@@ -117,3 +119,22 @@ def secret_in_settings_file(config_file: Path, key: str, raw: Any) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise ConfigError(f"{config_file}: {key}", "must be the path of a file")
     return secret_file(key, str(config_file.parent / Path(raw.strip()).expanduser()))
+
+
+def check(name: str, ok: bool, message: str) -> None:
+    """ConfigError naming setting ``name`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(name, message)
+
+
+def check_tls_files(settings: Any, prefix: str, over_tls: bool, needs: str) -> None:
+    """``<prefix>_tls_ca``, ``_cert`` and ``_key`` of a client connection: set only when it
+    goes over TLS (``needs`` says how), the certificate and its key together."""
+    for name in (f"{prefix}_tls_ca", f"{prefix}_tls_cert", f"{prefix}_tls_key"):
+        check(name, getattr(settings, name) is None or over_tls, needs)
+    cert, key = getattr(settings, f"{prefix}_tls_cert"), getattr(settings, f"{prefix}_tls_key")
+    check(
+        f"{prefix}_tls_key",
+        (cert is None) == (key is None),
+        f"{prefix}_tls_cert and {prefix}_tls_key are set together (or neither)",
+    )

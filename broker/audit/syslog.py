@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.errors import ConfigError
+from broker.settings_values import check, check_tls_files
 
 __all__ = ["SyslogSender", "SyslogTarget", "check_audit_settings", "client_context", "rfc5424"]
 
@@ -181,10 +182,6 @@ def check_audit_settings(s: Any) -> None:
     """The ``audit_*`` settings of ``s`` (``broker.settings.Settings``): the stream's bound,
     and where and how the export goes; ConfigError names the setting."""
 
-    def check(name: str, ok: bool, message: str) -> None:
-        if not ok:
-            raise ConfigError(name, message)
-
     check("audit_max_events", s.audit_max_events >= 100, "must be at least 100 records")
     check(
         "audit_syslog_app_name",
@@ -198,14 +195,5 @@ def check_audit_settings(s: Any) -> None:
         except ValueError as e:
             raise ConfigError("audit_syslog_address", str(e)) from None
     tls = target is not None and target.protocol == "tls"
-    for name in ("audit_syslog_tls_ca", "audit_syslog_tls_cert", "audit_syslog_tls_key"):
-        check(
-            name,
-            getattr(s, name) is None or tls,
-            'is for an export over TLS: audit_syslog_address = "tls://host:6514"',
-        )
-    check(
-        "audit_syslog_tls_key",
-        (s.audit_syslog_tls_cert is None) == (s.audit_syslog_tls_key is None),
-        "audit_syslog_tls_cert and audit_syslog_tls_key are set together (or neither)",
-    )
+    needs = 'is for an export over TLS: audit_syslog_address = "tls://host:6514"'
+    check_tls_files(s, "audit_syslog", tls, needs)
