@@ -17,7 +17,7 @@ from bench.attack_dicom import stored
 from bench.attack_legit import order
 from bench.attack_report import ROGUE_SENDER, UNLISTED, AttackReport, Target, counted, flood
 from bench.attack_wire import connect, mllp_exchange
-from broker.hl7.client import summarize_ack
+from broker.mllp.client import summarize_ack
 
 __all__ = ["future_msh7", "mllp_flood", "oversize", "undecodable"]
 

@@ -28,7 +28,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore
 
 from bench.cfind_client import CellResult, _one_query
 from bench.cfind_data import Query, query_dataset
-from broker.hl7.client import MLLPClient, MLLPClientError, summarize_ack
+from broker.mllp.client import MLLPClient, MLLPClientError, summarize_ack
 
 __all__ = ["LegitClient", "Phase", "Poller", "Ris", "order"]
 

@@ -22,7 +22,7 @@ import time
 from pydicom.dataset import Dataset
 from pynetdicom.dsutils import encode
 
-from broker.hl7.mllp import MLLPDecoder, frame
+from broker.mllp.framing import MLLPDecoder, frame
 
 __all__ = [
     "IMPLICIT_LE",

@@ -60,8 +60,8 @@ from bench.cfind import describe_machine, start_broker, vm_rss_kib
 from bench.cfind_client import CellResult, quiet_pynetdicom
 from bench.cfind_data import Query
 from bench.wildcard import load
-from broker.redis_conn import running_embedded
-from broker.worklist.keys import KeySchema
+from broker.store.connection import running_embedded
+from broker.store.keys import KeySchema
 
 __all__ = ["SCENARIOS", "ScenarioResult", "main", "run"]
 

@@ -61,11 +61,11 @@ from bench.cfind_data import (
     generate,
     make_queries,
 )
-from broker.key_secret import key_schema
-from broker.redis_conn import running_embedded
 from broker.settings import load_settings
+from broker.store.connection import running_embedded
+from broker.store.key_secret import key_schema
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
-from broker.worklist.store import WorklistStore
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = {"station": "station poll", "patient": "patient query", "broad": "broad query"}

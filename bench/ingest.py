@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from broker.hl7.client import MLLPClient, summarize_ack
+from broker.mllp.client import MLLPClient, summarize_ack
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from broker.hl7.server import MLLPServer
+from broker.mllp.server import MLLPServer
 
 ACK = b"MSH|^~\\&|NULL||RIS||20261125000000||ACK^O01^ACK|1|P|2.3.1\rMSA|AA|1\r"
 

@@ -45,7 +45,7 @@ from bench.cfind_data import (
     query_dataset,
 )
 from broker.dicom.matching import matches
-from broker.redis_conn import running_embedded
+from broker.store.connection import running_embedded
 from broker.worklist.model import OrderAction, OrderChange
 
 NAME = "Abcdefghijklmnopqrstuvwxyz^Abcdefgh"  # 36 characters, as in the issue

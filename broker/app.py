@@ -2,7 +2,7 @@
 
 Start: Redis (embedded or configured, durability checked) → the audit trail
 (``broker.audit``: every part below records to it) → store (key secret checked,
-schema-1 keys migrated: ``broker.worklist.schema_version``) → mappings →
+schema-1 keys migrated: ``broker.store.schema_version``) → mappings →
 DICOM SCP (MWL and MPPS) → MLLP listener (last, so no order is accepted before
 everything that serves it is up) → the periodic retention purge. Stop: stop
 accepting HL7 → drain in-flight messages (each still gets its ACK) → stop the
@@ -27,36 +27,36 @@ import redis
 
 from broker.audit.trail import AuditTrail
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.common.netaddr import peer_ip
+from broker.common.tls import server_context
 from broker.dicom.find import WorklistFindService
 from broker.dicom.gate import BroadQueryGate
 from broker.dicom.mpps import MppsService
 from broker.dicom.profiles import LOOPBACK, ProfileSet, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.errors import ConfigError
-from broker.hl7.batching import BatchingHandler
 from broker.hl7.message import MessageDecoder
-from broker.hl7.msglog import MessageLog
-from broker.hl7.routing import HL7Router, RouterConfig
-from broker.hl7.server import MLLPServer
-from broker.key_secret import key_schema
-from broker.mapping.live import LiveMappings
-from broker.mapping.versions import MappingVersions
-from broker.netaddr import peer_ip
-from broker.redis_conn import (
+from broker.mllp.server import MLLPServer
+from broker.services.batching import BatchingHandler
+from broker.services.routing import HL7Router, RouterConfig
+from broker.settings import Settings
+from broker.store.connection import (
     EmbeddedRedis,
     check_durability,
     connect,
     connect_external,
     redact_url,
 )
-from broker.redis_process import ExitWatch
-from broker.settings import Settings
-from broker.tls import server_context
-from broker.worklist.keys import KeySchema
-from broker.worklist.mpps_store import MppsStore
-from broker.worklist.retention import Retention, RetentionPolicy, RetentionScheduler
-from broker.worklist.schema_version import ensure_key_schema
-from broker.worklist.store import WorklistStore
+from broker.store.embedded import ExitWatch
+from broker.store.key_secret import key_schema
+from broker.store.keys import KeySchema
+from broker.store.mapping_live import LiveMappings
+from broker.store.mapping_versions import MappingVersions
+from broker.store.mpps import MppsStore
+from broker.store.msglog import MessageLog
+from broker.store.retention import Retention, RetentionPolicy, RetentionScheduler
+from broker.store.schema_version import ensure_key_schema
+from broker.store.worklist import WorklistStore
 
 __all__ = [
     "EXIT_REDIS_LOST",
@@ -91,9 +91,9 @@ class Endpoints:
 
 
 def build_store(s: Settings, client: redis.Redis) -> WorklistStore:
-    """The worklist store on ``client``, as configured. Its key secret (``broker.key_secret``)
+    """The worklist store on ``client``, as configured. Its key secret (``broker.store.key_secret``)
     is checked against the Redis, whose schema-1 keys are migrated first if it has any
-    (``broker.worklist.schema_version``)."""
+    (``broker.store.schema_version``)."""
     keys = key_schema(s)
     alias_ttl = round(s.patient_alias_days * 86_400)
     ensure_key_schema(client, keys, alias_ttl=alias_ttl)

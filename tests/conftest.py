@@ -11,11 +11,11 @@ import pytest
 import redis
 from hypothesis import settings as hypothesis_settings
 
-from broker.redis_conn import EmbeddedRedis
-from broker.worklist.keys import KeySchema
-from broker.worklist.store import WorklistStore
+from broker.store.connection import EmbeddedRedis
+from broker.store.keys import KeySchema
+from broker.store.worklist import WorklistStore
 
-# The site secret of the tests' key schema (``broker.worklist.keys``): pseudonyms in key names
+# The site secret of the tests' key schema (``broker.store.keys``): pseudonyms in key names
 TEST_SECRET = b"the tests' redis_key_secret, 32+ bytes long"
 KEYS = KeySchema("mwl", TEST_SECRET)
 

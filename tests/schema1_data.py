@@ -206,7 +206,7 @@ def _mpps(port: int, ae_title: str) -> None:
 
 def main(target: Path) -> None:
     from broker.app import Broker
-    from broker.hl7.client import MLLPClient, summarize_ack
+    from broker.mllp.client import MLLPClient, summarize_ack
     from broker.settings import load_settings
 
     print(f"broker package: {sys.modules['broker'].__file__}")

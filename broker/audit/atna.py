@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.audit.events import AuditEvent, AuditType, Outcome, iso_time
-from broker.jsontext import dumps
-from broker.netaddr import peer_ip
+from broker.common.jsontext import dumps
+from broker.common.netaddr import peer_ip
 
 __all__ = ["AtnaSource", "audit_message"]
 

@@ -45,8 +45,8 @@ from typing import Any
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
-from broker.jsontext import dumps
-from broker.logsafety import printable
+from broker.common.jsontext import dumps
+from broker.common.logsafety import printable
 
 __all__ = [
     "KEY_LIMIT",

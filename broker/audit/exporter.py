@@ -30,7 +30,7 @@ import redis
 from broker.audit.atna import AtnaSource, audit_message
 from broker.audit.events import Outcome, from_fields, iso_time
 from broker.audit.syslog import SyslogSender, rfc5424
-from broker.worklist.keys import KeySchema
+from broker.store.keys import KeySchema
 
 __all__ = ["SyslogExporter"]
 

@@ -15,11 +15,11 @@ from pydicom.dataset import Dataset
 
 from broker.audit.events import AuditEvent, AuditType, Outcome, query_keys
 from broker.audit.writer import AuditSink
+from broker.common.refusals import RateTable
 from broker.dicom.peers import caller_of, loggable_ae
 from broker.errors import HL7Error
 from broker.hl7.message import ParsedMessage
 from broker.hl7.senders import peer_address
-from broker.refusals import RateTable
 
 __all__ = [
     "AssociationRecords",

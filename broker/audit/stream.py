@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import redis
 
 from broker.audit.events import AuditEvent, AuditType, StoredEvent, from_fields
+from broker.common.netaddr import Network, peer_ip
 from broker.errors import StoreError
-from broker.netaddr import Network, peer_ip
 
 __all__ = ["AuditFilter", "read_events"]
 

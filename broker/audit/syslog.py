@@ -18,18 +18,13 @@ Transports, chosen by the address's scheme (``audit_syslog_address``):
 from __future__ import annotations
 
 import os
-import re
 import select
 import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from broker.errors import ConfigError
-from broker.settings_values import check, check_tls_files
-
-__all__ = ["SyslogSender", "SyslogTarget", "check_audit_settings", "client_context", "rfc5424"]
+__all__ = ["SyslogSender", "SyslogTarget", "client_context", "rfc5424"]
 
 FACILITY = 10  # security/authorization messages (RFC 5424 Table 1)
 NOTICE, WARNING = 5, 4
@@ -37,7 +32,6 @@ MSGID = "IHE+RFC-3881"
 _BOM = b"\xef\xbb\xbf"
 _DEFAULT_PORTS = {"udp": 514, "tcp": 601, "tls": 6514}
 _UDP_MAX = 65_507  # largest UDP payload over IPv4
-_APP_NAME = re.compile(r"^[!-~]{1,48}$")  # RFC 5424 APP-NAME: PRINTUSASCII, 1 to 48
 
 
 def _header_field(text: str, limit: int) -> str:
@@ -176,24 +170,3 @@ class SyslogSender:
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
-
-
-def check_audit_settings(s: Any) -> None:
-    """The ``audit_*`` settings of ``s`` (``broker.settings.Settings``): the stream's bound,
-    and where and how the export goes; ConfigError names the setting."""
-
-    check("audit_max_events", s.audit_max_events >= 100, "must be at least 100 records")
-    check(
-        "audit_syslog_app_name",
-        bool(_APP_NAME.match(s.audit_syslog_app_name)),
-        "must be 1 to 48 printable ASCII characters without spaces (RFC 5424 APP-NAME)",
-    )
-    target = None
-    if s.audit_syslog_address:
-        try:
-            target = SyslogTarget.parse(s.audit_syslog_address)
-        except ValueError as e:
-            raise ConfigError("audit_syslog_address", str(e)) from None
-    tls = target is not None and target.protocol == "tls"
-    needs = 'is for an export over TLS: audit_syslog_address = "tls://host:6514"'
-    check_tls_files(s, "audit_syslog", tls, needs)

@@ -17,7 +17,7 @@ from broker.audit.syslog import SyslogSender, SyslogTarget, client_context
 from broker.audit.writer import AuditWriter
 from broker.errors import ConfigError
 from broker.settings import Settings
-from broker.worklist.keys import KeySchema
+from broker.store.keys import KeySchema
 
 __all__ = ["AuditTrail", "build_exporter"]
 

@@ -5,7 +5,7 @@ as pynetdicom's encoding of it, and a scanner's poll asks the same return keys o
 the same entries every time. An answer depends on the entry, the query's shape
 (``answer_shape``: its return keys, not the values it matches on), the character
 set and the policy for what that set cannot carry; those are the key. The entry
-is keyed by identity: the store's entry cache (``broker.worklist.entry_cache``)
+is keyed by identity: the store's entry cache (``broker.store.entry_cache``)
 hands out the same Dataset while the stored entry is unchanged and a new one
 when it changed, so a changed entry never finds an old answer. The entry is held
 by a weak reference, so a cached answer keeps no old entry alive; an id whose
@@ -17,7 +17,7 @@ only encodes it (``pynetdicom.dsutils.encode`` → ``pydicom.filewriter.write_da
 which reads the elements; the one thing it keeps is a ``PersonName``'s encoded
 bytes, made with the answer's own Specific Character Set, which the key fixes).
 
-Bounded by a count, least recently used first out (``broker.lru``: reads take
+Bounded by a count, least recently used first out (``broker.common.lru``: reads take
 no lock, writes do); 0 turns it off. A query over many candidates reads it but
 does not fill it (``keep``, decided in ``broker.dicom.find``). Answers are built outside any lock.
 """
@@ -28,8 +28,8 @@ import weakref
 
 from pydicom.dataset import Dataset
 
+from broker.common.lru import LRU
 from broker.dicom.response import AnswerShape, build_response
-from broker.lru import LRU
 
 __all__ = ["AnswerCache"]
 

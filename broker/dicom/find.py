@@ -63,7 +63,7 @@ _ERROR_COMMENT_MAX = 64  # PS3.7 Error Comment (0000,0902) is an LO
 
 
 class EntrySource(Protocol):
-    """Where worklist entries come from (``broker.worklist.store.WorklistStore``); both
+    """Where worklist entries come from (``broker.store.worklist.WorklistStore``); both
     methods raise ``StoreError`` on failure."""
 
     def candidate_ids(self, criteria: CandidateCriteria) -> list[str]:

@@ -33,6 +33,7 @@ from typing import Any
 
 from pynetdicom.transport import AssociationServer, ThreadedAssociationServer
 
+from broker.common.refusals import RefusalLog
 from broker.dicom.transport import (
     GuardedRequestHandler,
     PduType,
@@ -41,7 +42,6 @@ from broker.dicom.transport import (
     require_hooks,
     send_abort,
 )
-from broker.refusals import RefusalLog
 
 __all__ = [
     "GuardLimits",

@@ -2,7 +2,7 @@
 
 ``MppsService.handle_create`` and ``handle_set`` are bound to pynetdicom's
 ``evt.EVT_N_CREATE`` and ``evt.EVT_N_SET``; each returns ``(status, dataset)``
-and pynetdicom owns the protocol. The store (``broker.worklist.mpps_store``)
+and pynetdicom owns the protocol. The store (``broker.store.mpps``)
 keeps the instance and changes the linked worklist steps in one atomic call.
 Refusals become DICOM statuses here, in one place:
 
@@ -62,14 +62,14 @@ from broker.dicom.peers import caller_of, calling_ae
 from broker.dicom.plan import station_titles
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.errors import StoreError
-from broker.worklist import dicom_json
-from broker.worklist.mpps_store import (
+from broker.store.mpps import (
     CreateOutcome,
     MppsStore,
     PerformedStatus,
     SetOutcome,
     StepRef,
 )
+from broker.worklist import dicom_json
 
 __all__ = ["MppsResult", "MppsService", "MppsStatus"]
 

@@ -1,7 +1,7 @@
 """Who is calling: the calling AE title and address of an association, loggable.
 
 Pure helpers for the acceptance policy (``broker.dicom.profiles.ProfileSet.decide``)
-and for log lines; addresses and networks are read by ``broker.netaddr``.
+and for log lines; addresses and networks are read by ``broker.common.netaddr``.
 """
 
 from __future__ import annotations

@@ -59,8 +59,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydicom.charset import python_encoding
 
+from broker.common.netaddr import IPAddress, Network, parse_network, peer_ip
 from broker.errors import ConfigError
-from broker.netaddr import IPAddress, Network, parse_network, peer_ip
 
 __all__ = [
     "ANY_ADDRESS",

@@ -42,12 +42,12 @@ from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 
 from broker.audit.record import AssociationRecords, RefusalRecords, association
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.common.tls import certificate_names
 from broker.dicom.guard import GuardLimits, guarded_server_class
 from broker.dicom.peers import calling_ae, loggable_ae
 from broker.dicom.profiles import Decision, ProfileSet, Refusal
 from broker.dicom.status import RejectReason, RejectResult, RejectSource
 from broker.dicom.transport import hang_up
-from broker.tls import certificate_names
 
 __all__ = [
     "Admission",

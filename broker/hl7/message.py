@@ -42,7 +42,7 @@ from broker.errors import HL7Error
 from broker.hl7 import split
 from broker.hl7.charsets import charset_codec, declared_codec, sender_charset, utf8_mislabelled
 from broker.hl7.codes import AckCode, ErrorCode
-from broker.mapping.paths import CHARSET_ATTRIBUTE
+from broker.hl7.paths import CHARSET_ATTRIBUTE
 
 __all__ = ["MessageDecoder", "ParsedMessage", "peek_header"]
 

@@ -25,11 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from broker.common.netaddr import Network, parse_network, peer_ip
 from broker.errors import ConfigError, HL7Error
 from broker.hl7.charsets import charset_codec
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.message import ParsedMessage
-from broker.netaddr import Network, parse_network, peer_ip
 
 __all__ = ["HL7Sender", "SenderSet", "peer_address"]
 

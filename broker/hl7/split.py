@@ -16,7 +16,7 @@ Tests compare the two trees over the corpus and over generated text.
 ``segments`` is what the mapping engine reads: each segment a :class:`Fields`, the
 list of its raw field strings indexed by HL7 field number (MSH-1 and MSH-2 hold the
 delimiters, as in python-hl7's tree). Repetitions, components and subcomponents are
-split only when a path reads them (``broker.mapping.paths.read``), which gives the
+split only when a path reads them (``broker.hl7.paths.read``), which gives the
 same values as the tree for a fraction of the cost: an order's tree is ≈ 140
 objects, most never read.
 """

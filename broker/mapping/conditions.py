@@ -27,7 +27,7 @@ from typing import NoReturn
 
 from pydicom.datadict import keyword_dict
 
-from broker.mapping.paths import HL7Path, PathSyntaxError, parse_path
+from broker.hl7.paths import HL7Path, PathSyntaxError, parse_path
 from broker.mapping.patterns import Pattern, PatternError, compile_pattern
 
 __all__ = ["SUBJECTS", "Condition", "When", "check_pattern", "parse_when"]

@@ -17,7 +17,7 @@ evaluated by ``broker.mapping.evaluation``. Values cut to fit their VR
 attribute, for the ACK's warnings.
 
 A :class:`Trace` given to :func:`map_message` or :func:`evaluate_rules` is told
-how each value was found (``broker.mapping.preview``); it only observes, and
+how each value was found (``broker.services.preview``); it only observes, and
 without one the only cost is an ``is not None`` check per rule.
 """
 
@@ -31,6 +31,7 @@ from pydicom.dataset import Dataset
 
 from broker.errors import HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
+from broker.hl7.paths import scalar
 from broker.mapping.evaluation import (
     SPS_SEQUENCE_KEY,
     SPS_STATUS_KEY,
@@ -43,7 +44,6 @@ from broker.mapping.evaluation import (
     status_element,
 )
 from broker.mapping.order_control import control_codes, control_row, refuse_parent_child
-from broker.mapping.paths import scalar
 from broker.mapping.spec import ControlAction, MappingSpec, Rule
 from broker.mapping.stations import route
 from broker.mapping.trace import Trace

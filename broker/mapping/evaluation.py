@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 from broker.errors import MappingError
 from broker.hl7.codes import ErrorCode
+from broker.hl7.paths import HL7Path, Value, read, scalar
 from broker.mapping.conform import conform
-from broker.mapping.paths import HL7Path, Value, read, scalar
 from broker.mapping.spec import SPS_SEQUENCE, LookupTable, Rule, SequenceRule, ValueRule
 from broker.mapping.trace import Trace
 from broker.mapping.transforms import (

@@ -30,7 +30,7 @@ from typing import Any
 import hl7apy
 from hl7apy.exceptions import ChildNotFound
 
-from broker.mapping.paths import HL7Path
+from broker.hl7.paths import HL7Path
 
 __all__ = [
     "SUPPORTED_VERSIONS",

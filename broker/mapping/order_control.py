@@ -12,7 +12,7 @@ from typing import Any
 
 from broker.errors import MappingError
 from broker.hl7.codes import ErrorCode
-from broker.mapping.paths import parse_path, read, scalar
+from broker.hl7.paths import parse_path, read, scalar
 from broker.mapping.spec import ControlRow, MappingSpec
 
 __all__ = ["PARENT_CHILD", "control_codes", "control_row", "refuse_parent_child"]

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from typing import NoReturn
 
 from broker.errors import ConfigError
+from broker.hl7.paths import HL7Path, PathSyntaxError, parse_path
 from broker.mapping.hl7_structure import SUPPORTED_VERSIONS, Target, check_path
-from broker.mapping.paths import HL7Path, PathSyntaxError, parse_path
 from broker.mapping.spec import LookupTable
 
 __all__ = ["ParserBase", "suggest"]

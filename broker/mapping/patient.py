@@ -24,9 +24,9 @@ from pydicom.dataset import Dataset
 
 from broker.errors import HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
+from broker.hl7.paths import read, scalar
 from broker.mapping.engine import Trace, evaluate_rules, segment_id
 from broker.mapping.evaluation import distinct_cuts
-from broker.mapping.paths import read, scalar
 from broker.mapping.patient_spec import PatientSpec
 from broker.worklist.model import PatientAction, PatientChange, PatientResult, Truncation
 

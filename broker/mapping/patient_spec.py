@@ -20,10 +20,10 @@ from pathlib import Path
 from types import MappingProxyType
 
 from broker.errors import ConfigError
+from broker.hl7.paths import HL7Path
 from broker.mapping.hl7_structure import Target, default_versions
 from broker.mapping.parser import MappingParser, parse_mapping
 from broker.mapping.parser_base import suggest
-from broker.mapping.paths import HL7Path
 from broker.mapping.source import read_mapping_bytes, read_mapping_source
 from broker.mapping.spec import (
     SPS_SEQUENCE,

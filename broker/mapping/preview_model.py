@@ -1,7 +1,7 @@
 """The mapping preview's result types, and the recorder that fills their trace.
 
 :class:`Recorder` is the :class:`broker.mapping.trace.Trace` that
-:func:`broker.mapping.preview.preview` hands to the engine: it keeps one
+:func:`broker.services.preview.preview` hands to the engine: it keeps one
 :class:`AttributeTrace` per attribute of each dataset mapped, with every
 :class:`Attempt` (the rule, then each fallback tried) that led to its value.
 """
@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 
 from broker.errors import HL7Error
 from broker.hl7.codes import AckCode
-from broker.mapping.paths import HL7Path, Value
+from broker.hl7.paths import HL7Path, Value
 from broker.mapping.spec import ValueRule
 from broker.mapping.stations import StationRule
 from broker.worklist.model import TERMINAL_STATUSES, OrderAction, PatientAction, Truncation

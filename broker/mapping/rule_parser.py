@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_dict, tag_for_keyword
 
 from broker.errors import MappingError
+from broker.hl7.paths import HL7Path
 from broker.mapping.conditions import When, check_pattern, parse_when
 from broker.mapping.conform import conform
 from broker.mapping.hl7_structure import check_path
 from broker.mapping.overflow import OnOverflow, default_policy, why_not_cut
 from broker.mapping.parser_base import ParserBase, suggest
-from broker.mapping.paths import HL7Path
 from broker.mapping.spec import TEXT_VRS, Rule, SequenceRule, ValueRule
 from broker.mapping.transforms import TRANSFORMS
 

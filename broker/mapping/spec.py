@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from broker.hl7.paths import HL7Path
 from broker.mapping.conditions import When
 from broker.mapping.overflow import OnOverflow
-from broker.mapping.paths import HL7Path
 from broker.mapping.patterns import Pattern
 from broker.mapping.stations import StationRule
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pydicom.datadict import keyword_dict
 from pydicom.dataset import Dataset
 
+from broker.hl7.paths import HL7Path
 from broker.mapping.conditions import Fail, When, parse_when
-from broker.mapping.paths import HL7Path
 
 __all__ = ["SPS_ITEM_KEYWORDS", "StationRule", "parse_stations", "route"]
 

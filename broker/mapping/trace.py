@@ -1,4 +1,4 @@
-"""The observer of a mapping run, for ``mwl-broker mapping preview`` (``broker.mapping.preview``).
+"""The observer of a mapping run, for ``mwl-broker mapping preview`` (``broker.services.preview``).
 
 The engine calls a :class:`Trace` only when one is given, so mapping a
 received message costs nothing for it.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from broker.mapping.paths import Value
+from broker.hl7.paths import Value
 from broker.mapping.spec import ValueRule
 from broker.mapping.stations import StationRule
 from broker.worklist.model import Truncation

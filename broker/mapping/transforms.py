@@ -1,7 +1,7 @@
 """Named, pure value transforms a mapping rule can apply (``transform: date``).
 
 Each transform takes one repetition as read by an HL7 path (its parts, see
-:mod:`broker.mapping.paths`) and returns the DICOM text. Scalar transforms
+:mod:`broker.hl7.paths`) and returns the DICOM text. Scalar transforms
 use the first part (HL7 v2.5.1 §2.11); ``pn`` and ``xcn_pn`` use them all.
 A value that cannot be converted raises :class:`TransformError`; the engine
 turns it into an ERR with the rule's HL7 location. No transform ever
@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
-from broker.mapping.paths import Value, scalar
+from broker.hl7.paths import Value, scalar
 
 __all__ = [
     "TRANSFORMS",

@@ -17,7 +17,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
 
-from broker import jsontext
+from broker.common import jsontext
 from broker.worklist.model import Entry, MappedEntry
 
 __all__ = ["dataset_json", "dumps", "entry_json", "mapped_element"]

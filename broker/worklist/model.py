@@ -145,7 +145,7 @@ class ApplyOutcome:
 class LogRecord:
     """A message-log record to write in the same atomic call as a message's changes.
 
-    ``body`` is the record as ``broker.worklist.msglog_lua`` reads it, without its
+    ``body`` is the record as ``broker.store.msglog_lua`` reads it, without its
     outcome: the script sets that from what it applied. Written only if the changes
     were applied (not for a duplicate or a guard conflict).
     """

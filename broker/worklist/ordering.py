@@ -4,7 +4,7 @@ Messages can arrive out of order (a resend after a lost ACK, several
 interfaces feeding one broker). MSH-7, Date/Time Of Message (HL7 v2.5.1
 §2.14.9.7), is when the sending system created the message; the store
 records, per order, the newest MSH-7 of the messages applied to it and skips
-an order change whose MSH-7 is certainly older (``broker.worklist.store``).
+an order change whose MSH-7 is certainly older (``broker.store.worklist``).
 
 An HL7 DTM (v2.5.1 §2A.22; the TS of MSH-7 is a DTM plus a deprecated
 precision component, §2A.77) has a precision — ``2026`` is a whole year,

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from broker.mapping.paths import unescape
+from broker.hl7.paths import unescape
 
 Record = dict[str, Any]
 

@@ -25,8 +25,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from broker.hl7.client import MLLPClient, MLLPClientError, split_messages, summarize_ack
 from broker.hl7.message import peek_header
+from broker.mllp.client import MLLPClient, MLLPClientError, split_messages, summarize_ack
 from tests.conformance.broker_process import (
     BrokerExited,
     BrokerProcess,

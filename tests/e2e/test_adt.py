@@ -19,8 +19,8 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.app import Broker
-from broker.hl7.client import AckSummary, summarize_ack
-from broker.hl7.intake import MessageQuery, Outcome
+from broker.mllp.client import AckSummary, summarize_ack
+from broker.store.message_records import MessageQuery, Outcome
 from tests.broker_runner import broker_settings, running_broker
 
 pytestmark = pytest.mark.interop

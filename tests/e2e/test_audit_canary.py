@@ -19,7 +19,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from broker.app import Broker
-from broker.hl7.client import MLLPClient, summarize_ack
+from broker.mllp.client import MLLPClient, summarize_ack
 from tests.broker_runner import broker_settings, running_broker
 from tests.conftest import require_tool
 from tests.e2e.test_phi_canary import ACCESSION, CANARIES, NAME, NODELAY, PATIENT_ID, orders

@@ -18,8 +18,8 @@ import pydicom
 import pytest
 
 from broker.app import Broker
-from broker.hl7.client import summarize_ack
-from broker.hl7.intake import MessageQuery
+from broker.mllp.client import summarize_ack
+from broker.store.message_records import MessageQuery
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.conftest import require_tool
 

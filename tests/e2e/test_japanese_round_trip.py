@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from broker.hl7.client import MLLPClient, summarize_ack
+from broker.mllp.client import MLLPClient, summarize_ack
 from broker.settings import load_settings
 from tests.broker_runner import MAPPINGS, running_broker
 

@@ -24,8 +24,8 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklis
 
 from broker.app import Broker
 from broker.dicom.mpps import NO_LONGER_UPDATABLE, MppsStatus
-from broker.hl7.client import split_messages, summarize_ack
-from broker.redis_conn import EmbeddedRedis
+from broker.mllp.client import split_messages, summarize_ack
+from broker.store.connection import EmbeddedRedis
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.conftest import KEYS
 

@@ -1,7 +1,7 @@
 """PHI canaries: a real broker at DEBUG takes orders (ORM, OMI), refusals, warnings, ADT
 (A08, A40, A47), MPPS and queries full of canary names and identifiers; its log holds none
 of them, and neither do its Redis key names nor the fields of its hashes keyed by order or
-patient (broker.worklist.keys: pseudonyms).
+patient (broker.store.keys: pseudonyms).
 
 The canaries stand where patient data stands: names, Patient ID, accession number,
 birth date, referring physician, Study Instance UID, and the values a refusal, a cut or a
@@ -21,8 +21,8 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
-from broker.hl7.client import MLLPClient, summarize_ack
-from broker.redis_conn import running_embedded
+from broker.mllp.client import MLLPClient, summarize_ack
+from broker.store.connection import running_embedded
 from tests.broker_runner import DATA
 from tests.conformance.broker_process import BrokerProcess
 from tests.conftest import require_tool

@@ -50,7 +50,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from broker.dicom.server import configure_pynetdicom_logging
 from broker.dicom.status import Status
-from broker.worklist.importer import FileOutcome, import_folder
+from broker.services.importer import FileOutcome, import_folder
 from tests.broker_runner import broker_settings, running_broker
 from tests.conftest import require_tool
 

@@ -13,8 +13,8 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.app import Broker
 from broker.errors import ConfigError
-from broker.hl7.client import MLLPClient, split_messages, summarize_ack
-from broker.redis_conn import EmbeddedRedis, connect
+from broker.mllp.client import MLLPClient, split_messages, summarize_ack
+from broker.store.connection import EmbeddedRedis, connect
 from tests.broker_runner import DATA, broker_settings, running_broker
 
 

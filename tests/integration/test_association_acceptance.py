@@ -33,8 +33,8 @@ from broker.dicom.mpps import MppsService, MppsStatus
 from broker.dicom.profiles import LOOPBACK, ProfileSet, UnknownCallers
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.dicom.status import RejectReason, RejectResult, RejectSource, Status
-from broker.worklist.mpps_store import MppsStore
-from broker.worklist.store import WorklistStore
+from broker.store.mpps import MppsStore
+from broker.store.worklist import WorklistStore
 from tests.conftest import require_tool
 from tests.integration.test_mpps import entry, n_create_list, put
 

@@ -22,8 +22,8 @@ from broker.audit.events import AuditEvent, AuditType, Outcome, to_fields
 from broker.audit.exporter import SyslogExporter
 from broker.audit.syslog import SyslogSender, SyslogTarget, client_context
 from broker.audit.writer import AuditWriter
-from broker.redis_conn import EmbeddedRedis
-from broker.worklist.keys import KeySchema
+from broker.store.connection import EmbeddedRedis
+from broker.store.keys import KeySchema
 from tests.conftest import require_tool
 from tests.tls_certs import issue, make_ca
 

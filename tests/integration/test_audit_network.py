@@ -27,7 +27,7 @@ from pynetdicom.sop_class import (
 
 from broker.app import Broker
 from broker.audit.events import AuditEvent, AuditType, Outcome, from_fields
-from broker.hl7.client import summarize_ack
+from broker.mllp.client import summarize_ack
 from broker.settings import Settings
 from tests.conftest import require_tool
 from tests.dicom_pdus import HEADER, associated

@@ -13,7 +13,7 @@ import redis
 from broker.audit.events import AuditEvent, AuditType, Outcome, from_fields
 from broker.audit.record import RefusalRecords
 from broker.audit.writer import AuditWriter, CommandAudit, os_user
-from broker.redis_conn import EmbeddedRedis
+from broker.store.connection import EmbeddedRedis
 
 STREAM = "mwl:audit"
 

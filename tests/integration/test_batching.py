@@ -15,15 +15,15 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from broker.errors import StoreError
-from broker.hl7.batching import BatchingHandler
-from broker.hl7.client import split_messages, summarize_ack
-from broker.hl7.intake import MessageQuery, Outcome
-from broker.hl7.msglog import MessageLog
-from broker.hl7.routing import HL7Router, RouterConfig
 from broker.mapping.registry import MappingRegistry
-from broker.worklist import steps
-from broker.worklist.msglog_lua import RECORD_SCRIPT
-from broker.worklist.store import WorklistStore
+from broker.mllp.client import split_messages, summarize_ack
+from broker.services.batching import BatchingHandler
+from broker.services.routing import HL7Router, RouterConfig
+from broker.store import steps
+from broker.store.message_records import MessageQuery, Outcome
+from broker.store.msglog import MessageLog
+from broker.store.msglog_lua import RECORD_SCRIPT
+from broker.store.worklist import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS
 from tests.conftest import KEYS
 

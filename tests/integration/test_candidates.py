@@ -9,9 +9,9 @@ import pytest
 import redis
 from pydicom.dataset import Dataset
 
-from broker.worklist.candidates import CandidateSelector
+from broker.store.candidates import CandidateSelector
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
-from broker.worklist.store import WorklistStore
 from tests.conftest import KEYS
 
 STATIONS = ["CT1", "CT2", "MR1", "US1"]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from broker.hl7.client import MLLPClient, split_messages, summarize_ack
+from broker.mllp.client import MLLPClient, split_messages, summarize_ack
 from tests.broker_runner import DATA, MAPPINGS
 
 CLI = [sys.executable, "-m", "broker.cli"]

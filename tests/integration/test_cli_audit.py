@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from broker.cli_audit import parse_since
+from broker.cli.audit import parse_since
 from broker.errors import BrokerError
 from tests.broker_runner import MAPPINGS, broker_settings, running_broker
 from tests.integration.test_cli_messages import ORM_NO_PID3, ORM_NW, send

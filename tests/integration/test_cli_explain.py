@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from broker.hl7.client import MLLPClient, split_messages, summarize_ack
+from broker.mllp.client import MLLPClient, split_messages, summarize_ack
 from broker.settings import load_settings
 from tests.broker_runner import DATA, MAPPINGS, REPO, running_broker
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from broker.cli import main
-from broker.mapping.versions import packaged_mapping_files, read_mapping_dir
 from broker.settings import Settings, load_settings
+from broker.store.mapping_versions import packaged_mapping_files, read_mapping_dir
 
 # Commented settings of the [broker] table: "# name = value   # comment"
 _SETTING_LINE = re.compile(r"^# (?P<name>[a-z0-9_]+) = (?P<value>.+?)(?:\s+#.*)?$")

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import redis
 
-from broker.hl7.client import MLLPClient, split_messages, summarize_ack
-from broker.hl7.intake import MessageQuery
-from broker.hl7.msglog import MessageLog
-from broker.redis_conn import EmbeddedRedis
+from broker.mllp.client import MLLPClient, split_messages, summarize_ack
+from broker.store.connection import EmbeddedRedis
+from broker.store.message_records import MessageQuery
+from broker.store.msglog import MessageLog
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria
-from broker.worklist.store import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS, REPO
 from tests.conftest import KEYS, TEST_SECRET
 

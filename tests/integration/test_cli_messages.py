@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from broker.app import Broker
-from broker.hl7.client import MLLPClient, split_messages, summarize_ack
+from broker.mllp.client import MLLPClient, split_messages, summarize_ack
 from tests.broker_runner import DATA, MAPPINGS, broker_settings, running_broker
 
 CLI = [sys.executable, "-m", "broker.cli", "messages"]

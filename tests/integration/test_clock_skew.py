@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from broker.hl7.client import summarize_ack
-from broker.hl7.routing import HL7Router, RouterConfig
 from broker.mapping.registry import MappingRegistry
+from broker.mllp.client import summarize_ack
+from broker.services.routing import HL7Router, RouterConfig
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria
-from broker.worklist.store import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS
 from tests.conftest import KEYS
 from tests.messages import own_messages

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.command_redis import redis_for_command
+from broker.cli.connect import redis_for_command
 from broker.errors import BrokerError
-from broker.redis_conn import EmbeddedRedis, running_embedded
 from broker.settings import load_settings
+from broker.store.connection import EmbeddedRedis, running_embedded
 
 
 def test_connects_to_the_running_embedded_server_even_with_a_long_path(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.server import DicomServer
-from broker.worklist.store import WorklistStore
+from broker.store.worklist import WorklistStore
 from tests.conftest import require_tool
 from tests.integration.test_dicom_find import (
     AE_TITLE,

@@ -28,9 +28,9 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 from broker.dicom.find import WorklistFindService
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.dicom.status import Status
-from broker.redis_conn import EmbeddedRedis
+from broker.store.connection import EmbeddedRedis
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
-from broker.worklist.store import WorklistStore
 
 AE_TITLE = "MWL_TEST"
 CALLING = "MODALITY_1"

@@ -22,7 +22,7 @@ from broker.dicom.find import WorklistFindService
 from broker.dicom.gate import BroadQueryGate
 from broker.dicom.profiles import ProfileSet
 from broker.dicom.status import Status
-from broker.worklist.store import WorklistStore
+from broker.store.worklist import WorklistStore
 from tests.integration.test_dicom_find import (
     accessions,
     associate,

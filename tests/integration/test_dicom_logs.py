@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from broker.common.logsafety import safety_handler
 from broker.dicom.server import configure_pynetdicom_logging
 from broker.dicom.status import Status
-from broker.logsafety import safety_handler
-from broker.worklist.store import WorklistStore
+from broker.store.worklist import WorklistStore
 from tests.dicom_pdus import associate_rq
 from tests.integration.test_dicom_find import entry, put, query
 from tests.integration.test_dicom_guard import hung_up

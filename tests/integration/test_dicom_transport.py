@@ -30,7 +30,7 @@ from broker.dicom.profiles import ProfileSet
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.dicom.status import Status
 from broker.dicom.transport import MAX_ASSOCIATE_RQ_BYTES, AbortReason, abort_pdu
-from broker.worklist.store import WorklistStore
+from broker.store.worklist import WorklistStore
 from tests.dicom_pdus import HEADER, associate_rq, associated, c_echo_rq, c_find_rq
 from tests.integration.test_dicom_find import entry, put, query
 from tests.integration.test_dicom_guard import hung_up

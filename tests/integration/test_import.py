@@ -19,9 +19,9 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from broker.worklist.importer import FileOutcome, FileReport, import_folder
+from broker.services.importer import FileOutcome, FileReport, import_folder
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
-from broker.worklist.store import WorklistStore
 from tests.broker_runner import REPO
 from tests.corpus import corpus_path
 

@@ -28,12 +28,12 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklis
 from broker.app import Broker
 from broker.cli import main
 from broker.errors import ConfigError
-from broker.hl7.client import summarize_ack
-from broker.redis_conn import EmbeddedRedis
-from broker.worklist.keys import KeySchema
-from broker.worklist.mpps_store import MppsStore
-from broker.worklist.schema1 import is_schema1_id
-from broker.worklist.schema_version import ensure_key_schema, schema_status
+from broker.mllp.client import summarize_ack
+from broker.store.connection import EmbeddedRedis
+from broker.store.keys import KeySchema
+from broker.store.mpps import MppsStore
+from broker.store.schema1 import is_schema1_id
+from broker.store.schema_version import ensure_key_schema, schema_status
 from tests import schema1_data as s1
 from tests.broker_runner import broker_settings, running_broker
 from tests.conftest import KEYS, TEST_SECRET
@@ -230,8 +230,8 @@ def migrate_in_a_process(url: str, stop_after: int | None) -> int:
     converting calls (None: it runs to the end); its exit status."""
     code = f"""
 import os, signal, redis
-from broker.worklist.keys import KeySchema
-from broker.worklist.schema_version import ensure_key_schema
+from broker.store.keys import KeySchema
+from broker.store.schema_version import ensure_key_schema
 calls = 0
 def tick(kind):
     global calls

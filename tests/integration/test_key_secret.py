@@ -1,4 +1,4 @@
-"""The site secret of the key pseudonyms (``broker.key_secret``): where it comes from, that
+"""The site secret of the key pseudonyms (``broker.store.key_secret``): where it comes from, that
 it survives restarts, and that a broker with another one does not start."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from broker.errors import ConfigError
-from broker.hl7.client import MLLPClient, summarize_ack
-from broker.key_secret import EMBEDDED_SECRET_FILE
-from broker.redis_conn import EmbeddedRedis
+from broker.mllp.client import MLLPClient, summarize_ack
+from broker.store.connection import EmbeddedRedis
+from broker.store.key_secret import EMBEDDED_SECRET_FILE
 from broker.worklist.model import CandidateCriteria
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.conftest import KEYS

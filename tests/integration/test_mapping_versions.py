@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from broker.errors import BrokerError, ConfigError
-from broker.mapping.live import LiveMappings
-from broker.mapping.versions import (
+from broker.store.mapping_live import LiveMappings
+from broker.store.mapping_versions import (
     PACKAGED_SOURCE,
     MappingVersions,
     diff,
@@ -129,7 +129,7 @@ def test_live_mappings_seed_then_follow_published_versions(
         assert wait_for(lambda: live.number == 2), "the published version was not picked up"
         assert live.current() is not first and live.current().version == "v2"
         # a version this broker cannot validate (written around the check) is not taken
-        caplog.set_level(logging.ERROR, logger="broker.mapping.live")
+        caplog.set_level(logging.ERROR, logger="broker.store.mapping_live")
         bad = dict(default_files())
         bad["orders.yaml"] = "name: [unclosed\n"
         versions._write(bad, author="x", comment="broken")  # bypasses the validation
@@ -146,7 +146,7 @@ def test_live_mappings_warn_when_the_files_differ_from_the_active_version(
     shutil.copytree(MAPPINGS, seed_dir)
     versions = MappingVersions(redis_client)
     versions.publish(with_admission_constant(default_files(), "X"), author="a", comment="")
-    caplog.set_level(logging.WARNING, logger="broker.mapping.live")
+    caplog.set_level(logging.WARNING, logger="broker.store.mapping_live")
     live = LiveMappings(versions, seed_dir)
     assert live.load().number == 1  # the Redis holds the truth once a version exists
     assert "differ from the active v1" in caplog.text and "mapping diff --dir" in caplog.text
@@ -164,7 +164,7 @@ def wait_for(condition: object, seconds: float = 30) -> bool:
 def test_with_no_mappings_dir_the_packaged_set_seeds_version_1(
     redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="broker.mapping.live")
+    caplog.set_level(logging.INFO, logger="broker.store.mapping_live")
     versions = MappingVersions(redis_client)
     live = LiveMappings(versions, None)
     version = live.load()

@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 
 from broker.app import Broker
-from broker.hl7.client import summarize_ack
+from broker.mllp.client import summarize_ack
 from broker.settings import Settings, load_settings
 from tests.broker_runner import DATA, MAPPINGS, running_broker
 

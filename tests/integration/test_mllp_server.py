@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 import hl7.client
 import pytest
 
-from broker.hl7.client import MLLPClient, MLLPClientError, summarize_ack
-from broker.hl7.mllp import MLLPDecoder, frame
-from broker.hl7.server import MAX_JUNK_BYTES, MLLPServer, Rejecter, control_id
+from broker.mllp.client import MLLPClient, MLLPClientError, summarize_ack
+from broker.mllp.framing import MLLPDecoder, frame
+from broker.mllp.server import MAX_JUNK_BYTES, MLLPServer, Rejecter, control_id
 
 HOST = "127.0.0.1"
 IO_TIMEOUT = 10.0  # safety net against a hung test, never asserted
-SERVER_LOGGER = "broker.hl7.server"
+SERVER_LOGGER = "broker.mllp.server"
 SECRET = b"SECRET-ID-4711"  # a patient identifier that must never reach the logs
 T = TypeVar("T")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from broker.app import Broker
+from broker.common.tls import server_context
 from broker.errors import ConfigError
-from broker.hl7.client import summarize_ack
+from broker.mllp.client import summarize_ack
 from broker.settings import Settings, load_settings
-from broker.tls import server_context
 from tests.broker_runner import MAPPINGS, running_broker
 from tests.integration.test_mllp_senders import ORDER, exchange
 from tests.tls_certs import Pair, issue, make_ca

@@ -27,10 +27,10 @@ from broker.dicom.mpps import (
     MppsStatus,
 )
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
-from broker.redis_conn import EmbeddedRedis
+from broker.store.connection import EmbeddedRedis
+from broker.store.mpps import MppsStore
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
-from broker.worklist.mpps_store import MppsStore
-from broker.worklist.store import WorklistStore
 from tests.conftest import KEYS
 
 AE_TITLE = "MWL_TEST"

@@ -21,8 +21,8 @@ from broker.dicom.find import WorklistFindService
 from broker.dicom.mpps import MppsService, MppsStatus
 from broker.dicom.profiles import ProfileSet
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
-from broker.worklist.mpps_store import MppsStore
-from broker.worklist.store import WorklistStore
+from broker.store.mpps import MppsStore
+from broker.store.worklist import WorklistStore
 from tests.conftest import KEYS
 from tests.integration.test_mpps import (
     AE_TITLE,

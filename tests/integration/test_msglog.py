@@ -10,8 +10,10 @@ import pytest
 import redis
 
 from broker.errors import StoreError
-from broker.hl7.client import split_messages, summarize_ack
-from broker.hl7.intake import (
+from broker.mapping.registry import MappingRegistry
+from broker.mllp.client import split_messages, summarize_ack
+from broker.services.routing import HL7Router, RouterConfig
+from broker.store.message_records import (
     ErrorInfo,
     Intake,
     MessageQuery,
@@ -19,11 +21,9 @@ from broker.hl7.intake import (
     Outcome,
     WarningInfo,
 )
-from broker.hl7.msglog import MessageLog, ack_code_of
-from broker.hl7.routing import HL7Router, RouterConfig
-from broker.mapping.registry import MappingRegistry
+from broker.store.msglog import MessageLog, ack_code_of
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria
-from broker.worklist.store import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS
 from tests.conftest import KEYS
 
@@ -290,7 +290,7 @@ def _variant(raw: bytes, msh7: bytes, control_id: bytes, *, orc1: bytes, accessi
 def test_router_skips_an_order_change_older_than_the_last_applied(
     redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="broker.hl7.routing")
+    caplog.set_level("INFO", logger="broker.services.routing")
     mlog = MessageLog(redis_client)
     router = _router(redis_client, mlog)
     nw = _message(DATA / "orm_o01_nw_latin1.hl7")

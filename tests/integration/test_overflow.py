@@ -18,8 +18,8 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.app import Broker
-from broker.hl7.client import MLLPClient, split_messages, summarize_ack
-from broker.hl7.intake import MessageQuery, Outcome, WarningInfo
+from broker.mllp.client import MLLPClient, split_messages, summarize_ack
+from broker.store.message_records import MessageQuery, Outcome, WarningInfo
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.integration.test_cli_messages import ids_in, messages
 
@@ -77,7 +77,7 @@ def worklist(broker: Broker) -> list[Dataset]:
 def test_display_overflow_is_applied_with_a_warning_identifier_overflow_refused(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="broker.hl7.routing")
+    caplog.set_level(logging.INFO, logger="broker.services.routing")
     data = tmp_path / "data"
     with running_broker(broker_settings(data)) as broker:
         summary = summarize_ack(send(broker, LONG_OMI))

@@ -9,8 +9,10 @@ import redis
 from pydicom.dataset import Dataset
 
 from broker.errors import MappingError
-from broker.worklist.guards import Guard, GuardKind
-from broker.worklist.keys import MAX_MERGED_IDS
+from broker.store.guards import Guard, GuardKind
+from broker.store.keys import MAX_MERGED_IDS
+from broker.store.patients import PatientStore
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import (
     CandidateCriteria,
     DedupKey,
@@ -21,8 +23,6 @@ from broker.worklist.model import (
     PatientChange,
     PatientResult,
 )
-from broker.worklist.patients import PatientStore
-from broker.worklist.store import WorklistStore
 from tests.conftest import keys_for
 
 

@@ -8,13 +8,13 @@ both refuse it the same way (AE 102 at MSH-18, the bytes are not UTF-8).
 from __future__ import annotations
 
 from broker.app import build_decoder, router_config
-from broker.hl7.client import split_messages, summarize_ack
-from broker.hl7.routing import HL7Router
-from broker.mapping.preview import preview, render
 from broker.mapping.registry import MappingRegistry
+from broker.mllp.client import split_messages, summarize_ack
+from broker.services.preview import preview, render
+from broker.services.routing import HL7Router
 from broker.settings import load_settings
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria
-from broker.worklist.store import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS
 
 LATIN1 = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from broker.errors import ConfigError
-from broker.redis_conn import EmbeddedRedis, check_durability, connect, redact_url
+from broker.store.connection import EmbeddedRedis, check_durability, connect, redact_url
 
 
 def test_embedded_server_is_durable_and_keeps_data(tmp_path: Path) -> None:

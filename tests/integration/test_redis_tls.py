@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from broker.errors import BrokerError, ConfigError
-from broker.hl7.client import MLLPClient, summarize_ack
+from broker.mllp.client import MLLPClient, summarize_ack
 from broker.settings import Settings, load_settings
 from tests.broker_runner import DATA, MAPPINGS, running_broker
 from tests.conftest import TEST_SECRET, require_tool

@@ -20,17 +20,17 @@ from pydicom.uid import generate_uid
 
 from broker.errors import ConfigError
 from broker.settings import load_settings
-from broker.worklist.guards import value_digest
-from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
-from broker.worklist.mpps_store import MppsStore, StepRef
-from broker.worklist.retention import (
+from broker.store.guards import value_digest
+from broker.store.mpps import MppsStore, StepRef
+from broker.store.retention import (
     PurgeReport,
     Retention,
     RetentionPolicy,
     RetentionScheduler,
 )
-from broker.worklist.retention_lua import REMOVE_SCRIPT
-from broker.worklist.store import WorklistStore
+from broker.store.retention_lua import REMOVE_SCRIPT
+from broker.store.worklist import WorklistStore
+from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from tests.broker_runner import broker_settings, running_broker
 from tests.conftest import KEYS
 
@@ -267,7 +267,7 @@ def test_the_scheduler_purges_in_the_background_and_logs_counts(
             return report
 
     scheduler = RetentionScheduler(Observed(store, RetentionPolicy()), interval=3600, first_delay=0)
-    with caplog.at_level(logging.INFO, logger="broker.worklist.retention"):
+    with caplog.at_level(logging.INFO, logger="broker.store.retention"):
         scheduler.start()
         try:
             assert purged.wait(30)

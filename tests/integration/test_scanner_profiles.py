@@ -19,8 +19,8 @@ from broker.dicom.server import DicomServer
 from broker.dicom.status import RejectReason, Status
 from broker.errors import ConfigError
 from broker.settings import load_settings
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
-from broker.worklist.store import WorklistStore
 from tests.integration.test_dicom_find import AE_TITLE, entry, find, put, query, start_server
 
 LOCAL = ["127.0.0.1"]  # where the test scanners connect from

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from broker.hl7.client import MLLPClient, MLLPClientError, split_messages, summarize_ack
+from broker.mllp.client import MLLPClient, MLLPClientError, split_messages, summarize_ack
 from tests.broker_runner import DATA, MAPPINGS
 from tests.conformance.broker_process import BrokerProcess, quiet_pynetdicom
 

@@ -7,6 +7,7 @@ import redis
 from pydicom.dataset import Dataset
 
 from broker.errors import StoreError
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import (
     CandidateCriteria,
     DedupKey,
@@ -15,7 +16,6 @@ from broker.worklist.model import (
     OrderChange,
 )
 from broker.worklist.ordering import MessageTime, message_time
-from broker.worklist.store import WorklistStore
 from tests.conftest import KEYS
 
 

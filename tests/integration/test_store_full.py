@@ -14,7 +14,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.app import Broker
-from broker.hl7.client import MLLPClient, split_messages, summarize_ack
+from broker.mllp.client import MLLPClient, split_messages, summarize_ack
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.conftest import require_tool
 
@@ -74,7 +74,7 @@ def test_a_full_store_refuses_orders_with_ar_207_and_still_answers_queries(
             assert summarize_ack(sender.send(order(1))).code == "AA"
             fill(client)
             accepted = [1]
-            with caplog.at_level(logging.ERROR, logger="broker.hl7.routing"):
+            with caplog.at_level(logging.ERROR, logger="broker.services.routing"):
                 for n in range(2, 200):  # the room left takes a few orders at most
                     ack = summarize_ack(sender.send(order(n)))
                     if ack.code != "AA":

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from broker.common.netaddr import peer_ip
 from broker.dicom.peers import loggable_ae
 from broker.dicom.profiles import DEFAULT_PROFILE, LOOPBACK, Decision, ProfileSet, Refusal
 from broker.errors import ConfigError
-from broker.netaddr import peer_ip
 from broker.settings import Settings, load_settings
 
 SCANNERS: dict[str, Any] = {

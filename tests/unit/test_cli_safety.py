@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from broker.cli_common import printable
+from broker.cli.common import printable
 from broker.errors import BrokerError
-from broker.mapping.versions import check_file_name
-from broker.redis_conn import redact_url
+from broker.store.connection import redact_url
+from broker.store.mapping_versions import check_file_name
 
 
 @pytest.mark.parametrize(

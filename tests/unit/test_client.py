@@ -1,11 +1,11 @@
-"""split_messages and summarize_ack (broker.hl7.client): bytes in, values out."""
+"""split_messages and summarize_ack (broker.mllp.client): bytes in, values out."""
 
 from __future__ import annotations
 
 import pytest
 
 from broker.errors import BrokerError
-from broker.hl7.client import AckSummary, MLLPClientError, split_messages, summarize_ack
+from broker.mllp.client import AckSummary, MLLPClientError, split_messages, summarize_ack
 
 MSH_1 = b"MSH|^~\\&|RIS|HOSP|MWL|HOSP|20240101120000||ORM^O01|A1|P|2.5.1"
 MSH_2 = b"MSH|^~\\&|RIS|HOSP|MWL|HOSP|20240101120001||ADT^A08|B2|P|2.5.1"

@@ -23,9 +23,9 @@ from broker.dicom.profiles import DEFAULT_PROFILE
 from broker.dicom.response import build_response
 from broker.errors import DicomServiceError
 from broker.hl7.message import MessageDecoder
-from broker.hl7.mllp import FrameTooLarge, MLLPDecoder
-from broker.mapping.preview import preview, render
 from broker.mapping.registry import MappingRegistry
+from broker.mllp.framing import FrameTooLarge, MLLPDecoder
+from broker.services.preview import preview, render
 from tests.messages import own_messages
 from tests.unit.test_matching_date_time import element
 

@@ -12,7 +12,7 @@ from broker.errors import HL7Error
 from broker.hl7.charsets import charset_codec
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.message import MessageDecoder, peek_header
-from broker.mapping.paths import parse_path, read
+from broker.hl7.paths import parse_path, read
 from tests.corpus import corpus_path
 
 LATIN1_U_UMLAUT = b"\xfc"

@@ -1,5 +1,5 @@
 """broker.hl7.split: ``parse`` builds exactly python-hl7's tree, or raises what it raises;
-``segments`` reads (through ``broker.mapping.paths.read``) exactly what that tree reads."""
+``segments`` reads (through ``broker.hl7.paths.read``) exactly what that tree reads."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.hl7 import split
-from broker.mapping.paths import HL7Path, read
+from broker.hl7.paths import HL7Path, read
 from tests.corpus import hl7_corpus_messages
 from tests.messages import own_messages
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from broker.hl7.paths import parse_path
 from broker.mapping.hl7_structure import (
     SUPPORTED_VERSIONS,
     DataType,
@@ -15,7 +16,6 @@ from broker.mapping.hl7_structure import (
     segment_fields,
     segment_library,
 )
-from broker.mapping.paths import parse_path
 
 ORM = Target("ORM^O01", "2.3.1")
 OMI = Target("OMI^O23", "2.5.1")

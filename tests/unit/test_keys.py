@@ -1,5 +1,5 @@
-"""The key schema's pseudonyms (``broker.worklist.keys``) and schema 1's names read back
-(``broker.worklist.schema1``): no identifier in a name, nothing without the secret."""
+"""The key schema's pseudonyms (``broker.store.keys``) and schema 1's names read back
+(``broker.store.schema1``): no identifier in a name, nothing without the secret."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from broker.worklist.keys import KeySchema, schema1_entry_id
+from broker.store.keys import KeySchema, schema1_entry_id
+from broker.store.schema1 import Kind, Schema1, is_schema1_id, unescape
 from broker.worklist.model import DedupKey
-from broker.worklist.schema1 import Kind, Schema1, is_schema1_id, unescape
 
 SECRET = b"a site secret of at least 32 bytes!"
 KEYS = KeySchema("mwl", SECRET)

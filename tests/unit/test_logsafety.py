@@ -13,7 +13,7 @@ import pytest
 from pydicom import config
 from pydicom.dataset import Dataset
 
-from broker.logsafety import (
+from broker.common.logsafety import (
     ARGUMENT_LIMIT,
     MESSAGE_LIMIT,
     QuotedValues,

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from broker.lru import LRU
+from broker.common.lru import LRU
 
 
 def test_the_least_recently_used_goes_first() -> None:

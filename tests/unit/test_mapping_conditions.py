@@ -6,8 +6,8 @@ from typing import NoReturn
 
 import pytest
 
+from broker.hl7.paths import HL7Path, parse_path
 from broker.mapping.conditions import When, parse_when
-from broker.mapping.paths import HL7Path, parse_path
 from broker.mapping.patterns import MAX_MATCHED
 
 

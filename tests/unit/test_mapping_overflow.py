@@ -19,9 +19,9 @@ from broker.mapping.overflow import OnOverflow, cut, cut_person_name, default_po
 from broker.mapping.parser import load_mapping
 from broker.mapping.patient import map_patient_message
 from broker.mapping.patient_spec import PatientSpec, load_any_mapping
-from broker.mapping.preview import preview, render
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec, ValueRule
+from broker.services.preview import preview, render
 from broker.worklist.model import Truncation
 from tests.unit.test_mapping_engine import ORM_PV1, mapping_error, orm, run, sps
 from tests.unit.test_mapping_preview import DECODER

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.mapping.paths import (
+from broker.hl7.paths import (
     HL7Path,
     PathSyntaxError,
     escape,

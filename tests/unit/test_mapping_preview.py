@@ -12,12 +12,12 @@ from pydicom.dataset import Dataset
 from broker.errors import HL7Error
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.message import MessageDecoder, ParsedMessage, peek_header
+from broker.hl7.paths import Value
 from broker.mapping.engine import Trace, map_message
-from broker.mapping.paths import Value
 from broker.mapping.patient import map_patient_message
-from broker.mapping.preview import AttributeTrace, Decoding, EntryPreview, Preview, preview, render
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import ValueRule
+from broker.services.preview import AttributeTrace, Decoding, EntryPreview, Preview, preview, render
 from broker.worklist.dicom_json import entry_json
 from broker.worklist.model import OrderAction, PatientAction, Truncation
 from tests.corpus import hl7_corpus_messages

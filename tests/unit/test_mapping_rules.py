@@ -11,9 +11,9 @@ from broker.errors import ConfigError, MappingError
 from broker.hl7.message import MessageDecoder
 from broker.mapping.engine import map_message
 from broker.mapping.parser import parse_mapping
-from broker.mapping.preview import preview, render
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
+from broker.services.preview import preview, render
 from broker.worklist.model import entry_dataset
 from tests.unit.test_mapping_engine import ORM_PV1, REPO, orm, parse, sps
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from broker.errors import ConfigError
+from broker.hl7.paths import parse_path
 from broker.mapping.parser import load_mapping
-from broker.mapping.paths import parse_path
 from broker.mapping.patient_spec import PatientSpec, load_any_mapping
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import ControlAction, ControlRow, MappingSpec, SequenceRule, ValueRule

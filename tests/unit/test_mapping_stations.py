@@ -7,7 +7,7 @@ from typing import NoReturn
 import pytest
 from pydicom.dataset import Dataset
 
-from broker.mapping.paths import HL7Path
+from broker.hl7.paths import HL7Path
 from broker.mapping.stations import StationRule, parse_stations, route
 
 

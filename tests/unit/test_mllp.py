@@ -1,4 +1,4 @@
-"""MLLP framing (broker.hl7.mllp): bytes in, payloads out, no sockets."""
+"""MLLP framing (broker.mllp.framing): bytes in, payloads out, no sockets."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.hl7.mllp import (
+from broker.mllp.framing import (
     CARRIAGE_RETURN,
     END_BLOCK,
     PREFIX_BYTES,

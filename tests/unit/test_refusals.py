@@ -1,4 +1,4 @@
-"""Refusals logged at a bounded rate (``broker.refusals``)."""
+"""Refusals logged at a bounded rate (``broker.common.refusals``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from broker.refusals import RefusalLog
+from broker.common.refusals import RefusalLog
 
 
 def test_one_line_per_address_and_reason_a_minute_with_the_count(

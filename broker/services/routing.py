@@ -1,0 +1,403 @@
+"""From one decoded HL7 message to one ACK: header checks, dedup, mapping, store.
+
+Rules (HL7 v2.5.1 §2.9, IHE RAD TF-2 RAD-4/RAD-13):
+- the MSH is checked before any business logic (type and event supported);
+- a message already applied under the same (MSH-3, MSH-4, MSH-10) is answered
+  with the very ACK it got the first time and changes nothing; the same
+  identity with other content is refused and changes nothing;
+- AA only after the store's atomic update has returned (and so, with the
+  embedded Redis at ``appendfsync always``, after it is on disk);
+- a store failure is answered AR (the sender should retry later), a content
+  problem AE with an ERR segment naming the field;
+- a display value cut to fit its VR (``broker.mapping.overflow``) is told in
+  the AA, one ERR of severity W per field, logged (field, attribute, lengths;
+  never the value) and kept with the message in the message log;
+- in enhanced mode (MSH-15/16 valued, HL7 v2.5.1 §2.9.3) the answer is the
+  accept ACK CA/CE/CR under MSH-15's condition (see ``ackmode``); the
+  application ACK MSH-16 asks for is recorded in the message log, not sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.errors import HL7Error, StoreError, StoreFullError
+from broker.hl7.ack import AckContext, AckWarning, context_from_message, context_from_raw
+from broker.hl7.ackmode import Responder
+from broker.hl7.codes import AckCode, ErrorCode
+from broker.hl7.message import MessageDecoder, ParsedMessage
+from broker.hl7.senders import SenderSet
+from broker.hl7.validate import HeaderPolicy
+from broker.mapping.engine import map_message
+from broker.mapping.patient import map_patient_message
+from broker.mapping.patient_spec import PatientSpec
+from broker.mapping.registry import MappingRegistry
+from broker.mapping.spec import MappingSpec
+from broker.mllp.admission import admit
+from broker.store import steps
+from broker.store.message_records import Intake, IntakeNotes, MessageRecorder, Outcome, intake_from
+from broker.store.patients import PatientStore
+from broker.store.steps import Steps
+from broker.store.worklist import WorklistStore
+from broker.worklist.model import DedupKey, DedupRecord, LogRecord
+from broker.worklist.ordering import MessageTime, message_time
+
+__all__ = ["HL7Router", "RouterConfig"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """A message as it came in: its bytes, the connection and when (epoch seconds)."""
+
+    raw: bytes
+    peer: str
+    received: float
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """The settings the router needs."""
+
+    decoder: MessageDecoder = field(default_factory=MessageDecoder)  # charsets, MSH-7 zones
+    application: str = "MWL_BROKER"
+    facility: str = ""
+    processing_ids: frozenset[str] = frozenset({"P"})
+    versions: frozenset[str] = frozenset()  # empty: any version
+    accepted_senders: frozenset[str] = frozenset()  # empty: any sender
+    senders: SenderSet = field(default_factory=SenderSet)  # addresses and their MSH-3/MSH-4
+    max_clock_skew: float = 600.0  # seconds MSH-7 may lie ahead of our clock; 0: no check
+    clock: Callable[[], float] = time.time
+    audit: AuditSink = NO_AUDIT  # where refused messages are recorded (``admission``)
+
+
+class HL7Router:
+    """Turns one message into one ACK; synchronous (run it off the event loop)."""
+
+    def __init__(
+        self,
+        store: WorklistStore,
+        registry: Callable[[], MappingRegistry],
+        config: RouterConfig,
+        recorder: MessageRecorder | None = None,
+    ) -> None:
+        self._store = store
+        self._patients = PatientStore(store)
+        self._registry = registry
+        self._config = config
+        self._recorder = recorder
+        self._responder = Responder(config.application, config.facility)
+
+    def _ack(
+        self,
+        ctx: AckContext,
+        code: AckCode,
+        error: HL7Error | None = None,
+        warnings: tuple[AckWarning, ...] = (),
+    ) -> bytes:
+        """What goes back on the connection for outcome ``code`` (``ackmode.Responder``)."""
+        return self._responder.answer(ctx, code, error, warnings)
+
+    def _application_ack(self, ctx: AckContext, notes: IntakeNotes) -> bytes:
+        """The application ACK MSH-16 asks for (HL7 v2.5.1 §2.9.3), or ``b""``.
+
+        In enhanced mode it is a message of its own to the sender; the broker has
+        no outbound HL7 connection yet, so it is only kept in the message log.
+        """
+        return self._responder.application_ack(ctx, notes.error, notes.warnings)
+
+    def reject(self, raw: bytes, reason: str, peer: str) -> bytes:
+        """A NAK for a message the transport could not hand over whole (AR 207)."""
+        error = _internal_error(AckCode.REJECT, reason)
+        ack = self._ack(context_from_raw(raw), AckCode.REJECT, error)
+        notes = IntakeNotes()
+        notes.failed(error, Outcome.REJECTED)
+        steps.run(
+            self._store.client, self._record(_Arrival(raw, peer, time.time()), None, ack, notes)
+        )
+        return ack
+
+    def handle(self, raw: bytes, peer: str) -> bytes:
+        """Process one message and return the ACK to send."""
+        return steps.run(self._store.client, self.handle_steps(raw, peer))
+
+    def answer(self, raw: bytes, peer: str, result: object) -> bytes:
+        """The ACK for a message from what its :meth:`handle_steps` returned or raised."""
+        if isinstance(result, bytes):
+            return result
+        # handle_steps answers every failure itself; this is a last resort
+        log.error("[%s] message not processed: %r", peer, result)
+        error = _internal_error(AckCode.ERROR, "internal error")
+        return self._ack(context_from_raw(raw), AckCode.ERROR, error)
+
+    def handle_steps(self, raw: bytes, peer: str) -> Steps[bytes]:
+        """:meth:`handle` as steps (``broker.store.steps``); never raises."""
+        started, notes = time.perf_counter(), IntakeNotes()
+        arrival = _Arrival(raw, peer, time.time())
+        try:
+            msg = self._config.decoder.decode(raw)
+        except HL7Error as e:
+            return (yield from self._undecodable(arrival, e, notes))
+        ctx = context_from_message(msg)
+        try:
+            ack, summary = yield from self._process(msg, ctx, arrival, notes)
+        except Exception as e:  # every failure is answered, with what it means for the sender
+            ack, summary = self._failure(ctx, (msg, peer), e, notes)
+        log.info(
+            "[%s] msg %s %s: %s (%.1f ms)",
+            peer,
+            msg.control_id,
+            msg.message_type,
+            summary,
+            (time.perf_counter() - started) * 1000,
+        )
+        if not notes.logged:  # an applied order was recorded with its changes
+            notes.application_ack = self._application_ack(ctx, notes)
+            yield from self._record(arrival, msg, ack, notes)
+        return ack
+
+    def _undecodable(self, arrival: _Arrival, error: HL7Error, notes: IntakeNotes) -> Steps[bytes]:
+        """The answer to bytes that could not be decoded (charset, header), recorded."""
+        log.info(
+            "[%s] undecodable message answered %s %s at %s",
+            arrival.peer,
+            error.ack_code.value,
+            error.err_code.value,
+            error.location,
+        )
+        notes.failed(error)
+        raw_ctx = context_from_raw(arrival.raw)
+        ack = self._ack(raw_ctx, error.ack_code, error)
+        notes.application_ack = self._application_ack(raw_ctx, notes)
+        yield from self._record(arrival, None, ack, notes)
+        return ack
+
+    def _failure(
+        self,
+        ctx: AckContext,
+        source: tuple[ParsedMessage, str],
+        error: Exception,
+        notes: IntakeNotes,
+    ) -> tuple[bytes, str]:
+        """The ACK and log summary for a message whose processing raised ``error``: its
+        own answer for an HL7Error, AR for the store, AE 207 for a fault of the broker."""
+        msg, peer = source
+        if isinstance(error, HL7Error):
+            notes.failed(error)
+            summary = f"{error.ack_code.value} {error.err_code.value} {error.location or ''}"
+            return self._ack(ctx, error.ack_code, error), summary
+        if isinstance(error, StoreFullError):
+            log.error(
+                "[%s] msg %s refused: %s; purge old entries (mwl-broker purge) or give Redis "
+                "more memory (redis_max_memory for the embedded one)",
+                peer,
+                msg.control_id,
+                error,
+            )
+            refusal = _internal_error(
+                AckCode.REJECT, "worklist store full; nothing was stored, please resend later"
+            )
+            notes.failed(refusal, Outcome.STORE_FAILURE)
+            return self._ack(ctx, AckCode.REJECT, refusal), "AR 207 store full"
+        if isinstance(error, StoreError):
+            log.warning("[%s] msg %s: %s", peer, msg.control_id, error)
+            refusal = _internal_error(
+                AckCode.REJECT,
+                "worklist store unavailable; nothing was stored, please resend later",
+            )
+            notes.failed(refusal, Outcome.STORE_FAILURE)
+            return self._ack(ctx, AckCode.REJECT, refusal), "AR 207 store unavailable"
+        log.error("[%s] msg %s: internal error", peer, msg.control_id, exc_info=error)
+        fault = _internal_error(AckCode.ERROR, "internal error in the broker; nothing was stored")
+        notes.failed(fault, Outcome.INTERNAL_ERROR)
+        return self._ack(ctx, AckCode.ERROR, fault), "AE 207 internal error"
+
+    def _record(
+        self, arrival: _Arrival, msg: ParsedMessage | None, ack: bytes, notes: IntakeNotes
+    ) -> Steps[None]:
+        """Hand the message to the message log; a log failure never changes the ACK."""
+        if self._recorder is None:
+            return
+        try:
+            yield from self._recorder.record_steps(self._intake(arrival, msg, ack, notes))
+        except Exception as e:  # the ACK is decided; the log is a record, not a gate
+            control_id = msg.control_id if msg is not None else "?"
+            log.warning(
+                "[%s] msg %s: not recorded in the message log: %s", arrival.peer, control_id, e
+            )
+
+    @staticmethod
+    def _intake(
+        arrival: _Arrival, msg: ParsedMessage | None, ack: bytes, notes: IntakeNotes
+    ) -> Intake:
+        return intake_from(arrival.raw, arrival.peer, arrival.received, msg, ack, notes)
+
+    def _process(
+        self, msg: ParsedMessage, ctx: AckContext, arrival: _Arrival, notes: IntakeNotes
+    ) -> Steps[tuple[bytes, str]]:
+        registry = self._registry()
+        c = self._config
+        policy = HeaderPolicy(
+            registry.supported_types(), c.processing_ids, c.versions, c.accepted_senders
+        )
+        sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
+        admit(msg, arrival.peer, policy, c.senders, (sent, c.clock(), c.max_clock_skew), c.audit)
+        spec = registry.for_message(msg.message_type)
+        patient_spec = registry.for_patient_message(msg.message_type)
+        key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)
+        digest = hashlib.sha256(arrival.raw).hexdigest()
+        if patient_spec is not None:
+            previous = self._store.dedup_lookup(key)
+            if previous is not None:
+                notes.duplicate = True
+                return self._answer_duplicate(previous, digest, ctx)
+            identity = (key, digest, arrival.peer)
+            return self._process_patient(msg, ctx, patient_spec, identity, notes, sent)
+        assert spec is not None  # check_header refused every type without a mapping
+        order = (key, digest, arrival)
+        return (yield from self._process_order(msg, ctx, spec, order, notes, sent))
+
+    def _process_order(
+        self,
+        msg: ParsedMessage,
+        ctx: AckContext,
+        spec: MappingSpec,
+        identity: tuple[DedupKey, str, _Arrival],
+        notes: IntakeNotes,
+        sent: MessageTime | None,
+    ) -> Steps[tuple[bytes, str]]:
+        """An order (IHE RAD-4/RAD-13), mapped first: its dedup lookup shares the patient read.
+
+        ``identity`` is the dedup key, the message digest and the message as it came in.
+        Its message-log record is written by the same atomic call as its changes.
+        """
+        key, digest, arrival = identity
+        peer = arrival.peer
+        try:
+            result = map_message(msg.segments, spec, message_type=msg.message_type, peer=peer)
+        except Exception:
+            # A resend is answered with its stored ACK, whatever the mapping makes of it now.
+            previous = self._store.dedup_lookup(key)
+            if previous is None:
+                raise
+            notes.duplicate = True
+            return self._answer_duplicate(previous, digest, ctx)
+        read = yield from self._patients.read_order_steps(result.changes, key)
+        if read.previous is not None:
+            notes.duplicate = True
+            return self._answer_duplicate(read.previous, digest, ctx)
+        notes.mapped(result, self._store.keys.entry_id)
+        ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
+        record = DedupRecord(digest, ack)
+        outcome = yield from self._patients.apply_order_steps(
+            result.changes,
+            (key, record),
+            sent,
+            read,
+            self._applied_record(arrival, (msg, ctx), ack, notes),
+        )
+        notes.applied(outcome)
+        if outcome.logged is not None and self._recorder is not None:
+            self._recorder.written(outcome.logged)
+        if outcome.duplicate is not None:  # a resend raced the original
+            return self._answer_duplicate(outcome.duplicate, digest, ctx)
+        summary = f"AA, {outcome.created} entries written, {outcome.removed} removed"
+        summary += _warned(peer, msg.control_id, notes.warnings)
+        if outcome.skipped - outcome.stale:
+            summary += f", {outcome.skipped - outcome.stale} order(s) already over left unchanged"
+        if outcome.stale:
+            summary += (
+                f", {outcome.stale} order change(s) older (MSH-7) than the order's state skipped"
+            )
+        return ack, summary
+
+    def _applied_record(
+        self,
+        arrival: _Arrival,
+        message: tuple[ParsedMessage, AckContext],
+        ack: bytes,
+        notes: IntakeNotes,
+    ) -> LogRecord | None:
+        """The log record an order's apply script writes if it applies the changes."""
+        if self._recorder is None:
+            return None
+        msg, ctx = message
+        notes.application_ack = self._application_ack(ctx, notes)
+        try:
+            return self._recorder.applied_record(self._intake(arrival, msg, ack, notes))
+        except Exception as e:  # the log is a record, not a gate: it is tried again after
+            log.warning(
+                "[%s] msg %s: message-log record not built: %s", arrival.peer, msg.control_id, e
+            )
+            return None
+
+    def _process_patient(
+        self,
+        msg: ParsedMessage,
+        ctx: AckContext,
+        spec: PatientSpec,
+        identity: tuple[DedupKey, str, str],
+        notes: IntakeNotes,
+        sent: MessageTime | None,
+    ) -> tuple[bytes, str]:
+        """An ADT message (IHE RAD-1/RAD-12): same dedup, ACK and error rules as orders.
+
+        ``identity`` is the dedup key, the message digest and the peer it came from.
+        """
+        key, digest, peer = identity
+        result = map_patient_message(msg.segments, spec, message_type=msg.message_type)
+        notes.mapped(result, self._store.keys.entry_id)
+        ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
+        outcome = self._patients.apply(result, (key, DedupRecord(digest, ack)), sent)
+        if outcome.duplicate is not None:  # a resend raced the original
+            notes.duplicate = True
+            return self._answer_duplicate(outcome.duplicate, digest, ctx)
+        notes.stale = outcome.stale
+        summary = (
+            f"AA, {result.action.value}: {outcome.updated} entries updated, {outcome.moved} moved"
+        )
+        summary += _warned(peer, msg.control_id, notes.warnings)
+        if outcome.stale:
+            summary += (
+                f", {outcome.stale} patient change(s) older (MSH-7) than the patient's skipped"
+            )
+        return ack, summary
+
+    def _answer_duplicate(
+        self, previous: DedupRecord, digest: str, ctx: AckContext
+    ) -> tuple[bytes, str]:
+        if previous.digest == digest:
+            return previous.ack, "resend of an applied message, same ACK, nothing changed"
+        raise HL7Error(
+            AckCode.ERROR,
+            ErrorCode.DUPLICATE_KEY_IDENTIFIER,
+            "MSH-10",
+            f"message control ID {ctx.control_id} was already used by a different message "
+            "from this sender; nothing changed",
+        )
+
+
+def _warned(peer: str, control_id: str, warnings: tuple[AckWarning, ...]) -> str:
+    """Log each warning of an applied message (its text names the field, the attribute and
+    the lengths, never the value); the part of the summary line that counts them."""
+    for warning in warnings:
+        log.warning(
+            "[%s] msg %s: warning %s at %s: %s",
+            peer,
+            control_id,
+            warning.err_code.value,
+            warning.location or "-",
+            warning.text,
+        )
+    return f", {len(warnings)} value(s) cut to fit (ERR W)" if warnings else ""
+
+
+def _internal_error(code: AckCode, text: str) -> HL7Error:
+    """An application internal error (ERR-3 207, no location) answered with ``code``."""
+    return HL7Error(code, ErrorCode.APPLICATION_INTERNAL_ERROR, None, text)

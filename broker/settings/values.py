@@ -1,0 +1,166 @@
+"""How a setting's text (TOML, an environment variable, a flag) becomes its value.
+
+Used by ``broker.settings.load_settings``; each function raises ``ValueError`` (or
+``ConfigError`` naming the setting) for a value a person has to correct.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from broker.audit.syslog import SyslogTarget
+from broker.dicom.profiles import LOOPBACK, UnknownCallers
+from broker.errors import ConfigError
+from broker.hl7.charsets import parse_sender_charsets
+
+__all__ = [
+    "UNKNOWN_CALLERS_VALUES",
+    "check",
+    "check_audit_settings",
+    "check_tls_files",
+    "coerce",
+    "memory_bytes",
+    "secret_file",
+    "secret_in_settings_file",
+    "unknown_callers",
+]
+
+# A Redis memory size: bytes, or a number with Redis's units (k = 1000, kb = 1024, m, mb, g, gb)
+_MEMORY = re.compile(r"^(\d+)(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
+_MEMORY_UNITS = {
+    "": 1, "b": 1, "k": 10**3, "kb": 2**10, "m": 10**6, "mb": 2**20, "g": 10**9, "gb": 2**30,
+}  # fmt: skip
+
+
+def memory_bytes(size: str) -> int | None:
+    """A Redis memory size (``"512mb"``, ``"1gb"``, ``"1048576"``) in bytes; None if invalid."""
+    match = _MEMORY.match(str(size).strip())
+    if match is None:
+        return None
+    return int(match[1]) * _MEMORY_UNITS[(match[2] or "").lower()]
+
+
+UNKNOWN_CALLERS_VALUES = (
+    'must be "loopback" (callers without a [scanners.<AE>] table are served from this host '
+    "only), true (from any address) or false (never)"
+)
+
+
+def unknown_callers(raw: Any) -> UnknownCallers:
+    """``dicom_allow_unknown_callers`` from TOML (true, false, "loopback") or text."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text == LOOPBACK:
+        return LOOPBACK
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{str(raw)[:40]!r}: {UNKNOWN_CALLERS_VALUES}")
+
+
+def coerce(name: str, raw: Any, target: Any) -> Any:
+    """Turn a TOML, environment or flag value into the field's type."""
+    if raw is None:
+        return None
+    kind = target if isinstance(target, type) else None
+    text = str(raw).strip()
+    try:
+        if target == "UnknownCallers":
+            return unknown_callers(raw)
+        if target == "bool" or kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            if text.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if text.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(f"{text!r} is not true/false")
+        if target == "int" or kind is int:
+            if isinstance(raw, bool):
+                raise ValueError("expected a whole number")
+            return int(raw)
+        if target == "float" or kind is float:
+            return float(raw)
+        if target == "Path" or kind is Path:
+            return Path(text)
+        if target == "Path | None":
+            return Path(text) if text else None
+        if target == "tuple[str, ...]":
+            items = raw if isinstance(raw, list | tuple) else text.split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        if target == "Mapping[str, str]":
+            return MappingProxyType(parse_sender_charsets(raw))
+        if target == "Mapping[str, Any]":
+            raise ValueError(
+                "set in the settings file as [scanners.<AE title>] tables "
+                "or [hl7_senders.<name>] tables"
+            )
+        if target == "str | None":
+            return text or None
+        return text
+    except ValueError as e:
+        raise ConfigError(name, f"invalid value: {e}") from e
+
+
+def secret_file(variable: str, path: str) -> str:
+    """The secret held by the file ``path`` names (one line; a final newline is dropped)."""
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(variable, f"cannot read the secret file {path}: {e}") from None
+
+
+def secret_in_settings_file(config_file: Path, key: str, raw: Any) -> str:
+    """``<secret>_file = "path"`` of the settings file: the secret that file holds (a
+    relative path is taken from the settings file's directory)."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{config_file}: {key}", "must be the path of a file")
+    return secret_file(key, str(config_file.parent / Path(raw.strip()).expanduser()))
+
+
+def check(name: str, ok: bool, message: str) -> None:
+    """ConfigError naming setting ``name`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(name, message)
+
+
+def check_tls_files(settings: Any, prefix: str, over_tls: bool, needs: str) -> None:
+    """``<prefix>_tls_ca``, ``_cert`` and ``_key`` of a client connection: set only when it
+    goes over TLS (``needs`` says how), the certificate and its key together."""
+    for name in (f"{prefix}_tls_ca", f"{prefix}_tls_cert", f"{prefix}_tls_key"):
+        check(name, getattr(settings, name) is None or over_tls, needs)
+    cert, key = getattr(settings, f"{prefix}_tls_cert"), getattr(settings, f"{prefix}_tls_key")
+    check(
+        f"{prefix}_tls_key",
+        (cert is None) == (key is None),
+        f"{prefix}_tls_cert and {prefix}_tls_key are set together (or neither)",
+    )
+
+
+_APP_NAME = re.compile(r"^[!-~]{1,48}$")  # RFC 5424 APP-NAME: PRINTUSASCII, 1 to 48
+
+
+def check_audit_settings(s: Any) -> None:
+    """The ``audit_*`` settings of ``s`` (``broker.settings.Settings``): the stream's bound,
+    and where and how the export goes; ConfigError names the setting."""
+
+    check("audit_max_events", s.audit_max_events >= 100, "must be at least 100 records")
+    check(
+        "audit_syslog_app_name",
+        bool(_APP_NAME.match(s.audit_syslog_app_name)),
+        "must be 1 to 48 printable ASCII characters without spaces (RFC 5424 APP-NAME)",
+    )
+    target = None
+    if s.audit_syslog_address:
+        try:
+            target = SyslogTarget.parse(s.audit_syslog_address)
+        except ValueError as e:
+            raise ConfigError("audit_syslog_address", str(e)) from None
+    tls = target is not None and target.protocol == "tls"
+    needs = 'is for an export over TLS: audit_syslog_address = "tls://host:6514"'
+    check_tls_files(s, "audit_syslog", tls, needs)

@@ -1,0 +1,256 @@
+"""The worklist store: entries as DICOM JSON in Redis, index sets, atomic updates.
+
+The client is synchronous (redis-py with its thread-safe connection pool): the
+DICOM service calls it from pynetdicom's association threads, and the asyncio
+HL7 side from one worker thread (``broker.services.batching``), whose messages share
+round trips through ``broker.store.steps``. One client style, one code path.
+
+Every multi-key change is one Lua script call, so it is atomic: either a
+message's whole effect (its entries, their index memberships and its dedup
+record) is in Redis or none of it. The script touches keys it derives itself,
+which is fine on one primary (with replicas and Sentinel); Redis Cluster is not
+a target (see DESIGN.md). The apply script's Lua and the payload it takes are in
+``broker.store.apply_script``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, cast
+
+import redis
+from pydicom.dataset import Dataset
+from redis.commands.core import Script
+
+from broker.common import jsontext
+from broker.errors import StoreError, store_error
+from broker.store import steps
+from broker.store.apply_script import APPLY_SCRIPT, REMOVE_ENTRY_LUA, apply_payload
+from broker.store.candidates import CandidateSelector
+from broker.store.entry_cache import EntryCache
+from broker.store.guards import Guard, guard_payload
+from broker.store.keys import KeySchema
+from broker.store.steps import Steps
+from broker.worklist.model import (
+    ApplyOutcome,
+    CandidateCriteria,
+    DedupKey,
+    DedupRecord,
+    LogRecord,
+    OrderChange,
+)
+from broker.worklist.ordering import MessageTime
+
+__all__ = ["REMOVE_ENTRY_LUA", "WorklistStore", "decode_dedup"]
+
+log = logging.getLogger(__name__)
+
+_FETCH_BATCH = 256
+
+
+class WorklistStore:
+    """Worklist entries in Redis; see ``broker.store.keys`` for the schema."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        keys: KeySchema,
+        dedup_ttl_seconds: int = 7 * 24 * 3600,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+        entry_cache: int = 10_000,
+        alias_ttl_seconds: int = 365 * 86_400,
+    ) -> None:
+        if not keys.keyed:
+            raise ValueError("the worklist store needs the site secret: KeySchema(prefix, secret)")
+        self._redis = client
+        self._keys = keys
+        self._selector = CandidateSelector(client, self._keys)
+        self._cache = EntryCache(entry_cache)  # decoded entries for reads; 0: off
+        self._dedup_ttl = dedup_ttl_seconds
+        self._alias_ttl = alias_ttl_seconds
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = wait_timeout_ms
+        self._apply = client.register_script(APPLY_SCRIPT)
+
+    def __repr__(self) -> str:
+        return f"WorklistStore(prefix={self._keys.prefix!r})"
+
+    @property
+    def keys(self) -> KeySchema:
+        return self._keys
+
+    @property
+    def alias_ttl(self) -> int:
+        """Seconds a Patient ID alias (A40, A47) lives (``patient_alias_days``)."""
+        return self._alias_ttl
+
+    @property
+    def entry_cache(self) -> EntryCache:
+        """The decoded entries kept for reads (its size, for metrics)."""
+        return self._cache
+
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client, for the patient store's reads and scripts."""
+        return self._redis
+
+    # -- writes ---------------------------------------------------------
+
+    def apply(
+        self,
+        changes: Sequence[OrderChange],
+        dedup: tuple[DedupKey, DedupRecord] | None,
+        guards: Sequence[Guard] = (),
+        sent: MessageTime | None = None,
+        log: LogRecord | None = None,
+    ) -> ApplyOutcome:
+        """Apply a message's order changes and record its dedup entry, atomically.
+
+        If ``dedup`` names a message that was applied before, nothing changes and
+        the earlier record is returned in ``ApplyOutcome.duplicate``. If a guard
+        no longer holds, nothing changes and ``ApplyOutcome.conflict`` is set.
+        ``sent`` is the message's MSH-7: a change to an order that already took a
+        newer message is skipped (``ApplyOutcome.stale``, see
+        ``broker.worklist.ordering``); None applies without that check. ``log``, if
+        given, is written to the message log in the same call when the changes are
+        applied (``ApplyOutcome.logged`` is its id).
+        """
+        return steps.run(self._redis, self.apply_steps(changes, dedup, guards, sent, log))
+
+    def apply_steps(
+        self,
+        changes: Sequence[OrderChange],
+        dedup: tuple[DedupKey, DedupRecord] | None,
+        guards: Sequence[Guard] = (),
+        sent: MessageTime | None = None,
+        log: LogRecord | None = None,
+    ) -> Steps[ApplyOutcome]:
+        """:meth:`apply` as steps (``broker.store.steps``)."""
+        documents: list[str | bytes] = []
+        body = apply_payload(self._keys, changes, self.dedup_body(dedup), documents)
+        body["guards"] = guard_payload(guards)
+        if sent is not None:  # absent, not null: cjson's null would be true in Lua
+            body["sent"] = {"earliest": sent.earliest, "latest": sent.latest}
+        if log is not None:
+            body["record"] = log.body | {"argv": len(documents) + 2}  # ARGV[1] is the payload
+            documents += (log.raw, log.ack, log.application_ack)
+        reply = yield from self.script_steps(self._apply, jsontext.dumps(body), *documents)
+        tag = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        if tag == "dup":
+            return ApplyOutcome(duplicate=decode_dedup(reply[1]))
+        if tag == "retry":
+            return ApplyOutcome(conflict=True)
+        created, removed, skipped, stale = (int(v) for v in reply[1:5])
+        logged = reply[5] if len(reply) > 5 and reply[5] is not None else None
+        return ApplyOutcome(
+            created=created,
+            removed=removed,
+            skipped=skipped,
+            stale=stale,
+            logged=None if logged is None else _text(logged),
+        )
+
+    def run_script(self, script: Script, payload: str, *args: str | bytes) -> list[Any]:
+        """Run a registered script with one JSON argument (and ``args`` after it), then wait
+        for replicas if configured."""
+        return steps.run(self._redis, self.script_steps(script, payload, *args))
+
+    def script_steps(self, script: Script, payload: str, *args: str | bytes) -> Steps[list[Any]]:
+        """:meth:`run_script` as steps: the script, then (if configured) WAIT for replicas."""
+        (reply,) = yield [steps.script_call(script, payload, *args)]
+        if self._wait_replicas:
+            (acked,) = yield [steps.Command(("WAIT", self._wait_replicas, self._wait_timeout_ms))]
+            if int(acked) < self._wait_replicas:
+                raise StoreError(
+                    f"only {int(acked)} of {self._wait_replicas} replicas confirmed the write"
+                )
+        return cast(list[Any], reply)
+
+    def dedup_body(self, dedup: tuple[DedupKey, DedupRecord] | None) -> dict[str, Any] | None:
+        """A dedup record as the scripts write it (key, JSON value, TTL), or None."""
+        if dedup is None:
+            return None
+        key, record = dedup
+        value = _encode_dedup(record)
+        return {"key": self._keys.dedup(key), "value": value, "ttl": self._dedup_ttl}
+
+    # -- reads ----------------------------------------------------------
+
+    def dedup_lookup(self, key: DedupKey) -> DedupRecord | None:
+        """The record of a message already applied under this identity, if any."""
+        try:
+            raw = self._redis.get(self._keys.dedup(key))
+        except redis.RedisError as e:
+            raise store_error(e) from e
+        return None if raw is None else decode_dedup(raw)
+
+    def candidate_ids(self, criteria: CandidateCriteria) -> list[str]:
+        """Entry ids that may match, sorted, narrowed through the index keys (never a scan)."""
+        return self._selector.ids(criteria)
+
+    def candidates(self, criteria: CandidateCriteria) -> Iterator[Dataset]:
+        """Stream the entries that may match ``criteria``, fetched in batches."""
+        return self.entries(self.candidate_ids(criteria))
+
+    def entries(self, ids: Iterable[str], *, keep: bool = True) -> Iterator[Dataset]:
+        """Stream entries by id, skipping any removed since the ids were read.
+
+        Each is read from Redis, but decoded only if its stored JSON or status changed
+        since it was last read (``broker.store.entry_cache``): the Datasets may be
+        shared with other readers, so they must not be changed. Without ``keep``, what
+        is decoded now is not cached (a broad query would push out what polls use).
+        """
+        batch: list[str] = []
+        for entry_id in ids:
+            batch.append(entry_id)
+            if len(batch) >= _FETCH_BATCH:
+                yield from self._fetch(batch, keep)
+                batch = []
+        if batch:
+            yield from self._fetch(batch, keep)
+
+    def _fetch(self, ids: list[str], keep: bool) -> Iterator[Dataset]:
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for entry_id in ids:
+                pipe.hmget(self._keys.entry(entry_id), "ds", "status")
+            rows = pipe.execute()
+        except redis.RedisError as e:
+            raise store_error(e) from e
+        for entry_id, (raw, status) in zip(ids, rows, strict=True):
+            if raw is None:
+                self._cache.discard(entry_id)
+            else:
+                yield self._cache.entry(entry_id, raw, status, keep=keep)
+
+    def order_entry_ids(self, order_key: str) -> list[str]:
+        """Ids of the entries an order has on the worklist now."""
+        try:
+            return sorted(_text(i) for i in self._redis.smembers(self._keys.order(order_key)))
+        except redis.RedisError as e:
+            raise store_error(e) from e
+
+    def count(self) -> int:
+        """How many entries are on the worklist."""
+        try:
+            return int(self._redis.scard(self._keys.all_entries()))
+        except redis.RedisError as e:
+            raise store_error(e) from e
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _encode_dedup(record: DedupRecord) -> str:
+    return jsontext.dumps({"digest": record.digest, "ack": base64.b64encode(record.ack).decode()})
+
+
+def decode_dedup(raw: bytes | str) -> DedupRecord:
+    data = json.loads(raw)
+    return DedupRecord(digest=str(data["digest"]), ack=base64.b64decode(data["ack"]))
