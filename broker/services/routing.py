@@ -38,7 +38,7 @@ from broker.mapping.patient import map_patient_message
 from broker.mapping.patient_spec import PatientSpec
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
-from broker.mllp.admission import admit
+from broker.services.admission import admit
 from broker.store import steps
 from broker.store.message_records import Intake, IntakeNotes, MessageRecorder, Outcome, intake_from
 from broker.store.patients import PatientStore
