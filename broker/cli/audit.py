@@ -11,7 +11,6 @@ the broker running or stopped (``broker.cli.connect``).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from broker.audit.events import AuditEvent, AuditType, StoredEvent, iso_time, re
 from broker.audit.stream import AuditFilter, read_events
 from broker.cli.common import command_audit, command_options, command_settings, print_table, when
 from broker.cli.connect import redis_for_command
+from broker.common import jsontext
 from broker.common.netaddr import parse_network
 from broker.errors import BrokerError
 from broker.store.keys import KeySchema
@@ -121,7 +121,7 @@ def run_audit(args: argparse.Namespace) -> int:
         command_audit(settings, conn.client, "audit").record(read)
     if args.json:
         for stored in found:
-            print(json.dumps(_as_json(stored, args.phi), ensure_ascii=True, sort_keys=False))
+            print(jsontext.ascii_only(_as_json(stored, args.phi)))
         return 0
     if not found:
         print("no audit record found")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -38,6 +37,7 @@ import redis
 
 from broker.audit.events import AuditEvent, AuditType, Outcome
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.common import jsontext
 from broker.errors import BrokerError, StoreError
 from broker.mapping.registry import MappingRegistry
 from broker.store.keys import KeySchema
@@ -198,7 +198,7 @@ class MappingVersions:
         f = {k.decode(): v.decode() for k, v in raw.items()}
         return MappingVersion(
             number=number,
-            files=MappingProxyType(json.loads(f["files"])),
+            files=MappingProxyType(jsontext.loads(f["files"])),
             author=f.get("author", ""),
             comment=f.get("comment", ""),
             created=float(f.get("created", "0")),
@@ -279,7 +279,7 @@ class MappingVersions:
             "history": self._history,
             "active": self._active,
             "channel": self.channel,
-            "files": json.dumps(dict(files), ensure_ascii=False, sort_keys=True),
+            "files": jsontext.canonical(dict(files)),
             "author": author,
             "comment": comment,
             "created": repr(time.time()),
@@ -290,7 +290,7 @@ class MappingVersions:
             body["expect"] = str(expect)
         tag, number = (
             v.decode() if isinstance(v, bytes) else str(v)
-            for v in self._call(self._publish, args=[json.dumps(body, ensure_ascii=False)])
+            for v in self._call(self._publish, args=[jsontext.dumps(body)])
         )
         files_named = sorted(files)
         if tag == "moved":

@@ -24,7 +24,6 @@ Redis; each sender had its NAK).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -209,7 +208,7 @@ class MessageLog:
             "fields": ["resolution", f"{resolution} ({stamp})"],
         }
         try:
-            return bool(self._resolve(args=[json.dumps(body, ensure_ascii=False)]))
+            return bool(self._resolve(args=[jsontext.dumps(body)]))
         except redis.RedisError as e:
             raise StoreError(f"message log unavailable: {e}") from e
 
@@ -237,12 +236,12 @@ class MessageLog:
             charset=_text(f.get("charset", b"")),
             mapping_name=_text(f.get("mapping", b"")),
             mapping_version=_text(f.get("mapping_version", b"")),
-            order_keys=tuple(json.loads(f.get("order_keys", b"[]"))),
-            entry_ids=tuple(json.loads(f.get("entry_ids", b"[]"))),
+            order_keys=tuple(jsontext.loads(f.get("order_keys", b"[]"))),
+            entry_ids=tuple(jsontext.loads(f.get("entry_ids", b"[]"))),
             application_ack=_bytes(f.get("app_ack")),
             warnings=tuple(
                 WarningInfo(w["code"], w["location"], w["text"])
-                for w in json.loads(f.get("warning_list", b"[]"))
+                for w in jsontext.loads(f.get("warning_list", b"[]"))
             ),
             raw_size=int(f.get("raw_size") or len(raw)),
         )

@@ -27,7 +27,6 @@ on one Redis may each run theirs.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import threading
 import time
@@ -39,6 +38,7 @@ from typing import Any
 import redis
 from pydicom.dataset import Dataset
 
+from broker.common import jsontext
 from broker.errors import BrokerError, store_error
 from broker.store.guards import value_digest
 from broker.store.retention_lua import MARK_SCRIPT, REMOVE_SCRIPT
@@ -182,7 +182,7 @@ class Retention:
                 "ended": k.entries_ended(),
                 "entry_prefix": k.entry_prefix(),
             }
-            self._store.run_script(self._mark, json.dumps(payload))
+            self._store.run_script(self._mark, jsontext.dumps(payload))
 
     # -- what expired -------------------------------------------------------
 
@@ -234,7 +234,7 @@ class Retention:
                 pipe.hmget(self._keys.entry(entry_id), "ds", "status", "order")
             for entry_id, (raw, status, order) in zip(batch, pipe.execute(), strict=True):
                 if raw is not None:
-                    ds = Dataset.from_json(json.loads(raw))
+                    ds = Dataset.from_json(jsontext.loads(raw))
                     yield _Read(entry_id, raw, _text(status), _text(order), ds)
 
     # -- removal ------------------------------------------------------------
@@ -273,8 +273,8 @@ class Retention:
                 "order_time": k.order_time(),
                 "mpps_time": k.mpps_by_time(),
             }
-            reply = self._store.run_script(self._remove, json.dumps(payload, ensure_ascii=False))
-            removed += len(json.loads(reply[0]))
+            reply = self._store.run_script(self._remove, jsontext.dumps(payload))
+            removed += len(jsontext.loads(reply[0]))
             instances += int(reply[1])
         return removed, instances
 
