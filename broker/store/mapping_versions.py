@@ -25,7 +25,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -38,6 +37,7 @@ import redis
 from broker.audit.events import AuditEvent, AuditType, Outcome
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import BrokerError, StoreError
 from broker.mapping.registry import MappingRegistry
 from broker.store.keys import KeySchema
@@ -167,9 +167,15 @@ class MappingVersions:
     """The versions of the mapping set kept in one Redis."""
 
     def __init__(
-        self, client: redis.Redis, keys: KeySchema | None = None, audit: AuditSink = NO_AUDIT
+        self,
+        client: redis.Redis,
+        keys: KeySchema | None = None,
+        audit: AuditSink = NO_AUDIT,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._redis = client
+        self._clock = clock
         self._keys = keys or KeySchema()
         self._audit = audit
         self._publish = client.register_script(_PUBLISH_LUA)
@@ -282,7 +288,7 @@ class MappingVersions:
             "files": jsontext.canonical(dict(files)),
             "author": author,
             "comment": comment,
-            "created": repr(time.time()),
+            "created": repr(self._clock.now()),
             "digest": set_digest(files),
             "only_if_empty": kind is AuditType.MAPPING_SEED,
         }

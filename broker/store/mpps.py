@@ -29,7 +29,6 @@ so a later outbound HL7 sender can read them with ``XREAD`` / ``XREADGROUP``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,6 +38,7 @@ import redis
 from pydicom.dataset import Dataset
 
 from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import StoreError, store_error
 from broker.store.guards import value_digest
 from broker.store.mpps_lua import CREATE_SCRIPT, SET_SCRIPT
@@ -151,7 +151,7 @@ class MppsStore:
         store: WorklistStore,
         *,
         events_max: int = 10_000,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if events_max < 1:
             raise ValueError("events_max must be at least 1")
@@ -246,7 +246,7 @@ class MppsStore:
             "status": status.value,
             "step_status": STEP_STATUS[status],
             "aet": aet,
-            "now": round(self._clock(), 3),
+            "now": round(self._clock.now(), 3),
             "by_time": self._keys.mpps_by_time(),
             "ended": self._keys.entries_ended(),
             "entry_prefix": self._keys.entry_prefix(),

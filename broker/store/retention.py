@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import redis
 from pydicom.dataset import Dataset
 
 from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import BrokerError, store_error
 from broker.store.guards import value_digest
 from broker.store.retention_lua import MARK_SCRIPT, REMOVE_SCRIPT
@@ -111,10 +111,14 @@ class _Read:
 
 
 class Retention:
-    """Finds and removes what the policy says has expired; see the module docstring."""
+    """Finds and removes what the policy says has expired, at ``clock``'s time; see the
+    module docstring."""
 
-    def __init__(self, store: WorklistStore, policy: RetentionPolicy) -> None:
+    def __init__(
+        self, store: WorklistStore, policy: RetentionPolicy, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._store = store
+        self._clock = clock
         self._redis = store.client
         self._keys = store.keys
         self._policy = policy
@@ -128,10 +132,10 @@ class Retention:
     def policy(self) -> RetentionPolicy:
         return self._policy
 
-    def run(self, *, now: float | None = None, dry_run: bool = False) -> PurgeReport:
-        """One purge at ``now`` (epoch seconds): time newly ended steps, then remove
-        what expired. A dry run reads only, and reports what would go."""
-        now = time.time() if now is None else now
+    def run(self, *, dry_run: bool = False) -> PurgeReport:
+        """One purge, now: time newly ended steps, then remove what expired. A dry run
+        reads only, and reports what would go."""
+        now = self._clock.now()
         try:
             self._time_ended_steps(now, dry_run)
             items, reads = self._expired_entries(now)
