@@ -44,6 +44,7 @@ from typing import Any
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
+from broker.common.clock import SYSTEM_CLOCK
 from broker.common.jsontext import dumps, loads
 from broker.common.logsafety import printable
 
@@ -115,7 +116,7 @@ class AuditEvent:
     reason: str = ""
     details: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     phi: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    time: float = field(default_factory=time.time)
+    time: float = field(default_factory=SYSTEM_CLOCK.now)
     node: str = ""
 
 

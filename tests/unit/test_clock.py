@@ -3,11 +3,16 @@ the rule that wall-clock time is read through a clock only."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
+import broker
 from broker.common.clock import SYSTEM_CLOCK, ManualClock, local_date
+
+BROKER = Path(broker.__file__).parent
 
 
 def test_a_manual_clock_moves_only_when_told() -> None:
@@ -31,3 +36,29 @@ def test_local_date_is_the_clocks_today_in_the_zone() -> None:
     clock = ManualClock(dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC).timestamp())
     assert local_date(clock, dt.UTC) == dt.date(2026, 3, 1)
     assert local_date(clock, dt.timezone(dt.timedelta(hours=1))) == dt.date(2026, 3, 2)
+
+
+def _wall_clock_reads(tree: ast.AST) -> list[int]:
+    """Lines that use ``time.time`` or ``datetime.now``/``utcnow``/``today`` (called or not)."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        owner = node.value
+        name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")
+        if (name, node.attr) == ("time", "time") or (
+            name in ("datetime", "date") and node.attr in ("now", "utcnow", "today")
+        ):
+            found.append(node.lineno)
+    return found
+
+
+def test_wall_clock_time_is_read_through_the_clock_only() -> None:
+    """Anything whose result depends on the time takes a ``Clock``; see clock.py."""
+    reads = {
+        str(path.relative_to(BROKER)): lines
+        for path in sorted(BROKER.rglob("*.py"))
+        if path.name != "clock.py"
+        and (lines := _wall_clock_reads(ast.parse(path.read_text(encoding="utf-8"))))
+    }
+    assert reads == {}
