@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 from pydicom.dataset import Dataset
@@ -35,7 +37,7 @@ def entry(
     return ds
 
 
-def ids_of(store: WorklistStore, **criteria: str) -> set[str]:
+def ids_of(store: WorklistStore, **criteria: Any) -> set[str]:
     return {ds.AccessionNumber for ds in store.candidates(CandidateCriteria(**criteria))}
 
 
