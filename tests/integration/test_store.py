@@ -9,6 +9,7 @@ import redis
 from pydicom.dataset import Dataset
 
 from broker.errors import StoreError
+from broker.store.connection import EmbeddedRedis
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import (
     CandidateCriteria,
@@ -153,7 +154,7 @@ def test_key_parts_with_separators_do_not_collide(store: WorklistStore) -> None:
     assert a != b
 
 
-def test_unreachable_redis_raises_store_error(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_redis_raises_store_error(redis_server: EmbeddedRedis) -> None:
     client = redis.Redis(unix_socket_path=str(redis_server.socket_path) + ".none", socket_timeout=1)
     store = WorklistStore(client, keys=KEYS)
     with pytest.raises(StoreError):
