@@ -15,13 +15,14 @@ from broker.audit.record import RefusalRecords
 from broker.audit.writer import AuditWriter, CommandAudit, os_user
 from broker.common.clock import ManualClock
 from broker.store.connection import EmbeddedRedis
+from tests.redis_replies import stream_rows
 
 STREAM = "mwl:audit"
 
 
 def events(client: redis.Redis) -> list[AuditEvent]:
     found = []
-    for entry_id, fields in client.xrange(STREAM):
+    for entry_id, fields in stream_rows(client, STREAM):
         stored = from_fields(entry_id.decode(), fields)
         assert stored is not None
         found.append(stored.event)

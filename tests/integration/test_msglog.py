@@ -23,8 +23,9 @@ from broker.store.message_records import (
     WarningInfo,
 )
 from broker.store.msglog import MessageLog, ack_code_of
+from broker.store.steps import Steps
 from broker.store.worklist import WorklistStore
-from broker.worklist.model import CandidateCriteria
+from broker.worklist.model import CandidateCriteria, LogRecord
 from tests.broker_runner import DATA, MAPPINGS
 from tests.conftest import KEYS
 
@@ -244,7 +245,15 @@ def test_router_records_accepted_error_duplicate_and_undecodable(redis_client: r
 
 
 class _Broken:
-    def record(self, intake: Intake) -> str:
+    """A message log whose Redis is away: every call fails as the store does."""
+
+    def record_steps(self, intake: Intake) -> Steps[str]:
+        raise StoreError("message log unavailable: connection refused")
+
+    def applied_record(self, intake: Intake) -> LogRecord:
+        raise StoreError("message log unavailable: connection refused")
+
+    def written(self, message_id: str) -> None:
         raise StoreError("message log unavailable: connection refused")
 
 

@@ -34,6 +34,7 @@ from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from tests.broker_runner import broker_settings, running_broker
 from tests.conftest import KEYS
+from tests.redis_replies import as_text, bytes_or_none
 
 DAY = 86_400.0
 T0 = time.time()
@@ -92,8 +93,8 @@ def memberships(client: redis.Redis, member: str) -> list[str]:
     """Every set and sorted set in Redis that still names ``member``, and its entry hash."""
     found = []
     for raw in client.scan_iter(count=1000):
-        key = raw.decode()
-        kind = client.type(key).decode()
+        key = as_text(raw)
+        kind = as_text(client.type(key))
         named = (
             (kind == "set" and client.sismember(key, member))
             or (kind == "zset" and client.zscore(key, member) is not None)
@@ -196,7 +197,7 @@ def test_a_step_changed_meanwhile_is_kept(
     (stale,) = schedule(store, "O-OLD", entry("ACC-OLD", day(-40)))
     found = retention.run(dry_run=True)
     assert [i.entry_id for i in found.entries] == [stale]
-    as_read = redis_client.hget(KEYS.entry(stale), "ds")
+    as_read = bytes_or_none(redis_client.hget(KEYS.entry(stale), "ds"))
     # the RIS reschedules the order between the purge's read and its removal
     schedule(store, "O-OLD", entry("ACC-OLD", day(-39)))
     entries = [
