@@ -56,6 +56,7 @@ from broker.store.mpps import MppsStore
 from broker.store.msglog import MessageLog
 from broker.store.retention import Retention, RetentionPolicy, RetentionScheduler
 from broker.store.schema_version import ensure_key_schema
+from broker.store.scripts import ScriptRunner
 from broker.store.worklist import WorklistStore
 
 __all__ = [
@@ -108,7 +109,8 @@ def build_store(s: Settings, client: redis.Redis) -> WorklistStore:
 
 
 def build_message_log(s: Settings, client: redis.Redis) -> MessageLog:
-    """The message log on ``client``, with the configured retention."""
+    """The message log on ``client``, with the configured retention (and, like every store,
+    its writes confirmed by ``redis_wait_replicas`` replicas)."""
     return MessageLog(
         client,
         keys=KeySchema(s.redis_key_prefix),
@@ -116,6 +118,7 @@ def build_message_log(s: Settings, client: redis.Redis) -> MessageLog:
         retention_days=s.message_log_days,
         max_bytes=s.message_log_max_bytes,
         refused_prefix=s.message_log_refused_bytes,
+        scripts=ScriptRunner(client, wait_replicas=s.redis_wait_replicas),
     )
 
 
@@ -309,7 +312,10 @@ class Broker:
         audit = trail.writer
         self.store = store = await asyncio.to_thread(build_store, s, client)
         self.mappings = live = LiveMappings(
-            MappingVersions(client, KeySchema(s.redis_key_prefix), audit=audit), s.mappings_dir
+            MappingVersions(
+                client, KeySchema(s.redis_key_prefix), audit=audit, scripts=store.scripts
+            ),
+            s.mappings_dir,
         )
         await asyncio.to_thread(live.load)
         live.start()

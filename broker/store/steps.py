@@ -11,7 +11,7 @@ Nothing about a single operation changes: its commands run in the order it
 listed them, each script is still one atomic call, a reply comes only after
 Redis executed (and, at ``appendfsync always``, persisted) the command. Commands
 of different operations never interleave inside a script; they only share the
-network write.
+network write. Scripts are run through ``broker.store.scripts.ScriptRunner``.
 
 :class:`StepPipeline` goes one further for the HL7 worker: it sends a group's
 step and returns, so that the next messages are decoded and mapped while Redis
@@ -24,16 +24,18 @@ import select
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis
-from redis.commands.core import Script
 from redis.connection import Connection
 from redis.exceptions import NoScriptError, ResponseError
 
 from broker.errors import store_error
 
-__all__ = ["Command", "StepPipeline", "Steps", "run", "run_all", "script_call"]
+if TYPE_CHECKING:
+    from broker.store.scripts import Script
+
+__all__ = ["Command", "StepPipeline", "Steps", "run", "run_all"]
 
 T = TypeVar("T")
 
@@ -48,11 +50,6 @@ class Command:
 
 Steps = Generator[list[Command], list[Any], T]
 """An operation: yields each step's commands, is sent their replies, returns its result."""
-
-
-def script_call(script: Script, *args: Any) -> Command:
-    """EVALSHA of a registered script with no keys (the scripts take one JSON payload)."""
-    return Command(("EVALSHA", script.sha, 0, *args), script)
 
 
 def run(client: redis.Redis, operation: Steps[T]) -> T:
@@ -279,7 +276,7 @@ def _rerun_missing_scripts(
     missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
     if missing:  # the script cache was flushed (a Redis restart): load, then run those again
         for script in {id(s): s for i in missing if (s := commands[i].script)}.values():
-            client.script_load(script.script)
+            client.script_load(script.source)
         again = _pipeline(client, [commands[i] for i in missing])
         for i, reply in zip(missing, again, strict=True):
             replies[i] = reply

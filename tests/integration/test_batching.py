@@ -19,10 +19,9 @@ from broker.mapping.registry import MappingRegistry
 from broker.mllp.client import split_messages, summarize_ack
 from broker.services.batching import BatchingHandler
 from broker.services.routing import HL7Router, RouterConfig
-from broker.store import steps
+from broker.store import scripts, steps
 from broker.store.message_records import MessageQuery, Outcome
 from broker.store.msglog import MessageLog
-from broker.store.msglog_lua import RECORD_SCRIPT
 from broker.store.worklist import WorklistStore
 from tests.broker_runner import DATA, MAPPINGS
 from tests.conftest import KEYS
@@ -99,10 +98,10 @@ def test_an_error_reply_goes_to_its_own_operation(counting: redis.Redis, drive: 
 def test_a_flushed_script_cache_is_reloaded_and_runs_once(
     counting: redis.Redis, drive: Any
 ) -> None:
-    script = counting.register_script("return redis.call('INCR', ARGV[1])")
+    script = scripts.Script("incr", "return redis.call('INCR', KEYS[1])")
 
     def call(key: str) -> steps.Steps[int]:
-        (reply,) = yield [steps.script_call(script, key)]
+        (reply,) = yield [script.command([key])]
         return int(reply)
 
     assert steps.run(counting, call("k")) == 1
@@ -216,7 +215,8 @@ def test_messages_handled_together_each_get_their_own_answer(counting: redis.Red
     other_content = first.replace(b"V-5001", b"V-5002")  # same control ID, other content
     batch = [(first, "p1"), (missing_pid3, "p2"), (first, "p3"), (other_content, "p4")]
     assert summarize_ack(router.handle(order("WARM-UP"), "p0")).code == "AA"  # scripts loaded
-    counting.script_load(RECORD_SCRIPT)  # an applied order's record is written by its apply
+    # an applied order's record is written by its apply
+    counting.script_load(scripts.load("msglog_record").source)
     CountingRedis.pipelines = 0
     acks = handled_together(router, counting, batch)
     codes = [summarize_ack(a).code for a in acks]
