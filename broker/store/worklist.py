@@ -36,7 +36,7 @@ from broker.store.entry_cache import EntryCache
 from broker.store.guards import Guard, guard_payload
 from broker.store.keys import KeySchema
 from broker.store.scripts import KeyList, ScriptRunner
-from broker.store.steps import Steps
+from broker.store.steps import Command, Steps
 from broker.worklist.model import (
     ApplyOutcome,
     CandidateCriteria,
@@ -186,10 +186,11 @@ class WorklistStore:
 
     def dedup_lookup(self, key: DedupKey) -> DedupRecord | None:
         """The record of a message already applied under this identity, if any."""
-        try:
-            raw = self._redis.get(self._keys.dedup(key))
-        except redis.RedisError as e:
-            raise store_error(e) from e
+        return steps.run(self._redis, self.dedup_lookup_steps(key))
+
+    def dedup_lookup_steps(self, key: DedupKey) -> Steps[DedupRecord | None]:
+        """:meth:`dedup_lookup` as one step (``broker.store.steps``)."""
+        (raw,) = yield [Command(("GET", self._keys.dedup(key)))]
         return None if raw is None else decode_dedup(raw)
 
     def candidate_ids(self, criteria: CandidateCriteria) -> list[str]:
