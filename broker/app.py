@@ -109,8 +109,7 @@ def build_store(s: Settings, client: redis.Redis) -> WorklistStore:
 
 
 def build_message_log(s: Settings, client: redis.Redis) -> MessageLog:
-    """The message log on ``client``, with the configured retention (and, like every store,
-    its writes confirmed by ``redis_wait_replicas`` replicas)."""
+    """The message log on ``client``, with the configured retention."""
     return MessageLog(
         client,
         keys=KeySchema(s.redis_key_prefix),
@@ -312,10 +311,7 @@ class Broker:
         audit = trail.writer
         self.store = store = await asyncio.to_thread(build_store, s, client)
         self.mappings = live = LiveMappings(
-            MappingVersions(
-                client, KeySchema(s.redis_key_prefix), audit=audit, scripts=store.scripts
-            ),
-            s.mappings_dir,
+            MappingVersions(client, KeySchema(s.redis_key_prefix), audit=audit), s.mappings_dir
         )
         await asyncio.to_thread(live.load)
         live.start()

@@ -346,8 +346,7 @@ class HL7Router:
         notes: IntakeNotes,
         sent: MessageTime | None,
     ) -> Steps[tuple[bytes, str]]:
-        """An ADT message (IHE RAD-1/RAD-12): same dedup, ACK and error rules as orders, and
-        its reads and update share round trips with the other messages handled together.
+        """An ADT message (IHE RAD-1/RAD-12): same dedup, ACK and error rules as orders.
 
         ``identity`` is the dedup key, the message digest and the peer it came from.
         """
@@ -355,9 +354,8 @@ class HL7Router:
         result = map_patient_message(msg.segments, spec, message_type=msg.message_type)
         notes.mapped(result, self._store.keys.entry_id)
         ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
-        outcome = yield from self._patients.apply_steps(
-            result, (key, DedupRecord(digest, ack)), sent
-        )
+        dedup = (key, DedupRecord(digest, ack))
+        outcome = yield from self._patients.apply_steps(result, dedup, sent)
         if outcome.duplicate is not None:  # a resend raced the original
             notes.duplicate = True
             return self._answer_duplicate(outcome.duplicate, digest, ctx)

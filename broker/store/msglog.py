@@ -140,15 +140,8 @@ class MessageLog:
     def _log_keys(self) -> list[str]:
         """The log's keys, in the order ``log_keys`` (``lua/lib/msglog.lua``) reads them."""
         k = self._keys
-        return [
-            k.message_prefix(),
-            k.message_log(),
-            k.message_times(),
-            k.message_errors(),
-            k.message_refs(),
-            k.message_bytes(),
-            k.messages_by_control_id(),
-        ]
+        return [k.message_prefix(), k.message_log(), k.message_times(), k.message_errors(),
+                k.message_refs(), k.message_bytes(), k.messages_by_control_id()]  # fmt: skip
 
     def _body(self, intake: Intake, now_ms: int) -> dict[str, Any]:
         k = self._keys
