@@ -11,7 +11,6 @@ the broker running or stopped (``broker.cli.connect``).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -21,6 +20,8 @@ from broker.audit.events import AuditEvent, AuditType, StoredEvent, iso_time, re
 from broker.audit.stream import AuditFilter, read_events
 from broker.cli.common import command_audit, command_options, command_settings, print_table, when
 from broker.cli.connect import redis_for_command
+from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK
 from broker.common.netaddr import parse_network
 from broker.errors import BrokerError
 from broker.store.keys import KeySchema
@@ -69,7 +70,7 @@ def add_audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def parse_since(text: str, now: float | None = None) -> float:
     """``--since``: an age (``90s``, ``30m``, ``2h``, ``7d``) or a local date and time."""
-    now = time.time() if now is None else now
+    now = SYSTEM_CLOCK.now() if now is None else now
     value = text.strip()
     match = _AGO.match(value)
     if match:
@@ -121,7 +122,7 @@ def run_audit(args: argparse.Namespace) -> int:
         command_audit(settings, conn.client, "audit").record(read)
     if args.json:
         for stored in found:
-            print(json.dumps(_as_json(stored, args.phi), ensure_ascii=True, sort_keys=False))
+            print(jsontext.ascii_only(_as_json(stored, args.phi)))
         return 0
     if not found:
         print("no audit record found")

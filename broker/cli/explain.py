@@ -24,6 +24,7 @@ from pydicom.multival import MultiValue
 
 from broker.cli.common import command_options, command_settings
 from broker.cli.connect import redis_for_command
+from broker.common.clock import SYSTEM_CLOCK, local_date
 from broker.dicom.find import WorklistFindService
 from broker.dicom.profiles import ProfileSet, ScannerProfile, site_zone
 from broker.settings import Settings
@@ -62,7 +63,7 @@ def run_explain(args: argparse.Namespace) -> int:
     """Print the explanation; exit status 0 if the scanner sees an entry, else 1."""
     settings = command_settings(args)
     zone = site_zone(settings.site_timezone)
-    query = _query(args, dt.datetime.now(zone).date())
+    query = _query(args, local_date(SYSTEM_CLOCK, zone))
     with redis_for_command(settings) as conn:
         from broker.app import build_store
 

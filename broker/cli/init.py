@@ -11,11 +11,11 @@ the command that serves with them. It never overwrites a file: a site's edits
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 from importlib import resources
 from pathlib import Path
 
+from broker.common import jsontext
 from broker.errors import BrokerError
 from broker.store.key_secret import write_secret
 from broker.store.mapping_versions import PACKAGED_MAPPINGS, packaged_mapping_files
@@ -89,4 +89,4 @@ def run_init(args: argparse.Namespace) -> int:
 
 def _toml_string(path: Path) -> str:
     """A TOML basic string (JSON's escapes are TOML's)."""
-    return json.dumps(str(path), ensure_ascii=False)
+    return jsontext.dumps(str(path))

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import re
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -38,6 +36,8 @@ import redis
 
 from broker.audit.events import AuditEvent, AuditType, Outcome
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import BrokerError, StoreError
 from broker.mapping.registry import MappingRegistry
 from broker.store import scripts
@@ -154,8 +154,11 @@ class MappingVersions:
         keys: KeySchema | None = None,
         audit: AuditSink = NO_AUDIT,
         scripts: ScriptRunner | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._redis = client
+        self._clock = clock
         self._keys = keys or KeySchema()
         self._audit = audit
         self._scripts = scripts or ScriptRunner(client)
@@ -184,7 +187,7 @@ class MappingVersions:
         f = {k.decode(): v.decode() for k, v in raw.items()}
         return MappingVersion(
             number=number,
-            files=MappingProxyType(json.loads(f["files"])),
+            files=MappingProxyType(jsontext.loads(f["files"])),
             author=f.get("author", ""),
             comment=f.get("comment", ""),
             created=float(f.get("created", "0")),
@@ -261,17 +264,17 @@ class MappingVersions:
             check_file_name(name)
         body: dict[str, Any] = {
             "channel": self.channel,
-            "files": json.dumps(dict(files), ensure_ascii=False, sort_keys=True),
+            "files": jsontext.canonical(dict(files)),
             "author": author,
             "comment": comment,
-            "created": repr(time.time()),
+            "created": repr(self._clock.now()),
             "digest": set_digest(files),
             "only_if_empty": kind is AuditType.MAPPING_SEED,
         }
         if expect is not None:
             body["expect"] = str(expect)
         keys = [self._seq, self._history, self._active, self._version_prefix]
-        args = [json.dumps(body, ensure_ascii=False)]
+        args = [jsontext.dumps(body)]
         tag, number = (
             v.decode() if isinstance(v, bytes) else str(v)
             for v in self._call(self._scripts.run, _PUBLISH, keys, args)

@@ -28,9 +28,7 @@ so a later outbound HL7 sender can read them with ``XREAD`` / ``XREADGROUP``.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,6 +37,8 @@ from typing import Any
 import redis
 from pydicom.dataset import Dataset
 
+from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import StoreError, store_error
 from broker.store import scripts
 from broker.store.guards import value_digest
@@ -154,7 +154,7 @@ class MppsStore:
         store: WorklistStore,
         *,
         events_max: int = 10_000,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if events_max < 1:
             raise ValueError("events_max must be at least 1")
@@ -196,11 +196,11 @@ class MppsStore:
         payload = self._payload(uid, ds, PerformedStatus.IN_PROGRESS, aet)
         payload.update(
             steps=[[entry_id, call.add(self._keys.entry(entry_id))] for entry_id in entries],
-            entries_json=json.dumps(list(entries)),
+            entries_json=jsontext.dumps(list(entries)),
             refs=[call.add(key) for _, key in refs],
-            refs_json=json.dumps(refs),
+            refs_json=jsontext.dumps(refs),
         )
-        args = [json.dumps(payload, ensure_ascii=False)]
+        args = [jsontext.dumps(payload)]
         reply = self._store.scripts.run(_CREATE, call.names, args)
         if _text(reply[0]) == "dup":
             return CreateOutcome.DUPLICATE, (), 0
@@ -223,7 +223,7 @@ class MppsStore:
                 return SetResult(SetOutcome.NO_SUCH_INSTANCE)
             if _text(status) != PerformedStatus.IN_PROGRESS:
                 return SetResult(SetOutcome.FINISHED, _text(status))
-            merged = Dataset.from_json(json.loads(raw))
+            merged = Dataset.from_json(jsontext.loads(raw))
             for element in changes:
                 merged[element.tag] = element
             new_status = PerformedStatus(_text(merged.get("PerformedProcedureStepStatus")))
@@ -231,7 +231,7 @@ class MppsStore:
             payload["digest"] = value_digest(raw if isinstance(raw, bytes) else raw.encode())
             call = self._call_keys(uid)
             call.add(self._keys.entry_prefix())
-            args = [json.dumps(payload, ensure_ascii=False)]
+            args = [jsontext.dumps(payload)]
             reply = self._store.scripts.run(_SET, call.names, args)
             tag = _text(reply[0])
             if tag == "retry":
@@ -240,7 +240,7 @@ class MppsStore:
                 return SetResult(SetOutcome.NO_SUCH_INSTANCE)
             if tag == "finished":
                 return SetResult(SetOutcome.FINISHED, _text(reply[1]))
-            entries = tuple(json.loads(reply[2]))
+            entries = tuple(jsontext.loads(reply[2]))
             return SetResult(SetOutcome.UPDATED, new_status.value, entries, int(reply[1]))
         raise StoreError(f"MPPS instance kept changing during {_ATTEMPTS} attempts to update it")
 
@@ -256,7 +256,7 @@ class MppsStore:
             "status": status.value,
             "step_status": STEP_STATUS[status],
             "aet": aet,
-            "now": round(self._clock(), 3),
+            "now": round(self._clock.now(), 3),
             "events_max": self._events_max,
         }
 
@@ -310,7 +310,7 @@ class MppsStore:
             raise StoreError(f"worklist store unavailable: {e}") from e
         if entries is None:
             return None
-        return _text(aet), tuple(json.loads(entries))
+        return _text(aet), tuple(jsontext.loads(entries))
 
     def entries(self, ids: Sequence[str]) -> Iterator[tuple[str, Dataset]]:
         """The worklist entries with these ids that still exist, with their ids."""
@@ -330,8 +330,8 @@ class MppsStore:
         return MppsRecord(
             uid=uid,
             status=_text(status),
-            ds=Dataset.from_json(json.loads(raw)),
-            entries=tuple(json.loads(entries or b"[]")),
+            ds=Dataset.from_json(jsontext.loads(raw)),
+            entries=tuple(jsontext.loads(entries or b"[]")),
             aet=_text(aet),
             created=float(created or 0),
             updated=float(updated or 0),
@@ -355,7 +355,7 @@ class MppsStore:
                 raise store_error(e) from e
             for entry_id, raw in zip(batch, rows, strict=True):
                 if raw is not None:
-                    yield entry_id, Dataset.from_json(json.loads(raw))
+                    yield entry_id, Dataset.from_json(jsontext.loads(raw))
 
 
 def _text(value: Any) -> str:

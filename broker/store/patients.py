@@ -35,13 +35,13 @@ the script share their round trips with the other messages handled together.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
 
+from broker.common import jsontext
 from broker.errors import MappingError, StoreError
 from broker.hl7.codes import ErrorCode
 from broker.store import scripts, steps
@@ -135,7 +135,7 @@ class PatientStore:
             }
             if dedup is not None:
                 body["dedup"] = self._store.dedup_body(dedup, call)
-            args = [json.dumps(body, ensure_ascii=False)]
+            args = [jsontext.dumps(body)]
             reply = yield from self._store.scripts.steps(_PATIENT, call.names, args)
             tag = _text(reply[0])
             if tag == "dup":

@@ -27,10 +27,8 @@ on one Redis may each run theirs.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +37,8 @@ from typing import Any
 import redis
 from pydicom.dataset import Dataset
 
+from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import BrokerError, store_error
 from broker.store import scripts
 from broker.store.guards import value_digest
@@ -114,10 +114,14 @@ class _Read:
 
 
 class Retention:
-    """Finds and removes what the policy says has expired; see the module docstring."""
+    """Finds and removes what the policy says has expired, at ``clock``'s time; see the
+    module docstring."""
 
-    def __init__(self, store: WorklistStore, policy: RetentionPolicy) -> None:
+    def __init__(
+        self, store: WorklistStore, policy: RetentionPolicy, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._store = store
+        self._clock = clock
         self._redis = store.client
         self._keys = store.keys
         self._policy = policy
@@ -129,10 +133,10 @@ class Retention:
     def policy(self) -> RetentionPolicy:
         return self._policy
 
-    def run(self, *, now: float | None = None, dry_run: bool = False) -> PurgeReport:
-        """One purge at ``now`` (epoch seconds): time newly ended steps, then remove
-        what expired. A dry run reads only, and reports what would go."""
-        now = time.time() if now is None else now
+    def run(self, *, dry_run: bool = False) -> PurgeReport:
+        """One purge, now: time newly ended steps, then remove what expired. A dry run
+        reads only, and reports what would go."""
+        now = self._clock.now()
         try:
             self._time_ended_steps(now, dry_run)
             items, reads = self._expired_entries(now)
@@ -184,7 +188,7 @@ class Retention:
                 ],
                 "now": round(now, 3),
             }
-            self._store.scripts.run(_MARK, call.names, [json.dumps(payload)])
+            self._store.scripts.run(_MARK, call.names, [jsontext.dumps(payload)])
 
     # -- what expired -------------------------------------------------------
 
@@ -236,7 +240,7 @@ class Retention:
                 pipe.hmget(self._keys.entry(entry_id), "ds", "status", "order")
             for entry_id, (raw, status, order) in zip(batch, pipe.execute(), strict=True):
                 if raw is not None:
-                    ds = Dataset.from_json(json.loads(raw))
+                    ds = Dataset.from_json(jsontext.loads(raw))
                     yield _Read(entry_id, raw, _text(status), _text(order), ds)
 
     # -- removal ------------------------------------------------------------
@@ -252,9 +256,9 @@ class Retention:
                 entries[start : start + _REMOVE_BATCH], uids[start : start + _REMOVE_BATCH]
             )
             payload["mpps_cutoff"] = cutoff
-            args = [json.dumps(payload, ensure_ascii=False)]
+            args = [jsontext.dumps(payload)]
             reply = self._store.scripts.run(_REMOVE, call.names, args)
-            removed += len(json.loads(reply[0]))
+            removed += len(jsontext.loads(reply[0]))
             instances += int(reply[1])
         return removed, instances
 

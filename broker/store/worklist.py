@@ -19,7 +19,6 @@ are built by ``broker.store.apply_script``.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -256,5 +255,5 @@ def _encode_dedup(record: DedupRecord) -> str:
 
 
 def decode_dedup(raw: bytes | str) -> DedupRecord:
-    data = json.loads(raw)
+    data = jsontext.loads(raw)
     return DedupRecord(digest=str(data["digest"]), ack=base64.b64decode(data["ack"]))

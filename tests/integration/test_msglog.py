@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from broker.common.clock import ManualClock
 from broker.errors import StoreError
 from broker.mapping.registry import MappingRegistry
 from broker.mllp.client import split_messages, summarize_ack
@@ -153,14 +154,16 @@ def test_count_retention_trims_oldest_and_their_indexes(redis_client: redis.Redi
 
 
 def test_age_retention_trims_on_write(redis_client: redis.Redis) -> None:
-    mlog = MessageLog(redis_client, retention_days=1 / 86400)  # one second
-    first = mlog.record(intake("C1"))
-    kept_error = mlog.record(intake("C2", outcome=Outcome.ERROR))
-    deadline = time.monotonic() + 60  # generous: a loaded machine may be slow
-    while redis_client.zscore(KEYS.message_times(), first) is not None:
-        mlog.record(intake("later"))
-        assert time.monotonic() < deadline, "old messages were not trimmed"
-        time.sleep(0.1)  # let the one-second retention pass between writes
+    clock = ManualClock()
+    mlog = MessageLog(redis_client, retention_days=1 / 86400, clock=clock)  # one second
+    first = mlog.record(intake("C1", received_at=clock.now()))
+    kept_error = mlog.record(intake("C2", outcome=Outcome.ERROR, received_at=clock.now()))
+    clock.advance(0.5)
+    mlog.record(intake("younger", received_at=clock.now()))
+    assert redis_client.zscore(KEYS.message_times(), first) is not None  # not a second old
+    clock.advance(1.0)  # the one-second retention passes
+    mlog.record(intake("later", received_at=clock.now()))
+    assert redis_client.zscore(KEYS.message_times(), first) is None
     assert mlog.get(first) is None
     # an error stays readable on the error list after the log dropped it
     still = mlog.get(kept_error)
