@@ -107,8 +107,7 @@ class MessageLog:
     def record_steps(self, intake: Intake) -> Steps[str]:
         """:meth:`record` as one step (``broker.store.steps``)."""
         body = self._body(intake, self._now_ms())
-        keys = body.pop("keys")
-        body["keys_at"] = 1
+        keys = body.pop("keys")  # from KEYS[1] on (keys_at)
         args = (jsontext.dumps(body), self._kept(intake), intake.ack, intake.application_ack)
         reply = yield from self._scripts.steps(_RECORD, keys, args)
         return _text(reply)
@@ -193,6 +192,7 @@ class MessageLog:
         keys.append(k.messages_by_outcome(intake.outcome.value))
         body = {
             "keys": keys,
+            "keys_at": 1,  # where they are in the script's KEYS (the apply script puts them last)
             "ttl_ms": self._ttl_ms,
             "now_ms": now_ms,
             "indexes": indexes,
@@ -212,12 +212,8 @@ class MessageLog:
         """Take a message off the error list, noting why; False if it was not on it."""
         now_ms = self._now_ms()
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now_ms / 1000))
-        body = {
-            "id": message_id,
-            "fields": ["resolution", f"{resolution} ({stamp})"],
-            "ttl_ms": self._ttl_ms,
-            "now_ms": now_ms,
-        }
+        fields = ["resolution", f"{resolution} ({stamp})"]
+        body = {"id": message_id, "fields": fields, "ttl_ms": self._ttl_ms, "now_ms": now_ms}
         keys = [*self._log_keys(), self._keys.message(message_id)]
         try:
             return bool(self._scripts.run(_RESOLVE, keys, [jsontext.dumps(body)]))
