@@ -56,6 +56,7 @@ from broker.store.mpps import MppsStore
 from broker.store.msglog import MessageLog
 from broker.store.retention import Retention, RetentionPolicy, RetentionScheduler
 from broker.store.schema_version import ensure_key_schema
+from broker.store.scripts import ScriptRunner
 from broker.store.worklist import WorklistStore
 
 __all__ = [
@@ -116,6 +117,7 @@ def build_message_log(s: Settings, client: redis.Redis) -> MessageLog:
         retention_days=s.message_log_days,
         max_bytes=s.message_log_max_bytes,
         refused_prefix=s.message_log_refused_bytes,
+        scripts=ScriptRunner(client, wait_replicas=s.redis_wait_replicas),
     )
 
 

@@ -30,7 +30,10 @@ import redis
 from broker.audit.atna import AtnaSource, audit_message
 from broker.audit.events import Outcome, from_fields, iso_time
 from broker.audit.syslog import SyslogSender, rfc5424
+from broker.errors import StoreError
+from broker.store import scripts
 from broker.store.keys import KeySchema
+from broker.store.scripts import ScriptRunner
 
 __all__ = ["SyslogExporter"]
 
@@ -41,34 +44,8 @@ _POLL = 1.0  # seconds between looks at a stream with nothing new
 _LEASE_MS = 30_000  # another broker may take over the export after this long
 _MAX_PAUSE = 60.0
 _WARN_EVERY = 60.0
-
-# KEYS[1]: the export state; ARGV[1]: owner. Gives the lease up if this owner holds it.
-_RELEASE_LUA = """
-if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'until', '0')
-end
-return 1
-"""
-
-# KEYS[1]: the export state (hash: cursor, sent, owner, until). ARGV: owner, lease ms, new
-# cursor and its ordinal (or ""). Takes or renews the lease unless another owner holds it;
-# moves the cursor; returns {cursor, ordinal} ("" when unknown), or nil when another broker
-# exports.
-_LEASE_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local owner = redis.call('HGET', KEYS[1], 'owner')
-local till = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
-if owner and owner ~= ARGV[1] and till > now then
-  return false
-end
-redis.call('HSET', KEYS[1], 'owner', ARGV[1],
-  'until', string.format('%d', now + tonumber(ARGV[2])))
-if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[1], 'cursor', ARGV[3], 'sent', ARGV[4])
-end
-return {redis.call('HGET', KEYS[1], 'cursor') or '', redis.call('HGET', KEYS[1], 'sent') or ''}
-"""
+_LEASE = scripts.load("audit_lease")
+_RELEASE = scripts.load("audit_release")
 
 
 def _text(value: object) -> str:
@@ -90,8 +67,7 @@ class SyslogExporter:
         self._state = keys.audit_export()
         self._sender = sender
         self._source = source
-        self._lease = client.register_script(_LEASE_LUA)
-        self._release = client.register_script(_RELEASE_LUA)
+        self._scripts = ScriptRunner(client)
         self._owner = f"{source.node}:{os.getpid()}:{secrets.token_hex(4)}"
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,15 +92,15 @@ class SyslogExporter:
         self._stopping.set()
         thread.join(timeout)
         self._sender.close()
-        with contextlib.suppress(redis.RedisError):  # else the lease runs out by itself
-            self._release(keys=[self._state], args=[self._owner])
+        with contextlib.suppress(StoreError):  # else the lease runs out by itself
+            self._scripts.run(_RELEASE, [self._state], [self._owner])
 
     def _run(self) -> None:
         pause = 0.0
         while not self._stopping.is_set():
             try:
                 waited = self._step()
-            except redis.RedisError as e:
+            except (redis.RedisError, StoreError) as e:
                 pause = self._failed("redis", f"cannot read the audit stream: {e}", pause)
                 continue
             except OSError as e:
@@ -151,7 +127,7 @@ class SyslogExporter:
         """Take or renew the lease (moving the cursor, with its ordinal: the how-many-th
         record of the stream it is); (cursor, ordinal), or None when another broker exports."""
         number = "" if ordinal is None else str(ordinal)
-        reply = self._lease(keys=[self._state], args=[self._owner, _LEASE_MS, cursor, number])
+        reply = self._scripts.run(_LEASE, [self._state], [self._owner, _LEASE_MS, cursor, number])
         if reply is None:
             return None
         sent = _text(reply[1])

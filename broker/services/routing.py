@@ -254,12 +254,12 @@ class HL7Router:
         key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)
         digest = hashlib.sha256(arrival.raw).hexdigest()
         if patient_spec is not None:
-            previous = self._store.dedup_lookup(key)
+            previous = yield from self._store.dedup_lookup_steps(key)
             if previous is not None:
                 notes.duplicate = True
                 return self._answer_duplicate(previous, digest, ctx)
             identity = (key, digest, arrival.peer)
-            return self._process_patient(msg, ctx, patient_spec, identity, notes, sent)
+            return (yield from self._process_patient(msg, ctx, patient_spec, identity, notes, sent))
         assert spec is not None  # check_header refused every type without a mapping
         order = (key, digest, arrival)
         return (yield from self._process_order(msg, ctx, spec, order, notes, sent))
@@ -284,7 +284,7 @@ class HL7Router:
             result = map_message(msg.segments, spec, message_type=msg.message_type, peer=peer)
         except Exception:
             # A resend is answered with its stored ACK, whatever the mapping makes of it now.
-            previous = self._store.dedup_lookup(key)
+            previous = yield from self._store.dedup_lookup_steps(key)
             if previous is None:
                 raise
             notes.duplicate = True
@@ -346,7 +346,7 @@ class HL7Router:
         identity: tuple[DedupKey, str, str],
         notes: IntakeNotes,
         sent: MessageTime | None,
-    ) -> tuple[bytes, str]:
+    ) -> Steps[tuple[bytes, str]]:
         """An ADT message (IHE RAD-1/RAD-12): same dedup, ACK and error rules as orders.
 
         ``identity`` is the dedup key, the message digest and the peer it came from.
@@ -355,7 +355,8 @@ class HL7Router:
         result = map_patient_message(msg.segments, spec, message_type=msg.message_type)
         notes.mapped(result, self._store.keys.entry_id)
         ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
-        outcome = self._patients.apply(result, (key, DedupRecord(digest, ack)), sent)
+        dedup = (key, DedupRecord(digest, ack))
+        outcome = yield from self._patients.apply_steps(result, dedup, sent)
         if outcome.duplicate is not None:  # a resend raced the original
             notes.duplicate = True
             return self._answer_duplicate(outcome.duplicate, digest, ctx)

@@ -38,9 +38,11 @@ import redis
 
 from broker.common import jsontext
 from broker.errors import StoreError
+from broker.store import scripts
 from broker.store.guards import value_digest
 from broker.store.keys import KeySchema
 from broker.store.schema1 import Kind, Schema1, is_schema1_id
+from broker.store.scripts import Script, ScriptRunner
 
 __all__ = ["KeyMigration"]
 
@@ -49,80 +51,11 @@ log = logging.getLogger(__name__)
 _SCAN_COUNT = 1000
 _BATCH = 500  # members, fields or records per call
 _ATTEMPTS = 8
-
-# ARGV[1]: {key, fields, digests, values}: HSET key values (field, value, ...) if each of
-# ``fields`` still has the value read (sha1 ``digests``) and the key exists (a message-log
-# record may have expired meanwhile). Returns 1, or 0 when the hash changed meanwhile.
-_SET_FIELD = """
-local p = cjson.decode(ARGV[1])
-for i, f in ipairs(p.fields) do
-  if redis.sha1hex(redis.call('HGET', p.key, f) or '') ~= p.digests[i] then return 0 end
-end
-if redis.call('EXISTS', p.key) == 0 then return 0 end
-redis.call('HSET', p.key, unpack(p.values))
-return 1
-"""
-
-# ARGV[1]: {key, new, idx, digest}: an entry hash to its new id with its new idx list.
-_MOVE_ENTRY = """
-local p = cjson.decode(ARGV[1])
-if redis.call('EXISTS', p.key) == 0 then return 1 end
-if redis.sha1hex(redis.call('HGET', p.key, 'idx') or '') ~= p.digest then return 0 end
-redis.call('RENAME', p.key, p.new)
-redis.call('HSET', p.new, 'idx', p.idx)
-return 1
-"""
-
-# ARGV[1]: {key, kind ("s"/"z", "" for no members), pairs [[old, new], ...], rename}: members
-# replaced (a sorted set's keep their scores); then, unless rename is "", the key takes its
-# new name (a set already there is merged into).
-_MEMBERS = """
-local p = cjson.decode(ARGV[1])
-for _, m in ipairs(p.pairs) do
-  if p.kind == 'z' then
-    local score = redis.call('ZSCORE', p.key, m[1])
-    if score then
-      redis.call('ZREM', p.key, m[1])
-      redis.call('ZADD', p.key, score, m[2])
-    end
-  elseif redis.call('SREM', p.key, m[1]) == 1 then
-    redis.call('SADD', p.key, m[2])
-  end
-end
-if p.rename ~= '' and redis.call('EXISTS', p.key) == 1 then
-  if p.kind == 's' and redis.call('EXISTS', p.rename) == 1 then
-    redis.call('SUNIONSTORE', p.rename, p.rename, p.key)
-    redis.call('DEL', p.key)
-  else
-    redis.call('RENAME', p.key, p.rename)
-  end
-end
-return 1
-"""
-
-# ARGV[1]: {key, new, value, ttl, merged, old}: an alias renamed with a TTL (if it had
-# none), its old ID added to its target's merged set. 0 when its value changed meanwhile.
-_MOVE_ALIAS = """
-local p = cjson.decode(ARGV[1])
-local v = redis.call('GET', p.key)
-if not v then return 1 end
-if v ~= p.value then return 0 end
-redis.call('RENAME', p.key, p.new)
-if redis.call('TTL', p.new) < 0 then redis.call('EXPIRE', p.new, p.ttl) end
-redis.call('SADD', p.merged, p.old)
-if redis.call('TTL', p.merged) < 0 then redis.call('EXPIRE', p.merged, p.ttl) end
-return 1
-"""
-
-# ARGV[1]: {scratch, target, schema, step}: the rebuilt key replaces the target (or, with
-# nothing rebuilt, the target is left as it is) and the step is recorded as done.
-_SWAP = """
-local p = cjson.decode(ARGV[1])
-if redis.call('HEXISTS', p.schema, p.step) == 1 then return 0 end
-if redis.call('EXISTS', p.scratch) == 1 then redis.call('RENAME', p.scratch, p.target) end
-redis.call('HSET', p.schema, p.step, '1')
-return 1
-"""
+_SET_FIELD = scripts.load("migrate_set_field")
+_MOVE_ENTRY = scripts.load("migrate_move_entry")
+_MEMBERS = scripts.load("migrate_members")
+_MOVE_ALIAS = scripts.load("migrate_move_alias")
+_SWAP = scripts.load("migrate_swap")
 
 Tick = Callable[[Kind | str], None]
 
@@ -150,10 +83,7 @@ class KeyMigration:
         self._dry = dry
         self._tick = tick or (lambda _: None)
         self.counts: Counter[str] = Counter()
-        scripts = (_SET_FIELD, _MOVE_ENTRY, _MEMBERS, _MOVE_ALIAS, _SWAP)
-        self._set_field, self._move_entry, self._members, self._move_alias, self._swap = (
-            client.register_script(s) for s in scripts
-        )
+        self._scripts = ScriptRunner(client)
 
     def __repr__(self) -> str:
         return f"KeyMigration(prefix={self._keys.prefix!r}, dry={self._dry})"
@@ -199,16 +129,15 @@ class KeyMigration:
         for _ in range(_ATTEMPTS):
             idx = _raw(self._redis.hget(name, "idx"))
             refs = self._old.refs(jsontext.loads(idx)) if idx else []
-            payload = {"key": name, "new": new, "idx": jsontext.dumps(refs)}
-            payload["digest"] = value_digest(idx)
-            if self._call(self._move_entry, Kind.ENTRY, payload):
+            payload = {"idx": jsontext.dumps(refs), "digest": value_digest(idx)}
+            if self._call(_MOVE_ENTRY, Kind.ENTRY, [name, new], payload):
                 return
         raise _changing()
 
     def _rename(self, name: str, kind: Kind, value: str) -> None:
         """A key whose content stays (a patient record, an MPPS index set)."""
-        payload = {"key": name, "kind": "", "pairs": [], "rename": self._old.new_name(kind, value)}
-        self._call(self._members, kind, payload)
+        payload = {"kind": "", "pairs": []}
+        self._call(_MEMBERS, kind, [name, self._old.new_name(kind, value)], payload)
 
     def _alias(self, name: str, old_id: str) -> None:
         for _ in range(_ATTEMPTS):
@@ -216,15 +145,9 @@ class KeyMigration:
             if raw is None:
                 return
             target = _text(raw)
-            payload = {
-                "key": name,
-                "new": self._keys.patient_alias(old_id),
-                "value": target,
-                "ttl": self._alias_ttl,
-                "merged": self._keys.merged_into(target),
-                "old": old_id,
-            }
-            if self._call(self._move_alias, Kind.ALIAS, payload):
+            keys = [name, self._keys.patient_alias(old_id), self._keys.merged_into(target)]
+            payload = {"value": target, "ttl": self._alias_ttl, "old": old_id}
+            if self._call(_MOVE_ALIAS, Kind.ALIAS, keys, payload):
                 return
         raise _changing()
 
@@ -246,8 +169,8 @@ class KeyMigration:
         batches = [pairs[i : i + _BATCH] for i in range(0, len(pairs), _BATCH)] or [[]]
         for n, batch in enumerate(batches, start=1):
             last = n == len(batches)
-            payload = {"key": name, "kind": type_, "pairs": batch, "rename": rename if last else ""}
-            self._call(self._members, kind if last else "", payload)
+            keys = [name, rename] if last and rename else [name]
+            self._call(_MEMBERS, kind if last else "", keys, {"kind": type_, "pairs": batch})
 
     def _json_fields(
         self, name: str, kind: Kind, rewrite: dict[str, Callable[[list[Any]], list[Any]]]
@@ -267,12 +190,11 @@ class KeyMigration:
             if not values:
                 return
             payload = {
-                "key": name,
                 "fields": fields,
                 "digests": [value_digest(v) for v in raw],
                 "values": values,
             }
-            if self._call(self._set_field, kind, payload):
+            if self._call(_SET_FIELD, kind, [name], payload):
                 return
         raise _changing()
 
@@ -291,8 +213,7 @@ class KeyMigration:
             if len(fields) >= _BATCH:
                 self._write_scratch(step, fields)
         self._write_scratch(step, fields)
-        payload = {"scratch": scratch, "target": target, "schema": schema, "step": f"done:{step}"}
-        self._call(self._swap, "", payload)
+        self._call(_SWAP, "", [scratch, target, schema], f"done:{step}")
 
     def _write_scratch(self, step: str, fields: dict[Any, Any]) -> None:
         if fields:
@@ -324,19 +245,21 @@ class KeyMigration:
                     self.counts["mpps-events records"] += self._old.entry_ids(ids) != ids
                 if not self._dry:
                     self._redis.xadd(scratch, fields, id=record_id)  # type: ignore[arg-type]
-        self._call(self._swap, "", {"scratch": scratch, "target": target, "schema": schema,
-                                     "step": step})  # fmt: skip
+        self._call(_SWAP, "", [scratch, target, schema], step)
 
     # -- calls ------------------------------------------------------------------
 
-    def _call(self, script: Any, kind: Kind | str, payload: dict[str, Any]) -> bool:
-        """Run one converting script (a dry run only counts); True unless it found the key
-        changed since it was read."""
+    def _call(
+        self, script: Script, kind: Kind | str, keys: list[str], arg: dict[str, Any] | str
+    ) -> bool:
+        """Run one converting script on ``keys`` with ``arg`` (JSON unless a string; a dry run
+        only counts); True unless it found the key changed since it was read."""
         if self._dry:
             if kind:
                 self.counts[str(kind)] += 1
             return True
-        done = int(script(args=[jsontext.dumps(payload)], client=self._redis))
+        text = arg if isinstance(arg, str) else jsontext.dumps(arg)
+        done = int(self._scripts.run(script, keys, [text]))
         if done and kind:
             self.counts[str(kind)] += 1
         self._tick(kind)

@@ -40,7 +40,9 @@ from broker.common import jsontext
 from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import BrokerError, StoreError
 from broker.mapping.registry import MappingRegistry
+from broker.store import scripts
 from broker.store.keys import KeySchema
+from broker.store.scripts import ScriptRunner
 
 __all__ = [
     "PACKAGED_SOURCE",
@@ -57,27 +59,7 @@ __all__ = [
 
 PACKAGED_MAPPINGS = "broker.default_mappings"
 PACKAGED_SOURCE = "the default mappings shipped with mwl-broker"
-
-_PUBLISH_LUA = """
-local p = cjson.decode(ARGV[1])
-local current = redis.call('GET', p.active)
-if p.only_if_empty and current then
-  return {'exists', current}
-end
-if p.expect ~= nil and (current or '') ~= p.expect then
-  return {'moved', current or ''}
-end
-if current and redis.call('HGET', p.version_prefix .. current, 'digest') == p.digest then
-  return {'same', current}
-end
-local n = redis.call('INCR', p.seq)
-redis.call('HSET', p.version_prefix .. n, 'files', p.files, 'author', p.author,
-  'comment', p.comment, 'created', p.created, 'digest', p.digest, 'based_on', current or '')
-redis.call('ZADD', p.history, n, n)
-redis.call('SET', p.active, n)
-redis.call('PUBLISH', p.channel, n)
-return {'new', tostring(n)}
-"""
+_PUBLISH = scripts.load("mapping_publish")
 
 
 @dataclass(frozen=True)
@@ -171,6 +153,7 @@ class MappingVersions:
         client: redis.Redis,
         keys: KeySchema | None = None,
         audit: AuditSink = NO_AUDIT,
+        scripts: ScriptRunner | None = None,
         *,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -178,7 +161,7 @@ class MappingVersions:
         self._clock = clock
         self._keys = keys or KeySchema()
         self._audit = audit
-        self._publish = client.register_script(_PUBLISH_LUA)
+        self._scripts = scripts or ScriptRunner(client)
         p = self._keys.prefix
         self._seq = f"{p}:mapping:seq"
         self._version_prefix = f"{p}:mapping:v:"
@@ -280,10 +263,6 @@ class MappingVersions:
         for name in files:
             check_file_name(name)
         body: dict[str, Any] = {
-            "seq": self._seq,
-            "version_prefix": self._version_prefix,
-            "history": self._history,
-            "active": self._active,
             "channel": self.channel,
             "files": jsontext.canonical(dict(files)),
             "author": author,
@@ -294,9 +273,11 @@ class MappingVersions:
         }
         if expect is not None:
             body["expect"] = str(expect)
+        keys = [self._seq, self._history, self._active, self._version_prefix]
+        args = [jsontext.dumps(body)]
         tag, number = (
             v.decode() if isinstance(v, bytes) else str(v)
-            for v in self._call(self._publish, args=[jsontext.dumps(body)])
+            for v in self._call(self._scripts.run, _PUBLISH, keys, args)
         )
         files_named = sorted(files)
         if tag == "moved":
@@ -325,7 +306,7 @@ class MappingVersions:
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
-        except redis.RedisError as e:
+        except (redis.RedisError, StoreError) as e:
             raise StoreError(f"mapping versions unavailable: {e}") from e
 
 

@@ -40,8 +40,9 @@ from pydicom.dataset import Dataset
 from broker.common import jsontext
 from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import StoreError, store_error
+from broker.store import scripts
 from broker.store.guards import value_digest
-from broker.store.mpps_lua import CREATE_SCRIPT, SET_SCRIPT
+from broker.store.scripts import KeyList
 from broker.store.worklist import WorklistStore
 from broker.worklist import dicom_json
 
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 
 _ATTEMPTS = 8  # re-reads after another N-SET changed the instance in between
 _SCAN_BATCH = 500
+_CREATE = scripts.load("mpps_create")
+_SET = scripts.load("mpps_set")
 
 
 class PerformedStatus(StrEnum):
@@ -160,8 +163,6 @@ class MppsStore:
         self._keys = store.keys
         self._events_max = events_max
         self._clock = clock
-        self._create = self._redis.register_script(CREATE_SCRIPT)
-        self._set = self._redis.register_script(SET_SCRIPT)
 
     def __repr__(self) -> str:
         return f"MppsStore(prefix={self._keys.prefix!r})"
@@ -191,14 +192,16 @@ class MppsStore:
                 return CreateOutcome.OUT_OF_SCOPE, hidden, 0
         entries = tuple(entry_id for entry_id, _ in linked)
         refs = self._index_refs(steps)
+        call = self._call_keys(uid)
         payload = self._payload(uid, ds, PerformedStatus.IN_PROGRESS, aet)
         payload.update(
-            entries=list(entries),
+            steps=[[entry_id, call.add(self._keys.entry(entry_id))] for entry_id in entries],
             entries_json=jsontext.dumps(list(entries)),
-            refs=refs,
+            refs=[call.add(key) for _, key in refs],
             refs_json=jsontext.dumps(refs),
         )
-        reply = self._store.run_script(self._create, jsontext.dumps(payload))
+        args = [jsontext.dumps(payload)]
+        reply = self._store.scripts.run(_CREATE, call.names, args)
         if _text(reply[0]) == "dup":
             return CreateOutcome.DUPLICATE, (), 0
         return CreateOutcome.CREATED, entries, int(reply[1])
@@ -226,7 +229,10 @@ class MppsStore:
             new_status = PerformedStatus(_text(merged.get("PerformedProcedureStepStatus")))
             payload = self._payload(uid, merged, new_status, aet)
             payload["digest"] = value_digest(raw if isinstance(raw, bytes) else raw.encode())
-            reply = self._store.run_script(self._set, jsontext.dumps(payload))
+            call = self._call_keys(uid)
+            call.add(self._keys.entry_prefix())
+            args = [jsontext.dumps(payload)]
+            reply = self._store.scripts.run(_SET, call.names, args)
             tag = _text(reply[0])
             if tag == "retry":
                 continue
@@ -238,19 +244,19 @@ class MppsStore:
             return SetResult(SetOutcome.UPDATED, new_status.value, entries, int(reply[1]))
         raise StoreError(f"MPPS instance kept changing during {_ATTEMPTS} attempts to update it")
 
+    def _call_keys(self, uid: str) -> KeyList:
+        """The KEYS both MPPS scripts start with (``lua/lib/mpps.lua``)."""
+        k = self._keys
+        return KeyList(k.mpps(uid), k.mpps_by_time(), k.entries_ended(), k.mpps_events())
+
     def _payload(self, uid: str, ds: Dataset, status: PerformedStatus, aet: str) -> dict[str, Any]:
         return {
             "uid": uid,
-            "key": self._keys.mpps(uid),
             "ds": dicom_json.dumps(ds),
             "status": status.value,
             "step_status": STEP_STATUS[status],
             "aet": aet,
             "now": round(self._clock.now(), 3),
-            "by_time": self._keys.mpps_by_time(),
-            "ended": self._keys.entries_ended(),
-            "entry_prefix": self._keys.entry_prefix(),
-            "events": self._keys.mpps_events(),
             "events_max": self._events_max,
         }
 

@@ -34,7 +34,7 @@ import redis
 from broker.common import jsontext
 from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import StoreError
-from broker.store import steps
+from broker.store import scripts, steps
 from broker.store.keys import KeySchema
 from broker.store.message_records import (
     ErrorInfo,
@@ -46,7 +46,7 @@ from broker.store.message_records import (
     Outcome,
     WarningInfo,
 )
-from broker.store.msglog_lua import RECORD_SCRIPT, RESOLVE_SCRIPT
+from broker.store.scripts import ScriptRunner
 from broker.store.steps import Steps
 from broker.worklist.model import LogRecord
 
@@ -58,6 +58,8 @@ _BATCH = 200
 _MAX_SCAN = 20_000  # summaries read per listing call at most; the page says where to go on
 _TRIM_PER_WRITE = 1000
 _CID_SEP = "\x1f"
+_RECORD = scripts.load("msglog_record")
+_RESOLVE = scripts.load("msglog_resolve")
 
 _SUMMARY_FIELDS = (
     "received", "peer", "outcome", "ack_code", "type", "cid", "app", "fac",
@@ -78,17 +80,17 @@ class MessageLog:
         retention_days: float = 30,
         max_bytes: int = 256 * 1024 * 1024,
         refused_prefix: int = 4096,
+        scripts: ScriptRunner | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._redis = client
+        self._scripts = scripts or ScriptRunner(client)
         self._clock = clock
         self._keys = keys or KeySchema()
         self._max = max_messages
         self._max_bytes = max_bytes
         self._refused_prefix = refused_prefix
         self._ttl_ms = int(retention_days * 86_400_000)
-        self._record = client.register_script(RECORD_SCRIPT)
-        self._resolve = client.register_script(RESOLVE_SCRIPT)
 
     def __repr__(self) -> str:
         return f"MessageLog(prefix={self._keys.prefix!r}, max_messages={self._max})"
@@ -104,9 +106,10 @@ class MessageLog:
 
     def record_steps(self, intake: Intake) -> Steps[str]:
         """:meth:`record` as one step (``broker.store.steps``)."""
-        payload = jsontext.dumps(self._body(intake, self._now_ms()))
-        args = (payload, self._kept(intake), intake.ack, intake.application_ack)
-        (reply,) = yield [steps.script_call(self._record, *args)]
+        body = self._body(intake, self._now_ms())
+        keys = body.pop("keys")  # from KEYS[1] on (keys_at)
+        args = (jsontext.dumps(body), self._kept(intake), intake.ack, intake.application_ack)
+        reply = yield from self._scripts.steps(_RECORD, keys, args)
         return _text(reply)
 
     def applied_record(self, intake: Intake) -> LogRecord:
@@ -116,10 +119,11 @@ class MessageLog:
         entry counts are set by that script from what it did.
         """
         body = self._body(intake, self._now_ms())
-        body["outcomes"] = {
-            name: {"name": outcome.value, "index": self._keys.messages_by_outcome(outcome.value)}
-            for name, outcome in (("fresh", Outcome.ACCEPTED), ("stale", Outcome.OUT_OF_ORDER))
-        }
+        keys: list[str] = body["keys"]
+        body["outcomes"] = {}
+        for name, outcome in (("fresh", Outcome.ACCEPTED), ("stale", Outcome.OUT_OF_ORDER)):
+            keys.append(self._keys.messages_by_outcome(outcome.value))
+            body["outcomes"][name] = {"name": outcome.value, "index": len(keys)}
         return LogRecord(body, intake.raw, intake.ack, intake.application_ack)
 
     def _kept(self, intake: Intake) -> bytes:
@@ -137,19 +141,11 @@ class MessageLog:
     def written(self, message_id: str) -> None:
         """Nothing to do: the record is in the log (``MessageRecorder``)."""
 
-    def _base(self, now_ms: int) -> dict[str, Any]:
+    def _log_keys(self) -> list[str]:
+        """The log's keys, in the order ``log_keys`` (``lua/lib/msglog.lua``) reads them."""
         k = self._keys
-        return {
-            "prefix": k.message_prefix(),
-            "log": k.message_log(),
-            "time": k.message_times(),
-            "errors": k.message_errors(),
-            "refs": k.message_refs(),
-            "bytes": k.message_bytes(),
-            "cid": k.messages_by_control_id(),
-            "ttl_ms": self._ttl_ms,
-            "now_ms": now_ms,
-        }
+        return [k.message_prefix(), k.message_log(), k.message_times(), k.message_errors(),
+                k.message_refs(), k.message_bytes(), k.messages_by_control_id()]  # fmt: skip
 
     def _body(self, intake: Intake, now_ms: int) -> dict[str, Any]:
         k = self._keys
@@ -186,14 +182,21 @@ class MessageLog:
             if listed:  # the original stays on the error list; no second entry
                 listed = False
                 fields["resolution"] = f"failed reprocess of message {intake.reprocess_of}"
-        indexes = [k.messages_by_type(intake.message_type)]
-        indexes.append(k.messages_by_sender(intake.sending_application))
+        # the record's keys (``lua/lib/record_message.lua``): the log's, the id counter, then
+        # its index keys, which the body names by position
+        keys = [*self._log_keys(), k.message_seq(), k.messages_by_type(intake.message_type)]
+        keys.append(k.messages_by_sender(intake.sending_application))
         if intake.warnings:
-            indexes.append(k.messages_with_warnings())
-        body = self._base(now_ms) | {
-            "seq": k.message_seq(),
+            keys.append(k.messages_with_warnings())
+        indexes = list(range(9, len(keys) + 1))
+        keys.append(k.messages_by_outcome(intake.outcome.value))
+        body = {
+            "keys": keys,
+            "keys_at": 1,  # where they are in the script's KEYS (the apply script puts them last)
+            "ttl_ms": self._ttl_ms,
+            "now_ms": now_ms,
             "indexes": indexes,
-            "outcome_index": k.messages_by_outcome(intake.outcome.value),
+            "outcome_index": len(keys),
             "cid_value": intake.control_id + _CID_SEP,
             "received_ms": int(intake.received_at * 1000),
             "fields": [item for pair in fields.items() for item in pair],
@@ -209,13 +212,12 @@ class MessageLog:
         """Take a message off the error list, noting why; False if it was not on it."""
         now_ms = self._now_ms()
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now_ms / 1000))
-        body = self._base(now_ms) | {
-            "id": message_id,
-            "fields": ["resolution", f"{resolution} ({stamp})"],
-        }
+        fields = ["resolution", f"{resolution} ({stamp})"]
+        body = {"id": message_id, "fields": fields, "ttl_ms": self._ttl_ms, "now_ms": now_ms}
+        keys = [*self._log_keys(), self._keys.message(message_id)]
         try:
-            return bool(self._resolve(args=[jsontext.dumps(body)]))
-        except redis.RedisError as e:
+            return bool(self._scripts.run(_RESOLVE, keys, [jsontext.dumps(body)]))
+        except StoreError as e:
             raise StoreError(f"message log unavailable: {e}") from e
 
     def dismiss(self, message_id: str) -> bool:

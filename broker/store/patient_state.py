@@ -1,9 +1,12 @@
 """The Redis state one ADT or order message reads about patients, kept in memory.
 
 Reads go through :class:`PatientState`, which remembers a guard (sha1 of the
-value) for everything it read; changes are made to the in-memory copies and
-turned into Redis commands by :meth:`PatientState.commands`, for one guarded
-script call (``broker.store.patients``). Keys come from the one key schema.
+value) for everything it read. Each read is an operation in steps
+(``broker.store.steps``: ``value = yield from state.record(pid)``), so that the
+messages handled together share its round trip; a value read before is answered
+without one. Changes are made to the in-memory copies and turned into Redis
+commands by :meth:`PatientState.commands`, for one guarded script call
+(``broker.store.patients``). Keys come from the one key schema.
 
 An alias written by a merge lives ``alias_ttl`` seconds; one moved to a new target
 (a later merge of its target) keeps the life it has left (``SET … KEEPTTL``).
@@ -16,15 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 from pydicom.dataset import Dataset
 
 from broker.common import jsontext
-from broker.errors import store_error
-from broker.store import steps
 from broker.store.guards import Guard, GuardKind, members_digest, value_digest
 from broker.store.keys import KeySchema
-from broker.store.steps import Steps
+from broker.store.scripts import KeyList
+from broker.store.steps import Command, Steps
 from broker.worklist import dicom_json
 
 __all__ = ["PatientState", "overlay"]
@@ -53,8 +54,7 @@ class _Entry:
 class PatientState:
     """Aliases, patient records, ``idx:pid`` sets and entries as read, with their guards."""
 
-    def __init__(self, client: redis.Redis, keys: KeySchema, alias_ttl: int) -> None:
-        self._redis = client
+    def __init__(self, keys: KeySchema, alias_ttl: int) -> None:
         self._keys = keys
         self._alias_ttl = alias_ttl
         self._guards: dict[tuple[str, str], Guard] = {}
@@ -85,25 +85,21 @@ class PatientState:
     def _guard(self, kind: GuardKind, key: str, digest: str, hash_field: str = "") -> None:
         self._guards.setdefault((key, hash_field), Guard(kind, key, digest, hash_field))
 
-    def prefetch(self, patient_ids: Iterable[str], also_get: str | None = None) -> bytes | None:
-        """Read the alias and record of several patients in one round trip.
-
-        ``also_get`` is one more string key read in the same round trip (an order's
-        dedup record), unguarded; its value is returned.
-        """
-        return steps.run(self._redis, self.prefetch_steps(patient_ids, also_get))
-
     def prefetch_steps(
         self, patient_ids: Iterable[str], also_get: str | None = None
     ) -> Steps[bytes | None]:
-        """:meth:`prefetch` as one step (``broker.store.steps``)."""
+        """Read the alias and record of several patients in one step.
+
+        ``also_get`` is one more string key read in the same step (an order's dedup
+        record), unguarded; its value is returned.
+        """
         wanted = sorted(p for p in patient_ids if p not in self._aliases)
         commands = []
         for pid in wanted:
-            commands.append(steps.Command(("GET", self._keys.patient_alias(pid))))
-            commands.append(steps.Command(("HGET", self._keys.patient(pid), "ds")))
+            commands.append(Command(("GET", self._keys.patient_alias(pid))))
+            commands.append(Command(("HGET", self._keys.patient(pid), "ds")))
         if also_get is not None:
-            commands.append(steps.Command(("GET", also_get)))
+            commands.append(Command(("GET", also_get)))
         replies = yield commands
         pairs = replies[: 2 * len(wanted)]
         for pid, alias, record in zip(wanted, pairs[::2], pairs[1::2], strict=True):
@@ -120,85 +116,82 @@ class PatientState:
         self._guard(GuardKind.HGET, self._keys.patient(pid), value_digest(raw), "ds")
         self._records.setdefault(pid, Dataset.from_json(jsontext.loads(raw)) if raw else None)
 
-    def newest(self, pid: str) -> str | None:
+    def newest(self, pid: str) -> Steps[str | None]:
         """The MSH-7 (UTC, ``broker.worklist.ordering``) of the newest ADT applied to ``pid``."""
         if pid not in self._times:
             key, hash_field = self._keys.patient_time(), self._keys.patient_field(pid)
-            raw = _call(self._redis.hget, key, hash_field)
+            (raw,) = yield [Command(("HGET", key, hash_field))]
             self._guard(GuardKind.HGET, key, value_digest(raw), hash_field)
             self._times[pid] = raw.decode() if raw else None
         return self._times[pid]
 
-    def set_newest(self, pid: str, earliest: str) -> None:
+    def set_newest(self, pid: str, earliest: str) -> Steps[None]:
         """Remember that an ADT sent at ``earliest`` (UTC) was applied to ``pid``."""
-        current = self.newest(pid)
+        current = yield from self.newest(pid)
         if current is None or earliest > current:
             self._times[pid] = earliest
             self._time_writes[pid] = earliest
 
-    def alias(self, pid: str) -> str | None:
+    def alias(self, pid: str) -> Steps[str | None]:
         """The surviving ID recorded for ``pid`` by a merge, if any."""
         if pid not in self._aliases:
-            self._remember_alias(pid, _call(self._redis.get, self._keys.patient_alias(pid)))
+            (raw,) = yield [Command(("GET", self._keys.patient_alias(pid)))]
+            self._remember_alias(pid, raw)
         return self._aliases[pid]
 
-    def resolve(self, pid: str) -> str:
+    def resolve(self, pid: str) -> Steps[str]:
         """Follow aliases to the live identifier (``pid`` itself when it has none)."""
         seen = {pid}
         current = pid
         for _ in range(_MAX_ALIAS_HOPS):
-            target = self.alias(current)
+            target = yield from self.alias(current)
             if target is None or target in seen:
                 return current
             seen.add(target)
             current = target
         return current
 
-    def aliases(self, pids: Iterable[str]) -> dict[str, str | None]:
-        """The aliases of several IDs (:meth:`alias`), those not read yet in one round trip."""
+    def aliases(self, pids: Iterable[str]) -> Steps[dict[str, str | None]]:
+        """The aliases of several IDs (:meth:`alias`), those not read yet in one step."""
         pids = list(pids)
         wanted = sorted(p for p in set(pids) if p not in self._aliases)
         if wanted:
-            pipe = self._redis.pipeline(transaction=False)
-            for pid in wanted:
-                pipe.get(self._keys.patient_alias(pid))
-            for pid, raw in zip(wanted, _execute(pipe), strict=True):
+            replies = yield [Command(("GET", self._keys.patient_alias(pid))) for pid in wanted]
+            for pid, raw in zip(wanted, replies, strict=True):
                 self._remember_alias(pid, raw)
         return {pid: self._aliases[pid] for pid in pids}
 
-    def merged(self, pid: str) -> set[str]:
+    def merged(self, pid: str) -> Steps[set[str]]:
         """The old IDs recorded as merged into ``pid`` (their aliases may have moved since)."""
         if pid not in self._merged:
-            self._merged[pid] = self._guarded_set(self._keys.merged_into(pid))
+            self._merged[pid] = yield from self._guarded_set(self._keys.merged_into(pid))
         return set(self._merged[pid])
 
-    def _guarded_set(self, key: str) -> set[str]:
-        raw = _call(self._redis.smembers, key)
+    def _guarded_set(self, key: str) -> Steps[set[str]]:
+        (raw,) = yield [Command(("SMEMBERS", key))]
         self._guard(GuardKind.MEMBERS, key, members_digest(raw))
         return {m.decode() for m in raw}
 
-    def record(self, pid: str) -> Dataset | None:
+    def record(self, pid: str) -> Steps[Dataset | None]:
         """The patient record (attributes ADTs carried), or None."""
         if pid not in self._records:
-            raw = _call(self._redis.hget, self._keys.patient(pid), "ds")
+            (raw,) = yield [Command(("HGET", self._keys.patient(pid), "ds"))]
             self._remember_record(pid, raw)
         return self._records[pid]
 
-    def members(self, pid: str) -> set[str]:
+    def members(self, pid: str) -> Steps[set[str]]:
         """Entry ids of the patient (``idx:pid``), their entries read too."""
         if pid not in self._members:
-            self._members[pid] = self._guarded_set(self._keys.by_patient(pid))
-            self._load_entries(sorted(self._members[pid]))
+            self._members[pid] = yield from self._guarded_set(self._keys.by_patient(pid))
+            yield from self._load_entries(sorted(self._members[pid]))
         return self._members[pid]
 
-    def _load_entries(self, ids: list[str]) -> None:
+    def _load_entries(self, ids: list[str]) -> Steps[None]:
         ids = [i for i in ids if i not in self._entries]
         if not ids:
             return
-        pipe = self._redis.pipeline(transaction=False)
-        for entry_id in ids:
-            pipe.hmget(self._keys.entry(entry_id), "ds", "idx", "status")
-        for entry_id, (ds, idx, status) in zip(ids, _execute(pipe), strict=True):
+        rows = yield [Command(("HMGET", self._keys.entry(i), "ds", "idx", "status")) for i in ids]
+        for entry_id, (ds, idx, status) in zip(ids, rows, strict=True):
             key = self._keys.entry(entry_id)
             self._guard(GuardKind.HGET, key, value_digest(ds), "ds")
             self._guard(GuardKind.HGET, key, value_digest(status), "status")
@@ -254,11 +247,11 @@ class PatientState:
             entry.status = status
             entry.status_changed = True
 
-    def move_entry(self, entry_id: str, prior: str, surviving: str) -> None:
+    def move_entry(self, entry_id: str, prior: str, surviving: str) -> Steps[None]:
         """Give an entry of ``prior`` the Patient ID ``surviving``, indexes included."""
         entry = self._entries.get(entry_id)
         self._members[prior].discard(entry_id)
-        self.members(surviving).add(entry_id)
+        (yield from self.members(surviving)).add(entry_id)
         if entry is None:
             return
         entry.ds.PatientID = surviving
@@ -267,8 +260,12 @@ class PatientState:
         entry.moves += [["SREM", old, entry_id], ["SADD", new, entry_id]]
         entry.ds_changed = True
 
-    def commands(self) -> list[list[str]]:
-        """The Redis commands that write every change made to this state."""
+    def commands(self, call: KeyList) -> list[list[str | int]]:
+        """The Redis commands that write every change made to this state, each as
+        ``[name, key position in call, args...]`` (``lua/patient.lua``)."""
+        return [[name, call.add(key), *args] for name, key, *args in self._commands()]
+
+    def _commands(self) -> list[list[str]]:
         out: list[list[str]] = []
         for entry_id, entry in sorted(self._entries.items()):
             if entry is None:
@@ -304,17 +301,3 @@ class PatientState:
         for pid, earliest in sorted(self._time_writes.items()):
             out.append(["HSET", self._keys.patient_time(), self._keys.patient_field(pid), earliest])
         return out
-
-
-def _call(method: Any, *args: Any) -> Any:
-    try:
-        return method(*args)
-    except redis.RedisError as e:
-        raise store_error(e) from e
-
-
-def _execute(pipe: Any) -> list[Any]:
-    try:
-        return list(pipe.execute())
-    except redis.RedisError as e:
-        raise store_error(e) from e

@@ -25,9 +25,11 @@ Rules (IHE RAD TF-2 RAD-1/RAD-12; HL7 v2.5.1 ch. 3):
   old ID is an ID like any other: a new order for it makes a new patient.
 
 Everything is computed in Python from what was read, then applied by one
-script call together with the dedup record; guards (``broker.store.guards``)
-make the script refuse, and the caller re-read, when another message changed
-anything that was read in between.
+script call (``lua/patient.lua``) together with the dedup record; guards
+(``broker.store.guards``) make the script refuse, and the caller re-read, when
+another message changed anything that was read in between. ADT messages and
+orders alike are operations in steps (``broker.store.steps``): every read and
+the script share their round trips with the other messages handled together.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ from pydicom.dataset import Dataset
 from broker.common import jsontext
 from broker.errors import MappingError, StoreError
 from broker.hl7.codes import ErrorCode
-from broker.store import steps
-from broker.store.guards import DEDUP_EPILOGUE_LUA, MESSAGE_PROLOGUE_LUA, guard_payload
+from broker.store import scripts, steps
+from broker.store.guards import guard_payload
 from broker.store.keys import MAX_MERGED_IDS
 from broker.store.patient_state import PatientState, overlay
+from broker.store.scripts import KeyList
 from broker.store.steps import Steps
 from broker.store.worklist import WorklistStore, decode_dedup
 from broker.worklist.dicom_json import dataset_json, entry_json
@@ -69,19 +72,7 @@ _ATTEMPTS = 8  # re-reads after a guard failed; only concurrent writes to one pa
 _SCHEDULED = "SCHEDULED"
 _PATIENT_ID = "00100020"  # DICOM JSON key of Patient ID (0010,0020)
 _ARRIVED = "ARRIVED"
-
-# ARGV[1]: {"dedup", "guards", "commands"}. Returns {"dup", <dedup value>} for a message
-# applied before, {"retry"} when a guard failed (nothing done), else {"ok"}.
-_PATIENT_SCRIPT = (
-    MESSAGE_PROLOGUE_LUA
-    + """
-for _, c in ipairs(p.commands) do redis.call(unpack(c)) end
-"""
-    + DEDUP_EPILOGUE_LUA
-    + """
-return {'ok'}
-"""
-)
+_PATIENT = scripts.load("patient")
 
 
 @dataclass(frozen=True)
@@ -107,13 +98,12 @@ class PatientStore:
 
     def __init__(self, store: WorklistStore) -> None:
         self._store = store
-        self._script = store.client.register_script(_PATIENT_SCRIPT)
 
     def __repr__(self) -> str:
         return f"PatientStore(prefix={self._store.keys.prefix!r})"
 
     def _state(self) -> PatientState:
-        return PatientState(self._store.client, self._store.keys, self._store.alias_ttl)
+        return PatientState(self._store.keys, self._store.alias_ttl)
 
     def apply(
         self,
@@ -126,16 +116,27 @@ class PatientStore:
         ``sent`` (MSH-7): a change for a patient who already took a newer ADT is
         skipped (``PatientOutcome.stale``); None applies without that check.
         """
+        return steps.run(self._store.client, self.apply_steps(result, dedup, sent))
+
+    def apply_steps(
+        self,
+        result: PatientResult,
+        dedup: tuple[DedupKey, DedupRecord] | None,
+        sent: MessageTime | None = None,
+    ) -> Steps[PatientOutcome]:
+        """:meth:`apply` as steps (``broker.store.steps``)."""
         for _ in range(_ATTEMPTS):
             state = self._state()
-            moved, stale = _plan(state, result, sent)
+            moved, stale = yield from _plan(state, result, sent)
+            call = KeyList()
             body: dict[str, Any] = {
-                "guards": guard_payload(state.guards),
-                "commands": state.commands(),
+                "guards": guard_payload(state.guards, call),
+                "commands": state.commands(call),
             }
             if dedup is not None:
-                body["dedup"] = self._store.dedup_body(dedup)
-            reply = self._store.run_script(self._script, jsontext.dumps(body))
+                body["dedup"] = self._store.dedup_body(dedup, call)
+            args = [jsontext.dumps(body)]
+            reply = yield from self._store.scripts.steps(_PATIENT, call.names, args)
             tag = _text(reply[0])
             if tag == "dup":
                 return PatientOutcome(duplicate=decode_dedup(reply[1]))
@@ -194,7 +195,9 @@ class PatientStore:
             else:
                 state = self._state()
                 yield from state.prefetch_steps(_patient_ids(changes))
-            prepared = [_with_patient(state, change) for change in changes]
+            prepared = []
+            for change in changes:
+                prepared.append((yield from _with_patient(state, change)))
             outcome = yield from self._store.apply_steps(prepared, dedup, state.guards, sent, log)
             if not outcome.conflict:
                 return outcome
@@ -205,79 +208,84 @@ def _patient_ids(changes: Sequence[OrderChange]) -> set[str]:
     return {_patient_id(ds) for c in changes for ds in c.entries} - {""}
 
 
-def _plan(state: PatientState, result: PatientResult, sent: MessageTime | None) -> tuple[int, int]:
+def _plan(
+    state: PatientState, result: PatientResult, sent: MessageTime | None
+) -> Steps[tuple[int, int]]:
     """Apply ``result`` to the in-memory state; returns how many entries moved and how many
     changes were skipped as older (MSH-7) than the patient's newest ADT."""
     moved = stale = 0
     for change in result.changes:
-        patient_id = state.resolve(change.patient_id)
-        newest = state.newest(patient_id) if sent is not None else None
+        patient_id = yield from state.resolve(change.patient_id)
+        newest = (yield from state.newest(patient_id)) if sent is not None else None
         if sent is not None and newest is not None and sent.is_older_than(newest):
             stale += 1
             continue
         if result.action is PatientAction.UPDATE:
-            _update(state, change)
+            yield from _update(state, change)
         elif result.action is PatientAction.ARRIVED:
-            _arrived(state, change)
+            yield from _arrived(state, change)
         elif result.action in (PatientAction.MERGE, PatientAction.CHANGE_ID):
             keep = result.action is PatientAction.CHANGE_ID
-            moved += _merge(state, change, keep_prior_record=keep)
+            moved += yield from _merge(state, change, keep_prior_record=keep)
         if sent is not None:
-            state.set_newest(state.resolve(change.patient_id), sent.earliest)
+            surviving = yield from state.resolve(change.patient_id)
+            yield from state.set_newest(surviving, sent.earliest)
     return moved, stale
 
 
-def _update(state: PatientState, change: PatientChange) -> None:
+def _update(state: PatientState, change: PatientChange) -> Steps[None]:
     """RAD-12 Patient Update: the record takes the carried attributes, overlaid on every entry."""
-    patient_id = state.resolve(change.patient_id)
-    record = state.record(patient_id) or Dataset()
+    patient_id = yield from state.resolve(change.patient_id)
+    record = (yield from state.record(patient_id)) or Dataset()
     overlay(record, change.attributes)
     record.PatientID = patient_id
     state.set_record(patient_id, record)
-    for entry_id in sorted(state.members(patient_id)):
+    for entry_id in sorted((yield from state.members(patient_id))):
         state.overlay_entry(entry_id, record)
 
 
-def _arrived(state: PatientState, change: PatientChange) -> None:
+def _arrived(state: PatientState, change: PatientChange) -> Steps[None]:
     """A10 patient arriving: SCHEDULED steps of the patient become ARRIVED."""
-    patient_id = state.resolve(change.patient_id)
-    for entry_id in sorted(state.members(patient_id)):
+    patient_id = yield from state.resolve(change.patient_id)
+    for entry_id in sorted((yield from state.members(patient_id))):
         if state.status(entry_id) == _SCHEDULED:
             state.set_status(entry_id, _ARRIVED)
 
 
-def _merge(state: PatientState, change: PatientChange, *, keep_prior_record: bool) -> int:
+def _merge(state: PatientState, change: PatientChange, *, keep_prior_record: bool) -> Steps[int]:
     """A40 merge / A47 change of identifier: MRG-1's entries move to PID-3 (§3.3.40, §3.3.47)."""
     surviving, prior = change.patient_id, change.prior_id
     if prior == surviving:
-        _update(state, change)
+        yield from _update(state, change)
         return 0
     record = Dataset()
     if keep_prior_record:
-        overlay(record, state.record(prior) or Dataset())
-    overlay(record, state.record(surviving) or Dataset())
+        overlay(record, (yield from state.record(prior)) or Dataset())
+    overlay(record, (yield from state.record(surviving)) or Dataset())
     overlay(record, change.attributes)
     record.PatientID = surviving
     state.set_record(surviving, record)
     state.set_record(prior, None)
-    moving = sorted(state.members(prior))
+    moving = sorted((yield from state.members(prior)))
     for entry_id in moving:
-        state.move_entry(entry_id, prior, surviving)
-    for entry_id in sorted(state.members(surviving)):
+        yield from state.move_entry(entry_id, prior, surviving)
+    for entry_id in sorted((yield from state.members(surviving))):
         state.overlay_entry(entry_id, record)
     state.set_alias(prior, surviving)
     state.set_alias(surviving, None)
-    _carry_aliases(state, prior, surviving)
+    yield from _carry_aliases(state, prior, surviving)
     return len(moving)
 
 
-def _carry_aliases(state: PatientState, prior: str, surviving: str) -> None:
+def _carry_aliases(state: PatientState, prior: str, surviving: str) -> Steps[None]:
     """The old IDs merged into ``prior`` before are now aliases of ``surviving`` (each keeps
     the life it has left), so that every alias is one hop; at most ``MAX_MERGED_IDS``."""
-    followers = {old for old, to in state.aliases(state.merged(prior)).items() if to == prior}
+    aliases = yield from state.aliases((yield from state.merged(prior)))
+    followers = {old for old, to in aliases.items() if to == prior}
     for old in sorted(followers - {surviving}):
         state.move_alias(old, surviving)
-    kept = {old for old, to in state.aliases(state.merged(surviving)).items() if to == surviving}
+    aliases = yield from state.aliases((yield from state.merged(surviving)))
+    kept = {old for old, to in aliases.items() if to == surviving}
     carried = (kept | followers | {prior}) - {surviving}
     if len(carried) > MAX_MERGED_IDS:
         raise MappingError(
@@ -290,20 +298,23 @@ def _carry_aliases(state: PatientState, prior: str, surviving: str) -> None:
     state.set_merged(prior, set())
 
 
-def _with_patient(state: PatientState, change: OrderChange) -> OrderChange:
+def _with_patient(state: PatientState, change: OrderChange) -> Steps[OrderChange]:
     if not change.entries:
         return change
-    return dataclasses.replace(change, entries=tuple(_entry(state, ds) for ds in change.entries))
+    entries = []
+    for ds in change.entries:
+        entries.append((yield from _entry(state, ds)))
+    return dataclasses.replace(change, entries=tuple(entries))
 
 
-def _entry(state: PatientState, entry: Entry) -> Entry:
+def _entry(state: PatientState, entry: Entry) -> Steps[Entry]:
     """An order's entry with the surviving Patient ID and the patient record overlaid
     (every element of the record but Patient ID replaces the entry's, PS3.4 K.6.1.2.2)."""
     given = _patient_id(entry)
     if not given:
         return entry
-    patient_id = state.resolve(given)
-    record = state.record(patient_id)
+    patient_id = yield from state.resolve(given)
+    record = yield from state.record(patient_id)
     if record is None and patient_id == given:
         return entry
     result = dict(entry_json(entry))  # a new top level; nested values are never modified

@@ -40,8 +40,9 @@ from pydicom.dataset import Dataset
 from broker.common import jsontext
 from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import BrokerError, store_error
+from broker.store import scripts
 from broker.store.guards import value_digest
-from broker.store.retention_lua import MARK_SCRIPT, REMOVE_SCRIPT
+from broker.store.scripts import KeyList
 from broker.store.worklist import WorklistStore
 
 __all__ = [
@@ -59,6 +60,8 @@ ENDED_STATUSES = frozenset({"COMPLETED", "CANCELED", "DISCONTINUED"})
 _DAY = 86_400.0
 _BATCH = 500  # ids per read pipeline
 _REMOVE_BATCH = 200  # entries or instances per removal script call
+_REMOVE = scripts.load("retention_remove")
+_MARK = scripts.load("retention_mark")
 
 
 @dataclass(frozen=True)
@@ -122,8 +125,6 @@ class Retention:
         self._redis = store.client
         self._keys = store.keys
         self._policy = policy
-        self._remove = self._redis.register_script(REMOVE_SCRIPT)
-        self._mark = self._redis.register_script(MARK_SCRIPT)
 
     def __repr__(self) -> str:
         return f"Retention({self._policy!r})"
@@ -179,14 +180,15 @@ class Retention:
         if dry_run or not (mark or unmark):
             return
         for start in range(0, max(len(mark), len(unmark)), _REMOVE_BATCH):
+            call = KeyList(k.entries_ended())
             payload = {
-                "mark": mark[start : start + _REMOVE_BATCH],
-                "unmark": unmark[start : start + _REMOVE_BATCH],
+                "mark": [[i, call.add(k.entry(i))] for i in mark[start : start + _REMOVE_BATCH]],
+                "unmark": [
+                    [i, call.add(k.entry(i))] for i in unmark[start : start + _REMOVE_BATCH]
+                ],
                 "now": round(now, 3),
-                "ended": k.entries_ended(),
-                "entry_prefix": k.entry_prefix(),
             }
-            self._store.run_script(self._mark, jsontext.dumps(payload))
+            self._store.scripts.run(_MARK, call.names, [jsontext.dumps(payload)])
 
     # -- what expired -------------------------------------------------------
 
@@ -246,41 +248,42 @@ class Retention:
     def _purge(
         self, reads: dict[str, _Read], items: list[PurgeItem], uids: list[str], now: float
     ) -> tuple[int, int]:
-        k = self._keys
-        entries = []
-        for item in items:
-            read = reads[item.entry_id]
-            order_set, order_field = (
-                k.order_and_field(read.order_key) if read.order_key else ("", "")
-            )
-            entries.append(
-                {
-                    "id": item.entry_id,
-                    "digest": value_digest(read.raw),
-                    "status": read.status,
-                    "order_field": order_field,
-                    "order_set": order_set,
-                }
-            )
-        mpps = [{"uid": uid, "key": k.mpps(uid)} for uid in uids]
+        entries = [reads[item.entry_id] for item in items]
         removed = instances = 0
         cutoff = now - self._policy.mpps_days * _DAY
-        for start in range(0, max(len(entries), len(mpps)), _REMOVE_BATCH):
-            payload: dict[str, Any] = {
-                "entries": entries[start : start + _REMOVE_BATCH],
-                "mpps": mpps[start : start + _REMOVE_BATCH],
-                "mpps_cutoff": cutoff,
-                "entry_prefix": k.entry_prefix(),
-                "all": k.all_entries(),
-                "ended": k.entries_ended(),
-                "order_status": k.order_status(),
-                "order_time": k.order_time(),
-                "mpps_time": k.mpps_by_time(),
-            }
-            reply = self._store.run_script(self._remove, jsontext.dumps(payload))
+        for start in range(0, max(len(entries), len(uids)), _REMOVE_BATCH):
+            call, payload = self._removal(
+                entries[start : start + _REMOVE_BATCH], uids[start : start + _REMOVE_BATCH]
+            )
+            payload["mpps_cutoff"] = cutoff
+            args = [jsontext.dumps(payload)]
+            reply = self._store.scripts.run(_REMOVE, call.names, args)
             removed += len(jsontext.loads(reply[0]))
             instances += int(reply[1])
         return removed, instances
+
+    def _removal(self, entries: list[_Read], uids: list[str]) -> tuple[KeyList, dict[str, Any]]:
+        """The keys and payload of one removal call (``lua/retention_remove.lua``)."""
+        k = self._keys
+        call = KeyList(k.all_entries(), k.entries_ended(), k.order_status(), k.order_time())
+        call.add(k.mpps_by_time())
+        removing = []
+        for read in entries:
+            order_set, order_field = (
+                k.order_and_field(read.order_key) if read.order_key else ("", "")
+            )
+            removing.append(
+                {
+                    "id": read.entry_id,
+                    "key": call.add(k.entry(read.entry_id)),
+                    "digest": value_digest(read.raw),
+                    "status": read.status,
+                    "order_field": order_field,
+                    "order_set": call.add(order_set) if order_set else 0,
+                }
+            )
+        mpps = [{"uid": uid, "key": call.add(k.mpps(uid))} for uid in uids]
+        return call, {"entries": removing, "mpps": mpps}
 
     @staticmethod
     def _batches(ids: Iterator[Any]) -> Iterator[list[str]]:

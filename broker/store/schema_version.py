@@ -31,9 +31,11 @@ from types import TracebackType
 import redis
 
 from broker.errors import ConfigError, StoreError, store_error
+from broker.store import scripts
 from broker.store.key_migration import KeyMigration, Tick
 from broker.store.keys import SCHEMA_VERSION, KeySchema
 from broker.store.schema1 import Kind
+from broker.store.scripts import ScriptRunner
 
 __all__ = ["LOCK_MS", "SchemaStatus", "check_key_schema", "ensure_key_schema", "schema_status"]
 
@@ -41,16 +43,8 @@ log = logging.getLogger(__name__)
 
 LOCK_MS = 30_000  # life of the migration lock; renewed every third of it while migrating
 _POLL_SECONDS = 0.2  # how often a broker waiting for another's migration looks again
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0
-"""
+_RENEW = scripts.load("lock_renew")
+_RELEASE = scripts.load("lock_release")
 
 
 @dataclass(frozen=True)
@@ -149,8 +143,7 @@ class _Lock:
         self._ms = lock_ms
         self._token = secrets.token_hex(16)
         self._renewed = 0.0
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._scripts = ScriptRunner(client)
 
     def __enter__(self) -> _Lock:
         waiting = False
@@ -169,7 +162,7 @@ class _Lock:
         """Keep the lock; raise if it was lost (this process stalled past its life)."""
         if time.monotonic() - self._renewed < self._ms / 3000:
             return
-        if not self._renew(keys=[self._key], args=[self._token, self._ms], client=self._redis):
+        if not self._scripts.run(_RENEW, [self._key], [self._token, self._ms]):
             raise StoreError("key migration: the lock expired and another broker took it over")
         self._renewed = time.monotonic()
 
@@ -180,7 +173,7 @@ class _Lock:
         trace: TracebackType | None,
     ) -> None:
         try:
-            self._release(keys=[self._key], args=[self._token], client=self._redis)
-        except redis.RedisError as e:
+            self._scripts.run(_RELEASE, [self._key], [self._token])
+        except StoreError as e:
             log.warning("key migration lock not released (it expires in %d s): %s",
                         self._ms // 1000, e)  # fmt: skip

@@ -11,29 +11,34 @@ Nothing about a single operation changes: its commands run in the order it
 listed them, each script is still one atomic call, a reply comes only after
 Redis executed (and, at ``appendfsync always``, persisted) the command. Commands
 of different operations never interleave inside a script; they only share the
-network write.
+network write. Scripts are run through ``broker.store.scripts.ScriptRunner``.
 
 :class:`StepPipeline` goes one further for the HL7 worker: it sends a group's
 step and returns, so that the next messages are decoded and mapped while Redis
-works, and reads the replies later.
+works, and reads the replies later. It needs what redis-py's public API does not
+offer (to write a step and read its replies separately, to wait for them or for
+new work): that part is :class:`broker.store.wire.RedisWire`, the one class that
+relies on redis-py's internals (its docstring says why, and which versions it
+supports). Everything else here uses the public API (a pipeline per round trip).
 """
 
 from __future__ import annotations
 
-import select
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis
-from redis.commands.core import Script
-from redis.connection import Connection
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from broker.errors import store_error
+from broker.store.wire import RedisWire
 
-__all__ = ["Command", "StepPipeline", "Steps", "run", "run_all", "script_call"]
+if TYPE_CHECKING:
+    from broker.store.scripts import Script
+
+__all__ = ["Command", "StepPipeline", "Steps", "run", "run_all"]
 
 T = TypeVar("T")
 
@@ -48,11 +53,6 @@ class Command:
 
 Steps = Generator[list[Command], list[Any], T]
 """An operation: yields each step's commands, is sent their replies, returns its result."""
-
-
-def script_call(script: Script, *args: Any) -> Command:
-    """EVALSHA of a registered script with no keys (the scripts take one JSON payload)."""
-    return Command(("EVALSHA", script.sha, 0, *args), script)
 
 
 def run(client: redis.Redis, operation: Steps[T]) -> T:
@@ -153,7 +153,7 @@ class StepPipeline:
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
-        self._connection: Connection | None = None
+        self._wire = RedisWire(client)
         self._flights: deque[tuple[_Lockstep, list[Command], Done]] = deque()
 
     def __repr__(self) -> str:
@@ -171,7 +171,7 @@ class StepPipeline:
         """Wait for the replies of the oldest step in flight and send the step after it."""
         group, commands, done = self._flights.popleft()
         try:
-            replies = self._read(len(commands))
+            replies = self._wire.read(len(commands))
         except Exception as e:  # the connection is lost, and with it every reply in flight
             self._fail_all([(group, done)], e)
             return
@@ -189,23 +189,12 @@ class StepPipeline:
         Lets the caller start new work that arrives while Redis is busy, instead of
         waiting for the replies first. Call only with a step in flight.
         """
-        connection = self._connect()
-        try:
-            if connection.can_read(0):  # replies already buffered, or the connection failed
-                return True
-            sock = connection._sock  # redis-py keeps no public handle on it
-        except Exception:
-            return True  # receive() meets the failure and answers for it
-        if sock is None or getattr(sock, "pending", lambda: 0)():
-            return True  # no socket (receive() meets that), or TLS holds decrypted bytes
-        readable, _, _ = select.select([sock, wakeup], [], [], connection.socket_timeout)
-        return wakeup not in readable
+        return self._wire.ready(wakeup)
 
     def close(self) -> None:
         """Close the connection (call when nothing is in flight); the next step opens it
         again. The one connection object is kept: the pool counts every one it made."""
-        if self._connection is not None:
-            self._connection.disconnect()  # type: ignore[no-untyped-call]
+        self._wire.close()
 
     def _dispatch(self, groups: list[tuple[_Lockstep, Done]]) -> None:
         waiting = deque(groups)
@@ -223,20 +212,19 @@ class StepPipeline:
             self._flights.append((group, commands, done))
 
     def _send(self, commands: list[Command]) -> None:
-        connection = self._connect()
-        packed = connection.pack_commands([c.args for c in commands])  # type: ignore[no-untyped-call]
+        args = [c.args for c in commands]
         idle = not self._flights
         try:
             # With nothing in flight, a PING first if the connection was idle past the
             # client's health-check interval (an idle timeout of Redis may have closed
             # it); never with steps in flight: its reply would be read in place of theirs.
-            connection.send_packed_command(packed, check_health=idle)  # type: ignore[no-untyped-call]
+            self._wire.send(args, check_health=idle)
         except redis.ConnectionError:
             if not idle:
                 raise
             # A connection found closed when writing executed nothing of this step (and
             # nothing else was sent on it): send it again on a new connection, once.
-            connection.send_packed_command(packed, check_health=False)  # type: ignore[no-untyped-call]
+            self._wire.send(args, check_health=False)
 
     def _fail_all(
         self, groups: list[tuple[_Lockstep, Done]], error: Exception, *, dispatch: bool = True
@@ -251,21 +239,6 @@ class StepPipeline:
             self._dispatch(failed)
         return failed
 
-    def _connect(self) -> Connection:
-        if self._connection is None:
-            self._connection = cast(Connection, self._client.connection_pool.make_connection())
-        return self._connection
-
-    def _read(self, count: int) -> list[Any]:
-        connection = self._connect()
-        replies: list[Any] = []
-        for _ in range(count):
-            try:
-                replies.append(connection.read_response())
-            except ResponseError as e:  # an error reply answers its own command
-                replies.append(e)
-        return replies
-
 
 def _execute(client: redis.Redis, commands: list[Command]) -> list[Any]:
     """One pipeline (no MULTI); error replies are returned in place, not raised."""
@@ -279,7 +252,7 @@ def _rerun_missing_scripts(
     missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
     if missing:  # the script cache was flushed (a Redis restart): load, then run those again
         for script in {id(s): s for i in missing if (s := commands[i].script)}.values():
-            client.script_load(script.script)
+            client.script_load(script.source)
         again = _pipeline(client, [commands[i] for i in missing])
         for i, reply in zip(missing, again, strict=True):
             replies[i] = reply
@@ -287,7 +260,4 @@ def _rerun_missing_scripts(
 
 
 def _pipeline(client: redis.Redis, commands: list[Command]) -> list[Any]:
-    pipe = client.pipeline(transaction=False)
-    for command in commands:
-        pipe.execute_command(*command.args)  # type: ignore[no-untyped-call]
-    return list(pipe.execute(raise_on_error=False))
+    return RedisWire.round_trip(client, [command.args for command in commands])

@@ -7,10 +7,13 @@ round trips through ``broker.store.steps``. One client style, one code path.
 
 Every multi-key change is one Lua script call, so it is atomic: either a
 message's whole effect (its entries, their index memberships and its dedup
-record) is in Redis or none of it. The script touches keys it derives itself,
-which is fine on one primary (with replicas and Sentinel); Redis Cluster is not
-a target (see DESIGN.md). The apply script's Lua and the payload it takes are in
-``broker.store.apply_script``.
+record) is in Redis or none of it. Scripts are files (``broker/store/lua/``), run
+through one :class:`~broker.store.scripts.ScriptRunner` per store, which also waits
+for replicas when configured. A script is given every key its caller can name;
+those it finds in stored data (an order's current entries) it derives from a
+prefix it is given, which is fine on one primary (with replicas and Sentinel);
+Redis Cluster is not a target (see DESIGN.md). The apply script's keys and payload
+are built by ``broker.store.apply_script``.
 """
 
 from __future__ import annotations
@@ -18,21 +21,21 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, cast
+from typing import Any
 
 import redis
 from pydicom.dataset import Dataset
-from redis.commands.core import Script
 
 from broker.common import jsontext
-from broker.errors import StoreError, store_error
-from broker.store import steps
-from broker.store.apply_script import APPLY_SCRIPT, REMOVE_ENTRY_LUA, apply_payload
+from broker.errors import store_error
+from broker.store import scripts, steps
+from broker.store.apply_script import apply_keys, apply_payload
 from broker.store.candidates import CandidateSelector
 from broker.store.entry_cache import EntryCache
 from broker.store.guards import Guard, guard_payload
 from broker.store.keys import KeySchema
-from broker.store.steps import Steps
+from broker.store.scripts import KeyList, ScriptRunner
+from broker.store.steps import Command, Steps
 from broker.worklist.model import (
     ApplyOutcome,
     CandidateCriteria,
@@ -43,11 +46,12 @@ from broker.worklist.model import (
 )
 from broker.worklist.ordering import MessageTime
 
-__all__ = ["REMOVE_ENTRY_LUA", "WorklistStore", "decode_dedup"]
+__all__ = ["WorklistStore", "decode_dedup"]
 
 log = logging.getLogger(__name__)
 
 _FETCH_BATCH = 256
+_APPLY = scripts.load("apply")
 
 
 class WorklistStore:
@@ -68,13 +72,13 @@ class WorklistStore:
             raise ValueError("the worklist store needs the site secret: KeySchema(prefix, secret)")
         self._redis = client
         self._keys = keys
+        self._scripts = ScriptRunner(
+            client, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms
+        )
         self._selector = CandidateSelector(client, self._keys)
         self._cache = EntryCache(entry_cache)  # decoded entries for reads; 0: off
         self._dedup_ttl = dedup_ttl_seconds
         self._alias_ttl = alias_ttl_seconds
-        self._wait_replicas = wait_replicas
-        self._wait_timeout_ms = wait_timeout_ms
-        self._apply = client.register_script(APPLY_SCRIPT)
 
     def __repr__(self) -> str:
         return f"WorklistStore(prefix={self._keys.prefix!r})"
@@ -95,8 +99,13 @@ class WorklistStore:
 
     @property
     def client(self) -> redis.Redis:
-        """The Redis client, for the patient store's reads and scripts."""
+        """The Redis client, for the patient store's reads."""
         return self._redis
+
+    @property
+    def scripts(self) -> ScriptRunner:
+        """How the stores on this Redis run their scripts (and wait for replicas)."""
+        return self._scripts
 
     # -- writes ---------------------------------------------------------
 
@@ -131,14 +140,21 @@ class WorklistStore:
     ) -> Steps[ApplyOutcome]:
         """:meth:`apply` as steps (``broker.store.steps``)."""
         documents: list[str | bytes] = []
-        body = apply_payload(self._keys, changes, self.dedup_body(dedup), documents)
-        body["guards"] = guard_payload(guards)
+        call = apply_keys(self._keys)
+        body = apply_payload(self._keys, changes, call, documents)
+        if (dedup_body := self.dedup_body(dedup, call)) is not None:
+            body["dedup"] = dedup_body
+        body["guards"] = guard_payload(guards, call)
         if sent is not None:  # absent, not null: cjson's null would be true in Lua
             body["sent"] = {"earliest": sent.earliest, "latest": sent.latest}
         if log is not None:
-            body["record"] = log.body | {"argv": len(documents) + 2}  # ARGV[1] is the payload
+            record = dict(log.body)
+            record["keys_at"] = call.extend(record.pop("keys"))
+            record["argv"] = len(documents) + 2  # ARGV[1] is the payload
+            body["record"] = record
             documents += (log.raw, log.ack, log.application_ack)
-        reply = yield from self.script_steps(self._apply, jsontext.dumps(body), *documents)
+        args = (jsontext.dumps(body), *documents)
+        reply = yield from self._scripts.steps(_APPLY, call.names, args)
         tag = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if tag == "dup":
             return ApplyOutcome(duplicate=decode_dedup(reply[1]))
@@ -154,38 +170,26 @@ class WorklistStore:
             logged=None if logged is None else _text(logged),
         )
 
-    def run_script(self, script: Script, payload: str, *args: str | bytes) -> list[Any]:
-        """Run a registered script with one JSON argument (and ``args`` after it), then wait
-        for replicas if configured."""
-        return steps.run(self._redis, self.script_steps(script, payload, *args))
-
-    def script_steps(self, script: Script, payload: str, *args: str | bytes) -> Steps[list[Any]]:
-        """:meth:`run_script` as steps: the script, then (if configured) WAIT for replicas."""
-        (reply,) = yield [steps.script_call(script, payload, *args)]
-        if self._wait_replicas:
-            (acked,) = yield [steps.Command(("WAIT", self._wait_replicas, self._wait_timeout_ms))]
-            if int(acked) < self._wait_replicas:
-                raise StoreError(
-                    f"only {int(acked)} of {self._wait_replicas} replicas confirmed the write"
-                )
-        return cast(list[Any], reply)
-
-    def dedup_body(self, dedup: tuple[DedupKey, DedupRecord] | None) -> dict[str, Any] | None:
-        """A dedup record as the scripts write it (key, JSON value, TTL), or None."""
+    def dedup_body(
+        self, dedup: tuple[DedupKey, DedupRecord] | None, call: KeyList
+    ) -> dict[str, Any] | None:
+        """A dedup record as the scripts write it (its key's position in ``call``, JSON
+        value, TTL: ``lua/lib/message.lua``), or None."""
         if dedup is None:
             return None
         key, record = dedup
         value = _encode_dedup(record)
-        return {"key": self._keys.dedup(key), "value": value, "ttl": self._dedup_ttl}
+        return {"key": call.add(self._keys.dedup(key)), "value": value, "ttl": self._dedup_ttl}
 
     # -- reads ----------------------------------------------------------
 
     def dedup_lookup(self, key: DedupKey) -> DedupRecord | None:
         """The record of a message already applied under this identity, if any."""
-        try:
-            raw = self._redis.get(self._keys.dedup(key))
-        except redis.RedisError as e:
-            raise store_error(e) from e
+        return steps.run(self._redis, self.dedup_lookup_steps(key))
+
+    def dedup_lookup_steps(self, key: DedupKey) -> Steps[DedupRecord | None]:
+        """:meth:`dedup_lookup` as one step (``broker.store.steps``)."""
+        (raw,) = yield [Command(("GET", self._keys.dedup(key)))]
         return None if raw is None else decode_dedup(raw)
 
     def candidate_ids(self, criteria: CandidateCriteria) -> list[str]:

@@ -145,9 +145,10 @@ class ApplyOutcome:
 class LogRecord:
     """A message-log record to write in the same atomic call as a message's changes.
 
-    ``body`` is the record as ``broker.store.msglog_lua`` reads it, without its
-    outcome: the script sets that from what it applied. Written only if the changes
-    were applied (not for a duplicate or a guard conflict).
+    ``body`` is the record as ``broker/store/lua/lib/record_message.lua`` reads it, its
+    keys listed under ``keys``, without its outcome: the script sets that from what it
+    applied. Written only if the changes were applied (not for a duplicate or a guard
+    conflict).
     """
 
     body: dict[str, Any]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis
+from pydicom.dataset import Dataset
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -19,28 +20,34 @@ from broker.mapping.registry import MappingRegistry
 from broker.mllp.client import split_messages, summarize_ack
 from broker.services.batching import BatchingHandler
 from broker.services.routing import HL7Router, RouterConfig
-from broker.store import steps
+from broker.store import scripts, steps
 from broker.store.message_records import MessageQuery, Outcome
 from broker.store.msglog import MessageLog
-from broker.store.msglog_lua import RECORD_SCRIPT
 from broker.store.worklist import WorklistStore
+from broker.worklist.model import OrderAction, OrderChange
 from tests.broker_runner import DATA, MAPPINGS
 from tests.conftest import KEYS
 
 
 class CountingRedis(redis.Redis):
-    """A real client that counts the pipelines it sends (one round trip each)."""
+    """A real client that counts the pipelines it sends (one round trip each), and the
+    commands it sends outside a pipeline."""
 
     pipelines = 0
+    direct = 0
 
     def pipeline(self, *args: Any, **kwargs: Any) -> Any:
         CountingRedis.pipelines += 1
         return super().pipeline(*args, **kwargs)
 
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        CountingRedis.direct += 1
+        return super().execute_command(*args, **options)
+
 
 @pytest.fixture
 def counting(redis_client: redis.Redis) -> redis.Redis:
-    CountingRedis.pipelines = 0
+    CountingRedis.pipelines = CountingRedis.direct = 0
     kwargs = redis_client.connection_pool.connection_kwargs
     return CountingRedis(unix_socket_path=kwargs["path"], socket_timeout=5)
 
@@ -99,10 +106,10 @@ def test_an_error_reply_goes_to_its_own_operation(counting: redis.Redis, drive: 
 def test_a_flushed_script_cache_is_reloaded_and_runs_once(
     counting: redis.Redis, drive: Any
 ) -> None:
-    script = counting.register_script("return redis.call('INCR', ARGV[1])")
+    script = scripts.Script("incr", "return redis.call('INCR', KEYS[1])")
 
     def call(key: str) -> steps.Steps[int]:
-        (reply,) = yield [steps.script_call(script, key)]
+        (reply,) = yield [script.command([key])]
         return int(reply)
 
     assert steps.run(counting, call("k")) == 1
@@ -217,7 +224,8 @@ def test_messages_handled_together_each_get_their_own_answer(counting: redis.Red
     other_content = first.replace(b"V-5001", b"V-5002")  # same control ID, other content
     batch = [(first, "p1"), (missing_pid3, "p2"), (first, "p3"), (other_content, "p4")]
     assert summarize_ack(router.handle(order("WARM-UP"), "p0")).code == "AA"  # scripts loaded
-    counting.script_load(RECORD_SCRIPT)  # an applied order's record is written by its apply
+    # an applied order's record is written by its apply
+    counting.script_load(scripts.load("msglog_record").source)
     CountingRedis.pipelines = 0
     acks = handled_together(router, counting, batch)
     codes = [summarize_ack(a).code for a in acks]
@@ -253,6 +261,72 @@ def test_an_applied_order_is_recorded_by_the_call_that_applies_it(counting: redi
     accepted = mlog.find(MessageQuery(outcome=Outcome.ACCEPTED)).items
     assert [r.control_id for r in accepted] == ["R-1", "WARM-UP"]
     assert counting.ttl(KEYS.message(row.id)) > 0
+
+
+def adt(control_id: str, patient_id: str) -> bytes:
+    """An ADT^A08 (update patient information) for ``patient_id``."""
+    return "\r".join(
+        [
+            f"MSH|^~\\&|HIS|HOSP|MWL|RAD|20261125083000||ADT^A08^ADT_A01|{control_id}|P|2.5.1",
+            "EVN|A08|20261125083000",
+            f"PID|1||{patient_id}^^^HOSP^MR||Berg^Ake||19770707|M",
+            "PV1|1|I|WARD^1^1",
+        ]
+    ).encode()
+
+
+def test_adt_messages_handled_together_share_each_round_trip(counting: redis.Redis) -> None:
+    registry = MappingRegistry.load(MAPPINGS)
+    store = WorklistStore(counting, keys=KEYS)
+    router = HL7Router(store, lambda: registry, RouterConfig(), recorder=MessageLog(counting))
+    store.apply([schedule_for("PAT-B0")], None)  # a patient with an entry on the worklist
+    assert summarize_ack(router.handle(adt("WARM-UP", "PAT-B0"), "p0")).code == "AA"
+    CountingRedis.pipelines = CountingRedis.direct = 0
+    alone = router.handle(adt("ALONE", "PAT-B0"), "p1")
+    assert summarize_ack(alone).code == "AA"
+    rounds_alone = CountingRedis.pipelines
+    CountingRedis.pipelines = 0
+    batch = [(adt(f"B-{n}", f"PAT-B{n}"), f"p{n}") for n in range(4)]
+    acks = handled_together(router, counting, [*batch, (adt("ALONE", "PAT-B0"), "p9")])
+    assert [summarize_ack(a).code for a in acks] == ["AA"] * 5
+    assert acks[-1] == alone  # the resend got the very same ACK
+    # five messages cost the round trips of one: every read, update and log record shared
+    assert CountingRedis.pipelines == rounds_alone
+    assert CountingRedis.direct == 0  # and nothing outside them
+    assert all(counting.exists(KEYS.patient(f"PAT-B{n}")) for n in range(4))
+
+
+def schedule_for(patient_id: str) -> OrderChange:
+    ds = Dataset()
+    ds.PatientID = patient_id
+    ds.AccessionNumber = f"ACC-{patient_id}"
+    sps = Dataset()
+    sps.ScheduledStationAETitle = "CT1"
+    sps.ScheduledProcedureStepID = "S1"
+    ds.ScheduledProcedureStepSequence = [sps]
+    return OrderChange(f"O-{patient_id}", OrderAction.SCHEDULE, (ds,))
+
+
+def test_a_resend_the_mapping_now_refuses_is_looked_up_in_a_shared_round_trip(
+    counting: redis.Redis, tmp_path: Path
+) -> None:
+    store = WorklistStore(counting, keys=KEYS)
+    registry = MappingRegistry.load(MAPPINGS)
+    first = HL7Router(store, lambda: registry, RouterConfig()).handle(order("R-1"), "p0")
+    assert summarize_ack(first).code == "AA"
+    stricter = tmp_path / "mappings"
+    stricter.mkdir()
+    for path in MAPPINGS.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        text = text.replace("{path: PID-3, required: true}", "{path: PID-30, required: true}")
+        (stricter / path.name).write_text(text, encoding="utf-8")
+    refusing = MappingRegistry.load(stricter)
+    router = HL7Router(store, lambda: refusing, RouterConfig())
+    CountingRedis.pipelines = CountingRedis.direct = 0
+    acks = handled_together(router, counting, [(order("R-1"), "p1"), (order("R-2"), "p2")])
+    assert acks[0] == first  # a resend: its stored ACK, whatever the mapping makes of it now
+    assert summarize_ack(acks[1]).code == "AE"  # new: the stricter mapping refuses it
+    assert (CountingRedis.pipelines, CountingRedis.direct) == (1, 0)  # both lookups, together
 
 
 def test_messages_handled_together_are_answered_ar_when_redis_is_gone(tmp_path: Path) -> None:

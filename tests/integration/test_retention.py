@@ -21,6 +21,7 @@ from pydicom.uid import generate_uid
 from broker.common.clock import ManualClock
 from broker.errors import ConfigError
 from broker.settings import load_settings
+from broker.store import scripts
 from broker.store.guards import value_digest
 from broker.store.mpps import MppsStore, StepRef
 from broker.store.retention import (
@@ -29,7 +30,7 @@ from broker.store.retention import (
     RetentionPolicy,
     RetentionScheduler,
 )
-from broker.store.retention_lua import REMOVE_SCRIPT
+from broker.store.scripts import KeyList, ScriptRunner
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from tests.broker_runner import broker_settings, running_broker
@@ -200,23 +201,24 @@ def test_a_step_changed_meanwhile_is_kept(
     as_read = bytes_or_none(redis_client.hget(KEYS.entry(stale), "ds"))
     # the RIS reschedules the order between the purge's read and its removal
     schedule(store, "O-OLD", entry("ACC-OLD", day(-39)))
+    call = KeyList(
+        KEYS.all_entries(), KEYS.entries_ended(), KEYS.order_status(), KEYS.order_time(),
+        KEYS.mpps_by_time(),
+    )  # fmt: skip
     entries = [
         {
             "id": stale,
+            "key": call.add(KEYS.entry(stale)),
             "digest": value_digest(as_read),
             "status": "SCHEDULED",
             "order_field": KEYS.order_field("O-OLD"),
-            "order_set": KEYS.order("O-OLD"),
+            "order_set": call.add(KEYS.order("O-OLD")),
         }
     ]
-    script = redis_client.register_script(REMOVE_SCRIPT)
-    payload = {
-        "entries": entries, "mpps": [], "mpps_cutoff": 0, "entry_prefix": KEYS.entry_prefix(),
-        "all": KEYS.all_entries(), "ended": KEYS.entries_ended(),
-        "order_status": KEYS.order_status(), "order_time": KEYS.order_time(),
-        "mpps_time": KEYS.mpps_by_time(),
-    }  # fmt: skip
-    assert json.loads(script(args=[json.dumps(payload)])[0]) == []
+    payload = {"entries": entries, "mpps": [], "mpps_cutoff": 0}
+    removal = scripts.load("retention_remove")
+    reply = ScriptRunner(redis_client).run(removal, call.names, [json.dumps(payload)])
+    assert json.loads(reply[0]) == []
     assert store.count() == 1
 
 

@@ -19,3 +19,12 @@ def test_every_broker_package_is_listed_for_the_wheel() -> None:
     mapped = config["tool"]["setuptools"]["package-dir"]
     assert mapped == {"broker.default_mappings": "mappings"}
     assert listed - on_disk == set(mapped)
+
+
+def test_every_lua_script_ships_as_package_data() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = config["tool"]["setuptools"]["package-data"]["broker.store"]
+    store = REPO / "broker" / "store"
+    shipped = {path for pattern in globs for path in store.glob(pattern)}
+    lua = set(store.rglob("*.lua"))
+    assert lua and lua <= shipped, f"not shipped: {sorted(map(str, lua - shipped))}"

@@ -1,0 +1,11 @@
+-- msglog_record: one HL7 message written to the message log, the log trimmed, in one atomic call
+-- (broker.store.msglog.MessageLog.record).
+-- include: record_message
+--
+-- KEYS     the record's keys (lib/record_message.lua), from KEYS[1]: the log's keys, the id
+--          counter, the index keys ARGV[1] names. Found in stored data: the hashes and
+--          index keys of the messages the trim drops (lib/msglog.lua).
+-- ARGV[1]  the record, JSON (MessageLog._body; keys_at is 1)
+-- ARGV[2]  the raw message; ARGV[3] the ACK; ARGV[4] the application ACK, "" if none
+-- Returns the record's id.
+return record_message(cjson.decode(ARGV[1]), ARGV[2], ARGV[3], ARGV[4])
