@@ -4,6 +4,8 @@ broker runs on it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from redis.connection import Connection, UnixDomainSocketConnection
 
@@ -23,9 +25,12 @@ def test_the_connection_still_has_what_the_wire_uses() -> None:
         for method in ("pack_commands", "send_packed_command", "read_response", "can_read"):
             assert callable(getattr(kind, method, None)), f"{kind.__name__}.{method}"
         assert callable(getattr(kind, "disconnect", None))
+    # redis-py leaves these untyped, as the wire sees them
+    unix: Any = UnixDomainSocketConnection
+    tcp: Any = Connection
     # the socket RedisWire.ready waits on: None until connected
-    assert UnixDomainSocketConnection(path="/nonexistent")._sock is None
-    packed = Connection().pack_commands([("PING",), ("ECHO", "x")])
+    assert unix(path="/nonexistent")._sock is None
+    packed = tcp().pack_commands([("PING",), ("ECHO", "x")])
     assert b"".join(packed) == b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$1\r\nx\r\n"
 
 
