@@ -73,13 +73,8 @@ from broker.dicom.peers import caller_of, calling_ae
 from broker.dicom.plan import station_titles
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.errors import StoreError
-from broker.store.mpps import (
-    CreateOutcome,
-    MppsStore,
-    PerformedStatus,
-    SetOutcome,
-    StepRef,
-)
+from broker.store.mpps import MppsStore
+from broker.worklist.mpps import CreateOutcome, PerformedStatus, SetOutcome, StepRef
 
 __all__ = [
     "NO_LONGER_UPDATABLE",

@@ -13,8 +13,8 @@ from enum import IntEnum
 from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
 
-from broker.store.mpps import PerformedStatus, StepRef
 from broker.worklist import dicom_json
+from broker.worklist.mpps import PerformedStatus, StepRef
 
 __all__ = [
     "NOT_SETTABLE",

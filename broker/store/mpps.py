@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import redis
@@ -45,16 +43,17 @@ from broker.store.guards import value_digest
 from broker.store.scripts import KeyList
 from broker.store.worklist import WorklistStore
 from broker.worklist import dicom_json
+from broker.worklist.mpps import (
+    STEP_STATUS,
+    CreateOutcome,
+    MppsRecord,
+    PerformedStatus,
+    SetOutcome,
+    SetResult,
+    StepRef,
+)
 
-__all__ = [
-    "CreateOutcome",
-    "MppsRecord",
-    "MppsStore",
-    "PerformedStatus",
-    "SetOutcome",
-    "SetResult",
-    "StepRef",
-]
+__all__ = ["MppsStore"]
 
 log = logging.getLogger(__name__)
 
@@ -62,88 +61,6 @@ _ATTEMPTS = 8  # re-reads after another N-SET changed the instance in between
 _SCAN_BATCH = 500
 _CREATE = scripts.load("mpps_create")
 _SET = scripts.load("mpps_set")
-
-
-class PerformedStatus(StrEnum):
-    """Performed Procedure Step Status (0040,0252) defined terms (PS3.3 C.4.14)."""
-
-    IN_PROGRESS = "IN PROGRESS"
-    COMPLETED = "COMPLETED"
-    DISCONTINUED = "DISCONTINUED"
-
-
-# The Scheduled Procedure Step Status an MPPS state gives its steps (IHE RAD TF-2 RAD-6/7).
-STEP_STATUS = {
-    PerformedStatus.IN_PROGRESS: "STARTED",
-    PerformedStatus.COMPLETED: "COMPLETED",
-    PerformedStatus.DISCONTINUED: "DISCONTINUED",
-}
-
-
-@dataclass(frozen=True)
-class StepRef:
-    """One item of Scheduled Step Attributes Sequence (0040,0270): which step was performed.
-
-    An item with an empty Scheduled Procedure Step ID is IHE's "unscheduled"
-    case (RAD TF-2 4.6.4.1.2.4.2): it names no worklist entry.
-    """
-
-    study_uid: str
-    accession: str = ""
-    requested_procedure_id: str = ""
-    sps_id: str = ""
-
-    @property
-    def scheduled(self) -> bool:
-        return bool(self.sps_id)
-
-    def matches(self, entry: Dataset) -> bool:
-        """The entry is this step: same SPS ID, and the same study, requested
-        procedure and accession wherever the item gives them."""
-        seq = entry.get("ScheduledProcedureStepSequence") or [Dataset()]
-        if _text(seq[0].get("ScheduledProcedureStepID")) != self.sps_id:
-            return False
-        return all(
-            not wanted or _text(entry.get(keyword)) == wanted
-            for keyword, wanted in (
-                ("StudyInstanceUID", self.study_uid),
-                ("RequestedProcedureID", self.requested_procedure_id),
-                ("AccessionNumber", self.accession),
-            )
-        )
-
-
-class CreateOutcome(StrEnum):
-    CREATED = "created"
-    DUPLICATE = "duplicate"  # an instance with this SOP Instance UID exists
-    OUT_OF_SCOPE = "out of scope"  # a linked entry the caller may not see: nothing stored
-
-
-class SetOutcome(StrEnum):
-    UPDATED = "updated"
-    NO_SUCH_INSTANCE = "missing"
-    FINISHED = "finished"  # COMPLETED or DISCONTINUED already: no further N-SET
-
-
-@dataclass(frozen=True)
-class SetResult:
-    outcome: SetOutcome
-    status: str = ""  # the instance's status after the N-SET (or as found, when FINISHED)
-    entries: tuple[str, ...] = ()
-    changed: int = 0  # entries whose SPS status changed
-
-
-@dataclass(frozen=True)
-class MppsRecord:
-    """An MPPS instance as stored."""
-
-    uid: str
-    status: str
-    ds: Dataset
-    entries: tuple[str, ...]
-    aet: str
-    created: float
-    updated: float
 
 
 class MppsStore:

@@ -11,9 +11,10 @@ from broker.dicom.find import WorklistFindService
 from broker.dicom.profiles import ProfileSet
 from broker.settings import load_settings
 from broker.store.entry_cache import EntryCache, decode_entry
-from broker.store.mpps import MppsStore, StepRef
+from broker.store.mpps import MppsStore
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
+from broker.worklist.mpps import StepRef
 from tests.conftest import KEYS
 from tests.integration.test_dicom_find import entry, put, query, start_server
 from tests.integration.test_scanner_profiles import ask

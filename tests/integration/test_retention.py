@@ -23,7 +23,7 @@ from broker.errors import ConfigError
 from broker.settings import load_settings
 from broker.store import scripts
 from broker.store.guards import value_digest
-from broker.store.mpps import MppsStore, StepRef
+from broker.store.mpps import MppsStore
 from broker.store.retention import (
     PurgeReport,
     Retention,
@@ -33,6 +33,7 @@ from broker.store.retention import (
 from broker.store.scripts import KeyList, ScriptRunner
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
+from broker.worklist.mpps import StepRef
 from tests.broker_runner import broker_settings, running_broker
 from tests.conftest import KEYS
 from tests.redis_replies import as_text, bytes_or_none
