@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.hl7.codes import Severity
+from broker.hl7.codes import AckCode, Severity
 
-__all__ = ["AckSummary", "summarize_ack"]
+__all__ = ["ACCEPTED", "AckSummary", "summarize_ack"]
 
+# MSA-1 of a message taken, in original and in enhanced mode (HL7 v2.5.1 table 0008)
+ACCEPTED = frozenset({AckCode.ACCEPT.value, AckCode.COMMIT_ACCEPT.value})
 _WARNING = Severity.WARNING.value
 
 
@@ -23,6 +25,11 @@ class AckSummary:
     control_id: str
     text: str
     errors: tuple[str, ...]
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the message was taken: AA, or CA in enhanced mode."""
+        return self.code in ACCEPTED
 
 
 @dataclass(frozen=True)

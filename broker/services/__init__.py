@@ -1,0 +1,1 @@
+"""The application: the use cases every face calls (``broker.services.application``)."""
