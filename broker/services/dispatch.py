@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+from broker.common.netaddr import peer_ip
 from broker.dicom.profiles import site_zone
 from broker.hl7.message import MessageDecoder, ParsedMessage
 from broker.hl7.senders import HL7Sender, SenderSet, peer_address
@@ -73,11 +74,13 @@ class Dispatcher:
         return f"Dispatcher(senders={len(self.senders.senders)}, site={self.site!r})"
 
     def decoder_for(self, peer: str) -> MessageDecoder:
-        """The decoder for messages from ``peer`` (``host:port``, ``[v6]:port``, an address,
-        or a label such as ``"reprocess of message 7"``, which no sender's table holds)."""
+        """The decoder for messages from ``peer``: ``host:port`` or ``[v6]:port`` as the MLLP
+        server names it, a bare address, or a label such as ``"reprocess of message 7"``
+        (which no sender's table holds)."""
         if not self._by_sender or not peer:
             return self.decoder
-        sender = self.senders.sender_for(peer_address(peer))
+        address = peer if peer_ip(peer) is not None else peer_address(peer)  # "::1" too
+        sender = self.senders.sender_for(address)
         if sender is None:
             return self.decoder
         return self._by_sender.get(sender.name, self.decoder)
