@@ -9,6 +9,11 @@ accepting HL7 → drain in-flight messages (each still gets its ACK) → stop th
 purge → stop the DICOM AE → write the audit records still queued → close Redis
 (the embedded server flushes its AOF and exits).
 
+The application's use cases (``broker.services.application``) are built by
+:func:`build_services`: ``serve`` hands their parts to the listeners (the HL7 router
+to the MLLP server, the store to the DICOM server), and each one-off command of the
+CLI (``broker.cli``) calls one of them on the same Redis.
+
 The embedded redis-server is watched while the broker runs: if it exits, the
 broker cannot store anything, so it says why, sets :attr:`Broker.failed` and
 ``serve`` stops in order and exits with :data:`EXIT_REDIS_LOST`, for its
