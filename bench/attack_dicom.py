@@ -13,7 +13,6 @@ import time
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from bench.attack_report import ROGUE_SCANNER, UNLISTED, AttackReport, Target, counted, flood
 from bench.attack_wire import (
@@ -28,6 +27,7 @@ from bench.attack_wire import (
 from bench.cfind_client import _one_query
 from bench.cfind_data import query_dataset
 from bench.wildcard import attack_key
+from broker.dicom.server import ModalityWorklistInformationFind
 
 __all__ = [
     "dicom_flood",

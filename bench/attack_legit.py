@@ -24,10 +24,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from bench.cfind_client import CellResult, _one_query
 from bench.cfind_data import Query, query_dataset
+from broker.dicom.server import ModalityWorklistInformationFind
 from broker.mllp.client import MLLPClient, MLLPClientError, summarize_ack
 
 __all__ = ["LegitClient", "Phase", "Poller", "Ris", "order"]

@@ -210,7 +210,7 @@ def start_wlmscpfs(root: Path, log: Path, nodelay: bool = True) -> Server:
         try:
             socket.create_connection(("127.0.0.1", port), 0.5).close()
             name = "wlmscpfs" if nodelay else "wlmscpfs (Nagle on)"
-            return Server(name, proc, port, "WLMSCPFS")  # type: ignore[arg-type]
+            return Server(name, proc, port, "WLMSCPFS")
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("wlmscpfs did not listen")

@@ -29,7 +29,6 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
-from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from bench.cfind_data import (
     Query,
@@ -42,6 +41,7 @@ from bench.cfind_data import (
     query_key,
 )
 from broker.dicom.response import build_response
+from broker.dicom.server import ModalityWorklistInformationFind
 
 __all__ = ["precompute", "vm_rss_kib"]
 
@@ -116,6 +116,7 @@ def main() -> None:
     ae.dimse_timeout = ae.network_timeout = 600
     ae.add_supported_context(ModalityWorklistInformationFind, DEFAULT_TRANSFER_SYNTAXES)
     server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+    assert server is not None  # block=False: the server, started in its own thread
     port = server.server_address[1]
     print(
         f"CEILING SCP 127.0.0.1:{port} answers={held} rss_kib={rss_before}/{vm_rss_kib()}",

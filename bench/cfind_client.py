@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pynetdicom import AE, _config
-from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from bench.cfind_data import Query, query_dataset
+from broker.dicom.server import ModalityWorklistInformationFind
 
 __all__ = ["CellResult", "CountMismatch", "quiet_pynetdicom", "run_cell"]
 

@@ -234,12 +234,14 @@ def make_queries(entries: list[Entry], seed: int = 1) -> dict[str, list[Query]]:
     weekdays = [
         d for d in (FIRST_DAY + dt.timedelta(days=i) for i in range(DAYS)) if d.weekday() < 5
     ]
-    station = [
+    station: list[Query] = [
         ("station", STATIONS[i % len(STATIONS)][0], rng.choice(weekdays).strftime("%Y%m%d"))
         for i in range(40)
     ]
-    patient = [("patient", e.patient_id) for e in rng.sample(entries, min(100, len(entries)))]
-    broad = []
+    patient: list[Query] = [
+        ("patient", e.patient_id) for e in rng.sample(entries, min(100, len(entries)))
+    ]
+    broad: list[Query] = []
     for week in range(4):
         low = FIRST_DAY + dt.timedelta(days=3 + 7 * week)
         high = low + dt.timedelta(days=6)

@@ -32,7 +32,6 @@ import redis
 from pydicom import config
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from bench.cfind import broker_store, describe_machine, start_broker
 from bench.cfind_client import CellResult, _one_query, quiet_pynetdicom, run_cell
@@ -45,6 +44,7 @@ from bench.cfind_data import (
     query_dataset,
 )
 from broker.dicom.matching import matches
+from broker.dicom.server import ModalityWorklistInformationFind
 from broker.store.connection import running_embedded
 from broker.worklist.model import OrderAction, OrderChange
 
@@ -114,8 +114,8 @@ def load(data_dir: Path, count: int) -> tuple[dict[str, list[Query]], dict[Query
         )
     client.close()
     queries = make_queries(entries)
-    found = expected_matches(entries, queries["station"] + queries["broad"])
-    return queries, {q: sorted(e.accession for e in es) for q, es in found.items()}
+    matched = expected_matches(entries, queries["station"] + queries["broad"])
+    return queries, {q: sorted(e.accession for e in es) for q, es in matched.items()}
 
 
 def attack(port: int, k: int, stop: threading.Event | None) -> list[tuple[float, int, int]]:
@@ -128,7 +128,7 @@ def attack(port: int, k: int, stop: threading.Event | None) -> list[tuple[float,
     identifier = Dataset()
     identifier.PatientName = attack_key(k)
     identifier.AccessionNumber = ""
-    out = []
+    out: list[tuple[float, int, int]] = []
     try:
         while True:
             latency, answered, final = _one_query(assoc, identifier, len(out) + 1)

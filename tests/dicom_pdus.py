@@ -63,7 +63,9 @@ def c_find_rq(identifier: Dataset, message_id: int = 1, max_length: int = 16382)
     request.MessageID = message_id
     request.AffectedSOPClassUID = MWL_FIND
     request.Priority = 2
-    request.Identifier = BytesIO(encode(identifier, True, True))
+    encoded = encode(identifier, True, True)
+    assert encoded is not None
+    request.Identifier = BytesIO(encoded)
     message = C_FIND_RQ()
     message.primitive_to_message(request)
     return _p_data(message, FIND_CONTEXT, max_length)

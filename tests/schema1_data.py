@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -112,11 +112,18 @@ def messages() -> list[bytes]:
 # -- dump and load ----------------------------------------------------------------
 
 
-def _enc(value: bytes) -> Any:
+def _enc(reply: object) -> Any:
+    value = _bytes(reply)
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
         return {"b64": base64.b64encode(value).decode()}
+
+
+def _bytes(reply: object) -> bytes:
+    """A reply of the dump's client, which does not decode responses."""
+    assert isinstance(reply, bytes), type(reply)
+    return reply
 
 
 def _dec(value: Any) -> bytes:
@@ -127,7 +134,7 @@ def dump(client: redis.Redis) -> dict[str, Any]:
     """Every key of the Redis: type, value and remaining TTL (ms, -1 for none)."""
     out: dict[str, Any] = {}
     for raw in sorted(client.scan_iter(count=1000)):
-        kind, ttl = client.type(raw).decode(), client.pttl(raw)
+        kind, ttl = _bytes(client.type(raw)).decode(), client.pttl(raw)
         value: Any
         if kind == "string":
             value = _enc(client.get(raw))
@@ -136,10 +143,12 @@ def dump(client: redis.Redis) -> dict[str, Any]:
         elif kind == "set":
             value = sorted(_enc(m) for m in client.smembers(raw))
         elif kind == "zset":
-            value = [[_enc(m), s] for m, s in client.zrange(raw, 0, -1, withscores=True)]
+            scored = cast(list[tuple[bytes, float]], client.zrange(raw, 0, -1, withscores=True))
+            value = [[_enc(m), s] for m, s in scored]
         elif kind == "stream":
+            rows = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(raw))
             value = [[i.decode(), {_enc(k): _enc(v) for k, v in f.items()}]
-                     for i, f in client.xrange(raw)]  # fmt: skip
+                     for i, f in rows]  # fmt: skip
         else:
             raise ValueError(f"a {kind} key: not expected in the broker's Redis")
         out[raw.decode()] = {"type": kind, "ttl_ms": ttl, "value": value}
@@ -174,7 +183,10 @@ def _mpps(port: int, ae_title: str) -> None:
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
     from pynetdicom import AE
-    from pynetdicom.sop_class import ModalityPerformedProcedureStep
+    from pynetdicom.sop_class import uid_to_sop_class
+
+    # pynetdicom names its SOP classes at run time (untyped); this file imports nothing from tests
+    ModalityPerformedProcedureStep = uid_to_sop_class("1.2.840.10008.3.1.2.3.3")
 
     ae = AE(ae_title="CT_SCANNER")
     ae.add_requested_context(ModalityPerformedProcedureStep)

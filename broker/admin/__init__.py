@@ -1,0 +1,1 @@
+"""The admin face: web console, REST API and DICOMweb (to come)."""

@@ -34,7 +34,6 @@ carry patient data.
 from __future__ import annotations
 
 import calendar
-import json
 import time
 from collections.abc import Iterator, Mapping, MutableSequence
 from dataclasses import dataclass, field
@@ -45,7 +44,8 @@ from typing import Any
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
-from broker.common.jsontext import dumps
+from broker.common.clock import SYSTEM_CLOCK
+from broker.common.jsontext import dumps, loads
 from broker.common.logsafety import printable
 
 __all__ = [
@@ -116,7 +116,7 @@ class AuditEvent:
     reason: str = ""
     details: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     phi: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    time: float = field(default_factory=time.time)
+    time: float = field(default_factory=SYSTEM_CLOCK.now)
     node: str = ""
 
 
@@ -193,7 +193,7 @@ def _json_object(text: str | None) -> Mapping[str, Any]:
     if not text:
         return _EMPTY
     try:
-        value = json.loads(text)
+        value = loads(text)
     except ValueError:
         return _EMPTY
     return value if isinstance(value, dict) else _EMPTY

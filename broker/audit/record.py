@@ -7,14 +7,13 @@ addresses, AE titles made loggable, statuses, counts, key names.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from pydicom.dataset import Dataset
 
 from broker.audit.events import AuditEvent, AuditType, Outcome, query_keys
 from broker.audit.writer import AuditSink
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.common.refusals import RateTable
 from broker.dicom.peers import caller_of, loggable_ae
 from broker.errors import HL7Error
@@ -61,7 +60,7 @@ class RefusalRecords:
         *,
         interval: float = 60.0,
         max_addresses: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._sink = sink
         self._listener = listener

@@ -12,7 +12,6 @@ Reading the trail is itself recorded (PS3.15 A.5.3.2 Audit Log Used:
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -22,6 +21,8 @@ from broker.audit.events import AuditEvent, AuditType, StoredEvent, iso_time, re
 from broker.audit.stream import AuditFilter
 from broker.cli.common import Command, Subparsers, command_services, print_table, when
 from broker.cli.options import command_options, settings_from
+from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK
 from broker.common.netaddr import parse_network
 from broker.errors import BrokerError
 
@@ -69,7 +70,7 @@ def add_parser(sub: Subparsers) -> None:
 
 def parse_since(text: str, now: float | None = None) -> float:
     """``--since``: an age (``90s``, ``30m``, ``2h``, ``7d``) or a local date and time."""
-    now = time.time() if now is None else now
+    now = SYSTEM_CLOCK.now() if now is None else now
     value = text.strip()
     match = _AGO.match(value)
     if match:
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         found = services.audit_trail.read(wanted, limit=args.limit, asked=asked)
     if args.json:
         for stored in found:
-            print(json.dumps(_as_json(stored, args.phi), ensure_ascii=True, sort_keys=False))
+            print(jsontext.ascii_only(_as_json(stored, args.phi)))
         return 0
     if not found:
         print("no audit record found")

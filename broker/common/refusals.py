@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable
+
+from broker.common.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["RateTable", "RefusalLog"]
 
@@ -32,7 +32,7 @@ class RateTable:
         self,
         interval: float = 60.0,
         max_keys: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.interval = interval
         self._max = max_keys
@@ -46,7 +46,7 @@ class RateTable:
     def hit(self, key: Key) -> tuple[bool, list[tuple[Key, int]]]:
         """Count one hit: whether it goes through, and the counts held back and now due
         (this key's previous interval, and keys pushed out of the table)."""
-        now = self._clock()
+        now = self._clock.monotonic()
         due: list[tuple[Key, int]] = []
         with self._lock:
             seen = self._seen.get(key)
@@ -66,7 +66,7 @@ class RateTable:
 
     def due(self, final: bool = False) -> list[tuple[Key, int]]:
         """The counts of intervals that are over (of every key when ``final``), forgotten."""
-        now = self._clock()
+        now = self._clock.monotonic()
         out: list[tuple[Key, int]] = []
         with self._lock:
             for key, seen in list(self._seen.items()):
@@ -88,7 +88,7 @@ class RefusalLog:
         *,
         interval: float = 60.0,
         max_addresses: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._log = logger
         self._what = what

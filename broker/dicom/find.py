@@ -38,6 +38,7 @@ from pydicom.dataset import Dataset
 
 from broker.audit.record import FindAudit
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.common.clock import SYSTEM_CLOCK, Clock, local_date
 from broker.dicom.answers import AnswerCache
 from broker.dicom.budget import QueryBudget
 from broker.dicom.gate import BroadQueryGate
@@ -186,6 +187,7 @@ class WorklistFindService:
         query_cpu_seconds: float = 10.0,
         gate: BroadQueryGate | None = None,
         audit: AuditSink = NO_AUDIT,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if max_answers < 1 or max_candidates < 1:
             raise ValueError("max_answers and max_candidates must be at least 1")
@@ -199,6 +201,7 @@ class WorklistFindService:
         self._hidden = hidden_statuses
         self._profiles = profiles or ProfileSet({})
         self._zone = zone  # the site's zone: defines "today"; None: the machine's
+        self._clock = clock  # whose "today" it is
         self._built = AnswerCache(answer_cache)  # answers sent again to repeated polls
         # More candidates than this (a broad query): the caches are read, not filled.
         self._keep_limit = answer_cache // 4 if answer_cache else sys.maxsize
@@ -319,7 +322,7 @@ class WorklistFindService:
             yield int(Status.PENDING), encode(query, entry)
 
     def _plan(self, query: Dataset, profile: ScannerProfile) -> QueryPlan:
-        today = dt.datetime.now(self._zone).date()
+        today = local_date(self._clock, self._zone)
         return make_plan(query, profile, today, self._hidden, self._max_answers, self._zone)
 
     def _matches(

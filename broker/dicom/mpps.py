@@ -48,16 +48,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from enum import IntEnum
 from typing import Any
 
-from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, generate_uid
 
 from broker.audit.events import Outcome
 from broker.audit.record import mpps_event
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.dicom.mpps_rules import (
+    NO_LONGER_UPDATABLE,
+    NO_LONGER_UPDATABLE_ERROR_ID,
+    NOT_SETTABLE,
+    MppsRefusal,
+    MppsResult,
+    MppsStatus,
+    decoded,
+    failure,
+    performed_status,
+    step_refs,
+    text,
+)
 from broker.dicom.peers import caller_of, calling_ae
 from broker.dicom.plan import station_titles
 from broker.dicom.profiles import ProfileSet, ScannerProfile
@@ -69,150 +80,16 @@ from broker.store.mpps import (
     SetOutcome,
     StepRef,
 )
-from broker.worklist import dicom_json
 
-__all__ = ["MppsResult", "MppsService", "MppsStatus"]
+__all__ = [
+    "NO_LONGER_UPDATABLE",
+    "NO_LONGER_UPDATABLE_ERROR_ID",
+    "MppsResult",
+    "MppsService",
+    "MppsStatus",
+]
 
 log = logging.getLogger(__name__)
-
-# (status, attribute list): a status int, or a status Dataset holding Status and
-# ErrorComment (and ErrorID), which pynetdicom copies into the N-CREATE/N-SET-RSP.
-MppsResult = tuple[int | Dataset, Dataset | None]
-
-_ERROR_COMMENT_MAX = 64  # PS3.7 Error Comment (0000,0902) is an LO
-
-
-class MppsStatus(IntEnum):
-    """DIMSE statuses of the MPPS SCP (PS3.4 F.7.2.1.3 / F.7.2.2.4, PS3.7 Annex C)."""
-
-    SUCCESS = 0x0000
-    INVALID_ATTRIBUTE_VALUE = 0x0106
-    PROCESSING_FAILURE = 0x0110
-    DUPLICATE_SOP_INSTANCE = 0x0111
-    NO_SUCH_SOP_INSTANCE = 0x0112
-    MISSING_ATTRIBUTE = 0x0120
-    MISSING_ATTRIBUTE_VALUE = 0x0121
-    NOT_AUTHORIZED = 0x0124  # Refused: not authorized (PS3.7 Annex C)
-
-
-# PS3.4 Table F.7.2-2: the Specific Error Comment and Error ID of an N-SET on an
-# instance that is no longer IN PROGRESS.
-NO_LONGER_UPDATABLE = "Performed Procedure Step Object may no longer be updated"
-NO_LONGER_UPDATABLE_ERROR_ID = 0xA710
-
-# Attributes an N-SET may not carry (PS3.4 Table F.7.2-1, N-SET "Not allowed"): the
-# instance's identity, its patient and its link to the worklist. Sent anyway, they are
-# ignored (the created values stay), with a warning.
-_NOT_SETTABLE = frozenset(
-    {
-        "SOPClassUID", "SOPInstanceUID", "ScheduledStepAttributesSequence",
-        "PatientName", "PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence",
-        "OtherPatientIDsSequence", "PatientBirthDate", "PatientSex", "ReferencedPatientSequence",
-        "AdmissionID", "IssuerOfAdmissionIDSequence", "PerformedProcedureStepID",
-        "PerformedStationAETitle", "PerformedStationName", "PerformedLocation",
-        "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime", "Modality",
-        "StudyID", "SpecificCharacterSet",
-    }
-)  # fmt: skip
-
-
-class _Refusal(Exception):
-    """A request the SCP refuses, with the status and comment that say why."""
-
-    def __init__(self, status: MppsStatus, comment: str, error_id: int | None = None) -> None:
-        super().__init__(f"0x{status:04X}: {comment}")
-        self.status = status
-        self.comment = comment
-        self.error_id = error_id
-
-
-def _failure(refusal: _Refusal) -> MppsResult:
-    ds = Dataset()
-    ds.Status = int(refusal.status)
-    ds.ErrorComment = refusal.comment[:_ERROR_COMMENT_MAX]
-    if refusal.error_id is not None:
-        ds.ErrorID = refusal.error_id
-    return ds, None
-
-
-def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    return "" if value is None else str(value).strip()
-
-
-def _charset_terms(ds: Dataset) -> list[str]:
-    """Specific Character Set terms, read without pydicom's conversion (which warns
-    and falls back to ASCII on an unknown term)."""
-    elem = ds.get_item("SpecificCharacterSet")
-    value = None if elem is None else elem.value
-    if value is None:
-        return []
-    if isinstance(value, bytes):
-        value = value.decode("ascii", errors="replace")
-    values = [value] if isinstance(value, str) else [str(v) for v in value]
-    return [part.strip() for v in values for part in v.split("\\")]
-
-
-def decoded(ds: Dataset | None, what: str) -> Dataset:
-    """``ds`` with every value decoded to text (via DICOM JSON), or 0x0106.
-
-    An unknown Specific Character Set is refused rather than decoded with
-    pydicom's fallback; the result holds Unicode only, so it is stored with
-    Specific Character Set ISO_IR 192 (PS3.4 F.7.2.2.3 lets the SCP convert).
-    """
-    if ds is None:
-        raise _Refusal(MppsStatus.MISSING_ATTRIBUTE, f"the request has no {what}")
-    try:
-        unknown = [t for t in _charset_terms(ds) if t and t not in python_encoding]
-        if unknown:
-            raise _Refusal(
-                MppsStatus.INVALID_ATTRIBUTE_VALUE,
-                f"Specific Character Set {unknown[0][:16]!a} not supported",
-            )
-        result = Dataset.from_json(dicom_json.dataset_json(ds))
-    except _Refusal:
-        raise
-    except Exception as e:
-        raise _Refusal(
-            MppsStatus.INVALID_ATTRIBUTE_VALUE, f"cannot decode the {what}: {type(e).__name__}"
-        ) from e
-    result.SpecificCharacterSet = "ISO_IR 192"
-    return result
-
-
-def _status(ds: Dataset, *, required: bool) -> PerformedStatus | None:
-    """Performed Procedure Step Status (0040,0252), checked against its defined terms."""
-    if "PerformedProcedureStepStatus" not in ds:
-        if required:
-            raise _Refusal(
-                MppsStatus.MISSING_ATTRIBUTE, "Performed Procedure Step Status (0040,0252) missing"
-            )
-        return None
-    value = _text(ds, "PerformedProcedureStepStatus")
-    if not value:
-        raise _Refusal(
-            MppsStatus.MISSING_ATTRIBUTE_VALUE, "Performed Procedure Step Status (0040,0252) empty"
-        )
-    try:
-        return PerformedStatus(value)
-    except ValueError:
-        raise _Refusal(
-            MppsStatus.INVALID_ATTRIBUTE_VALUE,
-            f"Performed Procedure Step Status (0040,0252) {value[:16]!a} invalid",
-        ) from None
-
-
-def _steps(ds: Dataset) -> list[StepRef]:
-    """The Scheduled Step Attributes Sequence (0040,0270) items (PS3.4 Table F.7.2-1)."""
-    return [
-        StepRef(
-            study_uid=_text(item, "StudyInstanceUID"),
-            accession=_text(item, "AccessionNumber"),
-            requested_procedure_id=_text(item, "RequestedProcedureID"),
-            sps_id=_text(item, "ScheduledProcedureStepID"),
-        )
-        for item in ds.get("ScheduledStepAttributesSequence") or []
-    ]
 
 
 class MppsService:
@@ -243,26 +120,26 @@ class MppsService:
         every failure is on the audit trail."""
         try:
             return handler(event)
-        except _Refusal as e:
+        except MppsRefusal as e:
             log.warning("MPPS %s from %s refused: %s", operation, calling_ae(event), e)
             refusal, outcome = e, Outcome.REFUSED
         except StoreError as e:
             log.error("MPPS %s from %s failed: %s", operation, calling_ae(event), e)
-            refusal = _Refusal(MppsStatus.PROCESSING_FAILURE, "worklist store unavailable")
+            refusal = MppsRefusal(MppsStatus.PROCESSING_FAILURE, "worklist store unavailable")
             outcome = Outcome.FAILED
         except Exception:
             log.exception("MPPS %s from %s failed", operation, calling_ae(event))
-            refusal = _Refusal(MppsStatus.PROCESSING_FAILURE, "internal error")
+            refusal = MppsRefusal(MppsStatus.PROCESSING_FAILURE, "internal error")
             outcome = Outcome.FAILED
         status, why = refusal.status, refusal.comment
         self._audit.record(mpps_event(operation, event, status=status, outcome=outcome, reason=why))
-        return _failure(refusal)
+        return failure(refusal)
 
     def _profile(self, event: Any) -> ScannerProfile:
         """The caller's profile (``ProfileSet.decide``), or 0x0124."""
         profile = self._profiles.for_caller(*caller_of(event))
         if profile is None:
-            raise _Refusal(
+            raise MppsRefusal(
                 MppsStatus.NOT_AUTHORIZED, "this calling AE title or address may not use MPPS"
             )
         return profile
@@ -271,21 +148,8 @@ class MppsService:
         aet = calling_ae(event)
         profile = self._profile(event)
         requested = event.request.AffectedSOPInstanceUID
-        uid = str(requested).strip() if requested else ""
-        if requested is not None and not UID(uid).is_valid:
-            raise _Refusal(
-                MppsStatus.INVALID_ATTRIBUTE_VALUE, "Affected SOP Instance UID is not a valid UID"
-            )
-        ds = decoded(event.attribute_list, "Attribute List")
-        status = _status(ds, required=True)
-        if status is not PerformedStatus.IN_PROGRESS:
-            raise _Refusal(
-                MppsStatus.INVALID_ATTRIBUTE_VALUE,
-                "Performed Procedure Step Status (0040,0252) must be IN PROGRESS",
-            )
-        if not uid:  # PS3.7 10.1.5.1.4: the performing SCP assigns it and returns it
-            uid = str(generate_uid())
-        steps = _steps(ds)
+        uid, ds = _creation(requested, event.attribute_list)
+        steps = step_refs(ds)
         if not steps:
             log.warning(
                 "MPPS N-CREATE from %s msg %s has no Scheduled Step Attributes Sequence "
@@ -297,38 +161,22 @@ class MppsService:
             uid,
             ds,
             steps,
-            patient_id=_text(ds, "PatientID"),
+            patient_id=text(ds, "PatientID"),
             aet=aet,
             visible=lambda entry: profile.sees_station(station_titles(entry)),
         )
         if outcome is CreateOutcome.OUT_OF_SCOPE:
             log.debug("MPPS %s: entries outside the scope of %s: %s", uid, aet, list(entries))
-            raise _Refusal(
+            raise MppsRefusal(
                 MppsStatus.NOT_AUTHORIZED,
                 "a Scheduled Step is for a station outside this AE's scope",
             )
         if outcome is CreateOutcome.DUPLICATE:
-            raise _Refusal(
+            raise MppsRefusal(
                 MppsStatus.DUPLICATE_SOP_INSTANCE,
                 "an MPPS with this Affected SOP Instance UID exists",
             )
-        scheduled = sum(1 for s in steps if s.scheduled)
-        log.info(
-            "MPPS N-CREATE from %s msg %s: IN PROGRESS, %s; %d entries linked, %d STARTED %s",
-            aet,
-            event.request.MessageID,
-            f"{scheduled} scheduled step items" if scheduled else "unscheduled",
-            len(entries),
-            changed,
-            list(entries),
-        )
-        if scheduled and not entries:
-            log.warning(
-                "MPPS N-CREATE from %s msg %s names %d scheduled steps, none on the worklist",
-                aet,
-                event.request.MessageID,
-                scheduled,
-            )
+        _log_created(aet, event.request.MessageID, steps, list(entries), changed)
         self._audit.record(
             mpps_event("N-CREATE", event, uid=uid, performed="IN PROGRESS", linked=len(entries))
         )
@@ -343,8 +191,8 @@ class MppsService:
         uid = str(event.request.RequestedSOPInstanceUID or "").strip()
         self._check_updater(self._profile(event), aet, uid)
         changes = decoded(event.modification_list, "Modification List")
-        _status(changes, required=False)
-        ignored = sorted(e.keyword for e in changes if e.keyword in _NOT_SETTABLE)
+        performed_status(changes, required=False)
+        ignored = sorted(e.keyword for e in changes if e.keyword in NOT_SETTABLE)
         for keyword in ignored:
             del changes[keyword]
         if [k for k in ignored if k != "SpecificCharacterSet"]:
@@ -356,7 +204,7 @@ class MppsService:
             )
         result = self._store.update(uid, changes, aet=aet)
         if result.outcome is SetOutcome.NO_SUCH_INSTANCE:
-            raise _Refusal(
+            raise MppsRefusal(
                 MppsStatus.NO_SUCH_SOP_INSTANCE,
                 "no MPPS with this Requested SOP Instance UID",
             )
@@ -369,7 +217,7 @@ class MppsService:
                 event.request.MessageID,
                 result.status,
             )
-            raise _Refusal(
+            raise MppsRefusal(
                 MppsStatus.PROCESSING_FAILURE, NO_LONGER_UPDATABLE, NO_LONGER_UPDATABLE_ERROR_ID
             )
         log.info(
@@ -398,6 +246,49 @@ class MppsService:
             profile.sees_station(station_titles(entry)) for _, entry in self._store.entries(entries)
         ):
             return
-        raise _Refusal(
+        raise MppsRefusal(
             MppsStatus.NOT_AUTHORIZED, "this MPPS instance was created by another AE title"
+        )
+
+
+def _creation(requested: Any, attribute_list: Dataset | None) -> tuple[str, Dataset]:
+    """The instance UID (the caller's, or one assigned) and the decoded attributes of an
+    N-CREATE, whose status must be IN PROGRESS (PS3.4 F.7.2.1.1); else MppsRefusal."""
+    uid = str(requested).strip() if requested else ""
+    if requested is not None and not UID(uid).is_valid:
+        raise MppsRefusal(
+            MppsStatus.INVALID_ATTRIBUTE_VALUE, "Affected SOP Instance UID is not a valid UID"
+        )
+    ds = decoded(attribute_list, "Attribute List")
+    status = performed_status(ds, required=True)
+    if status is not PerformedStatus.IN_PROGRESS:
+        raise MppsRefusal(
+            MppsStatus.INVALID_ATTRIBUTE_VALUE,
+            "Performed Procedure Step Status (0040,0252) must be IN PROGRESS",
+        )
+    if not uid:  # PS3.7 10.1.5.1.4: the performing SCP assigns it and returns it
+        uid = str(generate_uid())
+    return uid, ds
+
+
+def _log_created(
+    aet: str, message_id: int, steps: list[StepRef], entries: list[str], changed: int
+) -> None:
+    """One INFO line per N-CREATE (entry ids only); a warning when no step is on the list."""
+    scheduled = sum(1 for s in steps if s.scheduled)
+    log.info(
+        "MPPS N-CREATE from %s msg %s: IN PROGRESS, %s; %d entries linked, %d STARTED %s",
+        aet,
+        message_id,
+        f"{scheduled} scheduled step items" if scheduled else "unscheduled",
+        len(entries),
+        changed,
+        entries,
+    )
+    if scheduled and not entries:
+        log.warning(
+            "MPPS N-CREATE from %s msg %s names %d scheduled steps, none on the worklist",
+            aet,
+            message_id,
+            scheduled,
         )

@@ -40,13 +40,12 @@ from pydicom import config as pydicom_config
 from pydicom.uid import UID
 from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 
-from broker.audit.record import AssociationRecords, RefusalRecords, association
+from broker.audit.record import AssociationRecords, RefusalRecords
 from broker.audit.writer import NO_AUDIT, AuditSink
-from broker.common.tls import certificate_names
+from broker.dicom.acceptance import Admission, admission_check
 from broker.dicom.guard import GuardLimits, guarded_server_class
-from broker.dicom.peers import calling_ae, loggable_ae
-from broker.dicom.profiles import Decision, ProfileSet, Refusal
-from broker.dicom.status import RejectReason, RejectResult, RejectSource
+from broker.dicom.peers import calling_ae
+from broker.dicom.profiles import ProfileSet
 from broker.dicom.transport import hang_up
 
 __all__ = [
@@ -69,10 +68,6 @@ _PACE_EVERY = 32
 Verification = UID("1.2.840.10008.1.1")
 ModalityWorklistInformationFind = UID("1.2.840.10008.5.1.4.31")
 ModalityPerformedProcedureStep = UID("1.2.840.10008.3.1.2.3.3")
-
-
-# The acceptance policy: (Calling AE Title, source address) -> Decision.
-Admission = Callable[[str, str], Decision]
 
 
 class FindHandler(Protocol):
@@ -201,85 +196,6 @@ def _quick_ack(event: Any) -> None:
         event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
 
-def _rejection(refusal: Refusal) -> RejectReason:
-    """The A-ASSOCIATE-RJ reason for a refusal (PS3.8 Table 9-21, source service user)."""
-    if refusal.unknown_caller:
-        return RejectReason.CALLING_AE_TITLE_NOT_RECOGNIZED
-    return RejectReason.NO_REASON_GIVEN
-
-
-def _admission_check(
-    admit: Admission, certificates: bool = False, records: AssociationRecords | None = None
-) -> Callable[[Any], None]:
-    """The EVT_REQUESTED handler: reject the association unless ``admit`` accepts the
-    caller (module docstring). With ``certificates`` (TLS with client certificates) the
-    caller's verified certificate must also carry its Calling AE Title as a name (subject
-    CN or DNS alternative name, any case): a certificate names the one scanner it was
-    issued to.
-
-    pynetdicom logs and swallows an exception of a notification handler and then
-    negotiates as usual, so every failure here rejects (or aborts): it fails closed.
-    """
-
-    def on_requested(event: Any) -> None:
-        assoc = event.assoc
-        address, calling = "?", ""
-        result, reason = RejectResult.TRANSIENT, RejectReason.NO_REASON_GIVEN
-        try:
-            address = str(assoc.requestor.address)
-            calling = str(assoc.requestor.primitive.calling_ae_title)
-            refusal = admit(calling, address).refusal
-            if refusal is None and certificates and not _certified(assoc, calling):
-                refusal = Refusal.CERTIFICATE_NAME
-        except Exception:
-            log.exception("DICOM association from %s: the acceptance check failed", address)
-            why = "the acceptance check failed"
-        else:
-            if refusal is None:
-                return
-            why = refusal.value
-            result, reason = RejectResult.PERMANENT, _rejection(refusal)
-        log.warning(
-            "DICOM association from %s, calling AE title '%s', rejected (%s, %s): %s",
-            address,
-            loggable_ae(calling),
-            result.name.lower(),
-            reason.name.lower().replace("_", " ").replace("ae title", "AE title"),
-            why,
-        )
-        if records is not None:
-            failed = result is RejectResult.TRANSIENT
-            records.audit.record(association(calling, address, why, failed=failed))
-            records.by_policy.add(id(assoc))
-        try:
-            _reject(assoc, result, reason)
-        finally:
-            if records is not None:
-                records.by_policy.discard(id(assoc))
-
-    return on_requested
-
-
-def _certified(assoc: Any, calling: str) -> bool:
-    """Whether the association's TLS peer certificate names the Calling AE Title."""
-    sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
-    if not isinstance(sock, ssl.SSLSocket):
-        return False
-    return calling.strip().lower() in certificate_names(sock.getpeercert())
-
-
-def _reject(assoc: Any, result: RejectResult, reason: RejectReason) -> None:
-    """Send the A-ASSOCIATE-RJ and end the association, as pynetdicom does for its own
-    rejections (``ACSE._negotiate_as_acceptor``); A-ABORT should that fail."""
-    try:
-        assoc.acse.send_reject(int(result), int(RejectSource.SERVICE_USER), int(reason))
-        evt.trigger(assoc, evt.EVT_REJECTED, {})
-        assoc.kill()
-    except Exception:
-        log.exception("could not reject a DICOM association; aborting it")
-        assoc.abort()
-
-
 class DicomServer:
     """Accepts associations for one AE title: C-ECHO, MWL C-FIND (PS3.4 K) and,
     when given an MPPS service, MPPS N-CREATE / N-SET (PS3.4 F.7).
@@ -351,7 +267,7 @@ class DicomServer:
             raise RuntimeError("DicomServer already started")
         audit, records = self._audit, AssociationRecords(self._audit)
         handlers: list[evt.EventHandlerType] = [
-            (evt.EVT_REQUESTED, _admission_check(self._admit, self._client_certificates, records)),
+            (evt.EVT_REQUESTED, admission_check(self._admit, self._client_certificates, records)),
             (evt.EVT_ACCEPTED, records.accepted),
             (evt.EVT_REJECTED, records.rejected),
             (evt.EVT_CONN_OPEN, _set_nodelay),

@@ -18,11 +18,11 @@ from __future__ import annotations
 import itertools
 import re
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from broker.common.clock import SYSTEM_CLOCK
 from broker.errors import HL7Error
 from broker.hl7.codes import AckCode, ErrorCode, Severity
 from broker.hl7.message import ParsedMessage, peek_header
@@ -165,10 +165,10 @@ def _eld(item: HL7Error | AckWarning, severity: Severity, ctx: AckContext) -> st
     return comp.join(eld)
 
 
-def _next_control_id() -> str:
+def _next_control_id(moment: datetime) -> str:
     with _counter_lock:
         n = next(_counter) % 1000
-    return f"{int(time.time() * 1000)}{n:03d}"
+    return f"{int(moment.timestamp() * 1000)}{n:03d}"
 
 
 def build_ack(
@@ -185,12 +185,13 @@ def build_ack(
     """The ACK message answering ``ctx``'s message, encoded like that message.
 
     MSH-3/4 of the ACK are the broker, MSH-5/6 echo the sender (HL7 v2.5.1
-    §2.9.2); MSA-2 echoes MSH-10; ERR is present when ``error`` or ``warnings`` are
-    given, and MSA-3 holds the error's text, else the warnings'.
+    §2.9.2); MSH-7 is ``now`` (by default the system clock's time) and MSH-10 a new
+    id made from it; MSA-2 echoes the message's MSH-10; ERR is present when ``error``
+    or ``warnings`` are given, and MSA-3 holds the error's text, else the warnings'.
     """
     f = ctx.field_separator
     comp = ctx.encoding_characters[:1] or "^"
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
+    moment = now or datetime.fromtimestamp(SYSTEM_CLOCK.now(), UTC)
     ack_type = "ACK"
     if ctx.trigger_event:
         ack_type += comp + ctx.trigger_event
@@ -203,10 +204,10 @@ def build_ack(
         facility,
         ctx.sending_application,
         ctx.sending_facility,
-        stamp,
+        moment.strftime("%Y%m%d%H%M%S"),
         "",
         ack_type,
-        _next_control_id(),
+        _next_control_id(moment),
         ctx.processing_id or "P",
         ctx.version or "2.5.1",
     ]

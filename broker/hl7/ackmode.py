@@ -27,8 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import HL7Error
 from broker.hl7.ack import AckContext, AckWarning, build_ack
 from broker.hl7.codes import AckCode
@@ -124,10 +126,11 @@ class AckMode:
 @dataclass(frozen=True)
 class Responder:
     """Builds the answers to a message in the mode its sender asked for; ``application`` and
-    ``facility`` are the broker's MSH-3 and MSH-4."""
+    ``facility`` are the broker's MSH-3 and MSH-4, MSH-7 is ``clock``'s time."""
 
     application: str = "MWL_BROKER"
     facility: str = ""
+    clock: Clock = SYSTEM_CLOCK
 
     def answer(
         self,
@@ -173,4 +176,5 @@ class Responder:
             warnings=warnings,
             application=self.application,
             facility=self.facility,
+            now=datetime.fromtimestamp(self.clock.now(), UTC),
         )

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import HL7Error, StoreError, StoreFullError
 from broker.hl7.ack import AckContext, AckWarning, context_from_message, context_from_raw
 from broker.hl7.ackmode import Responder
@@ -73,7 +74,7 @@ class RouterConfig:
     accepted_senders: frozenset[str] = frozenset()  # empty: any sender
     senders: SenderSet = field(default_factory=SenderSet)  # addresses and their MSH-3/MSH-4
     max_clock_skew: float = 600.0  # seconds MSH-7 may lie ahead of our clock; 0: no check
-    clock: Callable[[], float] = time.time
+    clock: Clock = SYSTEM_CLOCK  # arrival times, MSH-7 of ACKs, the skew check
     audit: AuditSink = NO_AUDIT  # where refused messages are recorded (``admission``)
 
 
@@ -92,7 +93,7 @@ class HL7Router:
         self._registry = registry
         self._config = config
         self._recorder = recorder
-        self._responder = Responder(config.application, config.facility)
+        self._responder = Responder(config.application, config.facility, config.clock)
         site = SitePolicy(config.processing_ids, config.versions, config.accepted_senders)
         self._dispatch = Dispatcher(config.decoder, config.senders, site)
 
@@ -120,9 +121,8 @@ class HL7Router:
         ack = self._ack(context_from_raw(raw), AckCode.REJECT, error)
         notes = IntakeNotes()
         notes.failed(error, Outcome.REJECTED)
-        steps.run(
-            self._store.client, self._record(_Arrival(raw, peer, time.time()), None, ack, notes)
-        )
+        arrival = _Arrival(raw, peer, self._config.clock.now())
+        steps.run(self._store.client, self._record(arrival, None, ack, notes))
         return ack
 
     def handle(self, raw: bytes, peer: str) -> bytes:
@@ -141,7 +141,7 @@ class HL7Router:
     def handle_steps(self, raw: bytes, peer: str) -> Steps[bytes]:
         """:meth:`handle` as steps (``broker.store.steps``); never raises."""
         started, notes = time.perf_counter(), IntakeNotes()
-        arrival = _Arrival(raw, peer, time.time())
+        arrival = _Arrival(raw, peer, self._config.clock.now())
         try:
             msg = self._dispatch.decode(raw, peer)
         except HL7Error as e:
@@ -240,7 +240,8 @@ class HL7Router:
         c = self._config
         policy = self._dispatch.policy(registry)
         sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
-        admit(msg, arrival.peer, policy, c.senders, (sent, c.clock(), c.max_clock_skew), c.audit)
+        skew = (sent, arrival.received, c.max_clock_skew)  # MSH-7, our time, the limit
+        admit(msg, arrival.peer, policy, c.senders, skew, c.audit)
         spec, patient_spec = self._dispatch.route(msg, registry)
         key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)
         digest = hashlib.sha256(arrival.raw).hexdigest()

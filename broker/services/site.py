@@ -10,11 +10,11 @@ running it twice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
+from broker.common import jsontext
 from broker.errors import BrokerError
 from broker.store.key_secret import write_secret
 from broker.store.mapping_versions import PACKAGED_MAPPINGS, packaged_mapping_files
@@ -74,4 +74,4 @@ def write_site(directory: Path) -> Iterator[Path]:
 
 def _toml_string(path: Path) -> str:
     """A TOML basic string (JSON's escapes are TOML's)."""
-    return json.dumps(str(path), ensure_ascii=False)
+    return jsontext.dumps(str(path))

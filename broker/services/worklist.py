@@ -22,6 +22,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
+from broker.common.clock import SYSTEM_CLOCK, Clock, local_date
 from broker.dicom.plan import excluded, make_plan
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.store.worklist import WorklistStore
@@ -77,6 +78,7 @@ class WorklistService:
         pn_case_insensitive: bool = True,
         zone: dt.tzinfo | None = None,
         profiled: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._profiles = profiles
@@ -85,6 +87,7 @@ class WorklistService:
         self._pn_case_insensitive = pn_case_insensitive
         self._zone = zone  # the site's: defines "today"; None: the machine's
         self._profiled = profiled  # the site has [scanners] tables (the default "*" too)
+        self._clock = clock  # whose "today" it is
 
     def __repr__(self) -> str:
         return f"WorklistService(max_answers={self._max_answers})"
@@ -95,7 +98,7 @@ class WorklistService:
 
     def explain(self, request: ExplainRequest) -> Explanation:
         """Why the scanner of ``request`` sees, or does not see, each entry it names."""
-        today = dt.datetime.now(self._zone).date()
+        today = local_date(self._clock, self._zone)
         query = assumed_query(request, today)
         if request.accession:
             criteria = CandidateCriteria(accession_number=request.accession)

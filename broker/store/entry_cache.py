@@ -26,10 +26,9 @@ threads may decode the same new version at once; the last one is kept.
 
 from __future__ import annotations
 
-import json
-
 from pydicom.dataset import Dataset
 
+from broker.common import jsontext
 from broker.common.lru import LRU
 
 __all__ = ["EntryCache", "decode_entry"]
@@ -40,7 +39,7 @@ def decode_entry(raw: bytes, status: bytes | None) -> Dataset:
 
     The status is kept apart in Redis so that a status change is one field write.
     """
-    entry = Dataset.from_json(json.loads(raw))
+    entry = Dataset.from_json(jsontext.loads(raw))
     if status:
         seq = entry.get("ScheduledProcedureStepSequence")
         if not seq or len(seq) != 1:

@@ -29,7 +29,6 @@ another client changed in between is read again.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -37,6 +36,7 @@ from typing import Any, cast
 
 import redis
 
+from broker.common import jsontext
 from broker.errors import StoreError
 from broker.store.guards import value_digest
 from broker.store.keys import KeySchema
@@ -198,8 +198,8 @@ class KeyMigration:
         new = self._keys.entry(self._keys.entry_id_from_schema1(old_id))
         for _ in range(_ATTEMPTS):
             idx = _raw(self._redis.hget(name, "idx"))
-            refs = self._old.refs(json.loads(idx)) if idx else []
-            payload = {"key": name, "new": new, "idx": json.dumps(refs)}
+            refs = self._old.refs(jsontext.loads(idx)) if idx else []
+            payload = {"key": name, "new": new, "idx": jsontext.dumps(refs)}
             payload["digest"] = value_digest(idx)
             if self._call(self._move_entry, Kind.ENTRY, payload):
                 return
@@ -260,10 +260,10 @@ class KeyMigration:
             for field, value in zip(fields, raw, strict=True):
                 if value is None:
                     continue
-                old = json.loads(value)
+                old = jsontext.loads(value)
                 new = rewrite[field](old) if isinstance(old, list) else old
                 if new != old:
-                    values += [field, json.dumps(new)]
+                    values += [field, jsontext.dumps(new)]
             if not values:
                 return
             payload = {
@@ -319,8 +319,8 @@ class KeyMigration:
             for record_id, fields in _stream(self._redis, target):
                 entries = fields.get(b"entries")
                 if entries is not None:
-                    ids = json.loads(entries)
-                    fields[b"entries"] = json.dumps(self._old.entry_ids(ids)).encode()
+                    ids = jsontext.loads(entries)
+                    fields[b"entries"] = jsontext.dumps(self._old.entry_ids(ids)).encode()
                     self.counts["mpps-events records"] += self._old.entry_ids(ids) != ids
                 if not self._dry:
                     self._redis.xadd(scratch, fields, id=record_id)  # type: ignore[arg-type]
@@ -336,7 +336,7 @@ class KeyMigration:
             if kind:
                 self.counts[str(kind)] += 1
             return True
-        done = int(script(args=[json.dumps(payload, ensure_ascii=False)], client=self._redis))
+        done = int(script(args=[jsontext.dumps(payload)], client=self._redis))
         if done and kind:
             self.counts[str(kind)] += 1
         self._tick(kind)

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import re
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -38,6 +36,8 @@ import redis
 
 from broker.audit.events import AuditEvent, AuditType, Outcome
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import BrokerError, StoreError
 from broker.mapping.registry import MappingRegistry
 from broker.store.keys import KeySchema
@@ -167,9 +167,15 @@ class MappingVersions:
     """The versions of the mapping set kept in one Redis."""
 
     def __init__(
-        self, client: redis.Redis, keys: KeySchema | None = None, audit: AuditSink = NO_AUDIT
+        self,
+        client: redis.Redis,
+        keys: KeySchema | None = None,
+        audit: AuditSink = NO_AUDIT,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._redis = client
+        self._clock = clock
         self._keys = keys or KeySchema()
         self._audit = audit
         self._publish = client.register_script(_PUBLISH_LUA)
@@ -198,7 +204,7 @@ class MappingVersions:
         f = {k.decode(): v.decode() for k, v in raw.items()}
         return MappingVersion(
             number=number,
-            files=MappingProxyType(json.loads(f["files"])),
+            files=MappingProxyType(jsontext.loads(f["files"])),
             author=f.get("author", ""),
             comment=f.get("comment", ""),
             created=float(f.get("created", "0")),
@@ -279,10 +285,10 @@ class MappingVersions:
             "history": self._history,
             "active": self._active,
             "channel": self.channel,
-            "files": json.dumps(dict(files), ensure_ascii=False, sort_keys=True),
+            "files": jsontext.canonical(dict(files)),
             "author": author,
             "comment": comment,
-            "created": repr(time.time()),
+            "created": repr(self._clock.now()),
             "digest": set_digest(files),
             "only_if_empty": kind is AuditType.MAPPING_SEED,
         }
@@ -290,7 +296,7 @@ class MappingVersions:
             body["expect"] = str(expect)
         tag, number = (
             v.decode() if isinstance(v, bytes) else str(v)
-            for v in self._call(self._publish, args=[json.dumps(body, ensure_ascii=False)])
+            for v in self._call(self._publish, args=[jsontext.dumps(body)])
         )
         files_named = sorted(files)
         if tag == "moved":

@@ -28,9 +28,7 @@ so a later outbound HL7 sender can read them with ``XREAD`` / ``XREADGROUP``.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,6 +37,8 @@ from typing import Any
 import redis
 from pydicom.dataset import Dataset
 
+from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import StoreError, store_error
 from broker.store.guards import value_digest
 from broker.store.mpps_lua import CREATE_SCRIPT, SET_SCRIPT
@@ -151,7 +151,7 @@ class MppsStore:
         store: WorklistStore,
         *,
         events_max: int = 10_000,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if events_max < 1:
             raise ValueError("events_max must be at least 1")
@@ -194,11 +194,11 @@ class MppsStore:
         payload = self._payload(uid, ds, PerformedStatus.IN_PROGRESS, aet)
         payload.update(
             entries=list(entries),
-            entries_json=json.dumps(list(entries)),
+            entries_json=jsontext.dumps(list(entries)),
             refs=refs,
-            refs_json=json.dumps(refs),
+            refs_json=jsontext.dumps(refs),
         )
-        reply = self._store.run_script(self._create, json.dumps(payload, ensure_ascii=False))
+        reply = self._store.run_script(self._create, jsontext.dumps(payload))
         if _text(reply[0]) == "dup":
             return CreateOutcome.DUPLICATE, (), 0
         return CreateOutcome.CREATED, entries, int(reply[1])
@@ -220,13 +220,13 @@ class MppsStore:
                 return SetResult(SetOutcome.NO_SUCH_INSTANCE)
             if _text(status) != PerformedStatus.IN_PROGRESS:
                 return SetResult(SetOutcome.FINISHED, _text(status))
-            merged = Dataset.from_json(json.loads(raw))
+            merged = Dataset.from_json(jsontext.loads(raw))
             for element in changes:
                 merged[element.tag] = element
             new_status = PerformedStatus(_text(merged.get("PerformedProcedureStepStatus")))
             payload = self._payload(uid, merged, new_status, aet)
             payload["digest"] = value_digest(raw if isinstance(raw, bytes) else raw.encode())
-            reply = self._store.run_script(self._set, json.dumps(payload, ensure_ascii=False))
+            reply = self._store.run_script(self._set, jsontext.dumps(payload))
             tag = _text(reply[0])
             if tag == "retry":
                 continue
@@ -234,7 +234,7 @@ class MppsStore:
                 return SetResult(SetOutcome.NO_SUCH_INSTANCE)
             if tag == "finished":
                 return SetResult(SetOutcome.FINISHED, _text(reply[1]))
-            entries = tuple(json.loads(reply[2]))
+            entries = tuple(jsontext.loads(reply[2]))
             return SetResult(SetOutcome.UPDATED, new_status.value, entries, int(reply[1]))
         raise StoreError(f"MPPS instance kept changing during {_ATTEMPTS} attempts to update it")
 
@@ -246,7 +246,7 @@ class MppsStore:
             "status": status.value,
             "step_status": STEP_STATUS[status],
             "aet": aet,
-            "now": round(self._clock(), 3),
+            "now": round(self._clock.now(), 3),
             "by_time": self._keys.mpps_by_time(),
             "ended": self._keys.entries_ended(),
             "entry_prefix": self._keys.entry_prefix(),
@@ -304,7 +304,7 @@ class MppsStore:
             raise StoreError(f"worklist store unavailable: {e}") from e
         if entries is None:
             return None
-        return _text(aet), tuple(json.loads(entries))
+        return _text(aet), tuple(jsontext.loads(entries))
 
     def entries(self, ids: Sequence[str]) -> Iterator[tuple[str, Dataset]]:
         """The worklist entries with these ids that still exist, with their ids."""
@@ -324,8 +324,8 @@ class MppsStore:
         return MppsRecord(
             uid=uid,
             status=_text(status),
-            ds=Dataset.from_json(json.loads(raw)),
-            entries=tuple(json.loads(entries or b"[]")),
+            ds=Dataset.from_json(jsontext.loads(raw)),
+            entries=tuple(jsontext.loads(entries or b"[]")),
             aet=_text(aet),
             created=float(created or 0),
             updated=float(updated or 0),
@@ -349,7 +349,7 @@ class MppsStore:
                 raise store_error(e) from e
             for entry_id, raw in zip(batch, rows, strict=True):
                 if raw is not None:
-                    yield entry_id, Dataset.from_json(json.loads(raw))
+                    yield entry_id, Dataset.from_json(jsontext.loads(raw))
 
 
 def _text(value: Any) -> str:

@@ -24,7 +24,6 @@ Redis; each sender had its NAK).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -33,6 +32,7 @@ from typing import Any
 import redis
 
 from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import StoreError
 from broker.store import steps
 from broker.store.keys import KeySchema
@@ -67,7 +67,7 @@ _SUMMARY_FIELDS = (
 
 
 class MessageLog:
-    """Records messages and reads them back; implements ``MessageRecorder``."""
+    """Records messages and reads them back, on ``clock``'s time; a ``MessageRecorder``."""
 
     def __init__(
         self,
@@ -78,8 +78,10 @@ class MessageLog:
         retention_days: float = 30,
         max_bytes: int = 256 * 1024 * 1024,
         refused_prefix: int = 4096,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._redis = client
+        self._clock = clock
         self._keys = keys or KeySchema()
         self._max = max_messages
         self._max_bytes = max_bytes
@@ -102,7 +104,7 @@ class MessageLog:
 
     def record_steps(self, intake: Intake) -> Steps[str]:
         """:meth:`record` as one step (``broker.store.steps``)."""
-        payload = jsontext.dumps(self._body(intake, int(time.time() * 1000)))
+        payload = jsontext.dumps(self._body(intake, self._now_ms()))
         args = (payload, self._kept(intake), intake.ack, intake.application_ack)
         (reply,) = yield [steps.script_call(self._record, *args)]
         return _text(reply)
@@ -113,7 +115,7 @@ class MessageLog:
         Its outcome (accepted, or out-of-order when a change was stale) and its
         entry counts are set by that script from what it did.
         """
-        body = self._body(intake, int(time.time() * 1000))
+        body = self._body(intake, self._now_ms())
         body["outcomes"] = {
             name: {"name": outcome.value, "index": self._keys.messages_by_outcome(outcome.value)}
             for name, outcome in (("fresh", Outcome.ACCEPTED), ("stale", Outcome.OUT_OF_ORDER))
@@ -128,6 +130,9 @@ class MessageLog:
         if refused or ack_code_of(intake.ack, intake.error) == "AR":
             return intake.raw[: self._refused_prefix]
         return intake.raw
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now() * 1000)
 
     def written(self, message_id: str) -> None:
         """Nothing to do: the record is in the log (``MessageRecorder``)."""
@@ -202,14 +207,14 @@ class MessageLog:
 
     def resolve(self, message_id: str, resolution: str) -> bool:
         """Take a message off the error list, noting why; False if it was not on it."""
-        now_ms = int(time.time() * 1000)
+        now_ms = self._now_ms()
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now_ms / 1000))
         body = self._base(now_ms) | {
             "id": message_id,
             "fields": ["resolution", f"{resolution} ({stamp})"],
         }
         try:
-            return bool(self._resolve(args=[json.dumps(body, ensure_ascii=False)]))
+            return bool(self._resolve(args=[jsontext.dumps(body)]))
         except redis.RedisError as e:
             raise StoreError(f"message log unavailable: {e}") from e
 
@@ -237,12 +242,12 @@ class MessageLog:
             charset=_text(f.get("charset", b"")),
             mapping_name=_text(f.get("mapping", b"")),
             mapping_version=_text(f.get("mapping_version", b"")),
-            order_keys=tuple(json.loads(f.get("order_keys", b"[]"))),
-            entry_ids=tuple(json.loads(f.get("entry_ids", b"[]"))),
+            order_keys=tuple(jsontext.loads(f.get("order_keys", b"[]"))),
+            entry_ids=tuple(jsontext.loads(f.get("entry_ids", b"[]"))),
             application_ack=_bytes(f.get("app_ack")),
             warnings=tuple(
                 WarningInfo(w["code"], w["location"], w["text"])
-                for w in json.loads(f.get("warning_list", b"[]"))
+                for w in jsontext.loads(f.get("warning_list", b"[]"))
             ),
             raw_size=int(f.get("raw_size") or len(raw)),
         )

@@ -12,7 +12,6 @@ An alias written by a merge lives ``alias_ttl`` seconds; one moved to a new targ
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import redis
 from pydicom.dataset import Dataset
 
+from broker.common import jsontext
 from broker.errors import store_error
 from broker.store import steps
 from broker.store.guards import Guard, GuardKind, members_digest, value_digest
@@ -118,7 +118,7 @@ class PatientState:
 
     def _remember_record(self, pid: str, raw: bytes | None) -> None:
         self._guard(GuardKind.HGET, self._keys.patient(pid), value_digest(raw), "ds")
-        self._records.setdefault(pid, Dataset.from_json(json.loads(raw)) if raw else None)
+        self._records.setdefault(pid, Dataset.from_json(jsontext.loads(raw)) if raw else None)
 
     def newest(self, pid: str) -> str | None:
         """The MSH-7 (UTC, ``broker.worklist.ordering``) of the newest ADT applied to ``pid``."""
@@ -206,8 +206,8 @@ class PatientState:
                 self._entries[entry_id] = None
                 continue
             self._entries[entry_id] = _Entry(
-                Dataset.from_json(json.loads(ds)),
-                json.loads(idx) if idx else [],
+                Dataset.from_json(jsontext.loads(ds)),
+                jsontext.loads(idx) if idx else [],
                 status.decode() if status else None,
             )
 
@@ -276,7 +276,7 @@ class PatientState:
             key = self._keys.entry(entry_id)
             if entry.ds_changed:
                 ds = dicom_json.dumps(entry.ds)
-                out.append(["HSET", key, "ds", ds, "idx", json.dumps(entry.refs)])
+                out.append(["HSET", key, "ds", ds, "idx", jsontext.dumps(entry.refs)])
             if entry.status_changed and entry.status:
                 out.append(["HSET", key, "status", entry.status])
             out += entry.moves

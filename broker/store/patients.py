@@ -33,13 +33,13 @@ anything that was read in between.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
 
+from broker.common import jsontext
 from broker.errors import MappingError, StoreError
 from broker.hl7.codes import ErrorCode
 from broker.store import steps
@@ -135,7 +135,7 @@ class PatientStore:
             }
             if dedup is not None:
                 body["dedup"] = self._store.dedup_body(dedup)
-            reply = self._store.run_script(self._script, json.dumps(body, ensure_ascii=False))
+            reply = self._store.run_script(self._script, jsontext.dumps(body))
             tag = _text(reply[0])
             if tag == "dup":
                 return PatientOutcome(duplicate=decode_dedup(reply[1]))

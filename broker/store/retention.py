@@ -27,10 +27,8 @@ on one Redis may each run theirs.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +37,8 @@ from typing import Any
 import redis
 from pydicom.dataset import Dataset
 
+from broker.common import jsontext
+from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import BrokerError, store_error
 from broker.store.guards import value_digest
 from broker.store.retention_lua import MARK_SCRIPT, REMOVE_SCRIPT
@@ -111,10 +111,14 @@ class _Read:
 
 
 class Retention:
-    """Finds and removes what the policy says has expired; see the module docstring."""
+    """Finds and removes what the policy says has expired, at ``clock``'s time; see the
+    module docstring."""
 
-    def __init__(self, store: WorklistStore, policy: RetentionPolicy) -> None:
+    def __init__(
+        self, store: WorklistStore, policy: RetentionPolicy, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._store = store
+        self._clock = clock
         self._redis = store.client
         self._keys = store.keys
         self._policy = policy
@@ -128,10 +132,10 @@ class Retention:
     def policy(self) -> RetentionPolicy:
         return self._policy
 
-    def run(self, *, now: float | None = None, dry_run: bool = False) -> PurgeReport:
-        """One purge at ``now`` (epoch seconds): time newly ended steps, then remove
-        what expired. A dry run reads only, and reports what would go."""
-        now = time.time() if now is None else now
+    def run(self, *, dry_run: bool = False) -> PurgeReport:
+        """One purge, now: time newly ended steps, then remove what expired. A dry run
+        reads only, and reports what would go."""
+        now = self._clock.now()
         try:
             self._time_ended_steps(now, dry_run)
             items, reads = self._expired_entries(now)
@@ -182,7 +186,7 @@ class Retention:
                 "ended": k.entries_ended(),
                 "entry_prefix": k.entry_prefix(),
             }
-            self._store.run_script(self._mark, json.dumps(payload))
+            self._store.run_script(self._mark, jsontext.dumps(payload))
 
     # -- what expired -------------------------------------------------------
 
@@ -234,7 +238,7 @@ class Retention:
                 pipe.hmget(self._keys.entry(entry_id), "ds", "status", "order")
             for entry_id, (raw, status, order) in zip(batch, pipe.execute(), strict=True):
                 if raw is not None:
-                    ds = Dataset.from_json(json.loads(raw))
+                    ds = Dataset.from_json(jsontext.loads(raw))
                     yield _Read(entry_id, raw, _text(status), _text(order), ds)
 
     # -- removal ------------------------------------------------------------
@@ -273,8 +277,8 @@ class Retention:
                 "order_time": k.order_time(),
                 "mpps_time": k.mpps_by_time(),
             }
-            reply = self._store.run_script(self._remove, json.dumps(payload, ensure_ascii=False))
-            removed += len(json.loads(reply[0]))
+            reply = self._store.run_script(self._remove, jsontext.dumps(payload))
+            removed += len(jsontext.loads(reply[0]))
             instances += int(reply[1])
         return removed, instances
 

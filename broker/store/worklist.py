@@ -16,7 +16,6 @@ a target (see DESIGN.md). The apply script's Lua and the payload it takes are in
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
@@ -252,5 +251,5 @@ def _encode_dedup(record: DedupRecord) -> str:
 
 
 def decode_dedup(raw: bytes | str) -> DedupRecord:
-    data = json.loads(raw)
+    data = jsontext.loads(raw)
     return DedupRecord(digest=str(data["digest"]), ack=base64.b64decode(data["ack"]))

@@ -33,7 +33,7 @@ _BULK_THRESHOLD = 1024
 
 
 def dumps(ds: Dataset) -> str:
-    """The dataset as DICOM JSON text, as ``json.dumps(ds.to_json_dict(), ensure_ascii=False)``."""
+    """The dataset as DICOM JSON text, as ``jsontext.dumps(ds.to_json_dict())``."""
     return jsontext.dumps(dataset_json(ds))
 
 

@@ -15,7 +15,8 @@ from types import TracebackType
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind
+
+from tests.scu import ModalityWorklistInformationFind
 
 REPO = Path(__file__).resolve().parents[2]
 MAPPINGS = REPO / "mappings"

@@ -16,12 +16,12 @@ import hl7.client
 import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.app import Broker
 from broker.mllp.client import AckSummary, summarize_ack
 from broker.store.message_records import MessageQuery, Outcome
 from tests.broker_runner import broker_settings, running_broker
+from tests.scu import ModalityWorklistInformationFind
 
 pytestmark = pytest.mark.interop
 

@@ -16,7 +16,6 @@ import pytest
 import redis
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from broker.app import Broker
 from broker.mllp.client import MLLPClient, summarize_ack
@@ -25,6 +24,8 @@ from tests.conftest import require_tool
 from tests.e2e.test_phi_canary import ACCESSION, CANARIES, NAME, NODELAY, PATIENT_ID, orders
 from tests.integration.test_audit_export import Collector, body
 from tests.integration.test_mpps import n_create_list
+from tests.redis_replies import stream_rows
+from tests.scu import ModalityPerformedProcedureStep
 
 pytestmark = pytest.mark.interop
 
@@ -72,7 +73,7 @@ def run(tmp_path: Path, log_phi: bool) -> tuple[list[dict[str, str]], list[bytes
             client: redis.Redis = broker.store.client
             entries = [
                 {k.decode(): v.decode() for k, v in fields.items()}
-                for _, fields in client.xrange("mwl:audit")
+                for _, fields in stream_rows(client, "mwl:audit")
             ]
             messages = collector.wait_for(len(entries))
     finally:

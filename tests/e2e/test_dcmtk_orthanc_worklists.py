@@ -77,13 +77,13 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.app import Broker
 from broker.dicom.status import Status
 from tests.broker_runner import REPO, broker_settings, running_broker
 from tests.conftest import require_tool
 from tests.corpus import corpus_path, corpus_root
+from tests.scu import ModalityWorklistInformationFind, identifier_of
 
 pytestmark = [pytest.mark.interop, pytest.mark.corpus]
 
@@ -244,7 +244,7 @@ def pynetdicom_find(broker: Broker, query: Dataset) -> list[Dataset]:
         for status, identifier in assoc.send_c_find(query, ModalityWorklistInformationFind):
             assert status is not None, "no response from the broker"
             if status.Status in (Status.PENDING, Status.PENDING_WARNING):
-                answers.append(identifier)
+                answers.append(identifier_of(identifier))
             else:
                 assert status.Status == Status.SUCCESS, f"C-FIND failed: 0x{status.Status:04X}"
     finally:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.mllp.client import MLLPClient, summarize_ack
 from broker.settings import load_settings
 from tests.broker_runner import MAPPINGS, running_broker
+from tests.scu import ModalityWorklistInformationFind
 
 ORDER = "\r".join(
     [
@@ -60,6 +60,7 @@ def test_kanji_and_kana_reach_a_japanese_scanner(tmp_path: Path) -> None:
         finally:
             assoc.release()
     (answer,) = answers
+    assert answer is not None
     assert list(answer.SpecificCharacterSet) == ["", "ISO 2022 IR 87"]
     assert answer.PatientName.alphabetic == ""
     assert answer.PatientName.ideographic == "患者^太郎"

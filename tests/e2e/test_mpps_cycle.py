@@ -20,7 +20,6 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
 from broker.app import Broker
 from broker.dicom.mpps import NO_LONGER_UPDATABLE, MppsStatus
@@ -28,6 +27,8 @@ from broker.mllp.client import split_messages, summarize_ack
 from broker.store.connection import EmbeddedRedis
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.conftest import KEYS
+from tests.redis_replies import stream_rows
+from tests.scu import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
 pytestmark = pytest.mark.interop
 
@@ -126,12 +127,14 @@ def completed(status: str = "COMPLETED") -> Dataset:
 
 
 def create(assoc: Any, uid: str, ds: Dataset) -> Dataset:
+    status: Dataset
     status, _ = assoc.send_n_create(ds, ModalityPerformedProcedureStep, uid)
     assert "Status" in status
     return status
 
 
 def n_set(assoc: Any, uid: str, ds: Dataset) -> Dataset:
+    status: Dataset
     status, _ = assoc.send_n_set(ds, ModalityPerformedProcedureStep, uid)
     assert "Status" in status
     return status
@@ -178,7 +181,7 @@ def test_order_to_completed_step(broker: Broker) -> None:
 
     # the RIS notifier's stream has every event, in order
     assert broker.store is not None
-    rows = broker.store.client.xrange(KEYS.mpps_events())
+    rows = stream_rows(broker.store.client, KEYS.mpps_events())
     got = [(f[b"event"].decode(), f[b"uid"].decode()) for _, f in rows]
     assert got == [
         ("created", uid),

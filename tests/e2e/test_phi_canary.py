@@ -19,13 +19,14 @@ import redis
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
 from broker.mllp.client import MLLPClient, summarize_ack
 from broker.store.connection import running_embedded
 from tests.broker_runner import DATA
 from tests.conformance.broker_process import BrokerProcess
 from tests.conftest import require_tool
+from tests.redis_replies import as_text, bytes_or_none
+from tests.scu import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
 pytestmark = pytest.mark.interop
 
@@ -103,6 +104,7 @@ def perform(port: int, ae_title: str) -> None:
         query.ScheduledProcedureStepSequence = [step]
         (item,) = [ds for status, ds in assoc.send_c_find(query, ModalityWorklistInformationFind)
                    if status is not None and status.Status == 0xFF00]  # fmt: skip
+        assert item is not None
         done = Dataset()
         done.StudyInstanceUID, done.AccessionNumber = item.StudyInstanceUID, ACCESSION
         done.RequestedProcedureID = item.RequestedProcedureID
@@ -132,7 +134,7 @@ def identifiers_in_key_names(client: redis.Redis) -> list[str]:
     names = [raw.decode() for raw in client.scan_iter(count=1000)]
     assert any(":entry:" in n for n in names) and any(":mpps:" in n for n in names)
     fields = [
-        f"{hash_key} {raw.decode()}"
+        f"{hash_key} {as_text(raw)}"
         for hash_key in ("mwl:order-status", "mwl:order-time", "mwl:patient-time")
         for raw in client.hkeys(hash_key)
     ]
@@ -163,12 +165,12 @@ def test_no_canary_reaches_the_log_at_debug(tmp_path: Path) -> None:
             assert found.returncode == 0, found.stderr
         running = running_embedded(tmp_path / "data" / "redis")
         assert running is not None
-        client = redis.Redis(unix_socket_path=str(running[1]))
-        stored = b"".join(client.hget(f"mwl:entry:{i.decode()}", "ds") or b""
-                          for i in client.smembers("mwl:idx:all"))  # fmt: skip
+        db = redis.Redis(unix_socket_path=str(running[1]))
+        stored = b"".join(bytes_or_none(db.hget(f"mwl:entry:{as_text(i)}", "ds")) or b""
+                          for i in db.smembers("mwl:idx:all"))  # fmt: skip
         assert b"CNRYNEW0042" in stored and b"CNRYACC0043" in stored  # it holds the data...
-        assert identifiers_in_key_names(client) == []  # ...and no name or field names it
-        client.close()
+        assert identifiers_in_key_names(db) == []  # ...and no name or field names it
+        db.close()
     text = log_file.read_text(encoding="utf-8", errors="replace")
     assert " DEBUG " in text and "C-FIND" in text  # it did log, and at DEBUG
     hits = [line for line in text.splitlines() if any(c in line.lower() for c in CANARIES)]

@@ -46,13 +46,13 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from broker.dicom.server import configure_pynetdicom_logging
 from broker.dicom.status import Status
 from broker.services.importer import FileOutcome, import_folder
 from tests.broker_runner import broker_settings, running_broker
 from tests.conftest import require_tool
+from tests.scu import ModalityWorklistInformationFind, Verification
 
 pytestmark = pytest.mark.interop
 
@@ -196,7 +196,7 @@ def echo(port: int, called: str) -> bool:
         return False
     try:
         status = assoc.send_c_echo()
-        return status is not None and status.Status == Status.SUCCESS
+        return status is not None and bool(status.Status == Status.SUCCESS)
     finally:
         assoc.release()
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.app import Broker
 from broker.errors import ConfigError
 from broker.mllp.client import MLLPClient, split_messages, summarize_ack
 from broker.store.connection import EmbeddedRedis, connect
 from tests.broker_runner import DATA, broker_settings, running_broker
+from tests.scu import ModalityWorklistInformationFind, identifier_of
 
 
 def send(broker: Broker, path: Path) -> list[str]:
@@ -45,7 +45,7 @@ def query_all(broker: Broker) -> list[Dataset]:
         for status, ds in assoc.send_c_find(identifier, ModalityWorklistInformationFind):
             assert status is not None and status.Status in (0x0000, 0xFF00, 0xFF01)
             if status.Status in (0xFF00, 0xFF01):
-                answers.append(ds)
+                answers.append(identifier_of(ds))
     finally:
         assoc.release()
     return answers

@@ -22,11 +22,6 @@ from typing import Any
 import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import (
-    ModalityPerformedProcedureStep,
-    ModalityWorklistInformationFind,
-    Verification,
-)
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.mpps import MppsService, MppsStatus
@@ -37,6 +32,11 @@ from broker.store.mpps import MppsStore
 from broker.store.worklist import WorklistStore
 from tests.conftest import require_tool
 from tests.integration.test_mpps import entry, n_create_list, put
+from tests.scu import (
+    ModalityPerformedProcedureStep,
+    ModalityWorklistInformationFind,
+    Verification,
+)
 
 LOCAL = ["127.0.0.1"]  # where the test scanners connect from
 AE_TITLE = "MWL_TEST"

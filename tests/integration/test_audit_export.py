@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.typing import EncodableT, FieldT
 
 from broker.audit.atna import AtnaSource
 from broker.audit.events import AuditEvent, AuditType, Outcome, to_fields
@@ -136,6 +137,11 @@ def numbered(n: int) -> AuditEvent:
                       reason=f"event {n}", node="broker-host")  # fmt: skip
 
 
+def entry_fields(event: AuditEvent) -> dict[FieldT, EncodableT]:
+    """The event's stream entry, typed as redis-py's XADD takes it."""
+    return dict(to_fields(event).items())
+
+
 @contextlib.contextmanager
 def exporting(
     client: redis.Redis, target: str, tls: ssl.SSLContext | None = None
@@ -251,11 +257,11 @@ def test_records_trimmed_before_they_were_sent_are_said(tmp_path: Path) -> None:
     try:
         stream = KEYS.audit()
         for n in range(3):
-            client.xadd(stream, to_fields(numbered(n)))
+            client.xadd(stream, entry_fields(numbered(n)))
         with exporting(client, f"tcp://127.0.0.1:{collector.port}"):
             collector.wait_for(3)
         for n in range(3, 13):  # the collector's export is away; the stream keeps 5
-            client.xadd(stream, to_fields(numbered(n)), maxlen=5, approximate=False)
+            client.xadd(stream, entry_fields(numbered(n)), maxlen=5, approximate=False)
         with exporting(client, f"tcp://127.0.0.1:{collector.port}"):
             received = targets(collector.wait_for(8))
         assert trimmed.wait(30) and "5 record(s) were trimmed" in trimmed.said

@@ -19,11 +19,6 @@ from typing import Any
 import redis
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import (
-    ModalityPerformedProcedureStep,
-    ModalityWorklistInformationFind,
-    Verification,
-)
 
 from broker.app import Broker
 from broker.audit.events import AuditEvent, AuditType, Outcome, from_fields
@@ -34,6 +29,12 @@ from tests.dicom_pdus import HEADER, associated
 from tests.integration.test_dicom_guard import hung_up
 from tests.integration.test_mllp_senders import ORDER, connect, exchange, settings
 from tests.integration.test_mpps import n_create_list, n_set_final
+from tests.redis_replies import stream_rows
+from tests.scu import (
+    ModalityPerformedProcedureStep,
+    ModalityWorklistInformationFind,
+    Verification,
+)
 from tests.tls_certs import issue, make_ca
 
 SCANNERS = '[scanners.CT1]\naddresses = ["127.0.0.1"]\nscope = "all"\n'
@@ -46,7 +47,7 @@ def audit_events(broker: Broker, kind: AuditType | None = None) -> list[AuditEve
     assert broker.audit.writer.flush(30)
     client: redis.Redis = broker.store.client
     found = []
-    for entry_id, fields in client.xrange("mwl:audit"):
+    for entry_id, fields in stream_rows(client, "mwl:audit"):
         stored = from_fields(entry_id.decode(), fields)
         assert stored is not None
         if kind is None or stored.event.type is kind:
@@ -96,7 +97,7 @@ def test_mllp_refusals_are_recorded_with_their_address(tmp_path: Path) -> None:
 def start_recorded(broker: Broker) -> bool:
     (start,) = audit_events(broker, AuditType.APPLICATION_START)
     assert broker.endpoints is not None
-    return start.details["hl7_port"] == broker.endpoints.hl7_port
+    return bool(start.details["hl7_port"] == broker.endpoints.hl7_port)
 
 
 def test_a_failed_tls_handshake_is_recorded(tmp_path: Path) -> None:

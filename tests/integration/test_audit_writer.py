@@ -13,14 +13,16 @@ import redis
 from broker.audit.events import AuditEvent, AuditType, Outcome, from_fields
 from broker.audit.record import RefusalRecords
 from broker.audit.writer import AuditWriter, CommandAudit, os_user
+from broker.common.clock import ManualClock
 from broker.store.connection import EmbeddedRedis
+from tests.redis_replies import stream_rows
 
 STREAM = "mwl:audit"
 
 
 def events(client: redis.Redis) -> list[AuditEvent]:
     found = []
-    for entry_id, fields in client.xrange(STREAM):
+    for entry_id, fields in stream_rows(client, STREAM):
         stored = from_fields(entry_id.decode(), fields)
         assert stored is not None
         found.append(stored.event)
@@ -164,9 +166,9 @@ def test_a_command_whose_record_cannot_be_written_warns_and_goes_on(
 def test_a_flood_of_refusals_is_recorded_at_a_bounded_rate(redis_client: redis.Redis) -> None:
     """The first refusal of an address for a reason at once, the rest of its minute as one
     record with their number: when the minute is over, when the table is full, at stop."""
-    now = [1000.0]
     writer = AuditWriter(redis_client, STREAM, max_events=10_000)
-    records = RefusalRecords(writer, "hl7", max_addresses=2, clock=lambda: now[0])
+    clock = ManualClock()
+    records = RefusalRecords(writer, "hl7", max_addresses=2, clock=clock)
     writer.start()
     for _ in range(500):
         records.refused("10.0.0.1", "not a configured sender")
@@ -177,7 +179,7 @@ def test_a_flood_of_refusals_is_recorded_at_a_bounded_rate(redis_client: redis.R
         ("10.0.0.1", "not a configured sender", None),
         ("10.0.0.1", "16 connections open from this address", None),
     ]
-    now[0] += 61  # the minute is over: the next tick records the count
+    clock.advance(61)  # the minute is over: the next tick records the count
     records.tick()
     for address in ("10.0.0.2", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.4"):
         records.refused(address, "not a configured sender")  # the table holds 2: .2 goes

@@ -77,7 +77,9 @@ def test_serve_prints_where_it_listens_and_stops_cleanly_on_sigterm(tmp_path: Pa
             if line.startswith("Press Ctrl-C"):
                 break
         banner = "".join(lines)
-        hl7_port = int(re.search(r"HL7 MLLP\s+127\.0\.0\.1:(\d+)", banner)[1])  # type: ignore[index]
+        found = re.search(r"HL7 MLLP\s+127\.0\.0\.1:(\d+)", banner)
+        assert found is not None
+        hl7_port = int(found[1])
         assert re.search(r"DICOM MWL\s+127\.0\.0\.1:\d+ AE title MWL_BROKER", banner)
         assert "embedded redis-server" in banner
         message = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.cli.audit import parse_since
 from broker.errors import BrokerError
 from tests.broker_runner import MAPPINGS, broker_settings, running_broker
 from tests.integration.test_cli_messages import ORM_NO_PID3, ORM_NW, send
+from tests.scu import ModalityWorklistInformationFind
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("MWL_BROKER_")}
 

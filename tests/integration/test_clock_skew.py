@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
+from broker.common.clock import ManualClock
 from broker.mapping.registry import MappingRegistry
 from broker.mllp.client import summarize_ack
 from broker.services.routing import HL7Router, RouterConfig
@@ -26,7 +27,7 @@ ORDER = (DATA / "orm_o01_nw_latin1.hl7").read_bytes()  # MSH-7 20261125083000, n
 
 def router(client: redis.Redis, skew: float = 600.0) -> HL7Router:
     registry = MappingRegistry.load(MAPPINGS)
-    config = RouterConfig(max_clock_skew=skew, clock=NOW.timestamp)
+    config = RouterConfig(max_clock_skew=skew, clock=ManualClock(NOW.timestamp()))
     return HL7Router(WorklistStore(client, keys=KEYS), lambda: registry, config)
 
 

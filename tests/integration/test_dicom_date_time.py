@@ -21,7 +21,6 @@ import pydicom
 import pytest
 from pynetdicom import AE
 from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
-from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.server import DicomServer
@@ -37,6 +36,7 @@ from tests.integration.test_dicom_find import (
     query,
     start_server,
 )
+from tests.scu import ModalityWorklistInformationFind
 from tests.unit.test_matching_date_time import WEEK
 
 # Accession: (SPS Start Date, SPS Start Time), the week of the unit test
@@ -65,7 +65,7 @@ def server(store: WorklistStore) -> Iterator[DicomServer]:
 def assoc(request: pytest.FixtureRequest, server: DicomServer) -> Iterator[Any]:
     ae = AE(ae_title=CALLING)
     ae.add_requested_context(ModalityWorklistInformationFind)
-    ext_neg = []
+    ext_neg: list[Any] = []
     if request.param:
         item = SOPClassExtendedNegotiation()
         item.sop_class_uid = ModalityWorklistInformationFind

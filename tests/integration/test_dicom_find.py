@@ -23,7 +23,6 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.dimse_primitives import C_FIND
-from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
@@ -31,6 +30,7 @@ from broker.dicom.status import Status
 from broker.store.connection import EmbeddedRedis
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
+from tests.scu import ModalityWorklistInformationFind, Verification
 
 AE_TITLE = "MWL_TEST"
 CALLING = "MODALITY_1"

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.gate import BroadQueryGate
@@ -32,6 +31,7 @@ from tests.integration.test_dicom_find import (
     query,
     start_server,
 )
+from tests.scu import ModalityWorklistInformationFind, Verification
 
 
 @contextmanager

@@ -17,7 +17,6 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian
-from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.limits import MAX_IDENTIFIER_BYTES
@@ -33,6 +32,7 @@ from tests.integration.test_dicom_find import (
     query,
     start_server,
 )
+from tests.scu import ModalityWorklistInformationFind
 
 LONG_NAME = "Abcdefghijklmnopqrstuvwxyz^Abcdefgh"  # 36 characters
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pynetdicom import AE, _config
-from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.common.logsafety import safety_handler
 from broker.dicom.server import configure_pynetdicom_logging
@@ -21,6 +20,7 @@ from tests.dicom_pdus import associate_rq
 from tests.integration.test_dicom_find import entry, put, query
 from tests.integration.test_dicom_guard import hung_up
 from tests.integration.test_dicom_transport import AE_TITLE, connect, serving
+from tests.scu import ModalityWorklistInformationFind, identifier_of
 
 NAME, ACCESSION = "Zzcanary^Qqcanary", "CNRYACC1"
 CANARIES = ("zzcanary", "qqcanary", "cnryacc", "cnryae")
@@ -70,7 +70,7 @@ def test_pynetdicom_lines_hold_no_dataset_value_and_no_raw_ae_title(
         identifier = query(ScheduledStationAETitle="CT1")
         identifier.PatientName = "Zzcanary*"
         responses = list(assoc.send_c_find(identifier, ModalityWorklistInformationFind))
-        assert [r[1].AccessionNumber for r in responses[:-1]] == [ACCESSION]
+        assert [identifier_of(r[1]).AccessionNumber for r in responses[:-1]] == [ACCESSION]
         assert responses[-1][0].Status == Status.SUCCESS
         assoc.release()
         # pynetdicom cannot decode this AE title, and says so quoting it

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.profiles import ProfileSet
@@ -34,6 +33,7 @@ from broker.store.worklist import WorklistStore
 from tests.dicom_pdus import HEADER, associate_rq, associated, c_echo_rq, c_find_rq
 from tests.integration.test_dicom_find import entry, put, query
 from tests.integration.test_dicom_guard import hung_up
+from tests.scu import ModalityWorklistInformationFind, Verification
 
 AE_TITLE = "MWL_TEST"
 CALLING = "RAW_SCU"
@@ -306,7 +306,7 @@ def test_500_idle_connections_get_their_address_cap_and_a_listed_scanner_is_serv
     store: WorklistStore,
 ) -> None:
     profiles = ProfileSet.parse({LISTED: {"addresses": ["127.0.0.2"]}}, allow_unknown=False)
-    options = {"max_per_address": 8, "max_associations": 32, "network_timeout": 300}
+    options: dict[str, Any] = {"max_per_address": 8, "max_associations": 32, "network_timeout": 300}
     with serving(store, admission=profiles.decide, **options) as server:
         idle = [connect(server) for _ in range(500)]
         try:
@@ -356,7 +356,7 @@ def test_an_address_no_scanner_may_use_is_closed_as_it_connects(
     each is closed before a thread starts or a byte is read, and the log says so once per
     address a minute, with a count, not once per connection."""
     profiles = ProfileSet.parse({LISTED: {"addresses": ["127.0.0.2"]}}, allow_unknown=False)
-    options = {"max_per_address": 8, "max_associations": 4, "network_timeout": 300}
+    options: dict[str, Any] = {"max_per_address": 8, "max_associations": 4, "network_timeout": 300}
     with (
         caplog.at_level(logging.WARNING, logger="broker.dicom.guard"),
         serving(

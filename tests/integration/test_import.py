@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from broker.services.importer import FileOutcome, FileReport, import_folder
 from broker.store.worklist import WorklistStore
@@ -65,8 +65,8 @@ def write(path: Path, ds: Dataset, *, part10: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if part10:
         ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = MWL_SOP_CLASS
-        ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.5"
+        ds.file_meta.MediaStorageSOPClassUID = UID(MWL_SOP_CLASS)
+        ds.file_meta.MediaStorageSOPInstanceUID = UID("1.2.3.4.5")
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.save_as(path, enforce_file_format=True)
     else:

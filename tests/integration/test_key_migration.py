@@ -23,7 +23,6 @@ import pytest
 import redis
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
 from broker.app import Broker
 from broker.cli import main
@@ -37,6 +36,8 @@ from broker.store.schema_version import ensure_key_schema, schema_status
 from tests import schema1_data as s1
 from tests.broker_runner import broker_settings, running_broker
 from tests.conftest import KEYS, TEST_SECRET
+from tests.redis_replies import as_text, stream_rows
+from tests.scu import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE: dict[str, Any] = json.loads(s1.FIXTURE.read_text(encoding="utf-8"))
@@ -71,19 +72,19 @@ def identifiers_in_names(client: redis.Redis) -> list[str]:
     schema-1 entry id; set and sorted-set members that are schema-1 entry ids."""
     found = []
     for raw in client.scan_iter(count=1000):
-        name = raw.decode()
+        name = as_text(raw)
         found += [name for c in s1.CANARIES if c.lower() in name.lower()]
         if is_schema1_id(name.rsplit(":", 1)[-1]):
             found.append(name)
-        kind = client.type(raw).decode()
+        kind = as_text(client.type(raw))
         if kind == "set":
-            found += [f"{name} {m!r}" for m in client.smembers(raw) if is_schema1_id(m.decode())]
+            found += [f"{name} {m!r}" for m in client.smembers(raw) if is_schema1_id(as_text(m))]
         elif kind == "zset":
             members = client.zrange(raw, 0, -1)
-            found += [f"{name} {m!r}" for m in members if is_schema1_id(m.decode())]
+            found += [f"{name} {m!r}" for m in members if is_schema1_id(as_text(m))]
     for hash_key in (KEYS.order_status(), KEYS.order_time(), KEYS.patient_time()):
         for hash_field in client.hkeys(hash_key):
-            if any(c.lower() in hash_field.decode().lower() for c in s1.CANARIES):
+            if any(c.lower() in as_text(hash_field).lower() for c in s1.CANARIES):
                 found.append(f"{hash_key} {hash_field!r}")
     return found
 
@@ -177,7 +178,7 @@ def test_aliases_states_and_resends_still_decide(migrated: Broker) -> None:
 def test_mpps_instances_stay_linked(migrated: Broker) -> None:
     assert migrated.store is not None and migrated.endpoints is not None
     mpps = MppsStore(migrated.store)
-    uids = {m.decode() for m in migrated.store.client.zrange(KEYS.mpps_by_time(), 0, -1)}
+    uids = {as_text(m) for m in migrated.store.client.zrange(KEYS.mpps_by_time(), 0, -1)}
     records = {uid: mpps.get(uid) for uid in uids}
     (open_uid,) = [uid for uid, r in records.items() if r is not None and r.status != "COMPLETED"]
     for record in records.values():
@@ -208,12 +209,12 @@ def test_references_in_values_follow_the_new_ids(migrated: Broker) -> None:
     assert record is not None and len(record.entry_ids) == 2
     assert all(client.exists(keys.entry(i)) for i in record.entry_ids)
     old_stream = FIXTURE[KEYS.mpps_events()]["value"]
-    stream = client.xrange(keys.mpps_events())
-    assert [i.decode() for i, _ in stream] == [i for i, _ in old_stream]  # ids kept
-    for _, item in stream:
+    rows = stream_rows(client, keys.mpps_events())
+    assert [i.decode() for i, _ in rows] == [i for i, _ in old_stream]  # ids kept
+    for _, item in rows:
         assert all(client.exists(keys.entry(i)) for i in json.loads(item[b"entries"]))
     for entry_id in client.smembers(keys.all_entries()):
-        refs = json.loads(client.hget(keys.entry(entry_id.decode()), "idx") or b"[]")
+        refs = json.loads(client.hget(keys.entry(as_text(entry_id)), "idx") or b"[]")
         assert refs and all(client.exists(ref[1]) for ref in refs)
 
 

@@ -51,9 +51,9 @@ def test_a_changed_secret_stops_the_broker_before_it_serves(tmp_path: Path) -> N
     server = EmbeddedRedis(data_dir / "redis")  # the data are untouched
     server.start()
     try:
-        client = redis.Redis.from_url(server.url)
-        assert client.scard(KEYS.all_entries()) == 1
-        client.close()
+        db = redis.Redis.from_url(server.url)
+        assert db.scard(KEYS.all_entries()) == 1
+        db.close()
     finally:
         server.stop()
 

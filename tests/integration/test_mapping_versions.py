@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,8 @@ def test_rollback_publishes_the_old_files_as_a_new_version(redis_client: redis.R
     versions.publish(with_admission_constant(default_files(), "X"), author="a", comment="")
     back = versions.rollback(1, author="b", comment="X was wrong")
     assert back.created and back.version.number == 3
-    assert back.version.files == versions.get(1).files  # type: ignore[union-attr]
+    first = versions.get(1)
+    assert first is not None and back.version.files == first.files
     assert back.version.comment == "rollback to v1: X was wrong"
     assert back.version.digest == set_digest(default_files())
     with pytest.raises(BrokerError, match="no mapping version 9"):
@@ -152,10 +154,10 @@ def test_live_mappings_warn_when_the_files_differ_from_the_active_version(
     assert "differ from the active v1" in caplog.text and "mapping diff --dir" in caplog.text
 
 
-def wait_for(condition: object, seconds: float = 30) -> bool:
+def wait_for(condition: Callable[[], object], seconds: float = 30) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return True
         time.sleep(0.02)
     return False

@@ -17,7 +17,6 @@ import redis
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.mpps import (
@@ -32,6 +31,8 @@ from broker.store.mpps import MppsStore
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
 from tests.conftest import KEYS
+from tests.redis_replies import stream_rows
+from tests.scu import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
 
 AE_TITLE = "MWL_TEST"
 CALLING = "CT_SCANNER"
@@ -161,12 +162,14 @@ def modality(server: DicomServer, handlers: list[Any] | None = None) -> Iterator
 
 
 def create(assoc: Any, uid: str | None, ds: Dataset) -> Dataset:
+    status: Dataset
     status, _ = assoc.send_n_create(ds, ModalityPerformedProcedureStep, uid)
     assert "Status" in status
     return status
 
 
 def n_set(assoc: Any, uid: str, ds: Dataset) -> Dataset:
+    status: Dataset
     status, _ = assoc.send_n_set(ds, ModalityPerformedProcedureStep, uid)
     assert "Status" in status
     return status
@@ -189,7 +192,7 @@ def find_status(assoc: Any, acc: str, sps_status: str = "") -> list[str]:
 
 
 def events(client: redis.Redis) -> list[dict[str, str]]:
-    rows = client.xrange(KEYS.mpps_events())
+    rows = stream_rows(client, KEYS.mpps_events())
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in rows]
 
 
@@ -216,7 +219,7 @@ def test_cycle_starts_then_completes_the_step_and_tells_the_ris(
         assert find_status(assoc, "ACC-2") == ["SCHEDULED"]  # another order: untouched
 
         again = n_set(assoc, uid, n_set_final())
-        assert again.Status == MppsStatus.PROCESSING_FAILURE == 0x0110
+        assert again.Status == MppsStatus.PROCESSING_FAILURE.value == 0x0110
         assert again.ErrorComment == NO_LONGER_UPDATABLE
         assert again.ErrorID == NO_LONGER_UPDATABLE_ERROR_ID == 0xA710
     # the entry lost nothing but its status change
@@ -263,19 +266,19 @@ def test_refusals(server: DicomServer, store: WorklistStore, redis_client: redis
     with modality(server) as assoc:
         assert create(assoc, uid, n_create_list(scheduled)).Status == MppsStatus.SUCCESS
         duplicate = create(assoc, uid, n_create_list(scheduled))
-        assert duplicate.Status == MppsStatus.DUPLICATE_SOP_INSTANCE == 0x0111
+        assert duplicate.Status == MppsStatus.DUPLICATE_SOP_INSTANCE.value == 0x0111
 
         unknown = n_set(assoc, generate_uid(), n_set_final())
-        assert unknown.Status == MppsStatus.NO_SUCH_SOP_INSTANCE == 0x0112
+        assert unknown.Status == MppsStatus.NO_SUCH_SOP_INSTANCE.value == 0x0112
 
         completed = create(assoc, generate_uid(), n_create_list(scheduled, status="COMPLETED"))
-        assert completed.Status == MppsStatus.INVALID_ATTRIBUTE_VALUE == 0x0106
+        assert completed.Status == MppsStatus.INVALID_ATTRIBUTE_VALUE.value == 0x0106
         assert "Performed Procedure Step Status" in completed.ErrorComment
 
         no_status = n_create_list(scheduled)
         del no_status.PerformedProcedureStepStatus
         missing = create(assoc, generate_uid(), no_status)
-        assert missing.Status == MppsStatus.MISSING_ATTRIBUTE == 0x0120
+        assert missing.Status == MppsStatus.MISSING_ATTRIBUTE.value == 0x0120
         assert "(0040,0252)" in missing.ErrorComment
 
         bad = Dataset()

@@ -15,7 +15,6 @@ import pytest
 import redis
 from pydicom.uid import generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.mpps import MppsService, MppsStatus
@@ -34,6 +33,8 @@ from tests.integration.test_mpps import (
     n_set_final,
     put,
 )
+from tests.redis_replies import bytes_or_none
+from tests.scu import ModalityPerformedProcedureStep
 
 LOCAL = ["127.0.0.1"]  # where the test scanners connect from
 SCANNERS: dict[str, Any] = {
@@ -77,8 +78,7 @@ def scanner(server: DicomServer, calling: str) -> Iterator[Any]:
 
 def step_status(store: WorklistStore, client: redis.Redis) -> bytes | None:
     (entry_id,) = store.order_entry_ids("O-ACC-1")
-    status: bytes | None = client.hget(KEYS.entry(entry_id), "status")
-    return status
+    return bytes_or_none(client.hget(KEYS.entry(entry_id), "status"))
 
 
 def test_an_n_create_for_another_stations_step_is_refused(
@@ -87,7 +87,7 @@ def test_an_n_create_for_another_stations_step_is_refused(
     uid = generate_uid()
     with scanner(server, "CT2") as ct2:
         refused = create(ct2, uid, n_create_list(entry("ACC-1")))
-    assert refused.Status == MppsStatus.NOT_AUTHORIZED == 0x0124
+    assert refused.Status == MppsStatus.NOT_AUTHORIZED.value == 0x0124
     assert "outside this AE's scope" in refused.ErrorComment
     assert MppsStore(store).get(uid) is None and events(redis_client) == []
     assert step_status(store, redis_client) == b"SCHEDULED"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from broker.common.clock import ManualClock
 from broker.errors import StoreError
 from broker.mapping.registry import MappingRegistry
 from broker.mllp.client import split_messages, summarize_ack
@@ -22,8 +23,9 @@ from broker.store.message_records import (
     WarningInfo,
 )
 from broker.store.msglog import MessageLog, ack_code_of
+from broker.store.steps import Steps
 from broker.store.worklist import WorklistStore
-from broker.worklist.model import CandidateCriteria
+from broker.worklist.model import CandidateCriteria, LogRecord
 from tests.broker_runner import DATA, MAPPINGS
 from tests.conftest import KEYS
 
@@ -153,14 +155,16 @@ def test_count_retention_trims_oldest_and_their_indexes(redis_client: redis.Redi
 
 
 def test_age_retention_trims_on_write(redis_client: redis.Redis) -> None:
-    mlog = MessageLog(redis_client, retention_days=1 / 86400)  # one second
-    first = mlog.record(intake("C1"))
-    kept_error = mlog.record(intake("C2", outcome=Outcome.ERROR))
-    deadline = time.monotonic() + 60  # generous: a loaded machine may be slow
-    while redis_client.zscore(KEYS.message_times(), first) is not None:
-        mlog.record(intake("later"))
-        assert time.monotonic() < deadline, "old messages were not trimmed"
-        time.sleep(0.1)  # let the one-second retention pass between writes
+    clock = ManualClock()
+    mlog = MessageLog(redis_client, retention_days=1 / 86400, clock=clock)  # one second
+    first = mlog.record(intake("C1", received_at=clock.now()))
+    kept_error = mlog.record(intake("C2", outcome=Outcome.ERROR, received_at=clock.now()))
+    clock.advance(0.5)
+    mlog.record(intake("younger", received_at=clock.now()))
+    assert redis_client.zscore(KEYS.message_times(), first) is not None  # not a second old
+    clock.advance(1.0)  # the one-second retention passes
+    mlog.record(intake("later", received_at=clock.now()))
+    assert redis_client.zscore(KEYS.message_times(), first) is None
     assert mlog.get(first) is None
     # an error stays readable on the error list after the log dropped it
     still = mlog.get(kept_error)
@@ -241,7 +245,15 @@ def test_router_records_accepted_error_duplicate_and_undecodable(redis_client: r
 
 
 class _Broken:
-    def record(self, intake: Intake) -> str:
+    """A message log whose Redis is away: every call fails as the store does."""
+
+    def record_steps(self, intake: Intake) -> Steps[str]:
+        raise StoreError("message log unavailable: connection refused")
+
+    def applied_record(self, intake: Intake) -> LogRecord:
+        raise StoreError("message log unavailable: connection refused")
+
+    def written(self, message_id: str) -> None:
         raise StoreError("message log unavailable: connection refused")
 
 

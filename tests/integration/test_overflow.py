@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.app import Broker
 from broker.mllp.client import MLLPClient, split_messages, summarize_ack
 from broker.store.message_records import MessageQuery, Outcome, WarningInfo
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.integration.test_cli_messages import ids_in, messages
+from tests.scu import ModalityWorklistInformationFind, identifier_of
 
 LONG_OMI = split_messages((DATA / "omi_o23_long_display_utf8.hl7").read_bytes())[0]
 ORM_NW = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
@@ -60,7 +60,7 @@ def worklist(broker: Broker) -> list[Dataset]:
     assert assoc.is_established
     try:
         found = [
-            ds
+            identifier_of(ds)
             for status, ds in assoc.send_c_find(identifier, ModalityWorklistInformationFind)
             if status is not None and status.Status in (0xFF00, 0xFF01)
         ]

@@ -67,9 +67,9 @@ def test_the_password_file_opens_the_store(tmp_path: Path, protected: Path) -> N
         with MLLPClient("127.0.0.1", broker.endpoints.hl7_port, timeout=30) as client:
             ack = client.send((DATA / "orm_o01_nw_latin1.hl7").read_bytes().replace(b"\r\n", b"\r"))
         assert summarize_ack(ack).code == "AA"
-    client = redis.Redis(unix_socket_path=str(protected), password=SECRET)
-    assert client.dbsize() > 0
-    client.close()
+    db = redis.Redis(unix_socket_path=str(protected), password=SECRET)
+    assert db.dbsize() > 0
+    db.close()
 
 
 def test_without_the_password_the_start_fails_clearly(tmp_path: Path, protected: Path) -> None:

@@ -18,6 +18,7 @@ import redis
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from broker.common.clock import ManualClock
 from broker.errors import ConfigError
 from broker.settings import load_settings
 from broker.store.guards import value_digest
@@ -33,6 +34,7 @@ from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from tests.broker_runner import broker_settings, running_broker
 from tests.conftest import KEYS
+from tests.redis_replies import as_text, bytes_or_none
 
 DAY = 86_400.0
 T0 = time.time()
@@ -70,7 +72,7 @@ def set_status(store: WorklistStore, order: str, status: str) -> None:
 
 def perform(store: WorklistStore, ds: Dataset, at: float, final: str = "COMPLETED") -> str:
     """An MPPS for the entry's step, created and finished at ``at``."""
-    mpps = MppsStore(store, clock=lambda: at)
+    mpps = MppsStore(store, clock=ManualClock(at))
     uid = generate_uid()
     performed = Dataset()
     performed.PerformedProcedureStepStatus = "IN PROGRESS"
@@ -91,8 +93,8 @@ def memberships(client: redis.Redis, member: str) -> list[str]:
     """Every set and sorted set in Redis that still names ``member``, and its entry hash."""
     found = []
     for raw in client.scan_iter(count=1000):
-        key = raw.decode()
-        kind = client.type(key).decode()
+        key = as_text(raw)
+        kind = as_text(client.type(key))
         named = (
             (kind == "set" and client.sismember(key, member))
             or (kind == "zset" and client.zscore(key, member) is not None)
@@ -104,12 +106,18 @@ def memberships(client: redis.Redis, member: str) -> list[str]:
 
 
 @pytest.fixture
-def retention(store: WorklistStore) -> Retention:
-    return Retention(store, RetentionPolicy(ended_days=7, stale_days=30, mpps_days=30))
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def retention(store: WorklistStore, clock: ManualClock) -> Retention:
+    policy = RetentionPolicy(ended_days=7, stale_days=30, mpps_days=30)
+    return Retention(store, policy, clock=clock)
 
 
 def test_purge_removes_exactly_what_expired(
-    store: WorklistStore, retention: Retention, redis_client: redis.Redis
+    store: WorklistStore, retention: Retention, redis_client: redis.Redis, clock: ManualClock
 ) -> None:
     performed_entry = entry("ACC-MPPS", day(-1))
     (performed,) = schedule(store, "O-MPPS", performed_entry)
@@ -123,7 +131,7 @@ def test_purge_removes_exactly_what_expired(
     everything = [performed, canceled, stale, recent, future, *mixed]
     assert store.count() == 7
 
-    dry = retention.run(now=T0, dry_run=True)
+    dry = retention.run(dry_run=True)
     assert dry.dry_run and (dry.removed_entries, dry.removed_mpps) == (0, 0)
     assert {(i.reason, i.accession) for i in dry.entries} == {
         ("stale", "ACC-OLD"),
@@ -133,7 +141,7 @@ def test_purge_removes_exactly_what_expired(
     assert all(memberships(redis_client, i) for i in everything)
     assert redis_client.zscore(KEYS.entries_ended(), canceled) is None  # a dry run writes nothing
 
-    first = retention.run(now=T0)
+    first = retention.run()
     assert first.removed_entries == 2 and first.by_reason == {"stale": 2}
     stale_m1 = next(i.entry_id for i in first.entries if i.accession == "ACC-M1")
     for gone in (stale, stale_m1):
@@ -147,15 +155,16 @@ def test_purge_removes_exactly_what_expired(
 
     (late,) = schedule(store, "O-LATE", entry("ACC-LATE", day(0)))
     set_status(store, "O-LATE", "COMPLETED")
-    retention.run(now=T0 + 6 * DAY)  # times ACC-LATE: it ended six days after the others
+    clock.set(T0 + 6 * DAY)
+    retention.run()  # times ACC-LATE: it ended six days after the others
 
-    later = T0 + 8 * DAY
-    dry = retention.run(now=later, dry_run=True)
+    clock.set(T0 + 8 * DAY)
+    dry = retention.run(dry_run=True)
     assert sorted(i.accession for i in dry.entries) == ["ACC-CA", "ACC-MPPS"]
     assert {i.reason for i in dry.entries} == {"ended"}
     assert store.count() == 6
 
-    report = retention.run(now=later)
+    report = retention.run()
     assert report.removed_entries == 2 and report.by_reason == {"ended": 2}
     assert sorted((i.status, i.accession) for i in report.entries) == [
         ("CANCELED", "ACC-CA"),
@@ -167,7 +176,8 @@ def test_purge_removes_exactly_what_expired(
         assert KEYS.all_entries() in memberships(redis_client, kept)
     assert redis_client.exists(KEYS.mpps(mpps_uid))  # MPPS retention is 30 days
 
-    last = retention.run(now=T0 + 31 * DAY)
+    clock.set(T0 + 31 * DAY)
+    last = retention.run()
     assert last.mpps == (mpps_uid,) and last.removed_mpps == 1
     assert not redis_client.exists(KEYS.mpps(mpps_uid))
     assert memberships(redis_client, mpps_uid) == []
@@ -185,9 +195,9 @@ def test_a_step_changed_meanwhile_is_kept(
     """The removal script re-checks each entry: one an order message changed after the
     purge read it is not removed."""
     (stale,) = schedule(store, "O-OLD", entry("ACC-OLD", day(-40)))
-    found = retention.run(now=T0, dry_run=True)
+    found = retention.run(dry_run=True)
     assert [i.entry_id for i in found.entries] == [stale]
-    as_read = redis_client.hget(KEYS.entry(stale), "ds")
+    as_read = bytes_or_none(redis_client.hget(KEYS.entry(stale), "ds"))
     # the RIS reschedules the order between the purge's read and its removal
     schedule(store, "O-OLD", entry("ACC-OLD", day(-39)))
     entries = [
@@ -213,9 +223,11 @@ def test_a_step_changed_meanwhile_is_kept(
 def test_zero_days_keeps_everything(store: WorklistStore) -> None:
     schedule(store, "O-OLD", entry("ACC-OLD", day(-400)))
     set_status(store, "O-OLD", "COMPLETED")
-    keep = Retention(store, RetentionPolicy(ended_days=0, stale_days=0, mpps_days=0))
-    keep.run(now=T0)
-    report = keep.run(now=T0 + 400 * DAY)
+    clock = ManualClock(T0)
+    keep = Retention(store, RetentionPolicy(ended_days=0, stale_days=0, mpps_days=0), clock=clock)
+    keep.run()
+    clock.set(T0 + 400 * DAY)
+    report = keep.run()
     assert report.entries == () and store.count() == 1
 
 
@@ -261,8 +273,8 @@ def test_the_scheduler_purges_in_the_background_and_logs_counts(
     purged = threading.Event()
 
     class Observed(Retention):
-        def run(self, *, now: float | None = None, dry_run: bool = False) -> PurgeReport:
-            report = super().run(now=now, dry_run=dry_run)
+        def run(self, *, dry_run: bool = False) -> PurgeReport:
+            report = super().run(dry_run=dry_run)
             purged.set()
             return report
 

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.dicom.find import WorklistFindService
 from broker.dicom.profiles import ProfileSet
@@ -22,6 +21,7 @@ from broker.settings import load_settings
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
 from tests.integration.test_dicom_find import AE_TITLE, entry, find, put, query, start_server
+from tests.scu import ModalityWorklistInformationFind
 
 LOCAL = ["127.0.0.1"]  # where the test scanners connect from
 ZONE = ZoneInfo("Pacific/Kiritimati")  # UTC+14: "today" there is rarely the machine's today
@@ -194,6 +194,7 @@ def test_unknown_callers_are_rejected_at_association(stations: WorklistStore) ->
         stranger.add_requested_context(ModalityWorklistInformationFind)
         refused = stranger.associate("127.0.0.1", server.port, ae_title=AE_TITLE)
         assert refused.is_rejected and not refused.is_established
+        assert refused.acceptor.primitive is not None
         assert refused.acceptor.primitive.diagnostic == RejectReason.CALLING_AE_TITLE_NOT_RECOGNIZED
         answers, final = ask(server, "CT1", query())
         assert final.Status == Status.SUCCESS and accs(answers) == ["A1", "A2"]

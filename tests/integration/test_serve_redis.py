@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from broker.mllp.client import MLLPClient, MLLPClientError, split_messages, summarize_ack
@@ -41,9 +42,9 @@ def gone(pid: int) -> bool:
     return text.rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped
 
 
-def wait_for(condition: object, what: str, seconds: float = 60) -> None:
+def wait_for(condition: Callable[[], object], what: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, f"{what} within {seconds} s"
         time.sleep(0.02)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 from pydicom.dataset import Dataset
 
 from broker.errors import StoreError
+from broker.store.connection import EmbeddedRedis
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import (
     CandidateCriteria,
@@ -35,7 +38,7 @@ def entry(
     return ds
 
 
-def ids_of(store: WorklistStore, **criteria: str) -> set[str]:
+def ids_of(store: WorklistStore, **criteria: Any) -> set[str]:
     return {ds.AccessionNumber for ds in store.candidates(CandidateCriteria(**criteria))}
 
 
@@ -151,7 +154,7 @@ def test_key_parts_with_separators_do_not_collide(store: WorklistStore) -> None:
     assert a != b
 
 
-def test_unreachable_redis_raises_store_error(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_redis_raises_store_error(redis_server: EmbeddedRedis) -> None:
     client = redis.Redis(unix_socket_path=str(redis_server.socket_path) + ".none", socket_timeout=1)
     store = WorklistStore(client, keys=KEYS)
     with pytest.raises(StoreError):

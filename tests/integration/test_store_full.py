@@ -11,12 +11,12 @@ import pytest
 import redis
 from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from broker.app import Broker
 from broker.mllp.client import MLLPClient, split_messages, summarize_ack
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.conftest import require_tool
+from tests.scu import ModalityWorklistInformationFind
 
 _TEMPLATE = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
 _FILLER = "test:filler:"
@@ -41,6 +41,7 @@ def accessions(broker: Broker) -> list[int]:
     try:
         for status, answer in assoc.send_c_find(query, ModalityWorklistInformationFind):
             if status.Status in (0xFF00, 0xFF01):
+                assert answer is not None
                 found.append(int(str(answer.AccessionNumber).removeprefix("ACC-")))
             else:
                 final = status.Status
@@ -69,7 +70,8 @@ def test_a_full_store_refuses_orders_with_ar_207_and_still_answers_queries(
     with running_broker(settings) as broker:
         assert broker.endpoints is not None and broker.store is not None
         client = broker.store.client
-        assert int(client.config_get("maxmemory")["maxmemory"]) == 2 * 1024 * 1024
+        maxmemory = client.config_get("maxmemory")["maxmemory"]
+        assert maxmemory is not None and int(maxmemory) == 2 * 1024 * 1024
         with MLLPClient("127.0.0.1", broker.endpoints.hl7_port, timeout=30) as sender:
             assert summarize_ack(sender.send(order(1))).code == "AA"
             fill(client)

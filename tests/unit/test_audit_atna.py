@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import xml.etree.ElementTree as ET
+from typing import Any
 
 import pytest
 
@@ -24,13 +25,19 @@ def code(element: ET.Element | None) -> tuple[str, str, str]:
             element.get("originalText", ""))  # fmt: skip
 
 
+def found(root: ET.Element, path: str) -> ET.Element:
+    element = root.find(path)
+    assert element is not None, path
+    return element
+
+
 def parsed(event: AuditEvent) -> ET.Element:
     body = audit_message(event, SOURCE)
     assert body.startswith(b"<?xml version='1.0' encoding='utf-8'?>")
     return ET.fromstring(body)
 
 
-def query_event(**extra: object) -> AuditEvent:
+def query_event(**extra: Any) -> AuditEvent:
     return AuditEvent(
         AuditType.QUERY,
         address="10.1.2.3",
@@ -94,7 +101,7 @@ def test_each_type_has_its_message(
     assert code(root.find("EventIdentification/EventID"))[0] == event_id
     types = root.findall("EventIdentification/EventTypeCode")
     assert [code(t)[0] for t in types] == ([type_code] if type_code else [])
-    assert root.find("EventIdentification").get("EventOutcomeIndicator") == indicator
+    assert found(root, "EventIdentification").get("EventOutcomeIndicator") == indicator
     assert root.findtext("EventIdentification/EventOutcomeDescription") == "why"
 
 
@@ -102,8 +109,8 @@ def test_a_refused_sender_is_a_node_authentication_alert_and_mpps_names_its_inst
     sender = AuditEvent(AuditType.MESSAGE_REFUSED, Outcome.REFUSED, details={"location": "MSH-3"})
     assert code(parsed(sender).find("EventIdentification/EventTypeCode"))[0] == "110126"
     mpps = parsed(AuditEvent(AuditType.MPPS_CREATE, ae="CT1", target="1.2.3.4"))
-    assert mpps.find("EventIdentification").get("EventActionCode") == "C"
-    assert mpps.find("ParticipantObjectIdentification/MPPS").get("UID") == "1.2.3.4"
+    assert found(mpps, "EventIdentification").get("EventActionCode") == "C"
+    assert found(mpps, "ParticipantObjectIdentification/MPPS").get("UID") == "1.2.3.4"
 
 
 def test_the_syslog_message_is_rfc5424_with_the_ihe_msgid_and_a_bom() -> None:

@@ -57,10 +57,12 @@ def test_a_table_admits_its_addresses_and_networks(address: str, accepted: bool)
             assert decision.profile is not None and decision.profile.ae_title == "CT1"
         else:
             assert decision == Decision(None, Refusal.ADDRESS_NOT_LISTED)
+            assert decision.refusal is not None
             assert not decision.refusal.unknown_caller
 
 
 def test_a_scanner_table_must_say_where_the_scanner_connects_from() -> None:
+    table: dict[str, Any]
     for table in ({"scope": "own"}, {"addresses": []}):
         with pytest.raises(ConfigError) as raised:
             ProfileSet.parse({"CT9": table})

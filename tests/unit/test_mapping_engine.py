@@ -19,7 +19,7 @@ from broker.mapping.engine import map_message
 from broker.mapping.parser import load_mapping, parse_mapping
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
-from broker.worklist.model import MappingResult, OrderAction, entry_dataset
+from broker.worklist.model import MappingResult, OrderAction, OrderChange, entry_dataset
 from tests.corpus import corpus_path, hl7_corpus_messages
 from tests.messages import own_messages
 
@@ -35,19 +35,43 @@ def parse(*segments: str) -> Any:
     return hl7.parse("\r".join(segments))
 
 
-def run(spec: MappingSpec, *segments: str) -> MappingResult:
+@dataclasses.dataclass(frozen=True)
+class DatasetChange(OrderChange):
+    """An order change with each entry as a pydicom Dataset."""
+
+    entries: tuple[Dataset, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetResult(MappingResult):
+    """A mapping result with each entry as a pydicom Dataset."""
+
+    changes: tuple[DatasetChange, ...]
+
+
+def run(spec: MappingSpec, *segments: str) -> DatasetResult:
     message = parse(*segments)
     event = message.segment("MSH")(9)
     return as_datasets(map_message(message, spec, message_type=f"{event(1)(1)}^{event(1)(2)}"))
 
 
-def as_datasets(result: MappingResult) -> MappingResult:
+def as_datasets(result: MappingResult) -> DatasetResult:
     """The result with each entry as a pydicom Dataset (the engine writes DICOM JSON)."""
     changes = tuple(
-        dataclasses.replace(c, entries=tuple(entry_dataset(e) for e in c.entries))
+        DatasetChange(
+            order_key=c.order_key,
+            action=c.action,
+            entries=tuple(entry_dataset(e) for e in c.entries),
+            status=c.status,
+        )
         for c in result.changes
     )
-    return dataclasses.replace(result, changes=changes)
+    return DatasetResult(
+        changes=changes,
+        mapping_name=result.mapping_name,
+        mapping_version=result.mapping_version,
+        truncations=result.truncations,
+    )
 
 
 def mapping_error(spec: MappingSpec, *segments: str) -> MappingError:
@@ -407,8 +431,9 @@ def orders_map_or_raise_hl7_errors(messages: list[tuple[str, bytes]]) -> tuple[i
             spec = registry.for_message(parsed.message_type)
             if spec is None:  # e.g. OMI^Z23: the router answers AR 201
                 continue
-            result = map_message(parsed.segments, spec, message_type=parsed.message_type)
-            result = as_datasets(result)
+            result = as_datasets(
+                map_message(parsed.segments, spec, message_type=parsed.message_type)
+            )
         except HL7Error:
             continue
         except Exception as e:  # anything but HL7Error is a bug: the point of the test
@@ -481,7 +506,7 @@ def without_ids(segments: list[str]) -> list[str]:
     return [s.replace("|RP-1001|SPS-1001|", "||") for s in segments]
 
 
-def ids(result: MappingResult) -> tuple[str, str]:
+def ids(result: DatasetResult) -> tuple[str, str]:
     entry = result.changes[0].entries[0]
     return entry.RequestedProcedureID, sps(entry).ScheduledProcedureStepID
 

@@ -17,6 +17,7 @@ from broker.mapping.engine import Trace, map_message
 from broker.mapping.patient import map_patient_message
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import ValueRule
+from broker.mapping.stations import StationRule
 from broker.services.preview import AttributeTrace, Decoding, EntryPreview, Preview, preview, render
 from broker.worklist.dicom_json import entry_json
 from broker.worklist.model import OrderAction, PatientAction, Truncation
@@ -65,7 +66,8 @@ def only_entry(result: Preview) -> EntryPreview:
 
 
 def sps(entry: EntryPreview) -> Dataset:
-    return entry.dataset.ScheduledProcedureStepSequence[0]
+    step: Dataset = entry.dataset.ScheduledProcedureStepSequence[0]
+    return step
 
 
 # -- which path gave each value ----------------------------------------------------
@@ -353,6 +355,9 @@ class _Counting:
         self.calls += 1
 
     def done(self, values: Sequence[str]) -> None:
+        self.calls += 1
+
+    def station(self, rule: StationRule | None) -> None:
         self.calls += 1
 
 

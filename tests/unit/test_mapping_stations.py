@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NoReturn
 
 import pytest
@@ -45,7 +46,7 @@ def entry(modality: str, station: str = "") -> Dataset:
     return ds
 
 
-def reader(values: dict[str, str]) -> object:
+def reader(values: dict[str, str]) -> Callable[[HL7Path | str], str]:
     def read(subject: HL7Path | str) -> str:
         return values.get(str(subject), "")
 
@@ -63,25 +64,26 @@ def test_rules_are_ordered_by_priority_then_file_order() -> None:
 
 def test_the_highest_priority_matching_rule_sets_the_station() -> None:
     ds = entry("CT")
-    chosen = route(rules(), ds, reader({"PV1-3.1": "ER"}))  # type: ignore[arg-type]
+    chosen = route(rules(), ds, reader({"PV1-3.1": "ER"}))
     assert chosen is not None and chosen.name == "ER CT"
     step = ds.ScheduledProcedureStepSequence[0]
     assert step.ScheduledStationAETitle == "CT_ER"
     assert step.ScheduledStationName == "CT Emergency"
     ward = entry("CT")
-    assert route(rules(), ward, reader({"PV1-3.1": "WARD"})).name == "any CT"  # type: ignore[arg-type,union-attr]
+    chosen = route(rules(), ward, reader({"PV1-3.1": "WARD"}))
+    assert chosen is not None and chosen.name == "any CT"
     assert list(ward.ScheduledProcedureStepSequence[0].ScheduledStationAETitle) == ["CT_1", "CT_2"]
     mr = entry("MR")
-    assert route(rules(), mr, reader({})) is None  # type: ignore[arg-type]
+    assert route(rules(), mr, reader({})) is None
     assert mr.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == ""
 
 
 def test_a_station_from_the_message_wins_unless_the_rule_overrides() -> None:
     named = entry("CT", station="CT_7")
-    route(rules(), named, reader({}))  # type: ignore[arg-type]
+    route(rules(), named, reader({}))
     assert named.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == "CT_7"
     north = entry("CT", station="CT_7")
-    route(rules(), north, reader({"sending_host": "10.9.0.1"}))  # type: ignore[arg-type]
+    route(rules(), north, reader({"sending_host": "10.9.0.1"}))
     assert north.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == "NORTH"
 
 

@@ -51,6 +51,13 @@ def entries(draw: st.DrawFn) -> Dataset:
     return ds
 
 
+def text_of(ds: Dataset, keyword: str) -> str:
+    """The value of ``keyword`` as text (the entries strategy always writes it)."""
+    element = ds.data_element(keyword)
+    assert element is not None
+    return str(element.value)
+
+
 def as_wildcard(value: str, how: int) -> str:
     if how == 0 or len(value) < 2:
         return value
@@ -68,7 +75,7 @@ def test_a_query_built_from_the_entrys_own_values_matches_it(
     step = entry.ScheduledProcedureStepSequence[0]
     for keyword in ("PatientName", "PatientID", "AccessionNumber"):
         if data.draw(st.booleans()):
-            value = str(entry.data_element(keyword).value)  # type: ignore[union-attr]
+            value = text_of(entry, keyword)
             if keyword == "PatientName":
                 value = value.split("=")[0]  # the alphabetic group alone matches any group
                 if data.draw(st.booleans()):
@@ -77,7 +84,7 @@ def test_a_query_built_from_the_entrys_own_values_matches_it(
     item = Dataset()
     for keyword in ("ScheduledStationAETitle", "Modality", "ScheduledProcedureStepID"):
         if data.draw(st.booleans()):
-            value = str(step.data_element(keyword).value)  # type: ignore[union-attr]
+            value = text_of(step, keyword)
             item.add(element(keyword, as_wildcard(value, data.draw(st.integers(0, 2))) or "*"))
     date = str(step.ScheduledProcedureStepStartDate)
     shape = data.draw(st.integers(0, 3))

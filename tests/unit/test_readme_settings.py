@@ -74,7 +74,7 @@ def _default(field: Field[Any]) -> Any:
     return field.default_factory()
 
 
-def _same(text: str, value: Any) -> bool:
+def _same(text: str, value: object) -> bool:
     """Whether the table's literal ``text`` says ``value``."""
     if isinstance(value, bool):
         return text == str(value).lower()

@@ -6,7 +6,7 @@ import pytest
 
 from broker.errors import HL7Error
 from broker.hl7.codes import AckCode, ErrorCode
-from broker.hl7.message import MessageDecoder
+from broker.hl7.message import MessageDecoder, ParsedMessage
 from broker.hl7.validate import HeaderPolicy, check_header
 
 POLICY = HeaderPolicy(
@@ -16,7 +16,9 @@ POLICY = HeaderPolicy(
 )
 
 
-def header(msh9: str = "ORM^O01", msh11: str = "P", msh12: str = "2.3.1", sender: str = "RIS|HOSP"):  # type: ignore[no-untyped-def]
+def header(
+    msh9: str = "ORM^O01", msh11: str = "P", msh12: str = "2.3.1", sender: str = "RIS|HOSP"
+) -> ParsedMessage:
     raw = f"MSH|^~\\&|{sender}|MWL|RAD|20261125||{msh9}|C1|{msh11}|{msh12}\rPID|||1\r"
     return MessageDecoder("UNICODE UTF-8").decode(raw.encode())
 
