@@ -9,6 +9,11 @@ accepting HL7 → drain in-flight messages (each still gets its ACK) → stop th
 purge → stop the DICOM AE → write the audit records still queued → close Redis
 (the embedded server flushes its AOF and exits).
 
+The application's use cases (``broker.services.application``) are built by
+:func:`build_services`: ``serve`` hands their parts to the listeners (the HL7 router
+to the MLLP server, the store to the DICOM server), and each one-off command of the
+CLI (``broker.cli``) calls one of them on the same Redis.
+
 The embedded redis-server is watched while the broker runs: if it exits, the
 broker cannot store anything, so it says why, sets :attr:`Broker.failed` and
 ``serve`` stops in order and exits with :data:`EXIT_REDIS_LOST`, for its
@@ -35,10 +40,17 @@ from broker.dicom.mpps import MppsService
 from broker.dicom.profiles import LOOPBACK, ProfileSet, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.errors import ConfigError
-from broker.hl7.message import MessageDecoder
 from broker.mllp.server import MLLPServer
+from broker.services.application import Services
 from broker.services.batching import BatchingHandler
-from broker.services.routing import HL7Router, RouterConfig
+from broker.services.parts import (
+    build_decoder,
+    build_message_log,
+    build_mpps_store,
+    build_retention,
+    build_store,
+    router_config,
+)
 from broker.settings import Settings
 from broker.store.connection import (
     EmbeddedRedis,
@@ -48,15 +60,9 @@ from broker.store.connection import (
     redact_url,
 )
 from broker.store.embedded import ExitWatch
-from broker.store.key_secret import key_schema
-from broker.store.keys import KeySchema
 from broker.store.mapping_live import LiveMappings
-from broker.store.mapping_versions import MappingVersions
-from broker.store.mpps import MppsStore
 from broker.store.msglog import MessageLog
-from broker.store.retention import Retention, RetentionPolicy, RetentionScheduler
-from broker.store.schema_version import ensure_key_schema
-from broker.store.scripts import ScriptRunner
+from broker.store.retention import RetentionScheduler
 from broker.store.worklist import WorklistStore
 
 __all__ = [
@@ -68,6 +74,7 @@ __all__ = [
     "build_message_log",
     "build_mpps_store",
     "build_retention",
+    "build_services",
     "build_store",
     "router_config",
 ]
@@ -91,68 +98,11 @@ class Endpoints:
     redis: str
 
 
-def build_store(s: Settings, client: redis.Redis) -> WorklistStore:
-    """The worklist store on ``client``, as configured. Its key secret (``broker.store.key_secret``)
-    is checked against the Redis, whose schema-1 keys are migrated first if it has any
-    (``broker.store.schema_version``)."""
-    keys = key_schema(s)
-    alias_ttl = round(s.patient_alias_days * 86_400)
-    ensure_key_schema(client, keys, alias_ttl=alias_ttl)
-    return WorklistStore(
-        client,
-        keys=keys,
-        dedup_ttl_seconds=s.dedup_window_seconds,
-        wait_replicas=s.redis_wait_replicas,
-        entry_cache=s.dicom_entry_cache,
-        alias_ttl_seconds=alias_ttl,
-    )
-
-
-def build_message_log(s: Settings, client: redis.Redis) -> MessageLog:
-    """The message log on ``client``, with the configured retention."""
-    return MessageLog(
-        client,
-        keys=KeySchema(s.redis_key_prefix),
-        max_messages=s.message_log_max,
-        retention_days=s.message_log_days,
-        max_bytes=s.message_log_max_bytes,
-        refused_prefix=s.message_log_refused_bytes,
-        scripts=ScriptRunner(client, wait_replicas=s.redis_wait_replicas),
-    )
-
-
-def build_mpps_store(s: Settings, store: WorklistStore) -> MppsStore:
-    """MPPS instances next to the worklist, with the configured event stream length."""
-    return MppsStore(store, events_max=s.mpps_events_max)
-
-
-def build_retention(s: Settings, store: WorklistStore) -> Retention:
-    """The purge, as configured (``serve`` runs it periodically, ``purge`` on demand)."""
-    policy = RetentionPolicy(
-        ended_days=s.retention_ended_days,
-        stale_days=s.retention_stale_days,
-        mpps_days=s.retention_mpps_days,
-        zone=site_zone(s.site_timezone),
-    )
-    return Retention(store, policy)
-
-
-def build_decoder(s: Settings) -> MessageDecoder:
-    """How received bytes are decoded (charsets, MSH-7 zones): for intake, reprocessing and
-    the mapping preview alike."""
-    charsets, zones = dict(s.hl7_sender_charsets), dict(s.hl7_sender_timezones)
-    for sender in s.senders.senders:  # by the MSH-3/MSH-4 they carry
-        key = f"{sender.application}^{sender.facility}" if sender.facility else sender.application
-        if key and sender.charset:
-            charsets[key] = sender.charset
-        if key and sender.timezone:
-            zones[key] = sender.timezone
-    return MessageDecoder(
-        default_charset=s.hl7_default_charset,
-        sender_charsets=charsets,
-        sender_zones={k: z for k, v in zones.items() if (z := site_zone(v))},
-        local_zone=site_zone(s.site_timezone),
-    )
+def build_services(s: Settings, client: redis.Redis, audit: AuditSink = NO_AUDIT) -> Services:
+    """The application's use cases on ``client`` (``broker.services.application``): ``serve``
+    hands them to its listeners, each one-off command of the CLI calls one of them.
+    ``audit`` records what they change."""
+    return Services(s, client, audit)
 
 
 def hl7_tls(s: Settings) -> ssl.SSLContext | None:
@@ -168,21 +118,6 @@ def dicom_tls(s: Settings) -> ssl.SSLContext | None:
         return None
     cert, key, ca = s.dicom_tls_cert, s.dicom_tls_key, s.dicom_tls_client_ca
     return server_context("dicom_tls_cert", cert, key, ca)
-
-
-def router_config(s: Settings, audit: AuditSink = NO_AUDIT) -> RouterConfig:
-    """The router's settings, as ``serve`` and ``messages reprocess`` both use them."""
-    return RouterConfig(
-        decoder=build_decoder(s),
-        application=s.hl7_application,
-        facility=s.hl7_facility,
-        processing_ids=frozenset(s.hl7_processing_ids),
-        versions=frozenset(s.hl7_versions),
-        accepted_senders=frozenset(s.hl7_accepted_senders),
-        senders=s.senders,
-        max_clock_skew=s.hl7_max_clock_skew,
-        audit=audit,
-    )
 
 
 def build_dicom_server(
@@ -281,6 +216,7 @@ class Broker:
         self._batching: BatchingHandler | None = None
         self._purge: RetentionScheduler | None = None
         self.audit: AuditTrail | None = None
+        self.services: Services | None = None
         self.store: WorklistStore | None = None
         self.messages: MessageLog | None = None
         self.mappings: LiveMappings | None = None
@@ -309,17 +245,15 @@ class Broker:
         self.audit = trail = AuditTrail(s, client)
         trail.start()
         audit = trail.writer
-        self.store = store = await asyncio.to_thread(build_store, s, client)
-        self.mappings = live = LiveMappings(
-            MappingVersions(client, KeySchema(s.redis_key_prefix), audit=audit), s.mappings_dir
-        )
+        self.services = services = build_services(s, client, audit)
+        self.store = store = await asyncio.to_thread(lambda: services.store)
+        self.mappings = live = services.live_mappings
         await asyncio.to_thread(live.load)
         live.start()
         self._dicom = build_dicom_server(s, store, audit)
         self._dicom.start()
-        self.messages = messages = build_message_log(s, client)
-        router = HL7Router(store, live.current, router_config(s, audit), recorder=messages)
-
+        self.messages = services.message_log
+        router = services.intake
         self._batching = handle = BatchingHandler(router.handle_steps, router.answer, client)
         self._mllp = MLLPServer(
             handle,
@@ -336,9 +270,7 @@ class Broker:
         )
         await self._mllp.start()
         if s.retention_interval_seconds > 0:
-            self._purge = RetentionScheduler(
-                build_retention(s, store), s.retention_interval_seconds
-            )
+            self._purge = RetentionScheduler(services.retention, s.retention_interval_seconds)
             self._purge.start()
         _settle_garbage_collector()
         self.endpoints = Endpoints(

@@ -4,8 +4,9 @@ A table for a person, or ``--json``: one JSON object per line, for a script. Wha
 peer sent (an AE title, an MSH-10) was made printable when it was recorded; the
 table escapes again, and JSON escapes every control character. The ``phi`` field
 (query values, recorded only with ``log_phi = true``) is shown with ``--phi`` only.
-Reading the trail is itself recorded (PS3.15 A.5.3.2 Audit Log Used). Works with
-the broker running or stopped (``broker.cli.connect``).
+Reading the trail is itself recorded (PS3.15 A.5.3.2 Audit Log Used:
+``broker.services.audit_trail``). Works with the broker running or stopped
+(``broker.cli.connect``).
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from broker.audit.events import AuditEvent, AuditType, StoredEvent, iso_time, readable_key
-from broker.audit.stream import AuditFilter, read_events
-from broker.cli.common import command_audit, command_options, command_settings, print_table, when
-from broker.cli.connect import redis_for_command
+from broker.audit.stream import AuditFilter
+from broker.cli.common import Command, Subparsers, command_services, print_table, when
+from broker.cli.options import command_options, settings_from
 from broker.common import jsontext
 from broker.common.clock import SYSTEM_CLOCK
 from broker.common.netaddr import parse_network
 from broker.errors import BrokerError
-from broker.store.keys import KeySchema
 
-__all__ = ["add_audit_parser", "parse_since", "run_audit"]
+__all__ = ["COMMAND", "parse_since"]
 
 _AGO = re.compile(r"^(\d+)\s*([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -34,7 +34,7 @@ _DATE_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y
 _DETAIL_MAX = 120
 
 
-def add_audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "audit",
         parents=[command_options()],
@@ -103,23 +103,20 @@ def _filter(args: argparse.Namespace) -> AuditFilter:
     )
 
 
-def run_audit(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Print the records asked for; exit status 0."""
     wanted = _filter(args)
-    settings = command_settings(args)
-    with redis_for_command(settings) as conn:
-        stream = KeySchema(settings.redis_key_prefix).audit()
-        found = read_events(conn.client, stream, wanted, limit=args.limit)
-        asked = {
-            name: value
-            for name, value in (
-                ("since", args.since), ("type", args.type), ("ae", args.ae),
-                ("address", args.address), ("phi", args.phi or None),
-            )
-            if value
-        }  # fmt: skip
-        read = AuditEvent(AuditType.AUDIT_READ, details={"shown": len(found), **asked})
-        command_audit(settings, conn.client, "audit").record(read)
+    settings = settings_from(args)
+    asked = {
+        name: value
+        for name, value in (
+            ("since", args.since), ("type", args.type), ("ae", args.ae),
+            ("address", args.address), ("phi", args.phi or None),
+        )
+        if value
+    }  # fmt: skip
+    with command_services(settings, "audit") as (services, _):
+        found = services.audit_trail.read(wanted, limit=args.limit, asked=asked)
     if args.json:
         for stored in found:
             print(jsontext.ascii_only(_as_json(stored, args.phi)))
@@ -170,3 +167,6 @@ def _detail(event: AuditEvent, phi: bool) -> str:
         parts += [f"{readable_key(name)}={value!r}" for name, value in event.phi.items()]
     text = "; ".join(parts) or "-"
     return text if len(text) <= _DETAIL_MAX or phi else text[: _DETAIL_MAX - 3] + "..."
+
+
+COMMAND = Command("audit", add_parser, run)

@@ -1,50 +1,51 @@
-"""Options and helpers shared by the one-off commands (``messages``, ``mapping``)."""
+"""What the ``mwl-broker`` commands share: the shape of a command, the services of a
+one-off command on the broker's Redis, and how tables and times are printed."""
 
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 import redis
 
 from broker.audit.writer import CommandAudit
+from broker.cli.connect import redis_for_command
 from broker.common.logsafety import printable
-from broker.settings import Settings, load_settings
+from broker.settings import Settings
 from broker.store.keys import KeySchema
 
+if TYPE_CHECKING:
+    from broker.services.application import Services
+
 __all__ = [
+    "Command",
+    "Subparsers",
     "command_audit",
-    "command_options",
-    "command_settings",
+    "command_services",
     "print_table",
     "printable",
     "when",
 ]
 
-
-def command_options() -> argparse.ArgumentParser:
-    """A parent parser with the options that find the broker's settings and Redis."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, metavar="FILE", help="TOML settings file")
-    common.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory (./data)")
-    common.add_argument("--redis-url", metavar="URL", help="the broker's Redis, if not embedded")
-    common.add_argument(
-        "--mappings-dir", type=Path, metavar="DIR", help="the mapping files' directory (mappings)"
-    )
-    return common
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def command_settings(args: argparse.Namespace) -> Settings:
-    """Settings from ``--config``, the environment and the options of :func:`command_options`."""
-    overrides = {
-        "data_dir": args.data_dir,
-        "redis_url": args.redis_url,
-        "mappings_dir": args.mappings_dir,
-    }
-    return load_settings(config_file=args.config, environ=os.environ, overrides=overrides)
+@dataclass(frozen=True)
+class Command:
+    """One ``mwl-broker`` command: how its parser is declared and what runs it.
+
+    ``log_level``: the one-off commands log warnings only, so their output is
+    theirs; None for a command that sets up logging itself (``serve``) or not at all.
+    """
+
+    name: str
+    add_parser: Callable[[Subparsers], None]
+    run: Callable[[argparse.Namespace], int]
+    log_level: str | None = "WARNING"
 
 
 def command_audit(settings: Settings, client: redis.Redis, command: str) -> CommandAudit:
@@ -53,6 +54,17 @@ def command_audit(settings: Settings, client: redis.Redis, command: str) -> Comm
     could hold a secret)."""
     stream = KeySchema(settings.redis_key_prefix).audit()
     return CommandAudit(client, stream, max_events=settings.audit_max_events, command=command)
+
+
+@contextlib.contextmanager
+def command_services(settings: Settings, command: str) -> Iterator[tuple[Services, str]]:
+    """The application's services on the broker's Redis for the duration of ``command``
+    (``broker.cli.connect``), recording on its audit trail; and where that Redis is."""
+    from broker.app import build_services  # the composition root, which imports every server
+
+    with redis_for_command(settings) as conn:
+        audit = command_audit(settings, conn.client, command)
+        yield build_services(settings, conn.client, audit), conn.label
 
 
 def when(epoch: float) -> str:

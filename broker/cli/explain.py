@@ -14,27 +14,19 @@ may connect from somewhere. Works while the broker runs; nothing is changed.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
-from pydicom import config as dicom_config
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from broker.cli.common import command_options, command_settings
-from broker.cli.connect import redis_for_command
-from broker.common.clock import SYSTEM_CLOCK, local_date
-from broker.dicom.find import WorklistFindService
-from broker.dicom.profiles import ProfileSet, ScannerProfile, site_zone
-from broker.settings import Settings
-from broker.store.worklist import WorklistStore
-from broker.worklist.model import CandidateCriteria
+from broker.cli.common import Command, Subparsers, command_services
+from broker.cli.options import command_options, settings_from
+from broker.dicom.profiles import ScannerProfile
+from broker.services.worklist import ExplainRequest, Explanation
 
-__all__ = ["add_explain_parser", "run_explain"]
+__all__ = ["COMMAND"]
 
 
-def add_explain_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "explain",
         parents=[command_options()],
@@ -59,32 +51,21 @@ def add_explain_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--modality", metavar="CODE", help="Modality queried (default: none)")
 
 
-def run_explain(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Print the explanation; exit status 0 if the scanner sees an entry, else 1."""
-    settings = command_settings(args)
-    zone = site_zone(settings.site_timezone)
-    query = _query(args, local_date(SYSTEM_CLOCK, zone))
-    with redis_for_command(settings) as conn:
-        from broker.app import build_store
-
-        store = build_store(settings, conn.client)
-        criteria = (
-            CandidateCriteria(accession_number=args.accession)
-            if args.accession
-            else CandidateCriteria(patient_id=args.patient_id)
-        )
-        entries = list(store.candidates(criteria))
-    profiles = ProfileSet.parse(
-        settings.dicom_scanners, allow_unknown=settings.dicom_allow_unknown_callers
-    )
-    service = _service(settings, store, profiles)
-    profile, reasons = service.explain(query, entries, args.aet, args.address)
-    if profile is None:
-        print(f"Scanner {args.aet}: {_refused(profiles, args.aet, args.address)}")
+    settings = settings_from(args)
+    request = ExplainRequest(
+        args.aet, args.accession, args.patient_id, args.address, args.station, args.date,
+        args.modality,
+    )  # fmt: skip
+    with command_services(settings, "explain") as (services, _):
+        found = services.worklist.explain(request)
+    if found.profile is None:
+        print(f"Scanner {args.aet}: {found.refusal}")
     else:
-        print(f"Scanner {args.aet}: {_describe(profile, settings)}")
-    print(f"Query assumed: {_describe_query(query)}")
-    if not entries:
+        print(f"Scanner {args.aet}: {_describe(found.profile, found)}")
+    print(f"Query assumed: {_describe_query(found.query)}")
+    if not found.entries:
         what = f"accession {args.accession}" if args.accession else f"patient ID {args.patient_id}"
         print(
             f"No worklist entry has {what}: the order has not arrived, was taken off the "
@@ -92,65 +73,19 @@ def run_explain(args: argparse.Namespace) -> int:
             "'mwl-broker messages list' shows what was received."
         )
         return 1
-    seen = 0
-    for entry, reason in zip(entries, reasons, strict=True):
+    for entry, reason in zip(found.entries, found.reasons, strict=True):
         print(f"Entry {_describe_entry(entry)}:")
         if reason is None:
-            seen += 1
             print(f"  SEEN by {args.aet} with this query")
         else:
             for line in reason:
                 print(f"  NOT SEEN: {line}")
-    return 0 if seen else 1
+    return 0 if found.seen else 1
 
 
-def _service(settings: Settings, store: WorklistStore, profiles: ProfileSet) -> WorklistFindService:
-    return WorklistFindService(
-        store,
-        max_answers=settings.dicom_max_answers,
-        character_set=settings.dicom_character_set,
-        pn_case_insensitive=settings.dicom_pn_case_insensitive,
-        hidden_statuses=frozenset(settings.dicom_hidden_statuses),
-        profiles=profiles,
-        zone=site_zone(settings.site_timezone),
-    )
-
-
-def _query(args: argparse.Namespace, today: dt.date) -> Dataset:
-    station = args.aet if args.station is None else args.station
-    date = today.strftime("%Y%m%d") if args.date is None else args.date
-    if date.lower() == "none":
-        date = ""
-    step = Dataset()
-    for keyword, value in (
-        ("ScheduledStationAETitle", station),
-        ("ScheduledProcedureStepStartDate", date),
-        ("Modality", args.modality or ""),
-    ):
-        tag = tag_for_keyword(keyword)
-        assert tag is not None
-        step.add(DataElement(tag, dictionary_VR(tag), value, validation_mode=dicom_config.IGNORE))
-    query = Dataset()
-    query.AccessionNumber = ""
-    query.PatientID = ""
-    query.ScheduledProcedureStepSequence = [step]
-    return query
-
-
-def _refused(profiles: ProfileSet, aet: str, address: str | None) -> str:
-    """Why the association would be rejected (the acceptance policy's own words)."""
-    refusal = None if address is None else profiles.decide(aet, address).refusal
-    if refusal is None:  # no address given: refused from every address
-        return (
-            "its association would be rejected: no [scanners] table of its own while "
-            "dicom_allow_unknown_callers = false"
-        )
-    return f"its association from {address} would be rejected: {refusal.value}"
-
-
-def _describe(profile: ScannerProfile, settings: Settings) -> str:
+def _describe(profile: ScannerProfile, found: Explanation) -> str:
     name = "the default profile" if profile.ae_title == "*" else f"[scanners.{profile.ae_title}]"
-    if profile.ae_title == "*" and not settings.dicom_scanners:
+    if profile.ae_title == "*" and not found.profiled:
         name = "no profile (sees every station)"
     parts = [name]
     if profile.stations is not None:
@@ -159,9 +94,7 @@ def _describe(profile: ScannerProfile, settings: Settings) -> str:
         parts.append(f"date window {profile.date_window[0]:+d}..{profile.date_window[1]:+d} days")
     if profile.modality:
         parts.append(f"modality {profile.modality}")
-    hidden = profile.hidden_statuses
-    hidden = frozenset(settings.dicom_hidden_statuses) if hidden is None else hidden
-    parts.append(f"hides {', '.join(sorted(hidden)) or 'nothing'}")
+    parts.append(f"hides {', '.join(sorted(found.hidden)) or 'nothing'}")
     return "; ".join(parts)
 
 
@@ -188,3 +121,6 @@ def _describe_entry(entry: Dataset) -> str:
         f" {get(step, 'ScheduledProcedureStepStartTime')}"
         f", status {get(step, 'ScheduledProcedureStepStatus')}"
     )
+
+
+COMMAND = Command("explain", add_parser, run)

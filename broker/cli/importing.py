@@ -12,16 +12,15 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from broker.audit.events import AuditEvent, AuditType, Outcome
-from broker.cli.common import command_audit, command_options, command_settings
-from broker.cli.connect import redis_for_command
+from broker.cli.common import Command, Subparsers, command_services
+from broker.cli.options import command_options, settings_from
 from broker.errors import BrokerError
-from broker.services.importer import FileOutcome, FileReport, import_folder
+from broker.services.importer import FileOutcome, FileReport
 
-__all__ = ["add_import_parser", "run_import"]
+__all__ = ["COMMAND"]
 
 
-def add_import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "import",
         parents=[command_options()],
@@ -44,35 +43,26 @@ def _line(report: FileReport, dry_run: bool) -> str:
     return f"{report.name}: {verb}: {report.detail.removeprefix('(dry run) ')}"
 
 
-def run_import(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Import the folder and print one line per file; the exit status is 1 on any failure."""
     folder: Path = args.folder
     if not folder.is_dir():
         raise BrokerError(f"{folder} is not a folder")
-    settings = command_settings(args)
-    from broker.app import build_store
-
+    settings = settings_from(args)
     # pydicom logs what it warns about; the report says it once, per file.
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
 
     counts: Counter[FileOutcome] = Counter()
-    with redis_for_command(settings) as conn:
-        store = build_store(settings, conn.client)
-        for report in import_folder(store, folder, dry_run=args.dry_run):
+    with command_services(settings, "import") as (services, label):
+        for report in services.importer.run(folder, dry_run=args.dry_run):
             counts[report.outcome] += 1
             print(_line(report, args.dry_run), flush=True)
             for note in report.notes:
                 print(f"  note: {note}")
-        counts_by_name = {o.value: counts[o] for o in FileOutcome if counts[o]}
-        command_audit(settings, conn.client, "import").record(
-            AuditEvent(
-                AuditType.IMPORT,
-                Outcome.FAILED if counts[FileOutcome.SKIPPED] else Outcome.SUCCESS,
-                target=str(folder.absolute()),
-                details={"dry_run": args.dry_run, **counts_by_name},
-            )
-        )
     summary = ", ".join(f"{counts[o]} {o.value}" for o in FileOutcome if counts[o])
     prefix = "dry run, nothing written: " if args.dry_run else ""
-    print(f"{prefix}{summary or 'no file found'} (into {conn.label})")
+    print(f"{prefix}{summary or 'no file found'} (into {label})")
     return 1 if counts[FileOutcome.SKIPPED] else 0
+
+
+COMMAND = Command("import", add_parser, run)

@@ -5,7 +5,7 @@ The broker migrates a Redis written before pseudonyms by itself when it starts
 and with ``--check`` only says what a migration would change: the schema found,
 whether the key secret is the one the keys were made with, and counts by kind
 (entry hashes, index sets, aliases…). It never prints a key name, an identifier
-or the secret.
+or the secret. The work is ``broker.services.keys``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from broker.cli.common import command_options, command_settings
-from broker.cli.connect import redis_for_command
+from broker.cli.common import Command, Subparsers, command_services
+from broker.cli.options import command_options, settings_from
 from broker.store.keys import SCHEMA_VERSION
 from broker.store.schema_version import SchemaStatus
 
-__all__ = ["add_keys_parser", "run_keys"]
+__all__ = ["COMMAND"]
 
 _SECRET = {
     "same": "the keys were made with this redis_key_secret",
@@ -36,28 +36,24 @@ _DESCRIPTION = (
 )
 
 
-def add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     what = "migrate Redis keys that hold identifiers to pseudonyms (or --check)"
     p = sub.add_parser("migrate-keys", parents=[command_options()], help=what)
     p.description = _DESCRIPTION
     p.add_argument("--check", action="store_true", help="report what would change; change nothing")
 
 
-def run_keys(args: argparse.Namespace) -> int:
-    from broker.app import build_store
-    from broker.store.key_secret import key_schema
-    from broker.store.schema_version import check_key_schema
-
-    settings = command_settings(args)
-    with redis_for_command(settings) as conn:
-        print(f"Redis: {conn.label}")
-        keys = key_schema(settings)
-        status, counts = check_key_schema(conn.client, keys)
+def run(args: argparse.Namespace) -> int:
+    """Say what the key schema is; migrate it unless ``--check``."""
+    settings = settings_from(args)
+    with command_services(settings, "migrate-keys") as (services, label):
+        print(f"Redis: {label}")
+        status, counts = services.keys.check()
         _print(status, counts)
         if args.check or status.fingerprint == "other":
             return 1 if counts or status.fingerprint == "other" else 0
         if status.version != SCHEMA_VERSION:
-            build_store(settings, conn.client)  # migrates, as a starting broker does
+            services.keys.migrate()  # as a starting broker does
             print(f"migrated: key schema {SCHEMA_VERSION}")
     return 0
 
@@ -73,3 +69,6 @@ def _print(status: SchemaStatus, counts: Counter[str]) -> None:
         print("would convert: nothing (no schema-1 key found)")
     for kind, n in sorted(counts.items()):
         print(f"  would convert {n} {kind}")
+
+
+COMMAND = Command("migrate-keys", add_parser, run)

@@ -2,7 +2,8 @@
 
 ``check`` works on files alone; the others work on the versions kept in the
 broker's Redis (``broker.store.mapping_versions``), also while the broker runs: a
-published version is active on every broker at once.
+published version is active on every broker at once. The work is
+``broker.services.mappings``.
 """
 
 from __future__ import annotations
@@ -13,26 +14,22 @@ import socket
 import sys
 from pathlib import Path
 
-from broker.cli.common import command_audit, command_options, command_settings, print_table, when
-from broker.cli.connect import redis_for_command
-from broker.errors import BrokerError, ConfigError
-from broker.mapping.registry import MappingRegistry
-from broker.settings import Settings
-from broker.store.keys import KeySchema
-from broker.store.mapping_versions import (
-    MappingVersion,
-    MappingVersions,
-    PublishResult,
-    check_file_name,
-    diff,
-    read_mapping_dir,
-    seed_mapping_files,
+from broker.cli.common import Command, Subparsers, command_services, print_table, when
+from broker.cli.options import command_options, settings_from
+from broker.errors import BrokerError
+from broker.services.mappings import (
+    ExportReport,
+    MappingService,
+    check_mapping_files,
+    read_texts,
 )
+from broker.services.preview import render
+from broker.store.mapping_versions import PublishResult
 
-__all__ = ["add_mapping_parser", "run_mapping"]
+__all__ = ["COMMAND"]
 
 
-def add_mapping_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     common = command_options()
     p = sub.add_parser(
         "mapping",
@@ -53,7 +50,7 @@ def add_mapping_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     _export_parser(actions, common)
 
 
-def _check_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _check_parser(actions: Subparsers) -> None:
     check = actions.add_parser(
         "check",
         help="validate mapping files (no Redis needed)",
@@ -62,9 +59,7 @@ def _check_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) 
     check.add_argument("files", nargs="+", type=Path, metavar="FILE", help="mapping files")
 
 
-def _preview_parser(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
+def _preview_parser(actions: Subparsers, common: argparse.ArgumentParser) -> None:
     pv = actions.add_parser(
         "preview",
         parents=[common],
@@ -80,18 +75,21 @@ def _preview_parser(
     pv.add_argument(
         "--mapping", type=Path, nargs="+", default=[], metavar="FILE", help="edited mapping files"
     )
+    pv.add_argument(
+        "--peer",
+        default="",
+        metavar="ADDR",
+        help="decode as if sent from this address: the charset and time zone of the "
+        "[hl7_senders] table that lists it apply (default: no sender's table)",
+    )
 
 
-def _history_parser(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
+def _history_parser(actions: Subparsers, common: argparse.ArgumentParser) -> None:
     history = actions.add_parser("history", parents=[common], help="list published versions")
     history.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (20)")
 
 
-def _diff_parser(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
+def _diff_parser(actions: Subparsers, common: argparse.ArgumentParser) -> None:
     d = actions.add_parser(
         "diff",
         parents=[common],
@@ -106,9 +104,7 @@ def _diff_parser(
     d.add_argument("--dir", type=Path, metavar="DIR", help="compare with the files of DIR")
 
 
-def _publish_parser(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
+def _publish_parser(actions: Subparsers, common: argparse.ArgumentParser) -> None:
     pub = actions.add_parser(
         "publish",
         parents=[common],
@@ -125,9 +121,7 @@ def _publish_parser(
     _who(pub)
 
 
-def _rollback_parser(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
+def _rollback_parser(actions: Subparsers, common: argparse.ArgumentParser) -> None:
     rb = actions.add_parser(
         "rollback", parents=[common], help="publish an earlier version's files again"
     )
@@ -135,9 +129,7 @@ def _rollback_parser(
     _who(rb)
 
 
-def _export_parser(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
+def _export_parser(actions: Subparsers, common: argparse.ArgumentParser) -> None:
     ex = actions.add_parser(
         "export", parents=[common], help="write the active (or a given) version to files"
     )
@@ -159,84 +151,55 @@ def _who(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_mapping(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run one ``mapping`` action; the exit status is 0 on success."""
     if args.action == "check":
         return _check(args.files)
-    settings = command_settings(args)
-    with redis_for_command(settings) as conn:
-        audit = command_audit(settings, conn.client, f"mapping {args.action}")
-        versions = MappingVersions(conn.client, KeySchema(settings.redis_key_prefix), audit)
+    settings = settings_from(args)
+    with command_services(settings, f"mapping {args.action}") as (services, _):
+        mappings = services.mappings
         if args.action == "history":
-            return _history(versions, args.limit)
+            return _history(mappings, args.limit)
         if args.action == "preview":
-            return _preview(versions, settings, args)
+            return _preview(mappings, args)
         if args.action == "diff":
-            return _diff(versions, settings, args)
+            return _diff(mappings, args)
         if args.action == "export":
-            return _export(versions, settings, args)
+            _exported(mappings.export(args.version, args.to, prune=args.prune))
+            return 0
         author = args.author or f"{getpass.getuser()}@{socket.gethostname()}"
         if args.action == "rollback":
-            result = versions.rollback(args.version, author=author, comment=args.comment)
+            result = mappings.rollback(args.version, author=author, comment=args.comment)
         else:
-            files = _files_to_publish(versions, settings, args)
-            result = versions.publish(
-                files, author=author, comment=args.comment, expect=args.expect
+            if args.files and args.dir is not None:
+                raise BrokerError("give either FILEs or --dir, not both")
+            edited = read_texts(args.files)
+            result = mappings.publish(
+                edited, args.dir, author=author, comment=args.comment, expect=args.expect
             )
         _said(result)
         return 0
 
 
 def _check(paths: list[Path]) -> int:
-    files: dict[str, str] = {}
-    failed = False
-    for path in paths:
-        try:
-            text = path.read_text(encoding="utf-8")
-            registry = MappingRegistry.from_texts({path.name: text})
-        except (OSError, UnicodeDecodeError) as e:
-            print(f"{path}: cannot read: {e}", file=sys.stderr)
-            failed = True
-            continue
-        except ConfigError as e:
-            print(f"{e.setting}: {e.message}", file=sys.stderr)
-            failed = True
-            continue
-        files[path.name] = text
-        (spec,) = registry.specs
-        print(f"{path}: ok: mapping {spec.name!r} for {', '.join(sorted(spec.message_types))}")
-    if not failed and len(files) > 1:
-        try:
-            MappingRegistry.from_texts(files)
-        except ConfigError as e:
-            print(f"the files as one set: {e.setting}: {e.message}", file=sys.stderr)
-            failed = True
-    return 1 if failed else 0
+    checked = check_mapping_files(paths)
+    for file in checked.files:
+        if file.error is not None:
+            print(file.error, file=sys.stderr)
+        else:
+            types = ", ".join(file.message_types)
+            print(f"{file.path}: ok: mapping {file.name!r} for {types}")
+    if checked.set_error is not None:
+        print(f"the files as one set: {checked.set_error}", file=sys.stderr)
+    return 1 if checked.failed else 0
 
 
-def _active(versions: MappingVersions) -> MappingVersion:
-    version = versions.active()
-    if version is None:
-        raise BrokerError(
-            "no mapping version is published yet: start the broker once (it seeds version 1 "
-            "from the mappings directory) or run 'mwl-broker mapping publish'"
-        )
-    return version
-
-
-def _version(versions: MappingVersions, number: int) -> MappingVersion:
-    version = versions.get(number)
-    if version is None:
-        raise BrokerError(f"there is no mapping version {number} ('mapping history' lists them)")
-    return version
-
-
-def _history(versions: MappingVersions, limit: int) -> int:
+def _history(mappings: MappingService, limit: int) -> int:
     if limit < 1:
         raise BrokerError("--limit must be 1 or more")
-    active = versions.active_number()
+    versions, active = mappings.history(limit)
     rows = []
-    for v in versions.history(limit):
+    for v in versions:
         mark = "*" if v.number == active else ""
         files = ", ".join(sorted(v.files))
         rows.append((f"{mark}v{v.number}", when(v.created), v.author, files, v.comment))
@@ -248,82 +211,31 @@ def _history(versions: MappingVersions, limit: int) -> int:
     return 0
 
 
-def _diff(versions: MappingVersions, settings: Settings, args: argparse.Namespace) -> int:
+def _diff(mappings: MappingService, args: argparse.Namespace) -> int:
     numbers: list[int] = args.versions
     if len(numbers) > 2:
         raise BrokerError("give at most two versions")
-    if args.dir is not None:
-        if numbers:
-            raise BrokerError("give either versions or --dir, not both")
-        new = _active(versions)
-        text = diff(new.files, read_mapping_dir(args.dir), f"v{new.number}", str(args.dir))
-    else:
-        if len(numbers) == 2:
-            old, new = _version(versions, numbers[0]), _version(versions, numbers[1])
-        elif len(numbers) == 1:
-            old, new = _version(versions, numbers[0]), _active(versions)
-        else:
-            new = _active(versions)
-            if new.based_on is None:
-                print(f"v{new.number} is the first version: nothing to compare it with")
-                return 0
-            old = _version(versions, new.based_on)
-        text = diff(old.files, new.files, f"v{old.number}", f"v{new.number}")
-    print(text, end="" if text else "no difference\n")
+    if args.dir is not None and numbers:
+        raise BrokerError("give either versions or --dir, not both")
+    found = mappings.diff(numbers, args.dir)
+    if not found.old:
+        print(f"{found.new} is the first version: nothing to compare it with")
+        return 0
+    print(found.text, end="" if found.text else "no difference\n")
     return 0
 
 
-def _files_to_publish(
-    versions: MappingVersions, settings: Settings, args: argparse.Namespace
-) -> dict[str, str]:
-    if args.files and args.dir is not None:
-        raise BrokerError("give either FILEs or --dir, not both")
-    if not args.files:
-        return seed_mapping_files(args.dir or settings.mappings_dir)[0]
-    current = versions.active()
-    files = dict(current.files) if current is not None else {}
-    for path in args.files:
-        files[path.name] = _read(path)
-    return files
-
-
-def _preview(versions: MappingVersions, settings: Settings, args: argparse.Namespace) -> int:
-    from broker.app import build_decoder
-    from broker.mllp.client import split_messages
-    from broker.services.preview import preview, render
-
-    active = versions.active()
-    if active is not None:
-        files, label = dict(active.files), f"v{active.number}"
-    else:
-        files, label = seed_mapping_files(settings.mappings_dir)
-    for path in args.mapping:
-        files[path.name] = _read(path)
-    if args.mapping:
-        label += " with " + ", ".join(str(p) for p in args.mapping)
-    registry = MappingRegistry.from_texts(
-        files, label=f"v{active.number}" if active is not None and not args.mapping else None
-    )
+def _preview(mappings: MappingService, args: argparse.Namespace) -> int:
+    edited = read_texts(args.mapping)
     try:
-        messages = split_messages(args.message.read_bytes())
+        data = args.message.read_bytes()
     except OSError as e:
         raise BrokerError(f"{args.message}: cannot read: {e.strerror}") from e
-    if not messages:
-        raise BrokerError(f"{args.message}: no HL7 message (MSH segment) in the file")
-    refused, decoder = 0, build_decoder(settings)  # as the running broker decodes
-    print(f"Mappings: {label}")
-    for raw in messages:
-        result = preview(raw, registry, decoder)
+    shown = mappings.preview(data, str(args.message), edited, args.peer)
+    print(f"Mappings: {shown.label}")
+    for result in shown.results:
         print(render(result))
-        refused += result.error is not None
-    return 1 if refused else 0
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise BrokerError(f"{path}: cannot read: {e}") from e
+    return 1 if shown.refused else 0
 
 
 def _said(result: PublishResult) -> None:
@@ -334,29 +246,15 @@ def _said(result: PublishResult) -> None:
         print(f"nothing published: the active {v.label} already has exactly these files")
 
 
-def _export(versions: MappingVersions, settings: Settings, args: argparse.Namespace) -> int:
-    version = _active(versions) if args.version is None else _version(versions, args.version)
-    target: Path | None = args.to or settings.mappings_dir
-    if target is None:
-        raise BrokerError("export: give --to DIR (no mappings_dir is set)")
-    for name in version.files:
-        check_file_name(name)  # before anything is written: names come from Redis
-    target.mkdir(parents=True, exist_ok=True)
-    for name, text in sorted(version.files.items()):
-        path = target / name
-        old = path.read_text(encoding="utf-8") if path.exists() else None
-        if old == text:
-            print(f"{path}: unchanged")
-            continue
-        path.write_text(text, encoding="utf-8")
-        print(f"{path}: {'written' if old is None else 'updated'}")
-    for path in sorted(target.glob("*.yaml")):
-        if path.name in version.files:
-            continue
-        if args.prune:
-            path.unlink()
-            print(f"{path}: deleted (not in v{version.number})")
-        else:
-            print(f"{path}: not in v{version.number}, left in place (--prune deletes it)")
-    print(f"exported {version.label} to {target}")
-    return 0
+def _exported(report: ExportReport) -> None:
+    number = report.version.number
+    shown = {
+        "deleted": f"deleted (not in v{number})",
+        "kept": f"not in v{number}, left in place (--prune deletes it)",
+    }
+    for path, what in report.files:
+        print(f"{path}: {shown.get(what, what)}")
+    print(f"exported {report.version.label} to {report.target}")
+
+
+COMMAND = Command("mapping", add_parser, run)

@@ -1,43 +1,25 @@
 """``mwl-broker messages``: list, show, reprocess and dismiss logged HL7 messages.
 
 Works with the broker running (it shares the broker's Redis) or stopped (it
-starts the embedded Redis for the command); see ``broker.cli.connect``.
+starts the embedded Redis for the command); see ``broker.cli.connect``. The work
+is ``broker.services.messages`` and ``broker.services.reprocess``.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
-from broker.audit import events as audit
-from broker.cli.common import (
-    command_audit,
-    command_options,
-    command_settings,
-    print_table,
-    printable,
-    when,
-)
-from broker.cli.connect import CommandRedis, redis_for_command
+from broker.cli.common import Command, Subparsers, command_services, print_table, printable, when
+from broker.cli.options import command_options, settings_from
 from broker.errors import BrokerError
-from broker.settings import Settings
-from broker.store.message_records import (
-    Intake,
-    MessageQuery,
-    MessageRecord,
-    MessageSummary,
-    Outcome,
-)
-from broker.store.msglog import MessageLog
-from broker.store.steps import Steps
-from broker.worklist.model import LogRecord
+from broker.services.messages import MessageService
+from broker.services.reprocess import Reprocessed
+from broker.store.message_records import MessageQuery, MessageRecord, MessageSummary, Outcome
 
-__all__ = ["add_messages_parser", "run_messages"]
-
-_ACCEPTED = {"AA", "CA"}
+__all__ = ["COMMAND"]
 
 
-def add_messages_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     common = command_options()
     p = sub.add_parser(
         "messages",
@@ -70,42 +52,23 @@ def add_messages_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         action.add_argument("id", metavar="ID", help="the message id shown by 'messages list'")
 
 
-def run_messages(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run one ``messages`` action; the exit status is 0 on success."""
-    settings = command_settings(args)
+    settings = settings_from(args)
     if args.action == "list" and args.limit < 1:
         raise BrokerError("--limit must be 1 or more")
-    with redis_for_command(settings) as conn:
-        mlog = _message_log(settings, conn)
+    with command_services(settings, f"messages {args.action}") as (services, _):
+        messages = services.messages
         if args.action == "list":
-            return _list(mlog, args)
+            return _list(messages, args)
         if args.action == "show":
-            _show(_get(mlog, args.id))
+            _show(messages.get(args.id))
             return 0
         if args.action == "dismiss":
-            if not mlog.dismiss(args.id):
-                _get(mlog, args.id)  # says so if the id is unknown
-                raise BrokerError(f"message {args.id} is not on the error list")
-            dismissed = audit.AuditEvent(audit.AuditType.MESSAGE_DISMISS, target=args.id)
-            command_audit(settings, conn.client, "messages dismiss").record(dismissed)
+            messages.dismiss(args.id)
             print(f"message {args.id} dismissed: taken off the error list")
             return 0
-        return _reprocess(settings, conn, mlog, _get(mlog, args.id))
-
-
-def _message_log(settings: Settings, conn: CommandRedis) -> MessageLog:
-    from broker.app import build_message_log
-
-    return build_message_log(settings, conn.client)
-
-
-def _get(mlog: MessageLog, message_id: str) -> MessageRecord:
-    record = mlog.get(message_id)
-    if record is None:
-        raise BrokerError(
-            f"no message {message_id} in the message log (unknown id, or past retention)"
-        )
-    return record
+        return _reprocessed(services.reprocess.reprocess(args.id))
 
 
 def _sender(row: MessageSummary) -> str:
@@ -134,7 +97,7 @@ def _detail(row: MessageSummary) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
-def _list(mlog: MessageLog, args: argparse.Namespace) -> int:
+def _list(messages: MessageService, args: argparse.Namespace) -> int:
     query = MessageQuery(
         errors_only=args.errors,
         warnings_only=args.warnings,
@@ -145,12 +108,14 @@ def _list(mlog: MessageLog, args: argparse.Namespace) -> int:
         before_id=args.before,
         limit=args.limit,
     )
-    page = mlog.find(query)
+    page = messages.find(query)
     if not page.items:
         print("no error waiting" if args.errors else "no message found")
         return 0
     if args.warnings:
-        print(f"({mlog.count(warnings_only=True)} message(s) in the log answered with warnings)")
+        print(
+            f"({messages.count(warnings_only=True)} message(s) in the log answered with warnings)"
+        )
     header = ("ID", "RECEIVED", "OUTCOME", "ACK", "TYPE", "CONTROL ID", "SENDER", "DETAIL")
     rows = [
         (r.id, when(r.received_at), r.outcome.value, r.ack_code, r.message_type,
@@ -213,72 +178,25 @@ def _say(line: str) -> None:
     print(printable(line))
 
 
-class _Reprocessing:
-    """Records the reprocessed message as such, and remembers the id it got."""
-
-    def __init__(self, inner: MessageLog, original_id: str) -> None:
-        self.inner = inner
-        self.original_id = original_id
-        self.message_id = ""
-
-    def record_steps(self, intake: Intake) -> Steps[str]:
-        inner = self.inner.record_steps(replace(intake, reprocess_of=self.original_id))
-        self.message_id = yield from inner
-        return self.message_id
-
-    def applied_record(self, intake: Intake) -> LogRecord:
-        return self.inner.applied_record(replace(intake, reprocess_of=self.original_id))
-
-    def written(self, message_id: str) -> None:
-        self.message_id = message_id
-
-
-def _reprocess(
-    settings: Settings, conn: CommandRedis, mlog: MessageLog, original: MessageRecord
-) -> int:
-    """The stored bytes through the same router code path as a received message."""
-    from broker.app import build_store, router_config
-    from broker.mllp.client import summarize_ack
-    from broker.services.routing import HL7Router
-    from broker.store.keys import KeySchema
-    from broker.store.mapping_live import LiveMappings
-    from broker.store.mapping_versions import MappingVersions
-
-    versions = MappingVersions(conn.client, KeySchema(settings.redis_key_prefix))
-    live = LiveMappings(versions, settings.mappings_dir)
-    live.load()  # the active version, as the broker maps with it
-    registry = live.current()
-    old = original.summary
-    capture = _Reprocessing(mlog, old.id)
-    router = HL7Router(
-        build_store(settings, conn.client),
-        lambda: registry,
-        router_config(settings),
-        recorder=capture,
-    )
-    ack = router.handle(original.raw, f"reprocess of message {old.id}")
-    summary = summarize_ack(ack)
-    new_id = capture.message_id or "(not recorded)"
-    command_audit(settings, conn.client, "messages reprocess").record(
-        audit.AuditEvent(
-            audit.AuditType.MESSAGE_REPROCESS,
-            audit.Outcome.SUCCESS if summary.code in _ACCEPTED else audit.Outcome.FAILED,
-            target=old.id,
-            details={"ack": summary.code, "new_id": capture.message_id},
-        )
-    )
+def _reprocessed(done: Reprocessed) -> int:
+    """What a reprocess gave: the new id, the ACK, and whether the error list changed."""
+    old, summary = done.original.summary, done.summary
+    new_id = done.new_id or "(not recorded)"
     print(
         f"message {old.id} reprocessed as message {new_id}: {summary.code} {summary.text}".rstrip()
     )
     for err in summary.errors:
         print(f"  ERR {err}")
     print("ACK:")
-    for line in _segments(ack, original.charset):
+    for line in _segments(done.ack, done.original.charset):
         print(f"  {line}")
-    if summary.code not in _ACCEPTED:
+    if not summary.accepted:
         if old.on_error_list:
             print(f"message {old.id} stays on the error list")
         return 1
-    if mlog.resolve(old.id, f"reprocessed as message {new_id}, {summary.code}"):
+    if done.resolved:
         print(f"message {old.id} taken off the error list")
     return 0
+
+
+COMMAND = Command("messages", add_parser, run)

@@ -4,19 +4,19 @@ The same purge the broker runs every ``retention_interval_seconds``
 (``broker.store.retention``), with the settings' retention days. With
 ``--dry-run`` it only lists what would go. It prints counts by reason and, per
 entry, its id, status, SPS start date and accession number: never a patient's
-name. Works with the broker running or stopped (``broker.cli.connect``).
+name. Works with the broker running or stopped (``broker.cli.connect``); the work
+is ``broker.services.purge``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from broker.audit.events import AuditEvent, AuditType
-from broker.cli.common import command_audit, command_options, command_settings, print_table
-from broker.cli.connect import redis_for_command
+from broker.cli.common import Command, Subparsers, command_services, print_table
+from broker.cli.options import command_options, settings_from
 from broker.store.retention import PurgeReport
 
-__all__ = ["add_purge_parser", "run_purge"]
+__all__ = ["COMMAND"]
 
 _REASONS = {
     "ended": "ended (COMPLETED, CANCELED, DISCONTINUED) longer ago than retention_ended_days",
@@ -24,7 +24,7 @@ _REASONS = {
 }
 
 
-def add_purge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     text = "remove expired worklist entries and MPPS instances (retention_* settings)"
     p = sub.add_parser(
         "purge",
@@ -42,26 +42,13 @@ def add_purge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
 
 
-def run_purge(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the purge (or the dry run) and print what went; exit status 0."""
-    from broker.app import build_retention, build_store
-
-    settings = command_settings(args)
-    with redis_for_command(settings) as conn:
-        retention = build_retention(settings, build_store(settings, conn.client))
-        report = retention.run(dry_run=args.dry_run)
-        command_audit(settings, conn.client, "purge").record(_audit_event(report))
+    settings = settings_from(args)
+    with command_services(settings, "purge") as (services, _):
+        report = services.purge.run(dry_run=args.dry_run)
     _print(report)
     return 0
-
-
-def _audit_event(report: PurgeReport) -> AuditEvent:
-    """The purge's record: what was (or would be) removed, counted; a dry run too, as it
-    lists entries."""
-    entries = len(report.entries) if report.dry_run else report.removed_entries
-    mpps = len(report.mpps) if report.dry_run else report.removed_mpps
-    details = {"dry_run": report.dry_run, "entries": entries, "mpps": mpps}
-    return AuditEvent(AuditType.PURGE, details=details)
 
 
 def _print(report: PurgeReport) -> None:
@@ -84,3 +71,6 @@ def _print(report: PurgeReport) -> None:
         print_table(("REASON", "STATUS", "SPS DATE", "ACCESSION", "ENTRY"), rows)
     for uid in report.mpps:
         print(f"MPPS {uid}")
+
+
+COMMAND = Command("purge", add_parser, run)

@@ -343,28 +343,6 @@ class WorklistFindService:
             if excluded(query, entry, plan, pn_case_insensitive=self._pn_case_insensitive) is None:
                 yield entry
 
-    def explain(
-        self, query: Dataset, entries: list[Dataset], caller: str, address: str | None = None
-    ) -> tuple[ScannerProfile | None, list[list[str] | None]]:
-        """``mwl-broker explain``: the caller's profile, and for each entry why it would not
-        be answered to ``query`` (None: it would), by the very checks C-FIND uses. Without
-        ``address`` the source address is not checked."""
-        if address is None:
-            profile = self._profiles.regardless_of_address(caller)
-        else:
-            profile = self._profiles.for_caller(caller, address)
-        if profile is None:
-            return None, [["the calling AE title (or its address) may not connect"]] * len(entries)
-        plan = self._plan(query, profile)
-        if plan.nothing:
-            return profile, [["the query asks for a station outside the profile's scope"]] * len(
-                entries
-            )
-        ci = self._pn_case_insensitive
-        return profile, [
-            excluded(query, e, plan, pn_case_insensitive=ci, why=True) for e in entries
-        ]
-
     def _collected(
         self,
         event: FindEvent,

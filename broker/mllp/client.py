@@ -1,20 +1,20 @@
-"""Blocking MLLP client and ACK reader, for ``mwl-broker send`` and our own tests.
+"""Blocking MLLP client, for ``mwl-broker send`` and our own tests.
 
-``split_messages`` turns a file as people keep them (LF or CRLF line ends,
-blank lines, several messages, batch wrappers) into wire-ready messages;
 ``MLLPClient`` sends one message at a time and waits for its ACK (HL7 v2.5.1
-§2.9, original acknowledgment rules); ``summarize_ack`` reads MSA and ERR.
+§2.9, original acknowledgment rules). Reading files into messages
+(``split_messages``, :mod:`broker.hl7.files`) and reading ACKs (``summarize_ack``,
+:mod:`broker.hl7.ack_summary`) need no connection; they are importable from here too.
 """
 
 from __future__ import annotations
 
 import socket
 import time
-from dataclasses import dataclass
 from types import TracebackType
 
 from broker.errors import BrokerError
-from broker.hl7.codes import Severity
+from broker.hl7.ack_summary import AckSummary, summarize_ack
+from broker.hl7.files import split_messages
 from broker.mllp.framing import FrameTooLarge, MLLPDecoder, frame
 
 __all__ = [
@@ -26,46 +26,10 @@ __all__ = [
 ]
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-_BATCH_SEGMENTS = (b"FHS", b"BHS", b"BTS", b"FTS")
-_WARNING = Severity.WARNING.value
-_STRIP_FROM_LINES = b"\x0b\x1c"  # MLLP block characters left in captured files
-_UTF8_BOM = b"\xef\xbb\xbf"
-# Comment lines people put between messages in files (C, C++ and shell style).
-# No HL7 segment starts with these: segment IDs are letters and digits (HL7 v2.5.1 §2.5.1).
-_COMMENT_STARTS = (b"//", b"/*", b"*", b"#")
 
 
 class MLLPClientError(BrokerError):
     """The peer could not be reached, or gave no usable response in time."""
-
-
-def split_messages(data: bytes) -> list[bytes]:
-    """Split file content into HL7 messages, each segment ended by ``\\r``.
-
-    HL7 v2.5.1 §2.5.4: the segment terminator is CR alone; files use LF or
-    CRLF too, so any of CR, LF and CRLF ends a segment. Blank lines are dropped;
-    a segment starting ``MSH`` starts a new message. Batch and file header and
-    trailer segments (FHS, BHS, BTS, FTS; §2.10.3) are dropped, leaving the
-    messages they wrap, and so are comment lines (starting ``//``, ``/*``,
-    ``*`` or ``#``). Raises ``ValueError`` for a segment before any MSH.
-    """
-    if data.startswith(_UTF8_BOM):
-        data = data[len(_UTF8_BOM) :]
-    lines = data.replace(b"\r\n", b"\r").replace(b"\n", b"\r").split(b"\r")
-    messages: list[list[bytes]] = []
-    for number, raw in enumerate(lines, start=1):
-        line = raw.translate(None, _STRIP_FROM_LINES)
-        if not line.strip() or line[:3] in _BATCH_SEGMENTS:
-            continue
-        if line.lstrip().startswith(_COMMENT_STARTS):
-            continue
-        if line.startswith(b"MSH"):
-            messages.append([])
-        elif not messages:
-            name = line[:3].decode("ascii", errors="replace")
-            raise ValueError(f"segment {number} ({name!r}) comes before any MSH segment")
-        messages[-1].append(line)
-    return [b"\r".join(segments) + b"\r" for segments in messages]
 
 
 class MLLPClient:
@@ -132,154 +96,3 @@ class MLLPClient:
             ) from exc
         except OSError as exc:
             raise MLLPClientError(f"connection to {self.address} failed: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class AckSummary:
-    """What an ACK says: MSA-1, MSA-2, MSA-3 and one readable line per ERR."""
-
-    code: str
-    control_id: str
-    text: str
-    errors: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Delimiters:
-    field: str = "|"
-    component: str = "^"
-    repetition: str = "~"
-    escape: str = "\\"
-    subcomponent: str = "&"
-
-
-_COMMIT_BLOCKS = {
-    b"\x06": AckSummary("CA", "", "MLLP commit acknowledgement (no HL7 ACK was asked for)", ()),
-    b"\x15": AckSummary(
-        "CR", "", "MLLP negative commit acknowledgement: nothing stored, resend later", ()
-    ),
-}
-
-
-def summarize_ack(ack: bytes) -> AckSummary:
-    """Read MSA-1/2/3 and the ERR segments of an ACK (HL7 v2.5.1 §2.15.8, §2.15.5).
-
-    Delimiters come from the ACK's MSH-1 and MSH-2. Each ERR becomes e.g.
-    ``"PID-3 101 Required field missing: PID-3 (patient identifier) is empty"``
-    from ERR-2 (location), ERR-3.1/3.2 (code, text) and ERR-8 (user message),
-    preceded by ``"warning "`` when ERR-4 (severity) is W;
-    v2.3-style ERR-1 (segment^sequence^field^code&text) is read when ERR-2 and
-    ERR-3 are empty. An MLLP Release 2 commit block (0x06, or 0x15 for a
-    negative one), sent when MSH-15 asked for no HL7 accept ACK, reads as CA or
-    CR. Raises ``ValueError`` if there is no MSA segment.
-    """
-    if ack in _COMMIT_BLOCKS:
-        return _COMMIT_BLOCKS[ack]
-    text = ack.decode("utf-8", errors="replace")
-    segments = [s for s in text.replace("\n", "\r").split("\r") if s.strip()]
-    delims = _delimiters(segments[0]) if segments else _Delimiters()
-    msa: list[str] | None = None
-    errors: list[str] = []
-    for segment in segments:
-        fields = segment.split(delims.field)
-        if fields[0] == "MSA" and msa is None:
-            msa = fields
-        elif fields[0] == "ERR":
-            errors.extend(_describe_err(fields, delims))
-    if msa is None:
-        raise ValueError("the response has no MSA segment")
-    return AckSummary(
-        code=_field(msa, 1),
-        control_id=_unescape(_field(msa, 2), delims),
-        text=_unescape(_field(msa, 3), delims),
-        errors=tuple(errors),
-    )
-
-
-def _delimiters(msh: str) -> _Delimiters:
-    """MSH-1 is the field separator; MSH-2 the other four (HL7 v2.5.1 §2.5.4)."""
-    if not msh.startswith("MSH") or len(msh) < 4:
-        return _Delimiters()
-    encoding = msh[4:].split(msh[3], 1)[0][:4]
-    chars = encoding + "^~\\&"[len(encoding) :]
-    return _Delimiters(msh[3], chars[0], chars[1], chars[2], chars[3])
-
-
-def _field(fields: list[str], index: int) -> str:
-    return fields[index] if index < len(fields) else ""
-
-
-def _describe_err(fields: list[str], d: _Delimiters) -> list[str]:
-    """Readable lines for one ERR segment (v2.5 ERR-2/3/8, else v2.3 ERR-1)."""
-    locations = [_location(r.split(d.component)) for r in _field(fields, 2).split(d.repetition)]
-    location = ", ".join(loc for loc in locations if loc)
-    condition = _field(fields, 3).split(d.repetition)[0].split(d.component)
-    code, label = _field(condition, 0), _field(condition, 1)
-    message = _field(fields, 8).split(d.repetition)[0]
-    if location or code or label or message:
-        warning = "warning " if _field(fields, 4) == _WARNING else ""  # ERR-4, table 0516
-        return [warning + _line(location, code, label, message, d)]
-    lines = []
-    for repetition in _field(fields, 1).split(d.repetition):
-        parts = repetition.split(d.component)
-        error = _field(parts, 3).split(d.subcomponent)
-        line = _line(_location(parts[:3]), _field(error, 0), _field(error, 1), "", d)
-        if line:
-            lines.append(line)
-    return lines
-
-
-def _location(parts: list[str]) -> str:
-    """ERL (segment^sequence^field^repetition^component^sub) as ``"PID-3"``, ``"OBR[2]-4.1"``.
-
-    HL7 v2.5.1 ch. 2A, data type ERL; the v2.3 ELD starts with the same three.
-    """
-    segment = _field(parts, 0)
-    if not segment:
-        return ""
-    sequence = _field(parts, 1)
-    text = segment + (f"[{sequence}]" if sequence not in ("", "1") else "")
-    position = [_field(parts, 2), _field(parts, 4), _field(parts, 5)]
-    if position[0]:
-        text += "-" + ".".join(_leading(position))
-    return text
-
-
-def _leading(values: list[str]) -> list[str]:
-    """The values up to the first empty one."""
-    out: list[str] = []
-    for value in values:
-        if not value:
-            break
-        out.append(value)
-    return out
-
-
-def _line(location: str, code: str, label: str, message: str, d: _Delimiters) -> str:
-    head = " ".join(p for p in (location, code, _unescape(label, d)) if p)
-    message = _unescape(message, d)
-    if head and message:
-        return f"{head}: {message}"
-    return head or message
-
-
-def _unescape(value: str, d: _Delimiters) -> str:
-    """Undo the delimiter escapes \\F\\ \\S\\ \\T\\ \\R\\ \\E\\ (HL7 v2.5.1 §2.7)."""
-    if d.escape not in value:
-        return value
-    table = {"F": d.field, "S": d.component, "T": d.subcomponent, "R": d.repetition}
-    table["E"] = d.escape
-    table[".br"] = " "
-    parts = value.split(d.escape)
-    out = [parts[0]]
-    last = len(parts) - 1
-    # Odd-numbered parts sit between two escape characters.
-    for index in range(1, len(parts)):
-        part = parts[index]
-        if index % 2 == 0:
-            out.append(part)
-        elif index == last:
-            out.append(d.escape + part)  # unpaired escape character: keep it
-        else:
-            out.append(table.get(part, d.escape + part + d.escape))
-    return "".join(out)

@@ -27,6 +27,7 @@ when absent). Group lengths and (0008,0005) are not kept.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -40,6 +41,8 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
+from broker.audit.events import AuditEvent, AuditType, Outcome
+from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.store.worklist import WorklistStore
 from broker.worklist import dicom_json
 from broker.worklist.model import OrderAction, OrderChange
@@ -47,6 +50,7 @@ from broker.worklist.model import OrderAction, OrderChange
 __all__ = [
     "FileOutcome",
     "FileReport",
+    "ImportService",
     "UnusableFile",
     "WorklistFile",
     "import_folder",
@@ -288,3 +292,34 @@ def _apply(store: WorklistStore, wl: WorklistFile, dry_run: bool) -> FileReport:
         if result.skipped == len(wl.changes):
             return FileReport(wl.name, FileOutcome.UNCHANGED, detail, notes)
     return FileReport(wl.name, outcome, detail, notes)
+
+
+class ImportService:
+    """Imports worklist folders into one store; each import is on the audit trail."""
+
+    def __init__(self, store: WorklistStore, audit: AuditSink = NO_AUDIT) -> None:
+        self._store = store
+        self._audit = audit
+
+    def __repr__(self) -> str:
+        return f"ImportService({self._store!r})"
+
+    def run(self, folder: Path, *, dry_run: bool = False) -> Iterator[FileReport]:
+        """:func:`import_folder`, one report per file as it is done; once the last one is,
+        the import is recorded with its counts by outcome (failed if a file was skipped)."""
+        counts: Counter[FileOutcome] = Counter()
+        for report in import_folder(self._store, folder, dry_run=dry_run):
+            counts[report.outcome] += 1
+            yield report
+        skipped = counts[FileOutcome.SKIPPED]
+        self._audit.record(
+            AuditEvent(
+                AuditType.IMPORT,
+                Outcome.FAILED if skipped else Outcome.SUCCESS,
+                target=str(folder.absolute()),
+                details={
+                    "dry_run": dry_run,
+                    **{o.value: counts[o] for o in FileOutcome if counts[o]},
+                },
+            )
+        )

@@ -1,10 +1,10 @@
 """Mapping preview: what the broker would make of one HL7 message, and why.
 
-The library part of ``mwl-broker mapping preview MESSAGE.hl7``. The message is
-decoded by the router's own :class:`broker.hl7.message.MessageDecoder`, built
-from the same settings (default and per-sender charsets, the UTF-8 correction,
-per-sender MSH-7 zones), and mapped as the HL7 router does (message type
-check, order or patient mapping) with a
+The library part of ``mwl-broker mapping preview MESSAGE.hl7``. The message goes
+through the router's own dispatch (:class:`broker.services.dispatch.Dispatcher`,
+built from the same settings): decoded as if it came from ``peer`` (default and
+per-sender charsets, the UTF-8 correction, per-sender MSH-7 zones), its type
+checked, and mapped by the order or patient mapping the router would choose, with a
 :class:`broker.mapping.preview_model.Recorder` recording, per attribute, which
 source gave the value (an HL7 path, a constant, a generated value, a fallback,
 a default), what was read, the transforms applied and the paths found empty,
@@ -19,7 +19,7 @@ the text. The result types live in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -28,7 +28,7 @@ from broker.errors import HL7Error
 from broker.hl7.ack import hl7_location
 from broker.hl7.codes import ErrorCode
 from broker.hl7.message import MessageDecoder, ParsedMessage, peek_header
-from broker.hl7.validate import HeaderPolicy, check_header
+from broker.hl7.validate import check_header
 from broker.mapping.engine import map_message
 from broker.mapping.patient import map_patient_message
 from broker.mapping.preview_model import (
@@ -44,7 +44,8 @@ from broker.mapping.preview_model import (
 )
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import SPS_SEQUENCE
-from broker.worklist.model import OrderAction, entry_dataset
+from broker.services.dispatch import Dispatcher
+from broker.worklist.model import MappingResult, OrderAction, entry_dataset
 from broker.worklist.ordering import message_time
 
 __all__ = [
@@ -66,31 +67,37 @@ _SPS_STATUS = f"{SPS_SEQUENCE} > ScheduledProcedureStepStatus"
 _CONTROL = Attempt(0, "order_control", "order_control row (ORC-1, ORC-5)", (), (), (), (), None)
 
 
-def preview(raw: bytes, registry: MappingRegistry, decoder: MessageDecoder) -> Preview:
-    """Decode ``raw`` with ``decoder``, map it with ``registry``'s mapping for its type,
-    trace every value.
+def preview(
+    raw: bytes,
+    registry: MappingRegistry,
+    dispatch: Dispatcher | MessageDecoder,
+    peer: str = "",
+) -> Preview:
+    """Decode ``raw`` as received from ``peer`` (``""``: from no configured sender), map it
+    with ``registry``'s mapping for its type, trace every value. ``dispatch`` is the
+    router's dispatch, or a bare decoder (then no sender is known by its address).
 
     Never raises :class:`HL7Error`: a message that cannot be decoded or mapped
     gives a :class:`Preview` whose ``error`` is what the router would answer.
     """
+    if isinstance(dispatch, MessageDecoder):
+        dispatch = Dispatcher(dispatch)
     header = peek_header(raw) or {}
     message_type, control_id = header.get("message_type", ""), header.get("control_id", "")
     recorder, name, version, decoding = Recorder(), "", "", None
     try:
-        parsed = decoder.decode(raw)
+        parsed = dispatch.decode(raw, peer)
         message_type, control_id = parsed.message_type, parsed.control_id
         decoding = _decoding(parsed)
         # The router's type check; its site settings (MSH-11, MSH-12, senders) are not applied.
-        types = registry.supported_types()
-        check_header(parsed, HeaderPolicy(types, frozenset({parsed.processing_id})))
-        patient_spec, spec = registry.for_patient_message(message_type), None
+        check_header(parsed, dispatch.type_policy(registry, parsed))
+        spec, patient_spec = dispatch.route(parsed, registry)
         if patient_spec is not None:
             name, version = patient_spec.name, patient_spec.version
             adt = map_patient_message(
                 parsed.segments, patient_spec, message_type=message_type, trace=recorder
             )
         else:
-            spec = registry.for_message(message_type)
             assert spec is not None  # check_header refused every type without a mapping
             name, version = spec.name, spec.version
             mapped = map_message(parsed.segments, spec, message_type=message_type, trace=recorder)
@@ -107,6 +114,15 @@ def preview(raw: bytes, registry: MappingRegistry, decoder: MessageDecoder) -> P
         )
         head = (message_type, control_id, name, version)
         return Preview(*head, (), adt.action, patients, decoding=decoding, warnings=adt.truncations)
+    changes = _order_changes(mapped, traces, recorder)
+    head = (message_type, control_id, name, version)
+    return Preview(*head, changes=changes, decoding=decoding, warnings=mapped.truncations)
+
+
+def _order_changes(
+    mapped: MappingResult, traces: Iterator[list[AttributeTrace]], recorder: Recorder
+) -> tuple[ChangePreview, ...]:
+    """Each order change with its entries, their traces and the stations that see them."""
     changes, index = [], 0
     for change in mapped.changes:
         entries = []
@@ -119,8 +135,7 @@ def preview(raw: bytes, registry: MappingRegistry, decoder: MessageDecoder) -> P
             index += 1
         key, status_ = change.order_key, change.status
         changes.append(ChangePreview(change.action, key, status_, tuple(entries)))
-    head = (message_type, control_id, name, version)
-    return Preview(*head, changes=tuple(changes), decoding=decoding, warnings=mapped.truncations)
+    return tuple(changes)
 
 
 def _decoding(parsed: ParsedMessage) -> Decoding:

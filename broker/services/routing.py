@@ -33,13 +33,13 @@ from broker.hl7.ackmode import Responder
 from broker.hl7.codes import AckCode, ErrorCode
 from broker.hl7.message import MessageDecoder, ParsedMessage
 from broker.hl7.senders import SenderSet
-from broker.hl7.validate import HeaderPolicy
 from broker.mapping.engine import map_message
 from broker.mapping.patient import map_patient_message
 from broker.mapping.patient_spec import PatientSpec
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
 from broker.services.admission import admit
+from broker.services.dispatch import Dispatcher, SitePolicy
 from broker.store import steps
 from broker.store.message_records import Intake, IntakeNotes, MessageRecorder, Outcome, intake_from
 from broker.store.patients import PatientStore
@@ -94,6 +94,8 @@ class HL7Router:
         self._config = config
         self._recorder = recorder
         self._responder = Responder(config.application, config.facility, config.clock)
+        site = SitePolicy(config.processing_ids, config.versions, config.accepted_senders)
+        self._dispatch = Dispatcher(config.decoder, config.senders, site)
 
     def _ack(
         self,
@@ -141,7 +143,7 @@ class HL7Router:
         started, notes = time.perf_counter(), IntakeNotes()
         arrival = _Arrival(raw, peer, self._config.clock.now())
         try:
-            msg = self._config.decoder.decode(raw)
+            msg = self._dispatch.decode(raw, peer)
         except HL7Error as e:
             return (yield from self._undecodable(arrival, e, notes))
         ctx = context_from_message(msg)
@@ -149,13 +151,9 @@ class HL7Router:
             ack, summary = yield from self._process(msg, ctx, arrival, notes)
         except Exception as e:  # every failure is answered, with what it means for the sender
             ack, summary = self._failure(ctx, (msg, peer), e, notes)
+        ms = (time.perf_counter() - started) * 1000
         log.info(
-            "[%s] msg %s %s: %s (%.1f ms)",
-            peer,
-            msg.control_id,
-            msg.message_type,
-            summary,
-            (time.perf_counter() - started) * 1000,
+            "[%s] msg %s %s: %s (%.1f ms)", peer, msg.control_id, msg.message_type, summary, ms
         )
         if not notes.logged:  # an applied order was recorded with its changes
             notes.application_ack = self._application_ack(ctx, notes)
@@ -164,12 +162,9 @@ class HL7Router:
 
     def _undecodable(self, arrival: _Arrival, error: HL7Error, notes: IntakeNotes) -> Steps[bytes]:
         """The answer to bytes that could not be decoded (charset, header), recorded."""
+        code, err = error.ack_code.value, error.err_code.value
         log.info(
-            "[%s] undecodable message answered %s %s at %s",
-            arrival.peer,
-            error.ack_code.value,
-            error.err_code.value,
-            error.location,
+            "[%s] undecodable message answered %s %s at %s", arrival.peer, code, err, error.location
         )
         notes.failed(error)
         raw_ctx = context_from_raw(arrival.raw)
@@ -243,14 +238,11 @@ class HL7Router:
     ) -> Steps[tuple[bytes, str]]:
         registry = self._registry()
         c = self._config
-        policy = HeaderPolicy(
-            registry.supported_types(), c.processing_ids, c.versions, c.accepted_senders
-        )
+        policy = self._dispatch.policy(registry)
         sent = message_time(msg.message_datetime, msg.zone)  # None: no ordering information
         skew = (sent, arrival.received, c.max_clock_skew)  # MSH-7, our time, the limit
         admit(msg, arrival.peer, policy, c.senders, skew, c.audit)
-        spec = registry.for_message(msg.message_type)
-        patient_spec = registry.for_patient_message(msg.message_type)
+        spec, patient_spec = self._dispatch.route(msg, registry)
         key = DedupKey(msg.sending_application, msg.sending_facility, msg.control_id)
         digest = hashlib.sha256(arrival.raw).hexdigest()
         if patient_spec is not None:

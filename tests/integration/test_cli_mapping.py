@@ -146,6 +146,24 @@ def test_preview_decodes_with_the_charsets_and_zones_of_the_config_file(tmp_path
     assert "M\u00fcller" not in refused.stdout
 
 
+def test_preview_from_a_peer_decodes_with_the_charset_of_its_senders_table(
+    tmp_path: Path,
+) -> None:
+    latin1 = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
+    message = tmp_path / "no_msh18.hl7"
+    message.write_bytes(latin1.replace(b"|8859/1\r", b"|\r", 1))
+    config = tmp_path / "broker.toml"  # the RIS known by its address, not by MSH-3
+    config.write_text('[hl7_senders.RIS]\naddresses = ["10.1.2.0/24"]\ncharset = "8859/1"\n')
+    where = ("--config", config, "--data-dir", tmp_path / "data", "--mappings-dir", MAPPINGS)
+    shown = mapping("preview", message, "--peer", "10.1.2.3", *where)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert re.search(r"\(0010,0010\) PN PatientName\s+M\u00fcller\^J\u00fcrgen", shown.stdout)
+    assert "Charset  iso8859-1\n" in shown.stdout
+    refused = mapping("preview", message, *where)  # no --peer: no sender's table applies
+    assert refused.returncode == 1
+    assert "Outcome  AE 102 at MSH-18" in refused.stdout
+
+
 class ServeProcess:
     """``mwl-broker serve`` on a shared Redis; its log lines are collected as they come."""
 

@@ -1,0 +1,72 @@
+"""``mwl-broker serve``: run the broker in the foreground until SIGINT/SIGTERM.
+
+The composition root (``broker.app.Broker``) starts everything and stops it in
+order. Exit status 0 after a signal, ``broker.app.EXIT_REDIS_LOST`` when the
+embedded redis-server died under it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from broker.cli.common import Command, Subparsers
+from broker.cli.options import SERVE_OPTIONS, add_options, settings_from
+from broker.common.logsafety import configure_logging
+from broker.settings import ENV_PREFIX, Settings
+
+__all__ = ["COMMAND"]
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the broker (MLLP listener, DICOM worklist SCP, Redis store)",
+        description=(
+            "Run the broker in the foreground. Settings come from --config (TOML), then "
+            f"{ENV_PREFIX}<SETTING> environment variables, then these flags. With no Redis URL "
+            "the broker runs its own redis-server with data in --data-dir."
+        ),
+    )
+    add_options(p, SERVE_OPTIONS)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve with the settings of the file, the environment and the flags."""
+    settings = settings_from(args, SERVE_OPTIONS)
+    configure_logging(settings.log_level, log_phi=settings.log_phi)
+    return asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> int:
+    """Run the broker until SIGINT/SIGTERM (exit status 0) or until it fails."""
+    from broker.app import EXIT_REDIS_LOST, Broker
+
+    broker = Broker(settings)
+    endpoints = await broker.start()
+    print(
+        f"mwl-broker ready\n"
+        f"  HL7 MLLP   {endpoints.hl7_host}:{endpoints.hl7_port}\n"
+        f"  DICOM MWL  {endpoints.dicom_host}:{endpoints.dicom_port} "
+        f"AE title {endpoints.ae_title}\n"
+        f"  Redis      {endpoints.redis}\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(broker.failed.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+        print("mwl-broker stopping", flush=True)
+        await broker.stop()
+    return EXIT_REDIS_LOST if broker.failed.is_set() else 0
+
+
+COMMAND = Command("serve", add_parser, run, log_level=None)

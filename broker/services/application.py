@@ -1,0 +1,174 @@
+"""The application: every use case of the broker on one Redis, for every face.
+
+``broker.app.build_services`` builds one :class:`Services` per process: ``serve``
+hands its parts to the MLLP listener (``intake``) and to the DICOM server (the
+store), a one-off command (``broker.cli``) calls the service it is about, and the
+admin console will call the same objects. Each part is built on first use, so a
+command builds only what it needs: ``mapping history`` never touches the worklist
+store, whose construction checks the key secret and migrates schema-1 keys
+(``broker.services.parts.build_store``).
+
+========================  ===================================================
+``intake``                the HL7 router (``routing``; ``batching`` runs it)
+``mappings``              check, preview, history, diff, publish, roll back, export
+``messages``              the message log: find, show, dismiss
+``reprocess``             a logged message through intake again
+``worklist``              search, explain why a scanner (does not) see an order
+``purge``                 the retention purge on demand
+``importer``              DCMTK / Orthanc worklist folders
+``keys``                  the Redis key schema, checked or migrated
+``audit_trail``           read the audit trail
+========================  ===================================================
+
+Services return values and raise :class:`broker.errors.BrokerError` (or its
+subclasses); they never print, and import no face.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import redis
+
+from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.dicom.profiles import ProfileSet, site_zone
+from broker.services.audit_trail import AuditTrailService
+from broker.services.dispatch import Dispatcher, SitePolicy
+from broker.services.importer import ImportService
+from broker.services.keys import KeySchemaService
+from broker.services.mappings import MappingService
+from broker.services.messages import MessageService
+from broker.services.parts import (
+    build_decoder,
+    build_message_log,
+    build_retention,
+    build_store,
+    router_config,
+)
+from broker.services.purge import PurgeService
+from broker.services.reprocess import ReprocessService
+from broker.services.routing import HL7Router
+from broker.services.worklist import WorklistService
+from broker.settings import Settings
+from broker.store.keys import KeySchema
+from broker.store.mapping_live import LiveMappings
+from broker.store.mapping_versions import MappingVersions
+from broker.store.msglog import MessageLog
+from broker.store.retention import Retention
+from broker.store.scripts import ScriptRunner
+from broker.store.worklist import WorklistStore
+
+__all__ = ["Services"]
+
+
+class Services:
+    """The use cases on ``client`` (see the module docstring); ``audit`` records what they
+    change: the broker's audit trail in ``serve``, a command's own in the CLI."""
+
+    def __init__(self, settings: Settings, client: redis.Redis, audit: AuditSink = NO_AUDIT):
+        self.settings = settings
+        self.client = client
+        self.audit = audit
+
+    def __repr__(self) -> str:
+        return f"Services(prefix={self.settings.redis_key_prefix!r})"
+
+    # -- parts -------------------------------------------------------------
+
+    def _store(self) -> WorklistStore:
+        """The store, for a service that builds it only when it gets that far."""
+        return self.store
+
+    @cached_property
+    def store(self) -> WorklistStore:
+        """The worklist store (key secret checked, schema-1 keys migrated first)."""
+        return build_store(self.settings, self.client)
+
+    @cached_property
+    def message_log(self) -> MessageLog:
+        return build_message_log(self.settings, self.client)
+
+    @cached_property
+    def mapping_versions(self) -> MappingVersions:
+        keys = KeySchema(self.settings.redis_key_prefix)
+        scripts = ScriptRunner(self.client, wait_replicas=self.settings.redis_wait_replicas)
+        return MappingVersions(self.client, keys, audit=self.audit, scripts=scripts)
+
+    @cached_property
+    def live_mappings(self) -> LiveMappings:
+        """The active mapping version (``load`` it; ``serve`` also ``start``s it)."""
+        return LiveMappings(self.mapping_versions, self.settings.mappings_dir)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        """How received bytes are decoded and dispatched, as intake does it."""
+        s = self.settings
+        site = SitePolicy(
+            frozenset(s.hl7_processing_ids),
+            frozenset(s.hl7_versions),
+            frozenset(s.hl7_accepted_senders),
+        )
+        return Dispatcher(build_decoder(s), s.senders, site)
+
+    @cached_property
+    def profiles(self) -> ProfileSet:
+        s = self.settings
+        return ProfileSet.parse(s.dicom_scanners, allow_unknown=s.dicom_allow_unknown_callers)
+
+    @cached_property
+    def retention(self) -> Retention:
+        return build_retention(self.settings, self.store)
+
+    # -- use cases ---------------------------------------------------------
+
+    @cached_property
+    def intake(self) -> HL7Router:
+        """The HL7 router on the live mappings, recording into the message log."""
+        config = router_config(self.settings, self.audit)
+        live = self.live_mappings
+        return HL7Router(self.store, live.current, config, recorder=self.message_log)
+
+    @cached_property
+    def mappings(self) -> MappingService:
+        return MappingService(self.mapping_versions, self.settings.mappings_dir, self.dispatcher)
+
+    @cached_property
+    def messages(self) -> MessageService:
+        return MessageService(self.message_log, self.audit)
+
+    @cached_property
+    def reprocess(self) -> ReprocessService:
+        # The router's own refusals are not audited again: the reprocess record says it.
+        config = router_config(self.settings)
+        log, mappings = self.message_log, self.live_mappings
+        return ReprocessService(log, self._store, mappings, config, self.audit)
+
+    @cached_property
+    def worklist(self) -> WorklistService:
+        s = self.settings
+        return WorklistService(
+            self.store,
+            self.profiles,
+            max_answers=s.dicom_max_answers,
+            hidden_statuses=frozenset(s.dicom_hidden_statuses),
+            pn_case_insensitive=s.dicom_pn_case_insensitive,
+            zone=site_zone(s.site_timezone),
+            profiled=bool(s.dicom_scanners),
+        )
+
+    @cached_property
+    def purge(self) -> PurgeService:
+        return PurgeService(self.retention, self.audit)
+
+    @cached_property
+    def importer(self) -> ImportService:
+        return ImportService(self.store, self.audit)
+
+    @cached_property
+    def keys(self) -> KeySchemaService:
+        return KeySchemaService(self.settings, self.client, self._store)
+
+    @cached_property
+    def audit_trail(self) -> AuditTrailService:
+        stream = KeySchema(self.settings.redis_key_prefix).audit()
+        return AuditTrailService(self.client, stream, self.audit)

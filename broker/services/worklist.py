@@ -1,0 +1,161 @@
+"""The worklist as an admin looks at it: search entries, and explain why a scanner does
+(not) see an order.
+
+An explanation runs the entries of an accession number (or a Patient ID) through
+the very checks a C-FIND from that scanner goes through (``broker.dicom.plan``, as
+``broker.dicom.find`` uses it): its profile, the station scope, the profile's
+defaults, hidden statuses and each key of the query the scanner is assumed to
+send. The assumed query is a station poll (PS3.4 K.6.1.2, IHE RAD-5): Scheduled
+Station AE Title = the scanner's AE title and today's SPS Start Date, unless the
+request says otherwise. With an address, the association's acceptance policy is
+checked for it; without one, only whether the AE title may connect from
+somewhere. Nothing is changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pydicom import config as dicom_config
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+
+from broker.common.clock import SYSTEM_CLOCK, Clock, local_date
+from broker.dicom.plan import excluded, make_plan
+from broker.dicom.profiles import ProfileSet, ScannerProfile
+from broker.store.worklist import WorklistStore
+from broker.worklist.model import CandidateCriteria
+
+__all__ = ["ExplainRequest", "Explanation", "WorklistService"]
+
+_MAY_NOT_CONNECT = "the calling AE title (or its address) may not connect"
+_OUT_OF_SCOPE = "the query asks for a station outside the profile's scope"
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """Which entries, which scanner, and what it is assumed to ask."""
+
+    aet: str  # the scanner's calling AE title
+    accession: str | None = None  # the order's Accession Number, or
+    patient_id: str | None = None  # every entry of this Patient ID
+    address: str | None = None  # its source address; None: not checked
+    station: str | None = None  # Scheduled Station AE Title asked; None: ``aet``
+    date: str | None = None  # SPS Start Date asked: YYYYMMDD, A-B, "none"; None: today
+    modality: str | None = None  # Modality asked; None: no key
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The scanner's profile (None: its association would be rejected, ``refusal`` says
+    why), the query assumed, and for each entry why it is not seen (None: it is)."""
+
+    query: Dataset
+    profile: ScannerProfile | None
+    refusal: str
+    hidden: frozenset[str]  # the statuses the profile hides
+    profiled: bool  # the site has [scanners] tables (the default "*" too)
+    entries: tuple[Dataset, ...]
+    reasons: tuple[list[str] | None, ...]
+
+    @property
+    def seen(self) -> int:
+        return sum(reason is None for reason in self.reasons)
+
+
+class WorklistService:
+    """Reads of the worklist for people: search and explain."""
+
+    def __init__(
+        self,
+        store: WorklistStore,
+        profiles: ProfileSet,
+        *,
+        max_answers: int,
+        hidden_statuses: frozenset[str],
+        pn_case_insensitive: bool = True,
+        zone: dt.tzinfo | None = None,
+        profiled: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._store = store
+        self._profiles = profiles
+        self._max_answers = max_answers
+        self._hidden = hidden_statuses
+        self._pn_case_insensitive = pn_case_insensitive
+        self._zone = zone  # the site's: defines "today"; None: the machine's
+        self._profiled = profiled  # the site has [scanners] tables (the default "*" too)
+        self._clock = clock  # whose "today" it is
+
+    def __repr__(self) -> str:
+        return f"WorklistService(max_answers={self._max_answers})"
+
+    def search(self, criteria: CandidateCriteria) -> list[Dataset]:
+        """The entries the store's indexes select for ``criteria`` (no matching applied)."""
+        return list(self._store.candidates(criteria))
+
+    def explain(self, request: ExplainRequest) -> Explanation:
+        """Why the scanner of ``request`` sees, or does not see, each entry it names."""
+        today = local_date(self._clock, self._zone)
+        query = assumed_query(request, today)
+        if request.accession:
+            criteria = CandidateCriteria(accession_number=request.accession)
+        else:
+            criteria = CandidateCriteria(patient_id=request.patient_id)
+        entries = tuple(self.search(criteria))
+        profile = (
+            self._profiles.regardless_of_address(request.aet)
+            if request.address is None
+            else self._profiles.for_caller(request.aet, request.address)
+        )
+        reasons: tuple[list[str] | None, ...]
+        if profile is None:
+            reasons = tuple([_MAY_NOT_CONNECT] for _ in entries)
+            hidden = self._hidden
+        else:
+            hidden = self._hidden if profile.hidden_statuses is None else profile.hidden_statuses
+            plan = make_plan(query, profile, today, self._hidden, self._max_answers, self._zone)
+            ci = self._pn_case_insensitive
+            reasons = tuple(
+                [_OUT_OF_SCOPE]
+                if plan.nothing
+                else excluded(query, e, plan, pn_case_insensitive=ci, why=True)
+                for e in entries
+            )
+        refusal = "" if profile is not None else self._refusal(request.aet, request.address)
+        profiled = self._profiled
+        return Explanation(query, profile, refusal, hidden, profiled, entries, reasons)
+
+    def _refusal(self, aet: str, address: str | None) -> str:
+        """Why the association would be rejected (the acceptance policy's own words)."""
+        refusal = None if address is None else self._profiles.decide(aet, address).refusal
+        if refusal is None:  # no address given: refused from every address
+            return (
+                "its association would be rejected: no [scanners] table of its own while "
+                "dicom_allow_unknown_callers = false"
+            )
+        return f"its association from {address} would be rejected: {refusal.value}"
+
+
+def assumed_query(request: ExplainRequest, today: dt.date) -> Dataset:
+    """The C-FIND identifier the scanner is assumed to send (a station poll by default)."""
+    station = request.aet if request.station is None else request.station
+    date = today.strftime("%Y%m%d") if request.date is None else request.date
+    if date.lower() == "none":
+        date = ""
+    step = Dataset()
+    for keyword, value in (
+        ("ScheduledStationAETitle", station),
+        ("ScheduledProcedureStepStartDate", date),
+        ("Modality", request.modality or ""),
+    ):
+        tag = tag_for_keyword(keyword)
+        assert tag is not None
+        step.add(DataElement(tag, dictionary_VR(tag), value, validation_mode=dicom_config.IGNORE))
+    query = Dataset()
+    query.AccessionNumber = ""
+    query.PatientID = ""
+    query.ScheduledProcedureStepSequence = [step]
+    return query
