@@ -120,14 +120,12 @@ def dicom_tls(s: Settings) -> ssl.SSLContext | None:
     return server_context("dicom_tls_cert", cert, key, ca)
 
 
-def build_dicom_server(
-    s: Settings, store: WorklistStore, audit: AuditSink = NO_AUDIT
-) -> DicomServer:
-    """The MWL C-FIND and MPPS SCP on ``store``, with the configured scanner profiles."""
-    profiles = ProfileSet.parse(s.dicom_scanners, allow_unknown=s.dicom_allow_unknown_callers)
+def build_dicom_server(services: Services, audit: AuditSink = NO_AUDIT) -> DicomServer:
+    """The MWL C-FIND and MPPS SCP on the services' store, with their scanner profiles."""
+    s, profiles = services.settings, services.profiles
     _log_caller_policy(profiles, s.dicom_host)
     find = WorklistFindService(
-        store,
+        services.store,
         max_answers=s.dicom_max_answers,
         character_set=s.dicom_character_set,
         pn_case_insensitive=s.dicom_pn_case_insensitive,
@@ -147,7 +145,7 @@ def build_dicom_server(
         host=s.dicom_host,
         port=s.dicom_port,
         find_service=find,
-        mpps_service=MppsService(build_mpps_store(s, store), profiles=profiles, audit=audit),
+        mpps_service=MppsService(services.mpps_store, profiles=profiles, audit=audit),
         network_timeout=s.dicom_network_timeout,
         max_associations=s.dicom_max_associations,
         max_per_address=s.dicom_max_connections_per_address,
@@ -246,11 +244,11 @@ class Broker:
         trail.start()
         audit = trail.writer
         self.services = services = build_services(s, client, audit)
-        self.store = store = await asyncio.to_thread(lambda: services.store)
+        self.store = await asyncio.to_thread(lambda: services.store)
         self.mappings = live = services.live_mappings
         await asyncio.to_thread(live.load)
         live.start()
-        self._dicom = build_dicom_server(s, store, audit)
+        self._dicom = build_dicom_server(services, audit)
         self._dicom.start()
         self.messages = services.message_log
         router = services.intake

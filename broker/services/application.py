@@ -41,6 +41,7 @@ from broker.services.messages import MessageService
 from broker.services.parts import (
     build_decoder,
     build_message_log,
+    build_mpps_store,
     build_retention,
     build_store,
     router_config,
@@ -53,6 +54,7 @@ from broker.settings import Settings
 from broker.store.keys import KeySchema
 from broker.store.mapping_live import LiveMappings
 from broker.store.mapping_versions import MappingVersions
+from broker.store.mpps import MppsStore
 from broker.store.msglog import MessageLog
 from broker.store.retention import Retention
 from broker.store.scripts import ScriptRunner
@@ -111,7 +113,13 @@ class Services:
         return Dispatcher(build_decoder(s), s.senders, site)
 
     @cached_property
+    def mpps_store(self) -> MppsStore:
+        """MPPS instances next to the worklist (what every MPPS face changes)."""
+        return build_mpps_store(self.settings, self.store)
+
+    @cached_property
     def profiles(self) -> ProfileSet:
+        """The scanner profiles: one set for acceptance, C-FIND, MPPS and explain."""
         s = self.settings
         return ProfileSet.parse(s.dicom_scanners, allow_unknown=s.dicom_allow_unknown_callers)
 
