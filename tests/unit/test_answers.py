@@ -11,7 +11,7 @@ from pynetdicom.dsutils import decode, encode
 
 from broker.dicom.answers import AnswerCache
 from broker.dicom.response import answer_shape, build_response
-from tests.unit.test_matching import make, sps
+from tests.unit.matching_helpers import make, sps
 
 ENTRY = {
     "PatientName": "Łódź^Zoë",

@@ -24,7 +24,7 @@ from broker.dicom.limits import (
 )
 from broker.dicom.status import Status
 from broker.errors import DicomServiceError
-from tests.unit.test_matching import make, sps
+from tests.unit.matching_helpers import make, sps
 
 
 def refusal(spec: dict[str, Any] | Dataset) -> DicomServiceError:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from broker.dicom.matching import matches
 from broker.dicom.wildcard import compile_glob, glob_match
-from tests.unit.test_matching import ENTRY_SPEC, make
+from tests.unit.matching_helpers import ENTRY_SPEC, make
 
 
 def reference(pattern: str, value: str) -> bool:
