@@ -2,110 +2,33 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from pathlib import Path
-from typing import Any
 
-import hl7
 import pytest
-from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from broker.errors import ConfigError, HL7Error, MappingError
+from broker.errors import HL7Error, MappingError
 from broker.hl7.codes import AckCode, ErrorCode
-from broker.hl7.message import MessageDecoder, peek_header
+from broker.hl7.message import MessageDecoder
 from broker.mapping.engine import map_message
-from broker.mapping.parser import load_mapping, parse_mapping
 from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
-from broker.worklist.model import MappingResult, OrderAction, OrderChange, entry_dataset
-from tests.corpus import corpus_path, hl7_corpus_messages
-from tests.messages import own_messages
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def spec() -> MappingSpec:
-    return load_mapping(REPO / "mappings" / "orders.yaml")
-
-
-def parse(*segments: str) -> Any:
-    return hl7.parse("\r".join(segments))
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetChange(OrderChange):
-    """An order change with each entry as a pydicom Dataset."""
-
-    entries: tuple[Dataset, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetResult(MappingResult):
-    """A mapping result with each entry as a pydicom Dataset."""
-
-    changes: tuple[DatasetChange, ...]
-
-
-def run(spec: MappingSpec, *segments: str) -> DatasetResult:
-    message = parse(*segments)
-    event = message.segment("MSH")(9)
-    return as_datasets(map_message(message, spec, message_type=f"{event(1)(1)}^{event(1)(2)}"))
-
-
-def as_datasets(result: MappingResult) -> DatasetResult:
-    """The result with each entry as a pydicom Dataset (the engine writes DICOM JSON)."""
-    changes = tuple(
-        DatasetChange(
-            order_key=c.order_key,
-            action=c.action,
-            entries=tuple(entry_dataset(e) for e in c.entries),
-            status=c.status,
-        )
-        for c in result.changes
-    )
-    return DatasetResult(
-        changes=changes,
-        mapping_name=result.mapping_name,
-        mapping_version=result.mapping_version,
-        truncations=result.truncations,
-    )
-
-
-def mapping_error(spec: MappingSpec, *segments: str) -> MappingError:
-    with pytest.raises(MappingError) as info:
-        run(spec, *segments)
-    assert info.value.ack_code is AckCode.ERROR
-    return info.value
-
-
-def sps(entry: Dataset) -> Dataset:
-    (item,) = entry.ScheduledProcedureStepSequence
-    assert isinstance(item, Dataset)
-    return item
-
-
-# An IHE RAD-4 ORM^O01 in HL7 v2.3.1 with the ZDS segment (like the IHE MESA test messages).
-ORM_MSH = "MSH|^~\\&|RIS|RADIOLOGY|MWL|HOSP|20261125083000||ORM^O01|ORM-1|P|2.3.1"
-ORM_PID = "PID|||PAT-1001^^^HOSP||M\u00fcller^J\u00fcrgen^K^^Dr.||19650412|M"
-ORM_PV1 = "PV1||O|RAD^ROOM1^1|||||1234^Schmidt^Anna^^^Dr.|||||||||||V-5001"
-ORM_ORC = "ORC|{control}|PLC-1001^RIS|FIL-1001^RIS||SC||1^once^^20261126093000^^S"
-ORM_OBR = (
-    "OBR|1|PLC-1001^RIS|FIL-1001^RIS|CTHEAD^CT head^LOCAL^CTHEAD-P1^Head protocol^LOCAL"
-    "||||||||||||1234^Schmidt^Anna^^^Dr.||{accession}|RP-1001|SPS-1001||||CT|||"
-    "1^once^^20261126093000^^S|||WALK||||4711&Weber&Lena"
+from broker.worklist.model import OrderAction
+from tests.corpus import corpus_path
+from tests.unit.mapping_helpers import (
+    OMI,
+    ORM_MSH,
+    ORM_OBR,
+    ORM_ORC,
+    ORM_PID,
+    REPO,
+    custom,
+    mapping_error,
+    orm,
+    parse,
+    run,
+    sps,
 )
-ORM_ZDS = "ZDS|1.2.826.0.1.3680043.10.543.1001^RIS^Application^DICOM"
-
-
-def orm(
-    control: str = "NW", accession: str = "ACC-1001", pid: str = ORM_PID, zds: bool = True
-) -> list[str]:
-    segments = [ORM_MSH, pid, ORM_PV1, ORM_ORC.format(control=control)]
-    segments.append(ORM_OBR.format(accession=accession))
-    return [*segments, ORM_ZDS] if zds else segments
 
 
 def test_orm_o01_v231_with_zds(spec: MappingSpec) -> None:
@@ -148,20 +71,6 @@ def test_orm_o01_v231_with_zds(spec: MappingSpec) -> None:
     assert (protocol.CodeValue, protocol.CodingSchemeDesignator) == ("CTHEAD-P1", "LOCAL")
     assert step.ScheduledProcedureStepStatus == "SCHEDULED"
     assert step.ScheduledStationAETitle == ""  # none sent, and the default table invents none
-
-
-OMI = [
-    "MSH|^~\\&|RIS|RADIOLOGY|MWL|HOSP|20261125090000||OMI^O23^OMI_O23|OMI-1|P|2.5.1",
-    "PID|||PAT-2001^^^HOSP||\u00d8verg\u00e5rd^Zo\u00eb^\u00c5sa||19801224|F",
-    "PV1||I|WARD3^12^1",
-    "ORC|NW|PLC-2001^RIS|FIL-2001^RIS||SC",
-    "TQ1|||||||20261126101500||R^Routine^HL70485",
-    "OBR|1|PLC-2001^RIS|FIL-2001^RIS|MRKNEE^MR knee left^LOCAL||||||||||||5678^Berg^Ola^^^Dr.",
-    "IPC|ACC-2001|RP-2001|1.2.826.0.1.3680043.10.543.2001|SPS-2001A|MR|MRKNEE-T1^Knee T1^LOCAL"
-    "|MR ROOM 1|RAD-MR|MR1~MR1B",
-    "IPC|ACC-2001|RP-2001|1.2.826.0.1.3680043.10.543.2001|SPS-2001B|MR|MRKNEE-T2^Knee T2^LOCAL"
-    "|MR ROOM 2|RAD-MR|MR2",
-]
 
 
 def test_omi_o23_two_ipc_give_two_entries(spec: MappingSpec) -> None:
@@ -359,27 +268,6 @@ def test_unsupported_message_type(spec: MappingSpec) -> None:
     )
 
 
-def custom(**overrides: object) -> MappingSpec:
-    data: dict[str, object] = {
-        "message_types": {"ORM^O01": "OBR", "OMI^O23": "OBR"},  # IPC paths: OMI^O23 has IPC
-        "order_control": {"NW": "schedule", "SR": "ignore"},
-        "order_key": [{"FILLER": "ORC-3.1"}],
-        "tables": {"station": {"rows": {"CT": "CT_AE_1"}}},
-        "attributes": {
-            "PatientID": {"path": "PID-3", "default": "UNKNOWN"},
-            "ScheduledProcedureStepSequence": {
-                "Modality": "OBR-24",
-                "ScheduledStationAETitle": {
-                    "path": "IPC-9[*]",
-                    "fallback": {"path": "OBR-24", "table": "station"},
-                },
-            },
-        },
-    }
-    data.update(overrides)
-    return parse_mapping(data, source="custom.yaml", version="test", default_name="custom")
-
-
 def test_custom_mapping_table_default_and_key() -> None:
     (change,) = run(custom(), *orm(pid="PID|||||Doe")).changes
     assert change.order_key == "FILLER:FIL-1001"
@@ -401,62 +289,6 @@ def test_custom_table_without_row_or_default() -> None:
 
 def test_ignored_order_control() -> None:
     assert run(custom(), *orm("SR")).changes == ()
-
-
-# -- the real-world corpus -------------------------------------------------------
-
-
-def test_every_own_order_maps_or_raises_hl7_error() -> None:
-    seen, mapped = orders_map_or_raise_hl7_errors(own_messages())
-    assert seen >= 40 and mapped >= 35, (seen, mapped)
-
-
-@pytest.mark.corpus
-def test_every_corpus_order_maps_or_raises_hl7_error() -> None:
-    seen, mapped = orders_map_or_raise_hl7_errors(hl7_corpus_messages())
-    assert seen >= 30 and mapped >= 10, (seen, mapped)
-
-
-def orders_map_or_raise_hl7_errors(messages: list[tuple[str, bytes]]) -> tuple[int, int]:
-    """Every order maps, or is refused with an HL7Error; anything else fails. Counts."""
-    registry = MappingRegistry.load(REPO / "mappings")
-    seen = mapped = 0
-    for name, raw in messages:
-        header = peek_header(raw)
-        if header is None or header["message_type"][:3] not in {"ORM", "OMI", "OMG"}:
-            continue
-        seen += 1
-        try:
-            parsed = MessageDecoder("UNICODE UTF-8").decode(raw)
-            spec = registry.for_message(parsed.message_type)
-            if spec is None:  # e.g. OMI^Z23: the router answers AR 201
-                continue
-            result = as_datasets(
-                map_message(parsed.segments, spec, message_type=parsed.message_type)
-            )
-        except HL7Error:
-            continue
-        except Exception as e:  # anything but HL7Error is a bug: the point of the test
-            pytest.fail(f"{name}: {type(e).__name__}: {e}")
-        mapped += 1
-        for change in result.changes:
-            for entry in change.entries:
-                assert len(entry.ScheduledProcedureStepSequence) == 1, name
-                assert entry.to_json_dict(), name
-                assert_values_as_pydicom_converts_them(entry, name)
-    return seen, mapped
-
-
-def assert_values_as_pydicom_converts_them(ds: Dataset, name: str) -> None:
-    """Every element holds what pydicom's own conversion of its value would hold."""
-    for elem in ds:
-        if elem.VR == "SQ":
-            for item in elem.value:
-                assert_values_as_pydicom_converts_them(item, name)
-            continue
-        converted = DataElement(elem.tag, elem.VR, elem.value).value
-        assert type(elem.value) is type(converted), (name, elem.keyword)
-        assert elem.value == converted, (name, elem.keyword)
 
 
 # -- parent/child orders and all-or-nothing messages -------------------------------
@@ -494,78 +326,3 @@ def test_ssmix2_omg_with_parent_and_children_is_refused() -> None:
     with pytest.raises(MappingError) as info:
         map_message(parsed.segments, spec, message_type=parsed.message_type)
     assert info.value.location == "ORC-1" and "parent/child" in info.value.text
-
-
-# -- identifier policies (IHE RAD TF-2 RAD-4/13; RAD-5: RP ID and SPS ID are type 1) ----------
-
-GENERATED_ID = re.compile(r"G[A-Z2-7]{15}")
-
-
-def without_ids(segments: list[str]) -> list[str]:
-    """The ORM with OBR-19 (RP ID) and OBR-20 (SPS ID) empty."""
-    return [s.replace("|RP-1001|SPS-1001|", "||") for s in segments]
-
-
-def ids(result: DatasetResult) -> tuple[str, str]:
-    entry = result.changes[0].entries[0]
-    return entry.RequestedProcedureID, sps(entry).ScheduledProcedureStepID
-
-
-def test_identifiers_sent_by_the_ris_are_taken(spec: MappingSpec) -> None:
-    assert ids(run(spec, *orm())) == ("RP-1001", "SPS-1001")
-
-
-def test_missing_rp_and_sps_ids_are_generated_deterministically(spec: MappingSpec) -> None:
-    rp, step = ids(run(spec, *without_ids(orm())))
-    assert GENERATED_ID.fullmatch(rp) and GENERATED_ID.fullmatch(step) and rp != step
-    assert ids(run(spec, *without_ids(orm()))) == (rp, step)  # a resend
-    assert ids(run(spec, *without_ids(orm("XO", accession="ACC-1001-B")))) == (rp, step)
-    other = [s.replace("PLC-1001", "PLC-9999") for s in without_ids(orm())]
-    other_rp, other_step = ids(run(spec, *other))
-    assert other_rp != rp and other_step != step
-
-
-def test_generated_sps_ids_differ_between_steps_of_one_order(spec: MappingSpec) -> None:
-    omi = [s.replace("|SPS-2001A|", "||").replace("|SPS-2001B|", "||") for s in OMI]
-    (change,) = run(spec, *omi).changes
-    steps = [sps(e).ScheduledProcedureStepID for e in change.entries]
-    assert all(GENERATED_ID.fullmatch(s) for s in steps) and len(set(steps)) == 2
-    assert {e.RequestedProcedureID for e in change.entries} == {"RP-2001"}  # taken
-
-
-def test_empty_accession_number_is_allowed_by_default(spec: MappingSpec) -> None:
-    entry = run(spec, *orm(accession="")).changes[0].entries[0]
-    assert entry.get("AccessionNumber", "") == ""
-
-
-def accession_policy(policy: dict[str, object]) -> MappingSpec:
-    rules = {"path": ["IPC-1", "OBR-18"], **policy}
-    attributes = {
-        "PatientID": "PID-3",
-        "AccessionNumber": rules,
-        "ScheduledProcedureStepSequence": {"Modality": "OBR-24"},
-    }
-    return custom(attributes=attributes)
-
-
-def test_required_accession_number_is_refused_with_101() -> None:
-    error = mapping_error(accession_policy({"required": True}), *orm(accession=""))
-    assert (error.err_code, error.location) == (ErrorCode.REQUIRED_FIELD_MISSING, "IPC-1")
-    assert "AccessionNumber" in error.text
-
-
-def test_generated_accession_number_only_when_absent() -> None:
-    spec = accession_policy({"fallback": {"generate": "id"}})
-    generated = run(spec, *orm(accession="")).changes[0].entries[0].AccessionNumber
-    assert GENERATED_ID.fullmatch(generated)
-    assert run(spec, *orm()).changes[0].entries[0].AccessionNumber == "ACC-1001"
-
-
-def test_generate_id_needs_room_for_16_characters() -> None:
-    attributes = {
-        "PatientID": "PID-3",
-        "StudyInstanceUID": {"generate": "id"},
-        "ScheduledProcedureStepSequence": {"Modality": "OBR-24"},
-    }
-    with pytest.raises(ConfigError, match="generate id"):
-        custom(attributes=attributes)

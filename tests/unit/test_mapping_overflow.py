@@ -23,7 +23,7 @@ from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec, ValueRule
 from broker.services.preview import preview, render
 from broker.worklist.model import Truncation
-from tests.unit.test_mapping_engine import ORM_PV1, mapping_error, orm, run, sps
+from tests.unit.mapping_helpers import ORM_PV1, mapping_error, orm, run, sps
 from tests.unit.test_mapping_preview import DECODER
 from tests.unit.test_mapping_spec import GOOD_ATTRIBUTES, config_error, write
 

@@ -15,7 +15,7 @@ from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
 from broker.services.preview import preview, render
 from broker.worklist.model import entry_dataset
-from tests.unit.test_mapping_engine import ORM_PV1, REPO, orm, parse, sps
+from tests.unit.mapping_helpers import ORM_PV1, REPO, orm, parse, sps
 
 
 def mapping(attributes: dict[str, Any] | None = None, **top: Any) -> MappingSpec:
