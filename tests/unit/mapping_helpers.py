@@ -1,10 +1,11 @@
 """What the mapping tests share: the default mapping's orders (an IHE RAD-4 ORM^O01 and an
-OMI^O23) run through the engine with entries as pydicom Datasets, and a small custom
-mapping."""
+OMI^O23) run through the engine with entries as pydicom Datasets, a small custom mapping, and
+the preview's decoder and trace rows."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ from pydicom.dataset import Dataset
 
 from broker.errors import MappingError
 from broker.hl7.codes import AckCode
+from broker.hl7.message import MessageDecoder
 from broker.mapping.engine import map_message
 from broker.mapping.parser import parse_mapping
 from broker.mapping.spec import MappingSpec
+from broker.services.preview import AttributeTrace, EntryPreview
 from broker.worklist.model import MappingResult, OrderChange, entry_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,3 +135,15 @@ def custom(**overrides: object) -> MappingSpec:
     }
     data.update(overrides)
     return parse_mapping(data, source="custom.yaml", version="test", default_name="custom")
+
+
+# -- the preview ------------------------------------------------------------------
+
+DECODER = MessageDecoder()  # the broker's default settings
+
+
+def row(entry: EntryPreview | Sequence[AttributeTrace], attribute: str) -> AttributeTrace:
+    rows = entry.trace if isinstance(entry, EntryPreview) else entry
+    found = [r for r in rows if r.attribute == attribute]
+    assert len(found) == 1, (attribute, [r.attribute for r in rows])
+    return found[0]

@@ -24,8 +24,7 @@ from broker.mapping.spec import MappingSpec, ValueRule
 from broker.services.preview import preview, render
 from broker.worklist.model import Truncation
 from tests.unit.mapping_files import GOOD_ATTRIBUTES, config_error, write
-from tests.unit.mapping_helpers import ORM_PV1, mapping_error, orm, run, sps
-from tests.unit.test_mapping_preview import DECODER
+from tests.unit.mapping_helpers import DECODER, ORM_PV1, mapping_error, orm, run, sps
 
 ADT_MSH = "MSH|^~\\&|HIS|HOSP|MWL|RAD|20261125083000||ADT^A08^ADT_A01|ADT-1|P|2.5.1"
 
