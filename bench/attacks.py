@@ -1,7 +1,7 @@
 """Attack benchmark: each attack of issue 11 against a real broker, and what a legitimate
 scanner and RIS see meanwhile.
 
-The broker runs as ``mwl-broker serve`` (``bench.cfind.start_broker``: its own embedded
+The broker runs as ``mwl-broker serve`` (``bench.cfind_servers.start_broker``: its own embedded
 redis-server) with the C-FIND benchmark's entries (``--entries``, 10,000) and a settings
 file that lists one scanner (``CT01`` from 127.0.0.1, its own station only), one RIS
 (from 127.0.0.1), and, to attack from inside, a scanner and a sender gone bad
@@ -56,9 +56,10 @@ from bench.attack_dicom import (
 from bench.attack_hl7 import future_msh7, mllp_flood, oversize, undecodable
 from bench.attack_legit import Phase, Poller, Ris
 from bench.attack_report import AttackReport, Target
-from bench.cfind import describe_machine, start_broker, vm_rss_kib
 from bench.cfind_client import CellResult, quiet_pynetdicom
 from bench.cfind_data import Query
+from bench.cfind_report import describe_machine
+from bench.cfind_servers import start_broker, vm_rss_kib
 from bench.wildcard import load
 from broker.store.connection import running_embedded
 from broker.store.keys import KeySchema

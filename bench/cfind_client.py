@@ -123,6 +123,93 @@ def _one_query(assoc: Any, identifier: Any, msg_id: int) -> tuple[float, list[st
     return latency, accessions, final
 
 
+class _Client:
+    """One worker's association to the server (opened again when the server aborts it), its
+    message ids, and how often a query was sent again."""
+
+    def __init__(self, port: int, called_ae: str) -> None:
+        self.port, self.called_ae = port, called_ae
+        self.ae = AE(ae_title=CALLING_AE)
+        self.ae.acse_timeout = 120
+        self.ae.dimse_timeout = self.ae.network_timeout = 1800
+        self.ae.add_requested_context(ModalityWorklistInformationFind)
+        self.assoc: Any = None
+        self.msg_id = 0
+        self.retries = self.reassociations = 0
+
+    def associate(self) -> Any:
+        assoc = self.ae.associate("127.0.0.1", self.port, ae_title=self.called_ae)
+        if not assoc.is_established:
+            raise RuntimeError(f"{self.called_ae}: association not established")
+        return assoc
+
+    def connect(self) -> None:
+        self.assoc = self.associate()
+
+    def release(self) -> None:
+        if self.assoc is not None and self.assoc.is_established:
+            self.assoc.release()
+
+    def query(
+        self, q: Query, identifier: Any, expected: dict[Query, list[str]]
+    ) -> tuple[float, list[str]]:
+        """(latency ms, accession numbers) of ``q``, answered as expected; sent again after an
+        abort or a lost response (see the module docstring), CountMismatch otherwise."""
+        while True:
+            if not self.assoc.is_established:  # the server ended it after the last query
+                self.reassociations += 1
+                self.assoc = self.associate()
+            self.msg_id = self.msg_id % 65535 + 1
+            dropped = _drops.by_thread.get(threading.get_ident(), 0)
+            latency, accessions, final = _one_query(self.assoc, identifier, self.msg_id)
+            if final == 0 and sorted(accessions) == expected[q]:
+                return latency, accessions
+            if final == -1 and not accessions and not self.assoc.is_established:
+                continue  # aborted before it was served: sent again on a new association
+            if _drops.by_thread.get(threading.get_ident(), 0) > dropped:
+                self.retries += 1  # the client lost a response (see the module docstring)
+                continue
+            raise CountMismatch(
+                f"{self.called_ae} {q}: status {final:#06x}, {len(accessions)} answers, "
+                f"expected {len(expected[q])}"
+                + ("" if len(accessions) != len(expected[q]) else " (other entries)")
+            )
+
+
+_Tally = tuple[list[float], list[int], int, int]  # latencies, answers, retries, reassociations
+
+
+def _work(
+    client: _Client,
+    plan: list[Query],
+    expected: dict[Query, list[str]],
+    warmup: int,
+    barrier: threading.Barrier,
+) -> _Tally:
+    """One worker's queries: the first ``warmup`` unmeasured, then the barrier, then measured."""
+    lat: list[float] = []
+    counts: list[int] = []
+    identifiers = {q: query_dataset(q) for q in set(plan)}
+    for k, q in enumerate(plan):
+        if k == warmup:
+            barrier.wait()
+        latency, accessions = client.query(q, identifiers[q], expected)
+        if k >= warmup:
+            lat.append(latency)
+            counts.append(len(accessions))
+    return lat, counts, client.retries, client.reassociations
+
+
+def _cell_result(results: list[_Tally], seconds: float) -> CellResult:
+    return CellResult(
+        latencies=[x for r in results for x in r[0]],
+        seconds=seconds,
+        answers=[x for r in results for x in r[1]],
+        retries=sum(r[2] for r in results),
+        reassociations=sum(r[3] for r in results),
+    )
+
+
 def run_cell(
     port: int,
     called_ae: str,
@@ -136,67 +223,26 @@ def run_cell(
     """``reps`` queries (cycling through ``queries``) over ``concurrency`` associations."""
     per_worker = [reps // concurrency + (i < reps % concurrency) for i in range(concurrency)]
     barrier = threading.Barrier(concurrency + 1)
-    results: list[tuple[list[float], list[int], int, int]] = [([], [], 0, 0)] * concurrency
+    results: list[_Tally] = [([], [], 0, 0)] * concurrency
     finished = [0.0] * concurrency
     errors: list[BaseException] = []
 
     def worker(index: int) -> None:
-        ae = AE(ae_title=CALLING_AE)
-        ae.acse_timeout = 120
-        ae.dimse_timeout = ae.network_timeout = 1800
-        ae.add_requested_context(ModalityWorklistInformationFind)
-        assoc = None
-
-        def associate() -> Any:
-            assoc = ae.associate("127.0.0.1", port, ae_title=called_ae)
-            if not assoc.is_established:
-                raise RuntimeError(f"{called_ae}: association not established")
-            return assoc
-
+        client = _Client(port, called_ae)
         try:
-            assoc = associate()
-            msg_id = 0
-            lat: list[float] = []
-            counts: list[int] = []
-            retries = reassociations = 0
+            client.connect()
             plan = [
                 queries[(index + concurrency * k) % len(queries)]
                 for k in range(-warmup, per_worker[index])
             ]
-            identifiers = {q: query_dataset(q) for q in set(plan)}
-            for k, q in enumerate(plan):
-                if k == warmup:
-                    barrier.wait()
-                while True:
-                    if not assoc.is_established:  # the server ended it after the last query
-                        reassociations += 1
-                        assoc = associate()
-                    msg_id = msg_id % 65535 + 1
-                    dropped = _drops.by_thread.get(threading.get_ident(), 0)
-                    latency, accessions, final = _one_query(assoc, identifiers[q], msg_id)
-                    if final == 0 and sorted(accessions) == expected[q]:
-                        break
-                    if final == -1 and not accessions and not assoc.is_established:
-                        continue  # aborted before it was served: sent again on a new association
-                    if _drops.by_thread.get(threading.get_ident(), 0) > dropped:
-                        retries += 1  # the client lost a response (see the module docstring)
-                        continue
-                    raise CountMismatch(
-                        f"{called_ae} {q}: status {final:#06x}, {len(accessions)} answers, "
-                        f"expected {len(expected[q])}"
-                        + ("" if len(accessions) != len(expected[q]) else " (other entries)")
-                    )
-                if k >= warmup:
-                    lat.append(latency)
-                    counts.append(len(accessions))
+            tally = _work(client, plan, expected, warmup, barrier)
             finished[index] = time.perf_counter()
-            results[index] = (lat, counts, retries, reassociations)
+            results[index] = tally
         except BaseException as e:
             errors.append(e)
             barrier.abort()
         finally:
-            if assoc is not None and assoc.is_established:
-                assoc.release()
+            client.release()
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
     for t in threads:
@@ -208,11 +254,4 @@ def run_cell(
         t.join()
     if errors:
         raise errors[0]
-    seconds = max(finished) - started
-    return CellResult(
-        latencies=[x for r in results for x in r[0]],
-        seconds=seconds,
-        answers=[x for r in results for x in r[1]],
-        retries=sum(r[2] for r in results),
-        reassociations=sum(r[3] for r in results),
-    )
+    return _cell_result(results, max(finished) - started)

@@ -33,7 +33,6 @@ from pydicom import config
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 
-from bench.cfind import broker_store, describe_machine, start_broker
 from bench.cfind_client import CellResult, _one_query, quiet_pynetdicom, run_cell
 from bench.cfind_data import (
     Query,
@@ -43,6 +42,8 @@ from bench.cfind_data import (
     make_queries,
     query_dataset,
 )
+from bench.cfind_report import describe_machine
+from bench.cfind_servers import broker_store, start_broker
 from broker.dicom.matching import matches
 from broker.dicom.server import ModalityWorklistInformationFind
 from broker.store.connection import running_embedded

@@ -26,7 +26,7 @@ from broker.dicom.find import WorklistFindService
 from broker.dicom.server import DicomServer
 from broker.store.worklist import WorklistStore
 from tests.conftest import require_tool
-from tests.integration.test_dicom_find import (
+from tests.integration.dicom_find_helpers import (
     AE_TITLE,
     CALLING,
     accessions,

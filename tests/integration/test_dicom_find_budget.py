@@ -22,7 +22,7 @@ from broker.dicom.gate import BroadQueryGate
 from broker.dicom.profiles import ProfileSet
 from broker.dicom.status import Status
 from broker.store.worklist import WorklistStore
-from tests.integration.test_dicom_find import (
+from tests.integration.dicom_find_helpers import (
     accessions,
     associate,
     entry,

@@ -23,7 +23,7 @@ from broker.dicom.limits import MAX_IDENTIFIER_BYTES
 from broker.dicom.server import DicomServer
 from broker.dicom.status import Status
 from broker.store.worklist import WorklistStore
-from tests.integration.test_dicom_find import (
+from tests.integration.dicom_find_helpers import (
     accessions,
     associate,
     entry,

@@ -17,7 +17,7 @@ from broker.dicom.server import configure_pynetdicom_logging
 from broker.dicom.status import Status
 from broker.store.worklist import WorklistStore
 from tests.dicom_pdus import associate_rq
-from tests.integration.test_dicom_find import entry, put, query
+from tests.integration.dicom_find_helpers import entry, put, query
 from tests.integration.test_dicom_guard import hung_up
 from tests.integration.test_dicom_transport import AE_TITLE, connect, serving
 from tests.scu import ModalityWorklistInformationFind, identifier_of

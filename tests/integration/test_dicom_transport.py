@@ -31,7 +31,7 @@ from broker.dicom.status import Status
 from broker.dicom.transport import MAX_ASSOCIATE_RQ_BYTES, AbortReason, abort_pdu
 from broker.store.worklist import WorklistStore
 from tests.dicom_pdus import HEADER, associate_rq, associated, c_echo_rq, c_find_rq
-from tests.integration.test_dicom_find import entry, put, query
+from tests.integration.dicom_find_helpers import entry, put, query
 from tests.integration.test_dicom_guard import hung_up
 from tests.scu import ModalityWorklistInformationFind, Verification
 

@@ -16,7 +16,7 @@ from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from broker.worklist.mpps import StepRef
 from tests.conftest import KEYS
-from tests.integration.test_dicom_find import entry, put, query, start_server
+from tests.integration.dicom_find_helpers import entry, put, query, start_server
 from tests.integration.test_scanner_profiles import ask
 
 STUDY = "1.2.826.0.1.3680043.10.1234.7"

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import redis
@@ -118,9 +119,20 @@ def retention(store: WorklistStore, clock: ManualClock) -> Retention:
     return Retention(store, policy, clock=clock)
 
 
-def test_purge_removes_exactly_what_expired(
-    store: WorklistStore, retention: Retention, redis_client: redis.Redis, clock: ManualClock
-) -> None:
+class EachKind(NamedTuple):
+    """The entry ids of one worklist with each kind of entry the purge tells apart."""
+
+    performed: str  # yesterday's, completed by its MPPS
+    mpps_uid: str  # that MPPS
+    canceled: str  # today's, canceled by the RIS
+    stale: str  # 40 days old, never done
+    recent: str  # 10 days old, never done
+    future: str  # in 60 days
+    mixed: list[str]  # one order: an entry 40 days old and one in 3 days
+
+
+def schedule_each_kind(store: WorklistStore) -> EachKind:
+    """Seven entries in six orders, at ``T0``: one of each kind the purge tells apart."""
     performed_entry = entry("ACC-MPPS", day(-1))
     (performed,) = schedule(store, "O-MPPS", performed_entry)
     mpps_uid = perform(store, performed_entry, at=T0)
@@ -130,6 +142,22 @@ def test_purge_removes_exactly_what_expired(
     (recent,) = schedule(store, "O-RECENT", entry("ACC-RECENT", day(-10)))
     (future,) = schedule(store, "O-FUTURE", entry("ACC-FUTURE", day(60)))
     mixed = schedule(store, "O-MIXED", entry("ACC-M1", day(-40)), entry("ACC-M2", day(3)))
+    return EachKind(performed, mpps_uid, canceled, stale, recent, future, mixed)
+
+
+def complete_an_order_later(store: WorklistStore, retention: Retention, clock: ManualClock) -> str:
+    """ACC-LATE, scheduled for today and completed; a purge six days later sees it end."""
+    (late,) = schedule(store, "O-LATE", entry("ACC-LATE", day(0)))
+    set_status(store, "O-LATE", "COMPLETED")
+    clock.set(T0 + 6 * DAY)
+    retention.run()  # times ACC-LATE: it ended six days after the others
+    return late
+
+
+def test_purge_removes_exactly_what_expired(
+    store: WorklistStore, retention: Retention, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    performed, mpps_uid, canceled, stale, recent, future, mixed = schedule_each_kind(store)
     everything = [performed, canceled, stale, recent, future, *mixed]
     assert store.count() == 7
 
@@ -155,10 +183,7 @@ def test_purge_removes_exactly_what_expired(
     # the RIS's cancel is timed by the purge that first saw it
     assert redis_client.zscore(KEYS.entries_ended(), canceled) == pytest.approx(T0, abs=1)
 
-    (late,) = schedule(store, "O-LATE", entry("ACC-LATE", day(0)))
-    set_status(store, "O-LATE", "COMPLETED")
-    clock.set(T0 + 6 * DAY)
-    retention.run()  # times ACC-LATE: it ended six days after the others
+    late = complete_an_order_later(store, retention, clock)
 
     clock.set(T0 + 8 * DAY)
     dry = retention.run(dry_run=True)

@@ -20,7 +20,7 @@ from broker.errors import ConfigError
 from broker.settings import load_settings
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
-from tests.integration.test_dicom_find import AE_TITLE, entry, find, put, query, start_server
+from tests.integration.dicom_find_helpers import AE_TITLE, entry, find, put, query, start_server
 from tests.scu import ModalityWorklistInformationFind
 
 LOCAL = ["127.0.0.1"]  # where the test scanners connect from

@@ -1,0 +1,30 @@
+"""Fixtures shared by integration modules that were split by responsibility."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.integration.batching_helpers import CountingRedis
+from tests.integration.mllp_server_helpers import SECRET, SERVER_LOGGER
+
+
+@pytest.fixture
+def server_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """The MLLP server's log at DEBUG, checked for patient data after the test (the MLLP
+    server modules use it for every test: ``pytestmark``)."""
+    caplog.set_level(logging.DEBUG, logger=SERVER_LOGGER)
+    yield caplog
+    assert SECRET.decode() not in caplog.text
+    assert "DOE" not in caplog.text
+
+
+@pytest.fixture
+def counting(redis_client: redis.Redis) -> redis.Redis:
+    """A client of the test's redis-server that counts its round trips (from zero)."""
+    CountingRedis.pipelines = CountingRedis.direct = 0
+    kwargs = redis_client.connection_pool.connection_kwargs
+    return CountingRedis(unix_socket_path=kwargs["path"], socket_timeout=5)
