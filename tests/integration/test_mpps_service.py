@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from broker.app import build_dicom_server, build_services
 from broker.common import jsontext
 from broker.dicom import mpps_web
 from broker.dicom.find import WorklistFindService
@@ -22,9 +24,11 @@ from broker.dicom.mpps import MppsService as DimseMpps
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.services.mpps import MppsService
+from broker.settings import load_settings
 from broker.store.mpps import MppsStore
 from broker.store.worklist import WorklistStore
 from broker.worklist.mpps_rules import NO_LONGER_UPDATABLE, MppsRefusal, MppsStatus
+from tests.broker_runner import MAPPINGS
 from tests.integration.test_mpps import (
     AE_TITLE,
     CALLING,
@@ -37,6 +41,7 @@ from tests.integration.test_mpps import (
     n_set_final,
     put,
 )
+from tests.integration.test_services import ENVIRON
 
 SCANNERS: dict[str, Any] = {
     CALLING: {"addresses": ["127.0.0.1"]},  # scope "all"
@@ -177,3 +182,34 @@ def test_refusals_map_to_the_http_statuses_of_chapter_15(
     assert web(lambda: service.profile_for("STRANGER", "192.0.2.1")) == 403
     record = service.retrieve(uid, aet=CALLING, profile=ct)
     assert record.status == "IN PROGRESS"
+
+
+def test_the_brokers_dicom_server_and_services_mpps_share_the_instances(
+    redis_client: redis.Redis,
+) -> None:
+    """As ``serve`` wires it: ``build_dicom_server`` on ``Services``, whose ``mpps`` an
+    admin face calls; an instance created there is completed over DIMSE and retrieved."""
+    settings = load_settings(
+        environ=ENVIRON,
+        overrides={
+            "mappings_dir": MAPPINGS,
+            "dicom_host": "127.0.0.1",
+            "dicom_port": 0,
+            "ae_title": AE_TITLE,
+        },
+    )
+    services = build_services(settings, redis_client)
+    scheduled = entry("ACC-4")
+    put(services.store, scheduled)
+    uid = generate_uid()
+    ct = profile(services.mpps)
+    services.mpps.create(n_create_list(scheduled), uid=uid, aet=CALLING, profile=ct)
+    server = build_dicom_server(services)
+    server.start()
+    try:
+        with modality(server) as assoc:
+            assert find_status(assoc, "ACC-4") == ["STARTED"]
+            assert n_set(assoc, uid, n_set_final()).Status == MppsStatus.SUCCESS
+    finally:
+        server.stop()
+    assert services.mpps.retrieve(uid, aet=CALLING, profile=ct).status == "COMPLETED"
