@@ -73,6 +73,7 @@ _TITLES = {
     503: "Service Unavailable",
 }
 _SOP_UIDS = ("SOPClassUID", "SOPInstanceUID")
+_MAX_DEPTH = 64
 _VRS = frozenset(str(vr.value) for vr in VR)  # PS3.5 6.2
 
 
@@ -137,7 +138,7 @@ def payload(body: bytes, *, uid: str | None) -> Dataset:
     the target ``uid``; they are dropped (the target is the URL's)."""
     try:
         value = jsontext.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         raise _bad("the payload is not JSON") from None
     if isinstance(value, list):
         if len(value) != 1:
@@ -145,12 +146,13 @@ def payload(body: bytes, *, uid: str | None) -> Dataset:
         value = value[0]
     if not isinstance(value, dict):
         raise _bad("the payload is not a DICOM JSON object")
-    if _has_bulk_data(value):
-        raise _bad("BulkDataURI is not supported; send the value inline")
     try:
+        _check_json(value, 0)
         ds = Dataset.from_json(value)
         unknown = [e for e in ds.iterall() if e.VR not in _VRS]
-    except Exception as e:
+    except MppsRefusal:
+        raise
+    except Exception as e:  # RecursionError too: sequences nested too deep
         raise _bad(f"the payload is not valid DICOM JSON: {type(e).__name__}") from e
     if unknown:
         raise _bad(f"the payload is not valid DICOM JSON: VR of {unknown[0].tag} unknown")
@@ -164,13 +166,19 @@ def _bad(comment: str) -> MppsRefusal:
     return MppsRefusal(MppsStatus.INVALID_ATTRIBUTE_VALUE, comment)
 
 
-def _has_bulk_data(value: Any) -> bool:
-    """Whether a DICOM JSON value refers to bulk data anywhere (nested sequences too)."""
+def _check_json(value: Any, depth: int) -> None:
+    """No BulkDataURI anywhere (nested sequences too), and no nesting past ``_MAX_DEPTH``
+    JSON levels (about 20 sequence levels; an MPPS has a few)."""
+    if depth > _MAX_DEPTH:
+        raise _bad(f"the payload is nested deeper than {_MAX_DEPTH} JSON levels")
     if isinstance(value, dict):
-        return "BulkDataURI" in value or any(_has_bulk_data(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_bulk_data(v) for v in value)
-    return False
+        if "BulkDataURI" in value:
+            raise _bad("BulkDataURI is not supported; send the value inline")
+        for item in value.values():
+            _check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
 
 
 def _check_identity(ds: Dataset, uid: str | None) -> None:

@@ -59,6 +59,16 @@ def test_a_bad_payload_is_400_with_a_reason(data: bytes, why: str) -> None:
     assert mpps_web.problem(refusal, "b").status == 400
 
 
+@pytest.mark.parametrize("depth", [20, 22, 150, 100_000])
+def test_a_payload_nested_too_deep_is_400_not_a_crash(depth: int) -> None:
+    """Sequence items nested ``depth`` deep, up to past the JSON parser's limit."""
+    text = b'{"00400340": {"vr": "SQ", "Value": [' * depth + b"{}" + b"]}}" * depth
+    if depth <= 20:
+        assert "PerformedSeriesSequence" in mpps_web.payload(text, uid=UID)
+    else:
+        assert mpps_web.http_status(refused(text)) == 400
+
+
 def test_the_payloads_own_uids_are_checked_then_dropped() -> None:
     sop = {
         "00080016": {"vr": "UI", "Value": [mpps_web.MPPS_SOP_CLASS]},
