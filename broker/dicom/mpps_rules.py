@@ -1,8 +1,8 @@
 """An MPPS refusal as a DIMSE answer: the status Dataset of an N-CREATE/N-SET-RSP.
 
 The rules themselves (statuses, refusals, decoding, PS3.4 F.7) are the same for every
-face and live in ``broker.worklist.mpps_rules``; they are re-exported here for the
-DIMSE face. ``failure`` turns a :class:`MppsRefusal` into what pynetdicom sends:
+face and live in ``broker.worklist.mpps_rules``; the names the DIMSE face answers with
+are re-exported here. ``failure`` turns a :class:`MppsRefusal` into what pynetdicom sends:
 Status, Error Comment (0000,0902) and Error ID (0000,0903) (PS3.7 10.1.1.1, 10.1.5.1).
 """
 
@@ -14,27 +14,17 @@ from broker.worklist.mpps_rules import (
     ERROR_COMMENT_MAX,
     NO_LONGER_UPDATABLE,
     NO_LONGER_UPDATABLE_ERROR_ID,
-    NOT_SETTABLE,
     MppsRefusal,
     MppsStatus,
-    decoded,
-    performed_status,
-    step_refs,
-    text,
 )
 
 __all__ = [
-    "NOT_SETTABLE",
     "NO_LONGER_UPDATABLE",
     "NO_LONGER_UPDATABLE_ERROR_ID",
     "MppsRefusal",
     "MppsResult",
     "MppsStatus",
-    "decoded",
     "failure",
-    "performed_status",
-    "step_refs",
-    "text",
 ]
 
 # (status, attribute list): a status int, or a status Dataset holding Status and

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.uid import UID, generate_uid
 
 from broker.app import build_dicom_server, build_services
 from broker.common import jsontext
@@ -180,6 +180,9 @@ def test_refusals_map_to_the_http_statuses_of_chapter_15(
     )
     assert web(lambda: service.create(attributes, uid="not a uid", aet=CALLING, profile=ct)) == 400
     assert web(lambda: service.profile_for("STRANGER", "192.0.2.1")) == 403
+    assigned = service.create(attributes, uid=None, aet=CALLING, profile=ct)  # the SCP's UID
+    assert assigned.assigned and assigned.uid != uid and UID(assigned.uid).is_valid
+    assert assigned.changed == 0  # the step is STARTED already, by the first instance
     record = service.retrieve(uid, aet=CALLING, profile=ct)
     assert record.status == "IN PROGRESS"
 
