@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from pydicom import config as dicom_config
@@ -24,7 +26,8 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from broker.common.clock import SYSTEM_CLOCK, Clock, local_date
-from broker.dicom.plan import excluded, make_plan, sort_key
+from broker.dicom.budget import QueryBudget
+from broker.dicom.plan import QueryPlan, excluded, make_plan, sort_key
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.dicom.qido import QidoQuery
 from broker.dicom.response import build_response
@@ -98,6 +101,8 @@ class WorklistService:
         pn_case_insensitive: bool = True,
         zone: dt.tzinfo | None = None,
         profiled: bool = False,
+        max_candidates: int = 200_000,
+        query_cpu_seconds: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
@@ -108,6 +113,8 @@ class WorklistService:
         self._zone = zone  # the site's: defines "today"; None: the machine's
         self._profiled = profiled  # the site has [scanners] tables (the default "*" too)
         self._clock = clock  # whose "today" it is
+        self._max_candidates = max_candidates  # a search's work budget, as a C-FIND's
+        self._query_cpu_seconds = query_cpu_seconds
 
     def __repr__(self) -> str:
         return f"WorklistService(max_answers={self._max_answers})"
@@ -141,14 +148,13 @@ class WorklistService:
         today = local_date(self._clock, self._zone)
         identifier = query.identifier
         plan = make_plan(identifier, profile, today, self._hidden, self._max_answers, self._zone)
-        fold = self._pn_case_insensitive or query.fuzzy
-        candidates = [] if plan.nothing else self._store.candidates(plan.criteria)
-        matched = [
-            e for e in candidates if excluded(identifier, e, plan, pn_case_insensitive=fold) is None
-        ]
-        matched.sort(key=lambda e: sort_key(e, keys=profile.sort or _PAGE_ORDER))
         limit = min(query.limit or plan.limit, plan.limit)
-        page = matched[query.offset : query.offset + limit]
+        best = _first(
+            self._matched(plan, self._pn_case_insensitive or query.fuzzy),
+            query.offset + limit + 1,
+            functools.partial(sort_key, keys=profile.sort or _PAGE_ORDER),
+        )
+        page = best[query.offset : query.offset + limit]
         charset = "ISO_IR 192"  # DICOMweb text is UTF-8 (PS3.18 §8.7.3), whatever the profile's
         answers = tuple(
             _whole(e)
@@ -156,7 +162,17 @@ class WorklistService:
             else build_response(identifier, e, character_set=charset, unrepresentable="utf8")
             for e in page
         )
-        return SearchPage(answers, query.offset, len(matched) > query.offset + limit, limit)
+        return SearchPage(answers, query.offset, len(best) > query.offset + limit, limit)
+
+    def _matched(self, plan: QueryPlan, fold: bool) -> Iterator[Dataset]:
+        """The entries the plan's caller sees, within the C-FIND SCP's work budget
+        (``broker.dicom.budget``: ``DicomServiceError`` 0xA700 past it)."""
+        budget = QueryBudget(self._max_candidates, self._query_cpu_seconds)
+        candidates = iter(()) if plan.nothing else self._store.candidates(plan.criteria)
+        for entry in candidates:
+            budget.examine()
+            if excluded(plan.match_query, entry, plan, pn_case_insensitive=fold) is None:
+                yield entry
 
     def explain(self, request: ExplainRequest) -> Explanation:
         """Why the scanner of ``request`` sees, or does not see, each entry it names."""
@@ -199,6 +215,19 @@ class WorklistService:
                 "dicom_allow_unknown_callers = false"
             )
         return f"its association from {address} would be rejected: {refusal.value}"
+
+
+def _first(
+    entries: Iterable[Dataset], count: int, key: Callable[[Dataset], tuple[str, ...]]
+) -> list[Dataset]:
+    """The first ``count`` of ``entries`` in ``key`` order, holding at most ``2 * count``
+    at a time (as the C-FIND SCP's sorted answers do)."""
+    held: list[Dataset] = []
+    for entry in entries:
+        held.append(entry)
+        if len(held) > 2 * count:
+            held = sorted(held, key=key)[:count]
+    return sorted(held, key=key)[:count]
 
 
 def _whole(entry: Dataset) -> Dataset:

@@ -18,6 +18,8 @@ from broker.dicom.find import DEFAULT_HIDDEN_STATUSES, WorklistFindService
 from broker.dicom.profiles import ProfileSet
 from broker.dicom.qido import parse_query
 from broker.dicom.server import DicomServer
+from broker.dicom.status import Status
+from broker.errors import DicomServiceError
 from broker.services.worklist import UnknownScanner, WorklistService
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
@@ -249,3 +251,16 @@ def test_the_service_takes_a_profile_as_well_as_an_ae_title(
     assert by_title.answers == by_profile.answers
     for answer in by_title.answers:
         assert answer.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == "CT1"
+
+
+def test_a_search_has_the_work_budget_of_a_c_find(
+    worklist: WorklistStore, profiles: ProfileSet
+) -> None:
+    service = WorklistService(
+        worklist, profiles, max_answers=1000, hidden_statuses=frozenset(), max_candidates=5
+    )
+    with pytest.raises(DicomServiceError) as refused:
+        service.search_as("ALL", parse_query([]))
+    assert refused.value.status == Status.OUT_OF_RESOURCES
+    narrow = service.search_as("ALL", parse_query([("AccessionNumber", "A001")]))
+    assert [a.AccessionNumber for a in narrow.answers] == ["A001"]
