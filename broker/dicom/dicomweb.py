@@ -26,6 +26,7 @@ __all__ = [
     "MULTIPART_XML",
     "NotAcceptable",
     "Rendered",
+    "more_results_warning",
     "negotiate",
     "render",
 ]
@@ -143,3 +144,10 @@ def render(answers: Sequence[Dataset], media_type: str, boundary: str | None = N
     if media_type == MULTIPART_XML:
         return to_multipart(answers, boundary)
     raise ValueError(f"not a media type of the Search Transaction: {media_type}")
+
+
+def more_results_warning(service: str) -> str:
+    """The Warning header of a page past which more entries matched (PS3.18 §8.3.4.5;
+    RFC 7234 §5.5: code 299, the agent, a quoted text); ``service`` is the base URL."""
+    agent = "".join(c for c in service if c.isprintable() and c not in ' "') or "-"
+    return f'299 {agent} "There are additional results that can be requested"'

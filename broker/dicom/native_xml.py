@@ -12,7 +12,8 @@ what worklist answers hold:
   ``<NameSuffix>`` (empty components left out, PS3.19 A.1.5);
 - binary VRs as ``<InlineBinary>`` (base64); no BulkData;
 - text escaped by ``xml.etree`` (``&``, ``<``, ``>``, quotes in attributes); characters
-  XML 1.0 cannot carry (controls other than TAB, LF, CR) are refused with ``ValueError``.
+  XML 1.0 cannot carry (controls other than TAB, LF, CR; lone surrogates) are refused
+  with ``ValueError``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ NAMESPACE = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _PN_PARTS = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _text(value: object) -> str:

@@ -15,6 +15,7 @@ from broker.dicom.dicomweb import (
     DICOM_JSON,
     MULTIPART_XML,
     NotAcceptable,
+    more_results_warning,
     negotiate,
     render,
     to_multipart,
@@ -159,3 +160,19 @@ def test_nothing_acceptable_says_why(accept: str) -> None:
     with pytest.raises(NotAcceptable) as raised:
         negotiate(accept)
     assert raised.value.reason
+
+
+def test_the_more_results_warning_is_an_rfc_7234_warning() -> None:
+    assert more_results_warning("https://mwl.example/dicom-web") == (
+        '299 https://mwl.example/dicom-web "There are additional results that can be requested"'
+    )
+    text = '"There are additional results that can be requested"'
+    assert more_results_warning('bad " \r\nagent') == f"299 badagent {text}"
+    assert more_results_warning(" ") == f"299 - {text}"
+
+
+def test_lone_surrogates_are_refused_in_xml() -> None:
+    ds = Dataset()
+    ds.PatientComments = "half \ud800"
+    with pytest.raises(ValueError, match="cannot carry"):
+        to_xml(ds)
