@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 
@@ -92,9 +93,21 @@ def _cfind_identifier(top: dict[str, str], sps: dict[str, str]) -> Dataset:
     return identifier
 
 
-def _qido_params(top: dict[str, str], sps: dict[str, str]) -> list[tuple[str, str]]:
-    params = list(top.items())
-    params += [(f"ScheduledProcedureStepSequence.{k}", v) for k, v in sps.items()]
+def _qido_params(
+    top: dict[str, str], sps: dict[str, str], rng: random.Random | None = None
+) -> list[tuple[str, str]]:
+    """The keys as QIDO-RS match parameters: by keyword, or (with ``rng``) now and then by tag."""
+
+    def name(keyword: str) -> str:
+        if rng is None or rng.random() < 0.5:
+            return keyword
+        tag = tag_for_keyword(keyword)
+        assert tag is not None
+        return f"{tag:08X}"
+
+    params = [(name(k), v) for k, v in top.items()]
+    sequence = "ScheduledProcedureStepSequence"
+    params += [(f"{name(sequence)}.{name(k)}", v) for k, v in sps.items()]
     return params
 
 
@@ -155,7 +168,7 @@ def test_generated_queries_give_the_same_entries_over_dimse_and_dicomweb(
     for _ in range(40):
         top, sps = _generated(rng)
         over_dimse = _over_dimse(server, scanner, _cfind_identifier(top, sps))
-        page = service.search_as(scanner, parse_query(_qido_params(top, sps)))
+        page = service.search_as(scanner, parse_query(_qido_params(top, sps, rng)))
         over_web = sorted(str(a.AccessionNumber) for a in page.answers)
         assert over_web == over_dimse, (top, sps)
         assert not page.more
