@@ -92,6 +92,8 @@ _RANGE_FORMS = {
     vr: re.compile(rf"(?:{form})|(?:{form})?-(?:{form})?")
     for vr, form in (("DA", _DA), ("TM", _TM), ("DT", _DT))
 }
+# Command, file meta information and item delimitation elements are not in an identifier.
+_NOT_DATA_GROUPS = frozenset({0x0000, 0x0002, 0xFFFA, 0xFFFC, 0xFFFE})
 _SPS_START_DATE = Tag(0x0040, 0x0002)
 _SPS_START_TIME = Tag(0x0040, 0x0003)
 
@@ -132,7 +134,9 @@ def _attribute(parameter: str, name: str) -> tuple[BaseTag, str]:
         vr = str(dictionary_VR(tag))
     except KeyError:
         raise QidoError(parameter, f"{name} is not an attribute of the DICOM dictionary") from None
-    if tag.element == 0 or "or" in vr or vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
+    if tag.group in _NOT_DATA_GROUPS:
+        raise QidoError(parameter, f"{name} is not an attribute of a dataset")
+    if tag.element == 0 or len(vr) != 2 or vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
         raise QidoError(parameter, f"{name} ({vr}) cannot be a query key")
     return tag, vr
 
@@ -167,8 +171,8 @@ def _put(ds: Dataset, path: list[tuple[BaseTag, str]], value: str | list[str] | 
     tag, vr = path[-1]
     existing = ds.get(tag)
     if existing is not None:
-        if value is None:
-            return True
+        if value is None or (existing.VR == "SQ" and not value):
+            return True  # a return key, or a sequence already there: nothing to add
         if existing.VR == "SQ" or existing.value not in (None, "", []):
             return False
     if vr == "SQ":

@@ -68,6 +68,13 @@ def test_includefield_repeated_comma_separated_and_all() -> None:
     assert parse_query([("includefield", "all")]).include_all
 
 
+def test_a_sequence_as_a_return_key_keeps_its_match_keys() -> None:
+    query = parse_query(
+        [("ScheduledProcedureStepSequence.Modality", "CT"), ("ScheduledProcedureStepSequence", "")]
+    )
+    assert _step(query.identifier).Modality == "CT"
+
+
 def test_includefield_never_replaces_a_match_key() -> None:
     query = parse_query([("PatientID", "P1"), ("includefield", "PatientID")])
     assert query.identifier.PatientID == "P1"
@@ -125,6 +132,9 @@ def test_a_time_takes_the_form_of_the_date_range(date: str, time: str, combined:
         ([("00091010", "X")], "00091010", "private"),
         ([("00100000", "X")], "00100000", "not an attribute"),
         ([("PixelData", "")], "PixelData", "cannot be a query key"),
+        ([("00000900", "0")], "00000900", "not an attribute of a dataset"),
+        ([("FFFEE000", "")], "FFFEE000", "not an attribute of a dataset"),
+        ([("TransferSyntaxUID", "1.2")], "TransferSyntaxUID", "not an attribute of a dataset"),
         ([("PatientID.Modality", "CT")], "PatientID.Modality", "is not a sequence"),
         (
             [("ScheduledProcedureStepSequence..Modality", "CT")],
