@@ -108,15 +108,23 @@ class QidoError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class QidoQuery:
-    """A parsed Search Transaction: the C-FIND identifier and the paging."""
+    """A parsed Search Transaction: the C-FIND identifier and the paging. Its repr names
+    the keys, never their values (patient data)."""
 
     identifier: Dataset  # match and return keys, as a Modality Worklist C-FIND has them
     include_all: bool = False  # includefield=all: every attribute of each entry
     fuzzy: bool = False  # fuzzymatching=true: person names case-insensitively
     offset: int = 0
     limit: int | None = None  # None: the profile's (or the site's) answer limit
+
+    def __repr__(self) -> str:
+        keys = ",".join(e.keyword or str(e.tag) for e in self.identifier.iterall())
+        return (
+            f"QidoQuery(keys=[{keys}], include_all={self.include_all}, fuzzy={self.fuzzy}, "
+            f"offset={self.offset}, limit={self.limit})"
+        )
 
 
 def _attribute(parameter: str, name: str) -> tuple[BaseTag, str]:

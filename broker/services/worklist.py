@@ -78,14 +78,21 @@ class UnknownScanner(LookupError):
     """The AE title has no profile a search could be scoped by (it may not connect)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SearchPage:
-    """One page of a scanner's search: its answers, in order, and whether more matched."""
+    """One page of a scanner's search: its answers, in order, and whether more matched.
+    Its repr counts the answers, never shows them (patient data)."""
 
     answers: tuple[Dataset, ...]
     offset: int
     more: bool  # entries past this page matched (PS3.18 §8.3.4.5: a Warning to the client)
     limit: int  # the page size applied: the request's, bounded by the profile's
+
+    def __repr__(self) -> str:
+        return (
+            f"SearchPage(answers={len(self.answers)}, offset={self.offset}, "
+            f"more={self.more}, limit={self.limit})"
+        )
 
 
 class WorklistService:

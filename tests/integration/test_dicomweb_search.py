@@ -277,3 +277,8 @@ def test_a_search_has_the_work_budget_of_a_c_find(
     assert refused.value.status == Status.OUT_OF_RESOURCES
     narrow = service.search_as("ALL", parse_query([("AccessionNumber", "A001")]))
     assert [a.AccessionNumber for a in narrow.answers] == ["A001"]
+
+
+def test_a_page_repr_shows_no_patient_data(worklist: WorklistStore, profiles: ProfileSet) -> None:
+    page = _service(worklist, profiles).search_as("ALL", parse_query([("limit", "3")]))
+    assert repr(page) == f"SearchPage(answers=3, offset=0, more={page.more}, limit=3)"

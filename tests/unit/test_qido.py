@@ -179,3 +179,10 @@ def test_each_refusal_names_its_parameter(
         parse_query(params)
     assert raised.value.parameter == parameter
     assert reason in raised.value.reason
+
+
+def test_the_repr_names_keys_never_values() -> None:
+    query = parse_query([("PatientName", "DOE^JOHN"), ("PatientID", "SECRET-ID")])
+    text = repr(query)
+    assert "PatientName" in text and "PatientID" in text
+    assert "DOE" not in text and "SECRET" not in text
