@@ -164,6 +164,8 @@ class Services:
             pn_case_insensitive=s.dicom_pn_case_insensitive,
             zone=site_zone(s.site_timezone),
             profiled=bool(s.dicom_scanners),
+            max_candidates=s.dicom_max_candidates,
+            query_cpu_seconds=s.dicom_query_cpu_seconds,
         )
 
     @cached_property
