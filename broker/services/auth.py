@@ -127,10 +127,13 @@ class TokenInfo:
 
 
 class LoginRefused(Exception):
-    """Wrong user name or password, or a disabled user: one message for all."""
+    """Wrong user name or password, or a disabled user: one message for all.
+    ``user_known`` (for the log, never the answer): whether the name is a user's; a name
+    that is not may be a password typed in the wrong field, so it is not written down."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, user_known: bool = False) -> None:
         super().__init__(_REFUSED)
+        self.user_known = user_known
 
 
 class LoginThrottled(Exception):
@@ -155,6 +158,12 @@ def check_password(password: str) -> None:
         raise BrokerError(f"the password must have at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD:
         raise BrokerError(f"the password must have at most {MAX_PASSWORD} characters")
+
+
+def _why(record: UserRecord | None) -> str:
+    if record is None:
+        return "unknown user"
+    return "disabled user" if record.disabled else "wrong password"
 
 
 def _secret_digest(secret: str) -> str:
@@ -189,13 +198,14 @@ class AuthService:
         """A new session for ``user``; LoginRefused or LoginThrottled otherwise."""
         by_user, by_addr, left = self._store.failures(user, address)
         if by_user >= USER_FAILURES or by_addr >= ADDRESS_FAILURES:
-            self._login_refused(user, address, "throttled")
+            self._login_refused("", address, "throttled: too many failed logins")
             raise LoginThrottled(left)
         record = self._store.user(user) if _NAME.match(user) else None
         if not self._verify(record, password) or record is None or record.disabled:
             self._store.count_failure(user, address, FAILURE_WINDOW)
-            self._login_refused(user, address, "disabled" if record else "bad credentials")
-            raise LoginRefused
+            known = record is not None
+            self._login_refused(user if known else "", address, _why(record))
+            raise LoginRefused(user_known=known)
         self._store.clear_failures(user)
         now = self._clock.now()
         new_hash = record.hash
@@ -223,7 +233,8 @@ class AuthService:
             return False
 
     def _login_refused(self, user: str, address: str, reason: str) -> None:
-        name = user if _NAME.match(user) else "(not a user name)"
+        """Audited with the name only when it is a user's (see :class:`LoginRefused`)."""
+        name = user or "(not a user)"
         self._audit.record(
             AuditEvent(
                 AuditType.LOGIN, Outcome.REFUSED, address=address, target=name, reason=reason

@@ -46,6 +46,7 @@ def test_bad_mapping_directory_is_a_start_up_error(tmp_path: Path) -> None:
     (tmp_path / "maps").mkdir()
     (tmp_path / "maps" / "bad.yaml").write_text("name: bad\nattributes:\n  PatientNam: PID-5\n")
     result = run("serve", "--hl7-port", "0", "--dicom-port", "0", "--data-dir", str(tmp_path / "d"),
+                 "--admin-port", "0",
                  "--mappings-dir", str(tmp_path / "maps"))  # fmt: skip
     assert result.returncode == 2
     assert "bad.yaml" in result.stderr
@@ -66,7 +67,8 @@ def test_serve_prints_where_it_listens_and_stops_cleanly_on_sigterm(tmp_path: Pa
     data = tmp_path / "data"
     proc = subprocess.Popen(
         [*CLI, "serve", "--hl7-host", "127.0.0.1", "--hl7-port", "0", "--dicom-host", "127.0.0.1",
-         "--dicom-port", "0", "--data-dir", str(data), "--mappings-dir", str(MAPPINGS)],
+         "--dicom-port", "0", "--admin-port", "0", "--data-dir", str(data),
+         "--mappings-dir", str(MAPPINGS)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
