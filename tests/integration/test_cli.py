@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from broker.mllp.client import MLLPClient, split_messages, summarize_ack
 from tests.broker_runner import DATA, MAPPINGS
 
@@ -84,6 +86,9 @@ def test_serve_prints_where_it_listens_and_stops_cleanly_on_sigterm(tmp_path: Pa
         hl7_port = int(found[1])
         assert re.search(r"DICOM MWL\s+127\.0\.0\.1:\d+ AE title MWL_BROKER", banner)
         assert "embedded redis-server" in banner
+        admin = re.search(r"Admin API\s+(http://127\.0\.0\.1:\d+)/api/", banner)
+        assert admin is not None, banner
+        assert httpx.get(f"{admin[1]}/healthz", timeout=30).json() == {"status": "ok"}
         message = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
         with MLLPClient("127.0.0.1", hl7_port, timeout=30) as client:
             assert summarize_ack(client.send(message)).code == "AA"
