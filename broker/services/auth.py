@@ -24,10 +24,12 @@ acting user (``by``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -187,10 +189,14 @@ class AuthService:
         self._audit = audit
         self._clock = clock
         self._hasher = hasher or PasswordHasher()
-        self._dummy = self._hasher.hash(secrets.token_urlsafe(16))  # for unknown names
 
     def __repr__(self) -> str:
         return f"AuthService({self._store!r})"
+
+    @functools.cached_property
+    def _dummy_hash(self) -> str:
+        """What an unknown name's password is checked against (built at the first one)."""
+        return self._hasher.hash(secrets.token_urlsafe(16))
 
     # -- logging in --------------------------------------------------------
 
@@ -208,10 +214,7 @@ class AuthService:
             raise LoginRefused(user_known=known)
         self._store.clear_failures(user)
         now = self._clock.now()
-        new_hash = record.hash
-        if self._hasher.check_needs_rehash(record.hash):
-            new_hash = self._hasher.hash(password)
-        self._store.put_user(dataclasses.replace(record, hash=new_hash, last_login=now))
+        self._store.update_user(record.name, self._after_login(record, password, now))
         session = Session(
             id=secrets.token_urlsafe(32),
             csrf=secrets.token_urlsafe(32),
@@ -223,12 +226,27 @@ class AuthService:
         self._audit.record(AuditEvent(AuditType.LOGIN, address=address, user=record.name))
         return session
 
+    def _after_login(
+        self, verified: UserRecord, password: str, now: float
+    ) -> Callable[[UserRecord], UserRecord]:
+        """The change a login makes to its user: ``last_login``, and a new hash when the
+        hasher's parameters changed (unless the password changed meanwhile)."""
+        new_hash = verified.hash
+        if self._hasher.check_needs_rehash(verified.hash):
+            new_hash = self._hasher.hash(password)
+
+        def change(current: UserRecord) -> UserRecord:
+            rehashed = new_hash if current.hash == verified.hash else current.hash
+            return dataclasses.replace(current, hash=rehashed, last_login=now)
+
+        return change
+
     def _verify(self, record: UserRecord | None, password: str) -> bool:
         """Whether ``password`` is the user's; as slow for an unknown user as for a known one."""
         if len(password) > MAX_PASSWORD:
             return False
         try:
-            return self._hasher.verify(record.hash if record else self._dummy, password)
+            return self._hasher.verify(record.hash if record else self._dummy_hash, password)
         except (VerificationError, InvalidHashError):
             return False
 
@@ -300,16 +318,20 @@ class AuthService:
 
     def set_password(self, name: str, password: str, *, by: str) -> None:
         """A new password; the user's sessions end."""
-        record = self._known(name)
+        self._known(name)
         check_password(password)
         new_hash = self._hasher.hash(password)
-        self._store.put_user(dataclasses.replace(record, hash=new_hash, epoch=record.epoch + 1))
+        self._store.update_user(
+            name, lambda r: dataclasses.replace(r, hash=new_hash, epoch=r.epoch + 1)
+        )
         self._audit.record(AuditEvent(AuditType.USER_PASSWORD, user=by, target=name))
 
     def set_disabled(self, name: str, disabled: bool, *, by: str) -> None:
         """Disable (the user's sessions end) or enable a user."""
-        record = self._known(name)
-        self._store.put_user(dataclasses.replace(record, disabled=disabled, epoch=record.epoch + 1))
+        self._known(name)
+        self._store.update_user(
+            name, lambda r: dataclasses.replace(r, disabled=disabled, epoch=r.epoch + 1)
+        )
         kind = AuditType.USER_DISABLE if disabled else AuditType.USER_ENABLE
         self._audit.record(AuditEvent(kind, user=by, target=name))
 

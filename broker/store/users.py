@@ -10,6 +10,7 @@ their number is bounded by what a window lets in.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -108,8 +109,27 @@ class UserStore:
             self._redis.hsetnx(self._keys.users(), record.name, _fields(record, drop="name"))
         )
 
-    def put_user(self, record: UserRecord) -> None:
-        self._redis.hset(self._keys.users(), record.name, _fields(record, drop="name"))
+    def update_user(
+        self, name: str, change: Callable[[UserRecord], UserRecord]
+    ) -> UserRecord | None:
+        """Apply ``change`` to the user's record as one transaction (WATCH, retried when
+        another write came first), so that a login's ``last_login`` never undoes a
+        concurrent disable; the new record, or None for an unknown user."""
+        key = self._keys.users()
+        with self._redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    raw = pipe.hget(key, name)
+                    if raw is None:
+                        return None
+                    new = change(UserRecord(name=name, **loads(raw)))
+                    pipe.multi()
+                    pipe.hset(key, name, _fields(new, drop="name"))
+                    pipe.execute()
+                    return new
+                except redis.WatchError:
+                    continue  # another write to the users came first: read again
 
     def has_users(self) -> bool:
         return bool(self._redis.hlen(self._keys.users()))

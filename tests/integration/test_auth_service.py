@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 import redis
 from argon2 import PasswordHasher
@@ -188,3 +190,27 @@ def test_every_change_is_audited_with_the_actor(auth: AuthService, audit: Record
     users = {u.name: u for u in auth.users()}
     assert users["bob"].role is Role.EDITOR and not users["bob"].disabled
     assert auth.has_users()
+
+
+class DisablingHasher(PasswordHasher):
+    """Verifies, then has ``alice`` disabled by an admin before the login goes on."""
+
+    def __init__(self, service: list[AuthService]) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.service = service
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        ok = super().verify(hash, password)
+        self.service[0].set_disabled("alice", True, by="root")
+        return ok
+
+
+def test_a_login_never_undoes_a_disable_made_meanwhile(redis_client: redis.Redis) -> None:
+    holder: list[AuthService] = []
+    store = UserStore(redis_client, KeySchema("mwl"))
+    service = AuthService(store, session_seconds=600, hasher=DisablingHasher(holder))
+    holder.append(service)
+    service.add_user("alice", PASSWORD, Role.ADMIN, by="root")
+    session = service.login("alice", PASSWORD, "10.0.0.1")  # verified before the disable
+    assert [u.disabled for u in service.users()] == [True]
+    assert service.session(session.id) is None
