@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import select
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,66 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     revoked = cli("token", "revoke", token_id, data=data)
     assert revoked.returncode == 0 and f"token {token_id} revoked" in revoked.stdout
     assert cli("token", "list", data=data).stdout.strip() == "no token"
+
+
+def at_a_terminal(args: list[str], answers: list[tuple[bytes, bytes]]) -> tuple[int, str]:
+    """Run the command with a pseudo-terminal as its controlling terminal (so getpass reads
+    from it, echo off), answering each prompt; its exit status and what the terminal showed."""
+    master, slave = os.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MWL_BROKER_")}
+    proc = subprocess.Popen(
+        [*CLI, *args], stdin=slave, stdout=slave, stderr=slave,
+        preexec_fn=controlling_terminal, env=env,
+    )  # fmt: skip
+    os.close(slave)
+    shown = b""
+    try:
+        for prompt, answer in [*answers, (b"", b"")]:
+            while prompt not in shown or not prompt:
+                ready, _, _ = select.select([master], [], [], 60)
+                assert ready, shown
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the command ended and closed the terminal
+                    chunk = b""
+                if not chunk:
+                    break
+                shown += chunk
+            if answer:
+                os.write(master, answer)
+        return proc.wait(timeout=60), shown.decode(errors="replace")
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_init_at_a_terminal_asks_for_the_first_admin(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    secret = PASSWORD.encode() + b"\n"
+    status, shown = at_a_terminal(
+        ["init", str(site)],
+        [(b"user name; empty: later): ", b"root\n"), (b"Password: ", secret),
+         (b"(again): ", secret)],
+    )  # fmt: skip
+    assert status == 0, shown
+    assert "user root added, role admin" in shown and PASSWORD not in shown  # not echoed
+    listed = subprocess.run(
+        [*CLI, "user", "list", "--config", str(site / "broker.toml")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert re.search(r"^root\s+admin\s+enabled", listed.stdout, re.M), listed
+
+
+def test_passwords_typed_twice_must_match(tmp_path: Path) -> None:
+    status, shown = at_a_terminal(
+        ["user", "add", "bob", "--role", "viewer", "--data-dir", str(tmp_path / "data")],
+        [(b"Password: ", PASSWORD.encode() + b"\n"), (b"(again): ", b"something else\n")],
+    )
+    assert status == 1 and "the two passwords differ; nothing changed" in shown
