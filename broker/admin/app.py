@@ -41,7 +41,7 @@ def create_app(
     app.state.services = services
     app.state.settings = settings
     app.state.listeners = listeners
-    app.state.cookie = cookie_policy(tls=tls, session_seconds=settings.admin_session_minutes * 60)
+    app.state.cookie = cookie_policy(tls=tls)
     install_problem_handler(app)
     for router in (health.router, session.router, status.router):
         app.include_router(router)

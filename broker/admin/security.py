@@ -38,16 +38,17 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mwl-broker"'}
 @dataclass(frozen=True)
 class CookiePolicy:
     """The session cookie: its name and whether it is ``Secure`` (under TLS: then with
-    the ``__Host-`` prefix, so no other host or path can set it)."""
+    the ``__Host-`` prefix, so no other host or path can set it). It has no Max-Age: the
+    browser drops it when it closes, and the broker ends the session after
+    ``admin_session_minutes`` unused (a Max-Age would not slide with the session)."""
 
     name: str
     secure: bool
-    max_age: int
 
 
-def cookie_policy(*, tls: bool, session_seconds: float) -> CookiePolicy:
+def cookie_policy(*, tls: bool) -> CookiePolicy:
     name = "__Host-mwlb_session" if tls else "mwlb_session"
-    return CookiePolicy(name, tls, int(session_seconds))
+    return CookiePolicy(name, tls)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,6 @@ def login(body: Login, request: Request, response: Response) -> SessionInfo:
     response.set_cookie(
         policy.name,
         session.id,
-        max_age=policy.max_age,
         path="/",
         secure=policy.secure,
         httponly=True,

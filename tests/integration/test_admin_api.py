@@ -76,6 +76,7 @@ def test_login_answers_who_and_the_csrf_token_and_sets_a_strict_cookie(api: Api)
         flags = {part.strip().lower() for part in cookie.split(";")[1:]}
         assert {"httponly", "samesite=strict", "path=/"} <= flags
         assert "secure" not in flags  # plain HTTP on loopback: Secure comes with TLS
+        assert not any(f.startswith(("max-age", "expires")) for f in flags)  # the broker ends it
         me = client.get("/api/session").json()
         assert me["user"] == "editor" and me["csrf"] == body["csrf"]
 
