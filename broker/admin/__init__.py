@@ -5,5 +5,5 @@ injected; ``server.AdminServer`` runs it with uvicorn on the broker's event loop
 Modules: ``problems`` (every error as RFC 9457 problem+json, from one handler),
 ``middleware`` (security headers, request body bound), ``security`` (who is calling:
 session cookie or bearer token, roles, CSRF), and one router module per resource
-(``health``, ``session``, ``status``).
+(``health``, ``session``, ``status``, ``users``).
 """

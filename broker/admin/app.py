@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI
 
-from broker.admin import health, session, status
+from broker.admin import health, session, status, users
 from broker.admin.middleware import BodyLimit, SecurityHeaders
 from broker.admin.problems import install_problem_handler
 from broker.admin.security import cookie_policy
@@ -43,7 +43,7 @@ def create_app(
     app.state.listeners = listeners
     app.state.cookie = cookie_policy(tls=tls)
     install_problem_handler(app)
-    for router in (health.router, session.router, status.router):
+    for router in (health.router, session.router, status.router, users.router):
         app.include_router(router)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, tls=tls)  # outermost: every answer gets the headers

@@ -1,5 +1,5 @@
 """``GET /api/status``: what the broker runs (version, listeners, mapping version, the
-message log's counts); ``GET /api/users``: the console's users (admin only)."""
+message log's counts)."""
 
 from __future__ import annotations
 
@@ -31,14 +31,6 @@ class Status(BaseModel):
     messages: MessageCounts
 
 
-class User(BaseModel):
-    name: str
-    role: str
-    disabled: bool
-    created: float
-    last_login: float | None
-
-
 def _version() -> str:
     try:
         return version("mwl-broker")
@@ -59,18 +51,3 @@ def status(request: Request, _: Annotated[Caller, Depends(authenticated(Role.VIE
             errors=log.count(errors_only=True), warnings=log.count(warnings_only=True)
         ),
     )
-
-
-@router.get("/users", summary="the console's users (admin)")
-def users(request: Request, _: Annotated[Caller, Depends(authenticated(Role.ADMIN))]) -> list[User]:
-    services: Services = request.app.state.services
-    return [
-        User(
-            name=u.name,
-            role=u.role.value,
-            disabled=u.disabled,
-            created=u.created,
-            last_login=u.last_login,
-        )
-        for u in services.auth.users()
-    ]
