@@ -5,11 +5,12 @@ recommended option), never in clear, never logged. An API token reads
 ``mwlb_<id>_<secret>``: the id finds its record, the secret (256 random bits) is
 kept only as its SHA-256, which is enough for a secret that is random and long.
 A session id is 256 random bits, with a CSRF token of its own; it ends after
-``admin_session_minutes`` without use (each use starts the time again), at logout,
-and when its user's password changes or the user is disabled (the user record's
-``epoch`` moves on).
+``admin_session_minutes`` without use (each use starts the time again), at the
+latest :data:`SESSION_LIFETIME` after its login, at logout, and when its user's
+password changes or the user is disabled (the user record's ``epoch`` moves on).
 
-Failed logins are counted per login name and per source address for
+Failed logins are counted per login name and per source address (an IPv6 address
+by its /64, which one host usually holds whole) for
 :data:`FAILURE_WINDOW` seconds (counters with a TTL in Redis, so their number is
 bounded by what the window lets in); past :data:`USER_FAILURES` for a name or
 :data:`ADDRESS_FAILURES` from an address, logins are refused unchecked until the
@@ -27,6 +28,7 @@ import dataclasses
 import functools
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from collections.abc import Callable
@@ -40,6 +42,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from broker.audit.events import AuditEvent, AuditType, Outcome
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common.clock import SYSTEM_CLOCK, Clock
+from broker.common.netaddr import peer_ip
 from broker.errors import BrokerError
 from broker.store.users import SessionRecord, TokenRecord, UserRecord, UserStore
 
@@ -47,6 +50,7 @@ __all__ = [
     "ADDRESS_FAILURES",
     "FAILURE_WINDOW",
     "MIN_PASSWORD",
+    "SESSION_LIFETIME",
     "USER_FAILURES",
     "AuthService",
     "LoginRefused",
@@ -61,6 +65,7 @@ __all__ = [
 USER_FAILURES = 5  # failed logins for one name within the window, then refused unchecked
 ADDRESS_FAILURES = 20  # failed logins from one address within the window
 FAILURE_WINDOW = 900.0  # seconds
+SESSION_LIFETIME = 12 * 3600.0  # seconds a session may last, however busy: a new login then
 MIN_PASSWORD = 12  # characters
 MAX_PASSWORD = 1024  # characters: Argon2 takes any length, a request body should not
 TOKEN_PREFIX = "mwlb_"  # noqa: S105 - the marker of a token, not one
@@ -162,6 +167,14 @@ def check_password(password: str) -> None:
         raise BrokerError(f"the password must have at most {MAX_PASSWORD} characters")
 
 
+def _source(address: str) -> str:
+    """What failed logins are counted by: the address, an IPv6 address's /64."""
+    ip = peer_ip(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip) if ip is not None else address[:64]
+
+
 def _why(record: UserRecord | None) -> str:
     if record is None:
         return "unknown user"
@@ -202,13 +215,13 @@ class AuthService:
 
     def login(self, user: str, password: str, address: str) -> Session:
         """A new session for ``user``; LoginRefused or LoginThrottled otherwise."""
-        by_user, by_addr, left = self._store.failures(user, address)
+        by_user, by_addr, left = self._store.failures(user, _source(address))
         if by_user >= USER_FAILURES or by_addr >= ADDRESS_FAILURES:
             self._login_refused("", address, "throttled: too many failed logins")
             raise LoginThrottled(left)
         record = self._store.user(user) if _NAME.match(user) else None
         if not self._verify(record, password) or record is None or record.disabled:
-            self._store.count_failure(user, address, FAILURE_WINDOW)
+            self._store.count_failure(user, _source(address), FAILURE_WINDOW)
             known = record is not None
             self._login_refused(user if known else "", address, _why(record))
             raise LoginRefused(user_known=known)
@@ -221,7 +234,7 @@ class AuthService:
             principal=Principal(record.name, Role(record.role), "session"),
             expires=now + self._session_seconds,
         )
-        stored = SessionRecord(record.name, session.csrf, session.expires, record.epoch)
+        stored = SessionRecord(record.name, session.csrf, session.expires, record.epoch, now)
         self._store.put_session(session.id, stored, self._session_seconds)
         self._audit.record(AuditEvent(AuditType.LOGIN, address=address, user=record.name))
         return session
@@ -270,14 +283,15 @@ class AuthService:
         record = self._store.user(stored.user)
         if (
             stored.expires <= now
+            or now - stored.started >= SESSION_LIFETIME
             or record is None
             or record.disabled
             or record.epoch != stored.epoch
         ):
             self._store.remove_session(session_id)
             return None
-        expires = now + self._session_seconds
-        renewed = SessionRecord(stored.user, stored.csrf, expires, stored.epoch)
+        expires = min(now + self._session_seconds, stored.started + SESSION_LIFETIME)
+        renewed = dataclasses.replace(stored, expires=expires)
         self._store.put_session(session_id, renewed, self._session_seconds)
         principal = Principal(record.name, Role(record.role), "session")
         return Session(session_id, stored.csrf, principal, expires)

@@ -61,12 +61,13 @@ class TokenRecord:
 
 @dataclass(frozen=True)
 class SessionRecord:
-    """What a session id stands for."""
+    """What a session id stands for; ``started``: when its login was."""
 
     user: str
     csrf: str
     expires: float
     epoch: int
+    started: float = 0.0
 
     def __repr__(self) -> str:
         return f"SessionRecord(user={self.user!r}, expires={self.expires!r})"

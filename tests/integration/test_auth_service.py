@@ -14,6 +14,7 @@ from broker.errors import BrokerError
 from broker.services.auth import (
     ADDRESS_FAILURES,
     FAILURE_WINDOW,
+    SESSION_LIFETIME,
     USER_FAILURES,
     AuthService,
     LoginRefused,
@@ -74,6 +75,19 @@ def test_login_gives_a_session_that_slides_and_ends(auth: AuthService, clock: Ma
     assert auth.session("made-up") is None
 
 
+def test_a_busy_session_still_ends_after_its_lifetime(
+    auth: AuthService, clock: ManualClock
+) -> None:
+    session = auth.login("alice", PASSWORD, "10.0.0.1")
+    start = clock.now()
+    while clock.now() + 500 < start + SESSION_LIFETIME:  # used every 500 s of 600 allowed
+        clock.advance(500)
+        renewed = auth.session(session.id)
+        assert renewed is not None and renewed.expires <= start + SESSION_LIFETIME
+    clock.advance(500)
+    assert auth.session(session.id) is None
+
+
 def test_password_is_stored_as_argon2id_only(auth: AuthService, redis_client: redis.Redis) -> None:
     stored = redis_client.hget("mwl:auth:users", "alice")
     assert stored is not None and b"$argon2id$" in stored and PASSWORD.encode() not in stored
@@ -124,6 +138,15 @@ def test_failures_per_address_are_throttled(auth: AuthService) -> None:
     with pytest.raises(LoginThrottled):
         auth.login("alice", PASSWORD, "10.0.3.1")
     assert auth.login("alice", PASSWORD, "10.0.3.2").principal.name == "alice"
+
+
+def test_an_ipv6_host_is_counted_by_its_64(auth: AuthService) -> None:
+    for n in range(ADDRESS_FAILURES):
+        with pytest.raises(LoginRefused):
+            auth.login(f"guess{n}", "wrong password!", f"2001:db8:1:2::{n + 1:x}")
+    with pytest.raises(LoginThrottled):
+        auth.login("alice", PASSWORD, "2001:db8:1:2:ffff::1")
+    assert auth.login("alice", PASSWORD, "2001:db8:1:3::1").principal.name == "alice"
 
 
 def test_failure_counters_expire_in_redis(auth: AuthService, redis_client: redis.Redis) -> None:
