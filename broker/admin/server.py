@@ -26,6 +26,10 @@ __all__ = ["AdminServer"]
 log = logging.getLogger(__name__)
 
 _GRACE = 5  # seconds open requests may take to finish when the broker stops
+# connections and requests at once; past it uvicorn answers 503 before the application
+# (the console is for a few people; each request may take a worker thread)
+_MAX_CONCURRENCY = 64
+_KEEP_ALIVE = 15  # seconds an idle keep-alive connection stays open
 
 
 class _Server(uvicorn.Server):
@@ -53,6 +57,8 @@ class AdminServer:
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=_GRACE,
+            limit_concurrency=_MAX_CONCURRENCY,
+            timeout_keep_alive=_KEEP_ALIVE,
             ssl_context_factory=(lambda _config, _default: tls) if tls is not None else None,
         )
         self._server = _Server(config)
