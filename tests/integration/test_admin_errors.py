@@ -77,6 +77,10 @@ def test_not_json_unknown_route_wrong_method(api: Api) -> None:
     with api.client() as client:
         problem(client.post("/api/session", content=b"{not json", headers={"content-type":
                 "application/json"}), 422)  # fmt: skip
+        # what a form of another site can send (no CORS preflight): not taken as JSON
+        form = b'{"user": "admin", "password": "a long enough password"}'
+        problem(client.post("/api/session", content=form, headers={"content-type":
+                "text/plain"}), 422)  # fmt: skip
         assert problem(client.get("/api/nothing-here"), 404) == "no such resource"
         assert "PUT" in problem(client.put("/api/status"), 405)
 
