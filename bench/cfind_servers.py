@@ -129,6 +129,7 @@ def start_broker(
     lines: list[str] = []
     proc, m = start_process(
         ["-m", "broker.cli", "serve", *options, "--hl7-host", "127.0.0.1", "--hl7-port", "0",
+         "--admin-port", "0",
          "--dicom-host", "127.0.0.1", "--dicom-port", "0", "--data-dir", str(data_dir),
          "--mappings-dir", str(REPO / "mappings"), "--log-level", "WARNING"],
         "DICOM MWL",

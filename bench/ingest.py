@@ -94,6 +94,7 @@ def start_broker(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
     """``mwl-broker serve`` as its own process, embedded Redis at appendfsync always."""
     return start_process(
         ["-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1", "--hl7-port", "0",
+         "--admin-port", "0",
          "--dicom-host", "127.0.0.1", "--dicom-port", "0", "--data-dir", str(data_dir),
          "--mappings-dir", str(REPO / "mappings"), "--log-level", "WARNING"],
         "HL7 MLLP",

@@ -3,8 +3,9 @@
 Start: Redis (embedded or configured, durability checked) → the audit trail
 (``broker.audit``: every part below records to it) → store (key secret checked,
 schema-1 keys migrated: ``broker.store.schema_version``) → mappings →
-DICOM SCP (MWL and MPPS) → MLLP listener (last, so no order is accepted before
-everything that serves it is up) → the periodic retention purge. Stop: stop
+DICOM SCP (MWL and MPPS) → MLLP listener (no order is accepted before
+everything that serves it is up) → the periodic retention purge → the admin console
+and API (``broker.admin``, uvicorn on this event loop). Stop: the admin API → stop
 accepting HL7 → drain in-flight messages (each still gets its ACK) → stop the
 purge → stop the DICOM AE → write the audit records still queued → close Redis
 (the embedded server flushes its AOF and exits).
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 
 import redis
 
+from broker.admin.app import create_app
+from broker.admin.server import AdminServer
 from broker.audit.trail import AuditTrail
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common.netaddr import peer_ip
@@ -96,6 +99,17 @@ class Endpoints:
     dicom_port: int
     ae_title: str
     redis: str
+    admin_host: str = ""
+    admin_port: int | None = None  # None: admin_enabled = false
+    admin_scheme: str = "http"
+
+    @property
+    def admin_url(self) -> str | None:
+        """The admin console's base URL, None when it is off."""
+        if self.admin_port is None:
+            return None
+        host = f"[{self.admin_host}]" if ":" in self.admin_host else self.admin_host
+        return f"{self.admin_scheme}://{host}:{self.admin_port}"
 
 
 def build_services(s: Settings, client: redis.Redis, audit: AuditSink = NO_AUDIT) -> Services:
@@ -118,6 +132,13 @@ def dicom_tls(s: Settings) -> ssl.SSLContext | None:
         return None
     cert, key, ca = s.dicom_tls_cert, s.dicom_tls_key, s.dicom_tls_client_ca
     return server_context("dicom_tls_cert", cert, key, ca)
+
+
+def admin_tls(s: Settings) -> ssl.SSLContext | None:
+    """The admin API's TLS context (BCP 195), or None for plain HTTP."""
+    if s.admin_tls_cert is None or s.admin_tls_key is None:
+        return None
+    return server_context("admin_tls_cert", s.admin_tls_cert, s.admin_tls_key)
 
 
 def build_dicom_server(services: Services, audit: AuditSink = NO_AUDIT) -> DicomServer:
@@ -213,6 +234,7 @@ class Broker:
         self._mllp: MLLPServer | None = None
         self._batching: BatchingHandler | None = None
         self._purge: RetentionScheduler | None = None
+        self._admin: AdminServer | None = None
         self.audit: AuditTrail | None = None
         self.services: Services | None = None
         self.store: WorklistStore | None = None
@@ -270,6 +292,11 @@ class Broker:
         if s.retention_interval_seconds > 0:
             self._purge = RetentionScheduler(services.retention, s.retention_interval_seconds)
             self._purge.start()
+        if s.admin_enabled:
+            app = create_app(services, s, listeners=self._listener_ports)
+            tls = admin_tls(s)
+            self._admin = AdminServer(app, host=s.admin_host, port=s.admin_port, tls=tls)
+            await self._admin.start()
         _settle_garbage_collector()
         self.endpoints = Endpoints(
             hl7_host=s.hl7_host,
@@ -278,9 +305,18 @@ class Broker:
             dicom_port=self._dicom.port,
             ae_title=s.ae_title,
             redis=redis_label,
+            admin_host=s.admin_host,
+            admin_port=self._admin.port if self._admin else None,
+            admin_scheme=self._admin.scheme if self._admin else "http",
         )
         trail.started(hl7_port=self._mllp.port, dicom_port=self._dicom.port, ae_title=s.ae_title)
         return self.endpoints
+
+    def _listener_ports(self) -> dict[str, int | None]:
+        """The listeners' ports, None for one that is not up (the admin API's readyz)."""
+        mllp, dicom = self._mllp, self._dicom
+        hl7 = mllp.port if mllp is not None and mllp.listening else None
+        return {"hl7": hl7, "dicom": dicom.port if dicom is not None else None}
 
     def _redis_exited(self, returncode: int) -> None:
         how = f"killed by signal {-returncode}" if returncode < 0 else f"status {returncode}"
@@ -331,6 +367,9 @@ class Broker:
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.close()  # from here on, the embedded server stops because we stop it
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            await admin.stop()
         mllp, self._mllp = self._mllp, None
         if mllp is not None:
             await mllp.stop(self.settings.drain_timeout)

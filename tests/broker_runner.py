@@ -25,6 +25,8 @@ def broker_settings(data_dir: Path, **overrides: Any) -> Settings:
         "hl7_port": 0,
         "dicom_host": "127.0.0.1",
         "dicom_port": 0,
+        "admin_host": "127.0.0.1",
+        "admin_port": 0,
         "data_dir": data_dir,
         "mappings_dir": MAPPINGS,
         "hl7_idle_timeout": 30,

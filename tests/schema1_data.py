@@ -225,6 +225,7 @@ def main(target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(environ={}, overrides={
             "hl7_host": "127.0.0.1", "hl7_port": 0, "dicom_host": "127.0.0.1", "dicom_port": 0,
+            "admin_port": 0,
             "data_dir": Path(tmp), "retention_interval_seconds": 0,
             "mappings_dir": Path(__file__).resolve().parents[1] / "mappings",
         })  # fmt: skip

@@ -56,6 +56,7 @@ _ORDER_RECORD: Code = ("110109", "DCM", "Order Record")
 _NODE_AUTHENTICATION: Code = ("110126", "DCM", "Node Authentication")
 _SOFTWARE_CONFIGURATION: Code = ("110131", "DCM", "Software Configuration")
 _RESTRICTED_FUNCTION: Code = ("110132", "DCM", "Use of Restricted Function")
+_USER_SECURITY: Code = ("110137", "DCM", "User Security Attributes Changed")
 _SOURCE: Code = ("110153", "DCM", "Source Role ID")
 _DESTINATION: Code = ("110152", "DCM", "Destination Role ID")
 _APPLICATION: Code = ("110150", "DCM", "Application")
@@ -87,6 +88,14 @@ _EVENTS: dict[AuditType, tuple[Code, str, Code | None]] = {
     AuditType.IMPORT: (("110107", "DCM", "Import"), "C", None),
     AuditType.AUDIT_READ: (("110101", "DCM", "Audit Log Used"), "R", None),
     AuditType.AUDIT_DROPPED: (_SECURITY_ALERT, "E", ("110133", "DCM", "Audit Recording Stopped")),
+    AuditType.LOGIN: (_USER_AUTHENTICATION, "E", ("110122", "DCM", "Login")),
+    AuditType.LOGOUT: (_USER_AUTHENTICATION, "E", ("110123", "DCM", "Logout")),
+    AuditType.USER_ADD: (_SECURITY_ALERT, "E", _USER_SECURITY),
+    AuditType.USER_PASSWORD: (_SECURITY_ALERT, "E", _USER_SECURITY),
+    AuditType.USER_DISABLE: (_SECURITY_ALERT, "E", _USER_SECURITY),
+    AuditType.USER_ENABLE: (_SECURITY_ALERT, "E", _USER_SECURITY),
+    AuditType.TOKEN_CREATE: (_SECURITY_ALERT, "E", _USER_SECURITY),
+    AuditType.TOKEN_REVOKE: (_SECURITY_ALERT, "E", _USER_SECURITY),
 }
 _DICOM_EVENTS = frozenset(
     {

@@ -3,7 +3,8 @@
 One :class:`AuditEvent` per security-relevant act: a connection or association refused
 or accepted, a C-FIND, an MPPS change, an HL7 message refused at the door, a mapping
 published or rolled back, a command that changes the worklist (reprocess, purge,
-import), the broker starting and stopping, the audit trail read or losing records.
+import), the broker starting and stopping, the audit trail read or losing records, a
+login or logout of the admin console, a user or an API token added or changed.
 
 Fields (all text is made printable and bounded before it is stored):
 
@@ -12,7 +13,8 @@ Fields (all text is made printable and bounded before it is stored):
     time      when, UTC (the broker's clock)
     address   the peer's source address (network events)
     ae        the calling AE title, printable ASCII, at most 16 characters
-    user      the operating-system user of a command (``getpass.getuser()``)
+    user      the operating-system user of a command (``getpass.getuser()``), or the
+              console user (or ``token:<id>``) acting
     sender    an HL7 sender: MSH-3^MSH-4 as received
     target    what was acted on: a mapping version, a message-log id, an MPPS SOP
               Instance UID, a folder
@@ -92,6 +94,14 @@ class AuditType(StrEnum):
     IMPORT = "import"
     AUDIT_READ = "audit-read"
     AUDIT_DROPPED = "audit-dropped"  # records lost: the queue was full or Redis away
+    LOGIN = "login"  # the admin console: success, or refused (bad password, throttled)
+    LOGOUT = "logout"
+    USER_ADD = "user-add"
+    USER_PASSWORD = "user-password"  # noqa: S105 - an event name
+    USER_DISABLE = "user-disable"
+    USER_ENABLE = "user-enable"
+    TOKEN_CREATE = "token-create"  # noqa: S105
+    TOKEN_REVOKE = "token-revoke"  # noqa: S105
 
 
 class Outcome(StrEnum):

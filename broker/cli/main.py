@@ -7,7 +7,8 @@ publishes, rolls back and exports mapping versions, ``purge`` removes expired
 entries, ``explain`` says why a scanner does (not) see an order, ``import`` loads a
 DCMTK or Orthanc worklist folder, ``audit`` reads the audit trail, ``init`` writes a
 site's settings file and mapping files, ``migrate-keys`` converts (or checks) the
-Redis key schema. Each command parses its options, calls one service
+Redis key schema, ``user`` and ``token`` manage who may use the admin console and
+API. Each command parses its options, calls one service
 (``broker.services``) and prints; the options shared by the commands are declared
 once (``broker.cli.options``).
 
@@ -21,7 +22,20 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker.cli import audit, explain, importing, init, keys, mapping, messages, purge, send, serve
+from broker.cli import (
+    audit,
+    explain,
+    importing,
+    init,
+    keys,
+    mapping,
+    messages,
+    purge,
+    send,
+    serve,
+    tokens,
+    users,
+)
 from broker.cli.common import Command
 from broker.common.logsafety import configure_logging
 from broker.errors import BrokerError, ConfigError
@@ -40,6 +54,8 @@ COMMANDS: tuple[Command, ...] = (
     audit.COMMAND,
     init.COMMAND,
     keys.COMMAND,
+    users.COMMAND,
+    tokens.COMMAND,
 )
 
 

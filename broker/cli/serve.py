@@ -45,11 +45,15 @@ async def _serve(settings: Settings) -> int:
 
     broker = Broker(settings)
     endpoints = await broker.start()
+    admin = "off (admin_enabled = false)"
+    if endpoints.admin_url is not None:
+        admin = f"{endpoints.admin_url}/api/ (console users: mwl-broker user add)"
     print(
         f"mwl-broker ready\n"
         f"  HL7 MLLP   {endpoints.hl7_host}:{endpoints.hl7_port}\n"
         f"  DICOM MWL  {endpoints.dicom_host}:{endpoints.dicom_port} "
         f"AE title {endpoints.ae_title}\n"
+        f"  Admin API  {admin}\n"
         f"  Redis      {endpoints.redis}\n"
         "Press Ctrl-C to stop.",
         flush=True,

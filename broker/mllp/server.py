@@ -95,6 +95,11 @@ class MLLPServer:
         return self._bound[1]
 
     @property
+    def listening(self) -> bool:
+        """Whether it accepts connections: started and not stopping."""
+        return self._server is not None and not self.stopping
+
+    @property
     def connection_count(self) -> int:
         """Connections currently open."""
         return len(self._connections)

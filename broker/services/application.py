@@ -19,6 +19,7 @@ store, whose construction checks the key secret and migrates schema-1 keys
 ``importer``              DCMTK / Orthanc worklist folders
 ``keys``                  the Redis key schema, checked or migrated
 ``audit_trail``           read the audit trail
+``auth``                  console users, sessions and API tokens (who may do what)
 ========================  ===================================================
 
 Services return values and raise :class:`broker.errors.BrokerError` (or its
@@ -34,6 +35,7 @@ import redis
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.profiles import ProfileSet, site_zone
 from broker.services.audit_trail import AuditTrailService
+from broker.services.auth import AuthService
 from broker.services.dispatch import Dispatcher, SitePolicy
 from broker.services.importer import ImportService
 from broker.services.keys import KeySchemaService
@@ -60,6 +62,7 @@ from broker.store.mpps import MppsStore
 from broker.store.msglog import MessageLog
 from broker.store.retention import Retention
 from broker.store.scripts import ScriptRunner
+from broker.store.users import UserStore
 from broker.store.worklist import WorklistStore
 
 __all__ = ["Services"]
@@ -190,3 +193,9 @@ class Services:
     def audit_trail(self) -> AuditTrailService:
         stream = KeySchema(self.settings.redis_key_prefix).audit()
         return AuditTrailService(self.client, stream, self.audit)
+
+    @cached_property
+    def auth(self) -> AuthService:
+        users = UserStore(self.client, KeySchema(self.settings.redis_key_prefix))
+        seconds = self.settings.admin_session_minutes * 60
+        return AuthService(users, session_seconds=seconds, audit=self.audit)

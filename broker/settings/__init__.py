@@ -28,6 +28,7 @@ from broker.settings.values import (
     UNKNOWN_CALLERS_VALUES,
     check,
     check_audit_settings,
+    check_listener_tls,
     check_tls_files,
     coerce,
     memory_bytes,
@@ -110,8 +111,12 @@ class Settings:
         default_factory=lambda: MappingProxyType({})
     )
     site_timezone: str = ""  # IANA name defining "today" for scanners; "": the machine's zone
+    admin_enabled: bool = True  # the admin console and API (broker.admin) in ``serve``
     admin_host: str = "127.0.0.1"
     admin_port: int = 8080
+    admin_tls_cert: Path | None = None  # HTTPS with this certificate (PEM) and key
+    admin_tls_key: Path | None = None
+    admin_session_minutes: float = 30.0  # a console session ends after this long unused
     data_dir: Path = Path("data")
     mappings_dir: Path | None = None  # None: the default mappings shipped in the package
     redis_url: str | None = None
@@ -170,7 +175,12 @@ class Settings:
         self._check_scanners()
         site_zone(self.site_timezone)  # ConfigError: site_timezone
         self._check_redis_url()
-        self._check_tls()
+        check_listener_tls(self)  # ConfigError: <face>_tls_*
+        check(
+            "admin_session_minutes",
+            1 <= self.admin_session_minutes <= 24 * 60,
+            "must be a number of minutes from 1 to 1440",
+        )
         self._check_retention()
         check_audit_settings(self)  # ConfigError: audit_*
 
@@ -289,22 +299,6 @@ class Settings:
             self.dicom_allow_unknown_callers is not False or bool(profiles.known_callers),
             "false needs at least one [scanners.<AE title>] table, or no scanner could query",
         )
-
-    def _check_tls(self) -> None:
-        """Certificate and key come together; files are checked when the listener starts."""
-        for face, what in (("hl7", "MLLP"), ("dicom", "DICOM")):
-            cert, key = getattr(self, f"{face}_tls_cert"), getattr(self, f"{face}_tls_key")
-            check(
-                f"{face}_tls_key",
-                (cert is None) == (key is None),
-                f"{face}_tls_cert and {face}_tls_key are set together (or neither)",
-            )
-            check(
-                f"{face}_tls_client_ca",
-                getattr(self, f"{face}_tls_client_ca") is None or cert is not None,
-                f"client certificates need {what} over TLS: set {face}_tls_cert and "
-                f"{face}_tls_key too",
-            )
 
     def _check_redis_url(self) -> None:
         size = memory_bytes(self.redis_max_memory)

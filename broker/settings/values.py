@@ -20,6 +20,7 @@ __all__ = [
     "UNKNOWN_CALLERS_VALUES",
     "check",
     "check_audit_settings",
+    "check_listener_tls",
     "check_tls_files",
     "coerce",
     "memory_bytes",
@@ -140,6 +141,24 @@ def check_tls_files(settings: Any, prefix: str, over_tls: bool, needs: str) -> N
         (cert is None) == (key is None),
         f"{prefix}_tls_cert and {prefix}_tls_key are set together (or neither)",
     )
+
+
+def check_listener_tls(s: Any) -> None:
+    """A listener's certificate and key come together (files are read when it starts);
+    a client CA needs TLS."""
+    for face, what in (("hl7", "MLLP"), ("dicom", "DICOM"), ("admin", "HTTPS")):
+        cert, key = getattr(s, f"{face}_tls_cert"), getattr(s, f"{face}_tls_key")
+        check(
+            f"{face}_tls_key",
+            (cert is None) == (key is None),
+            f"{face}_tls_cert and {face}_tls_key are set together (or neither)",
+        )
+        client_ca = getattr(s, f"{face}_tls_client_ca", None)
+        check(
+            f"{face}_tls_client_ca",
+            client_ca is None or cert is not None,
+            f"client certificates need {what} over TLS: set {face}_tls_cert and {face}_tls_key too",
+        )
 
 
 _APP_NAME = re.compile(r"^[!-~]{1,48}$")  # RFC 5424 APP-NAME: PRINTUSASCII, 1 to 48

@@ -74,6 +74,24 @@ Audit trail (``broker.audit``):
                                     audit_max_events); no patient data outside its ``phi`` field
     {p}:audit:export          hash  the syslog export's position (last id sent) and lease
 
+Users, API tokens and sessions of the admin console (``broker.store.users``):
+
+    {p}:auth:users            hash  login -> JSON {role, hash (Argon2id), disabled, created,
+                                    last_login, epoch}; no password, only its hash
+    {p}:auth:tokens           hash  token id -> JSON {role, label, scanner, digest (SHA-256
+                                    of the token's secret), created, by}
+    {p}:auth:session:{h}      string  JSON {user, csrf, expires, epoch}; {h} is the SHA-256 of
+                                    the session id (the cookie), TTL = the idle timeout
+    {p}:auth:fail:user:{h}    string  failed logins for one login name ({h}: its SHA-256),
+                                    TTL = the throttling window
+    {p}:auth:fail:addr:{a}    string  failed logins from one source address, the same TTL
+
+Logins are staff accounts, not patient data: they are kept as they are, as hash
+fields (not key names), so that ``HKEYS`` shows who has an account and no builder
+needs the site secret (``mwl-broker user add`` works before the first ``serve``).
+Session ids and login names of failures are hashed in key names: a session id read
+off a key listing would be a login, and a failed login's "name" can be anything.
+
 The key schema itself (``broker.store.key_migration``):
 
     {p}:keyschema             hash  version ("2"), fingerprint (of the site secret, below),
@@ -322,6 +340,21 @@ class KeySchema:
 
     def audit_export(self) -> str:
         return f"{self.prefix}:audit:export"
+
+    def users(self) -> str:
+        return f"{self.prefix}:auth:users"
+
+    def tokens(self) -> str:
+        return f"{self.prefix}:auth:tokens"
+
+    def session(self, session_hash: str) -> str:
+        return f"{self.prefix}:auth:session:{session_hash}"
+
+    def login_failures_by_user(self, name_hash: str) -> str:
+        return f"{self.prefix}:auth:fail:user:{name_hash}"
+
+    def login_failures_by_address(self, address: str) -> str:
+        return f"{self.prefix}:auth:fail:addr:{_part(address)}"
 
     def key_schema(self) -> str:
         return f"{self.prefix}:keyschema"

@@ -74,7 +74,7 @@ class BrokerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1",
              "--hl7-port", "0", "--dicom-host", "127.0.0.1", "--dicom-port", "0",
-             "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
+             "--admin-port", "0", "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
              "--log-level", log_level],
             stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=REPO,
         )  # fmt: skip

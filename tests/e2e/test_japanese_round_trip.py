@@ -34,6 +34,7 @@ def test_kanji_and_kana_reach_a_japanese_scanner(tmp_path: Path) -> None:
     config.write_text(
         f'[broker]\ndata_dir = "{tmp_path / "data"}"\nmappings_dir = "{MAPPINGS}"\n'
         'hl7_host = "127.0.0.1"\nhl7_port = 0\ndicom_host = "127.0.0.1"\ndicom_port = 0\n'
+        "admin_port = 0\n"
         '[scanners.CR1]\naddresses = ["127.0.0.1"]\ncharacter_set = "ISO 2022 IR 87"\n',
         encoding="utf-8",
     )

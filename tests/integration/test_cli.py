@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from broker.mllp.client import MLLPClient, split_messages, summarize_ack
 from tests.broker_runner import DATA, MAPPINGS
 
@@ -46,6 +48,7 @@ def test_bad_mapping_directory_is_a_start_up_error(tmp_path: Path) -> None:
     (tmp_path / "maps").mkdir()
     (tmp_path / "maps" / "bad.yaml").write_text("name: bad\nattributes:\n  PatientNam: PID-5\n")
     result = run("serve", "--hl7-port", "0", "--dicom-port", "0", "--data-dir", str(tmp_path / "d"),
+                 "--admin-port", "0",
                  "--mappings-dir", str(tmp_path / "maps"))  # fmt: skip
     assert result.returncode == 2
     assert "bad.yaml" in result.stderr
@@ -66,7 +69,8 @@ def test_serve_prints_where_it_listens_and_stops_cleanly_on_sigterm(tmp_path: Pa
     data = tmp_path / "data"
     proc = subprocess.Popen(
         [*CLI, "serve", "--hl7-host", "127.0.0.1", "--hl7-port", "0", "--dicom-host", "127.0.0.1",
-         "--dicom-port", "0", "--data-dir", str(data), "--mappings-dir", str(MAPPINGS)],
+         "--dicom-port", "0", "--admin-port", "0", "--data-dir", str(data),
+         "--mappings-dir", str(MAPPINGS)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -82,6 +86,9 @@ def test_serve_prints_where_it_listens_and_stops_cleanly_on_sigterm(tmp_path: Pa
         hl7_port = int(found[1])
         assert re.search(r"DICOM MWL\s+127\.0\.0\.1:\d+ AE title MWL_BROKER", banner)
         assert "embedded redis-server" in banner
+        admin = re.search(r"Admin API\s+(http://127\.0\.0\.1:\d+)/api/", banner)
+        assert admin is not None, banner
+        assert httpx.get(f"{admin[1]}/healthz", timeout=30).json() == {"status": "ok"}
         message = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
         with MLLPClient("127.0.0.1", hl7_port, timeout=30) as client:
             assert summarize_ack(client.send(message)).code == "AA"

@@ -27,6 +27,7 @@ hl7_host = "127.0.0.1"
 hl7_port = 0
 dicom_host = "127.0.0.1"
 dicom_port = 0
+admin_port = 0
 
 [scanners.CT1]
 addresses = ["127.0.0.1"]

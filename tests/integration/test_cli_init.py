@@ -19,7 +19,7 @@ _SETTING_LINE = re.compile(r"^# (?P<name>[a-z0-9_]+) = (?P<value>.+?)(?:\s+#.*)?
 _EXAMPLES = {"redis_url", "redis_password", "hl7_tls_cert", "hl7_tls_key", "hl7_tls_client_ca",
              "dicom_tls_cert", "dicom_tls_key", "dicom_tls_client_ca", "redis_tls_ca",
              "redis_tls_cert", "redis_tls_key", "audit_syslog_tls_ca", "audit_syslog_tls_cert",
-             "audit_syslog_tls_key"}  # fmt: skip
+             "audit_syslog_tls_key", "admin_tls_cert", "admin_tls_key"}  # fmt: skip
 
 
 def test_init_writes_settings_and_mappings_then_names_the_next_command(
@@ -29,6 +29,8 @@ def test_init_writes_settings_and_mappings_then_names_the_next_command(
     assert main(["init", str(site)]) == 0
     out = capsys.readouterr().out
     assert f"Next: mwl-broker serve --config {site / 'broker.toml'}" in out
+    assert "no user yet (and no default password)" in out  # not a terminal: how to add one
+    assert f"mwl-broker user add NAME --role admin --config {site / 'broker.toml'}" in out
     settings = load_settings(config_file=site / "broker.toml", environ={})
     assert settings.data_dir == site / "data"
     assert settings.mappings_dir == site / "mappings"

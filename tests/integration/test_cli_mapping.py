@@ -171,7 +171,7 @@ class ServeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1",
              "--hl7-port", "0", "--dicom-host", "127.0.0.1", "--dicom-port", "0",
-             "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
+             "--admin-port", "0", "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
              "--redis-url", redis_url, "--log-level", "INFO"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
             env={**ENV, "MWL_BROKER_REDIS_KEY_SECRET": TEST_SECRET.decode()},

@@ -23,6 +23,7 @@ def settings(tmp_path: Path, senders: str, **extra: object) -> Settings:
     config.write_text(senders, encoding="utf-8")
     values = {
         "hl7_host": "127.0.0.1", "hl7_port": 0, "dicom_host": "127.0.0.1", "dicom_port": 0,
+        "admin_port": 0,
         "data_dir": tmp_path / "data", "mappings_dir": MAPPINGS, **extra,
     }  # fmt: skip
     return load_settings(config_file=config, environ={}, overrides=values)

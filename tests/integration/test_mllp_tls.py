@@ -40,6 +40,7 @@ def settings(
     config.write_text(senders, encoding="utf-8")
     values = {
         "hl7_host": "127.0.0.1", "hl7_port": 0, "dicom_host": "127.0.0.1", "dicom_port": 0,
+        "admin_port": 0,
         "data_dir": tmp_path / "data", "mappings_dir": MAPPINGS,
         "hl7_tls_cert": pki["server"].cert, "hl7_tls_key": pki["server"].key,
         "hl7_tls_client_ca": pki["ca"].cert if client_ca else None,

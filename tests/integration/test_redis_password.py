@@ -45,6 +45,7 @@ def protected(tmp_path: Path) -> Iterator[Path]:
 def settings(tmp_path: Path, sock: Path, environ: dict[str, str]) -> Settings:
     values = {
         "hl7_host": "127.0.0.1", "hl7_port": 0, "dicom_host": "127.0.0.1", "dicom_port": 0,
+        "admin_port": 0,
         "data_dir": tmp_path / "data", "mappings_dir": MAPPINGS,
     }  # fmt: skip
     key_secret = tmp_path / "key_secret"  # required with an external Redis, also from a file

@@ -95,6 +95,7 @@ def settings(tmp_path: Path, url: str, **values: object) -> Settings:
     secret.write_text(PASSWORD + "\n")
     base = {
         "hl7_host": "127.0.0.1", "hl7_port": 0, "dicom_host": "127.0.0.1", "dicom_port": 0,
+        "admin_port": 0,
         "data_dir": tmp_path / "data", "mappings_dir": MAPPINGS, **values,
     }  # fmt: skip
     env = {

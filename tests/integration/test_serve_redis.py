@@ -110,7 +110,8 @@ def test_a_broker_whose_redis_server_dies_exits_for_its_supervisor(tmp_path: Pat
 def test_a_missing_redis_server_binary_is_a_start_up_error_naming_it(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "broker.cli", "serve", "--hl7-port", "0", "--dicom-port", "0",
-         "--data-dir", str(tmp_path / "data"), "--mappings-dir", str(MAPPINGS)],
+         "--admin-port", "0", "--data-dir", str(tmp_path / "data"),
+         "--mappings-dir", str(MAPPINGS)],
         capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "MWL_BROKER_REDIS_SERVER_BINARY": str(tmp_path / "redis-server")},
     )  # fmt: skip

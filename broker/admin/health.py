@@ -1,0 +1,41 @@
+"""``GET /healthz`` (the process answers) and ``GET /readyz`` (it can do its work: Redis
+answers, every listener is up, a mapping version is loaded); no authentication, no detail
+beyond what is down."""
+
+from __future__ import annotations
+
+import redis
+from fastapi import APIRouter, Request
+
+from broker.admin.problems import ApiProblem
+from broker.services.application import Services
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="the broker's process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Redis answers, the listeners are up, a mapping version is loaded",
+    responses={503: {"description": "not ready (problem+json says what is not)"}},
+)
+def readyz(request: Request) -> dict[str, str]:
+    services: Services = request.app.state.services
+    down: list[str] = []
+    try:
+        services.client.ping()
+    except (redis.RedisError, OSError):
+        down.append("Redis does not answer")
+    listeners = request.app.state.listeners()
+    down += [f"the {name} listener is not up" for name, port in listeners.items() if port is None]
+    if services.live_mappings.number is None:
+        down.append("no mapping version is loaded")
+    if down:
+        raise ApiProblem(503, "; ".join(down))
+    return {"status": "ready"}

@@ -1,0 +1,109 @@
+"""The admin face on the broker's event loop: uvicorn's ``Config`` and ``Server``, driven
+by the broker (``broker.app``) like its other listeners.
+
+The socket is bound here, so a port in use is a :class:`ConfigError` naming
+``admin_port`` (uvicorn would exit the process), and port 0 gives any free port.
+uvicorn installs no signal handler and configures no logging: the broker owns both.
+TLS uses the broker's one server context (``broker.common.tls``: TLS 1.2+, BCP 195).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Generator
+
+import uvicorn
+from fastapi import FastAPI
+
+from broker.errors import ConfigError
+
+__all__ = ["AdminServer"]
+
+log = logging.getLogger(__name__)
+
+_GRACE = 5  # seconds open requests may take to finish when the broker stops
+# connections and requests at once; past it uvicorn answers 503 before the application
+# (the console is for a few people; each request may take a worker thread)
+_MAX_CONCURRENCY = 64
+_KEEP_ALIVE = 15  # seconds an idle keep-alive connection stays open
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers: ``serve`` stops it, not SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class AdminServer:
+    """Serves ``app`` on ``host``:``port`` (HTTPS with ``tls``)."""
+
+    def __init__(
+        self, app: FastAPI, *, host: str, port: int, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self._host, self._port, self._tls = host, port, tls
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=_GRACE,
+            limit_concurrency=_MAX_CONCURRENCY,
+            timeout_keep_alive=_KEEP_ALIVE,
+            ssl_context_factory=(lambda _config, _default: tls) if tls is not None else None,
+        )
+        self._server = _Server(config)
+        self._socket: socket.socket | None = None
+        self._port_bound: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"AdminServer(host={self._host!r}, port={self.port!r}, tls={self._tls is not None})"
+
+    @property
+    def port(self) -> int | None:
+        """The bound port (the one the system chose for 0), None before start."""
+        return self._port_bound
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._tls is not None else "http"
+
+    async def start(self) -> None:
+        """Bind and serve; ConfigError when the address cannot be used."""
+        self._socket = sock = _bind(self._host, self._port)
+        self._port_bound = int(sock.getsockname()[1])
+        server = self._server
+        server.config.load()
+        server.lifespan = server.config.lifespan_class(server.config)
+        await server.startup(sockets=[sock])
+        self._task = asyncio.create_task(server.main_loop(), name="admin-server")
+
+    async def stop(self) -> None:
+        """Stop accepting, let open requests end (at most a few seconds), close."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._server.should_exit = True
+        await task
+        sock, self._socket = self._socket, None
+        await self._server.shutdown(sockets=[sock] if sock is not None else None)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.create_server((host, port), family=family, backlog=128)
+    except OSError as e:
+        raise ConfigError("admin_port", f"cannot listen on {host}:{port}: {e}") from e
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,86 @@
+"""A real admin API for the tests: uvicorn on 127.0.0.1 port 0, a real redis-server, and
+users and a token of every role."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import redis
+from argon2 import PasswordHasher
+
+from broker.admin.app import Listeners, create_app
+from broker.admin.server import AdminServer
+from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.services.application import Services
+from broker.services.auth import AuthService, Role
+from broker.settings import Settings, load_settings
+from broker.store.keys import KeySchema
+from broker.store.users import UserStore
+from tests.broker_runner import MAPPINGS
+
+PASSWORD = "a long enough password"
+FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # Argon2id, cheap for tests
+
+
+@dataclass
+class Api:
+    """A running admin API: its base URL and its services."""
+
+    url: str
+    services: Services
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def login(self, user: str, password: str = PASSWORD) -> tuple[httpx.Client, str]:
+        """A client holding ``user``'s session cookie, and the session's CSRF token."""
+        client = self.client()
+        answer = client.post("/api/session", json={"user": user, "password": password})
+        assert answer.status_code == 200, answer.text
+        return client, answer.json()["csrf"]
+
+
+def admin_settings(**overrides: Any) -> Settings:
+    values = {"admin_host": "127.0.0.1", "admin_port": 0, "mappings_dir": MAPPINGS, **overrides}
+    return load_settings(environ={}, overrides=values)
+
+
+def services_for(settings: Settings, client: redis.Redis, audit: AuditSink = NO_AUDIT) -> Services:
+    """Services whose auth hashes with cheap Argon2id parameters, with a user per role."""
+    services = Services(settings, client, audit)
+    users = UserStore(client, KeySchema(settings.redis_key_prefix))
+    seconds = settings.admin_session_minutes * 60
+    auth = AuthService(users, session_seconds=seconds, audit=audit, hasher=FAST)
+    services.__dict__["auth"] = auth  # the cached property, built with the cheap hasher
+    for role in Role:
+        auth.add_user(role.value, PASSWORD, role, by="test")
+    return services
+
+
+@contextmanager
+def running_api(
+    services: Services, *, listeners: Listeners | None = None, tls: Any = None
+) -> Iterator[Api]:
+    """The admin API served by uvicorn on its own event loop (a thread) until the end."""
+    settings = services.settings
+    app = create_app(services, settings, listeners=listeners or (lambda: {"hl7": 1, "dicom": 2}))
+    server = AdminServer(app, host="127.0.0.1", port=0, tls=tls)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="admin-api", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=30)
+        try:
+            yield Api(f"{server.scheme}://127.0.0.1:{server.port}", services)
+        finally:
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
