@@ -7,6 +7,9 @@ CORPUS ?= ../shared/corpus
 # The lock tool, pinned; only `make lock` needs it.
 UV_VERSION := 0.13.9
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --no-header --quiet
+# `make lock` keeps the pins the ranges still allow (uv prefers the lock it rewrites) and adds new
+# packages at their newest; `make lock UPGRADE=1` moves everything to the newest the ranges allow.
+LOCK_FLAGS += $(if $(UPGRADE),--upgrade)
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .PHONY: run test lint typecheck pytest unit conformance fuzz lock test-latest clean help
@@ -16,7 +19,7 @@ help:
 	@echo "make test         set up .venv from the lock, lint, type-check and run the whole suite"
 	@echo "make conformance  the public corpus (CORPUS=$(CORPUS)) through the tests marked 'corpus' and a real broker"
 	@echo "make fuzz         the fuzz smoke's properties with 20,000 examples each"
-	@echo "make lock         re-resolve requirements/*.txt from pyproject.toml (newest versions the ranges allow)"
+	@echo "make lock         re-resolve requirements/*.txt from pyproject.toml (keeps pins; UPGRADE=1: newest)"
 	@echo "make test-latest  the suite in .venv-latest, on the newest versions the ranges allow (not the lock)"
 
 $(BIN)/python:

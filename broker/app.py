@@ -166,7 +166,7 @@ def build_dicom_server(services: Services, audit: AuditSink = NO_AUDIT) -> Dicom
         host=s.dicom_host,
         port=s.dicom_port,
         find_service=find,
-        mpps_service=MppsService(services.mpps_store, profiles=profiles, audit=audit),
+        mpps_service=MppsService(services.mpps, profiles=profiles, audit=audit),
         network_timeout=s.dicom_network_timeout,
         max_associations=s.dicom_max_associations,
         max_per_address=s.dicom_max_connections_per_address,

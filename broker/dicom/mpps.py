@@ -2,9 +2,11 @@
 
 ``MppsService.handle_create`` and ``handle_set`` are bound to pynetdicom's
 ``evt.EVT_N_CREATE`` and ``evt.EVT_N_SET``; each returns ``(status, dataset)``
-and pynetdicom owns the protocol. The store (``broker.store.mpps``)
-keeps the instance and changes the linked worklist steps in one atomic call.
-Refusals become DICOM statuses here, in one place:
+and pynetdicom owns the protocol. This is an adapter: event -> the MPPS use case
+(``broker.services.mpps.MppsService``, handed in by ``broker.app``; or, given a bare
+store, the same state machine, ``broker.worklist.mpps_steps``) -> DIMSE status. The
+store (``broker.store.mpps``) keeps the instance and changes the linked worklist steps
+in one atomic call. Refusals (``MppsRefusal``) become DICOM statuses here, in one place:
 
     N-CREATE
     a linked worklist entry outside the    0x0124 Refused: not authorized (PS3.7 10.1.5.1.6);
@@ -48,10 +50,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from pydicom.dataset import Dataset
-from pydicom.uid import UID, generate_uid
 
 from broker.audit.events import Outcome
 from broker.audit.record import mpps_event
@@ -59,22 +60,17 @@ from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.mpps_rules import (
     NO_LONGER_UPDATABLE,
     NO_LONGER_UPDATABLE_ERROR_ID,
-    NOT_SETTABLE,
     MppsRefusal,
     MppsResult,
     MppsStatus,
-    decoded,
     failure,
-    performed_status,
-    step_refs,
-    text,
 )
 from broker.dicom.peers import caller_of, calling_ae
 from broker.dicom.plan import station_titles
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.errors import StoreError
 from broker.store.mpps import MppsStore
-from broker.worklist.mpps import CreateOutcome, PerformedStatus, SetOutcome, StepRef
+from broker.worklist.mpps_steps import Created, MppsProfile, MppsSteps, Updated
 
 __all__ = [
     "NO_LONGER_UPDATABLE",
@@ -82,23 +78,42 @@ __all__ = [
     "MppsResult",
     "MppsService",
     "MppsStatus",
+    "PerformedSteps",
 ]
 
 log = logging.getLogger(__name__)
 
 
+class PerformedSteps(Protocol):
+    """The MPPS use cases the adapter calls (``broker.services.mpps.MppsService``)."""
+
+    def create(
+        self, attributes: Dataset | None, *, uid: str | None, aet: str, profile: MppsProfile
+    ) -> Created: ...
+
+    def update(
+        self, uid: str, changes: Dataset | None, *, aet: str, profile: MppsProfile
+    ) -> Updated: ...
+
+
 class MppsService:
-    """Answers MPPS N-CREATE and N-SET requests from a :class:`MppsStore` (PS3.4 F.7)."""
+    """Answers MPPS N-CREATE and N-SET requests through the MPPS use cases (PS3.4 F.7)."""
 
     def __init__(
-        self, store: MppsStore, *, profiles: ProfileSet | None = None, audit: AuditSink = NO_AUDIT
+        self,
+        steps: PerformedSteps | MppsStore,
+        *,
+        profiles: ProfileSet | None = None,
+        audit: AuditSink = NO_AUDIT,
     ) -> None:
-        self._store = store
+        if isinstance(steps, MppsStore):
+            steps = MppsSteps(steps, station_titles)
+        self._steps = steps
         self._profiles = profiles or ProfileSet({})
         self._audit = audit  # one record per request: caller, instance, status
 
     def __repr__(self) -> str:
-        return f"MppsService(store={self._store!r})"
+        return f"MppsService(steps={self._steps!r})"
 
     def handle_create(self, event: Any) -> MppsResult:
         """The EVT_N_CREATE handler (PS3.4 F.7.2.1.3): a new IN PROGRESS instance."""
@@ -140,85 +155,55 @@ class MppsService:
         return profile
 
     def _create(self, event: Any) -> MppsResult:
-        aet = calling_ae(event)
-        profile = self._profile(event)
+        aet, message_id = calling_ae(event), event.request.MessageID
         requested = event.request.AffectedSOPInstanceUID
-        uid, ds = _creation(requested, event.attribute_list)
-        steps = step_refs(ds)
-        if not steps:
-            log.warning(
-                "MPPS N-CREATE from %s msg %s has no Scheduled Step Attributes Sequence "
-                "(0040,0270); stored as unscheduled",
-                aet,
-                event.request.MessageID,
-            )
-        outcome, entries, changed = self._store.create(
-            uid,
-            ds,
-            steps,
-            patient_id=text(ds, "PatientID"),
-            aet=aet,
-            visible=lambda entry: profile.sees_station(station_titles(entry)),
+        uid = None if requested is None else str(requested)
+        created = self._steps.create(
+            event.attribute_list, uid=uid, aet=aet, profile=self._profile(event)
         )
-        if outcome is CreateOutcome.OUT_OF_SCOPE:
-            log.debug("MPPS %s: entries outside the scope of %s: %s", uid, aet, list(entries))
-            raise MppsRefusal(
-                MppsStatus.NOT_AUTHORIZED,
-                "a Scheduled Step is for a station outside this AE's scope",
-            )
-        if outcome is CreateOutcome.DUPLICATE:
-            raise MppsRefusal(
-                MppsStatus.DUPLICATE_SOP_INSTANCE,
-                "an MPPS with this Affected SOP Instance UID exists",
-            )
-        _log_created(aet, event.request.MessageID, steps, list(entries), changed)
+        _log_created(aet, message_id, created)
         self._audit.record(
-            mpps_event("N-CREATE", event, uid=uid, performed="IN PROGRESS", linked=len(entries))
+            mpps_event(
+                "N-CREATE",
+                event,
+                uid=created.uid,
+                performed="IN PROGRESS",
+                linked=len(created.entries),
+            )
         )
-        if requested is None:
+        if created.assigned:  # PS3.7 10.1.5.1.4: the SCP returns the UID it assigned
             reply = Dataset()
-            reply.AffectedSOPInstanceUID = uid
+            reply.AffectedSOPInstanceUID = created.uid
             return int(MppsStatus.SUCCESS), reply
         return int(MppsStatus.SUCCESS), None
 
     def _set(self, event: Any) -> MppsResult:
-        aet = calling_ae(event)
+        aet, message_id = calling_ae(event), event.request.MessageID
         uid = str(event.request.RequestedSOPInstanceUID or "").strip()
-        self._check_updater(self._profile(event), aet, uid)
-        changes = decoded(event.modification_list, "Modification List")
-        performed_status(changes, required=False)
-        ignored = sorted(e.keyword for e in changes if e.keyword in NOT_SETTABLE)
-        for keyword in ignored:
-            del changes[keyword]
-        if [k for k in ignored if k != "SpecificCharacterSet"]:
+        try:
+            updated = self._steps.update(
+                uid, event.modification_list, aet=aet, profile=self._profile(event)
+            )
+        except MppsRefusal as e:
+            if e.error_id == NO_LONGER_UPDATABLE_ERROR_ID:
+                log.warning(
+                    "MPPS N-SET from %s msg %s refused: the step is no longer IN PROGRESS",
+                    aet,
+                    message_id,
+                )
+            raise
+        if updated.ignored:
             log.warning(
                 "MPPS N-SET from %s msg %s: attributes N-SET may not change ignored: %s",
                 aet,
-                event.request.MessageID,
-                ", ".join(k for k in ignored if k != "SpecificCharacterSet"),
+                message_id,
+                ", ".join(updated.ignored),
             )
-        result = self._store.update(uid, changes, aet=aet)
-        if result.outcome is SetOutcome.NO_SUCH_INSTANCE:
-            raise MppsRefusal(
-                MppsStatus.NO_SUCH_SOP_INSTANCE,
-                "no MPPS with this Requested SOP Instance UID",
-            )
-        if result.outcome is SetOutcome.FINISHED:
-            # PS3.4 F.7.2.2.3: N-SET only while IN PROGRESS; otherwise 0110H with the
-            # Specific Error Comment and Error ID of Table F.7.2-2.
-            log.warning(
-                "MPPS N-SET from %s msg %s refused: the step is already %s",
-                aet,
-                event.request.MessageID,
-                result.status,
-            )
-            raise MppsRefusal(
-                MppsStatus.PROCESSING_FAILURE, NO_LONGER_UPDATABLE, NO_LONGER_UPDATABLE_ERROR_ID
-            )
+        result = updated.result
         log.info(
             "MPPS N-SET from %s msg %s: %s; %d entries linked, %d changed %s",
             aet,
-            event.request.MessageID,
+            message_id,
             result.status,
             len(result.entries),
             result.changed,
@@ -228,56 +213,24 @@ class MppsService:
         self._audit.record(mpps_event("N-SET", event, performed=result.status, linked=linked))
         return int(MppsStatus.SUCCESS), None
 
-    def _check_updater(self, profile: ScannerProfile, aet: str, uid: str) -> None:
-        """N-SET only by the AE title that created the instance, or by a profile with
-        ``mpps_update_others`` whose scope holds every linked entry; else 0x0124."""
-        found = self._store.creator(uid)
-        if found is None:
-            return  # the update answers 0x0112 No such SOP Instance
-        creator, entries = found
-        if creator == aet:
-            return
-        if profile.mpps_update_others and all(
-            profile.sees_station(station_titles(entry)) for _, entry in self._store.entries(entries)
-        ):
-            return
-        raise MppsRefusal(
-            MppsStatus.NOT_AUTHORIZED, "this MPPS instance was created by another AE title"
-        )
 
-
-def _creation(requested: Any, attribute_list: Dataset | None) -> tuple[str, Dataset]:
-    """The instance UID (the caller's, or one assigned) and the decoded attributes of an
-    N-CREATE, whose status must be IN PROGRESS (PS3.4 F.7.2.1.1); else MppsRefusal."""
-    uid = str(requested).strip() if requested else ""
-    if requested is not None and not UID(uid).is_valid:
-        raise MppsRefusal(
-            MppsStatus.INVALID_ATTRIBUTE_VALUE, "Affected SOP Instance UID is not a valid UID"
-        )
-    ds = decoded(attribute_list, "Attribute List")
-    status = performed_status(ds, required=True)
-    if status is not PerformedStatus.IN_PROGRESS:
-        raise MppsRefusal(
-            MppsStatus.INVALID_ATTRIBUTE_VALUE,
-            "Performed Procedure Step Status (0040,0252) must be IN PROGRESS",
-        )
-    if not uid:  # PS3.7 10.1.5.1.4: the performing SCP assigns it and returns it
-        uid = str(generate_uid())
-    return uid, ds
-
-
-def _log_created(
-    aet: str, message_id: int, steps: list[StepRef], entries: list[str], changed: int
-) -> None:
+def _log_created(aet: str, message_id: int, created: Created) -> None:
     """One INFO line per N-CREATE (entry ids only); a warning when no step is on the list."""
-    scheduled = sum(1 for s in steps if s.scheduled)
+    entries, scheduled = list(created.entries), created.scheduled
+    if not created.steps:
+        log.warning(
+            "MPPS N-CREATE from %s msg %s has no Scheduled Step Attributes Sequence "
+            "(0040,0270); stored as unscheduled",
+            aet,
+            message_id,
+        )
     log.info(
         "MPPS N-CREATE from %s msg %s: IN PROGRESS, %s; %d entries linked, %d STARTED %s",
         aet,
         message_id,
         f"{scheduled} scheduled step items" if scheduled else "unscheduled",
         len(entries),
-        changed,
+        created.changed,
         entries,
     )
     if scheduled and not entries:

@@ -14,6 +14,7 @@ store, whose construction checks the key secret and migrates schema-1 keys
 ``messages``              the message log: find, show, dismiss
 ``reprocess``             a logged message through intake again
 ``worklist``              search, explain why a scanner (does not) see an order
+``mpps``                  MPPS create, update, retrieve (DIMSE and DICOMweb alike)
 ``purge``                 the retention purge on demand
 ``importer``              DCMTK / Orthanc worklist folders
 ``keys``                  the Redis key schema, checked or migrated
@@ -40,6 +41,7 @@ from broker.services.importer import ImportService
 from broker.services.keys import KeySchemaService
 from broker.services.mappings import MappingService
 from broker.services.messages import MessageService
+from broker.services.mpps import MppsService
 from broker.services.parts import (
     build_decoder,
     build_message_log,
@@ -165,7 +167,15 @@ class Services:
             pn_case_insensitive=s.dicom_pn_case_insensitive,
             zone=site_zone(s.site_timezone),
             profiled=bool(s.dicom_scanners),
+            max_candidates=s.dicom_max_candidates,
+            query_cpu_seconds=s.dicom_query_cpu_seconds,
         )
+
+    @cached_property
+    def mpps(self) -> MppsService:
+        """The MPPS state machine on ``mpps_store``: the DICOM server's N-CREATE/N-SET
+        and the DICOMweb MPPS resources share it."""
+        return MppsService(self.mpps_store, self.profiles)
 
     @cached_property
     def purge(self) -> PurgeService:

@@ -14,7 +14,10 @@ somewhere. Nothing is changed.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from pydicom import config as dicom_config
@@ -23,12 +26,18 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from broker.common.clock import SYSTEM_CLOCK, Clock, local_date
-from broker.dicom.plan import excluded, make_plan
+from broker.dicom.budget import QueryBudget
+from broker.dicom.plan import QueryPlan, excluded, make_plan, sort_key
 from broker.dicom.profiles import ProfileSet, ScannerProfile
+from broker.dicom.qido import QidoQuery
+from broker.dicom.response import build_response
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria
 
-__all__ = ["ExplainRequest", "Explanation", "WorklistService"]
+__all__ = ["ExplainRequest", "Explanation", "SearchPage", "UnknownScanner", "WorklistService"]
+
+# The answer order of a search that pages (PS3.18 §8.3.4.5) when the profile sets none.
+_PAGE_ORDER = ("start", "accession", "patient", "modality")
 
 _MAY_NOT_CONNECT = "the calling AE title (or its address) may not connect"
 _OUT_OF_SCOPE = "the query asks for a station outside the profile's scope"
@@ -65,6 +74,27 @@ class Explanation:
         return sum(reason is None for reason in self.reasons)
 
 
+class UnknownScanner(LookupError):
+    """The AE title has no profile a search could be scoped by (it may not connect)."""
+
+
+@dataclass(frozen=True, repr=False)
+class SearchPage:
+    """One page of a scanner's search: its answers, in order, and whether more matched.
+    Its repr counts the answers, never shows them (patient data)."""
+
+    answers: tuple[Dataset, ...]
+    offset: int
+    more: bool  # entries past this page matched (PS3.18 §8.3.4.5: a Warning to the client)
+    limit: int  # the page size applied: the request's, bounded by the profile's
+
+    def __repr__(self) -> str:
+        return (
+            f"SearchPage(answers={len(self.answers)}, offset={self.offset}, "
+            f"more={self.more}, limit={self.limit})"
+        )
+
+
 class WorklistService:
     """Reads of the worklist for people: search and explain."""
 
@@ -78,6 +108,8 @@ class WorklistService:
         pn_case_insensitive: bool = True,
         zone: dt.tzinfo | None = None,
         profiled: bool = False,
+        max_candidates: int = 200_000,
+        query_cpu_seconds: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
@@ -88,6 +120,8 @@ class WorklistService:
         self._zone = zone  # the site's: defines "today"; None: the machine's
         self._profiled = profiled  # the site has [scanners] tables (the default "*" too)
         self._clock = clock  # whose "today" it is
+        self._max_candidates = max_candidates  # a search's work budget, as a C-FIND's
+        self._query_cpu_seconds = query_cpu_seconds
 
     def __repr__(self) -> str:
         return f"WorklistService(max_answers={self._max_answers})"
@@ -95,6 +129,57 @@ class WorklistService:
     def search(self, criteria: CandidateCriteria) -> list[Dataset]:
         """The entries the store's indexes select for ``criteria`` (no matching applied)."""
         return list(self._store.candidates(criteria))
+
+    def profile(self, scanner: ScannerProfile | str) -> ScannerProfile:
+        """The profile a search is scoped by: given, or that of an AE title from any
+        address it may connect from (``UnknownScanner`` if none)."""
+        if isinstance(scanner, ScannerProfile):
+            return scanner
+        profile = self._profiles.regardless_of_address(scanner)
+        if profile is None:
+            raise UnknownScanner(scanner)
+        return profile
+
+    def search_as(self, scanner: ScannerProfile | str, query: QidoQuery) -> SearchPage:
+        """What ``scanner`` would be answered for ``query``: the C-FIND identifier of a
+        DICOMweb Search Transaction (PS3.18 §14.4, ``broker.dicom.qido``) or of the console.
+
+        The same plan and checks as a C-FIND from that scanner (``broker.dicom.plan``:
+        station scope, default date window and modality, hidden statuses, answer limit),
+        the same matcher; then QIDO's differences: ``fuzzy`` matches names
+        case-insensitively, answers are sorted (the profile's order, else start, accession)
+        so that ``offset``/``limit`` page steadily, and ``include_all`` answers with whole
+        entries instead of the identifier's keys (PS3.4 C.4.1.1.3.2).
+        """
+        profile = self.profile(scanner)
+        today = local_date(self._clock, self._zone)
+        identifier = query.identifier
+        plan = make_plan(identifier, profile, today, self._hidden, self._max_answers, self._zone)
+        limit = min(query.limit or plan.limit, plan.limit)
+        best = _first(
+            self._matched(plan, self._pn_case_insensitive or query.fuzzy),
+            query.offset + limit + 1,
+            functools.partial(sort_key, keys=profile.sort or _PAGE_ORDER),
+        )
+        page = best[query.offset : query.offset + limit]
+        charset = "ISO_IR 192"  # DICOMweb text is UTF-8 (PS3.18 §8.7.3), whatever the profile's
+        answers = tuple(
+            _whole(e)
+            if query.include_all
+            else build_response(identifier, e, character_set=charset, unrepresentable="utf8")
+            for e in page
+        )
+        return SearchPage(answers, query.offset, len(best) > query.offset + limit, limit)
+
+    def _matched(self, plan: QueryPlan, fold: bool) -> Iterator[Dataset]:
+        """The entries the plan's caller sees, within the C-FIND SCP's work budget
+        (``broker.dicom.budget``: ``DicomServiceError`` 0xA700 past it)."""
+        budget = QueryBudget(self._max_candidates, self._query_cpu_seconds)
+        candidates = iter(()) if plan.nothing else self._store.candidates(plan.criteria)
+        for entry in candidates:
+            budget.examine()
+            if excluded(plan.match_query, entry, plan, pn_case_insensitive=fold) is None:
+                yield entry
 
     def explain(self, request: ExplainRequest) -> Explanation:
         """Why the scanner of ``request`` sees, or does not see, each entry it names."""
@@ -137,6 +222,24 @@ class WorklistService:
                 "dicom_allow_unknown_callers = false"
             )
         return f"its association from {address} would be rejected: {refusal.value}"
+
+
+def _first(
+    entries: Iterable[Dataset], count: int, key: Callable[[Dataset], tuple[str, ...]]
+) -> list[Dataset]:
+    """The first ``count`` of ``entries`` in ``key`` order, holding at most ``2 * count``
+    at a time (as the C-FIND SCP's sorted answers do)."""
+    held: list[Dataset] = []
+    for entry in entries:
+        held.append(entry)
+        if len(held) > 2 * count:
+            held = sorted(held, key=key)[:count]
+    return sorted(held, key=key)[:count]
+
+
+def _whole(entry: Dataset) -> Dataset:
+    """An entry answered whole (``includefield=all``): a copy, never the store's object."""
+    return copy.deepcopy(entry)
 
 
 def assumed_query(request: ExplainRequest, today: dt.date) -> Dataset:
