@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI
 
-from broker.admin import health, session, status, users
+from broker.admin import dicomweb, health, mpps, session, status, users
 from broker.admin.middleware import BodyLimit, SecurityHeaders
 from broker.admin.problems import install_problem_handler
 from broker.admin.security import cookie_policy
@@ -44,6 +44,8 @@ def create_app(
     app.state.cookie = cookie_policy(tls=tls)
     install_problem_handler(app)
     for router in (health.router, session.router, status.router, users.router):
+        app.include_router(router)
+    for router in (dicomweb.router, mpps.router):  # DICOMweb (PS3.18), at the root
         app.include_router(router)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, tls=tls)  # outermost: every answer gets the headers

@@ -1,0 +1,103 @@
+"""``GET /modality-scheduled-procedure-steps``: the DICOMweb worklist Search Transaction
+(PS3.18 §14.4), thin over ``broker.dicom.qido`` (parameters), ``WorklistService.search_as``
+(the scanner's C-FIND) and ``broker.dicom.dicomweb`` (Accept, rendering).
+
+A DICOMweb client is a bearer token bound to a scanner (``mwl-broker token create
+--scanner AET``): it is answered as a C-FIND from that AE title is (its profile's scope,
+date window, hidden statuses, answer limit). A console session or a token without a
+scanner has no scope to search with: 403. ``scanner_caller`` is shared with the MPPS
+routes (``broker.admin.mpps``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from broker.admin.problems import ApiProblem
+from broker.admin.security import Caller, authenticated
+from broker.dicom.dicomweb import NotAcceptable, more_results_warning, negotiate, render
+from broker.dicom.profiles import ScannerProfile
+from broker.dicom.qido import QidoError, parse_query
+from broker.errors import DicomServiceError, StoreError
+from broker.services.application import Services
+from broker.services.worklist import UnknownScanner
+
+__all__ = ["ScannerCaller", "router", "scanner_caller", "service_name"]
+
+router = APIRouter(tags=["dicomweb"])
+SEARCH_PATH = "/modality-scheduled-procedure-steps"
+
+
+class ScannerCaller:
+    """A caller with a scanner: its AE title and the profile that scopes it."""
+
+    def __init__(self, caller: Caller, ae_title: str, profile: ScannerProfile) -> None:
+        self.caller = caller
+        self.ae_title = ae_title
+        self.profile = profile
+
+    def __repr__(self) -> str:
+        return f"ScannerCaller(ae_title={self.ae_title!r})"
+
+
+def scanner_caller(
+    request: Request, caller: Annotated[Caller, Depends(authenticated())]
+) -> ScannerCaller:
+    """The dependency of a DICOMweb route: a token bound to a scanner that may connect."""
+    scanner = caller.principal.scanner
+    if caller.principal.kind != "token" or scanner is None:
+        raise ApiProblem(
+            403,
+            "DICOMweb needs a bearer token bound to a scanner "
+            "(mwl-broker token create --scanner AET)",
+        )
+    services: Services = request.app.state.services
+    try:
+        profile = services.worklist.profile(scanner)
+    except UnknownScanner:
+        raise ApiProblem(403, "this token's scanner has no profile it may connect with") from None
+    return ScannerCaller(caller, scanner, profile)
+
+
+def service_name(request: Request) -> str:
+    """The origin server named in Warning header fields (PS3.18 8.4): host and port."""
+    return request.url.netloc or "mwl-broker"
+
+
+@router.get(
+    SEARCH_PATH,
+    summary="search the worklist as the token's scanner (PS3.18 §14.4)",
+    responses={
+        200: {"content": {"application/dicom+json": {}, "multipart/related": {}}},
+        400: {"description": "a query parameter cannot be used (named in detail)"},
+        403: {"description": "not a token bound to a scanner that may connect"},
+        406: {"description": "no acceptable media type"},
+        503: {"description": "over the work budget, or the store is unavailable"},
+    },
+)
+def search(request: Request, who: Annotated[ScannerCaller, Depends(scanner_caller)]) -> Response:
+    try:
+        media_type = negotiate(request.headers.get("accept"))
+    except NotAcceptable as e:
+        raise ApiProblem(406, e.reason) from None
+    try:
+        query = parse_query(request.query_params.multi_items())
+    except QidoError as e:
+        raise ApiProblem(400, f"{e.parameter}: {e.reason}") from None
+    services: Services = request.app.state.services
+    try:
+        page = services.worklist.search_as(who.profile, query)
+    except DicomServiceError as e:
+        if e.status == 0xA700:
+            raise ApiProblem(503, f"{e.comment}; narrow the query") from None
+        raise ApiProblem(400, e.comment) from None
+    except StoreError:
+        raise ApiProblem(503, "worklist store unavailable") from None
+    rendered = render(page.answers, media_type)
+    headers = {}
+    if page.more:
+        headers["Warning"] = more_results_warning(service_name(request))
+    return Response(rendered.body, media_type=rendered.content_type, headers=headers)
