@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from broker.admin.problems import ApiProblem
 from broker.admin.security import Caller, authenticated
+from broker.audit.record import web_query
 from broker.dicom.dicomweb import NotAcceptable, more_results_warning, negotiate, render
 from broker.dicom.profiles import ScannerProfile
 from broker.dicom.qido import QidoError, parse_query
@@ -88,14 +89,18 @@ def search(request: Request, who: Annotated[ScannerCaller, Depends(scanner_calle
     except QidoError as e:
         raise ApiProblem(400, f"{e.parameter}: {e.reason}") from None
     services: Services = request.app.state.services
+    address = request.client.host if request.client else ""
+    caller = (who.ae_title, address, who.caller.principal.name)
     try:
         page = services.worklist.search_as(who.profile, query)
     except DicomServiceError as e:
+        web_query(services.audit, query.identifier, caller, refused=e.comment)
         if e.status == 0xA700:
             raise ApiProblem(503, f"{e.comment}; narrow the query") from None
         raise ApiProblem(400, e.comment) from None
     except StoreError:
         raise ApiProblem(503, "worklist store unavailable") from None
+    web_query(services.audit, query.identifier, caller, answers=len(page.answers))
     rendered = render(page.answers, media_type)
     headers = {}
     if page.more:

@@ -177,6 +177,35 @@ class FindAudit:
         self._sink.record(record)
 
 
+def web_query(
+    sink: AuditSink,
+    identifier: Dataset,
+    caller: tuple[str, str, str],
+    *,
+    answers: int = 0,
+    refused: str = "",
+) -> None:
+    """One DICOMweb search's record (PS3.18 §14.4), as a C-FIND's (:class:`FindAudit`):
+    ``caller`` is the scanner's AE title, the address and the token's name; its keys (and,
+    with ``log_phi``, their values), its answers, or why it was refused."""
+    ae, address, user = caller
+    keys, phi = query_keys(identifier, sink.log_phi)
+    details: dict[str, Any] = {"answers": answers, "keys": keys, "via": "dicomweb"}
+    outcome = Outcome.REFUSED if refused else Outcome.SUCCESS
+    sink.record(
+        AuditEvent(
+            AuditType.QUERY,
+            outcome,
+            address,
+            loggable_ae(ae),
+            user=user,
+            reason=refused,
+            details=details,
+            phi=phi,
+        )
+    )
+
+
 def mpps_event(
     operation: str,
     event: Any,
