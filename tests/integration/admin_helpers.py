@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 
 from broker.admin.app import Listeners, create_app
 from broker.admin.server import AdminServer
+from broker.audit.events import AuditEvent
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.services.application import Services
 from broker.services.auth import AuthService, Role
@@ -84,3 +85,15 @@ def running_api(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=30)
         loop.close()
+
+
+class Recorded:
+    """An audit sink that keeps what it is given (the ``audit`` fixture)."""
+
+    log_phi = False
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def record(self, event: AuditEvent) -> None:
+        self.events.append(event)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from tests.integration.admin_helpers import Recorded
 from tests.integration.batching_helpers import CountingRedis
 from tests.integration.mllp_server_helpers import SECRET, SERVER_LOGGER
 
@@ -28,3 +29,9 @@ def counting(redis_client: redis.Redis) -> redis.Redis:
     CountingRedis.pipelines = CountingRedis.direct = 0
     kwargs = redis_client.connection_pool.connection_kwargs
     return CountingRedis(unix_socket_path=kwargs["path"], socket_timeout=5)
+
+
+@pytest.fixture
+def audit() -> Recorded:
+    """An audit sink that keeps the records a test's parts make."""
+    return Recorded()

@@ -12,30 +12,16 @@ import pytest
 import redis
 
 from broker.admin.middleware import MAX_BODY
-from broker.audit.events import AuditEvent, AuditType, Outcome
+from broker.audit.events import AuditType, Outcome
 from broker.services.auth import USER_FAILURES
 from tests.integration.admin_helpers import (
     PASSWORD,
     Api,
+    Recorded,
     admin_settings,
     running_api,
     services_for,
 )
-
-
-class Recorded:
-    log_phi = False
-
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    def record(self, event: AuditEvent) -> None:
-        self.events.append(event)
-
-
-@pytest.fixture
-def audit() -> Recorded:
-    return Recorded()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 import redis
 from argon2 import PasswordHasher
 
-from broker.audit.events import AuditEvent, AuditType, Outcome
+from broker.audit.events import AuditType, Outcome
 from broker.common.clock import ManualClock
 from broker.errors import BrokerError
 from broker.services.auth import (
@@ -23,24 +23,10 @@ from broker.services.auth import (
 )
 from broker.store.keys import KeySchema
 from broker.store.users import UserStore
+from tests.integration.admin_helpers import Recorded
 
 PASSWORD = "correct horse battery"
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # Argon2id, cheap for tests
-
-
-class Recorded:
-    log_phi = False
-
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    def record(self, event: AuditEvent) -> None:
-        self.events.append(event)
-
-
-@pytest.fixture
-def audit() -> Recorded:
-    return Recorded()
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from broker.audit.events import AuditEvent, AuditType, Outcome
+from broker.audit.events import AuditType, Outcome
 from broker.services.application import Services
 from broker.settings import load_settings
 from tests.broker_runner import MAPPINGS
-from tests.integration.admin_helpers import Api, running_api, services_for
+from tests.integration.admin_helpers import Api, Recorded, running_api, services_for
 from tests.integration.test_dicomweb_routes import (
     ACCESSION,
     SCANNERS,
@@ -27,40 +27,23 @@ from tests.integration.test_mpps import put
 from tests.integration.test_services import ENVIRON
 
 
-class Kept:
-    """An audit sink that keeps what it is given."""
-
-    log_phi = False
-
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
-
-    def record(self, event: AuditEvent) -> None:
-        self.events.append(event)
-
-
 @pytest.fixture
-def kept() -> Kept:
-    return Kept()
-
-
-@pytest.fixture
-def api(redis_client: redis.Redis, tmp_path: Path, kept: Kept) -> Iterator[Api]:
+def api(redis_client: redis.Redis, tmp_path: Path, audit: Recorded) -> Iterator[Api]:
     config = tmp_path / "broker.toml"
     config.write_text(SCANNERS, encoding="utf-8")
     overrides = {"admin_host": "127.0.0.1", "admin_port": 0, "mappings_dir": MAPPINGS}
     settings = load_settings(config_file=config, environ=ENVIRON, overrides=overrides)
-    services: Services = services_for(settings, redis_client, kept)
+    services: Services = services_for(settings, redis_client, audit)
     services.live_mappings.load()
     with running_api(services) as running:
         yield running
 
 
-def test_a_search_leaves_one_query_record_without_values(api: Api, kept: Kept) -> None:
+def test_a_search_leaves_one_query_record_without_values(api: Api, audit: Recorded) -> None:
     put(api.services.store, on_station("ACC-SECRET-1", "MR1"))
     with closing(scanner(api, "MR1")) as mr:
         assert accessions(mr.get(SEARCH, params={ACCESSION: "ACC-SECRET-1"})) == ["ACC-SECRET-1"]
-    queries = [e for e in kept.events if e.type is AuditType.QUERY]
+    queries = [e for e in audit.events if e.type is AuditType.QUERY]
     assert len(queries) == 1
     record = queries[0]
     assert (record.outcome, record.ae, record.address) == (Outcome.SUCCESS, "MR1", "127.0.0.1")
