@@ -8,7 +8,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.integration.admin_helpers import Recorded
+from broker.app import build_dicom_server
+from broker.dicom.server import DicomServer, configure_pynetdicom_logging
+from broker.services.application import Services
+from tests.integration.admin_helpers import Api, Recorded, running_api
 from tests.integration.batching_helpers import CountingRedis
 from tests.integration.mllp_server_helpers import SECRET, SERVER_LOGGER
 
@@ -35,3 +38,22 @@ def counting(redis_client: redis.Redis) -> redis.Redis:
 def audit() -> Recorded:
     """An audit sink that keeps the records a test's parts make."""
     return Recorded()
+
+
+@pytest.fixture
+def api(services: Services) -> Iterator[Api]:
+    """The admin API on the module's ``services``, served until the test ends."""
+    with running_api(services) as running:
+        yield running
+
+
+@pytest.fixture
+def dicom(services: Services) -> Iterator[DicomServer]:
+    """The broker's DICOM server as ``serve`` wires it, on the module's ``services``."""
+    configure_pynetdicom_logging()
+    server = build_dicom_server(services)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

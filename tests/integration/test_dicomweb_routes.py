@@ -4,7 +4,6 @@ them, and MPPS instances shared with the broker's own DICOM server (C-FIND, N-SE
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,13 @@ import redis
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, generate_uid
 
-from broker.app import build_dicom_server
 from broker.common import jsontext
-from broker.dicom.server import DicomServer, configure_pynetdicom_logging
+from broker.dicom.server import DicomServer
 from broker.services.application import Services
 from broker.services.auth import Role
 from broker.settings import load_settings
 from tests.broker_runner import MAPPINGS
-from tests.integration.admin_helpers import Api, running_api, services_for
+from tests.integration.admin_helpers import Api, services_for
 from tests.integration.test_mpps import (
     AE_TITLE,
     CALLING,
@@ -73,23 +71,6 @@ def services(redis_client: redis.Redis, tmp_path: Path) -> Services:
     services = services_for(settings, redis_client)
     services.live_mappings.load()
     return services
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[Api]:
-    with running_api(services) as running:
-        yield running
-
-
-@pytest.fixture
-def dicom(services: Services) -> Iterator[DicomServer]:
-    configure_pynetdicom_logging()
-    server = build_dicom_server(services)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def scanner(api: Api, aet: str | None) -> httpx.Client:

@@ -6,21 +6,19 @@ real redis-server, one set of scanner profiles from a settings file."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 import redis
 
-from broker.app import build_dicom_server
-from broker.dicom.server import DicomServer, configure_pynetdicom_logging
+from broker.dicom.server import DicomServer
 from broker.services.application import Services
 from broker.services.auth import Role
 from broker.settings import load_settings
 from broker.worklist.model import OrderAction, OrderChange
 from tests.broker_runner import MAPPINGS
-from tests.integration.admin_helpers import Api, running_api, services_for
+from tests.integration.admin_helpers import Api, services_for
 from tests.integration.dicom_find_helpers import AE_TITLE
 from tests.integration.test_dicomweb_search import (
     _cfind_identifier,
@@ -77,23 +75,6 @@ def services(redis_client: redis.Redis, tmp_path: Path) -> Services:
     ]
     services.store.apply(changes, None)
     return services
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[Api]:
-    with running_api(services) as running:
-        yield running
-
-
-@pytest.fixture
-def dicom(services: Services) -> Iterator[DicomServer]:
-    configure_pynetdicom_logging()
-    server = build_dicom_server(services)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("scanner", ["ALL", "CT1", "MR1"])
