@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,39 @@ def running_api(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=30)
         loop.close()
+
+
+CALLERS = ("none", "viewer", "editor", "admin", "token")  # the token has the viewer role
+
+
+def caller(api: Api, who: str) -> tuple[httpx.Client, dict[str, str]]:
+    """A client for ``who`` (one of CALLERS) and the headers a change needs (CSRF for a
+    session)."""
+    if who == "none":
+        return api.client(), {}
+    if who == "token":
+        text, _ = api.services.auth.create_token(Role.VIEWER, label="t", by="test")
+        return api.client(headers={"Authorization": f"Bearer {text}"}), {}
+    client, csrf = api.login(who)
+    return client, {"X-CSRF-Token": csrf}
+
+
+def check_route(
+    api: Api, who: str, method: str, path: str, expected: int, **request: Any
+) -> httpx.Response:
+    """Call ``method path`` as ``who``; assert ``expected`` and, for an error, a problem+json
+    body (and a Bearer challenge with a 401). A route-matrix module's one assertion."""
+    client, headers = caller(api, who)
+    with closing(client):
+        answer = client.request(method, path, headers=headers, **request)
+    assert answer.status_code == expected, (who, method, path, answer.text)
+    if answer.status_code >= 400:
+        assert answer.headers["content-type"] == "application/problem+json"
+        body = answer.json()
+        assert body["status"] == answer.status_code and body["title"] and body["detail"]
+    if answer.status_code == 401:
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+    return answer
 
 
 class Recorded:

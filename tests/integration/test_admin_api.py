@@ -6,20 +6,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import closing
 
-import httpx
 import pytest
 import redis
 
 from broker.services.auth import Role
 from tests.integration.admin_helpers import (
+    CALLERS,
     PASSWORD,
     Api,
     admin_settings,
+    check_route,
     running_api,
     services_for,
 )
 
-CALLERS = ("none", "viewer", "editor", "admin", "token")
 # route -> expected status per caller, in the order of CALLERS
 MATRIX = {
     ("GET", "/healthz"): (200, 200, 200, 200, 200),
@@ -39,30 +39,10 @@ def api(redis_client: redis.Redis) -> Iterator[Api]:
         yield running
 
 
-def caller(api: Api, who: str) -> tuple[httpx.Client, dict[str, str]]:
-    """A client for ``who`` and the headers a change needs (CSRF for a session)."""
-    if who == "none":
-        return api.client(), {}
-    if who == "token":
-        text, _ = api.services.auth.create_token(Role.VIEWER, label="t", by="test")
-        return api.client(headers={"Authorization": f"Bearer {text}"}), {}
-    client, csrf = api.login(who)
-    return client, {"X-CSRF-Token": csrf}
-
-
 @pytest.mark.parametrize(("method", "path"), list(MATRIX))
 @pytest.mark.parametrize("who", CALLERS)
 def test_every_route_for_every_caller(api: Api, method: str, path: str, who: str) -> None:
-    client, headers = caller(api, who)
-    with closing(client):
-        answer = client.request(method, path, headers=headers)
-    assert answer.status_code == MATRIX[(method, path)][CALLERS.index(who)], answer.text
-    if answer.status_code >= 400:
-        assert answer.headers["content-type"] == "application/problem+json"
-        body = answer.json()
-        assert body["status"] == answer.status_code and body["title"] and body["detail"]
-    if answer.status_code == 401:
-        assert answer.headers["www-authenticate"].startswith("Bearer")
+    check_route(api, who, method, path, MATRIX[(method, path)][CALLERS.index(who)])
 
 
 def test_login_answers_who_and_the_csrf_token_and_sets_a_strict_cookie(api: Api) -> None:
