@@ -96,6 +96,9 @@ _EVENTS: dict[AuditType, tuple[Code, str, Code | None]] = {
     AuditType.USER_ENABLE: (_SECURITY_ALERT, "E", _USER_SECURITY),
     AuditType.TOKEN_CREATE: (_SECURITY_ALERT, "E", _USER_SECURITY),
     AuditType.TOKEN_REVOKE: (_SECURITY_ALERT, "E", _USER_SECURITY),
+    AuditType.ENTRY_EDIT: (_ORDER_RECORD, "U", None),
+    AuditType.ENTRY_STATUS: (_ORDER_RECORD, "U", None),
+    AuditType.ENTRY_DELETE: (_ORDER_RECORD, "D", None),
 }
 _DICOM_EVENTS = frozenset(
     {

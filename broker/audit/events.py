@@ -4,7 +4,8 @@ One :class:`AuditEvent` per security-relevant act: a connection or association r
 or accepted, a C-FIND, an MPPS change, an HL7 message refused at the door, a mapping
 published or rolled back, a command that changes the worklist (reprocess, purge,
 import), the broker starting and stopping, the audit trail read or losing records, a
-login or logout of the admin console, a user or an API token added or changed.
+login or logout of the admin console, a user or an API token added or changed, a worklist
+entry edited, its status set or deleted by hand.
 
 Fields (all text is made printable and bounded before it is stored):
 
@@ -102,6 +103,9 @@ class AuditType(StrEnum):
     USER_ENABLE = "user-enable"
     TOKEN_CREATE = "token-create"  # noqa: S105
     TOKEN_REVOKE = "token-revoke"  # noqa: S105
+    ENTRY_EDIT = "entry-edit"  # the console: one attribute of a worklist entry changed by hand
+    ENTRY_STATUS = "entry-status"  # a worklist entry's SPS status set by hand (cancel too)
+    ENTRY_DELETE = "entry-delete"  # a worklist entry taken off the worklist by hand
 
 
 class Outcome(StrEnum):

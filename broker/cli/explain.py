@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-
 from broker.cli.common import Command, Subparsers, command_services
 from broker.cli.options import command_options, settings_from
-from broker.dicom.profiles import ScannerProfile
-from broker.services.worklist import ExplainRequest, Explanation
+from broker.services.explain_text import explanation_lines
+from broker.services.worklist import ExplainRequest
 
 __all__ = ["COMMAND"]
 
@@ -60,67 +57,10 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     with command_services(settings, "explain") as (services, _):
         found = services.worklist.explain(request)
-    if found.profile is None:
-        print(f"Scanner {args.aet}: {found.refusal}")
-    else:
-        print(f"Scanner {args.aet}: {_describe(found.profile, found)}")
-    print(f"Query assumed: {_describe_query(found.query)}")
-    if not found.entries:
-        what = f"accession {args.accession}" if args.accession else f"patient ID {args.patient_id}"
-        print(
-            f"No worklist entry has {what}: the order has not arrived, was taken off the "
-            "worklist (cancel, hold, purge), or its mapping gave another value; "
-            "'mwl-broker messages list' shows what was received."
-        )
-        return 1
-    for entry, reason in zip(found.entries, found.reasons, strict=True):
-        print(f"Entry {_describe_entry(entry)}:")
-        if reason is None:
-            print(f"  SEEN by {args.aet} with this query")
-        else:
-            for line in reason:
-                print(f"  NOT SEEN: {line}")
+    hint = " (--station, --date, --modality change it)"
+    for line in explanation_lines(request, found, hint=hint):
+        print(line)
     return 0 if found.seen else 1
-
-
-def _describe(profile: ScannerProfile, found: Explanation) -> str:
-    name = "the default profile" if profile.ae_title == "*" else f"[scanners.{profile.ae_title}]"
-    if profile.ae_title == "*" and not found.profiled:
-        name = "no profile (sees every station)"
-    parts = [name]
-    if profile.stations is not None:
-        parts.append(f"stations {', '.join(sorted(profile.stations))}")
-    if profile.date_window is not None:
-        parts.append(f"date window {profile.date_window[0]:+d}..{profile.date_window[1]:+d} days")
-    if profile.modality:
-        parts.append(f"modality {profile.modality}")
-    parts.append(f"hides {', '.join(sorted(found.hidden)) or 'nothing'}")
-    return "; ".join(parts)
-
-
-def _describe_query(query: Dataset) -> str:
-    step = query.ScheduledProcedureStepSequence[0]
-    shown = [f"{e.keyword}={e.value or '(any)'}" for e in step]
-    return ", ".join(shown) + " (--station, --date, --modality change it)"
-
-
-def _describe_entry(entry: Dataset) -> str:
-    seq = entry.get("ScheduledProcedureStepSequence")
-    step = seq[0] if seq else Dataset()
-
-    def get(ds: Dataset, keyword: str) -> str:
-        value = ds.get(keyword, "")
-        if isinstance(value, MultiValue | list):
-            return ", ".join(str(v) for v in value) or "-"
-        return str(value) or "-"
-
-    return (
-        f"accession {get(entry, 'AccessionNumber')}, SPS {get(step, 'ScheduledProcedureStepID')}"
-        f", station {get(step, 'ScheduledStationAETitle')}, modality {get(step, 'Modality')}"
-        f", start {get(step, 'ScheduledProcedureStepStartDate')}"
-        f" {get(step, 'ScheduledProcedureStepStartTime')}"
-        f", status {get(step, 'ScheduledProcedureStepStatus')}"
-    )
 
 
 COMMAND = Command("explain", add_parser, run)

@@ -159,6 +159,11 @@ class ProfileSet:
         return sorted(t for t in self._profiles if t != "*")
 
     @property
+    def profiles(self) -> list[ScannerProfile]:
+        """Every profile of the site's tables, by AE title ("*" first when there is one)."""
+        return [self._profiles[t] for t in sorted(self._profiles)]
+
+    @property
     def from_any_address(self) -> list[str]:
         """The AE titles whose table says ``addresses = ["any"]``."""
         return sorted(

@@ -37,6 +37,7 @@ from broker.dicom.profiles import ProfileSet, site_zone
 from broker.services.audit_trail import AuditTrailService
 from broker.services.auth import AuthService
 from broker.services.dispatch import Dispatcher, SitePolicy
+from broker.services.entries import EntryService
 from broker.services.importer import ImportService
 from broker.services.keys import KeySchemaService
 from broker.services.mappings import MappingService
@@ -55,6 +56,7 @@ from broker.services.reprocess import ReprocessService
 from broker.services.routing import HL7Router
 from broker.services.worklist import WorklistService
 from broker.settings import Settings
+from broker.store.entry_edits import EntryEdits
 from broker.store.keys import KeySchema
 from broker.store.mapping_live import LiveMappings
 from broker.store.mapping_versions import MappingVersions
@@ -170,6 +172,12 @@ class Services:
             max_candidates=s.dicom_max_candidates,
             query_cpu_seconds=s.dicom_query_cpu_seconds,
         )
+
+    @cached_property
+    def entries(self) -> EntryService:
+        """One worklist entry read, edited, its status set or removed by hand (audited)."""
+        store = self.store
+        return EntryService(EntryEdits(store.client, store.keys, store.scripts), self.audit)
 
     @cached_property
     def mpps(self) -> MppsService:

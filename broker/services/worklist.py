@@ -19,6 +19,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydicom import config as dicom_config
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -34,11 +35,20 @@ from broker.dicom.response import build_response
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria
 
-__all__ = ["ExplainRequest", "Explanation", "SearchPage", "UnknownScanner", "WorklistService"]
+__all__ = [
+    "CONSOLE",
+    "ExplainRequest",
+    "Explanation",
+    "SearchPage",
+    "UnknownScanner",
+    "WorklistService",
+]
 
 # The answer order of a search that pages (PS3.18 §8.3.4.5) when the profile sets none.
 _PAGE_ORDER = ("start", "accession", "patient", "modality")
 
+CONSOLE = "(console)"  # the console profile's AE title: no scanner's (not a valid AE title)
+_T = TypeVar("_T")
 _MAY_NOT_CONNECT = "the calling AE title (or its address) may not connect"
 _OUT_OF_SCOPE = "the query asks for a station outside the profile's scope"
 
@@ -54,6 +64,7 @@ class ExplainRequest:
     station: str | None = None  # Scheduled Station AE Title asked; None: ``aet``
     date: str | None = None  # SPS Start Date asked: YYYYMMDD, A-B, "none"; None: today
     modality: str | None = None  # Modality asked; None: no key
+    entry_id: str | None = None  # or this one entry (the console names entries by id)
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class SearchPage:
     offset: int
     more: bool  # entries past this page matched (PS3.18 §8.3.4.5: a Warning to the client)
     limit: int  # the page size applied: the request's, bounded by the profile's
+    ids: tuple[str, ...] = ()  # the answers' entry ids, in the same order
 
     def __repr__(self) -> str:
         return (
@@ -156,10 +168,11 @@ class WorklistService:
         identifier = query.identifier
         plan = make_plan(identifier, profile, today, self._hidden, self._max_answers, self._zone)
         limit = min(query.limit or plan.limit, plan.limit)
+        by_key = functools.partial(sort_key, keys=profile.sort or _PAGE_ORDER)
         best = _first(
             self._matched(plan, self._pn_case_insensitive or query.fuzzy),
             query.offset + limit + 1,
-            functools.partial(sort_key, keys=profile.sort or _PAGE_ORDER),
+            lambda found: by_key(found[1]),
         )
         page = best[query.offset : query.offset + limit]
         charset = "ISO_IR 192"  # DICOMweb text is UTF-8 (PS3.18 §8.7.3), whatever the profile's
@@ -167,29 +180,37 @@ class WorklistService:
             _whole(e)
             if query.include_all
             else build_response(identifier, e, character_set=charset, unrepresentable="utf8")
-            for e in page
+            for _, e in page
         )
-        return SearchPage(answers, query.offset, len(best) > query.offset + limit, limit)
+        more = len(best) > query.offset + limit
+        return SearchPage(answers, query.offset, more, limit, tuple(i for i, _ in page))
 
-    def _matched(self, plan: QueryPlan, fold: bool) -> Iterator[Dataset]:
-        """The entries the plan's caller sees, within the C-FIND SCP's work budget
-        (``broker.dicom.budget``: ``DicomServiceError`` 0xA700 past it)."""
+    def _matched(self, plan: QueryPlan, fold: bool) -> Iterator[tuple[str, Dataset]]:
+        """The entries the plan's caller sees (with their ids), within the C-FIND SCP's work
+        budget (``broker.dicom.budget``: ``DicomServiceError`` 0xA700 past it)."""
         budget = QueryBudget(self._max_candidates, self._query_cpu_seconds)
-        candidates = iter(()) if plan.nothing else self._store.candidates(plan.criteria)
-        for entry in candidates:
+        ids = [] if plan.nothing else self._store.candidate_ids(plan.criteria)
+        for entry_id, entry in self._store.entries_by_id(ids):
             budget.examine()
             if excluded(plan.match_query, entry, plan, pn_case_insensitive=fold) is None:
-                yield entry
+                yield entry_id, entry
+
+    def console_profile(self, limit: int) -> ScannerProfile:
+        """The profile the console searches with: every station (and entries naming none),
+        every status, no default date window or modality, ``limit`` answers."""
+        return ScannerProfile(CONSOLE, stations=None, hidden_statuses=frozenset(),
+                              max_answers=limit)  # fmt: skip
 
     def explain(self, request: ExplainRequest) -> Explanation:
         """Why the scanner of ``request`` sees, or does not see, each entry it names."""
         today = local_date(self._clock, self._zone)
         query = assumed_query(request, today)
-        if request.accession:
-            criteria = CandidateCriteria(accession_number=request.accession)
+        if request.entry_id:
+            entries = tuple(self._store.entries([request.entry_id]))
+        elif request.accession:
+            entries = tuple(self.search(CandidateCriteria(accession_number=request.accession)))
         else:
-            criteria = CandidateCriteria(patient_id=request.patient_id)
-        entries = tuple(self.search(criteria))
+            entries = tuple(self.search(CandidateCriteria(patient_id=request.patient_id)))
         profile = (
             self._profiles.regardless_of_address(request.aet)
             if request.address is None
@@ -224,12 +245,10 @@ class WorklistService:
         return f"its association from {address} would be rejected: {refusal.value}"
 
 
-def _first(
-    entries: Iterable[Dataset], count: int, key: Callable[[Dataset], tuple[str, ...]]
-) -> list[Dataset]:
+def _first(entries: Iterable[_T], count: int, key: Callable[[_T], tuple[str, ...]]) -> list[_T]:
     """The first ``count`` of ``entries`` in ``key`` order, holding at most ``2 * count``
     at a time (as the C-FIND SCP's sorted answers do)."""
-    held: list[Dataset] = []
+    held: list[_T] = []
     for entry in entries:
         held.append(entry)
         if len(held) > 2 * count:

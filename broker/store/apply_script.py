@@ -17,7 +17,7 @@ from broker.store.scripts import KeyList
 from broker.worklist import dicom_json
 from broker.worklist.model import OrderAction, OrderChange
 
-__all__ = ["apply_keys", "apply_payload"]
+__all__ = ["apply_keys", "apply_payload", "index_refs"]
 
 # DICOM JSON keys (PS3.18 F.2) of the indexed attributes
 _SPS_SEQUENCE = "00400100"
@@ -49,7 +49,7 @@ def apply_payload(
         items = []
         for ordinal, entry in enumerate(entries, start=1):
             ds = dicom_json.entry_json(entry)
-            idx = _index_refs(keys, ds)
+            idx = index_refs(keys, ds)
             documents.append(jsontext.dumps(ds))
             entry_id = keys.entry_id(change.order_key, ordinal)
             items.append(
@@ -75,7 +75,7 @@ def apply_payload(
     return {"orders": orders}
 
 
-def _index_refs(keys: KeySchema, entry: dict[str, Any]) -> list[list[Any]]:
+def index_refs(keys: KeySchema, entry: dict[str, Any]) -> list[list[Any]]:
     """The index memberships of one entry (DICOM JSON): ``["s", set key]`` or
     ``["z", key, score]``."""
     sps = _sps(entry)

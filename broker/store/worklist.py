@@ -208,6 +208,12 @@ class WorklistStore:
         shared with other readers, so they must not be changed. Without ``keep``, what
         is decoded now is not cached (a broad query would push out what polls use).
         """
+        return (entry for _, entry in self.entries_by_id(ids, keep=keep))
+
+    def entries_by_id(
+        self, ids: Iterable[str], *, keep: bool = True
+    ) -> Iterator[tuple[str, Dataset]]:
+        """:meth:`entries`, each with its id."""
         batch: list[str] = []
         for entry_id in ids:
             batch.append(entry_id)
@@ -217,7 +223,7 @@ class WorklistStore:
         if batch:
             yield from self._fetch(batch, keep)
 
-    def _fetch(self, ids: list[str], keep: bool) -> Iterator[Dataset]:
+    def _fetch(self, ids: list[str], keep: bool) -> Iterator[tuple[str, Dataset]]:
         try:
             pipe = self._redis.pipeline(transaction=False)
             for entry_id in ids:
@@ -229,7 +235,7 @@ class WorklistStore:
             if raw is None:
                 self._cache.discard(entry_id)
             else:
-                yield self._cache.entry(entry_id, raw, status, keep=keep)
+                yield entry_id, self._cache.entry(entry_id, raw, status, keep=keep)
 
     def order_entry_ids(self, order_key: str) -> list[str]:
         """Ids of the entries an order has on the worklist now."""

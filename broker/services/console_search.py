@@ -1,0 +1,135 @@
+"""The console's worklist search and its CSV export: the same matching as a C-FIND
+(``WorklistService.search_as``), with the console's profile (every station, every status,
+no default date window) and the DICOMweb search's vocabulary of keys
+(``broker.dicom.qido``: keyword or tag, ``Sequence.Keyword`` paths, wild cards, ranges).
+Each entry is answered as a summary (:class:`EntrySummary`) with its id."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from broker.dicom.qido import QidoError, QidoQuery, parse_query
+from broker.errors import BrokerError
+from broker.services.worklist import WorklistService
+
+__all__ = ["EXPORT_ROWS", "EntrySummary", "SearchRefused", "console_query", "export_csv", "search"]
+
+EXPORT_ROWS = 5000  # rows of one CSV export; past it the file says it was cut
+_RESERVED = frozenset({"includefield", "fuzzymatching", "offset", "limit"})
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+class SearchRefused(BrokerError):
+    """A search criterion that cannot be used (400): names it and why, not its value."""
+
+
+@dataclass(frozen=True, repr=False)
+class EntrySummary:
+    """One entry as the console's list shows it (patient data: no repr of values)."""
+
+    entry_id: str
+    accession: str
+    patient_name: str
+    patient_id: str
+    birth_date: str
+    sex: str
+    station_aet: str
+    modality: str
+    scheduled_date: str
+    scheduled_time: str
+    procedure_description: str
+    status: str
+
+    def __repr__(self) -> str:
+        return f"EntrySummary({self.entry_id!r})"
+
+
+def console_query(
+    criteria: Mapping[str, str], *, fuzzy: bool, offset: int, limit: int
+) -> QidoQuery:
+    """The search's criteria as a whole-entry QIDO query (``SearchRefused`` naming the
+    criterion at fault)."""
+    params: list[tuple[str, str]] = []
+    for name, value in criteria.items():
+        if name.strip().lower() in _RESERVED:
+            raise SearchRefused(f"criteria.{name}: not a criterion (a field of the request)")
+        params.append((name, value))
+    params += [("includefield", "all"), ("offset", str(offset)), ("limit", str(limit))]
+    params.append(("fuzzymatching", "true" if fuzzy else "false"))
+    try:
+        return parse_query(params)
+    except QidoError as e:
+        raise SearchRefused(f"criteria.{e.parameter[:64]}: {e.reason}") from None
+
+
+def search(
+    worklist: WorklistService, criteria: Mapping[str, str], *, fuzzy: bool, offset: int, limit: int
+) -> tuple[list[EntrySummary], bool]:
+    """A page of the entries matching ``criteria``, and whether more matched."""
+    query = console_query(criteria, fuzzy=fuzzy, offset=offset, limit=limit)
+    page = worklist.search_as(worklist.console_profile(limit), query)
+    rows = [summary(i, e) for i, e in zip(page.ids, page.answers, strict=True)]
+    return rows, page.more
+
+
+def export_csv(
+    worklist: WorklistService,
+    criteria: Mapping[str, str],
+    *,
+    fuzzy: bool,
+    rows: int | None = None,
+) -> str:
+    """The matching entries' summaries as CSV, at most ``rows`` (``EXPORT_ROWS``) of them
+    (then a last line says the export was cut). A cell that a spreadsheet would read as a
+    formula gets a leading ``'``."""
+    rows = EXPORT_ROWS if rows is None else rows
+    found, more = search(worklist, criteria, fuzzy=fuzzy, offset=0, limit=rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([f.name for f in fields(EntrySummary)])
+    for row in found:
+        writer.writerow([_cell(v) for v in asdict(row).values()])
+    if more:
+        writer.writerow([f"# cut: more than {rows} entries matched; narrow the criteria"])
+    return out.getvalue()
+
+
+def _cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA) else value
+
+
+def summary(entry_id: str, entry: Dataset) -> EntrySummary:
+    seq = entry.get("ScheduledProcedureStepSequence")
+    step = seq[0] if seq else Dataset()
+    description = _text(step, "ScheduledProcedureStepDescription") or _text(
+        entry, "RequestedProcedureDescription"
+    )
+    return EntrySummary(
+        entry_id=entry_id,
+        accession=_text(entry, "AccessionNumber"),
+        patient_name=_text(entry, "PatientName"),
+        patient_id=_text(entry, "PatientID"),
+        birth_date=_text(entry, "PatientBirthDate"),
+        sex=_text(entry, "PatientSex"),
+        station_aet=_text(step, "ScheduledStationAETitle"),
+        modality=_text(step, "Modality"),
+        scheduled_date=_text(step, "ScheduledProcedureStepStartDate"),
+        scheduled_time=_text(step, "ScheduledProcedureStepStartTime"),
+        procedure_description=description,
+        status=_text(step, "ScheduledProcedureStepStatus"),
+    )
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(v) for v in value)
+    return str(value)
