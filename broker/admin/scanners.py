@@ -134,7 +134,11 @@ def _request(body: ExplainBody) -> ExplainRequest:
     )  # fmt: skip
 
 
-@router.post("/explain", summary="why a scanner does or does not see an entry")
+@router.post(
+    "/explain",
+    summary="why a scanner does or does not see an entry",
+    responses={400: {"description": "a field cannot be used (named)"}},
+)
 def explain(request: Request, body: ExplainBody, _: Viewer) -> Explained:
     asked = _request(body)
     found = _services(request).worklist.explain(asked)

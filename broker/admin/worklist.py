@@ -146,7 +146,11 @@ def _entry_call(call: Callable[[], _T]) -> _T:
         raise ApiProblem(409, str(e)) from None
 
 
-@router.post("/search", summary="search the worklist (every station and status)")
+@router.post(
+    "/search",
+    summary="search the worklist (every station and status)",
+    responses={400: {"description": "a criterion cannot be used (named)"}},
+)
 def search(request: Request, body: SearchRequest, _: Viewer) -> SearchPage:
     found, more = console_search.search(
         _services(request).worklist,
@@ -163,7 +167,10 @@ def search(request: Request, body: SearchRequest, _: Viewer) -> SearchPage:
     "/export",
     summary="the search's entries as CSV (a download, bounded)",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={
+        200: {"content": {"text/csv": {}}},
+        400: {"description": "a criterion cannot be used (named)"},
+    },
 )
 def export(request: Request, body: Criteria, _: Viewer) -> Response:
     text = console_search.export_csv(_services(request).worklist, body.criteria, fuzzy=body.fuzzy)
@@ -244,7 +251,11 @@ def delete(request: Request, entry_id: str, body: Change, who: Editor) -> Change
     return Changed(entry_id=entry_id, revision="")
 
 
-@router.post("/purge", summary="what a retention purge would remove (a dry run; editor)")
+@router.post(
+    "/purge",
+    summary="what a retention purge would remove (a dry run; editor)",
+    responses={400: {"description": "dry_run false: a purge is not run from here"}},
+)
 def purge(request: Request, body: PurgeRequest, _: Editor) -> PurgePreview:
     if not body.dry_run:
         raise ApiProblem(

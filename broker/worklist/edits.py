@@ -154,11 +154,10 @@ def check_value(attribute: Editable, value: str) -> str:
         raise EditRefused(f"{where}: a time HHMM or HHMMSS")
     if attribute.vr == "CS" and not _CS_RE.fullmatch(text):
         raise EditRefused(f"{where}: upper-case letters, digits, space and _ only")
+    if attribute.vr == "PN" and "=" in text:
+        raise EditRefused(f"{where}: the alphabetic name only (family^given^middle^prefix^suffix)")
     limit = _LENGTHS.get(attribute.vr)
-    longest = (
-        max((len(g) for g in text.split("=")), default=0) if attribute.vr == "PN" else len(text)
-    )
-    if limit is not None and longest > limit:
+    if limit is not None and len(text) > limit:
         raise EditRefused(f"{where}: at most {limit} characters (VR {attribute.vr})")
     return text
 
