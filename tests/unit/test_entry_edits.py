@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydicom.dataset import Dataset
 
@@ -34,7 +36,9 @@ def test_a_value_is_checked_against_its_vr_without_echoing_it() -> None:
 
 
 def test_an_edit_sets_the_value_in_its_item_and_empty_keeps_the_attribute() -> None:
-    doc = {"00400100": {"vr": "SQ", "Value": [{"00080060": {"vr": "CS", "Value": ["CT"]}}]}}
+    doc: dict[str, Any] = {
+        "00400100": {"vr": "SQ", "Value": [{"00080060": {"vr": "CS", "Value": ["CT"]}}]}
+    }
     changed = edits.edited(doc, edits.editable("Modality"), "MR")
     assert changed["00400100"]["Value"][0]["00080060"] == {"vr": "CS", "Value": ["MR"]}
     assert doc["00400100"]["Value"][0]["00080060"]["Value"] == ["CT"]  # a copy
