@@ -23,11 +23,12 @@ def explanation_lines(request: ExplainRequest, found: Explanation, *, hint: str 
         lines = [f"Scanner {aet}: {describe_profile(found.profile, found)}"]
     lines.append(f"Query assumed: {describe_query(found.query)}{hint}")
     if not found.entries:
-        what = (
-            f"accession {request.accession}"
-            if request.accession
-            else f"patient ID {request.patient_id}"
-        )
+        if request.entry_id:
+            what = "this id"
+        elif request.accession:
+            what = f"accession {request.accession}"
+        else:
+            what = f"patient ID {request.patient_id}"
         lines.append(
             f"No worklist entry has {what}: the order has not arrived, was taken off the "
             "worklist (cancel, hold, purge), or its mapping gave another value; "

@@ -61,6 +61,7 @@ def test_explain_names_why_an_entry_is_not_seen(api: Api) -> None:
             EXPLAIN, json={"ae_title": "ALL", "entry_id": entry_id, "date": "none", "station": "*"}
         )
         refused = client.post(EXPLAIN, json={**ASK, "address": "10.9.9.9"})
+        gone = client.post(EXPLAIN, json={"ae_title": "CT1", "entry_id": "0" * 30}).json()
     assert by_accession.status_code == 200, by_accession.text
     body = by_accession.json()
     assert body["accepted"] is True and body["profile"] == "CT1" and body["seen"] == 0
@@ -70,6 +71,7 @@ def test_explain_names_why_an_entry_is_not_seen(api: Api) -> None:
     assert "NOT SEEN: " + entry["reasons"][0] in body["text"]
     assert by_id.json()["seen"] == 1 and by_id.json()["entries"][0]["reasons"] == []
     assert "SEEN by ALL" in by_id.json()["text"]
+    assert gone["entries"] == [] and "No worklist entry has this id" in gone["text"]
     denied = refused.json()
     assert denied["accepted"] is False and "10.9.9.9 would be rejected" in denied["refusal"]
     assert all(
