@@ -115,7 +115,7 @@ def _request(body: ExplainBody) -> ExplainRequest:
     if (body.accession is None) == (body.entry_id is None):
         raise ApiProblem(400, "accession, entry_id: give exactly one")
     for name, value in (("ae_title", body.ae_title), ("station", body.station)):
-        if value is not None and not _AE.fullmatch(value):
+        if value is not None and not (_AE.fullmatch(value) and value.strip()):
             raise ApiProblem(400, f"{name}: an AE title, 1 to 16 printable ASCII characters")
     if body.entry_id is not None and not re.fullmatch(r"[0-9a-f]{1,64}", body.entry_id):
         raise ApiProblem(400, "entry_id: not a worklist entry id")

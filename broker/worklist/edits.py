@@ -71,6 +71,7 @@ _EDITABLE_KEYWORDS = {
     "RequestedProcedurePriority": False,
     "ReferringPhysicianName": False,
 }
+_ASCII_VRS = frozenset({"AE", "CS", "DA", "TM"})
 _LENGTHS = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64}
 _TAG_RE = re.compile(r"\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?")
 _TM_RE = re.compile(r"\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?")
@@ -145,6 +146,8 @@ def check_value(attribute: Editable, value: str) -> str:
     where = f"{attribute.tag} ({attribute.keyword})"
     if any(c in text for c in "\\\r\n\t\x00") or not text.isprintable():
         raise EditRefused(f"{where}: one value of printable characters, without backslash")
+    if attribute.vr in _ASCII_VRS and not text.isascii():
+        raise EditRefused(f"{where}: ASCII characters only (VR {attribute.vr})")
     if attribute.vr == "DA" and text:
         try:
             dt.datetime.strptime(text, "%Y%m%d")

@@ -88,6 +88,7 @@ def test_explain_names_why_an_entry_is_not_seen(api: Api) -> None:
         ({**ASK, "address": "ct1.example"}, "address"),
         ({**ASK, "date": "yesterday"}, "date"),
         ({**ASK, "ae_title": "C\\T"}, "ae_title"),
+        ({**ASK, "ae_title": "  "}, "ae_title"),
         ({"ae_title": "CT1", "entry_id": "../x"}, "entry_id"),
         ({**ASK, "modality": "ct"}, "modality"),
     ],

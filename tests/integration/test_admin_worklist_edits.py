@@ -112,6 +112,7 @@ def test_a_stale_revision_is_a_conflict(api: Api) -> None:
         ("ScheduledProcedureStepStartTime", "2561", "a time"),
         ("ScheduledStationAETitle", "A" * 17, "at most 16 characters"),
         ("Modality", "ct", "upper-case"),
+        ("ScheduledStationAETitle", "CTé", "ASCII characters only"),
     ],
 )
 def test_what_may_not_be_edited_is_a_bad_request_naming_it(
