@@ -86,6 +86,17 @@ def test_an_edit_is_seen_by_a_cfind_and_audited_without_its_value(
     assert not any("20261201" in repr(e) or "'CT1'" in repr(e) for e in edits)
 
 
+def test_a_cfind_after_an_edit_never_answers_the_cached_entry(api: Api, dicom: DicomServer) -> None:
+    send(api.services, orm(1))
+    assert _over_dimse(dicom, "ALL", query(Modality="CT")) == ["ACC-1"]  # decoded and cached
+    with closing(console(api, "editor")) as client:
+        (entry_id,) = entry_ids(client).values()
+        revision = read(client, entry_id)["revision"]
+        assert _edit(client, entry_id, "Modality", "MR", revision).status_code == 200
+    assert _over_dimse(dicom, "ALL", query(Modality="MR")) == ["ACC-1"]
+    assert _over_dimse(dicom, "ALL", query(Modality="CT")) == []
+
+
 def test_a_stale_revision_is_a_conflict(api: Api) -> None:
     send(api.services, orm(1))
     with closing(console(api, "editor")) as client:
