@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI
 
-from broker.admin import dicomweb, health, mpps, session, status, users
+from broker.admin import dicomweb, health, messages, mpps, session, status, users
 from broker.admin.middleware import BodyLimit, SecurityHeaders
 from broker.admin.problems import install_problem_handler
 from broker.admin.security import cookie_policy
@@ -43,7 +43,7 @@ def create_app(
     app.state.listeners = listeners
     app.state.cookie = cookie_policy(tls=tls)
     install_problem_handler(app)
-    for router in (health.router, session.router, status.router, users.router):
+    for router in (health.router, session.router, status.router, users.router, messages.router):
         app.include_router(router)
     for router in (dicomweb.router, mpps.router):  # DICOMweb (PS3.18), at the root
         app.include_router(router)

@@ -147,7 +147,7 @@ class Services:
 
     @cached_property
     def messages(self) -> MessageService:
-        return MessageService(self.message_log, self.audit)
+        return MessageService(self.message_log, self.audit, self._store)
 
     @cached_property
     def reprocess(self) -> ReprocessService:
