@@ -33,6 +33,7 @@ from functools import cached_property
 import redis
 
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.dicom.gate import BroadQueryGate
 from broker.dicom.profiles import ProfileSet, site_zone
 from broker.services.audit_trail import AuditTrailService
 from broker.services.auth import AuthService
@@ -157,6 +158,14 @@ class Services:
         return ReprocessService(log, self._store, mappings, config, self.audit)
 
     @cached_property
+    def broad_queries(self) -> BroadQueryGate:
+        """The one gate broad queries take turns in: C-FIND and DICOMweb searches."""
+        s = self.settings
+        return BroadQueryGate(
+            s.dicom_broad_query_candidates, s.dicom_broad_queries, s.dicom_broad_query_wait
+        )
+
+    @cached_property
     def worklist(self) -> WorklistService:
         s = self.settings
         return WorklistService(
@@ -169,6 +178,7 @@ class Services:
             profiled=bool(s.dicom_scanners),
             max_candidates=s.dicom_max_candidates,
             query_cpu_seconds=s.dicom_query_cpu_seconds,
+            gate=self.broad_queries,
         )
 
     @cached_property
