@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from broker.admin.problems import ApiProblem
 from broker.store.message_records import MessageQuery, Outcome
 
-__all__ = ["MAX_LIMIT", "PARAMETERS", "message_query"]
+__all__ = ["MAX_LIMIT", "OPENAPI_PARAMETERS", "PARAMETERS", "message_query"]
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
@@ -30,6 +30,25 @@ _TEXT = {
 _FLAGS = {"errors_only", "warnings_only"}
 _TIMES = {"since", "until"}
 PARAMETERS = frozenset({*_TEXT, *_FLAGS, *_TIMES, "outcome", "before", "limit"})
+_DESCRIPTIONS = {
+    "sender": "MSH-3 sending application, as received",
+    "facility": "MSH-4 sending facility, as received",
+    "type": "message type, e.g. ORM^O01",
+    "control_id": "MSH-10 message control ID, exact",
+    "outcome": "accepted, out-of-order, duplicate, error, store-failure, internal-error, rejected",
+    "errors_only": "true: only messages on the error list",
+    "warnings_only": "true: only messages answered with warnings",
+    "since": "received at or after: ISO 8601 (site time without an offset) or epoch seconds",
+    "until": "received at or before: ISO 8601 or epoch seconds",
+    "before": "paging: only ids below this (the previous page's next)",
+    "limit": f"at most this many, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})",
+}
+# for the route's OpenAPI document: every value is read (and checked) by message_query
+OPENAPI_PARAMETERS = [
+    {"name": name, "in": "query", "required": False, "description": text,
+     "schema": {"type": "string"}}
+    for name, text in _DESCRIPTIONS.items()
+]  # fmt: skip
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 _MAX_TEXT = 200

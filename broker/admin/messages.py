@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from broker.admin.message_filters import message_query
+from broker.admin.message_filters import OPENAPI_PARAMETERS, message_query
 from broker.admin.message_models import (
     MessageDetail,
     MessagePageOut,
@@ -84,6 +84,7 @@ def _answered() -> Iterator[None]:
     "/messages",
     summary="a page of received HL7 messages, newest first (filters in the query string)",
     responses={400: {"description": "a bad filter value (the parameter is named)"}, **_ERRORS},
+    openapi_extra={"parameters": OPENAPI_PARAMETERS},
 )
 def find(request: Request, _: Viewer) -> MessagePageOut:
     settings = request.app.state.settings

@@ -252,3 +252,15 @@ def test_a_refused_order_is_accepted_once_the_mapping_is_fixed(tmp_path: Path) -
             (entry,) = new["entries"]
             assert entry["status"] == "SCHEDULED"
             assert client.get("/api/messages", params={"errors_only": "yes"}).json()["items"] == []
+
+
+def test_the_openapi_document_names_every_filter(viewer: httpx.Client) -> None:
+    document = viewer.get("/api/openapi.json").json()
+    listing = document["paths"]["/api/messages"]["get"]
+    names = {p["name"] for p in listing["parameters"]}
+    assert names == {
+        "sender", "facility", "type", "control_id", "outcome", "errors_only",
+        "warnings_only", "since", "until", "before", "limit",
+    }  # fmt: skip
+    for path in ("/api/messages/{message_id}/reprocess", "/api/messages/{message_id}/dismiss"):
+        assert document["paths"][path]["post"]["summary"]
