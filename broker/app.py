@@ -38,7 +38,6 @@ from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common.netaddr import peer_ip
 from broker.common.tls import server_context
 from broker.dicom.find import WorklistFindService
-from broker.dicom.gate import BroadQueryGate
 from broker.dicom.mpps import MppsService
 from broker.dicom.profiles import LOOPBACK, ProfileSet, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
@@ -156,9 +155,7 @@ def build_dicom_server(services: Services, audit: AuditSink = NO_AUDIT) -> Dicom
         answer_cache=s.dicom_entry_cache,
         max_candidates=s.dicom_max_candidates,
         query_cpu_seconds=s.dicom_query_cpu_seconds,
-        gate=BroadQueryGate(
-            s.dicom_broad_query_candidates, s.dicom_broad_queries, s.dicom_broad_query_wait
-        ),
+        gate=services.broad_queries,
         audit=audit,
     )
     return DicomServer(

@@ -11,7 +11,17 @@ from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI
 
-from broker.admin import dicomweb, health, mpps, scanners, session, status, users, worklist
+from broker.admin import (
+    dicomweb,
+    health,
+    messages,
+    mpps,
+    scanners,
+    session,
+    status,
+    users,
+    worklist,
+)
 from broker.admin.middleware import BodyLimit, SecurityHeaders
 from broker.admin.problems import install_problem_handler
 from broker.admin.security import cookie_policy
@@ -50,6 +60,7 @@ def create_app(
         users.router,
         worklist.router,
         scanners.router,
+        messages.router,
     ):
         app.include_router(router)
     for router in (dicomweb.router, mpps.router):  # DICOMweb (PS3.18), at the root

@@ -6,11 +6,13 @@ A DICOMweb client is a bearer token bound to a scanner (``mwl-broker token creat
 --scanner AET``): it is answered as a C-FIND from that AE title is (its profile's scope,
 date window, hidden statuses, answer limit). A console session or a token without a
 scanner has no scope to search with: 403. ``scanner_caller`` is shared with the MPPS
-routes (``broker.admin.mpps``).
+routes (``broker.admin.mpps``). A broad search takes turns with broad C-FINDs in the
+broker's one gate (``broker.dicom.gate``); refused there, it is a 503 with Retry-After.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -20,6 +22,7 @@ from broker.admin.problems import ApiProblem
 from broker.admin.security import Caller, authenticated
 from broker.audit.record import web_query
 from broker.dicom.dicomweb import NotAcceptable, more_results_warning, negotiate, render
+from broker.dicom.gate import BroadQueryBusy
 from broker.dicom.profiles import ScannerProfile
 from broker.dicom.qido import QidoError, parse_query
 from broker.errors import DicomServiceError, StoreError
@@ -63,6 +66,12 @@ def scanner_caller(
     return ScannerCaller(caller, scanner, profile)
 
 
+def _retry_after(request: Request) -> dict[str, str]:
+    """When a search refused by the broad-query gate may come again: its wait, or 1 s."""
+    wait: float = request.app.state.settings.dicom_broad_query_wait
+    return {"Retry-After": str(max(1, math.ceil(wait)))}
+
+
 def service_name(request: Request) -> str:
     """The origin server named in Warning header fields (PS3.18 8.4): host and port."""
     return request.url.netloc or "mwl-broker"
@@ -76,7 +85,10 @@ def service_name(request: Request) -> str:
         400: {"description": "a query parameter cannot be used (named in detail)"},
         403: {"description": "not a token bound to a scanner that may connect"},
         406: {"description": "no acceptable media type"},
-        503: {"description": "over the work budget, or the store is unavailable"},
+        503: {
+            "description": "over the work budget, other broad queries hold the gate "
+            "(Retry-After), or the store is unavailable"
+        },
     },
 )
 def search(request: Request, who: Annotated[ScannerCaller, Depends(scanner_caller)]) -> Response:
@@ -92,9 +104,11 @@ def search(request: Request, who: Annotated[ScannerCaller, Depends(scanner_calle
     address = request.client.host if request.client else ""
     caller = (who.ae_title, address, who.caller.principal.name)
     try:
-        page = services.worklist.search_as(who.profile, query)
+        page = services.worklist.search_as(who.profile, query, address=address)
     except DicomServiceError as e:
         web_query(services.audit, query.identifier, caller, refused=e.comment)
+        if isinstance(e, BroadQueryBusy):  # other broad queries hold the gate's slots
+            raise ApiProblem(503, e.comment, headers=_retry_after(request)) from None
         if e.status == 0xA700:
             raise ApiProblem(503, f"{e.comment}; narrow the query") from None
         raise ApiProblem(400, e.comment) from None

@@ -1,5 +1,8 @@
 """Two ASGI middlewares around the whole admin face: security headers on every response,
-and a bound on every request body (413 past it, checked as the body arrives too)."""
+and bounds on every request: its target (414), its header fields (431) and its body (413
+past it, checked as the body arrives too). uvicorn (h11) bounds only headers that arrive
+incomplete (16 KiB, then its own 400, ``broker.admin.server``): whole ones of any size
+reach the application, and are refused here."""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker.admin.problems import problem_response
 
-__all__ = ["MAX_BODY", "BodyLimit", "SecurityHeaders"]
+__all__ = ["MAX_BODY", "MAX_HEADERS", "MAX_TARGET", "BodyLimit", "SecurityHeaders"]
 
 MAX_BODY = 64 * 1024  # bytes of a request body; the API's requests are small JSON documents
+MAX_TARGET = 8 * 1024  # bytes of a request's path and query string
+MAX_HEADERS = 16 * 1024  # bytes of its header fields, names and values
 
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -48,9 +53,25 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def _oversized(scope: Scope) -> ASGIApp | None:
+    """The answer to a request whose target or header fields are past their bounds."""
+    target = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+    if target > MAX_TARGET:
+        return problem_response(
+            414, f"the request target is longer than {MAX_TARGET} bytes", {"Connection": "close"}
+        )
+    if sum(len(n) + len(v) + 4 for n, v in scope["headers"]) > MAX_HEADERS:
+        return problem_response(
+            431, f"the request's header fields take more than {MAX_HEADERS} bytes",
+            {"Connection": "close"},
+        )  # fmt: skip
+    return None
+
+
 class BodyLimit:
-    """Refuses a request whose body is larger than ``limit`` bytes: at once by its
-    Content-Length, or as soon as the bytes received pass it (chunked bodies)."""
+    """Refuses a request whose target or header fields are too large (:func:`_oversized`),
+    or whose body is larger than ``limit`` bytes: at once by its Content-Length, or as
+    soon as the bytes received pass it (chunked bodies)."""
 
     def __init__(self, app: ASGIApp, *, limit: int = MAX_BODY) -> None:
         self.app = app
@@ -59,6 +80,9 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if (refusal := _oversized(scope)) is not None:
+            await refusal(scope, receive, send)
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):

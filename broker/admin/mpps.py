@@ -9,6 +9,9 @@ thin over ``Services.mpps`` (the state machine DIMSE N-CREATE / N-SET share) and
 
 The caller is a token bound to a scanner (``broker.admin.dicomweb.scanner_caller``): the
 instance records that AE title as its creator, and its profile scopes it, as over DIMSE.
+Each create and update is on the audit trail as its DIMSE twin is (``mpps_event``): the
+AE title, address and token, the instance, the DIMSE status and why it was refused, the
+new state and the linked entries (``broker.audit.record.web_mpps``).
 A request body must be ``application/dicom+json`` (else 415). A refusal answers its
 problem+json with the DICOM status in a Warning header field; the store unreachable, 503.
 """
@@ -24,11 +27,13 @@ from starlette.responses import Response
 
 from broker.admin.dicomweb import ScannerCaller, scanner_caller, service_name
 from broker.admin.problems import ApiProblem, problem_response
+from broker.audit.events import Outcome
+from broker.audit.record import web_mpps
 from broker.common.jsontext import dumps
 from broker.dicom import mpps_web
 from broker.errors import StoreError
 from broker.services.application import Services
-from broker.worklist.mpps_rules import MppsRefusal
+from broker.worklist.mpps_rules import MppsRefusal, MppsStatus
 
 __all__ = ["router"]
 
@@ -46,9 +51,13 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class _Refused(Exception):
-    def __init__(self, answer: mpps_web.Problem) -> None:
+    """A refusal: its HTTP answer, and the DIMSE status and comment the audit records."""
+
+    def __init__(self, answer: mpps_web.Problem, refusal: MppsRefusal, outcome: Outcome) -> None:
         super().__init__(answer.detail)
         self.answer = answer
+        self.refusal = refusal
+        self.outcome = outcome
 
 
 def _answer(refused: _Refused) -> Response:
@@ -61,9 +70,33 @@ async def _call(request: Request, call: Callable[[], _T]) -> _T:
     try:
         return await run_in_threadpool(call)
     except MppsRefusal as refusal:
-        raise _Refused(mpps_web.problem(refusal, service_name(request))) from None
+        answer = mpps_web.problem(refusal, service_name(request))
+        raise _Refused(answer, refusal, Outcome.REFUSED) from None
     except StoreError:
-        raise _Refused(mpps_web.store_unavailable(service_name(request))) from None
+        down = MppsRefusal(MppsStatus.PROCESSING_FAILURE, "worklist store unavailable")
+        answer = mpps_web.store_unavailable(service_name(request))
+        raise _Refused(answer, down, Outcome.FAILED) from None
+
+
+def _audit(
+    request: Request,
+    who: ScannerCaller,
+    operation: str,
+    uid: str,
+    refused: _Refused | None = None,
+    **details: Any,
+) -> None:
+    """One create's or update's audit record (the module docstring)."""
+    address = request.client.host if request.client else ""
+    caller = (who.ae_title, address, who.caller.principal.name)
+    if refused is None:
+        event = web_mpps(operation, caller, uid=uid, **details)
+    else:
+        r = refused.refusal
+        event = web_mpps(
+            operation, caller, uid=uid, status=r.status, outcome=refused.outcome, reason=r.comment
+        )
+    _services(request).audit.record(event)
 
 
 async def _payload(request: Request, uid: str | None) -> Any:
@@ -94,7 +127,10 @@ async def _create(request: Request, who: ScannerCaller, uid: str | None) -> Resp
             lambda: mpps.create(ds, uid=uid, aet=who.ae_title, profile=who.profile),
         )
     except _Refused as refused:
+        _audit(request, who, "N-CREATE", uid or "", refused)
         return _answer(refused)
+    linked = len(created.entries)
+    _audit(request, who, "N-CREATE", created.uid, performed="IN PROGRESS", linked=linked)
     location = str(request.url_for("mpps_retrieve", uid=created.uid))
     return Response(status_code=201, headers={"Location": location})
 
@@ -131,7 +167,10 @@ async def create_or_update(
             lambda: mpps.update(uid, ds, aet=who.ae_title, profile=who.profile),
         )
     except _Refused as refused:
+        _audit(request, who, "N-SET", uid, refused)
         return _answer(refused)
+    result = updated.result
+    _audit(request, who, "N-SET", uid, performed=result.status, linked=len(result.entries))
     warning = mpps_web.ignored_warning(updated.ignored, service_name(request))
     return Response(status_code=200, headers={"Warning": warning} if warning else None)
 

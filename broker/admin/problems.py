@@ -21,7 +21,13 @@ from starlette.responses import Response
 from broker.common.jsontext import dumps
 from broker.errors import BrokerError
 
-__all__ = ["PROBLEM_JSON", "ApiProblem", "install_problem_handler", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "ApiProblem",
+    "install_problem_handler",
+    "problem_body",
+    "problem_response",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +46,8 @@ class ApiProblem(Exception):
         self.headers = dict(headers or {})
 
 
-def problem_response(
-    status: int, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
-) -> Response:
-    """The problem+json response for ``status`` (``type`` about:blank, ``title`` its phrase)."""
+def problem_body(status: int, detail: str, **extra: Any) -> str:
+    """The problem+json document for ``status`` (``type`` about:blank, ``title`` its phrase)."""
     body = {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
@@ -51,7 +55,15 @@ def problem_response(
         "detail": detail,
         **extra,
     }
-    return Response(dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return dumps(body)
+
+
+def problem_response(
+    status: int, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> Response:
+    """The problem+json response for ``status`` (:func:`problem_body`)."""
+    body = problem_body(status, detail, **extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _field(error: Mapping[str, Any]) -> str:

@@ -5,6 +5,12 @@ The socket is bound here, so a port in use is a :class:`ConfigError` naming
 ``admin_port`` (uvicorn would exit the process), and port 0 gives any free port.
 uvicorn installs no signal handler and configures no logging: the broker owns both.
 TLS uses the broker's one server context (``broker.common.tls``: TLS 1.2+, BCP 195).
+
+A request h11 cannot parse (a malformed request line, headers past its 16 KiB, a bad
+Content-Length or Transfer-Encoding) never reaches the application: uvicorn answers
+400 itself and closes the connection. :class:`_ProblemH11` makes that answer
+problem+json like every other error. What stays plain text is uvicorn's 503 past
+``_MAX_CONCURRENCY`` (README, known limits).
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ import socket
 import ssl
 from collections.abc import Generator
 
+import h11
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from broker.admin.problems import PROBLEM_JSON, problem_body
 from broker.errors import ConfigError
 
 __all__ = ["AdminServer"]
@@ -30,6 +39,25 @@ _GRACE = 5  # seconds open requests may take to finish when the broker stops
 # (the console is for a few people; each request may take a worker thread)
 _MAX_CONCURRENCY = 64
 _KEEP_ALIVE = 15  # seconds an idle keep-alive connection stays open
+
+
+_UNPARSABLE = problem_body(
+    400, "malformed HTTP request (request line, headers or their size, or message framing)"
+).encode()
+
+
+class _ProblemH11(H11Protocol):
+    """uvicorn's h11 protocol, its own 400 (a request it cannot parse) as problem+json."""
+
+    def send_400_response(self, msg: str) -> None:
+        headers = [(b"content-type", PROBLEM_JSON.encode()), (b"connection", b"close")]
+        try:
+            self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers)))
+            self.transport.write(self.conn.send(h11.Data(data=_UNPARSABLE)))
+            self.transport.write(self.conn.send(h11.EndOfMessage()))
+        except h11.LocalProtocolError:  # no response can be sent in this state
+            pass
+        self.transport.close()
 
 
 class _Server(uvicorn.Server):
@@ -51,6 +79,7 @@ class AdminServer:
             app,
             host=host,
             port=port,
+            http=_ProblemH11,
             lifespan="off",
             log_config=None,
             access_log=False,

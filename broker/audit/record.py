@@ -28,6 +28,8 @@ __all__ = [
     "connection_refused",
     "message_refused",
     "mpps_event",
+    "web_mpps",
+    "web_query",
 ]
 
 _FIND_FAILURE = 0xC000  # statuses from here on are failures of the broker (PS3.4 C.4.1.1.4)
@@ -253,4 +255,32 @@ def message_refused(peer: str, msg: ParsedMessage, error: HL7Error) -> AuditEven
             "ack": f"{error.ack_code.value} {error.err_code.value}",
             "location": error.location or "",
         },
+    )
+
+
+def web_mpps(
+    operation: str,
+    caller: tuple[str, str, str],
+    *,
+    uid: str,
+    status: int = 0,
+    outcome: Outcome = Outcome.SUCCESS,
+    reason: str = "",
+    **details: Any,
+) -> AuditEvent:
+    """A DICOMweb MPPS create or update (PS3.18 15.4, 15.5) as :func:`mpps_event` records
+    its DIMSE twin (``operation`` N-CREATE or N-SET, its DIMSE status): ``caller`` is the
+    scanner's AE title, the address and the token's name; ``details`` the new Performed
+    Procedure Step Status and the number of linked entries, never a value of the payload."""
+    kind = AuditType.MPPS_CREATE if operation == "N-CREATE" else AuditType.MPPS_SET
+    ae, address, user = caller
+    return AuditEvent(
+        kind,
+        outcome,
+        address=address,
+        ae=loggable_ae(ae),
+        user=user,
+        target=uid.strip()[:64],
+        reason=reason,
+        details={"status": f"{status:04X}", "via": "dicomweb", **details},
     )

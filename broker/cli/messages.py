@@ -12,7 +12,7 @@ import argparse
 from broker.cli.common import Command, Subparsers, command_services, print_table, printable, when
 from broker.cli.options import command_options, settings_from
 from broker.errors import BrokerError
-from broker.services.messages import MessageService
+from broker.services.messages import MessageService, message_lines
 from broker.services.reprocess import Reprocessed
 from broker.store.message_records import MessageQuery, MessageRecord, MessageSummary, Outcome
 
@@ -128,15 +128,6 @@ def _list(messages: MessageService, args: argparse.Namespace) -> int:
     return 0
 
 
-def _segments(data: bytes, charset: str) -> list[str]:
-    try:
-        text = data.decode(charset or "latin-1")
-    except (LookupError, UnicodeDecodeError):
-        text = data.decode("latin-1")
-    lines = text.replace("\r\n", "\r").replace("\n", "\r").split("\r")
-    return [line for line in lines if line]
-
-
 def _show(record: MessageRecord) -> None:
     """One logged message; everything the sender wrote is shown :func:`printable`."""
     s = record.summary
@@ -164,13 +155,13 @@ def _show(record: MessageRecord) -> None:
         _say(f"  entries      {s.created} written, {s.removed} removed; "
              f"ids {', '.join(record.entry_ids) or '-'}")  # fmt: skip
     _say("ACK sent:")
-    for line in _segments(record.ack, record.charset):
+    for line in message_lines(record.ack, record.charset):
         _say(f"  {line}")
     size = f"{len(record.raw)} bytes"
     if record.raw_size > len(record.raw):
         size = f"the first {len(record.raw)} of {record.raw_size} bytes kept"
     _say(f"Message ({size}, {record.charset or 'not decoded; shown as latin-1'}):")
-    for line in _segments(record.raw, record.charset):
+    for line in message_lines(record.raw, record.charset):
         _say(f"  {line}")
 
 
@@ -188,7 +179,7 @@ def _reprocessed(done: Reprocessed) -> int:
     for err in summary.errors:
         print(f"  ERR {err}")
     print("ACK:")
-    for line in _segments(done.ack, done.original.charset):
+    for line in message_lines(done.ack, done.original.charset):
         print(f"  {line}")
     if not summary.accepted:
         if old.on_error_list:

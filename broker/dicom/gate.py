@@ -14,7 +14,9 @@ longer than ``dicom_broad_query_candidates`` must hold one of
 - a broad query waits at most ``wait`` seconds for a slot, then is refused
   (0xA700, "the broker is busy with other broad queries; narrow the query").
 
-Polls and every other narrow query never wait here.
+Polls and every other narrow query never wait here. DICOMweb searches
+(``WorklistService.search_as``) take turns in the same gate as C-FINDs: the broker
+has one (``Services.broad_queries``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from collections.abc import Iterator
 from broker.dicom.status import Status
 from broker.errors import DicomServiceError
 
-__all__ = ["BroadQueryGate"]
+__all__ = ["BroadQueryBusy", "BroadQueryGate"]
+
+
+class BroadQueryBusy(DicomServiceError):
+    """A broad query refused by the gate (0xA700): the caller may try again later."""
+
+    def __init__(self, comment: str) -> None:
+        super().__init__(Status.OUT_OF_RESOURCES, comment)
 
 
 class BroadQueryGate:
@@ -47,22 +56,20 @@ class BroadQueryGate:
     @contextlib.contextmanager
     def admit(self, candidates: int, address: str) -> Iterator[None]:
         """Hold a slot while a query over ``candidates`` entries from ``address`` runs;
-        a narrow query passes straight through. Raises ``DicomServiceError`` (0xA700)."""
+        a narrow query passes straight through. Raises ``BroadQueryBusy`` (0xA700)."""
         if candidates <= self.threshold:
             yield
             return
         with self._lock:
             if address in self._running:
-                raise DicomServiceError(
-                    Status.OUT_OF_RESOURCES,
+                raise BroadQueryBusy(
                     "another broad query from this address is running; wait for it, or "
                     "narrow the query (station, date, patient ID)",
                 )
             self._running.add(address)
         try:
             if not self._slots.acquire(timeout=self._wait):
-                raise DicomServiceError(
-                    Status.OUT_OF_RESOURCES,
+                raise BroadQueryBusy(
                     "the broker is busy with other broad queries; narrow the query (station, "
                     "date, patient ID) or try again",
                 )

@@ -33,6 +33,7 @@ from functools import cached_property
 import redis
 
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.dicom.gate import BroadQueryGate
 from broker.dicom.profiles import ProfileSet, site_zone
 from broker.services.audit_trail import AuditTrailService
 from broker.services.auth import AuthService
@@ -149,7 +150,7 @@ class Services:
 
     @cached_property
     def messages(self) -> MessageService:
-        return MessageService(self.message_log, self.audit)
+        return MessageService(self.message_log, self.audit, self._store)
 
     @cached_property
     def reprocess(self) -> ReprocessService:
@@ -157,6 +158,14 @@ class Services:
         config = router_config(self.settings)
         log, mappings = self.message_log, self.live_mappings
         return ReprocessService(log, self._store, mappings, config, self.audit)
+
+    @cached_property
+    def broad_queries(self) -> BroadQueryGate:
+        """The one gate broad queries take turns in: C-FIND and DICOMweb searches."""
+        s = self.settings
+        return BroadQueryGate(
+            s.dicom_broad_query_candidates, s.dicom_broad_queries, s.dicom_broad_query_wait
+        )
 
     @cached_property
     def worklist(self) -> WorklistService:
@@ -171,6 +180,7 @@ class Services:
             profiled=bool(s.dicom_scanners),
             max_candidates=s.dicom_max_candidates,
             query_cpu_seconds=s.dicom_query_cpu_seconds,
+            gate=self.broad_queries,
         )
 
     @cached_property

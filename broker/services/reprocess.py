@@ -16,7 +16,7 @@ from broker.audit import events as audit
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.hl7.ack_summary import AckSummary, summarize_ack
 from broker.services.dispatch import Dispatcher
-from broker.services.messages import unknown_message
+from broker.services.messages import MessageConflict, unknown_message
 from broker.services.routing import HL7Router, RouterConfig
 from broker.store.mapping_live import LiveMappings
 from broker.store.message_records import Intake, MessageRecord
@@ -80,11 +80,18 @@ class ReprocessService:
     def __repr__(self) -> str:
         return f"ReprocessService({self._log!r})"
 
-    def reprocess(self, message_id: str) -> Reprocessed:
-        """Run message ``message_id`` through the router again; BrokerError if unknown."""
+    def reprocess(self, message_id: str, *, by: str = "") -> Reprocessed:
+        """Run message ``message_id`` through the router again (audited, ``by`` the user);
+        ``UnknownMessage`` if unknown, ``MessageConflict`` if only its start was kept."""
         original = self._log.get(message_id)
         if original is None:
             raise unknown_message(message_id)
+        if not original.kept_whole:
+            raise MessageConflict(
+                f"message {message_id}: only its first {len(original.raw)} of "
+                f"{original.raw_size} bytes were kept (refused before any mapping); "
+                "the sender must send it again"
+            )
         self._mappings.load()  # the active version, as the broker maps with it
         registry = self._mappings.current()
         old = original.summary
@@ -99,7 +106,11 @@ class ReprocessService:
         details = {"ack": summary.code, "new_id": capture.message_id}
         self._audit.record(
             audit.AuditEvent(
-                audit.AuditType.MESSAGE_REPROCESS, outcome, target=old.id, details=details
+                audit.AuditType.MESSAGE_REPROCESS,
+                outcome,
+                user=by,
+                target=old.id,
+                details=details,
             )
         )
         resolved = summary.accepted and self._log.resolve(

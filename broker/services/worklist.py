@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import functools
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -28,6 +29,7 @@ from pydicom.dataset import Dataset
 
 from broker.common.clock import SYSTEM_CLOCK, Clock, local_date
 from broker.dicom.budget import QueryBudget
+from broker.dicom.gate import BroadQueryGate
 from broker.dicom.plan import QueryPlan, excluded, make_plan, sort_key
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.dicom.qido import QidoQuery
@@ -123,6 +125,7 @@ class WorklistService:
         max_candidates: int = 200_000,
         query_cpu_seconds: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
+        gate: BroadQueryGate | None = None,
     ) -> None:
         self._store = store
         self._profiles = profiles
@@ -134,6 +137,7 @@ class WorklistService:
         self._clock = clock  # whose "today" it is
         self._max_candidates = max_candidates  # a search's work budget, as a C-FIND's
         self._query_cpu_seconds = query_cpu_seconds
+        self._gate = gate or BroadQueryGate(sys.maxsize, 1, 0)  # None: no search is broad
 
     def __repr__(self) -> str:
         return f"WorklistService(max_answers={self._max_answers})"
@@ -152,7 +156,9 @@ class WorklistService:
             raise UnknownScanner(scanner)
         return profile
 
-    def search_as(self, scanner: ScannerProfile | str, query: QidoQuery) -> SearchPage:
+    def search_as(
+        self, scanner: ScannerProfile | str, query: QidoQuery, *, address: str = ""
+    ) -> SearchPage:
         """What ``scanner`` would be answered for ``query``: the C-FIND identifier of a
         DICOMweb Search Transaction (PS3.18 §14.4, ``broker.dicom.qido``) or of the console.
 
@@ -161,7 +167,9 @@ class WorklistService:
         the same matcher; then QIDO's differences: ``fuzzy`` matches names
         case-insensitively, answers are sorted (the profile's order, else start, accession)
         so that ``offset``/``limit`` page steadily, and ``include_all`` answers with whole
-        entries instead of the identifier's keys (PS3.4 C.4.1.1.3.2).
+        entries instead of the identifier's keys (PS3.4 C.4.1.1.3.2). A broad search takes
+        turns with broad C-FINDs, one at a time per caller ``address`` (``BroadQueryGate``:
+        ``BroadQueryBusy`` when it may not).
         """
         profile = self.profile(scanner)
         today = local_date(self._clock, self._zone)
@@ -169,11 +177,13 @@ class WorklistService:
         plan = make_plan(identifier, profile, today, self._hidden, self._max_answers, self._zone)
         limit = min(query.limit or plan.limit, plan.limit)
         by_key = functools.partial(sort_key, keys=profile.sort or _PAGE_ORDER)
-        best = _first(
-            self._matched(plan, self._pn_case_insensitive or query.fuzzy),
-            query.offset + limit + 1,
-            lambda found: by_key(found[1]),
-        )
+        ids = [] if plan.nothing else self._store.candidate_ids(plan.criteria)
+        with self._gate.admit(len(ids), address):
+            best = _first(
+                self._matched(plan, ids, self._pn_case_insensitive or query.fuzzy),
+                query.offset + limit + 1,
+                lambda found: by_key(found[1]),
+            )
         page = best[query.offset : query.offset + limit]
         charset = "ISO_IR 192"  # DICOMweb text is UTF-8 (PS3.18 §8.7.3), whatever the profile's
         answers = tuple(
@@ -185,11 +195,12 @@ class WorklistService:
         more = len(best) > query.offset + limit
         return SearchPage(answers, query.offset, more, limit, tuple(i for i, _ in page))
 
-    def _matched(self, plan: QueryPlan, fold: bool) -> Iterator[tuple[str, Dataset]]:
-        """The entries the plan's caller sees (with their ids), within the C-FIND SCP's work
-        budget (``broker.dicom.budget``: ``DicomServiceError`` 0xA700 past it)."""
+    def _matched(
+        self, plan: QueryPlan, ids: list[str], fold: bool
+    ) -> Iterator[tuple[str, Dataset]]:
+        """The entries of ``ids`` the plan's caller sees (with their ids), within the C-FIND
+        SCP's work budget (``broker.dicom.budget``: ``DicomServiceError`` 0xA700 past it)."""
         budget = QueryBudget(self._max_candidates, self._query_cpu_seconds)
-        ids = [] if plan.nothing else self._store.candidate_ids(plan.criteria)
         for entry_id, entry in self._store.entries_by_id(ids):
             budget.examine()
             if excluded(plan.match_query, entry, plan, pn_case_insensitive=fold) is None:

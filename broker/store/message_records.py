@@ -27,6 +27,7 @@ from broker.worklist.model import (
 )
 
 __all__ = [
+    "REPROCESS_PEER",
     "ErrorInfo",
     "Intake",
     "IntakeNotes",
@@ -39,6 +40,9 @@ __all__ = [
     "WarningInfo",
     "intake_from",
 ]
+
+
+REPROCESS_PEER = "reprocess of message "  # a reprocessing's peer: this, then the original's id
 
 
 class Outcome(StrEnum):
@@ -266,6 +270,17 @@ class MessageRecord:
     application_ack: bytes = b""  # enhanced mode: the application ACK, not sent yet
     warnings: tuple[WarningInfo, ...] = ()  # told in its ACK (values cut to fit their VR)
     raw_size: int = 0  # the message's length as received; ``raw`` may be only its start
+
+    @property
+    def reprocess_of(self) -> str:
+        """The id of the message this one is a reprocessing of ("" if it was received)."""
+        peer = self.summary.peer
+        return peer.removeprefix(REPROCESS_PEER) if peer.startswith(REPROCESS_PEER) else ""
+
+    @property
+    def kept_whole(self) -> bool:
+        """Whether ``raw`` is the whole message (not only its first bytes)."""
+        return self.raw_size <= len(self.raw)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from broker.errors import StoreError
 from broker.store import scripts, steps
 from broker.store.keys import KeySchema
 from broker.store.message_records import (
+    REPROCESS_PEER,
     ErrorInfo,
     Intake,
     MessagePage,
@@ -178,7 +179,7 @@ class MessageLog:
         }
         listed = intake.outcome.listed_as_error
         if intake.reprocess_of:
-            fields["peer"] = f"reprocess of message {intake.reprocess_of}"
+            fields["peer"] = REPROCESS_PEER + intake.reprocess_of
             if listed:  # the original stays on the error list; no second entry
                 listed = False
                 fields["resolution"] = f"failed reprocess of message {intake.reprocess_of}"

@@ -244,6 +244,18 @@ class WorklistStore:
         except redis.RedisError as e:
             raise store_error(e) from e
 
+    def entry_statuses(self, ids: Iterable[str]) -> dict[str, str | None]:
+        """The SPS status of each entry now, None for one no longer on the worklist."""
+        wanted = list(ids)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for entry_id in wanted:
+                pipe.hget(self._keys.entry(entry_id), "status")
+            rows = pipe.execute()
+        except redis.RedisError as e:
+            raise store_error(e) from e
+        return {i: None if s is None else _text(s) for i, s in zip(wanted, rows, strict=True)}
+
     def count(self) -> int:
         """How many entries are on the worklist."""
         try:
