@@ -158,6 +158,7 @@ def search(request: Request, body: SearchRequest, _: Viewer) -> SearchPage:
         fuzzy=body.fuzzy,
         offset=body.offset,
         limit=body.limit,
+        address=request.client.host if request.client else "",
     )
     rows = [EntrySummary(**vars(row)) for row in found]
     return SearchPage(entries=rows, offset=body.offset, limit=body.limit, more=more)
@@ -173,7 +174,9 @@ def search(request: Request, body: SearchRequest, _: Viewer) -> SearchPage:
     },
 )
 def export(request: Request, body: Criteria, _: Viewer) -> Response:
-    text = console_search.export_csv(_services(request).worklist, body.criteria, fuzzy=body.fuzzy)
+    address = request.client.host if request.client else ""
+    worklist = _services(request).worklist
+    text = console_search.export_csv(worklist, body.criteria, fuzzy=body.fuzzy, address=address)
     headers = {"Content-Disposition": 'attachment; filename="worklist.csv"'}
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 

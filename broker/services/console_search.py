@@ -69,11 +69,18 @@ def console_query(
 
 
 def search(
-    worklist: WorklistService, criteria: Mapping[str, str], *, fuzzy: bool, offset: int, limit: int
+    worklist: WorklistService,
+    criteria: Mapping[str, str],
+    *,
+    fuzzy: bool,
+    offset: int,
+    limit: int,
+    address: str = "",
 ) -> tuple[list[EntrySummary], bool]:
-    """A page of the entries matching ``criteria``, and whether more matched."""
+    """A page of the entries matching ``criteria``, and whether more matched; a broad one
+    takes turns in the broad-query gate as the caller at ``address``."""
     query = console_query(criteria, fuzzy=fuzzy, offset=offset, limit=limit)
-    page = worklist.search_as(worklist.console_profile(limit), query)
+    page = worklist.search_as(worklist.console_profile(limit), query, address=address)
     rows = [summary(i, e) for i, e in zip(page.ids, page.answers, strict=True)]
     return rows, page.more
 
@@ -84,12 +91,13 @@ def export_csv(
     *,
     fuzzy: bool,
     rows: int | None = None,
+    address: str = "",
 ) -> str:
     """The matching entries' summaries as CSV, at most ``rows`` (``EXPORT_ROWS``) of them
     (then a last line says the export was cut). A cell that a spreadsheet would read as a
     formula gets a leading ``'``."""
     rows = EXPORT_ROWS if rows is None else rows
-    found, more = search(worklist, criteria, fuzzy=fuzzy, offset=0, limit=rows)
+    found, more = search(worklist, criteria, fuzzy=fuzzy, offset=0, limit=rows, address=address)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([f.name for f in fields(EntrySummary)])

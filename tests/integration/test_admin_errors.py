@@ -13,7 +13,8 @@ import redis
 
 from broker.admin.middleware import MAX_BODY
 from broker.audit.events import AuditType, Outcome
-from broker.services.auth import USER_FAILURES
+from broker.services.auth import USER_FAILURES, Role
+from broker.store.connection import EmbeddedRedis
 from tests.integration.admin_helpers import (
     PASSWORD,
     Api,
@@ -132,3 +133,24 @@ def test_login_and_logout_are_audited(api: Api, audit: Recorded) -> None:
         (AuditType.LOGOUT, Outcome.SUCCESS, "viewer"),
     ]
     assert sessions[0].address == "127.0.0.1"
+
+
+def test_a_store_outage_is_503_with_retry_after_never_400_or_500(
+    redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
+    services = services_for(admin_settings(), redis_client)
+    services.live_mappings.load()
+    token, _ = services.auth.create_token(Role.VIEWER, label="t", by="test")
+    bearer = {"Authorization": f"Bearer {token}"}
+    with running_api(services) as api, api.client(headers=bearer) as client:
+        assert client.get("/api/messages").status_code == 200
+        redis_server.stop()
+        answers = [
+            client.get("/api/messages"),
+            client.post("/api/worklist/search", json={"criteria": {}}),
+        ]
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["retry-after"].isdigit()
+        assert "store is unavailable" in answer.json()["detail"]
