@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI
 
-from broker.admin import dicomweb, health, mpps, session, status, users
+from broker.admin import dicomweb, events, health, mpps, pages, session, status, users
+from broker.admin.events import Streams
 from broker.admin.middleware import BodyLimit, SecurityHeaders
 from broker.admin.problems import install_problem_handler
 from broker.admin.security import cookie_policy
@@ -42,9 +43,18 @@ def create_app(
     app.state.settings = settings
     app.state.listeners = listeners
     app.state.cookie = cookie_policy(tls=tls)
+    app.state.streams = Streams()
     install_problem_handler(app)
-    for router in (health.router, session.router, status.router, users.router):
+    for router in (
+        health.router,
+        session.router,
+        status.router,
+        users.router,
+        events.router,
+        pages.router,
+    ):
         app.include_router(router)
+    pages.mount_static(app)
     for router in (dicomweb.router, mpps.router):  # DICOMweb (PS3.18), at the root
         app.include_router(router)
     app.add_middleware(BodyLimit)

@@ -19,6 +19,7 @@ from collections.abc import Generator
 import uvicorn
 from fastapi import FastAPI
 
+from broker.admin.events import Streams
 from broker.errors import ConfigError
 
 __all__ = ["AdminServer"]
@@ -47,6 +48,7 @@ class AdminServer:
         self, app: FastAPI, *, host: str, port: int, tls: ssl.SSLContext | None = None
     ) -> None:
         self._host, self._port, self._tls = host, port, tls
+        self._app = app
         config = uvicorn.Config(
             app,
             host=host,
@@ -93,6 +95,9 @@ class AdminServer:
         task, self._task = self._task, None
         if task is None:
             return
+        streams = getattr(self._app.state, "streams", None)
+        if isinstance(streams, Streams):
+            streams.close()  # open event streams end now, not after the grace period
         self._server.should_exit = True
         await task
         sock, self._socket = self._socket, None
