@@ -6,7 +6,8 @@ A stream sends a snapshot at once, then whenever it changed (looked at every
 :data:`MAX_STREAMS` at once (503 problem+json past it); each ends when its session or
 token no longer stands (logout, expiry, password change, revocation), when the client
 goes, and at once when the server stops (:class:`Streams`, which ``AdminServer.stop``
-closes), so an open dashboard never holds uvicorn's shutdown.
+closes), so an open dashboard never holds uvicorn's shutdown. The streams share one
+snapshot per tick, so more dashboards cost no more Redis reads.
 """
 
 from __future__ import annotations
@@ -44,9 +45,20 @@ class Streams:
         self.open = 0
         self._lock = threading.Lock()
         self.closing = asyncio.Event()
+        self._latest: tuple[float, dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
         return f"Streams(open={self.open}, limit={self.limit})"
+
+    def snapshot(self, services: Services, now: float) -> dict[str, Any]:
+        """The dashboard's snapshot, shared by the streams that look within one tick."""
+        with self._lock:
+            if self._latest is not None and now - self._latest[0] < TICK / 2:
+                return self._latest[1]
+        snapshot = services.dashboard.snapshot().as_json()
+        with self._lock:
+            self._latest = (now, snapshot)
+        return snapshot
 
     def take(self) -> bool:
         with self._lock:
@@ -88,11 +100,13 @@ def _standing(request: Request, caller: Caller) -> Callable[[], bool]:
     return lambda: auth.token_principal(token) is not None
 
 
-def _look(services: Services, standing: Callable[[], bool]) -> dict[str, Any] | None:
+def _look(
+    services: Services, streams: Streams, standing: Callable[[], bool], now: float
+) -> dict[str, Any] | None:
     """The snapshot, or None when the caller's session is over (in a worker thread)."""
     if not standing():
         return None
-    return services.dashboard.snapshot().as_json()
+    return streams.snapshot(services, now)
 
 
 async def _events(
@@ -104,11 +118,11 @@ async def _events(
     last = 0.0
     yield "retry: 5000\n\n"
     while not streams.closing.is_set():
-        snapshot = await asyncio.to_thread(_look, services, standing)
+        now = loop.time()
+        snapshot = await asyncio.to_thread(_look, services, streams, standing, now)
         if snapshot is None:
             yield "event: ended\ndata: {}\n\n"
             return
-        now = loop.time()
         changed = {**snapshot, "time": 0} != sent
         if changed or now - last >= EVERY:
             sent, last = {**snapshot, "time": 0}, now

@@ -113,24 +113,21 @@ class Counts:
         acks = {"AA": 0, "AE": 0, "AR": 0}
         if first_id is None:
             return acks
+        refused_key = self._keys.messages_by_outcome(Outcome.ERROR.value)
         pipe = self._redis.pipeline(transaction=False)
         for outcome in _ACK:
             pipe.zcount(self._keys.messages_by_outcome(outcome.value), first_id, "+inf")
-        pipe.zrevrangebyscore(
-            self._keys.messages_by_outcome(Outcome.ERROR.value),
-            "+inf",
-            first_id,
-            start=0,
-            num=MAX_ACK_READS,
-        )
-        *counts, refused = pipe.execute()
+        pipe.zcount(refused_key, first_id, "+inf")
+        pipe.zrevrangebyscore(refused_key, "+inf", first_id, start=0, num=MAX_ACK_READS)
+        *counts, refused_count, refused = pipe.execute()
         for outcome, n in zip(_ACK, counts, strict=True):
             acks[_ACK[outcome]] += int(n)
         pipe = self._redis.pipeline(transaction=False)
         for message_id in refused:
             pipe.hget(self._keys.message(_text(message_id)), "ack_code")
-        for code in pipe.execute():
-            acks["AR" if _text(code) == "AR" else "AE"] += 1
+        codes = [_text(code) for code in pipe.execute()]
+        acks["AR"] += codes.count("AR")
+        acks["AE"] += int(refused_count) - codes.count("AR")  # the ones not read: AE
         return acks
 
     def _errors(self, ids: Sequence[object]) -> tuple[RecentError, ...]:
