@@ -10,8 +10,12 @@ by station and by state. Every number comes from an index Redis keeps anyway
   at most ``MAX_ACK_READS`` of the hour (past it, the rest count as AE); a duplicate
   counts as an AA (it is answered with the first message's ACK);
 - the worklist's states are two: open (scheduled or in progress) and ended (completed,
-  discontinued or canceled, not yet purged); telling scheduled from in progress would
-  read every entry.
+  discontinued or canceled, not yet purged), from the ``ended`` index: a step ended by
+  MPPS counts at once, one ended by the RIS from the next purge on (at most
+  ``retention_interval_seconds`` late); telling scheduled from in progress would read
+  every entry;
+- the station AE titles are found by a ``SCAN`` of the key space, kept a minute: a new
+  station shows up to a minute late.
 """
 
 from __future__ import annotations

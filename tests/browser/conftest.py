@@ -37,9 +37,11 @@ VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 TIMEOUT_MS = 15_000  # what a step may take before the test fails (never a sleep)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless chromium for the session (``--no-sandbox`` when run as root)."""
+    """One headless chromium per module (``--no-sandbox`` when run as root). Not for the
+    session: Playwright's sync API holds an event loop as the thread's running loop until
+    it stops, and other tests call ``asyncio.run``."""
     executable = require_tool("chromium", "chromium")
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
     with sync_playwright() as playwright:
