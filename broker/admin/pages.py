@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 
 from broker.admin.security import CookiePolicy, auth_of
 from broker.services.auth import Role, Session
+from broker.worklist.edits import EDITABLE, STATUSES
 
 __all__ = ["NAV", "mount_static", "router"]
 
@@ -63,11 +64,19 @@ Viewer = Annotated[Session, Depends(_session)]
 
 
 def render(
-    request: Request, template: str, session: Session, *, title: str, status: int = 200
+    request: Request,
+    template: str,
+    session: Session,
+    *,
+    title: str,
+    status: int = 200,
+    extra: dict[str, object] | None = None,
 ) -> HTMLResponse:
-    """``template`` in the console's layout, for ``session``'s user."""
+    """``template`` in the console's layout, for ``session``'s user (``extra``: the page's
+    own values)."""
     role = session.principal.role
     context = {
+        **(extra or {}),
         "title": title,
         "user": session.principal.name,
         "role": role.value,
@@ -79,12 +88,18 @@ def render(
 
 
 def page(
-    request: Request, template: str, session: Session, *, title: str, role: Role = Role.VIEWER
+    request: Request,
+    template: str,
+    session: Session,
+    *,
+    title: str,
+    role: Role = Role.VIEWER,
+    extra: dict[str, object] | None = None,
 ) -> HTMLResponse:
     """The page, or the 403 page when ``session``'s role is below ``role``."""
     if not session.principal.role.allows(role):
         return render(request, "forbidden.html", session, title="Not allowed", status=403)
-    return render(request, template, session, title=title)
+    return render(request, template, session, title=title, extra=extra)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -102,6 +117,21 @@ def users_page(request: Request, session: Viewer) -> HTMLResponse:
     return page(request, "users.html", session, title="Users and tokens", role=Role.ADMIN)
 
 
+@router.get("/worklist", response_class=HTMLResponse)
+def worklist_page(request: Request, session: Viewer) -> HTMLResponse:
+    extra: dict[str, object] = {
+        "editor": session.principal.role.allows(Role.EDITOR),
+        "editable": [e.keyword for e in EDITABLE.values()],
+        "statuses": sorted(STATUSES),
+    }
+    return page(request, "worklist.html", session, title="Worklist", extra=extra)
+
+
+@router.get("/scanners", response_class=HTMLResponse)
+def scanners_page(request: Request, session: Viewer) -> HTMLResponse:
+    return page(request, "scanners.html", session, title="Scanners")
+
+
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request, session: Viewer) -> HTMLResponse:
     return page(request, "account.html", session, title="Your account")
@@ -117,7 +147,7 @@ def _coming(path: str, label: str) -> None:
 
 
 for _item in NAV:
-    if _item.path not in ("/", "/users"):
+    if _item.path not in ("/", "/users", "/worklist", "/scanners"):
         _coming(_item.path, _item.label)
 
 

@@ -35,7 +35,8 @@ export class ApiError extends Error {
 }
 
 // fetch(path) with JSON in and out; throws ApiError (already shown) on an error answer.
-export async function api(path, { method = "GET", body, login = false } = {}) {
+// raw: the Response itself (a text or a file answer), once it is known to be no error.
+export async function api(path, { method = "GET", body, login = false, raw = false } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") headers["X-CSRF-Token"] = csrf();
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -55,6 +56,7 @@ export async function api(path, { method = "GET", body, login = false } = {}) {
     throw new ApiError(answer.status, detail);
   }
   clearError();
+  if (raw) return answer;
   return answer.status === 204 ? null : answer.json();
 }
 
