@@ -50,6 +50,7 @@ export async function openEntry(id) {
   current = { id, revision: doc.revision };
   $("detail").hidden = false;
   $("conflict").hidden = true;
+  $("entry-body").hidden = false;
   $("h-entry").textContent = `Entry ${id}`;
   showAttrs(doc.dataset);
   $("dump").textContent = dump;
@@ -107,9 +108,8 @@ async function change(question, path, method, body, said) {
   }
   if (method === "DELETE") {
     current = null;
-    $("attrs").replaceChildren();
-    $("dump").textContent = "";
-    $("actions").hidden = true;
+    $("h-entry").textContent = `Entry ${id} (deleted)`;
+    $("entry-body").hidden = true;
   } else {
     await openEntry(id);
   }

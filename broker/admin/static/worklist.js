@@ -42,6 +42,10 @@ const when = (r) => `${r.scheduled_date}${r.scheduled_time.padEnd(6, "0")}`;
 
 function row(entry) {
   const tr = el("tr");
+  if (window.location.hash === `#entry=${entry.entry_id}`) {
+    tr.className = "open";
+    tr.setAttribute("aria-current", "true");
+  }
   const text = `${shown(entry.scheduled_date)} ${clock(entry.scheduled_time)}`.trim() || "–";
   const name = `${text}: open the entry of accession ${entry.accession || "(none)"}`;
   const link = el("a", text, { href: `#entry=${entry.entry_id}`, "aria-label": name });
@@ -141,5 +145,8 @@ function fromFragment() {
   if (found) openEntry(found[1]).catch(() => {});
 }
 
-window.addEventListener("hashchange", fromFragment);
+window.addEventListener("hashchange", () => {
+  fromFragment();
+  if (rows.length) render(!$("more").hidden);
+});
 fromFragment();
