@@ -20,6 +20,7 @@ from tests.browser.worklist_site import (
     site_console,
 )
 from tests.integration.admin_helpers import Api
+from tests.integration.hl7_seed import send_orders
 from tests.integration.worklist_api_helpers import orm
 
 Shot = Callable[[Page], Path]
@@ -140,6 +141,19 @@ def delete_the_entry(page: Page, accession: str) -> None:
     expect(page.locator("#entry-status")).to_have_text("The entry was deleted.")
     expect(page.locator("#results-status")).to_have_text("No entry matches.")
     expect(page.get_by_role("button", name="Delete entry…")).to_be_hidden()
+
+
+def test_more_entries_pages_on(page_as: Callable[[str], Page], console: Api) -> None:
+    send_orders(console.services, 101)  # through the intake: the page size and one more
+    page = page_as("viewer")
+    page.get_by_role("link", name="Worklist").click()
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#results-status")).to_have_text(
+        "100 entries shown; more match (More entries)."
+    )
+    page.get_by_role("button", name="More entries").click()
+    expect(page.locator("#results-status")).to_have_text("101 entries shown.")
+    expect(page.get_by_role("button", name="More entries")).to_be_hidden()
 
 
 def test_a_viewer_gets_no_change_controls(console: Api) -> None:

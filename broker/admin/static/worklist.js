@@ -32,8 +32,10 @@ function readForm() {
     [`${SPS}ScheduledProcedureStepStartDate`]: range($("q-from").value, $("q-to").value),
     [`${SPS}ScheduledProcedureStepStatus`]: $("q-status").value,
   };
-  criteria = Object.fromEntries(Object.entries(fields).filter(([, v]) => v));
-  fuzzy = $("q-fuzzy").checked;
+  return {
+    criteria: Object.fromEntries(Object.entries(fields).filter(([, v]) => v)),
+    fuzzy: $("q-fuzzy").checked,
+  };
 }
 
 const shown = (d) => (d.length === 8 ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d);
@@ -85,7 +87,7 @@ document.addEventListener("entry-changed", () => {
 
 $("search").addEventListener("submit", async (event) => {
   event.preventDefault();
-  readForm();
+  ({ criteria, fuzzy } = readForm());
   rows = [];
   offset = 0;
   $("results-status").textContent = "Searching…";
@@ -102,10 +104,9 @@ $("sort").addEventListener("click", () => {
 });
 
 $("export").addEventListener("click", async () => {
-  readForm();
   let answer;
-  try {
-    answer = await api("/api/worklist/export", { method: "POST", body: { criteria, fuzzy }, raw: true });
+  try {  // the form as it is now (the page of results shown keeps its own search)
+    answer = await api("/api/worklist/export", { method: "POST", body: readForm(), raw: true });
   } catch {
     return;
   }
