@@ -32,9 +32,15 @@ def console(redis_client: redis.Redis, tmp_path: Path) -> Iterator[Api]:
         yield running
 
 
-def search_ct(page: Page) -> None:
+def open_worklist(page: Page) -> None:
+    """The worklist page from the nav, once its script is ready."""
     page.get_by_role("link", name="Worklist").click()
     expect(page.get_by_role("heading", name="Worklist", level=1)).to_be_visible()
+    expect(page.locator("#results-status")).to_have_text("Search to list the entries.")
+
+
+def search_ct(page: Page) -> None:
+    open_worklist(page)
     page.get_by_label("Modality").fill("CT")
     page.get_by_role("button", name="Search").click()
 
@@ -104,10 +110,11 @@ def test_an_order_over_mllp_is_opened_and_its_station_edited(
 def test_the_export_downloads_the_search_and_the_purge_says_what_would_go(
     page_as: Callable[[str], Page], console: Api, screenshot: Shot
 ) -> None:
+    long_ago = orm(8).replace(b"20261126093000", b"20200302080000")  # stale: a purge takes it
     with mllp_listener(console.services) as port:
-        send_over_mllp(port, orm(7))
+        send_over_mllp(port, orm(7), long_ago)
     page = page_as("editor")
-    page.get_by_role("link", name="Worklist").click()
+    open_worklist(page)
     page.get_by_label("Scheduled from").fill("2026-11-26")
     page.get_by_label("Scheduled to").fill("2026-11-26")
     page.get_by_role("button", name="Search").click()
@@ -118,7 +125,10 @@ def test_the_export_downloads_the_search_and_the_purge_says_what_would_go(
     assert download.value.suggested_filename == "worklist.csv"
     assert saved.startswith("entry_id,accession,") and ",ACC-7," in saved
     page.get_by_role("button", name="Show what would go").click()
-    expect(page.locator("#purge-status")).to_have_text(re.compile(r"^A purge now would remove 0 "))
+    expect(page.locator("#purge-status")).to_have_text(re.compile(r"^A purge now would remove \d"))
+    stale = page.get_by_role("row", name=re.compile("ACC-8"))
+    expect(stale).to_contain_text("2020-03-02")
+    expect(stale).to_contain_text("stale")
     page.get_by_role("button", name="Scheduled").click()  # sorts newest first
     expect(page.locator("#sort-col")).to_have_attribute("aria-sort", "descending")
     screenshot(page)
@@ -146,7 +156,7 @@ def delete_the_entry(page: Page, accession: str) -> None:
 def test_more_entries_pages_on(page_as: Callable[[str], Page], console: Api) -> None:
     send_orders(console.services, 101)  # through the intake: the page size and one more
     page = page_as("viewer")
-    page.get_by_role("link", name="Worklist").click()
+    open_worklist(page)
     page.get_by_role("button", name="Search").click()
     expect(page.locator("#results-status")).to_have_text(
         "100 entries shown; more match (More entries)."

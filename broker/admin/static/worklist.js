@@ -121,7 +121,9 @@ $("export").addEventListener("click", async () => {
 
 function purgeRow(item) {
   const tr = el("tr");
-  tr.append(el("td", item.entry_id), el("td", item.accession), el("td", shown(item.start_date)),
+  const cell = el("td");
+  cell.append(el("a", item.entry_id, { href: `#entry=${item.entry_id}` }));
+  tr.append(cell, el("td", item.accession), el("td", shown(item.start_date)),
     el("td", item.status), el("td", item.reason));
   return tr;
 }
@@ -134,8 +136,10 @@ $("purge")?.addEventListener("click", async () => {
     return;
   }
   const reasons = Object.entries(report.by_reason).map(([k, v]) => `${k}: ${v}`).join(", ");
-  $("purge-status").textContent = `A purge now would remove ${report.entries} entries and `
-    + `${report.mpps} MPPS records${reasons ? ` (${reasons})` : ""}.`
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  $("purge-status").textContent = `A purge now would remove `
+    + `${plural(report.entries, "entry", "entries")} and `
+    + `${plural(report.mpps, "MPPS record", "MPPS records")}${reasons ? ` (${reasons})` : ""}.`
     + (report.items.length < report.entries ? ` The first ${report.items.length} are listed.` : "");
   $("purge-rows").replaceChildren(...report.items.map(purgeRow));
   $("purge-table").hidden = report.items.length === 0;
@@ -146,6 +150,7 @@ function fromFragment() {
   if (found) openEntry(found[1]).catch(() => {});
 }
 
+$("results-status").textContent = "Search to list the entries.";  // ready
 window.addEventListener("hashchange", () => {
   fromFragment();
   if (rows.length) render(!$("more").hidden);
