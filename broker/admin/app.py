@@ -2,7 +2,8 @@
 
 State is injected, never imported: the application's :class:`Services`, the settings,
 and ``listeners`` (what the broker's listeners are, name -> port, None while one is
-down; ``broker.app`` hands it in). OpenAPI at ``/api/openapi.json``; no docs UI.
+down; ``broker.app`` hands it in). OpenAPI at ``/api/openapi.json`` (for a logged-in
+caller); no docs UI.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI
 
-from broker.admin import dicomweb, health, mpps, session, status, users
+from broker.admin import dicomweb, health, mappings, mpps, openapi, session, status, users
 from broker.admin.middleware import BodyLimit, SecurityHeaders
 from broker.admin.problems import install_problem_handler
 from broker.admin.security import cookie_policy
@@ -33,7 +34,7 @@ def create_app(
     """The admin API on ``services`` (see the module docstring)."""
     app = FastAPI(
         title="mwl-broker admin API",
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served by broker.admin.openapi, to an authenticated caller
         docs_url=None,
         redoc_url=None,
     )
@@ -43,10 +44,17 @@ def create_app(
     app.state.listeners = listeners
     app.state.cookie = cookie_policy(tls=tls)
     install_problem_handler(app)
-    for router in (health.router, session.router, status.router, users.router):
+    for router in (
+        health.router,
+        openapi.router,
+        session.router,
+        status.router,
+        users.router,
+        mappings.router,
+    ):
         app.include_router(router)
     for router in (dicomweb.router, mpps.router):  # DICOMweb (PS3.18), at the root
         app.include_router(router)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, wider={mappings.PREFIX: mappings.MAX_MAPPINGS_BODY})
     app.add_middleware(SecurityHeaders, tls=tls)  # outermost: every answer gets the headers
     return app

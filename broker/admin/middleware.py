@@ -3,6 +3,8 @@ and a bound on every request body (413 past it, checked as the body arrives too)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,19 +52,30 @@ class SecurityHeaders:
 
 class BodyLimit:
     """Refuses a request whose body is larger than ``limit`` bytes: at once by its
-    Content-Length, or as soon as the bytes received pass it (chunked bodies)."""
+    Content-Length, or as soon as the bytes received pass it (chunked bodies).
+    ``wider`` gives the paths under a prefix a larger (still bounded) limit."""
 
-    def __init__(self, app: ASGIApp, *, limit: int = MAX_BODY) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit: int = MAX_BODY, wider: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.wider = dict(wider or {})
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.wider.items():
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return limit
+        return self.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope["path"])
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                await self._too_large()(scope, receive, send)
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await self._too_large(limit)(scope, receive, send)
                 return
         received = 0
 
@@ -70,15 +83,16 @@ class BodyLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
+            if received > limit:
                 # an HTTPException: FastAPI passes it on while it reads the body
-                raise HTTPException(413, self._detail())
+                raise HTTPException(413, _detail(limit))
             return message
 
         await self.app(scope, counting_receive, send)
 
-    def _detail(self) -> str:
-        return f"the request body is larger than {self.limit} bytes"
+    def _too_large(self, limit: int) -> ASGIApp:
+        return problem_response(413, _detail(limit), {"Connection": "close"})
 
-    def _too_large(self) -> ASGIApp:
-        return problem_response(413, self._detail(), {"Connection": "close"})
+
+def _detail(limit: int) -> str:
+    return f"the request body is larger than {limit} bytes"

@@ -38,7 +38,7 @@ from broker.audit.events import AuditEvent, AuditType, Outcome
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common import jsontext
 from broker.common.clock import SYSTEM_CLOCK, Clock
-from broker.errors import BrokerError, StoreError
+from broker.errors import BrokerError, ConflictError, StoreError
 from broker.mapping.registry import MappingRegistry
 from broker.store import scripts
 from broker.store.keys import KeySchema
@@ -240,15 +240,20 @@ class MappingVersions:
         comment = f"seeded from {source}"
         return self._write(files, author="mwl-broker", comment=comment, kind=AuditType.MAPPING_SEED)
 
-    def rollback(self, number: int, *, author: str, comment: str) -> PublishResult:
-        """Publish the files of version ``number`` again, as a new version."""
+    def rollback(
+        self, number: int, *, author: str, comment: str, expect: int | None = None
+    ) -> PublishResult:
+        """Publish the files of version ``number`` again, as a new version (``expect``: as
+        :meth:`publish`)."""
         old = self.get(number)
         if old is None:
             raise BrokerError(f"there is no mapping version {number}")
         note = f"rollback to v{number}" + (f": {comment}" if comment else "")
         MappingRegistry.from_texts(old.files)
         kind = AuditType.MAPPING_ROLLBACK
-        return self._write(old.files, author=author, comment=note, kind=kind, restores=number)
+        return self._write(
+            old.files, author=author, comment=note, expect=expect, kind=kind, restores=number
+        )
 
     def _write(
         self,
@@ -289,7 +294,7 @@ class MappingVersions:
                     details={"author": author, "files": files_named},
                 )
             )
-            raise BrokerError(
+            raise ConflictError(
                 f"the active mapping version is now v{number or '(none)'}, not v{expect}: "
                 "someone published meanwhile; look at 'mapping history' and try again"
             )
