@@ -25,7 +25,7 @@ from broker.store.mapping_versions import MappingVersion
 __all__ = [
     "MAX_FILES",
     "FilesBody",
-    "Problem",
+    "MappingProblem",
     "VersionInfo",
     "message_preview",
     "problem",
@@ -46,7 +46,7 @@ class VersionInfo(BaseModel):
     files: list[str]
 
 
-class Problem(BaseModel):
+class MappingProblem(BaseModel):
     """One thing wrong: ``file`` None when it is the set as a whole."""
 
     file: str | None
@@ -154,8 +154,8 @@ def version_info(version: MappingVersion) -> VersionInfo:
     )
 
 
-def problem(found: FileProblem) -> Problem:
-    return Problem(
+def problem(found: FileProblem) -> MappingProblem:
+    return MappingProblem(
         file=found.file,
         line=found.line,
         column=found.column,

@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field
 from broker.admin.mapping_models import (
     MAX_FILES,
     FilesBody,
+    MappingProblem,
     PreviewAnswer,
-    Problem,
     VersionInfo,
     message_preview,
     problem,
@@ -59,7 +59,7 @@ class History(BaseModel):
 
 class Checked(BaseModel):
     valid: bool
-    problems: list[Problem]
+    problems: list[MappingProblem]
 
 
 class PreviewBody(BaseModel):

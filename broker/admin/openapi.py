@@ -22,7 +22,7 @@ __all__ = ["PROBLEM_SCHEMA", "openapi_document", "router"]
 router = APIRouter()
 
 PROBLEM_SCHEMA: dict[str, Any] = {
-    "title": "Problem",
+    "title": "ProblemDetails",
     "type": "object",
     "description": "RFC 9457 problem details; 422 adds errors, a mapping publish problems",
     "required": ["type", "title", "status", "detail"],
@@ -35,7 +35,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "problems": {"type": "array", "items": {"type": "object"}},
     },
 }
-_REF = {"$ref": "#/components/schemas/Problem"}
+_NAME = "ProblemDetails"
+_REF = {"$ref": f"#/components/schemas/{_NAME}"}
 _ERROR = {"description": "an error (4xx, 5xx)", "content": {PROBLEM_JSON: {"schema": _REF}}}
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
@@ -47,7 +48,9 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
         return kept
     document = get_openapi(title=app.title, version=app.version, routes=app.routes)
     components = document.setdefault("components", {}).setdefault("schemas", {})
-    components["Problem"] = PROBLEM_SCHEMA
+    if _NAME in components:
+        raise RuntimeError(f"a response model is named {_NAME}: rename it")
+    components[_NAME] = PROBLEM_SCHEMA
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
     for item in document.get("paths", {}).values():

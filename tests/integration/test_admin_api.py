@@ -132,7 +132,7 @@ def test_openapi_is_served_to_a_logged_in_caller_and_no_docs_ui(api: Api) -> Non
     for item in document["paths"].values():
         for operation in item.values():  # every error is declared as the problem it is
             problem = operation["responses"]["default"]["content"]["application/problem+json"]
-            assert problem["schema"] == {"$ref": "#/components/schemas/Problem"}
+            assert problem["schema"] == {"$ref": "#/components/schemas/ProblemDetails"}
             if "422" in operation["responses"]:
                 assert "application/problem+json" in operation["responses"]["422"]["content"]
 
