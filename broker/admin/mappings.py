@@ -38,6 +38,7 @@ __all__ = ["MAX_MAPPINGS_BODY", "PREFIX", "router"]
 PREFIX = "/api/mappings"
 MAX_MAPPINGS_BODY = 1024 * 1024  # bytes: a whole mapping set, or a batch of messages
 MAX_MESSAGES_TEXT = 1_000_000  # characters of pasted HL7
+MAX_PREVIEW_MESSAGES = 100  # messages in one preview
 
 router = APIRouter(prefix=PREFIX, tags=["mappings"])
 
@@ -158,8 +159,11 @@ def preview(request: Request, _: Viewer, body: PreviewBody) -> PreviewAnswer:
     if body.files:
         _refuse_invalid(service, body.files)
     edited = {FilePath(name): text for name, text in body.files.items()}
-    data = body.message.replace("\r\n", "\r").encode("utf-8")
-    return message_preview(service.preview(data, "the message text", edited, body.peer))
+    data = body.message.encode("utf-8")
+    found = service.preview(
+        data, "the message text", edited, body.peer, max_messages=MAX_PREVIEW_MESSAGES
+    )
+    return message_preview(found)
 
 
 @router.post("/diff", summary="a unified diff of two versions, or of edited files")

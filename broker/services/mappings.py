@@ -310,11 +310,18 @@ class MappingService:
         return seed_mapping_files(self._mappings_dir)
 
     def preview(
-        self, data: bytes, source: str, edited: Mapping[Path, str] | None = None, peer: str = ""
+        self,
+        data: bytes,
+        source: str,
+        edited: Mapping[Path, str] | None = None,
+        peer: str = "",
+        *,
+        max_messages: int | None = None,
     ) -> MappingPreview:
         """Map the messages of ``data`` (a file's content, named ``source`` in errors) with
         the active version, ``edited`` files put in place of theirs (before the first
-        publish: the seed files), as if they came from ``peer``. Nothing is stored."""
+        publish: the seed files), as if they came from ``peer``; BrokerError past
+        ``max_messages``. Nothing is stored."""
         edited = edited or {}
         active = self._versions.active()
         files, label = self._base()
@@ -330,6 +337,10 @@ class MappingService:
             raise BrokerError(f"{source}: not an HL7 message file: {e}") from e
         if not messages:
             raise BrokerError(f"{source}: no HL7 message (MSH segment) in the file")
+        if max_messages is not None and len(messages) > max_messages:
+            raise BrokerError(
+                f"{source}: {len(messages)} messages; a preview takes at most {max_messages}"
+            )
         results = tuple(preview(raw, registry, self._dispatch, peer) for raw in messages)
         return MappingPreview(label, results)
 

@@ -185,6 +185,9 @@ def test_preview_of_a_refused_message_gives_the_err_location(editor: Any) -> Non
     assert body["refused"] == 1
     refusal = body["messages"][0]["refusal"]
     assert (refusal["ack_code"], refusal["err_code"], refusal["location"]) == ("AE", "101", "PID-3")
+    batch = "\r".join([ORM.strip("\r\n")] * 101)
+    many = editor.post("/api/mappings/preview", json={"message": batch})
+    assert many.status_code == 400 and "at most 100" in many.json()["detail"]
     nothing = editor.post("/api/mappings/preview", json={"message": "not a message"})
     assert nothing.status_code == 400 and "not an HL7 message" in nothing.json()["detail"]
 
