@@ -193,9 +193,10 @@ def publish(request: Request, caller: Editor, body: PublishBody, response: Respo
         raise ApiProblem(400, "files: give at least one mapping file")
     _refuse_invalid(service, body.files)
     edited = {FilePath(name): text for name, text in body.files.items()}
+    name = caller.principal.name
     try:
         result = service.publish(
-            edited, author=caller.principal.name, comment=body.comment, expect=body.expect
+            edited, author=name, comment=body.comment, expect=body.expect, user=name
         )
     except ConflictError as e:
         raise ApiProblem(409, str(e)) from e
@@ -212,9 +213,10 @@ def rollback(
     request: Request, caller: Editor, number: Number, body: RollbackBody, response: Response
 ) -> Published:
     _version(request, number)
+    name = caller.principal.name
     try:
         result = _mappings(request).rollback(
-            number, author=caller.principal.name, comment=body.comment, expect=body.expect
+            number, author=name, comment=body.comment, expect=body.expect, user=name
         )
     except ConflictError as e:
         raise ApiProblem(409, str(e)) from e

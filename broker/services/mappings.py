@@ -259,26 +259,38 @@ class MappingService:
         author: str,
         comment: str = "",
         expect: int | None = None,
+        user: str = "",
     ) -> PublishResult:
         """``edited`` files replace (or add) theirs in the active set; without them, the
         ``.yaml`` files of ``directory`` (default: mappings_dir, else the set shipped with
         mwl-broker) become the whole set. Nothing is published unless the set validates
-        (ConfigError); ``expect``: refuse if the active version is no longer that one."""
+        (ConfigError); ``expect``: refuse if the active version is no longer that one;
+        ``user``: the console user, for the audit record."""
         if not edited:
             files = seed_mapping_files(directory or self._mappings_dir)[0]
         else:
             current = self._versions.active()
             files = dict(current.files) if current is not None else {}
             files.update((path.name, text) for path, text in edited.items())
-        return self._versions.publish(files, author=author, comment=comment, expect=expect)
+        return self._versions.publish(
+            files, author=author, comment=comment, expect=expect, user=user
+        )
 
     def rollback(
-        self, number: int, *, author: str, comment: str = "", expect: int | None = None
+        self,
+        number: int,
+        *,
+        author: str,
+        comment: str = "",
+        expect: int | None = None,
+        user: str = "",
     ) -> PublishResult:
         """Publish version ``number``'s files again, as a new version; ``expect``: refuse
         (ConflictError) if the active version is no longer that one."""
         self.version(number)  # BrokerError naming it when there is none
-        return self._versions.rollback(number, author=author, comment=comment, expect=expect)
+        return self._versions.rollback(
+            number, author=author, comment=comment, expect=expect, user=user
+        )
 
     def check(self, edited: Mapping[str, str]) -> tuple[FileProblem, ...]:
         """:func:`check_mapping_texts` over the active version (before the first publish:

@@ -8,7 +8,8 @@ the new number on a channel (``broker.store.mapping_live`` listens), so the swit
 is atomic and every broker finds the same set. Rolling back publishes an
 earlier version's files again as a new version, so the history only grows.
 Every new version, and every publish refused because another came first, is on
-the audit trail (``broker.audit``): number, author, file names, not the comment.
+the audit trail (``broker.audit``): number, author, file names, not the comment; the
+record's user is the console user who did it (a command's is filled in by its sink).
 
 The files of ``mappings_dir`` (else the default set shipped in the package,
 ``broker.default_mappings``) seed version 1 when the Redis has none; after
@@ -223,6 +224,7 @@ class MappingVersions:
         author: str,
         comment: str,
         expect: int | None = None,
+        user: str = "",
     ) -> PublishResult:
         """Validate ``files`` as a whole set, then make them the active version.
 
@@ -232,7 +234,7 @@ class MappingVersions:
         one's change is overwritten unseen.
         """
         MappingRegistry.from_texts(files)  # raises ConfigError naming file, line and rule
-        return self._write(files, author=author, comment=comment, expect=expect)
+        return self._write(files, author=author, comment=comment, expect=expect, user=user)
 
     def seed(self, files: Mapping[str, str], *, source: str) -> PublishResult:
         """Version 1 from the files of ``source``, unless the Redis already has a version."""
@@ -241,7 +243,13 @@ class MappingVersions:
         return self._write(files, author="mwl-broker", comment=comment, kind=AuditType.MAPPING_SEED)
 
     def rollback(
-        self, number: int, *, author: str, comment: str, expect: int | None = None
+        self,
+        number: int,
+        *,
+        author: str,
+        comment: str,
+        expect: int | None = None,
+        user: str = "",
     ) -> PublishResult:
         """Publish the files of version ``number`` again, as a new version (``expect``: as
         :meth:`publish`)."""
@@ -252,7 +260,13 @@ class MappingVersions:
         MappingRegistry.from_texts(old.files)
         kind = AuditType.MAPPING_ROLLBACK
         return self._write(
-            old.files, author=author, comment=note, expect=expect, kind=kind, restores=number
+            old.files,
+            author=author,
+            comment=note,
+            expect=expect,
+            kind=kind,
+            restores=number,
+            user=user,
         )
 
     def _write(
@@ -264,6 +278,7 @@ class MappingVersions:
         expect: int | None = None,
         kind: AuditType = AuditType.MAPPING_PUBLISH,
         restores: int | None = None,
+        user: str = "",
     ) -> PublishResult:
         for name in files:
             check_file_name(name)
@@ -290,6 +305,7 @@ class MappingVersions:
                 AuditEvent(
                     kind,
                     Outcome.REFUSED,
+                    user=user,
                     reason=f"the active version is v{number or '(none)'}, not v{expect}",
                     details={"author": author, "files": files_named},
                 )
@@ -305,7 +321,8 @@ class MappingVersions:
             details = {"author": author, "files": files_named, "based_on": version.based_on}
             if restores is not None:
                 details["restores"] = restores
-            self._audit.record(AuditEvent(kind, target=f"v{number}", details=details))
+            event = AuditEvent(kind, user=user, target=f"v{number}", details=details)
+            self._audit.record(event)
         return PublishResult(version, created=tag == "new")
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:

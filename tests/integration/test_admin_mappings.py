@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from broker.admin.mappings import MAX_MAPPINGS_BODY
 from broker.admin.middleware import MAX_BODY
+from broker.audit.events import Outcome
 from tests.broker_runner import DATA, MAPPINGS
 from tests.integration.admin_helpers import (
     CALLERS,
@@ -101,10 +102,11 @@ def test_publish_history_diff_rollback_export(api: Api, editor: Any, audit: Reco
     assert published.status_code == 201, published.text
     version = published.json()["version"]
     assert (version["number"], version["author"], version["based_on"]) == (2, "editor", 1)
-    assert [e.details.get("author") for e in audit.events if e.target == "v2"] == ["editor"]
+    assert [e.user for e in audit.events if e.target == "v2"] == ["editor"]
 
     stale = editor.post("/api/mappings/publish", json={**body, "expect": 1})
     assert stale.status_code == 409 and "v2" in stale.json()["detail"]
+    assert audit.events[-1].outcome is Outcome.REFUSED and audit.events[-1].user == "editor"
 
     history = editor.get("/api/mappings/history", params={"limit": 10}).json()
     assert history["active"] == 2 and [v["number"] for v in history["versions"]] == [2, 1]
