@@ -56,6 +56,7 @@ class VersionFiles(BaseModel):
 class History(BaseModel):
     active: int | None
     versions: list[VersionInfo]
+    next_before: int | None = Field(description="'before' for the next page; None: no more")
 
 
 class Checked(BaseModel):
@@ -135,10 +136,16 @@ def active(request: Request, _: Viewer) -> VersionInfo:
 
 @router.get("/history", summary="the newest mapping versions, newest first")
 def history(
-    request: Request, _: Viewer, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    request: Request,
+    _: Viewer,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[int | None, Query(ge=1, le=2**53, description="next page")] = None,
 ) -> History:
-    versions, number = _mappings(request).history(limit)
-    return History(active=number, versions=[version_info(v) for v in versions])
+    versions, number = _mappings(request).history(limit, before)
+    following = versions[-1].number if len(versions) == limit and versions[-1].number > 1 else None
+    return History(
+        active=number, versions=[version_info(v) for v in versions], next_before=following
+    )
 
 
 @router.get("/versions/{number}", summary="a mapping version and its files")

@@ -226,9 +226,12 @@ class MappingService:
             )
         return version
 
-    def history(self, limit: int) -> tuple[list[MappingVersion], int | None]:
-        """The newest ``limit`` versions, newest first, and the active version's number."""
-        return list(self._versions.history(limit)), self._versions.active_number()
+    def history(
+        self, limit: int, before: int | None = None
+    ) -> tuple[list[MappingVersion], int | None]:
+        """The newest ``limit`` versions (below ``before``), newest first, and the active
+        version's number."""
+        return list(self._versions.history(limit, before)), self._versions.active_number()
 
     def diff(self, numbers: Sequence[int] = (), directory: Path | None = None) -> MappingDiff:
         """No number: the active version against the one it replaced; one: that version

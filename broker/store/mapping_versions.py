@@ -201,9 +201,12 @@ class MappingVersions:
         number = self.active_number()
         return None if number is None else self.get(number)
 
-    def history(self, limit: int = 50) -> Iterator[MappingVersion]:
-        """Versions, newest first."""
-        numbers = self._call(self._redis.zrevrange, self._history, 0, max(limit, 1) - 1)
+    def history(self, limit: int = 50, before: int | None = None) -> Iterator[MappingVersion]:
+        """Versions, newest first; ``before``: only those numbered below it (the next page)."""
+        top = f"({before}" if before is not None else "+inf"
+        numbers = self._call(
+            self._redis.zrevrangebyscore, self._history, top, "-inf", start=0, num=max(limit, 1)
+        )
         for raw in numbers:
             version = self.get(int(raw))
             if version is not None:

@@ -111,6 +111,10 @@ def test_publish_history_diff_rollback_export(api: Api, editor: Any, audit: Reco
     history = editor.get("/api/mappings/history", params={"limit": 10}).json()
     assert history["active"] == 2 and [v["number"] for v in history["versions"]] == [2, 1]
     assert history["versions"][0]["comment"] == "visit number"
+    page = editor.get("/api/mappings/history", params={"limit": 1}).json()
+    assert [v["number"] for v in page["versions"]] == [2] and page["next_before"] == 2
+    rest = editor.get("/api/mappings/history", params={"limit": 1, "before": 2}).json()
+    assert [v["number"] for v in rest["versions"]] == [1] and rest["next_before"] is None
 
     text = editor.post("/api/mappings/diff", json={"from": 1, "to": 2}).json()["text"]
     assert "-  AdmissionID: PV1-19" in text and "+  AdmissionID: PV1-50" in text
