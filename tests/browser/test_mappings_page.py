@@ -17,6 +17,7 @@ from tests.integration.hl7_seed import send
 
 Shot = Callable[[Page], Path]
 README_ORDER = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
+MISSING_PID = split_messages((DATA / "orm_o01_missing_pid3.hl7").read_bytes())[0]
 ORDERS = (MAPPINGS / "orders.yaml").read_text(encoding="utf-8")
 KEYWORD = "PatientBirthDate:"
 KEYWORD_LINE = ORDERS[: ORDERS.index(KEYWORD)].count("\n") + 1
@@ -107,6 +108,17 @@ def test_a_stale_publish_offers_to_reload(
     reload.click()
     expect(editor).to_have_value(meanwhile[Path("orders.yaml")])
     expect(page.locator("#loaded-version")).to_have_text("(version 2, by admin)")
+    rollback = page.get_by_role("form", name="Roll back")
+    expect(rollback.get_by_label("Publish again the files of version")).to_have_value("1")
+    rollback.get_by_label("Comment").fill("back to the shipped set")
+    rollback.get_by_role("button", name="Roll back").click()
+    expect(page.locator("#history-status")).to_have_text(
+        "Version 1's files are published again as version 3."
+    )
+    expect(page.get_by_role("row", name=re.compile(r"^v3 \(active\)"))).to_contain_text(
+        "back to the shipped set"
+    )
+    expect(editor).to_have_value(ORDERS)
 
 
 def test_a_viewer_reads_the_mappings_but_cannot_publish(
@@ -118,6 +130,12 @@ def test_a_viewer_reads_the_mappings_but_cannot_publish(
     expect(page.get_by_role("button", name=re.compile("Publish|Roll back"))).to_have_count(0)
     page.get_by_role("button", name="View version 1").click()
     expect(page.get_by_role("heading", name=re.compile(r"^Version 1, by"))).to_be_visible()
+    page.get_by_label(re.compile("^HL7 message")).fill(MISSING_PID.decode("latin-1"))
+    page.get_by_role("button", name="Preview", exact=True).click()
+    expect(page.locator("#preview-status")).to_contain_text("1 message, 1 refused.")
+    expect(page.locator(".refusal")).to_have_text(
+        re.compile(r"^Refused: AE, ERR code \d+ at PID-3: ")
+    )
     screenshot(page)
     csrf = page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
     answer = page.request.post(

@@ -8,6 +8,7 @@ import { changedFiles, say, state } from "./map_state.js";
 const $ = (id) => document.getElementById(id);
 const text = $("editor-text");
 const gutter = $("gutter");
+const hint = $("editor-hint").textContent;
 const CHECK_DELAY_MS = 400;
 let problems = [];
 let checkTimer = null;
@@ -138,17 +139,28 @@ function indent() {
 text.addEventListener("keydown", (event) => {
   if (event.key === "Escape") {
     escaped = true;
-    say("check-status", "Tab now leaves the editor.");
+    say("editor-hint", "Tab now leaves the editor.");
     return;
   }
   if (event.key === "Tab" && !event.shiftKey && !escaped && state.canEdit) {
     event.preventDefault();
     indent();
   }
-  if (event.key !== "Shift") escaped = false;
+  if (event.key !== "Shift" && escaped) {
+    escaped = false;
+    say("editor-hint", hint);
+  }
 });
-text.addEventListener("blur", () => { escaped = false; });
+text.addEventListener("blur", () => {
+  escaped = false;
+  say("editor-hint", hint);
+});
 text.addEventListener("input", edited);
+window.addEventListener("beforeunload", (event) => {
+  if (!Object.keys(changedFiles()).length) return;
+  event.preventDefault(); // edits not published: the browser asks before leaving
+  event.returnValue = "";
+});
 text.addEventListener("scroll", () => { gutter.scrollTop = text.scrollTop; });
 
 // Loads the active version into the editor, dropping the edits.

@@ -19,7 +19,8 @@ function traceTable(rows, caption) {
   const body = el("tbody");
   for (const row of rows) {
     const tr = el("tr", undefined, row.error ? { class: "bad" } : {});
-    const notes = [...row.notes, ...(row.error ? [`error: ${row.error}`] : [])];
+    const notes = [...row.notes];
+    if (row.error && !notes.some((note) => note.includes(row.error))) notes.push(`error: ${row.error}`);
     tr.append(el("th", row.attribute, { scope: "row" }), el("td", row.source),
       el("td", row.value.join(" \\ ") || "–"), el("td", notes.join("; ")));
     body.append(tr);
