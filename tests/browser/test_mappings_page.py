@@ -88,6 +88,9 @@ def test_an_editor_fixes_a_mapping_previews_the_readme_order_and_publishes(
     expect(row).to_contain_text("editor")
     expect(row).to_contain_text("CT head protocols checked")
     expect(page.locator("#loaded-version")).to_have_text("(version 2, by editor)")
+    page.get_by_role("form", name="Compare two versions").get_by_role("button").click()
+    expect(page.get_by_role("heading", name="From v1 to v2")).to_be_focused()
+    expect(page.locator("#history-out .add")).to_contain_text(["+# Site: the CT head protocols"])
     screenshot(page)
 
 

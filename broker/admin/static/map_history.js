@@ -10,9 +10,9 @@ let active = null;
 let nextBefore = null;
 
 function out(title, ...nodes) {
-  const box = $("history-out");
-  box.replaceChildren(el("h3", title), ...nodes);
-  box.focus();
+  const heading = el("h3", title, { tabindex: "-1" });
+  $("history-out").replaceChildren(heading, ...nodes);
+  heading.focus(); // a screen reader reads the heading of what was opened
 }
 
 async function view(number) {

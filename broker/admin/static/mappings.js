@@ -55,7 +55,7 @@ async function publish(event) {
     : `Version ${answer.version.number} already has these files; nothing changed.`);
 }
 
-$("diff-edited").addEventListener("click", () => diffEdited().catch(() => {}));
+$("diff-edited")?.addEventListener("click", () => diffEdited().catch(() => {}));
 $("publish-form")?.addEventListener("submit", (event) => publish(event).catch(() => {}));
 $("reload-active")?.addEventListener("click", async () => {
   $("conflict").hidden = true;
