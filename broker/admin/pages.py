@@ -132,6 +132,11 @@ def scanners_page(request: Request, session: Viewer) -> HTMLResponse:
     return page(request, "scanners.html", session, title="Scanners")
 
 
+@router.get("/mappings", response_class=HTMLResponse)
+def mappings_page(request: Request, session: Viewer) -> HTMLResponse:
+    return page(request, "mappings.html", session, title="Mappings")
+
+
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request, session: Viewer) -> HTMLResponse:
     return page(request, "account.html", session, title="Your account")
@@ -146,8 +151,9 @@ def _coming(path: str, label: str) -> None:
     router.add_api_route(path, coming, methods=["GET"], response_class=HTMLResponse)
 
 
+_BUILT = {route.path for route in router.routes if hasattr(route, "path")}
 for _item in NAV:
-    if _item.path not in ("/", "/users", "/worklist", "/scanners"):
+    if _item.path not in _BUILT:
         _coming(_item.path, _item.label)
 
 
