@@ -102,6 +102,11 @@ def users_page(request: Request, session: Viewer) -> HTMLResponse:
     return page(request, "users.html", session, title="Users and tokens", role=Role.ADMIN)
 
 
+@router.get("/messages", response_class=HTMLResponse)
+def messages_page(request: Request, session: Viewer) -> HTMLResponse:
+    return page(request, "messages.html", session, title="Messages")
+
+
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request, session: Viewer) -> HTMLResponse:
     return page(request, "account.html", session, title="Your account")
@@ -116,8 +121,9 @@ def _coming(path: str, label: str) -> None:
     router.add_api_route(path, coming, methods=["GET"], response_class=HTMLResponse)
 
 
+_BUILT = {route.path for route in router.routes if hasattr(route, "path")}
 for _item in NAV:
-    if _item.path not in ("/", "/users"):
+    if _item.path not in _BUILT:
         _coming(_item.path, _item.label)
 
 
