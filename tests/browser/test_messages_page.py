@@ -15,7 +15,7 @@ from playwright.sync_api import Dialog, Page, expect
 from broker.services.application import Services
 from tests.broker_runner import MAPPINGS
 from tests.integration.admin_helpers import Api
-from tests.integration.hl7_seed import order, send, send_refused
+from tests.integration.hl7_seed import order, send, send_orders, send_refused, two_step_order
 
 Shot = Callable[[Page], Path]
 ORDERS = (MAPPINGS / "orders.yaml").read_text(encoding="utf-8")
@@ -47,68 +47,82 @@ def test_a_refused_order_is_found_reprocessed_once_mapped_and_another_dismissed(
 ) -> None:
     services = console.services
     publish_station_rows(services, "MR: MR_3T")
-    assert send_refused(services) == "AE"  # message 1: no PID-3
-    assert send(services, order(1)) == "AE"  # message 2: CT has no station row
+    assert send(services, two_step_order()) == "AA"  # message 1: its stations named in IPC-9
+    assert send_refused(services) == "AE"  # message 2: no PID-3
+    assert send(services, order(1)) == "AE"  # message 3: CT has no station row
     page = page_as("editor")
     asked = accept_dialogs(page)
     page.get_by_role("navigation", name="Console").get_by_role("link", name="Messages").click()
+    rows = page.locator("#rows tr")
+    expect(rows).to_have_count(3)  # every message, newest first
     page.get_by_label("Errors only").check()
     page.get_by_role("button", name="Show messages").click()
     expect(page).to_have_url(re.compile(r"/messages\?errors_only=true$"))
-    rows = page.locator("#rows tr")
     expect(rows).to_have_count(2)
     expect(page.get_by_role("status")).to_have_text("2 messages shown.")
     screenshot(page)
 
-    page.get_by_role("link", name="Message 2", exact=True).click()
-    expect(page).to_have_url(re.compile(r"\?errors_only=true&id=2$"))
-    detail = page.get_by_role("region", name="Message 2")
-    expect(detail.get_by_role("heading", name="Message 2")).to_be_focused()
+    page.get_by_role("link", name="Message 3", exact=True).click()
+    expect(page).to_have_url(re.compile(r"\?errors_only=true&id=3$"))
+    detail = page.get_by_role("region", name="Message 3")
+    expect(detail.get_by_role("heading", name="Message 3")).to_be_focused()
     error = detail.get_by_role("table", name="Error, answered AE")
     expect(error).to_contain_text("ScheduledStationAETitle")
     expect(page.locator("#raw")).to_contain_text("OBR|1|PLC-9")
     expect(page.locator("#ack")).to_contain_text("MSA|AE|")
     expect(detail.get_by_role("link", name=re.compile("Download the bytes"))).to_have_attribute(
-        "href", "/api/messages/2/raw"
+        "href", "/api/messages/3/raw"
     )
     screenshot(page)
 
     publish_station_rows(services, "MR: MR_3T, CT: CT_SCANNER_1")
-    page.get_by_role("button", name="Reprocess message 2").click()
+    page.get_by_role("button", name="Reprocess message 3").click()
     status = page.get_by_role("status")
     expect(status).to_have_text(
-        "Message 2 reprocessed as message 3: AA (accepted). It left the error list."
+        "Message 3 reprocessed as message 4: AA (accepted). It left the error list."
     )
-    new = page.get_by_role("region", name="Message 3")
+    new = page.get_by_role("region", name="Message 4")
     expect(new.get_by_role("link", name=re.compile(r"^Entry "))).to_have_count(1)
     expect(new.get_by_role("list")).to_contain_text("(SCHEDULED)")
-    expect(new.get_by_role("link", name="message 2")).to_be_visible()
-    expect(rows).to_have_count(1)  # errors only: message 1 is left
+    expect(new.get_by_role("link", name="message 3")).to_be_visible()
+    expect(rows).to_have_count(1)  # errors only: message 2 is left
     screenshot(page)
 
-    page.get_by_role("link", name="Message 1", exact=True).click()
-    page.get_by_role("button", name="Dismiss message 1").click()
-    expect(status).to_have_text("Message 1 dismissed: it left the error list.")
+    page.get_by_role("link", name="Message 2", exact=True).click()
+    page.get_by_role("button", name="Dismiss message 2").click()
+    expect(status).to_have_text("Message 2 dismissed: it left the error list.")
     expect(rows).to_have_text(["No message matches these filters."])
-    expect(page.get_by_role("region", name="Message 1")).to_contain_text("dismissed (")
+    expect(page.get_by_role("region", name="Message 2")).to_contain_text("dismissed (")
     assert asked == [
-        "Reprocess message 2 through the active mapping?",
-        "Dismiss message 1? It leaves the error list without being reprocessed.",
+        "Reprocess message 3 through the active mapping?",
+        "Dismiss message 2? It leaves the error list without being reprocessed.",
     ]
     screenshot(page)
 
 
-def test_a_viewer_opens_a_message_from_its_link_and_has_no_actions(
+def test_a_viewer_opens_a_message_from_its_link_pages_back_and_has_no_actions(
     page_as: Callable[[str], Page], console: Api, screenshot: Shot
 ) -> None:
-    assert send_refused(console.services) == "AE"
+    send_orders(console.services, 11)
+    assert send_refused(console.services) == "AE"  # message 12
     page = page_as("viewer")
-    page.locator("#e-rows").get_by_role("link", name="1").click()  # the dashboard's recent error
-    detail = page.get_by_role("region", name="Message 1")
+    page.locator("#e-rows").get_by_role("link", name="12").click()  # the dashboard's recent error
+    detail = page.get_by_role("region", name="Message 12")
     expect(detail.get_by_role("table", name="Error, answered AE")).to_contain_text("PID-3")
     expect(page.get_by_role("button", name=re.compile("Reprocess|Dismiss"))).to_have_count(0)
     screenshot(page)
-    page.get_by_label("Received from (site time)").fill("2026-12-05T10:00:00")
-    page.get_by_label("Received until (site time)").fill("2026-12-05T09:00:00")
+    page.get_by_label("Per page").select_option("10")
+    page.get_by_role("button", name="Show messages").click()
+    expect(page).to_have_url(re.compile(r"/messages\?limit=10&id=12$"))
+    rows = page.locator("#rows tr")
+    expect(rows).to_have_count(10)
+    page.get_by_role("button", name="Older messages").click()
+    expect(rows).to_have_count(12)
+    expect(page.get_by_role("status")).to_have_text("2 older messages shown.")
+    expect(page.get_by_role("link", name="Message 2", exact=True)).to_be_focused()
+    expect(page.get_by_role("button", name="Older messages")).to_be_hidden()
+    page.get_by_label("Received from (your time)").fill("2026-12-05T10:00:00")
+    page.get_by_label("Received until (your time)").fill("2026-12-05T09:00:00")
     page.get_by_role("button", name="Show messages").click()
     expect(page.get_by_role("alert")).to_have_text("since: is after until")
+    screenshot(page)

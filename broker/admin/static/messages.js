@@ -7,25 +7,40 @@ import { showMessage } from "./message_detail.js";
 const $ = (id) => document.getElementById(id);
 const form = $("filters");
 const say = (text) => { $("messages-status").textContent = text; };
-const TEXT = ["sender", "facility", "type", "control_id", "outcome", "since", "until"];
+const TEXT = ["sender", "facility", "type", "control_id", "outcome", "since", "until", "limit"];
 const FLAGS = ["errors_only", "warnings_only"];
+const TIMES = ["since", "until"];
+const DEFAULT_LIMIT = "50";
 let next = null;
 let openId = null;
 
-// the filters in the form, as the query string both the page and the API take
+// the filters in the form, as the page's query string (times as the browser's local time)
 function filters() {
   const params = new URLSearchParams();
   for (const name of TEXT) {
     const value = form.elements[name].value.trim();
-    if (value) params.set(name, value);
+    if (value && !(name === "limit" && value === DEFAULT_LIMIT)) params.set(name, value);
   }
   for (const name of FLAGS) if (form.elements[name].checked) params.set(name, "true");
   return params;
 }
 
+// the same for the API: times in seconds since the epoch (the API's own reading of a
+// time without an offset is the site's time, which the browser may not be in)
+function query() {
+  const params = filters();
+  for (const name of TIMES) {
+    const value = params.get(name);
+    const seconds = value ? new Date(value).getTime() / 1000 : NaN;
+    if (Number.isFinite(seconds)) params.set(name, String(seconds));
+  }
+  return params;
+}
+
 function fill(params) {
   for (const name of TEXT) form.elements[name].value = params.get(name) ?? "";
-  for (const name of FLAGS) form.elements[name].checked = params.get(name) === "true";
+  if (!form.elements.limit.value) form.elements.limit.value = DEFAULT_LIMIT;
+  for (const name of FLAGS) form.elements[name].checked = ["true", "on"].includes(params.get(name));
 }
 
 function pageUrl(id) {
@@ -74,10 +89,14 @@ function marked() {
   }
 }
 
+let asked = 0;  // the newest listing asked for: an older answer arriving late is dropped
+
 async function list({ older = false } = {}) {
-  const params = filters();
+  const params = query();
   if (older && next !== null) params.set("before", String(next));
+  const mine = ++asked;
   const page = await api(`/api/messages?${params}`);
+  if (mine !== asked) return null;
   const body = $("rows");
   if (!older) body.replaceChildren();
   const rows = page.items.map(row);
@@ -110,7 +129,8 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   window.history.pushState(null, "", pageUrl(openId));
   const rows = await list().catch(() => null);
-  if (rows) say(`${rows.length}${next !== null ? " newest" : ""} message${rows.length === 1 ? "" : "s"} shown.`);
+  if (!rows) say("");
+  else say(`${rows.length}${next !== null ? " newest" : ""} message${rows.length === 1 ? "" : "s"} shown.`);
 });
 
 $("clear").addEventListener("click", () => {
@@ -120,7 +140,10 @@ $("clear").addEventListener("click", () => {
 
 $("older").addEventListener("click", async () => {
   const rows = await list({ older: true }).catch(() => null);
-  if (!rows) return;
+  if (!rows) {
+    say("");
+    return;
+  }
   say(`${rows.length} older message${rows.length === 1 ? "" : "s"} shown.`);
   rows[0]?.querySelector("a").focus();
 });
@@ -128,6 +151,8 @@ $("older").addEventListener("click", async () => {
 async function fromUrl() {
   const params = new URLSearchParams(window.location.search);
   fill(params);
+  // a form sent before this script ran (or without it) comes as ?sender=&…&errors_only=on
+  window.history.replaceState(null, "", pageUrl(params.get("id")));
   await list().catch(() => {});
   const id = params.get("id");
   if (id) await open(id, { focus: false }).catch(() => {});
