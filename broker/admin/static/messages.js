@@ -155,7 +155,13 @@ async function fromUrl() {
   window.history.replaceState(null, "", pageUrl(params.get("id")));
   await list().catch(() => {});
   const id = params.get("id");
-  if (id) await open(id, { focus: false }).catch(() => {});
+  if (id) {
+    await open(id, { focus: false }).catch(() => {});
+  } else {
+    $("detail").hidden = true;
+    openId = null;
+    marked();
+  }
 }
 
 window.addEventListener("popstate", () => { fromUrl(); });
