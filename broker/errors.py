@@ -6,6 +6,7 @@ DICOM: ``broker.dicom.find``).
 
     BrokerError
     ├── ConfigError          a setting is wrong; names the setting (start-up)
+    ├── ConflictError        a change was based on a state that is no longer current
     ├── StoreError           Redis unreachable or refused a command
     │   └── StoreFullError   Redis refused a write: it is at its memory limit (maxmemory)
     ├── HL7Error             carries ACK code, table 0357 code, location, text
@@ -21,6 +22,7 @@ from broker.hl7.codes import AckCode, ErrorCode
 __all__ = [
     "BrokerError",
     "ConfigError",
+    "ConflictError",
     "DicomServiceError",
     "HL7Error",
     "MappingError",
@@ -41,6 +43,11 @@ class ConfigError(BrokerError):
         super().__init__(f"{setting}: {message}")
         self.setting = setting
         self.message = message
+
+
+class ConflictError(BrokerError):
+    """A change was based on a state that another change replaced meanwhile (e.g. a mapping
+    publish whose ``expect`` is no longer the active version); nothing was changed."""
 
 
 class StoreError(BrokerError):

@@ -2,7 +2,8 @@
 
 State is injected, never imported: the application's :class:`Services`, the settings,
 and ``listeners`` (what the broker's listeners are, name -> port, None while one is
-down; ``broker.app`` hands it in). OpenAPI at ``/api/openapi.json``; no docs UI.
+down; ``broker.app`` hands it in). OpenAPI at ``/api/openapi.json`` (for a logged-in
+caller); no docs UI.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from broker.admin import (
     dicomweb,
     events,
     health,
+    mappings,
     messages,
     mpps,
+    openapi,
     pages,
     scanners,
     session,
@@ -46,7 +49,7 @@ def create_app(
     """The admin API on ``services`` (see the module docstring)."""
     app = FastAPI(
         title="mwl-broker admin API",
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served by broker.admin.openapi, to an authenticated caller
         docs_url=None,
         redoc_url=None,
     )
@@ -59,9 +62,11 @@ def create_app(
     install_problem_handler(app)
     for router in (
         health.router,
+        openapi.router,
         session.router,
         status.router,
         users.router,
+        mappings.router,
         worklist.router,
         scanners.router,
         messages.router,
@@ -72,6 +77,6 @@ def create_app(
     pages.mount_static(app)
     for router in (dicomweb.router, mpps.router):  # DICOMweb (PS3.18), at the root
         app.include_router(router)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, wider={mappings.PREFIX: mappings.MAX_MAPPINGS_BODY})
     app.add_middleware(SecurityHeaders, tls=tls)  # outermost: every answer gets the headers
     return app

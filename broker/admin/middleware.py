@@ -6,6 +6,8 @@ reach the application, and are refused here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,12 +72,22 @@ def _oversized(scope: Scope) -> ASGIApp | None:
 
 class BodyLimit:
     """Refuses a request whose target or header fields are too large (:func:`_oversized`),
-    or whose body is larger than ``limit`` bytes: at once by its Content-Length, or as
-    soon as the bytes received pass it (chunked bodies)."""
+    or whose body is larger than its limit: at once by its Content-Length, or as soon as
+    the bytes received pass it (chunked bodies). ``limit`` is the default; ``wider``
+    gives the paths under a prefix a larger (still bounded) one."""
 
-    def __init__(self, app: ASGIApp, *, limit: int = MAX_BODY) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit: int = MAX_BODY, wider: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.wider = dict(wider or {})
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.wider.items():
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return limit
+        return self.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,9 +96,10 @@ class BodyLimit:
         if (refusal := _oversized(scope)) is not None:
             await refusal(scope, receive, send)
             return
+        limit = self._limit(scope["path"])
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                await self._too_large()(scope, receive, send)
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await self._too_large(limit)(scope, receive, send)
                 return
         received = 0
 
@@ -94,15 +107,16 @@ class BodyLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
+            if received > limit:
                 # an HTTPException: FastAPI passes it on while it reads the body
-                raise HTTPException(413, self._detail())
+                raise HTTPException(413, _detail(limit))
             return message
 
         await self.app(scope, counting_receive, send)
 
-    def _detail(self) -> str:
-        return f"the request body is larger than {self.limit} bytes"
+    def _too_large(self, limit: int) -> ASGIApp:
+        return problem_response(413, _detail(limit), {"Connection": "close"})
 
-    def _too_large(self) -> ASGIApp:
-        return problem_response(413, self._detail(), {"Connection": "close"})
+
+def _detail(limit: int) -> str:
+    return f"the request body is larger than {limit} bytes"

@@ -40,15 +40,22 @@ _RETRY = {"Retry-After": "5"}
 
 
 class ApiProblem(Exception):
-    """An HTTP error with its RFC 9457 detail; ``headers`` go with the response."""
+    """An HTTP error with its RFC 9457 detail; ``headers`` go with the response, ``extra``
+    members in the body."""
 
     def __init__(
-        self, status: int, detail: str, *, headers: Mapping[str, str] | None = None
+        self,
+        status: int,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})  # more members of the problem (RFC 9457 §3.2)
 
 
 def problem_body(status: int, detail: str, **extra: Any) -> str:
@@ -79,7 +86,7 @@ def _field(error: Mapping[str, Any]) -> str:
 async def problem_handler(request: Request, exc: Exception) -> Response:
     """The one handler of every error (see the module docstring)."""
     if isinstance(exc, ApiProblem):
-        return problem_response(exc.status, exc.detail, exc.headers)
+        return problem_response(exc.status, exc.detail, exc.headers, **exc.extra)
     if isinstance(exc, RequestValidationError):
         errors = [_field(e) for e in exc.errors()]
         return problem_response(422, "; ".join(errors), errors=errors)

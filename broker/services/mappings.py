@@ -11,6 +11,10 @@ stored.
 
 from __future__ import annotations
 
+import io
+import re
+import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +37,13 @@ from broker.store.mapping_versions import (
 __all__ = [
     "ExportReport",
     "FileCheck",
+    "FileProblem",
     "MappingCheck",
     "MappingDiff",
     "MappingPreview",
     "MappingService",
     "check_mapping_files",
+    "check_mapping_texts",
     "read_texts",
 ]
 
@@ -93,6 +99,62 @@ class ExportReport:
     version: MappingVersion
     target: Path
     files: tuple[tuple[Path, str], ...]
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """One thing wrong with an edited mapping set: the file (None: the set as a whole), the
+    line and column when known, the rule, and the message."""
+
+    file: str | None
+    line: int | None
+    column: int | None
+    rule: str
+    message: str
+
+
+_SETTING = re.compile(r"(?P<file>[^:]*?)(?::(?P<line>\d+))?(?:: (?P<rule>.*))?")
+_YAML_MARK = re.compile(r"invalid YAML: line (?P<line>\d+), column (?P<column>\d+): ")
+
+
+def _problem(error: ConfigError, files: Mapping[str, str]) -> FileProblem:
+    """Where ``error`` (raised by :meth:`MappingRegistry.from_texts`) is, as fields."""
+    match = _SETTING.fullmatch(error.setting)
+    name, line, rule = error.setting, None, ""
+    if match is not None:
+        name, rule = match["file"], match["rule"] or ""
+        line = int(match["line"]) if match["line"] else None
+    column = None
+    mark = _YAML_MARK.match(error.message)
+    if mark is not None:
+        line, column = int(mark["line"]), int(mark["column"])
+    return FileProblem(name if name in files else None, line, column, rule, error.message)
+
+
+def check_mapping_texts(
+    edited: Mapping[str, str], base: Mapping[str, str]
+) -> tuple[FileProblem, ...]:
+    """What is wrong with ``edited`` files (name → YAML text): each alone, then (when each
+    is valid) merged over ``base`` as publishing them would make the set; () when valid."""
+    problems = []
+    for name, text in edited.items():
+        try:
+            check_file_name(name)
+        except BrokerError as e:
+            problems.append(FileProblem(name, None, None, "file name", str(e)))
+            continue
+        try:
+            MappingRegistry.from_texts({name: text})
+        except ConfigError as e:
+            problems.append(_problem(e, {name: text}))
+    if problems:
+        return tuple(problems)
+    merged = {**base, **edited}
+    try:
+        MappingRegistry.from_texts(merged)
+    except ConfigError as e:
+        return (_problem(e, merged),)
+    return ()
 
 
 def read_texts(paths: Sequence[Path]) -> dict[Path, str]:
@@ -164,9 +226,12 @@ class MappingService:
             )
         return version
 
-    def history(self, limit: int) -> tuple[list[MappingVersion], int | None]:
-        """The newest ``limit`` versions, newest first, and the active version's number."""
-        return list(self._versions.history(limit)), self._versions.active_number()
+    def history(
+        self, limit: int, before: int | None = None
+    ) -> tuple[list[MappingVersion], int | None]:
+        """The newest ``limit`` versions (below ``before``), newest first, and the active
+        version's number."""
+        return list(self._versions.history(limit, before)), self._versions.active_number()
 
     def diff(self, numbers: Sequence[int] = (), directory: Path | None = None) -> MappingDiff:
         """No number: the active version against the one it replaced; one: that version
@@ -197,35 +262,84 @@ class MappingService:
         author: str,
         comment: str = "",
         expect: int | None = None,
+        user: str = "",
     ) -> PublishResult:
         """``edited`` files replace (or add) theirs in the active set; without them, the
         ``.yaml`` files of ``directory`` (default: mappings_dir, else the set shipped with
         mwl-broker) become the whole set. Nothing is published unless the set validates
-        (ConfigError); ``expect``: refuse if the active version is no longer that one."""
+        (ConfigError); ``expect``: refuse if the active version is no longer that one;
+        ``user``: the console user, for the audit record."""
         if not edited:
             files = seed_mapping_files(directory or self._mappings_dir)[0]
         else:
             current = self._versions.active()
             files = dict(current.files) if current is not None else {}
             files.update((path.name, text) for path, text in edited.items())
-        return self._versions.publish(files, author=author, comment=comment, expect=expect)
+        return self._versions.publish(
+            files, author=author, comment=comment, expect=expect, user=user
+        )
 
-    def rollback(self, number: int, *, author: str, comment: str = "") -> PublishResult:
-        """Publish version ``number``'s files again, as a new version."""
-        return self._versions.rollback(number, author=author, comment=comment)
+    def rollback(
+        self,
+        number: int,
+        *,
+        author: str,
+        comment: str = "",
+        expect: int | None = None,
+        user: str = "",
+    ) -> PublishResult:
+        """Publish version ``number``'s files again, as a new version; ``expect``: refuse
+        (ConflictError) if the active version is no longer that one."""
+        self.version(number)  # BrokerError naming it when there is none
+        return self._versions.rollback(
+            number, author=author, comment=comment, expect=expect, user=user
+        )
+
+    def check(self, edited: Mapping[str, str]) -> tuple[FileProblem, ...]:
+        """:func:`check_mapping_texts` over the active version (before the first publish:
+        the seed files)."""
+        return check_mapping_texts(edited, self._base()[0])
+
+    def diff_edited(self, edited: Mapping[str, str]) -> MappingDiff:
+        """The active version against itself with ``edited`` files in place of theirs."""
+        files, label = self._base()
+        text = diff(files, {**files, **edited}, label, "edited")
+        return MappingDiff(label, "edited", text)
+
+    def archive(self, number: int) -> tuple[MappingVersion, bytes]:
+        """Version ``number`` as a zip of its YAML files (for putting back under version
+        control)."""
+        version = self.version(number)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, text in sorted(version.files.items()):
+                stamp = zipfile.ZipInfo(check_file_name(name), _zip_time(version.created))
+                stamp.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(stamp, text.encode("utf-8"))
+        return version, buffer.getvalue()
+
+    def _base(self) -> tuple[dict[str, str], str]:
+        active = self._versions.active()
+        if active is not None:
+            return dict(active.files), f"v{active.number}"
+        return seed_mapping_files(self._mappings_dir)
 
     def preview(
-        self, data: bytes, source: str, edited: Mapping[Path, str] | None = None, peer: str = ""
+        self,
+        data: bytes,
+        source: str,
+        edited: Mapping[Path, str] | None = None,
+        peer: str = "",
+        *,
+        max_messages: int | None = None,
     ) -> MappingPreview:
         """Map the messages of ``data`` (a file's content, named ``source`` in errors) with
         the active version, ``edited`` files put in place of theirs (before the first
-        publish: the seed files), as if they came from ``peer``. Nothing is stored."""
+        publish: the seed files), as if they came from ``peer``; BrokerError past
+        ``max_messages``. Nothing is stored."""
         edited = edited or {}
         active = self._versions.active()
-        if active is not None:
-            files, label = dict(active.files), f"v{active.number}"
-        else:
-            files, label = seed_mapping_files(self._mappings_dir)
+        files, label = self._base()
         files.update((path.name, text) for path, text in edited.items())
         if edited:
             label += " with " + ", ".join(str(p) for p in edited)
@@ -238,6 +352,10 @@ class MappingService:
             raise BrokerError(f"{source}: not an HL7 message file: {e}") from e
         if not messages:
             raise BrokerError(f"{source}: no HL7 message (MSH segment) in the file")
+        if max_messages is not None and len(messages) > max_messages:
+            raise BrokerError(
+                f"{source}: {len(messages)} messages; a preview takes at most {max_messages}"
+            )
         results = tuple(preview(raw, registry, self._dispatch, peer) for raw in messages)
         return MappingPreview(label, results)
 
@@ -268,3 +386,9 @@ class MappingService:
                     path.unlink()
                 done.append((path, "deleted" if prune else "kept"))
         return ExportReport(version, target, tuple(done))
+
+
+def _zip_time(created: float) -> tuple[int, int, int, int, int, int]:
+    """A zip entry's date and time (UTC) for ``created``; zip cannot go before 1980."""
+    stamp = time.gmtime(max(created, 315532800.0))
+    return (stamp.tm_year, stamp.tm_mon, stamp.tm_mday, stamp.tm_hour, stamp.tm_min, stamp.tm_sec)

@@ -59,6 +59,7 @@ __all__ = [
     "Stations",
     "preview",
     "render",
+    "trace_notes",
 ]
 
 _SPS_STATUS = f"{SPS_SEQUENCE} > ScheduledProcedureStepStatus"
@@ -257,7 +258,7 @@ def _table(rows: Sequence[AttributeTrace], indent: str, *, patient: bool = False
             same += 1
         body += [("  " * i + f"{s} >", "", "", "") for i, s in enumerate(sequences) if i >= same]
         shown = sequences
-        notes = _notes(row)
+        notes = trace_notes(row)
         if patient and not row.value and row.error is None:
             notes.append("not carried: no change")
         value = "\\".join(row.value) if row.value else "(empty)"
@@ -269,7 +270,7 @@ def _table(rows: Sequence[AttributeTrace], indent: str, *, patient: bool = False
     ]
 
 
-def _notes(row: AttributeTrace) -> list[str]:
+def trace_notes(row: AttributeTrace) -> list[str]:
     notes = [f"empty: {', '.join(row.tried)}"] if row.tried else []
     for attempt in row.attempts:
         if not attempt.raw:

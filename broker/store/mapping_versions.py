@@ -8,7 +8,8 @@ the new number on a channel (``broker.store.mapping_live`` listens), so the swit
 is atomic and every broker finds the same set. Rolling back publishes an
 earlier version's files again as a new version, so the history only grows.
 Every new version, and every publish refused because another came first, is on
-the audit trail (``broker.audit``): number, author, file names, not the comment.
+the audit trail (``broker.audit``): number, author, file names, not the comment; the
+record's user is the console user who did it (a command's is filled in by its sink).
 
 The files of ``mappings_dir`` (else the default set shipped in the package,
 ``broker.default_mappings``) seed version 1 when the Redis has none; after
@@ -38,7 +39,7 @@ from broker.audit.events import AuditEvent, AuditType, Outcome
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common import jsontext
 from broker.common.clock import SYSTEM_CLOCK, Clock
-from broker.errors import BrokerError, StoreError
+from broker.errors import BrokerError, ConflictError, StoreError
 from broker.mapping.registry import MappingRegistry
 from broker.store import scripts
 from broker.store.keys import KeySchema
@@ -200,9 +201,12 @@ class MappingVersions:
         number = self.active_number()
         return None if number is None else self.get(number)
 
-    def history(self, limit: int = 50) -> Iterator[MappingVersion]:
-        """Versions, newest first."""
-        numbers = self._call(self._redis.zrevrange, self._history, 0, max(limit, 1) - 1)
+    def history(self, limit: int = 50, before: int | None = None) -> Iterator[MappingVersion]:
+        """Versions, newest first; ``before``: only those numbered below it (the next page)."""
+        top = f"({before}" if before is not None else "+inf"
+        numbers = self._call(
+            self._redis.zrevrangebyscore, self._history, top, "-inf", start=0, num=max(limit, 1)
+        )
         for raw in numbers:
             version = self.get(int(raw))
             if version is not None:
@@ -223,6 +227,7 @@ class MappingVersions:
         author: str,
         comment: str,
         expect: int | None = None,
+        user: str = "",
     ) -> PublishResult:
         """Validate ``files`` as a whole set, then make them the active version.
 
@@ -232,7 +237,7 @@ class MappingVersions:
         one's change is overwritten unseen.
         """
         MappingRegistry.from_texts(files)  # raises ConfigError naming file, line and rule
-        return self._write(files, author=author, comment=comment, expect=expect)
+        return self._write(files, author=author, comment=comment, expect=expect, user=user)
 
     def seed(self, files: Mapping[str, str], *, source: str) -> PublishResult:
         """Version 1 from the files of ``source``, unless the Redis already has a version."""
@@ -240,15 +245,32 @@ class MappingVersions:
         comment = f"seeded from {source}"
         return self._write(files, author="mwl-broker", comment=comment, kind=AuditType.MAPPING_SEED)
 
-    def rollback(self, number: int, *, author: str, comment: str) -> PublishResult:
-        """Publish the files of version ``number`` again, as a new version."""
+    def rollback(
+        self,
+        number: int,
+        *,
+        author: str,
+        comment: str,
+        expect: int | None = None,
+        user: str = "",
+    ) -> PublishResult:
+        """Publish the files of version ``number`` again, as a new version (``expect``: as
+        :meth:`publish`)."""
         old = self.get(number)
         if old is None:
             raise BrokerError(f"there is no mapping version {number}")
         note = f"rollback to v{number}" + (f": {comment}" if comment else "")
         MappingRegistry.from_texts(old.files)
         kind = AuditType.MAPPING_ROLLBACK
-        return self._write(old.files, author=author, comment=note, kind=kind, restores=number)
+        return self._write(
+            old.files,
+            author=author,
+            comment=note,
+            expect=expect,
+            kind=kind,
+            restores=number,
+            user=user,
+        )
 
     def _write(
         self,
@@ -259,6 +281,7 @@ class MappingVersions:
         expect: int | None = None,
         kind: AuditType = AuditType.MAPPING_PUBLISH,
         restores: int | None = None,
+        user: str = "",
     ) -> PublishResult:
         for name in files:
             check_file_name(name)
@@ -285,11 +308,12 @@ class MappingVersions:
                 AuditEvent(
                     kind,
                     Outcome.REFUSED,
+                    user=user,
                     reason=f"the active version is v{number or '(none)'}, not v{expect}",
                     details={"author": author, "files": files_named},
                 )
             )
-            raise BrokerError(
+            raise ConflictError(
                 f"the active mapping version is now v{number or '(none)'}, not v{expect}: "
                 "someone published meanwhile; look at 'mapping history' and try again"
             )
@@ -300,7 +324,8 @@ class MappingVersions:
             details = {"author": author, "files": files_named, "based_on": version.based_on}
             if restores is not None:
                 details["restores"] = restores
-            self._audit.record(AuditEvent(kind, target=f"v{number}", details=details))
+            event = AuditEvent(kind, user=user, target=f"v{number}", details=details)
+            self._audit.record(event)
         return PublishResult(version, created=tag == "new")
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:

@@ -119,12 +119,22 @@ def test_security_headers_on_every_answer(api: Api) -> None:
             assert "server" not in answer.headers
 
 
-def test_openapi_is_served_and_no_docs_ui(api: Api) -> None:
+def test_openapi_is_served_to_a_logged_in_caller_and_no_docs_ui(api: Api) -> None:
     with api.client() as client:
-        spec = client.get("/api/openapi.json")
-        assert spec.status_code == 200
-        assert "/api/session" in spec.json()["paths"]
+        assert client.get("/api/openapi.json").status_code == 401
         assert client.get("/docs").status_code == 404
+    client, _ = api.login("viewer")
+    with closing(client):
+        spec = client.get("/api/openapi.json")
+    assert spec.status_code == 200 and spec.headers["content-type"] == "application/json"
+    document = spec.json()
+    assert "/api/session" in document["paths"] and "/api/openapi.json" not in document["paths"]
+    for item in document["paths"].values():
+        for operation in item.values():  # every error is declared as the problem it is
+            problem = operation["responses"]["default"]["content"]["application/problem+json"]
+            assert problem["schema"] == {"$ref": "#/components/schemas/ProblemDetails"}
+            if "422" in operation["responses"]:
+                assert "application/problem+json" in operation["responses"]["422"]["content"]
 
 
 def test_readyz_says_what_is_down(redis_client: redis.Redis) -> None:
