@@ -23,12 +23,29 @@ NO_ROWS = '    rows: {}\n      # CT: CT_SCANNER_1\n      # MR: MR_3T\n    defaul
 assert NO_ROWS in ORDERS
 
 
+def orders_with(rows: str) -> str:
+    """orders.yaml with these station_by_modality rows and no default: a modality without
+    a row is refused (AE 103)."""
+    return ORDERS.replace(NO_ROWS, f"    rows: {{{rows}}}\n")
+
+
 def publish_station_rows(services: Services, rows: str) -> None:
-    """The active mapping with these station_by_modality rows and no default (a modality
-    without a row is then refused, AE 103), as an editor publishes it."""
-    text = ORDERS.replace(NO_ROWS, f"    rows: {{{rows}}}\n")
-    services.mappings.publish({Path("orders.yaml"): text}, author="editor", comment=rows)
+    """The mapping the story starts with, published through the service."""
+    services.mappings.publish({Path("orders.yaml"): orders_with(rows)}, author="editor")
     assert services.live_mappings.refresh()
+
+
+def publish_in_console(page: Page, console: Api, rows: str) -> None:
+    """The fixed mapping published with the page's session, as the mapping editor does;
+    then taken up as the broker's reload listener takes up a published version."""
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
+    answer = page.request.post(
+        f"{console.url}/api/mappings/publish",
+        headers={"X-CSRF-Token": csrf},
+        data={"files": {"orders.yaml": orders_with(rows)}, "comment": "CT has a station"},
+    )
+    assert answer.status == 201, answer.text()
+    assert console.services.live_mappings.refresh()
 
 
 def accept_dialogs(page: Page) -> list[str]:
@@ -75,7 +92,7 @@ def test_a_refused_order_is_found_reprocessed_once_mapped_and_another_dismissed(
     )
     screenshot(page)
 
-    publish_station_rows(services, "MR: MR_3T, CT: CT_SCANNER_1")
+    publish_in_console(page, console, "MR: MR_3T, CT: CT_SCANNER_1")
     page.get_by_role("button", name="Reprocess message 3").click()
     status = page.get_by_role("status")
     expect(status).to_have_text(
