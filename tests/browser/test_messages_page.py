@@ -143,3 +143,19 @@ def test_a_viewer_opens_a_message_from_its_link_pages_back_and_has_no_actions(
     page.get_by_role("button", name="Show messages").click()
     expect(page.get_by_role("alert")).to_have_text("since: is after until")
     screenshot(page)
+
+
+def test_an_action_the_log_refuses_is_answered_with_its_reason(
+    page_as: Callable[[str], Page], console: Api, screenshot: Shot
+) -> None:
+    big = order(1).replace(b"PID|", b"ZZZ|" + b"x" * 70_000 + b"\rPID|", 1)
+    console.services.intake.reject(big, "frame too large", "10.0.0.9:4000")  # message 1
+    page = page_as("editor")
+    accept_dialogs(page)
+    page.goto("/messages?id=1")
+    detail = page.get_by_role("region", name="Message 1")
+    expect(detail).to_contain_text("the log kept its first")
+    page.get_by_role("button", name="Reprocess message 1").click()
+    expect(page.get_by_role("alert")).to_contain_text("send it again")
+    expect(page.get_by_role("status")).to_have_text("")
+    screenshot(page)
