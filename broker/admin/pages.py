@@ -137,24 +137,14 @@ def mappings_page(request: Request, session: Viewer) -> HTMLResponse:
     return page(request, "mappings.html", session, title="Mappings")
 
 
+@router.get("/messages", response_class=HTMLResponse)
+def messages_page(request: Request, session: Viewer) -> HTMLResponse:
+    return page(request, "messages.html", session, title="Messages")
+
+
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request, session: Viewer) -> HTMLResponse:
     return page(request, "account.html", session, title="Your account")
-
-
-def _coming(path: str, label: str) -> None:
-    """A page another part of the console fills; a placeholder until then."""
-
-    def coming(request: Request, session: Viewer) -> HTMLResponse:
-        return page(request, "coming.html", session, title=label)
-
-    router.add_api_route(path, coming, methods=["GET"], response_class=HTMLResponse)
-
-
-_BUILT = {route.path for route in router.routes if hasattr(route, "path")}
-for _item in NAV:
-    if _item.path not in _BUILT:
-        _coming(_item.path, _item.label)
 
 
 async def _login_first(request: Request, exc: Exception) -> Response:

@@ -33,6 +33,7 @@ def test_a_page_without_a_session_redirects_to_the_login_page(api: Api, path: st
 
 @pytest.mark.parametrize("who", ["viewer", "editor", "admin"])
 def test_every_page_for_every_role(api: Api, who: str) -> None:
+    assert {item.path for item in NAV} <= set(PAGES)  # every nav item is a page of its own
     client, _ = caller(api, who)
     with closing(client):
         for path in PAGES:
