@@ -13,15 +13,18 @@ from fastapi import FastAPI
 
 from broker.admin import (
     dicomweb,
+    events,
     health,
     messages,
     mpps,
+    pages,
     scanners,
     session,
     status,
     users,
     worklist,
 )
+from broker.admin.events import Streams
 from broker.admin.middleware import BodyLimit, SecurityHeaders
 from broker.admin.problems import install_problem_handler
 from broker.admin.security import cookie_policy
@@ -52,6 +55,7 @@ def create_app(
     app.state.settings = settings
     app.state.listeners = listeners
     app.state.cookie = cookie_policy(tls=tls)
+    app.state.streams = Streams()
     install_problem_handler(app)
     for router in (
         health.router,
@@ -61,8 +65,11 @@ def create_app(
         worklist.router,
         scanners.router,
         messages.router,
+        events.router,
+        pages.router,
     ):
         app.include_router(router)
+    pages.mount_static(app)
     for router in (dicomweb.router, mpps.router):  # DICOMweb (PS3.18), at the root
         app.include_router(router)
     app.add_middleware(BodyLimit)

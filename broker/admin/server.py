@@ -27,6 +27,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from broker.admin.events import Streams
 from broker.admin.problems import PROBLEM_JSON, problem_body
 from broker.errors import ConfigError
 
@@ -75,6 +76,7 @@ class AdminServer:
         self, app: FastAPI, *, host: str, port: int, tls: ssl.SSLContext | None = None
     ) -> None:
         self._host, self._port, self._tls = host, port, tls
+        self._app = app
         config = uvicorn.Config(
             app,
             host=host,
@@ -122,6 +124,9 @@ class AdminServer:
         task, self._task = self._task, None
         if task is None:
             return
+        streams = getattr(self._app.state, "streams", None)
+        if isinstance(streams, Streams):
+            streams.close()  # open event streams end now, not after the grace period
         self._server.should_exit = True
         await task
         sock, self._socket = self._socket, None

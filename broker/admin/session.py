@@ -89,6 +89,37 @@ def whoami(caller: Annotated[Caller, Depends(authenticated())]) -> SessionInfo:
     )
 
 
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current: str = Field(min_length=1, max_length=MAX_PASSWORD, repr=False)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD, repr=False)
+
+
+@router.post("/password", status_code=204, summary="change your own password (ends your sessions)")
+def change_password(
+    body: PasswordChange,
+    request: Request,
+    response: Response,
+    caller: Annotated[Caller, Depends(authenticated())],
+) -> None:
+    if caller.session is None:
+        raise ApiProblem(400, "a bearer token has no password to change")
+    try:
+        auth_of(request).change_password(caller.principal.name, body.current, body.password)
+    except LoginRefused:
+        raise ApiProblem(400, "the current password is wrong") from None
+    log.info("admin: user %s changed their password", printable(caller.principal.name))
+    _forget_cookie(request, response)
+
+
+def _forget_cookie(request: Request, response: Response) -> None:
+    policy: CookiePolicy = request.app.state.cookie
+    response.delete_cookie(
+        policy.name, path="/", secure=policy.secure, httponly=True, samesite="strict"
+    )
+
+
 @router.delete("", status_code=204, summary="log out: ends the session")
 def logout(
     request: Request, response: Response, caller: Annotated[Caller, Depends(authenticated())]
@@ -96,7 +127,4 @@ def logout(
     if caller.session is None:
         raise ApiProblem(400, "a bearer token has no session to end (revoke the token instead)")
     auth_of(request).logout(caller.session.id)
-    policy: CookiePolicy = request.app.state.cookie
-    response.delete_cookie(
-        policy.name, path="/", secure=policy.secure, httponly=True, samesite="strict"
-    )
+    _forget_cookie(request, response)

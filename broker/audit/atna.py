@@ -94,6 +94,7 @@ _EVENTS: dict[AuditType, tuple[Code, str, Code | None]] = {
     AuditType.USER_PASSWORD: (_SECURITY_ALERT, "E", _USER_SECURITY),
     AuditType.USER_DISABLE: (_SECURITY_ALERT, "E", _USER_SECURITY),
     AuditType.USER_ENABLE: (_SECURITY_ALERT, "E", _USER_SECURITY),
+    AuditType.USER_ROLE: (_SECURITY_ALERT, "E", _USER_SECURITY),
     AuditType.TOKEN_CREATE: (_SECURITY_ALERT, "E", _USER_SECURITY),
     AuditType.TOKEN_REVOKE: (_SECURITY_ALERT, "E", _USER_SECURITY),
     AuditType.ENTRY_EDIT: (_ORDER_RECORD, "U", None),

@@ -101,6 +101,7 @@ class AuditType(StrEnum):
     USER_PASSWORD = "user-password"  # noqa: S105 - an event name
     USER_DISABLE = "user-disable"
     USER_ENABLE = "user-enable"
+    USER_ROLE = "user-role"
     TOKEN_CREATE = "token-create"  # noqa: S105
     TOKEN_REVOKE = "token-revoke"  # noqa: S105
     ENTRY_EDIT = "entry-edit"  # the console: one attribute of a worklist entry changed by hand

@@ -37,6 +37,7 @@ from broker.dicom.gate import BroadQueryGate
 from broker.dicom.profiles import ProfileSet, site_zone
 from broker.services.audit_trail import AuditTrailService
 from broker.services.auth import AuthService
+from broker.services.dashboard import DashboardService
 from broker.services.dispatch import Dispatcher, SitePolicy
 from broker.services.entries import EntryService
 from broker.services.importer import ImportService
@@ -57,6 +58,7 @@ from broker.services.reprocess import ReprocessService
 from broker.services.routing import HL7Router
 from broker.services.worklist import WorklistService
 from broker.settings import Settings
+from broker.store.counts import Counts
 from broker.store.entry_edits import EntryEdits
 from broker.store.keys import KeySchema
 from broker.store.mapping_live import LiveMappings
@@ -211,6 +213,11 @@ class Services:
     def audit_trail(self) -> AuditTrailService:
         stream = KeySchema(self.settings.redis_key_prefix).audit()
         return AuditTrailService(self.client, stream, self.audit)
+
+    @cached_property
+    def dashboard(self) -> DashboardService:
+        counts = Counts(self.client, KeySchema(self.settings.redis_key_prefix))
+        return DashboardService(counts, self.settings.dicom_scanners)
 
     @cached_property
     def auth(self) -> AuthService:

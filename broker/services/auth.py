@@ -32,9 +32,6 @@ import ipaddress
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -44,6 +41,15 @@ from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.common.netaddr import peer_ip
 from broker.errors import BrokerError
+from broker.services.auth_model import (
+    LoginRefused,
+    LoginThrottled,
+    Principal,
+    Role,
+    Session,
+    TokenInfo,
+    UserInfo,
+)
 from broker.store.users import SessionRecord, TokenRecord, UserRecord, UserStore
 
 __all__ = [
@@ -73,82 +79,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _TOKEN = re.compile(r"^mwlb_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _LABEL = re.compile(r"^[\x20-\x7e]{0,64}$")
 _AE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
-_REFUSED = "invalid user name or password"
-
-
-class Role(StrEnum):
-    """What a principal may do; ordered: viewer < editor < admin."""
-
-    VIEWER = "viewer"
-    EDITOR = "editor"
-    ADMIN = "admin"
-
-    def allows(self, needed: Role) -> bool:
-        """Whether this role may do what needs ``needed``."""
-        return _RANK[self] >= _RANK[needed]
-
-
-_RANK = {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2}
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling; never holds a secret."""
-
-    name: str  # user name, or "token:<token id>"
-    role: Role
-    kind: Literal["session", "token"]
-    scanner: str | None = None  # a token bound to a scanner profile: its AE title
-
-
-@dataclass(frozen=True)
-class Session:
-    """A logged-in user's session; ``id`` is the cookie's value."""
-
-    id: str
-    csrf: str
-    principal: Principal
-    expires: float
-
-    def __repr__(self) -> str:
-        return f"Session(principal={self.principal!r}, expires={self.expires!r})"
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    name: str
-    role: Role
-    disabled: bool
-    created: float
-    last_login: float | None
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    id: str
-    role: Role
-    label: str
-    created: float
-    by: str
-    scanner: str | None = None
-
-
-class LoginRefused(Exception):
-    """Wrong user name or password, or a disabled user: one message for all.
-    ``user_known`` (for the log, never the answer): whether the name is a user's; a name
-    that is not may be a password typed in the wrong field, so it is not written down."""
-
-    def __init__(self, *, user_known: bool = False) -> None:
-        super().__init__(_REFUSED)
-        self.user_known = user_known
-
-
-class LoginThrottled(Exception):
-    """Too many failed logins for this name or from this address."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__("too many failed logins; try again later")
-        self.retry_after = max(1, int(retry_after + 0.999))
 
 
 def _check_name(name: str) -> None:
@@ -348,6 +278,49 @@ class AuthService:
         )
         kind = AuditType.USER_DISABLE if disabled else AuditType.USER_ENABLE
         self._audit.record(AuditEvent(kind, user=by, target=name))
+
+    def set_role(self, name: str, role: Role, *, by: str) -> None:
+        """A new role (the user's sessions end, so the next login has it)."""
+        self._known(name)
+        role = Role(role)
+        self._store.update_user(
+            name, lambda r: dataclasses.replace(r, role=role.value, epoch=r.epoch + 1)
+        )
+        self._audit.record(
+            AuditEvent(AuditType.USER_ROLE, user=by, target=name, details={"role": role.value})
+        )
+
+    def change_password(self, name: str, current: str, new: str) -> None:
+        """The user's own change: ``current`` must be their password (LoginRefused
+        otherwise); their sessions end, this one too."""
+        record = self._known(name)
+        if not self._verify(record, current):
+            self._audit.record(
+                AuditEvent(
+                    AuditType.USER_PASSWORD,
+                    Outcome.REFUSED,
+                    user=name,
+                    target=name,
+                    reason="wrong current password",
+                )
+            )
+            raise LoginRefused(user_known=True)
+        self.set_password(name, new, by=name)
+
+    def is_live(self, session_id: str) -> bool:
+        """Whether the session still stands, without moving its expiry on."""
+        stored = self._store.session(session_id) if session_id else None
+        if stored is None:
+            return False
+        record = self._store.user(stored.user)
+        now = self._clock.now()
+        return (
+            stored.expires > now
+            and now - stored.started < SESSION_LIFETIME
+            and record is not None
+            and not record.disabled
+            and record.epoch == stored.epoch
+        )
 
     def users(self) -> list[UserInfo]:
         return [

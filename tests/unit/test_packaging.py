@@ -28,3 +28,12 @@ def test_every_lua_script_ships_as_package_data() -> None:
     shipped = {path for pattern in globs for path in store.glob(pattern)}
     lua = set(store.rglob("*.lua"))
     assert lua and lua <= shipped, f"not shipped: {sorted(map(str, lua - shipped))}"
+
+
+def test_every_console_template_and_static_file_ships_as_package_data() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = config["tool"]["setuptools"]["package-data"]["broker.admin"]
+    admin = REPO / "broker" / "admin"
+    shipped = {path for pattern in globs for path in admin.glob(pattern)}
+    files = {p for d in ("templates", "static") for p in (admin / d).rglob("*") if p.is_file()}
+    assert files and files <= shipped, f"not shipped: {sorted(map(str, files - shipped))}"

@@ -1,0 +1,119 @@
+// Users and tokens (admin): list, add, disable/enable, change role, reset a password;
+// tokens: create (the secret shown once, with a copy button), list, revoke.
+import { api, el, when } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+const say = (text) => { $("users-status").textContent = text; };
+
+function button(label, action, name) {
+  const b = el("button", label, { type: "button", "aria-label": `${label}: ${name}` });
+  b.addEventListener("click", () => action().catch(() => {}));
+  return b;
+}
+
+function roleSelect(user) {
+  const select = el("select", undefined, { "aria-label": `Role of ${user.name}` });
+  for (const role of ["viewer", "editor", "admin"]) {
+    const option = el("option", role);
+    option.selected = role === user.role;
+    select.append(option);
+  }
+  select.addEventListener("change", async () => {
+    await api(`/api/users/${encodeURIComponent(user.name)}`,
+      { method: "PATCH", body: { role: select.value } }).catch(() => {});
+    await load();
+    say(`${user.name} is now ${select.value}.`);
+  });
+  return select;
+}
+
+async function resetPassword(user) {
+  const password = window.prompt(`New password for ${user.name} (at least 12 characters)`);
+  if (!password) return;
+  await api(`/api/users/${encodeURIComponent(user.name)}`, { method: "PATCH", body: { password } });
+  say(`The password of ${user.name} was reset; their sessions ended.`);
+}
+
+async function setDisabled(user, disabled) {
+  await api(`/api/users/${encodeURIComponent(user.name)}`, { method: "PATCH", body: { disabled } });
+  await load();
+  say(`${user.name} is ${disabled ? "disabled" : "enabled"}.`);
+}
+
+function userRow(user) {
+  const row = el("tr");
+  const role = el("td");
+  role.append(roleSelect(user));
+  const actions = el("td");
+  actions.append(
+    button(user.disabled ? "Enable" : "Disable", () => setDisabled(user, !user.disabled), user.name),
+    button("Reset password", () => resetPassword(user), user.name),
+  );
+  row.append(el("th", user.name, { scope: "row" }), role,
+    el("td", user.disabled ? "disabled" : "active"), el("td", when(user.last_login)), actions);
+  return row;
+}
+
+function tokenRow(token) {
+  const row = el("tr");
+  const actions = el("td");
+  actions.append(button("Revoke", async () => {
+    if (!window.confirm(`Revoke token ${token.id}? What uses it stops working.`)) return;
+    await api(`/api/tokens/${encodeURIComponent(token.id)}`, { method: "DELETE" });
+    await load();
+    say(`Token ${token.id} revoked.`);
+  }, token.id));
+  row.append(el("th", token.id, { scope: "row" }), el("td", token.label || "–"),
+    el("td", token.role), el("td", token.scanner ?? "–"), el("td", token.by), actions);
+  return row;
+}
+
+async function load() {
+  const [users, tokens] = await Promise.all([api("/api/users"), api("/api/tokens")]);
+  $("user-rows").replaceChildren(...users.map(userRow));
+  $("token-rows").replaceChildren(...tokens.map(tokenRow));
+}
+
+$("add-user").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const name = $("new-name").value.trim();
+  const body = { name, role: $("new-role").value, password: $("new-password").value };
+  try {
+    await api("/api/users", { method: "POST", body });
+  } catch {
+    return;
+  }
+  event.target.reset();
+  await load();
+  say(`User ${name} added.`);
+});
+
+$("add-token").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const scanner = $("token-scanner").value.trim();
+  const body = { label: $("token-label").value, role: $("token-role").value,
+    scanner: scanner || null };
+  let made;
+  try {
+    made = await api("/api/tokens", { method: "POST", body });
+  } catch {
+    return;
+  }
+  event.target.reset();
+  $("secret").textContent = made.token;
+  $("secret-box").hidden = false;
+  await load();
+  say(`Token ${made.id} created; copy it now, it is not shown again.`);
+  $("copy-secret").focus();
+});
+
+$("copy-secret").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText($("secret").textContent);
+    say("Token copied.");
+  } catch {
+    say("Copying is not allowed here; select the token and copy it.");
+  }
+});
+
+load().catch(() => {});

@@ -1,0 +1,107 @@
+"""The console's pages in chromium: login, the live dashboard, keyboard navigation, users
+and tokens, and what a viewer may not open."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from broker.admin.pages import NAV
+from tests.browser.conftest import log_in
+from tests.integration.admin_helpers import Api
+from tests.integration.hl7_seed import send_orders, send_refused
+
+Shot = Callable[[Page], Path]
+
+
+def test_a_wrong_password_is_announced_then_the_right_one_opens_the_dashboard(
+    new_page: Callable[[], Page], screenshot: Shot
+) -> None:
+    page = new_page()
+    log_in(page, "editor", "not the password")
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text("invalid user name or password")
+    expect(page.get_by_label("Password")).to_be_focused()
+    screenshot(page)
+    log_in(page, "editor")
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/$"))
+
+
+def test_the_dashboard_shows_new_messages_without_a_reload(
+    page_as: Callable[[str], Page], console: Api, screenshot: Shot
+) -> None:
+    page = page_as("viewer")
+    expect(page.locator("#m-hour")).to_have_text("0")
+    expect(page.locator("#s-ae")).to_have_text(console.services.settings.ae_title)
+    send_orders(console.services, 3)
+    send_refused(console.services)
+    expect(page.locator("#m-hour")).to_have_text("4")
+    expect(page.locator("#ack-AA")).to_have_text("3")
+    expect(page.locator("#ack-AE")).to_have_text("1")
+    expect(page.locator("#w-total")).to_have_text("3")
+    expect(page.get_by_role("status")).to_contain_text("Messages in the last hour: 4")
+    errors = page.locator("#e-rows")
+    expect(errors).to_contain_text("PID-3")
+    expect(errors.get_by_role("link")).to_have_attribute("href", re.compile(r"^/messages\?id="))
+    screenshot(page)
+
+
+def test_every_nav_item_is_reached_by_the_keyboard(
+    page_as: Callable[[str], Page], screenshot: Shot
+) -> None:
+    page = page_as("admin")
+    page.locator("body").focus()
+    reached: list[str] = []
+    wanted = {item.label for item in NAV}
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.textContent.trim()"))
+        if wanted <= set(reached):
+            break
+    assert reached[0] == "Skip to content"
+    assert wanted <= set(reached), reached
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")  # the focused nav link opens its page
+    expect(page.get_by_role("heading", level=1)).not_to_have_text("Dashboard")
+    screenshot(page)
+
+
+def test_an_admin_adds_a_user_and_creates_a_token_shown_once(
+    page_as: Callable[[str], Page], screenshot: Shot
+) -> None:
+    page = page_as("admin")
+    page.get_by_role("link", name="Users").click()
+    expect(page.get_by_role("heading", name="Users and tokens", level=1)).to_be_visible()
+    users = page.get_by_role("region", name="Users")
+    users.get_by_label("Name", exact=True).fill("dana")
+    users.get_by_label("Role", exact=True).select_option("editor")
+    users.get_by_label("Initial password").fill("dana's long password")
+    users.get_by_role("button", name="Add user").click()
+    expect(page.get_by_role("status")).to_have_text("User dana added.")
+    expect(page.get_by_role("row", name=re.compile("dana"))).to_be_visible()
+    tokens = page.get_by_role("region", name="API tokens")
+    tokens.get_by_label("Label").fill("RIS feed")
+    tokens.get_by_label("Role", exact=True).select_option("editor")
+    tokens.get_by_role("button", name="Create token").click()
+    secret = page.locator("#secret")
+    expect(secret).to_have_text(re.compile(r"^mwlb_[0-9a-f]{16}_"))
+    expect(page.get_by_role("row", name=re.compile("RIS feed"))).to_be_visible()
+    screenshot(page)
+    page.reload()
+    expect(page.get_by_role("row", name=re.compile("RIS feed"))).to_be_visible()
+    expect(page.locator("#secret-box")).to_be_hidden()
+
+
+def test_a_viewer_gets_no_users_page(page_as: Callable[[str], Page], screenshot: Shot) -> None:
+    page = page_as("viewer")
+    nav = page.get_by_role("navigation", name="Console")
+    expect(nav.get_by_role("link")).to_have_count(len(NAV) - 1)
+    expect(nav.get_by_role("link", name="Users")).to_have_count(0)
+    answer = page.goto("/users")
+    assert answer is not None and answer.status == 403
+    expect(page.get_by_role("heading", name="Not allowed", level=1)).to_be_visible()
+    screenshot(page)
