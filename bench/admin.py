@@ -51,7 +51,7 @@ from bench.cfind_report import describe_machine
 from bench.cfind_servers import Server, start_broker
 from bench.wildcard import load
 
-__all__ = ["MODES", "main"]
+__all__ = ["MODES", "Outcome", "main", "run"]
 
 CONFIG = """\
 [broker]
@@ -120,8 +120,8 @@ def _spread(values: list[float], digits: int = 1) -> str:
     return f"{mid:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
 
-def search_part(broker: Broker, rounds: int, per_kind: int) -> list[str]:
-    """The search table's rows for one size."""
+def search_part(broker: Broker, rounds: int, per_kind: int) -> tuple[list[str], Counter[str]]:
+    """The search table's rows for one size, and the answers other than 200."""
     plan = searches(generate(broker.entries), per_kind * rounds)
     console = Console(broker.admin, *USER)
     p50s: dict[str, list[float]] = {k: [] for k in KINDS}
@@ -148,7 +148,7 @@ def search_part(broker: Broker, rounds: int, per_kind: int) -> list[str]:
     ]
     if odd:
         rows.append(f"| {broker.entries:,} | answers other than 200 | {dict(odd)} | | |")
-    return rows
+    return rows, odd
 
 
 SEARCH_HEADER = (
@@ -247,47 +247,61 @@ def _details(count: int, figures: dict[str, PhaseFigures]) -> None:
         )
 
 
-def run_size(count: int, args: argparse.Namespace, work: Path) -> tuple[list[str], list[str]]:
+@dataclass
+class Outcome:
+    """What one run measured: the tables' rows and, for checks, the figures behind them."""
+
+    search_rows: list[str] = field(default_factory=list)
+    search_refused: Counter[str] = field(default_factory=Counter)
+    interference_rows: list[str] = field(default_factory=list)
+    figures: dict[int, dict[str, PhaseFigures]] = field(default_factory=dict)
+
+
+def run_size(count: int, args: argparse.Namespace, work: Path, outcome: Outcome) -> None:
     print(f"\n{count:,} entries: loading (load average {load_average()})", flush=True)
     broker = start(work, count)
     try:
         print(f"searching (load average {load_average()})", flush=True)
-        found = search_part(broker, args.rounds, args.searches)
+        found, odd = search_part(broker, args.rounds, args.searches)
+        outcome.search_rows += found
+        outcome.search_refused += odd
         print("\n".join([SEARCH_HEADER, *found]), flush=True)
         if count not in args.interference:
-            return found, []
+            return
         print(f"interference (load average {load_average()})", flush=True)
-        figures = interference_part(broker, args.rounds, args.phase)
+        figures = outcome.figures[count] = interference_part(broker, args.rounds, args.phase)
         rows = interference_rows(count, figures)
+        outcome.interference_rows += rows
         print("\n".join([INTERFERENCE_HEADER, *rows]), flush=True)
         _details(count, figures)
-        return found, rows
     finally:
         broker.server.stop()
 
 
-def main() -> None:
+def run(argv: list[str] | None = None) -> Outcome:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--interference", type=int, nargs="*", default=[10_000])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--searches", type=int, default=20, help="of each kind, per round")
     parser.add_argument("--phase", type=float, default=15.0, help="seconds of each phase")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     quiet_pynetdicom()
     describe_machine()
-    found: list[str] = []
-    interfered: list[str] = []
+    outcome = Outcome()
     with tempfile.TemporaryDirectory(prefix="admin-bench-") as tmp:
         for count in args.sizes:
-            rows, more = run_size(count, args, Path(tmp))
-            found += rows
-            interfered += more
+            run_size(count, args, Path(tmp), outcome)
     print("\n## Worklist search from the API (viewer, keep-alive)\n")
-    print("\n".join([SEARCH_HEADER, *found]))
-    if interfered:
+    print("\n".join([SEARCH_HEADER, *outcome.search_rows]))
+    if outcome.interference_rows:
         print("\n## The scanner and the RIS while an admin browses\n")
-        print("\n".join([INTERFERENCE_HEADER, *interfered]))
+        print("\n".join([INTERFERENCE_HEADER, *outcome.interference_rows]))
+    return outcome
+
+
+def main() -> None:
+    run()
 
 
 if __name__ == "__main__":
