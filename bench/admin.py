@@ -41,7 +41,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bench.admin_console import KINDS, Console, browse, searches
 from bench.attack_legit import Poller, Ris
@@ -86,6 +86,7 @@ def load_average() -> str:
 @dataclass
 class Broker:
     server: Server
+    log: IO[str]  # the broker's stderr
     admin: str  # http://host:port
     entries: int
     polls: list[tuple[str, ...]] = field(default_factory=list)
@@ -97,7 +98,8 @@ def start(work: Path, count: int) -> Broker:
     config = work / "admin-bench.toml"
     config.write_text(CONFIG)
     data = work / f"data-{count}"
-    server = start_broker(data, None, config, (work / "broker.log").open("a"))
+    log = (work / "broker.log").open("a")
+    server = start_broker(data, None, config, log)
     assert server.proc.stdout is not None
     line = server.proc.stdout.readline()  # "  Admin API  http://127.0.0.1:PORT/api/ ..."
     admin = line.split()[2].removesuffix("/api/")
@@ -108,7 +110,7 @@ def start(work: Path, count: int) -> Broker:
         input=USER[1] + "\n", text=True, check=True, capture_output=True,
     )  # fmt: skip
     polls = [q for q in queries["station"] if q[1] == "CT01"]
-    return Broker(server, admin, count, polls, expected)
+    return Broker(server, log, admin, count, polls, expected)
 
 
 def _pct(values: list[float], p: int) -> float:
@@ -276,6 +278,7 @@ def run_size(count: int, args: argparse.Namespace, work: Path, outcome: Outcome)
         _details(count, figures)
     finally:
         broker.server.stop()
+        broker.log.close()
 
 
 def run(argv: list[str] | None = None) -> Outcome:
