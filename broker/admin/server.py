@@ -139,5 +139,10 @@ def _bind(host: str, port: int) -> socket.socket:
         sock = socket.create_server((host, port), family=family, backlog=128)
     except OSError as e:
         raise ConfigError("admin_port", f"cannot listen on {host}:{port}: {e}") from e
+    # Nagle off on every connection (they inherit it from the listener): asyncio turns it
+    # off only for sockets whose proto is IPPROTO_TCP, which create_server's (0) is not, and
+    # a response written in two parts (headers, body) then waited for the client's delayed
+    # ACK, 40 ms a request on Linux (bench/RESULTS.md, the admin console benchmark)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
     return sock

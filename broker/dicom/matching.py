@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_CHARACTER_SET",
     "NON_MATCHING_TAGS",
     "SPECIFIC_CHARACTER_SET",
+    "constraining",
     "criteria_from_query",
     "element_of",
     "matches",
@@ -310,6 +311,18 @@ def _match_dataset(query: Dataset, entry: Dataset, fold: bool) -> bool:
         if not _match_element(elem, element_of(entry, elem.tag), fold):
             return False
     return True
+
+
+def constraining(query: Dataset) -> Dataset:
+    """``query`` without its universal keys (a sequence whose items are all universal
+    too): they match every entry (PS3.4 C.2.2.2.3), so :func:`matches` answers the same
+    for both, and a search need not look at them once per entry. What is not a key
+    (Specific Character Set, group lengths) is kept; the elements are shared."""
+    kept = Dataset()
+    for elem in query:
+        if _skipped(elem.tag) or not _is_universal(elem):
+            kept.add(elem)
+    return kept
 
 
 def matches(query: Dataset, entry: Dataset, *, pn_case_insensitive: bool = True) -> bool:

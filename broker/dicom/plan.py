@@ -18,7 +18,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from broker.dicom.matching import criteria_from_query, matches
+from broker.dicom.matching import constraining, criteria_from_query, matches
 from broker.dicom.profiles import ScannerProfile
 from broker.dicom.timezone import localize
 from broker.worklist.model import CandidateCriteria
@@ -38,7 +38,9 @@ __all__ = [
 class QueryPlan:
     """What a profile adds to one query (``make_plan``)."""
 
-    match_query: Dataset  # the query as matched: SPS start keys in the site's zone
+    match_query: (
+        Dataset  # the query as matched: SPS start keys in the site's zone, no universal keys
+    )
     criteria: CandidateCriteria
     window: tuple[str, str] | None  # the profile's default SPS Start Date range
     modality: str | None  # the profile's default Modality
@@ -145,7 +147,7 @@ def make_plan(
     if hidden is None:
         hidden = hidden_default
     return QueryPlan(
-        match_query=match_query,
+        match_query=constraining(match_query),
         criteria=criteria,
         window=window,
         modality=modality,

@@ -259,12 +259,12 @@ class WorklistService:
 def _first(entries: Iterable[_T], count: int, key: Callable[[_T], tuple[str, ...]]) -> list[_T]:
     """The first ``count`` of ``entries`` in ``key`` order, holding at most ``2 * count``
     at a time (as the C-FIND SCP's sorted answers do)."""
-    held: list[_T] = []
-    for entry in entries:
-        held.append(entry)
+    held: list[tuple[tuple[str, ...], int, _T]] = []  # each key computed once
+    for n, entry in enumerate(entries):
+        held.append((key(entry), n, entry))
         if len(held) > 2 * count:
-            held = sorted(held, key=key)[:count]
-    return sorted(held, key=key)[:count]
+            held = sorted(held)[:count]
+    return [entry for _, _, entry in sorted(held)[:count]]
 
 
 def _whole(entry: Dataset) -> Dataset:

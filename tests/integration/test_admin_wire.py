@@ -83,3 +83,16 @@ def test_whole_but_oversized_requests_are_refused_by_the_application(
     assert jsontext.loads(body)["status"] == status
     with api.client() as client:
         assert client.get("/healthz").status_code == 200
+
+
+def test_the_admin_servers_connections_send_without_waiting_for_acks() -> None:
+    # Nagle on, a response written in parts (headers, then body) waited for the client's
+    # delayed ACK; asyncio turns it off only on sockets made with IPPROTO_TCP
+    from broker.admin.server import _bind
+
+    listener = _bind("127.0.0.1", 0)
+    listener.setblocking(True)
+    with listener, socket.create_connection(listener.getsockname()[:2], timeout=30):
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -12,7 +12,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from broker.dicom.matching import matches
+from broker.dicom.matching import constraining, matches
 from broker.dicom.plan import excluded, make_plan
 from broker.dicom.profiles import ProfileSet
 
@@ -127,3 +127,36 @@ def test_scope_never_leaks_another_stations_entry(
         )
         if answered:
             assert station in scope or (station == "" and unassigned)
+
+
+KEY_VALUES = st.sampled_from(["", "*", "own", "other", "own*", "?"])
+
+
+def _key(entry: Dataset, keyword: str, how: str) -> str:
+    """A query key's value: universal ("" or "*"), the entry's own, another, a wild card."""
+    own = text_of(entry, keyword).split("=")[0]
+    return {"own": own, "other": "ZZ9", "own*": own[:1] + "*", "?": "?" + own[1:]}.get(how, how)
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries(), entries(), st.data())
+def test_a_query_without_its_universal_keys_matches_the_same_entries(
+    entry: Dataset, other: Dataset, data: st.DataObject
+) -> None:
+    query = Dataset()
+    query.SpecificCharacterSet = "ISO_IR 192"
+    for keyword in ("PatientName", "PatientID", "AccessionNumber"):
+        if data.draw(st.booleans()):
+            query.add(element(keyword, _key(entry, keyword, data.draw(KEY_VALUES))))
+    if data.draw(st.booleans()):
+        step, item = entry.ScheduledProcedureStepSequence[0], Dataset()
+        for keyword in ("ScheduledStationAETitle", "Modality", "ScheduledProcedureStepStartDate"):
+            if data.draw(st.booleans()):
+                item.add(element(keyword, _key(step, keyword, data.draw(KEY_VALUES))))
+        query.ScheduledProcedureStepSequence = [item]
+    if data.draw(st.booleans()):
+        del other.ScheduledProcedureStepSequence  # an entry lacking what a key names
+    kept = constraining(query)
+    assert "SpecificCharacterSet" in kept
+    for candidate in (entry, other):
+        assert matches(kept, candidate) == matches(query, candidate)
