@@ -38,9 +38,8 @@ __all__ = [
 class QueryPlan:
     """What a profile adds to one query (``make_plan``)."""
 
-    match_query: (
-        Dataset  # the query as matched: SPS start keys in the site's zone, no universal keys
-    )
+    # the query as matched: SPS start keys in the site's zone, no universal keys
+    match_query: Dataset
     criteria: CandidateCriteria
     window: tuple[str, str] | None  # the profile's default SPS Start Date range
     modality: str | None  # the profile's default Modality
