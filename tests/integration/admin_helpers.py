@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,8 @@ from broker.settings import Settings, load_settings
 from broker.store.keys import KeySchema
 from broker.store.users import UserStore
 from tests.broker_runner import MAPPINGS
+from tests.integration.dicom_find_helpers import AE_TITLE
+from tests.integration.test_services import ENVIRON
 
 PASSWORD = "a long enough password"
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # Argon2id, cheap for tests
@@ -50,6 +53,34 @@ class Api:
 def admin_settings(**overrides: Any) -> Settings:
     values = {"admin_host": "127.0.0.1", "admin_port": 0, "mappings_dir": MAPPINGS, **overrides}
     return load_settings(environ={}, overrides=values)
+
+
+def site_services(
+    client: redis.Redis,
+    tmp_path: Path,
+    scanners: str,
+    *,
+    audit: AuditSink = NO_AUDIT,
+    **overrides: Any,
+) -> Services:
+    """:func:`services_for` a site whose config file holds ``scanners`` (scanner profile
+    tables), with the DICOM and admin listeners on loopback port 0, the test key secret and
+    the mapping version loaded; ``overrides`` are further settings."""
+    config = tmp_path / "broker.toml"
+    config.write_text(scanners, encoding="utf-8")
+    values = {
+        "admin_host": "127.0.0.1",
+        "admin_port": 0,
+        "mappings_dir": MAPPINGS,
+        "dicom_host": "127.0.0.1",
+        "dicom_port": 0,
+        "ae_title": AE_TITLE,
+        **overrides,
+    }
+    settings = load_settings(config_file=config, environ=ENVIRON, overrides=values)
+    services = services_for(settings, client, audit)
+    services.live_mappings.load()
+    return services
 
 
 def services_for(settings: Settings, client: redis.Redis, audit: AuditSink = NO_AUDIT) -> Services:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import closing
 
+import httpx
 import pytest
 import redis
 
@@ -45,6 +47,15 @@ def api(services: Services) -> Iterator[Api]:
     """The admin API on the module's ``services``, served until the test ends."""
     with running_api(services) as running:
         yield running
+
+
+@pytest.fixture
+def editor(api: Api) -> Iterator[httpx.Client]:
+    """A client holding the editor's session, its CSRF token sent with every request."""
+    client, csrf = api.login("editor")
+    client.headers["X-CSRF-Token"] = csrf
+    with closing(client):
+        yield client
 
 
 @pytest.fixture

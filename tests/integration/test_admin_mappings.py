@@ -56,24 +56,11 @@ def edited(old: str, new: str) -> str:
 
 
 @pytest.fixture
-def audit() -> Recorded:
-    return Recorded()
-
-
-@pytest.fixture
 def api(redis_client: redis.Redis, audit: Recorded) -> Iterator[Api]:
     services = services_for(admin_settings(), redis_client, audit)
     services.live_mappings.load()  # seeds version 1 from the mappings directory
     with running_api(services) as running:
         yield running
-
-
-@pytest.fixture
-def editor(api: Api) -> Iterator[Any]:
-    client, csrf = api.login("editor")
-    client.headers["X-CSRF-Token"] = csrf
-    with closing(client):
-        yield client
 
 
 @pytest.mark.parametrize(("method", "path"), list(MATRIX))

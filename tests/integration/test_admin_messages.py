@@ -62,14 +62,6 @@ def viewer(api: Api) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
-def editor(api: Api) -> Iterator[httpx.Client]:
-    client, csrf = api.login("editor")
-    client.headers["X-CSRF-Token"] = csrf
-    with closing(client):
-        yield client
-
-
 @pytest.mark.parametrize(("method", "path"), list(MATRIX))
 @pytest.mark.parametrize("who", CALLERS)
 def test_every_route_for_every_caller(api: Api, method: str, path: str, who: str) -> None:

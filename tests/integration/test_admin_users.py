@@ -39,11 +39,6 @@ MATRIX: dict[tuple[str, str], tuple[object, tuple[int, ...]]] = {
 
 
 @pytest.fixture
-def audit() -> Recorded:
-    return Recorded()
-
-
-@pytest.fixture
 def api(redis_client: redis.Redis, audit: Recorded) -> Iterator[Api]:
     with running_api(services_for(admin_settings(), redis_client, audit)) as running:
         yield running

@@ -17,9 +17,7 @@ from pydicom.dataset import Dataset
 from broker.dicom.server import DicomServer
 from broker.dicom.status import Status
 from broker.services.application import Services
-from broker.settings import load_settings
-from tests.broker_runner import MAPPINGS
-from tests.integration.admin_helpers import Api, services_for
+from tests.integration.admin_helpers import Api, site_services
 from tests.integration.test_dicomweb_routes import (
     ACCESSION,
     SCANNERS,
@@ -29,8 +27,7 @@ from tests.integration.test_dicomweb_routes import (
     problem,
     scanner,
 )
-from tests.integration.test_mpps import AE_TITLE, CALLING, modality, put
-from tests.integration.test_services import ENVIRON
+from tests.integration.test_mpps import CALLING, modality, put
 from tests.scu import ModalityWorklistInformationFind
 
 BROAD = 6  # entries on the worklist; a search over more than 2 candidates is broad
@@ -38,22 +35,14 @@ BROAD = 6  # entries on the worklist; a search over more than 2 candidates is br
 
 @pytest.fixture
 def services(redis_client: redis.Redis, tmp_path: Path) -> Services:
-    config = tmp_path / "broker.toml"
-    config.write_text(SCANNERS, encoding="utf-8")
-    overrides = {
-        "admin_host": "127.0.0.1",
-        "admin_port": 0,
-        "mappings_dir": MAPPINGS,
-        "dicom_host": "127.0.0.1",
-        "dicom_port": 0,
-        "ae_title": AE_TITLE,
-        "dicom_broad_query_candidates": 2,
-        "dicom_broad_queries": 1,
-        "dicom_broad_query_wait": 0,
-    }
-    settings = load_settings(config_file=config, environ=ENVIRON, overrides=overrides)
-    services = services_for(settings, redis_client)
-    services.live_mappings.load()
+    services = site_services(
+        redis_client,
+        tmp_path,
+        SCANNERS,
+        dicom_broad_query_candidates=2,
+        dicom_broad_queries=1,
+        dicom_broad_query_wait=0,
+    )
     for n in range(BROAD):
         put(services.store, on_station(f"ACC-{n}", "CT1"))
     return services

@@ -15,11 +15,8 @@ import redis
 from broker.dicom.server import DicomServer
 from broker.services.application import Services
 from broker.services.auth import Role
-from broker.settings import load_settings
 from broker.worklist.model import OrderAction, OrderChange
-from tests.broker_runner import MAPPINGS
-from tests.integration.admin_helpers import Api, services_for
-from tests.integration.dicom_find_helpers import AE_TITLE
+from tests.integration.admin_helpers import Api, site_services
 from tests.integration.test_dicomweb_search import (
     _cfind_identifier,
     _entries,
@@ -27,7 +24,6 @@ from tests.integration.test_dicomweb_search import (
     _over_dimse,
     _qido_params,
 )
-from tests.integration.test_services import ENVIRON
 
 SCANNERS = """
 [scanners.CT1]
@@ -50,20 +46,7 @@ date_window = "any"
 
 @pytest.fixture
 def services(redis_client: redis.Redis, tmp_path: Path) -> Services:
-    config = tmp_path / "broker.toml"
-    config.write_text(SCANNERS, encoding="utf-8")
-    overrides = {
-        "admin_host": "127.0.0.1",
-        "admin_port": 0,
-        "mappings_dir": MAPPINGS,
-        "dicom_host": "127.0.0.1",
-        "dicom_port": 0,
-        "ae_title": AE_TITLE,
-        "dicom_allow_unknown_callers": "false",
-    }
-    settings = load_settings(config_file=config, environ=ENVIRON, overrides=overrides)
-    services = services_for(settings, redis_client)
-    services.live_mappings.load()
+    services = site_services(redis_client, tmp_path, SCANNERS, dicom_allow_unknown_callers="false")
     changes = [
         OrderChange(
             f"O-{e.AccessionNumber}",

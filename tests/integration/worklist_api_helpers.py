@@ -10,11 +10,8 @@ import httpx
 import redis
 
 from broker.services.application import Services
-from broker.settings import load_settings
-from tests.broker_runner import MAPPINGS
-from tests.integration.admin_helpers import Api, Recorded, caller, services_for
-from tests.integration.dicom_find_helpers import AE_TITLE
-from tests.integration.test_services import ENVIRON
+from tests.integration.admin_helpers import Api, Recorded, caller
+from tests.integration.admin_helpers import site_services as site_services_for
 
 SCANNERS = """
 [scanners.CT1]
@@ -32,21 +29,9 @@ ENTRIES = "/api/worklist/entries"
 
 
 def site_services(client: redis.Redis, tmp_path: Path, audit: Recorded) -> Services:
-    config = tmp_path / "broker.toml"
-    config.write_text(SCANNERS, encoding="utf-8")
-    overrides = {
-        "admin_host": "127.0.0.1",
-        "admin_port": 0,
-        "mappings_dir": MAPPINGS,
-        "dicom_host": "127.0.0.1",
-        "dicom_port": 0,
-        "ae_title": AE_TITLE,
-        "dicom_allow_unknown_callers": "false",
-    }
-    settings = load_settings(config_file=config, environ=ENVIRON, overrides=overrides)
-    services = services_for(settings, client, audit)
-    services.live_mappings.load()
-    return services
+    return site_services_for(
+        client, tmp_path, SCANNERS, audit=audit, dicom_allow_unknown_callers="false"
+    )
 
 
 def orm(
