@@ -12,7 +12,6 @@ broker's one gate (``broker.dicom.gate``); refused there, it is a 503 with Retry
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -66,12 +65,6 @@ def scanner_caller(
     return ScannerCaller(caller, scanner, profile)
 
 
-def _retry_after(request: Request) -> dict[str, str]:
-    """When a search refused by the broad-query gate may come again: its wait, or 1 s."""
-    wait: float = request.app.state.settings.dicom_broad_query_wait
-    return {"Retry-After": str(max(1, math.ceil(wait)))}
-
-
 def service_name(request: Request) -> str:
     """The origin server named in Warning header fields (PS3.18 8.4): host and port."""
     return request.url.netloc or "mwl-broker"
@@ -107,10 +100,8 @@ def search(request: Request, who: Annotated[ScannerCaller, Depends(scanner_calle
         page = services.worklist.search_as(who.profile, query, address=address)
     except DicomServiceError as e:
         web_query(services.audit, query.identifier, caller, refused=e.comment)
-        if isinstance(e, BroadQueryBusy):  # other broad queries hold the gate's slots
-            raise ApiProblem(503, e.comment, headers=_retry_after(request)) from None
-        if e.status == 0xA700:
-            raise ApiProblem(503, f"{e.comment}; narrow the query") from None
+        if isinstance(e, BroadQueryBusy) or e.status == 0xA700:
+            raise  # 503: waiting for the gate's slots, or over the work budget (problems.py)
         raise ApiProblem(400, e.comment) from None
     except StoreError:
         raise ApiProblem(503, "worklist store unavailable") from None

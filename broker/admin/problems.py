@@ -107,8 +107,7 @@ def _broker_problem(request: Request, exc: BrokerError) -> Response:
     the store is down (503), or the query waits behind broad ones or is over the work
     budget (503, with ``Retry-After`` when waiting helps)."""
     if isinstance(exc, StoreError):
-        log.warning("admin API: %s %s: store unavailable", request.method, request.url.path)
-        return problem_response(503, "the broker's store is unavailable; try again", _RETRY)
+        return _store_unavailable(f"{request.method} {request.url.path}", exc)
     if isinstance(exc, BroadQueryBusy):
         wait: float = request.app.state.settings.dicom_broad_query_wait
         return problem_response(503, exc.comment, {"Retry-After": str(max(1, math.ceil(wait)))})
@@ -117,12 +116,17 @@ def _broker_problem(request: Request, exc: BrokerError) -> Response:
     return problem_response(400, str(exc))
 
 
+def _store_unavailable(request_line: str, exc: Exception) -> Response:
+    """503 with ``Retry-After``: the store is down, which is not the caller's fault."""
+    log.warning("admin API: %s: store unavailable (%s)", request_line, type(exc).__name__)
+    return problem_response(503, "the broker's store is unavailable; try again", _RETRY)
+
+
 def _unexpected(request_line: str, exc: Exception) -> Response:
     """The answer to an error no route turned into a problem: Redis gone is 503 (a store
     outage, not a defect); anything else is logged (its class only) and is 500."""
     if isinstance(exc, RedisError):
-        log.warning("admin API: %s: store unavailable (%s)", request_line, type(exc).__name__)
-        return problem_response(503, "the broker's store is unavailable; try again", _RETRY)
+        return _store_unavailable(request_line, exc)
     log.error("admin API: %s failed: %s", request_line, type(exc).__name__)
     return problem_response(500, "internal error; see the broker's log")
 
