@@ -9,8 +9,9 @@ TLS uses the broker's one server context (``broker.common.tls``: TLS 1.2+, BCP 1
 A request h11 cannot parse (a malformed request line, headers past its 16 KiB, a bad
 Content-Length or Transfer-Encoding) never reaches the application: uvicorn answers
 400 itself and closes the connection. :class:`_ProblemH11` makes that answer
-problem+json like every other error. What stays plain text is uvicorn's 503 past
-``_MAX_CONCURRENCY`` (README, known limits).
+problem+json like every other error, and so its 503 past the server's limit of
+connections and requests at once: uvicorn's own check (plain text) is turned off and
+:class:`_Limited` answers in its place.
 """
 
 from __future__ import annotations
@@ -21,24 +22,28 @@ import logging
 import socket
 import ssl
 from collections.abc import Generator
+from typing import Any
 
 import h11
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from broker.admin.events import Streams
 from broker.admin.problems import PROBLEM_JSON, problem_body
 from broker.errors import ConfigError
 
-__all__ = ["AdminServer"]
+__all__ = ["MAX_CONCURRENCY", "AdminServer"]
 
 log = logging.getLogger(__name__)
 
 _GRACE = 5  # seconds open requests may take to finish when the broker stops
-# connections and requests at once; past it uvicorn answers 503 before the application
-# (the console is for a few people; each request may take a worker thread)
-_MAX_CONCURRENCY = 64
+# connections open and requests running at once; past either, a request is answered 503
+# before the application (the console is for a few people; each request may take a
+# worker thread)
+MAX_CONCURRENCY = 64
+_BUSY_RETRY = b"5"  # seconds, the Retry-After of that 503
 _KEEP_ALIVE = 15  # seconds an idle keep-alive connection stays open
 
 
@@ -47,8 +52,50 @@ _UNPARSABLE = problem_body(
 ).encode()
 
 
+_BUSY = problem_body(
+    503, "the server has too many connections or requests at once; try again shortly"
+).encode()
+_BUSY_HEADERS = [
+    (b"content-type", PROBLEM_JSON.encode()),
+    (b"content-length", str(len(_BUSY)).encode()),
+    (b"retry-after", _BUSY_RETRY),
+    (b"connection", b"close"),
+]
+
+
+class _Limited:
+    """The application behind the server's limit: a request finding more than ``limit``
+    connections open or requests running, its own included (its task is in the set
+    before it runs), is answered 503 problem+json with ``Retry-After``, its connection
+    closed, its body unread. So ``limit`` connections are served (uvicorn's own check,
+    ``>=`` before the task is added, refused the ``limit``-th)."""
+
+    def __init__(self, app: ASGIApp, connections: set[Any], tasks: set[Any], limit: int) -> None:
+        self.app, self._connections, self._tasks, self._limit = app, connections, tasks, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self._limit
+        if scope["type"] == "http" and (len(self._connections) > limit or len(self._tasks) > limit):
+            log.warning("admin API: over %d connections or requests at once: answered 503", limit)
+            await send({"type": "http.response.start", "status": 503, "headers": _BUSY_HEADERS})
+            await send({"type": "http.response.body", "body": _BUSY})
+            return
+        await self.app(scope, receive, send)
+
+
 class _ProblemH11(H11Protocol):
-    """uvicorn's h11 protocol, its own 400 (a request it cannot parse) as problem+json."""
+    """uvicorn's h11 protocol, its own answers as problem+json: the 400 to a request it
+    cannot parse, and the 503 past ``limit_concurrency``. uvicorn checks that limit as a
+    request arrives and runs its plain-text answer instead of the application; here its
+    check is off (``limit_concurrency`` None on this connection) and the application it
+    runs is :class:`_Limited`, which checks the same counts (the server's shared sets of
+    connections and of request tasks) as the request starts."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit, self.limit_concurrency = self.limit_concurrency, None
+        if limit is not None:
+            self.app = _Limited(self.app, self.connections, self.tasks, limit)
 
     def send_400_response(self, msg: str) -> None:
         headers = [(b"content-type", PROBLEM_JSON.encode()), (b"connection", b"close")]
@@ -70,10 +117,17 @@ class _Server(uvicorn.Server):
 
 
 class AdminServer:
-    """Serves ``app`` on ``host``:``port`` (HTTPS with ``tls``)."""
+    """Serves ``app`` on ``host``:``port`` (HTTPS with ``tls``), to at most
+    ``max_concurrency`` connections and requests at once (:class:`_Limited`)."""
 
     def __init__(
-        self, app: FastAPI, *, host: str, port: int, tls: ssl.SSLContext | None = None
+        self,
+        app: FastAPI,
+        *,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None = None,
+        max_concurrency: int = MAX_CONCURRENCY,
     ) -> None:
         self._host, self._port, self._tls = host, port, tls
         self._app = app
@@ -88,7 +142,7 @@ class AdminServer:
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=_GRACE,
-            limit_concurrency=_MAX_CONCURRENCY,
+            limit_concurrency=max_concurrency,
             timeout_keep_alive=_KEEP_ALIVE,
             ssl_context_factory=(lambda _config, _default: tls) if tls is not None else None,
         )

@@ -16,7 +16,7 @@ import redis
 from argon2 import PasswordHasher
 
 from broker.admin.app import Listeners, create_app
-from broker.admin.server import AdminServer
+from broker.admin.server import MAX_CONCURRENCY, AdminServer
 from broker.audit.events import AuditEvent
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.services.application import Services
@@ -97,12 +97,16 @@ def services_for(settings: Settings, client: redis.Redis, audit: AuditSink = NO_
 
 @contextmanager
 def running_api(
-    services: Services, *, listeners: Listeners | None = None, tls: Any = None
+    services: Services,
+    *,
+    listeners: Listeners | None = None,
+    tls: Any = None,
+    max_concurrency: int = MAX_CONCURRENCY,
 ) -> Iterator[Api]:
     """The admin API served by uvicorn on its own event loop (a thread) until the end."""
     settings = services.settings
     app = create_app(services, settings, listeners=listeners or (lambda: {"hl7": 1, "dicom": 2}))
-    server = AdminServer(app, host="127.0.0.1", port=0, tls=tls)
+    server = AdminServer(app, host="127.0.0.1", port=0, tls=tls, max_concurrency=max_concurrency)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="admin-api", daemon=True)
     thread.start()

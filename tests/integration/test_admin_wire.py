@@ -1,10 +1,13 @@
 """Requests the HTTP parser refuses before the application sees them (a malformed request
 line, headers too large, a bad Content-Length): a 400 problem+json, the connection
-closed, and the server goes on serving. Raw sockets against the real admin server."""
+closed, and the server goes on serving; past the server's limit of connections, a 503
+problem+json with Retry-After. Raw sockets against the real admin server."""
 
 from __future__ import annotations
 
 import socket
+from contextlib import ExitStack
+from http.client import HTTPConnection
 from urllib.parse import urlsplit
 
 import pytest
@@ -12,7 +15,7 @@ import redis
 
 from broker.common import jsontext
 from broker.services.application import Services
-from tests.integration.admin_helpers import Api, admin_settings, services_for
+from tests.integration.admin_helpers import Api, admin_settings, running_api, services_for
 
 
 @pytest.fixture
@@ -96,3 +99,41 @@ def test_the_admin_servers_connections_send_without_waiting_for_acks() -> None:
         accepted, _ = listener.accept()
         with accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def hold(api: Api) -> HTTPConnection:
+    """A connection the server has counted (it answered on it) and keeps: a request begun
+    on it stops the keep-alive timer that would close it."""
+    parts = urlsplit(api.url)
+    assert parts.hostname is not None and parts.port is not None
+    connection = HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection.request("GET", "/healthz")
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 200
+    assert connection.sock is not None
+    connection.sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+    return connection
+
+
+def test_past_its_connection_limit_the_server_answers_503_problem_then_serves_again(
+    services: Services,
+) -> None:
+    limit = 3
+    with running_api(services, max_concurrency=limit) as api:
+        with ExitStack() as held:
+            for _ in range(limit):  # up to the limit, connections are served
+                held.callback(hold(api).close)
+            head, _, body = exchange(api, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").partition(
+                b"\r\n\r\n"
+            )
+        line, headers = status_of(head)
+        assert line.startswith("HTTP/1.1 503 "), line
+        assert headers["content-type"] == "application/problem+json"
+        assert headers["retry-after"] == "5"
+        assert headers["connection"] == "close"
+        problem = jsontext.loads(body)
+        assert problem["status"] == 503 and problem["title"] == "Service Unavailable"
+        assert "too many connections or requests" in problem["detail"]
+        with api.client() as client:  # the held connections closed: served again
+            assert client.get("/healthz").status_code == 200
