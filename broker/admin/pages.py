@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from broker.admin.security import CookiePolicy, auth_of
-from broker.services.auth import Role, Session
+from broker.services.auth import MAX_PASSWORD, MIN_PASSWORD, Role, Session
 from broker.worklist.edits import EDITABLE, STATUSES
 
 __all__ = ["NAV", "mount_static", "router"]
@@ -114,7 +114,10 @@ def dashboard_page(request: Request, session: Viewer) -> HTMLResponse:
 
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request, session: Viewer) -> HTMLResponse:
-    return page(request, "users.html", session, title="Users and tokens", role=Role.ADMIN)
+    passwords: dict[str, object] = {"min_password": MIN_PASSWORD, "max_password": MAX_PASSWORD}
+    return page(
+        request, "users.html", session, title="Users and tokens", role=Role.ADMIN, extra=passwords
+    )
 
 
 @router.get("/worklist", response_class=HTMLResponse)

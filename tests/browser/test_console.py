@@ -1,5 +1,5 @@
 """The console's pages in chromium: login, the live dashboard, keyboard navigation, users
-and tokens, and what a viewer may not open."""
+and tokens (a password reset in the page's own dialog), and what a viewer may not open."""
 
 from __future__ import annotations
 
@@ -94,6 +94,53 @@ def test_an_admin_adds_a_user_and_creates_a_token_shown_once(
     page.reload()
     expect(page.get_by_role("row", name=re.compile("RIS feed"))).to_be_visible()
     expect(page.locator("#secret-box")).to_be_hidden()
+
+
+def test_an_admin_resets_a_password_in_a_dialog_and_the_user_logs_in_with_it(
+    page_as: Callable[[str], Page], new_page: Callable[[], Page], screenshot: Shot
+) -> None:
+    page = page_as("admin")
+    page.get_by_role("link", name="Users").click()
+    opener = page.get_by_role("button", name="Reset password: editor")
+    opener.click()
+    dialog = page.get_by_role("dialog", name="Reset the password of editor")
+    password, again = dialog.get_by_label("New password", exact=True), dialog.get_by_label("Repeat")
+    expect(password).to_be_focused()
+    expect(password).to_have_attribute("autocomplete", "new-password")
+    expect(dialog).to_contain_text("At least 12 characters.")
+    page.keyboard.press("Escape")  # cancels: focus back on the button
+    expect(dialog).to_be_hidden()
+    expect(opener).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(password).to_be_focused()
+    page.keyboard.type("too short")
+    page.keyboard.press("Tab")
+    page.keyboard.type("too short")
+    page.keyboard.press("Enter")  # the server's refusal, said in the dialog
+    alert = dialog.get_by_role("alert")
+    expect(alert).to_have_text("the password must have at least 12 characters")
+    expect(password).to_be_focused()
+    expect(page.locator("#alert")).to_be_hidden()
+    screenshot(page)
+    password.fill("editor's new long password")
+    again.fill("editor's new long passwort")
+    dialog.get_by_role("button", name="Set password").click()
+    expect(alert).to_contain_text("The two passwords differ")
+    expect(again).to_be_focused()
+    again.fill("editor's new long password")
+    dialog.get_by_role("button", name="Set password").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("status")).to_have_text(
+        "The password of editor was reset; their sessions ended."
+    )
+    expect(opener).to_be_focused()
+    expect(page.locator("#reset-password")).to_have_value("")  # cleared with the dialog
+    screenshot(page)
+    other = new_page()
+    log_in(other, "editor")  # the old password no longer opens
+    expect(other.get_by_role("alert")).to_have_text("invalid user name or password")
+    log_in(other, "editor", "editor's new long password")
+    expect(other.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
 
 
 def test_a_viewer_gets_no_users_page(page_as: Callable[[str], Page], screenshot: Shot) -> None:

@@ -36,7 +36,10 @@ export class ApiError extends Error {
 
 // fetch(path) with JSON in and out; throws ApiError (already shown) on an error answer.
 // raw: the Response itself (a text or a file answer), once it is known to be no error.
-export async function api(path, { method = "GET", body, login = false, raw = false } = {}) {
+// quiet: the error is not shown in the page's alert, the caller shows it (a modal dialog,
+// which makes the page behind it inert, shows it in its own).
+export async function api(path, { method = "GET", body, login = false, raw = false,
+  quiet = false } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") headers["X-CSRF-Token"] = csrf();
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -52,7 +55,7 @@ export async function api(path, { method = "GET", body, login = false, raw = fal
   }
   if (!answer.ok) {
     const detail = await problemText(answer);
-    showError(detail);
+    if (!quiet) showError(detail);
     throw new ApiError(answer.status, detail);
   }
   clearError();

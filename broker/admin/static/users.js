@@ -1,13 +1,14 @@
-// Users and tokens (admin): list, add, disable/enable, change role, reset a password;
-// tokens: create (the secret shown once, with a copy button), list, revoke.
-import { api, el, when } from "./api.js";
+// Users and tokens (admin): list, add, disable/enable, change role, reset a password (in
+// the page's own dialog); tokens: create (the secret shown once, with a copy button), list,
+// revoke.
+import { api, ApiError, el, showError, when } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 const say = (text) => { $("users-status").textContent = text; };
 
 function button(label, action, name) {
   const b = el("button", label, { type: "button", "aria-label": `${label}: ${name}` });
-  b.addEventListener("click", () => action().catch(() => {}));
+  b.addEventListener("click", (event) => action(event).catch(() => {}));
   return b;
 }
 
@@ -27,12 +28,64 @@ function roleSelect(user) {
   return select;
 }
 
-async function resetPassword(user) {
-  const password = window.prompt(`New password for ${user.name} (at least 12 characters)`);
-  if (!password) return;
-  await api(`/api/users/${encodeURIComponent(user.name)}`, { method: "PATCH", body: { password } });
-  say(`The password of ${user.name} was reset; their sessions ended.`);
+// The reset-password dialog: opened by a user's "Reset password" button, which has the
+// focus back when it closes (Set password done, Cancel, or Escape); the passwords are
+// cleared from the page then. A refusal's detail is said in the dialog's own alert.
+const reset = { user: null, opener: null };
+
+function openReset(user, opener) {
+  reset.user = user;
+  reset.opener = opener;
+  $("reset-user").textContent = user.name;
+  $("reset-name").value = user.name;  // for a password manager: whose password this is
+  resetError("");
+  $("reset").showModal();
+  $("reset-password").focus();
 }
+
+function resetError(text, field) {
+  $("reset-error").textContent = text;
+  for (const id of ["reset-password", "reset-confirm"]) {
+    if (text && id === field) $(id).setAttribute("aria-invalid", "true");
+    else $(id).removeAttribute("aria-invalid");
+  }
+  if (field) $(field).focus();
+}
+
+$("reset").addEventListener("close", () => {
+  $("reset-form").reset();
+  resetError("");
+  if (reset.opener?.isConnected) reset.opener.focus();
+  reset.user = null;
+  reset.opener = null;
+});
+$("reset-cancel").addEventListener("click", () => $("reset").close());
+$("reset-form").addEventListener("input", () => resetError(""));
+
+$("reset-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const user = reset.user;
+  const password = $("reset-password").value;
+  if (!user) return;
+  if (!password) return resetError("Type the new password.", "reset-password");
+  if (password !== $("reset-confirm").value) {
+    return resetError("The two passwords differ: type the same one twice.", "reset-confirm");
+  }
+  $("reset-ok").disabled = true;
+  try {
+    await api(`/api/users/${encodeURIComponent(user.name)}`,
+      { method: "PATCH", body: { password }, quiet: true });
+  } catch (error) {
+    const detail = error instanceof ApiError ? error.message : "The broker did not answer; try again.";
+    if ($("reset").open) resetError(detail, "reset-password");
+    else showError(detail);
+    return;
+  } finally {
+    $("reset-ok").disabled = false;
+  }
+  $("reset").close();
+  say(`The password of ${user.name} was reset; their sessions ended.`);
+});
 
 async function setDisabled(user, disabled) {
   await api(`/api/users/${encodeURIComponent(user.name)}`, { method: "PATCH", body: { disabled } });
@@ -47,7 +100,7 @@ function userRow(user) {
   const actions = el("td");
   actions.append(
     button(user.disabled ? "Enable" : "Disable", () => setDisabled(user, !user.disabled), user.name),
-    button("Reset password", () => resetPassword(user), user.name),
+    button("Reset password", async (event) => openReset(user, event.currentTarget), user.name),
   );
   row.append(el("th", user.name, { scope: "row" }), role,
     el("td", user.disabled ? "disabled" : "active"), el("td", when(user.last_login)), actions);
