@@ -141,6 +141,12 @@ def test_an_admin_resets_a_password_in_a_dialog_and_the_user_logs_in_with_it(
     expect(other.get_by_role("alert")).to_have_text("invalid user name or password")
     log_in(other, "editor", "editor's new long password")
     expect(other.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
+    page.get_by_role("button", name="Reset password: admin").click()  # one's own: log in again
+    dialog = page.get_by_role("dialog", name="Reset the password of admin")
+    dialog.get_by_label("New password", exact=True).fill("admin's new long password")
+    dialog.get_by_label("Repeat").fill("admin's new long password")
+    dialog.get_by_role("button", name="Set password").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
 
 
 def test_a_viewer_gets_no_users_page(page_as: Callable[[str], Page], screenshot: Shot) -> None:

@@ -36,6 +36,7 @@ const reset = { user: null, opener: null };
 function openReset(user, opener) {
   reset.user = user;
   reset.opener = opener;
+  $("reset-form").reset();
   $("reset-user").textContent = user.name;
   $("reset-name").value = user.name;  // for a password manager: whose password this is
   resetError("");
@@ -52,7 +53,10 @@ function resetError(text, field) {
   if (field) $(field).focus();
 }
 
+// "close" comes as a task of its own: when it comes after the dialog was opened again
+// (Escape then Enter on the button at once), it is that earlier closing's, and done with.
 $("reset").addEventListener("close", () => {
+  if ($("reset").open) return;
   $("reset-form").reset();
   resetError("");
   if (reset.opener?.isConnected) reset.opener.focus();
@@ -84,6 +88,10 @@ $("reset-form").addEventListener("submit", async (event) => {
     $("reset-ok").disabled = false;
   }
   $("reset").close();
+  if (user.name === $("reset").dataset.me) {  // this session too: log in with the new one
+    window.location.assign("/login");
+    return;
+  }
   say(`The password of ${user.name} was reset; their sessions ended.`);
 });
 
