@@ -28,6 +28,7 @@ from broker.worklist.model import CandidateCriteria
 __all__ = ["UNDATED", "CandidateSelector"]
 
 _SELECT = scripts.load("select_candidates")
+_UNDATED = scripts.load("select_undated")
 _CHUNK = 2000  # ids read at a time by ``days``
 UNDATED = 0  # the "day" of the entries the date index does not hold
 
@@ -103,8 +104,9 @@ class CandidateSelector:
 
     def _undated(self, chunk: int) -> Iterator[str]:
         """The ids of every entry but those of the date index (a subset of every entry's:
-        the scripts add and remove both together). Read only when the two sets' sizes
-        differ; then every id is read, ``chunk`` at a time (SSCAN, ZMSCORE)."""
+        the scripts add and remove both together). Looked for only when the two sets'
+        sizes differ; then every id is examined inside Redis, ``chunk`` at a time
+        (``lua/select_undated.lua``: SSCAN, ZMSCORE), and only the undated move."""
         k = self._keys
         pipe = self._redis.pipeline(transaction=True)  # both counts at one moment
         pipe.scard(k.all_entries())
@@ -112,19 +114,13 @@ class CandidateSelector:
         entries, dated = pipe.execute()
         if int(entries) <= int(dated):
             return
-        batch: list[bytes] = []
-        for entry_id in self._redis.sscan_iter(k.all_entries(), count=chunk):
-            batch.append(entry_id)
-            if len(batch) >= chunk:
-                yield from self._unscored(batch)
-                batch = []
-        if batch:
-            yield from self._unscored(batch)
-
-    def _unscored(self, ids: list[bytes]) -> Iterator[str]:
-        texts = [_text(i) for i in ids]
-        scores = self._redis.zmscore(self._keys.by_date(), texts)
-        return (i for i, s in zip(texts, scores, strict=True) if s is None)
+        cursor = "0"
+        while True:
+            step = self._scripts.run(_UNDATED, [k.all_entries(), k.by_date()], [cursor, chunk])
+            cursor = _text(step[0])
+            yield from (_text(i) for i in step[1])
+            if cursor == "0":
+                return
 
     def _dated(self, low: str, high: str, chunk: int) -> Iterator[tuple[int, list[str]]]:
         """The date index's ids from score ``low`` to ``high``, a day at a time: each read
