@@ -200,13 +200,13 @@ class WorklistService:
         ids: of every candidate, or read day by day (``_by_day``) when the order starts with
         the SPS start and the query names no index set. A search over more candidates than
         the gate's threshold takes turns with broad C-FINDs and leaves the entry cache to
-        the polls (``keep``)."""
+        the polls (``_keeps``)."""
         by_day = keys[0] == "start" and not self._store.names_index_set(plan.criteria)
         if by_day and not plan.nothing:
             return self._by_day(plan, keys, count, fold, address)
         by_key = functools.partial(sort_key, keys=keys)
         ids = [] if plan.nothing else self._store.candidate_ids(plan.criteria)
-        keep = len(ids) <= self._gate.threshold
+        keep = self._keeps(len(ids))
         with self._gate.admit(len(ids), address):
             return _first(
                 self._matched(plan, ids, fold, keep), count, lambda found: by_key(found[1])
@@ -220,12 +220,20 @@ class WorklistService:
         undated, then each day in ascending order), until the page is certain
         (``_first_by_day``). Counted for the gate without reading the ids."""
         total = self._store.candidate_count(plan.criteria)
-        keep = total <= self._gate.threshold
+        keep = self._keeps(total)
         budget = QueryBudget(self._max_candidates, self._query_cpu_seconds)  # for every day
         with self._gate.admit(total, address):
             days = self._store.candidate_days(plan.criteria, self._day_chunk)
             matched = ((day, self._matched(plan, ids, fold, keep, budget)) for day, ids in days)
             return _first_by_day(matched, count, functools.partial(sort_key, keys=keys))
+
+    def _keeps(self, candidates: int) -> bool:
+        """Whether a search over ``candidates`` entries may fill the entry cache: a narrow
+        one (the gate's threshold), or any while the whole worklist fits in the cache (it
+        then pushes out nothing the polls use)."""
+        if candidates <= self._gate.threshold:
+            return True
+        return self._store.count() <= self._store.entry_cache.max_entries
 
     def _matched(
         self,

@@ -24,6 +24,7 @@ from broker.errors import DicomServiceError
 from broker.services.worklist import CONSOLE, SearchPage, WorklistService
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
+from tests.conftest import KEYS
 
 SPS = "ScheduledProcedureStepSequence"
 DAYS = ("20260105", "20260106", "20260107", "20260110")
@@ -190,11 +191,22 @@ def test_a_walk_stops_after_the_day_that_makes_its_page_certain(store: WorklistS
         search(worklist, read_whole([("limit", "3")]))
 
 
-def test_a_broad_walk_leaves_the_entry_cache_alone(store: WorklistStore) -> None:
+def test_a_broad_walk_leaves_the_entry_cache_alone(redis_client: redis.Redis) -> None:
+    store = WorklistStore(redis_client, keys=KEYS, entry_cache=11)
     put(store, [entry(n, DAYS[n % 4], "0800", f"A{n}", "DOE^JOHN") for n in range(12)])
     broad = service(store, gate=BroadQueryGate(threshold=11, slots=1, wait=0))
     assert len(search(broad, []).answers) == 12
-    assert len(store.entry_cache) == 0
+    assert len(store.entry_cache) == 0  # 12 would not fit: the polls' would be pushed out
     narrow = service(store, gate=BroadQueryGate(threshold=12, slots=1, wait=0))
     assert len(search(narrow, []).answers) == 12
+    assert len(store.entry_cache) == 11
+
+
+def test_a_broad_search_fills_the_entry_cache_while_the_worklist_fits(
+    redis_client: redis.Redis,
+) -> None:
+    store = WorklistStore(redis_client, keys=KEYS, entry_cache=12)
+    put(store, [entry(n, DAYS[n % 4], "0800", f"A{n}", "DOE^JOHN") for n in range(12)])
+    broad = service(store, gate=BroadQueryGate(threshold=5, slots=1, wait=0))
+    assert len(search(broad, [("limit", "20")]).answers) == 12
     assert len(store.entry_cache) == 12
