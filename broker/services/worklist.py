@@ -126,6 +126,7 @@ class WorklistService:
         query_cpu_seconds: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
         gate: BroadQueryGate | None = None,
+        day_chunk: int = 2000,
     ) -> None:
         self._store = store
         self._profiles = profiles
@@ -138,6 +139,7 @@ class WorklistService:
         self._max_candidates = max_candidates  # a search's work budget, as a C-FIND's
         self._query_cpu_seconds = query_cpu_seconds
         self._gate = gate or BroadQueryGate(sys.maxsize, 1, 0)  # None: no search is broad
+        self._day_chunk = day_chunk  # date index ids read at a time by a search day by day
 
     def __repr__(self) -> str:
         return f"WorklistService(max_answers={self._max_answers})"
@@ -176,14 +178,10 @@ class WorklistService:
         identifier = query.identifier
         plan = make_plan(identifier, profile, today, self._hidden, self._max_answers, self._zone)
         limit = min(query.limit or plan.limit, plan.limit)
-        by_key = functools.partial(sort_key, keys=profile.sort or _PAGE_ORDER)
-        ids = [] if plan.nothing else self._store.candidate_ids(plan.criteria)
-        with self._gate.admit(len(ids), address):
-            best = _first(
-                self._matched(plan, ids, self._pn_case_insensitive or query.fuzzy),
-                query.offset + limit + 1,
-                lambda found: by_key(found[1]),
-            )
+        fold = self._pn_case_insensitive or query.fuzzy
+        best = self._best(
+            plan, profile.sort or _PAGE_ORDER, query.offset + limit + 1, fold, address
+        )
         page = best[query.offset : query.offset + limit]
         charset = "ISO_IR 192"  # DICOMweb text is UTF-8 (PS3.18 §8.7.3), whatever the profile's
         answers = tuple(
@@ -195,13 +193,62 @@ class WorklistService:
         more = len(best) > query.offset + limit
         return SearchPage(answers, query.offset, more, limit, tuple(i for i, _ in page))
 
+    def _best(
+        self, plan: QueryPlan, keys: tuple[str, ...], count: int, fold: bool, address: str
+    ) -> list[tuple[str, Dataset]]:
+        """The first ``count`` entries the plan's caller sees, in ``keys`` order, with their
+        ids: of every candidate, or read day by day (``_by_day``) when the order starts with
+        the SPS start and the query names no index set. A search over more candidates than
+        the gate's threshold takes turns with broad C-FINDs and leaves the entry cache to
+        the polls (``_keeps``)."""
+        by_day = keys[0] == "start" and not self._store.names_index_set(plan.criteria)
+        if by_day and not plan.nothing:
+            return self._by_day(plan, keys, count, fold, address)
+        by_key = functools.partial(sort_key, keys=keys)
+        ids = [] if plan.nothing else self._store.candidate_ids(plan.criteria)
+        keep = self._keeps(len(ids))
+        with self._gate.admit(len(ids), address):
+            return _first(
+                self._matched(plan, ids, fold, keep), count, lambda found: by_key(found[1])
+            )
+
+    def _by_day(
+        self, plan: QueryPlan, keys: tuple[str, ...], count: int, fold: bool, address: str
+    ) -> list[tuple[str, Dataset]]:
+        """``_best`` of a query that names no index set, in an order that starts with the SPS
+        start: its candidates a day at a time (``WorklistStore.candidate_days``: the
+        undated, then each day in ascending order), until the page is certain
+        (``_first_by_day``). Counted for the gate without reading the ids."""
+        total = self._store.candidate_count(plan.criteria)
+        keep = self._keeps(total)
+        budget = QueryBudget(self._max_candidates, self._query_cpu_seconds)  # for every day
+        with self._gate.admit(total, address):
+            days = self._store.candidate_days(plan.criteria, self._day_chunk)
+            matched = ((day, self._matched(plan, ids, fold, keep, budget)) for day, ids in days)
+            return _first_by_day(matched, count, functools.partial(sort_key, keys=keys))
+
+    def _keeps(self, candidates: int) -> bool:
+        """Whether a search over ``candidates`` entries may fill the entry cache: a narrow
+        one (the gate's threshold), or any while the whole worklist fits in the cache (it
+        then pushes out nothing the polls use)."""
+        if candidates <= self._gate.threshold:
+            return True
+        return self._store.count() <= self._store.entry_cache.max_entries
+
     def _matched(
-        self, plan: QueryPlan, ids: list[str], fold: bool
+        self,
+        plan: QueryPlan,
+        ids: list[str],
+        fold: bool,
+        keep: bool = True,
+        budget: QueryBudget | None = None,
     ) -> Iterator[tuple[str, Dataset]]:
         """The entries of ``ids`` the plan's caller sees (with their ids), within the C-FIND
-        SCP's work budget (``broker.dicom.budget``: ``DicomServiceError`` 0xA700 past it)."""
-        budget = QueryBudget(self._max_candidates, self._query_cpu_seconds)
-        for entry_id, entry in self._store.entries_by_id(ids):
+        SCP's work budget (``broker.dicom.budget``: ``DicomServiceError`` 0xA700 past it;
+        ``budget``: one already spending); ``keep``: new ones may be cached."""
+        if budget is None:
+            budget = QueryBudget(self._max_candidates, self._query_cpu_seconds)
+        for entry_id, entry in self._store.entries_by_id(ids, keep=keep):
             budget.examine()
             if excluded(plan.match_query, entry, plan, pn_case_insensitive=fold) is None:
                 yield entry_id, entry
@@ -265,6 +312,35 @@ def _first(entries: Iterable[_T], count: int, key: Callable[[_T], tuple[str, ...
         if len(held) > 2 * count:
             held = sorted(held)[:count]
     return [entry for _, _, entry in sorted(held)[:count]]
+
+
+def _first_by_day(
+    days: Iterable[tuple[int, Iterable[tuple[str, Dataset]]]],
+    count: int,
+    key: Callable[[Dataset], tuple[str, ...]],
+) -> list[tuple[str, Dataset]]:
+    """The first ``count`` entries (with their ids) of ``days`` in ``key`` order, ties in id
+    order, where ``key`` starts with the SPS start (date and time) and ``days`` come in
+    ascending order, each as its YYYYMMDD number and its entries: a dated entry's start
+    begins with its day (the date index is scored by that date), so no entry of a later
+    day comes before one that starts on or before the day just read. The undated come
+    first, as day 0, and are placed by their own keys: a start of a time alone (no date)
+    may sort among the dates. Stops after the first day at whose end the first ``count``
+    held all start on or before it."""
+    held: list[tuple[tuple[str, ...], str, Dataset]] = []
+
+    def order(item: tuple[tuple[str, ...], str, Dataset]) -> tuple[tuple[str, ...], str]:
+        return item[0], item[1]
+
+    for day, entries in days:
+        for entry_id, entry in entries:
+            held.append((key(entry), entry_id, entry))
+            if len(held) > 2 * count:
+                held = sorted(held, key=order)[:count]
+        held = sorted(held, key=order)[:count]
+        if len(held) == count and held[-1][0][0][:8] <= f"{day:08d}":
+            break
+    return [(entry_id, entry) for _, entry_id, entry in held]
 
 
 def _whole(entry: Dataset) -> Dataset:

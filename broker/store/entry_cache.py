@@ -62,6 +62,11 @@ class EntryCache:
     def __repr__(self) -> str:
         return f"EntryCache(max_entries={self._max}, held={len(self)})"
 
+    @property
+    def max_entries(self) -> int:
+        """How many entries it holds at most (0: off)."""
+        return self._max
+
     def __len__(self) -> int:
         return len(self._items) if self._items is not None else 0
 

@@ -196,6 +196,24 @@ class WorklistStore:
         """Entry ids that may match, sorted, narrowed through the index keys (never a scan)."""
         return self._selector.ids(criteria)
 
+    def names_index_set(self, criteria: CandidateCriteria) -> bool:
+        """Whether the criteria name a station, modality, patient or accession (an index
+        set narrows them); if not, ``candidate_days`` can read their candidates."""
+        return bool(self._selector.set_keys(criteria))
+
+    def candidate_count(self, criteria: CandidateCriteria) -> int:
+        """How many ids ``candidate_days`` gives for criteria that name no index set
+        (station, modality, patient, accession), counted without reading them."""
+        return self._selector.count(criteria)
+
+    def candidate_days(
+        self, criteria: CandidateCriteria, chunk: int = 2000
+    ) -> Iterator[tuple[int, list[str]]]:
+        """The candidate ids of criteria that name no index set, a day at a time in
+        ascending order: the undated first (day 0), then each day (YYYYMMDD) of the SPS
+        Start Date index, read ``chunk`` at a time (``CandidateSelector.days``)."""
+        return self._selector.days(criteria, chunk)
+
     def candidates(self, criteria: CandidateCriteria) -> Iterator[Dataset]:
         """Stream the entries that may match ``criteria``, fetched in batches."""
         return self.entries(self.candidate_ids(criteria))
