@@ -14,6 +14,7 @@ somewhere. Nothing is changed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import functools
@@ -34,6 +35,7 @@ from broker.dicom.plan import QueryPlan, excluded, make_plan, sort_key
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.dicom.qido import QidoQuery
 from broker.dicom.response import build_response
+from broker.services.broad_search import BroadSearches, SearchProcessUnavailable
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria
 
@@ -126,6 +128,7 @@ class WorklistService:
         query_cpu_seconds: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
         gate: BroadQueryGate | None = None,
+        broad: BroadSearches | None = None,
     ) -> None:
         self._store = store
         self._profiles = profiles
@@ -138,6 +141,7 @@ class WorklistService:
         self._max_candidates = max_candidates  # a search's work budget, as a C-FIND's
         self._query_cpu_seconds = query_cpu_seconds
         self._gate = gate or BroadQueryGate(sys.maxsize, 1, 0)  # None: no search is broad
+        self._broad = broad  # the search process broad searches run in; None: this one
 
     def __repr__(self) -> str:
         return f"WorklistService(max_answers={self._max_answers})"
@@ -169,23 +173,42 @@ class WorklistService:
         so that ``offset``/``limit`` page steadily, and ``include_all`` answers with whole
         entries instead of the identifier's keys (PS3.4 C.4.1.1.3.2). A broad search takes
         turns with broad C-FINDs, one at a time per caller ``address`` (``BroadQueryGate``:
-        ``BroadQueryBusy`` when it may not).
+        ``BroadQueryBusy`` when it may not), then runs in the search process
+        (``broker.services.broad_search``) when the broker has one.
         """
         profile = self.profile(scanner)
         today = local_date(self._clock, self._zone)
-        identifier = query.identifier
-        plan = make_plan(identifier, profile, today, self._hidden, self._max_answers, self._zone)
-        limit = min(query.limit or plan.limit, plan.limit)
-        by_key = functools.partial(sort_key, keys=profile.sort or _PAGE_ORDER)
+        plan = self._plan(profile, query, today)
         ids = [] if plan.nothing else self._store.candidate_ids(plan.criteria)
         with self._gate.admit(len(ids), address):
-            best = _first(
-                self._matched(plan, ids, self._pn_case_insensitive or query.fuzzy),
-                query.offset + limit + 1,
-                lambda found: by_key(found[1]),
-            )
+            if self._broad is not None and self._gate.is_broad(len(ids)):
+                with contextlib.suppress(SearchProcessUnavailable):
+                    return self._broad.page(profile, query, today)
+            return self._page(plan, query, ids)
+
+    def page(self, profile: ScannerProfile, query: QidoQuery, today: dt.date) -> SearchPage:
+        """:meth:`search_as` for ``profile`` on the day ``today``, without the gate: what
+        the search process runs for the broker's process."""
+        plan = self._plan(profile, query, today)
+        ids = [] if plan.nothing else self._store.candidate_ids(plan.criteria)
+        return self._page(plan, query, ids)
+
+    def _plan(self, profile: ScannerProfile, query: QidoQuery, today: dt.date) -> QueryPlan:
+        hidden, limit = self._hidden, self._max_answers
+        return make_plan(query.identifier, profile, today, hidden, limit, self._zone)
+
+    def _page(self, plan: QueryPlan, query: QidoQuery, ids: list[str]) -> SearchPage:
+        """The page of ``query``'s answers among the candidates ``ids``."""
+        limit = min(query.limit or plan.limit, plan.limit)
+        by_key = functools.partial(sort_key, keys=plan.profile.sort or _PAGE_ORDER)
+        best = _first(
+            self._matched(plan, ids, self._pn_case_insensitive or query.fuzzy),
+            query.offset + limit + 1,
+            lambda found: by_key(found[1]),
+        )
         page = best[query.offset : query.offset + limit]
         charset = "ISO_IR 192"  # DICOMweb text is UTF-8 (PS3.18 §8.7.3), whatever the profile's
+        identifier = query.identifier
         answers = tuple(
             _whole(e)
             if query.include_all
