@@ -382,6 +382,8 @@ class Broker:
         dicom, self._dicom = self._dicom, None
         if dicom is not None:
             await asyncio.to_thread(dicom.stop, self.settings.drain_timeout)
+        if self.services is not None:
+            await asyncio.to_thread(self.services.close)
         trail, self.audit = self.audit, None
         if trail is not None:
             await asyncio.to_thread(trail.stop, self.settings.drain_timeout)

@@ -53,11 +53,15 @@ class BroadQueryGate:
     def __repr__(self) -> str:
         return f"BroadQueryGate(threshold={self.threshold}, running={len(self._running)})"
 
+    def is_broad(self, candidates: int) -> bool:
+        """Whether a query over ``candidates`` entries is broad (takes a slot)."""
+        return candidates > self.threshold
+
     @contextlib.contextmanager
     def admit(self, candidates: int, address: str) -> Iterator[None]:
         """Hold a slot while a query over ``candidates`` entries from ``address`` runs;
         a narrow query passes straight through. Raises ``BroadQueryBusy`` (0xA700)."""
-        if candidates <= self.threshold:
+        if not self.is_broad(candidates):
             yield
             return
         with self._lock:

@@ -29,6 +29,7 @@ subclasses); they never print, and import no face.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 import redis
 
@@ -37,6 +38,7 @@ from broker.dicom.gate import BroadQueryGate
 from broker.dicom.profiles import ProfileSet, site_zone
 from broker.services.audit_trail import AuditTrailService
 from broker.services.auth import AuthService
+from broker.services.broad_search import BroadSearches, WorkerSpec
 from broker.services.dashboard import DashboardService
 from broker.services.dispatch import Dispatcher, SitePolicy
 from broker.services.entries import EntryService
@@ -171,19 +173,42 @@ class Services:
 
     @cached_property
     def worklist(self) -> WorklistService:
+        """Searches and explanations; a broad search takes turns in ``broad_queries`` and
+        runs in ``broad_searches``."""
+        gate, broad = self.broad_queries, self.broad_searches
+        return WorklistService(self.store, gate=gate, broad=broad, **self.worklist_options())
+
+    def worklist_options(self) -> dict[str, Any]:
+        """The worklist service's arguments besides its store, gate and search process."""
         s = self.settings
-        return WorklistService(
-            self.store,
-            self.profiles,
-            max_answers=s.dicom_max_answers,
-            hidden_statuses=frozenset(s.dicom_hidden_statuses),
-            pn_case_insensitive=s.dicom_pn_case_insensitive,
-            zone=site_zone(s.site_timezone),
-            profiled=bool(s.dicom_scanners),
-            max_candidates=s.dicom_max_candidates,
-            query_cpu_seconds=s.dicom_query_cpu_seconds,
-            gate=self.broad_queries,
-        )
+        return {
+            "profiles": self.profiles,
+            "max_answers": s.dicom_max_answers,
+            "hidden_statuses": frozenset(s.dicom_hidden_statuses),
+            "pn_case_insensitive": s.dicom_pn_case_insensitive,
+            "zone": site_zone(s.site_timezone),
+            "profiled": bool(s.dicom_scanners),
+            "max_candidates": s.dicom_max_candidates,
+            "query_cpu_seconds": s.dicom_query_cpu_seconds,
+        }
+
+    @cached_property
+    def broad_searches(self) -> BroadSearches:
+        """The process that broad console and DICOMweb searches run in, started on their
+        first use (``broker.services.broad_search``); ``close`` stops it."""
+        s, keys = self.settings, self.store.keys
+        assert keys.secret is not None  # the store is keyed
+        connection = WorkerSpec.connection_of(self.client)
+        options = self.worklist_options()
+        spec = WorkerSpec(connection, keys.prefix, keys.secret, s.dicom_entry_cache,
+                          WorklistService, options)  # fmt: skip
+        return BroadSearches(spec, timeout=max(30.0, 3 * s.dicom_query_cpu_seconds))
+
+    def close(self) -> None:
+        """Stop what runs beside the broker's process (the search process, if started)."""
+        broad = self.__dict__.get("broad_searches")
+        if broad is not None:
+            broad.close()
 
     @cached_property
     def entries(self) -> EntryService:

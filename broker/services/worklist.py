@@ -14,13 +14,13 @@ somewhere. Nothing is changed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import functools
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 from pydicom import config as dicom_config
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -34,6 +34,8 @@ from broker.dicom.plan import QueryPlan, excluded, make_plan, sort_key
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.dicom.qido import QidoQuery
 from broker.dicom.response import build_response
+from broker.services.broad_search import BroadSearches, SearchProcessUnavailable
+from broker.services.paging import first, first_by_day
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria
 
@@ -50,7 +52,6 @@ __all__ = [
 _PAGE_ORDER = ("start", "accession", "patient", "modality")
 
 CONSOLE = "(console)"  # the console profile's AE title: no scanner's (not a valid AE title)
-_T = TypeVar("_T")
 _MAY_NOT_CONNECT = "the calling AE title (or its address) may not connect"
 _OUT_OF_SCOPE = "the query asks for a station outside the profile's scope"
 
@@ -126,6 +127,7 @@ class WorklistService:
         query_cpu_seconds: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
         gate: BroadQueryGate | None = None,
+        broad: BroadSearches | None = None,
         day_chunk: int = 2000,
     ) -> None:
         self._store = store
@@ -139,6 +141,7 @@ class WorklistService:
         self._max_candidates = max_candidates  # a search's work budget, as a C-FIND's
         self._query_cpu_seconds = query_cpu_seconds
         self._gate = gate or BroadQueryGate(sys.maxsize, 1, 0)  # None: no search is broad
+        self._broad = broad  # the search process broad searches run in; None: this one
         self._day_chunk = day_chunk  # date index ids read at a time by a search day by day
 
     def __repr__(self) -> str:
@@ -171,19 +174,48 @@ class WorklistService:
         so that ``offset``/``limit`` page steadily, and ``include_all`` answers with whole
         entries instead of the identifier's keys (PS3.4 C.4.1.1.3.2). A broad search takes
         turns with broad C-FINDs, one at a time per caller ``address`` (``BroadQueryGate``:
-        ``BroadQueryBusy`` when it may not).
+        ``BroadQueryBusy`` when it may not), then runs in the search process
+        (``broker.services.broad_search``) when the broker has one.
         """
         profile = self.profile(scanner)
         today = local_date(self._clock, self._zone)
-        identifier = query.identifier
-        plan = make_plan(identifier, profile, today, self._hidden, self._max_answers, self._zone)
+        plan = self._plan(profile, query, today)
+        candidates = self._candidates(plan)
+        with self._gate.admit(candidates.count, address):
+            if self._broad is not None and self._gate.is_broad(candidates.count):
+                with contextlib.suppress(SearchProcessUnavailable):
+                    return self._broad.page(profile, query, today)
+            return self._page(plan, query, candidates)
+
+    def page(self, profile: ScannerProfile, query: QidoQuery, today: dt.date) -> SearchPage:
+        """:meth:`search_as` for ``profile`` on the day ``today``, without the gate: what
+        the search process runs for the broker's process."""
+        plan = self._plan(profile, query, today)
+        return self._page(plan, query, self._candidates(plan))
+
+    def _plan(self, profile: ScannerProfile, query: QidoQuery, today: dt.date) -> QueryPlan:
+        hidden, limit = self._hidden, self._max_answers
+        return make_plan(query.identifier, profile, today, hidden, limit, self._zone)
+
+    def _candidates(self, plan: QueryPlan) -> _Candidates:
+        """How many entries the plan's search examines at most, and their ids when it reads
+        them all; a query that names no index set, in an order that starts with the SPS
+        start, reads the date index day by day instead (``_best``): counted, not read."""
+        if plan.nothing:
+            return _Candidates(0, [])
+        if _order(plan)[0] == "start" and not self._store.names_index_set(plan.criteria):
+            return _Candidates(self._store.candidate_count(plan.criteria), None)
+        ids = self._store.candidate_ids(plan.criteria)
+        return _Candidates(len(ids), ids)
+
+    def _page(self, plan: QueryPlan, query: QidoQuery, candidates: _Candidates) -> SearchPage:
+        """The page of ``query``'s answers among ``candidates``."""
         limit = min(query.limit or plan.limit, plan.limit)
         fold = self._pn_case_insensitive or query.fuzzy
-        best = self._best(
-            plan, profile.sort or _PAGE_ORDER, query.offset + limit + 1, fold, address
-        )
+        best = self._best(plan, query.offset + limit + 1, fold, candidates)
         page = best[query.offset : query.offset + limit]
         charset = "ISO_IR 192"  # DICOMweb text is UTF-8 (PS3.18 §8.7.3), whatever the profile's
+        identifier = query.identifier
         answers = tuple(
             _whole(e)
             if query.include_all
@@ -194,38 +226,23 @@ class WorklistService:
         return SearchPage(answers, query.offset, more, limit, tuple(i for i, _ in page))
 
     def _best(
-        self, plan: QueryPlan, keys: tuple[str, ...], count: int, fold: bool, address: str
+        self, plan: QueryPlan, count: int, fold: bool, candidates: _Candidates
     ) -> list[tuple[str, Dataset]]:
-        """The first ``count`` entries the plan's caller sees, in ``keys`` order, with their
-        ids: of every candidate, or read day by day (``_by_day``) when the order starts with
-        the SPS start and the query names no index set. A search over more candidates than
-        the gate's threshold takes turns with broad C-FINDs and leaves the entry cache to
-        the polls (``_keeps``)."""
-        by_day = keys[0] == "start" and not self._store.names_index_set(plan.criteria)
-        if by_day and not plan.nothing:
-            return self._by_day(plan, keys, count, fold, address)
-        by_key = functools.partial(sort_key, keys=keys)
-        ids = [] if plan.nothing else self._store.candidate_ids(plan.criteria)
-        keep = self._keeps(len(ids))
-        with self._gate.admit(len(ids), address):
-            return _first(
-                self._matched(plan, ids, fold, keep), count, lambda found: by_key(found[1])
-            )
-
-    def _by_day(
-        self, plan: QueryPlan, keys: tuple[str, ...], count: int, fold: bool, address: str
-    ) -> list[tuple[str, Dataset]]:
-        """``_best`` of a query that names no index set, in an order that starts with the SPS
-        start: its candidates a day at a time (``WorklistStore.candidate_days``: the
-        undated, then each day in ascending order), until the page is certain
-        (``_first_by_day``). Counted for the gate without reading the ids."""
-        total = self._store.candidate_count(plan.criteria)
-        keep = self._keeps(total)
+        """The first ``count`` entries the plan's caller sees, in the profile's order, with
+        their ids: of every candidate, or a day at a time (``WorklistStore.candidate_days``:
+        the undated, then each day in ascending order) until the page is certain
+        (``first_by_day``). A search over more candidates than the gate's threshold leaves
+        the entry cache to the polls (``_keeps``)."""
+        keys = _order(plan)
+        keep = self._keeps(candidates.count)
+        if candidates.ids is not None:
+            by_key = functools.partial(sort_key, keys=keys)
+            matched = self._matched(plan, candidates.ids, fold, keep)
+            return first(matched, count, lambda found: by_key(found[1]))
         budget = QueryBudget(self._max_candidates, self._query_cpu_seconds)  # for every day
-        with self._gate.admit(total, address):
-            days = self._store.candidate_days(plan.criteria, self._day_chunk)
-            matched = ((day, self._matched(plan, ids, fold, keep, budget)) for day, ids in days)
-            return _first_by_day(matched, count, functools.partial(sort_key, keys=keys))
+        days = self._store.candidate_days(plan.criteria, self._day_chunk)
+        by_day = ((day, self._matched(plan, ids, fold, keep, budget)) for day, ids in days)
+        return first_by_day(by_day, count, functools.partial(sort_key, keys=keys))
 
     def _keeps(self, candidates: int) -> bool:
         """Whether a search over ``candidates`` entries may fill the entry cache: a narrow
@@ -303,44 +320,17 @@ class WorklistService:
         return f"its association from {address} would be rejected: {refusal.value}"
 
 
-def _first(entries: Iterable[_T], count: int, key: Callable[[_T], tuple[str, ...]]) -> list[_T]:
-    """The first ``count`` of ``entries`` in ``key`` order, holding at most ``2 * count``
-    at a time (as the C-FIND SCP's sorted answers do)."""
-    held: list[tuple[tuple[str, ...], int, _T]] = []  # each key computed once
-    for n, entry in enumerate(entries):
-        held.append((key(entry), n, entry))
-        if len(held) > 2 * count:
-            held = sorted(held)[:count]
-    return [entry for _, _, entry in sorted(held)[:count]]
+@dataclass(frozen=True, repr=False)
+class _Candidates:
+    """A search's candidates: how many, and their ids (None: read day by day)."""
+
+    count: int
+    ids: list[str] | None
 
 
-def _first_by_day(
-    days: Iterable[tuple[int, Iterable[tuple[str, Dataset]]]],
-    count: int,
-    key: Callable[[Dataset], tuple[str, ...]],
-) -> list[tuple[str, Dataset]]:
-    """The first ``count`` entries (with their ids) of ``days`` in ``key`` order, ties in id
-    order, where ``key`` starts with the SPS start (date and time) and ``days`` come in
-    ascending order, each as its YYYYMMDD number and its entries: a dated entry's start
-    begins with its day (the date index is scored by that date), so no entry of a later
-    day comes before one that starts on or before the day just read. The undated come
-    first, as day 0, and are placed by their own keys: a start of a time alone (no date)
-    may sort among the dates. Stops after the first day at whose end the first ``count``
-    held all start on or before it."""
-    held: list[tuple[tuple[str, ...], str, Dataset]] = []
-
-    def order(item: tuple[tuple[str, ...], str, Dataset]) -> tuple[tuple[str, ...], str]:
-        return item[0], item[1]
-
-    for day, entries in days:
-        for entry_id, entry in entries:
-            held.append((key(entry), entry_id, entry))
-            if len(held) > 2 * count:
-                held = sorted(held, key=order)[:count]
-        held = sorted(held, key=order)[:count]
-        if len(held) == count and held[-1][0][0][:8] <= f"{day:08d}":
-            break
-    return [(entry_id, entry) for _, entry_id, entry in held]
+def _order(plan: QueryPlan) -> tuple[str, ...]:
+    """The answers' order: the profile's, else the paging order."""
+    return plan.profile.sort or _PAGE_ORDER
 
 
 def _whole(entry: Dataset) -> Dataset:

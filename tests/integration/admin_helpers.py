@@ -116,6 +116,7 @@ def running_api(
             yield Api(f"{server.scheme}://127.0.0.1:{server.port}", services)
         finally:
             asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
+            services.close()  # the search process, if a broad search started it
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from broker.services.auth import Role
 from tests.broker_runner import broker_settings, running_broker
 from tests.integration.admin_helpers import PASSWORD
+from tests.integration.dicom_find_helpers import entry, put
 from tests.tls_certs import issue, make_ca
 
 
@@ -31,6 +33,28 @@ def test_the_broker_serves_the_admin_api_on_its_loop(tmp_path: Path) -> None:
         assert status["mapping_version"] == 1
     with pytest.raises(httpx.TransportError):  # stopped with the broker
         httpx.get(f"{url}/healthz", timeout=5)
+
+
+def test_a_broad_search_runs_in_the_search_process_until_the_broker_stops(
+    tmp_path: Path,
+) -> None:
+    settings = broker_settings(tmp_path / "data", dicom_broad_query_candidates=2)
+    with running_broker(settings) as broker:
+        assert broker.endpoints is not None and broker.services is not None
+        services = broker.services
+        put(services.store, *(entry(f"ACC-{n}", "CT1", "20261201") for n in range(3)))
+        services.auth.add_user("root", PASSWORD, Role.ADMIN, by="test")
+        with httpx.Client(base_url=str(broker.endpoints.admin_url), timeout=60) as client:
+            login = client.post("/api/session", json={"user": "root", "password": PASSWORD})
+            client.headers["X-CSRF-Token"] = login.json()["csrf"]
+            found = client.post("/api/worklist/search", json={"criteria": {}})
+        assert found.status_code == 200
+        assert [e["accession"] for e in found.json()["entries"]] == ["ACC-0", "ACC-1", "ACC-2"]
+        child = services.broad_searches.pid  # on the embedded Redis's socket
+        assert child is not None and child != os.getpid()
+    assert services.broad_searches.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
 
 
 def test_admin_enabled_false_means_no_admin_port(tmp_path: Path) -> None:
