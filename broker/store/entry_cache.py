@@ -1,6 +1,6 @@
 """Decoded worklist entries, reused while their stored JSON and status are unchanged.
 
-Decoding an entry's DICOM JSON (``Dataset.from_json``) is the broker's largest
+Decoding an entry's DICOM JSON (``dicom_json.dataset_from_json``) is the broker's largest
 own cost on a station poll, and scanners poll the same entries again and
 again. The store still reads every candidate's ``ds`` and ``status`` from Redis
 on every query, so Redis stays the truth: a decoded ``Dataset`` is reused only
@@ -30,6 +30,7 @@ from pydicom.dataset import Dataset
 
 from broker.common import jsontext
 from broker.common.lru import LRU
+from broker.worklist import dicom_json
 
 __all__ = ["EntryCache", "decode_entry"]
 
@@ -39,7 +40,7 @@ def decode_entry(raw: bytes, status: bytes | None) -> Dataset:
 
     The status is kept apart in Redis so that a status change is one field write.
     """
-    entry = Dataset.from_json(jsontext.loads(raw))
+    entry = dicom_json.dataset_from_json(jsontext.loads(raw))
     if status:
         seq = entry.get("ScheduledProcedureStepSequence")
         if not seq or len(seq) != 1:

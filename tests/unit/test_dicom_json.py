@@ -1,9 +1,11 @@
-"""The direct DICOM JSON writer gives exactly pydicom's ``to_json_dict`` text."""
+"""The direct DICOM JSON writer gives exactly pydicom's ``to_json_dict`` text, and the
+direct reader exactly pydicom's ``Dataset.from_json`` dataset."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
@@ -31,6 +33,28 @@ def assert_same(ds: Dataset) -> None:
     # ...and after a round trip through the stored form, as ADTs re-write entries
     again = Dataset.from_json(json.loads(pydicom_text(ds)))
     assert dicom_json.dumps(again) == pydicom_text(again)
+    assert_read_same(json.loads(pydicom_text(ds)))
+
+
+def assert_read_same(data: dict[str, Any]) -> None:
+    """The direct reader's dataset is pydicom's: equal, in the same order, each value of
+    the same type, private elements with their creators."""
+    ours, theirs = dicom_json.dataset_from_json(data), Dataset.from_json(data)
+    assert_elements_same(ours, theirs)
+    assert dicom_json.dumps(ours) == dicom_json.dumps(theirs)
+
+
+def assert_elements_same(ours: Dataset, theirs: Dataset) -> None:
+    assert ours == theirs
+    assert list(ours.keys()) == list(theirs.keys())
+    for mine, other in zip(ours, theirs, strict=True):
+        assert (mine.tag, mine.VR, type(mine.value)) == (other.tag, other.VR, type(other.value))
+        assert mine.private_creator == other.private_creator
+        if mine.VR == "SQ":
+            for item, their_item in zip(mine.value, other.value, strict=True):
+                assert_elements_same(item, their_item)
+        elif isinstance(mine.value, MultiValue):
+            assert [type(v) for v in mine.value] == [type(v) for v in other.value]
 
 
 def step(**attributes: object) -> Dataset:
@@ -179,3 +203,29 @@ def test_mapped_element_is_what_pydicom_writes(tag: int, vr: str, values: list[s
     ds = Dataset()
     ds.add_new(tag, vr, values if len(values) > 1 else (values[0] if values else ""))
     assert dicom_json.mapped_element(tag, vr, values) == ds.to_json_dict()[f"{tag:08X}"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"00100020": {"vr": "LO", "Value": []}},  # an empty value list
+        {"00100020": {"vr": "LO", "Value": ["A", None]}},  # a null value: pydicom's
+        {"00100010": {"vr": "PN", "Value": ["Doe^Jane"]}},  # PN as a string: pydicom's
+        {"00100010": {"vr": "PN", "Value": [{"Ideographic": "山田^太郎"}]}},
+        {"00100010": {"vr": "PN", "Value": [{"Phonetic": "やまだ"}, {}]}},
+        {"00100010": {"vr": "PN"}, "00081110": {"vr": "SQ"}, "00081111": {"vr": "SQ", "Value": []}},
+        {"00081110": {"vr": "SQ", "Value": [{}, {"00081150": {"vr": "UI", "Value": ["1.2"]}}]}},
+        {"00091010": {"vr": "OB", "InlineBinary": "AAE="}},  # bulk data: pydicom's
+        {"00280010": {"vr": "US", "Value": [512]}, "00101030": {"vr": "DS", "Value": [72.5]}},
+        {"00290010": {"vr": "LO", "Value": ["ACME"]}, "00291001": {"vr": "LO", "Value": ["x"]}},
+        {"00100020": {"vr": "LO", "Value": ["B"]}, "00080050": {"vr": "SH", "Value": ["A"]}},
+    ],
+    ids=[
+        "empty list", "null value", "PN string", "PN ideographic", "PN phonetic and empty",
+        "empty PN and SQ", "SQ items", "inline binary", "numbers", "private block",
+        "unsorted keys",
+    ],
+)  # fmt: skip
+@pytest.mark.filterwarnings("ignore:Value of data element .* is not formatted correctly")
+def test_the_reader_is_pydicoms_for_what_an_entry_seldom_holds(data: dict[str, Any]) -> None:
+    assert_read_same(data)
