@@ -11,8 +11,9 @@ when it changed, so a changed entry never finds an old answer. The entry is held
 by a weak reference, so a cached answer keeps no old entry alive; an id whose
 entry is gone (and possibly reused by a new object) is a miss.
 
-An answer is shared by every query and thread that sends it, so nothing may
-change it after it is built. ``broker.dicom.find`` only yields it; pynetdicom
+An answer is shared by every query and thread that sends it, and its text
+elements are the entry's own (``build_response``), so nothing may change it after
+it is built. ``broker.dicom.find`` only yields it; pynetdicom
 only encodes it (``pynetdicom.dsutils.encode`` → ``pydicom.filewriter.write_dataset``,
 which reads the elements; the one thing it keeps is a ``PersonName``'s encoded
 bytes, made with the answer's own Specific Character Set, which the key fixes).
@@ -29,7 +30,7 @@ import weakref
 from pydicom.dataset import Dataset
 
 from broker.common.lru import LRU
-from broker.dicom.response import AnswerShape, build_response
+from broker.dicom.response import AnswerShape, Projection, build_response
 
 __all__ = ["AnswerCache"]
 
@@ -62,17 +63,20 @@ class AnswerCache:
         character_set: str,
         unrepresentable: str,
         keep: bool = True,
+        plan: Projection | None = None,
     ) -> Dataset:
         """``build_response(query, entry, …)``, or the same answer built before for this
         entry and a query of this ``shape`` (``answer_shape(query)``); a new answer is
-        kept only with ``keep``. Never mutate it."""
+        kept only with ``keep``. ``plan``: ``projection(query)``, worked out once per
+        query. Never mutate it."""
         key = (id(entry), shape, character_set, unrepresentable)
         held = self._items.get(key) if self._items is not None else None
         if held is not None and held[0]() is entry:
             return held[1]
         built = build_response(
-            query, entry, character_set=character_set, unrepresentable=unrepresentable
-        )
+            query, entry, character_set=character_set, unrepresentable=unrepresentable,
+            plan=plan,
+        )  # fmt: skip
         if keep and self._items is not None:
             self._items.put(key, (weakref.ref(entry), built))
         return built

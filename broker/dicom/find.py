@@ -47,7 +47,7 @@ from broker.dicom.matching import SPECIFIC_CHARACTER_SET
 from broker.dicom.peers import caller_of, calling_ae
 from broker.dicom.plan import QueryPlan, excluded, make_plan, sort_key
 from broker.dicom.profiles import ProfileSet, ScannerProfile
-from broker.dicom.response import answer_shape, check_character_set
+from broker.dicom.response import answer_shape, check_character_set, projection
 from broker.dicom.status import Status
 from broker.errors import DicomServiceError, StoreError
 from broker.worklist.model import CandidateCriteria
@@ -302,6 +302,7 @@ class WorklistFindService:
         encode = functools.partial(
             self._built.answer,
             shape=answer_shape(query),
+            plan=projection(query),
             character_set=profile.character_set or self._character_set,
             unrepresentable=profile.unrepresentable,
             keep=keep,

@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from pydicom import config
 from pydicom.charset import python_encoding
-from pydicom.dataelem import DataElement, empty_value_for_VR
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 
 from broker.dicom.matching import DEFAULT_CHARACTER_SET, SPECIFIC_CHARACTER_SET, element_of
 
-__all__ = ["AnswerShape", "answer_shape", "build_response", "check_character_set"]
+__all__ = [
+    "AnswerShape",
+    "Projection",
+    "answer_shape",
+    "build_response",
+    "check_character_set",
+    "projection",
+]
 
 # What of a query its answers depend on, besides the entry (see ``answer_shape``).
 AnswerShape = tuple[tuple[object, ...], ...]
@@ -126,36 +136,67 @@ def _copy_item(item: Dataset) -> Dataset:
     return out
 
 
-def _project(query: Dataset, entry: Dataset) -> Dataset:
-    """The entry's values of the query's return keys (PS3.4 C.4.1.1.3.2)."""
-    out = Dataset()
+# One return key of a projection: its tag, its VR and how it is answered.
+_VALUE, _WHOLE, _ITEMS, _CREATOR = range(4)
+_Step = tuple[BaseTag, str, int, Any]
+
+
+@dataclass(frozen=True, repr=False)
+class Projection:
+    """What an answer to one identifier holds (PS3.4 C.4.1.1.3.2), worked out once per
+    query (``projection``) instead of once per answer: its return keys in tag order,
+    each with how it is answered."""
+
+    steps: tuple[_Step, ...]
+
+
+def projection(query: Dataset) -> Projection:
+    """The projection of ``query``'s identifier (``build_response`` applies it)."""
+    steps: list[_Step] = []
     for q in query:
         if q.tag.element == 0 or q.tag == SPECIFIC_CHARACTER_SET:
             continue
-        stored = element_of(entry, q.tag)
         if q.VR == "SQ":
-            out.add(_project_sequence(q, stored))
+            keys = [item for item in q.value or [] if any(e.tag.element for e in item)]
+            if keys:  # zero items or one empty item: the stored items whole
+                steps.append((q.tag, "SQ", _ITEMS, projection(keys[0])))
+            else:
+                steps.append((q.tag, "SQ", _WHOLE, None))
         elif q.tag.is_private and 0x0010 <= q.tag.element <= 0x00FF:
-            out.add(_copy(q))  # private creator: identifies the block
-        elif stored is None or stored.VR == "SQ":
-            out.add(DataElement(q.tag, q.VR, empty_value_for_VR(q.VR)))
+            steps.append((q.tag, str(q.VR), _CREATOR, q))  # private creator: names the block
         else:
-            out.add(_copy(stored))
-    return out
+            steps.append((q.tag, str(q.VR), _VALUE, None))
+    return Projection(tuple(steps))
 
 
-def _project_sequence(query: DataElement, stored: DataElement | None) -> DataElement:
-    """Zero items or one empty item: every stored item whole; else the sub-keys."""
-    items = list(stored.value or []) if stored is not None and stored.VR == "SQ" else []
-    keys = [item for item in query.value or [] if any(e.tag.element for e in item)]
-    if not keys:
-        return DataElement(query.tag, "SQ", Sequence([_copy_item(i) for i in items]))
-    return DataElement(query.tag, "SQ", Sequence([_project(keys[0], i) for i in items]))
+def _project(plan: Projection, entry: Dataset, share: bool) -> Dataset:
+    """The entry's values of the projection's return keys. ``share``: an element that
+    needs no copy (not PN, not SQ) is the entry's own (``build_response``)."""
+    out: dict[BaseTag, DataElement | RawDataElement] = {}
+    for tag, vr, how, extra in plan.steps:
+        stored = element_of(entry, tag)
+        if how == _VALUE:
+            if stored is None or stored.VR == "SQ":
+                out[tag] = DataElement(tag, vr, empty_value_for_VR(vr))
+            else:
+                shared = share and stored.VR != "PN"
+                out[tag] = stored if shared else _copy(stored)
+        elif how == _CREATOR:
+            out[tag] = _copy(extra)
+        else:
+            items = list(stored.value or []) if stored is not None and stored.VR == "SQ" else []
+            answered = (
+                [_copy_item(i) for i in items]
+                if how == _WHOLE
+                else [_project(extra, i, share) for i in items]
+            )
+            out[tag] = DataElement(tag, "SQ", Sequence(answered))
+    return Dataset(out)
 
 
 def answer_shape(query: Dataset) -> AnswerShape:
     """Everything of ``query`` that :func:`build_response` reads: the return keys' tags
-    and VRs, each sequence key's item keys (as ``_project_sequence`` picks them), and
+    and VRs, each sequence key's item keys (as ``projection`` picks them), and
     the values of private creators. Two queries of one shape get the same answer from
     the same entry, whatever values they match on. Plain ints and strings, so that
     hashing and comparing a shape stays in C (pydicom's ``BaseTag.__eq__`` is Python)."""
@@ -180,6 +221,7 @@ def build_response(
     *,
     character_set: str = DEFAULT_CHARACTER_SET,
     unrepresentable: str = "utf8",
+    plan: Projection | None = None,
 ) -> Dataset:
     """One C-FIND pending answer: the query's keys with the entry's values.
 
@@ -191,10 +233,16 @@ def build_response(
     ``_answer_charset``); pydicom then encodes the values with it. With
     ``unrepresentable`` ``replace`` or ``transliterate``, values are first made
     to fit ``character_set`` (:func:`fit`) instead of falling back to UTF-8.
+
+    ``plan``: ``projection(query)``, when the caller answers many entries. An answer
+    shares the entry's elements whose values it sends as they are (text and numbers:
+    nothing changes them once built, and pydicom's encoding only reads them); person
+    names and sequences are copied, as is everything when values must be fitted.
     """
     check_character_set(character_set)
-    out = _project(query, entry)
-    if unrepresentable != "utf8":
+    fitting = unrepresentable != "utf8"
+    out = _project(plan or projection(query), entry, share=not fitting)
+    if fitting:
         _fitted(out, python_encoding[character_set], unrepresentable)
     charset = _answer_charset(out, character_set)
     if charset is not None:

@@ -33,7 +33,7 @@ from broker.dicom.gate import BroadQueryGate
 from broker.dicom.plan import QueryPlan, excluded, make_plan, sort_key
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.dicom.qido import QidoQuery
-from broker.dicom.response import build_response
+from broker.dicom.response import build_response, projection
 from broker.services.broad_search import BroadSearches, SearchProcessUnavailable
 from broker.services.paging import first, first_by_day
 from broker.store.worklist import WorklistStore
@@ -216,10 +216,11 @@ class WorklistService:
         page = best[query.offset : query.offset + limit]
         charset = "ISO_IR 192"  # DICOMweb text is UTF-8 (PS3.18 §8.7.3), whatever the profile's
         identifier = query.identifier
+        shape = projection(identifier)
         answers = tuple(
             _whole(e)
             if query.include_all
-            else build_response(identifier, e, character_set=charset, unrepresentable="utf8")
+            else build_response(identifier, e, character_set=charset, plan=shape)
             for _, e in page
         )
         more = len(best) > query.offset + limit

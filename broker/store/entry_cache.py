@@ -12,10 +12,11 @@ answered from here.
 A cached ``Dataset`` is shared by every query and every association thread
 that reads it, so nobody may change it once it is cached. Its readers only
 read: ``broker.dicom.matching`` and ``broker.dicom.plan`` (``excluded``,
-``sort_key``) look values up, ``broker.dicom.response.build_response`` copies
-each element it answers with into a new Dataset (pydicom turns a shared
-``PersonName`` into a new one, so encoding an answer does not touch the
-entry's), and ``mwl-broker explain`` only reads and prints. The other readers
+``sort_key``) look values up, ``broker.dicom.response.build_response`` puts
+the entry's own text elements into its answers (nobody changes an answer either,
+and pydicom's encoding only reads them) but copies person names (pydicom keeps
+their encoded bytes) and sequence items, and ``mwl-broker explain`` only reads and
+prints. The other readers
 of entries (MPPS, retention, patients, import) decode their own copies.
 
 Bounded by a count, least recently used first out (``broker.common.lru``: reads take

@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 from pynetdicom.dsutils import decode, encode
 
 from broker.dicom.response import build_response
+from broker.worklist import dicom_json
 from tests.unit.matching_helpers import ENTRY, ENTRY_SPEC, make, sps
 
 
@@ -69,12 +70,35 @@ def test_absent_sequence_is_returned_empty() -> None:
     assert len(rsp.RequestedProcedureCodeSequence) == 0
 
 
-def test_response_does_not_share_state_with_the_entry() -> None:
+def test_encoding_an_answer_leaves_the_entry_as_it_was() -> None:
     entry = copy.deepcopy(ENTRY)
-    rsp = build_response(make({"PatientID": "", **sps()}), entry)
-    rsp.PatientID = "CHANGED"
-    rsp.ScheduledProcedureStepSequence[0].Modality = "MR"
-    assert entry == ENTRY
+    entry.PatientName = "Müller^Jürgen"
+    stored = dicom_json.dumps(entry)
+    query = make({"PatientID": "", "PatientName": "", **sps()})
+    rsp = build_response(query, entry, character_set="ISO_IR 100")
+    # text is the entry's own, never changed; person names (pydicom keeps their encoded
+    # bytes) and sequence items are the answer's
+    assert rsp["PatientID"] is entry["PatientID"]
+    assert rsp["PatientName"] is not entry["PatientName"]
+    assert rsp.PatientName is not entry.PatientName
+    step, its_step = rsp.ScheduledProcedureStepSequence[0], entry.ScheduledProcedureStepSequence[0]
+    assert step is not its_step and step == its_step
+    assert all(step[e.tag] is not e for e in its_step)
+    encoded = encode(rsp, True, True)
+    assert encoded is not None and b"M\xfcller" in encoded
+    assert dicom_json.dumps(entry) == stored and entry.PatientName.original_string is None
+
+
+@pytest.mark.parametrize(("policy", "fitted"), [("replace", "?ód?-1"), ("transliterate", "Lódz-1")])
+def test_fitted_values_change_the_answer_only(policy: str, fitted: str) -> None:
+    entry = copy.deepcopy(ENTRY)
+    entry.PatientID = "Łódź-1"
+    stored = dicom_json.dumps(entry)
+    rsp = build_response(
+        make({"PatientID": ""}), entry, character_set="ISO_IR 100", unrepresentable=policy
+    )
+    assert rsp.PatientID == fitted
+    assert dicom_json.dumps(entry) == stored
 
 
 def test_ascii_answer_has_no_character_set() -> None:
