@@ -6,9 +6,10 @@ a pseudonym that the restoring broker can compute again (``broker.store.keys``):
     order     order key, its status and newest MSH-7, its entries: step number (the
               ordinal the entry id is made from), DICOM JSON, SPS status, ended time
     field     an order-status, order-time or patient-time field whose order or patient
-              has no record (a cancel before its order): only its pseudonym is stored,
-              so it is restored only under the same ``redis_key_secret``
-    patient   Patient ID, DICOM JSON, newest ADT's MSH-7
+              has no record and whose value the Redis no longer knows
+              (``broker.store.backup_orphans``): only its pseudonym is stored, so it is
+              restored only under the same ``redis_key_secret``
+    patient   Patient ID, DICOM JSON (None for a patient merged away), newest ADT's MSH-7
     alias     old Patient ID, surviving Patient ID, remaining life (ms)
     mpps      instance UID, DICOM JSON, status, calling AE, times, linked entries by
               (order key, step number)
@@ -37,6 +38,7 @@ import redis
 from broker.common import jsontext
 from broker.errors import store_error
 from broker.store import scripts, steps
+from broker.store.backup_orphans import Orphans
 from broker.store.keys import KeySchema
 from broker.store.scripts import ScriptRunner
 
@@ -75,9 +77,12 @@ class BackupReader:
     def records(self) -> Iterator[Record]:
         try:
             yield from self._orders()
-            yield from self._orphan_fields()
+            orphans = Orphans(self._redis, self._keys)
+            orphans.find()
+            yield from orphans.named_orders()
             yield from self._patients()
-            yield from self._aliases()
+            yield from self._aliases(orphans)
+            yield from orphans.fields()
             yield from self._mpps()
             yield from self._mappings()
             yield from self._auth()
@@ -158,30 +163,6 @@ class BackupReader:
                 return step
         return None
 
-    def _orphan_fields(self) -> Iterator[Record]:
-        """order-status, order-time and patient-time fields without an order or patient."""
-        k = self._keys
-        for hash_key, name, owner in (
-            (k.order_status(), "order-status", f"{k.prefix}:order="),
-            (k.order_time(), "order-time", f"{k.prefix}:order="),
-            (k.patient_time(), "patient-time", f"{k.prefix}:patient="),
-        ):
-            page: list[tuple[str, str]] = []
-            for raw_field, value in self._redis.hscan_iter(hash_key, count=_SCAN):
-                page.append((_text(raw_field), _text(value)))
-                if len(page) >= _SCAN:
-                    yield from self._orphans(name, owner, page)
-                    page = []
-            yield from self._orphans(name, owner, page)
-
-    def _orphans(self, name: str, owner: str, page: list[tuple[str, str]]) -> Iterator[Record]:
-        pipe = self._redis.pipeline(transaction=False)
-        for field, _ in page:
-            pipe.exists(owner + field)
-        for (field, value), found in zip(page, pipe.execute(), strict=True):
-            if not found:
-                yield {"kind": "field", "hash": name, "field": field, "value": value}
-
     def _patients(self) -> Iterator[Record]:
         k = self._keys
         start = f"{k.prefix}:patient="
@@ -199,7 +180,7 @@ class BackupReader:
             yield {"kind": "patient", "patient_id": str(values[0]), "ds": _text(ds),
                    "time": _opt(sent)}  # fmt: skip
 
-    def _aliases(self) -> Iterator[Record]:
+    def _aliases(self, orphans: Orphans) -> Iterator[Record]:
         k = self._keys
         for name in self._scan(f"{_glob(k.prefix)}:merged=*"):
             merged_ttl = int(self._redis.pttl(name))
@@ -209,6 +190,9 @@ class BackupReader:
                 pipe.get(k.patient_alias(old))
                 pipe.pttl(k.patient_alias(old))
                 target, ttl = pipe.execute()
+                named = orphans.named_patient(old)
+                if named is not None:
+                    yield named
                 if target is not None and k.merged_into(_text(target)) == name:
                     yield {"kind": "alias", "old": old, "target": _text(target),
                            "ttl_ms": int(ttl), "merged_ttl_ms": merged_ttl}  # fmt: skip

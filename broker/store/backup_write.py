@@ -137,7 +137,8 @@ class BackupWriter:
             self._field(pipe, record)
         elif kind == "patient":
             k = self._keys
-            pipe.hset(k.patient(record["patient_id"]), "ds", record["ds"])
+            if record["ds"] is not None:
+                pipe.hset(k.patient(record["patient_id"]), "ds", record["ds"])
             if record["time"] is not None:
                 pipe.hset(k.patient_time(), k.patient_field(record["patient_id"]), record["time"])
         elif kind == "alias":

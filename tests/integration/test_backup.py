@@ -113,8 +113,9 @@ def test_restored_brokers_answer_as_the_source(source: Source, tmp_path: Path) -
             later = [
                 s1.messages()[0],  # a resend: its first ACK, nothing new
                 s1.orm(91, "NW", s1.OLDER, "CNRYACC9001"),  # OLDER → OLD → PATIENT
+                s1.orm(93, "NW", s1.PATIENT, s1.CANCEL_FIRST),  # canceled before: too late
             ]
-            assert send(broker, *later) == ["AA", "AA"]
+            assert send(broker, *later) == ["AA", "AA", "AA"]
             assert broker.store.count() == 7
             (entry,) = [
                 a for a in s2.answers(ports.dicom_port, ports.ae_title)[0]
@@ -133,7 +134,7 @@ def test_backup_and_restore_are_audited_with_counts_only(source: Source, tmp_pat
         rows = stream_rows(client, keys.audit())
         (record,) = [f for _, f in rows if f.get(b"type") == b"restore"]
         text = b" ".join(record.values()).decode()
-        assert '"order": 5' in text and "success" in text
+        assert '"order": 6' in text and "success" in text
         assert not any(c in text for c in s1.CANARIES)
     assert source.broker.store is not None
     rows = stream_rows(source.broker.store.client, source.broker.store.keys.audit())

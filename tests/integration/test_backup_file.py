@@ -16,8 +16,9 @@ from broker.audit.events import AuditType, Outcome
 from broker.errors import BrokerError
 from broker.services.backup import BackupService
 from broker.services.backup_file import FORMAT, BackupFileError
+from broker.store.keys import KeySchema
 from broker.store.worklist import WorklistStore
-from broker.worklist.model import CandidateCriteria
+from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
 from tests.conftest import keys_for
 from tests.integration.admin_helpers import Recorded
 from tests.integration.dicom_find_helpers import entry, put
@@ -147,6 +148,26 @@ def test_a_failure_while_writing_removes_what_was_written(
     assert keys_of(target) == []
     (event,) = audit.events
     assert (event.type, event.outcome) == (AuditType.RESTORE, Outcome.FAILED)
+
+
+def test_a_state_without_any_value_is_restored_under_the_same_secret_only(
+    store: WorklistStore, tmp_path: Path
+) -> None:
+    """A cancel before its order, not in the message log: only its pseudonym is known."""
+    store.apply([OrderChange("O-GONE", OrderAction.SET_STATUS, status="CANCELED")], None)
+    path = tmp_path / "site.mwlbackup"
+    BackupService(store.client, lambda: store).backup(path)
+    assert [r["kind"] for r in lines(path)[1:-1]] == ["field"]
+    same = WorklistStore(store.client, keys=keys_for("same"))
+    assert restore(same, path).skipped == {}
+    status = same.client.hget(same.keys.order_status(), same.keys.order_field("O-GONE"))
+    assert status == b"CANCELED"
+    other = WorklistStore(
+        store.client, keys=KeySchema("other", b"another secret, 32+ bytes long!!")
+    )
+    result = restore(other, path)
+    assert result.skipped == {"order and patient states made with another key secret": 1}
+    assert keys_of(other) == []
 
 
 def test_data_present_is_refused_unless_replace(backup: Path, target: WorklistStore) -> None:
