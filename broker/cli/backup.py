@@ -69,10 +69,11 @@ def run_restore(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     with command_services(settings, "restore") as (services, label):
         print(f"Redis: {label}")
-        if args.replace:
-            present = services.backup.present()
-            print(f"removing first: {_counts(present)}")
-        result = services.backup.restore(args.file, replace=args.replace)
+        result = services.backup.restore(
+            args.file,
+            replace=args.replace,
+            removing=lambda present: print(f"file checked; removing first: {_counts(present)}"),
+        )
     header = result.header
     print(f"restored: {args.file} (format {header.version}, written by mwl-broker "
           f"{header.broker} on {when(header.created)})")  # fmt: skip

@@ -98,13 +98,15 @@ class BackupService:
         self._record(AuditType.BACKUP, path, details)
         return result
 
-    def present(self) -> Counter[str]:
-        """What the Redis holds that a restore would replace, by kind."""
-        store = self._store()
-        return BackupWriter(self._client, store.keys, same_secret=True).present()
-
-    def restore(self, path: Path, *, replace: bool = False) -> RestoreResult:
-        """Check ``path`` whole, then write its records (see the module docstring)."""
+    def restore(
+        self,
+        path: Path,
+        *,
+        replace: bool = False,
+        removing: Callable[[Counter[str]], None] | None = None,
+    ) -> RestoreResult:
+        """Check ``path`` whole, then write its records (see the module docstring);
+        ``removing`` is told what ``replace`` removes, before it goes."""
         try:
             header = backup_file.check(path)
         except BrokerError as e:
@@ -123,6 +125,8 @@ class BackupService:
                 f"this Redis holds data already ({held}): a restore does not mix a backup "
                 "with other data; --replace removes it first"
             )
+        if present and removing is not None:
+            removing(present)
         writer.clear()
         try:
             writer.write(backup_file.records(path))

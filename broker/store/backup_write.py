@@ -38,6 +38,7 @@ _SCAN = 1000
 # What a restore neither removes nor counts as data: kept across --replace.
 _KEPT = ("audit", "audit:export", "keyschema", "keyschema:lock", "mpps-events")
 _KEPT_STARTS = ("msg:", "msglog:")
+_HASHES = frozenset({"console users", "API tokens", "order states"})  # counted by field
 _SEEDER = "mwl-broker"  # the author of a seeded mapping version 1
 
 
@@ -71,7 +72,8 @@ class BackupWriter:
         set seeded by a starting broker (one version, by mwl-broker) is not counted."""
         found: Counter[str] = Counter()
         for name in self._removable():
-            found[_kind(name[len(self._keys.prefix) + 1 :])] += 1
+            kind = _kind(name[len(self._keys.prefix) + 1 :])
+            found[kind] += int(self._redis.hlen(name)) if kind in _HASHES else 1
         found.pop("mapping keys", None)
         if not self._only_seeded_mappings():
             found["mapping versions"] = int(

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from broker.audit.events import AuditType, Outcome
+from broker.cli import main
 from broker.errors import BrokerError
 from broker.services.backup import BackupService
 from broker.services.backup_file import FORMAT, BackupFileError
@@ -180,3 +181,19 @@ def test_data_present_is_refused_unless_replace(backup: Path, target: WorklistSt
     assert result.removed == {"worklist entries": 1, "order states": 1}
     assert target.count() == N
     assert target.order_entry_ids("O-OTHER1") == []
+
+
+def test_the_command_names_the_file_and_what_it_removes(
+    backup: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = str(tmp_path / "data")
+    assert main(["restore", str(tmp_path / "missing"), "--data-dir", data_dir]) == 1
+    assert f"mwl-broker: {tmp_path / 'missing'}: no such file" in capsys.readouterr().err
+    assert main(["restore", str(backup), "--data-dir", data_dir]) == 0
+    assert main(["restore", str(backup), "--data-dir", data_dir]) == 1
+    err = capsys.readouterr().err
+    assert f"holds data already (order states: {N}, worklist entries: {N})" in err
+    assert main(["restore", str(backup), "--data-dir", data_dir, "--replace"]) == 0
+    out = capsys.readouterr().out
+    assert f"file checked; removing first: order states: {N}, worklist entries: {N}" in out
+    assert f"records: order: {N}" in out
