@@ -265,10 +265,16 @@ def check(path: Path) -> BackupHeader:
 
 
 def records(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a file :func:`check` passed, streamed."""
+    """The records of a file :func:`check` passed, streamed; the checksum is compared
+    again at the end (BackupFileError if the file changed since it was checked)."""
+    sha = hashlib.sha256()
     for number, line in _lines(path):
-        if number == 1:
-            continue
         data = _parse(path, number, line)
-        if "manifest" not in data:
+        if "manifest" in data:
+            if data["manifest"].get("sha256") != sha.hexdigest():
+                raise BackupFileError(f"{path}: the file changed while it was restored")
+            return
+        sha.update(line)
+        if number > 1:
             yield data
+    raise BackupFileError(f"{path}: the file changed while it was restored")

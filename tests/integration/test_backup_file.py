@@ -151,6 +151,21 @@ def test_a_failure_while_writing_removes_what_was_written(
     assert (event.type, event.outcome) == (AuditType.RESTORE, Outcome.FAILED)
 
 
+def test_a_file_changed_after_its_check_is_rolled_back(
+    backup: Path, target: WorklistStore, tmp_path: Path
+) -> None:
+    put(target, entry("OTHER1", "MR1", "20261127"))
+    rows = lines(backup)
+    rows[N]["entries"][0]["status"] = "COMPLETED"  # the last record, after every batch
+
+    def swap(present: Any) -> None:
+        write(backup, rows, sealed=False)  # the old manifest kept: the checksum differs
+
+    with pytest.raises(BackupFileError, match="changed while it was restored"):
+        restore(target, backup, replace=True, removing=swap)
+    assert keys_of(target) == []
+
+
 def test_a_state_without_any_value_is_restored_under_the_same_secret_only(
     store: WorklistStore, tmp_path: Path
 ) -> None:
