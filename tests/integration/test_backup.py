@@ -56,9 +56,12 @@ def cli(*args: str) -> int:
 
 def restored(tmp_path: Path, backup: Path, name: str, secret_of: Path | None = None) -> Path:
     data_dir = tmp_path / name
-    if secret_of is not None:
+    if secret_of is not None:  # and a broker started there once: it seeded its mappings
         (data_dir / "redis").mkdir(parents=True)
         shutil.copy(secret_of / "redis" / "key-secret", data_dir / "redis" / "key-secret")
+        with running_broker(s2.settings(data_dir, redis_key_secret=None)) as broker:
+            assert broker.services is not None
+            assert broker.services.mapping_versions.active_number() == 1
     assert cli("restore", str(backup), "--data-dir", str(data_dir)) == 0
     return data_dir
 
