@@ -27,7 +27,7 @@ from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import BrokerError
 from broker.services import backup_file
-from broker.services.backup_file import BackupHeader, BackupWriterFile
+from broker.services.backup_file import BackupFileError, BackupHeader, BackupWriterFile
 from broker.store.backup_read import BackupReader
 from broker.store.backup_write import BackupWriter
 from broker.store.worklist import WorklistStore
@@ -133,6 +133,11 @@ class BackupService:
         except BaseException as e:
             writer.clear()  # nothing half restored: the Redis was empty before
             self._record(AuditType.RESTORE, path, details, e)
+            if isinstance(e, (ValueError, KeyError, TypeError)):  # a record it cannot write
+                raise BackupFileError(
+                    f"{path}: line {writer.written + 1}: a record this broker cannot write "
+                    f"({type(e).__name__}); nothing was restored"
+                ) from e
             raise
         skipped = dict(writer.skipped)
         self._record(AuditType.RESTORE, path,

@@ -52,6 +52,7 @@ class BackupWriter:
         self._keys = keys
         self._same_secret = same_secret
         self.skipped: Counter[str] = Counter()
+        self.written = 0  # records given to write so far (the last one may have failed)
         self._mapping_state: Record | None = None
 
     def __repr__(self) -> str:
@@ -117,6 +118,7 @@ class BackupWriter:
             pipe = self._redis.pipeline(transaction=True)
             queued = 0
             for record in records:
+                self.written += 1
                 self._write(pipe, record)
                 queued += 1
                 if queued >= _BATCH:

@@ -144,8 +144,9 @@ def test_a_failure_while_writing_removes_what_was_written(
     rows[N - 10]["entries"][0]["ds"] = json.dumps({"00100020": {"vr": "LO", "Value": ["X"]}})
     write(backup, rows)  # valid as a file; its entry has no Scheduled Procedure Step
     service = BackupService(target.client, lambda: target, audit)
-    with pytest.raises(ValueError, match="exactly one Scheduled Procedure Step"):
+    with pytest.raises(BackupFileError, match=f"line {N - 9}: a record this broker cannot") as e:
         service.restore(backup)
+    assert "exactly one Scheduled Procedure Step" in str(e.value.__cause__)
     assert keys_of(target) == []
     (event,) = audit.events
     assert (event.type, event.outcome) == (AuditType.RESTORE, Outcome.FAILED)
