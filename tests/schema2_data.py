@@ -8,12 +8,12 @@ a console user and an API token. :func:`answers` are the MWL C-FIND answers of
 ``tests.schema1_data``; the names are invented.
 
 ``tests/data/redis_schema2.json`` is a dump (``tests.schema1_data.dump``) of the Redis
-of a broker of the previous release after :func:`fill`, with its C-FIND answers,
-mapping versions and credentials beside it, for the upgrade test
+of a broker of the previous release (main at commit 55fb365) after :func:`fill`, with
+its C-FIND answers and the API token's text beside it, for the upgrade test
 (``tests/integration/test_upgrade.py``). It was made with that release's ``broker``
 package first on the path (this file uses only what that release had)::
 
-    git worktree add /tmp/previous <commit>
+    git worktree add /tmp/previous 55fb365
     PYTHONPATH=/tmp/previous .venv/bin/python tests/schema2_data.py tests/data/redis_schema2.json
 """
 
