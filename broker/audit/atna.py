@@ -100,6 +100,8 @@ _EVENTS: dict[AuditType, tuple[Code, str, Code | None]] = {
     AuditType.ENTRY_EDIT: (_ORDER_RECORD, "U", None),
     AuditType.ENTRY_STATUS: (_ORDER_RECORD, "U", None),
     AuditType.ENTRY_DELETE: (_ORDER_RECORD, "D", None),
+    AuditType.BACKUP: (("110106", "DCM", "Export"), "R", None),
+    AuditType.RESTORE: (("110107", "DCM", "Import"), "C", None),
 }
 _DICOM_EVENTS = frozenset(
     {

@@ -107,6 +107,8 @@ class AuditType(StrEnum):
     ENTRY_EDIT = "entry-edit"  # the console: one attribute of a worklist entry changed by hand
     ENTRY_STATUS = "entry-status"  # a worklist entry's SPS status set by hand (cancel too)
     ENTRY_DELETE = "entry-delete"  # a worklist entry taken off the worklist by hand
+    BACKUP = "backup"  # mwl-broker backup: the data written to a file (counts)
+    RESTORE = "restore"  # mwl-broker restore: a backup file written into the Redis (counts)
 
 
 class Outcome(StrEnum):

@@ -8,9 +8,9 @@ entries, ``explain`` says why a scanner does (not) see an order, ``import`` load
 DCMTK or Orthanc worklist folder, ``audit`` reads the audit trail, ``init`` writes a
 site's settings file and mapping files, ``migrate-keys`` converts (or checks) the
 Redis key schema, ``user`` and ``token`` manage who may use the admin console and
-API. Each command parses its options, calls one service
-(``broker.services``) and prints; the options shared by the commands are declared
-once (``broker.cli.options``).
+API, ``backup`` and ``restore`` write the data to a file and back. Each command
+parses its options, calls one service (``broker.services``) and prints; the options
+shared by the commands are declared once (``broker.cli.options``).
 
 Exit status: what the command returns; 2 for a configuration error, 1 for any
 other error of the broker, 130 when interrupted.
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 from broker.cli import (
     audit,
+    backup,
     explain,
     importing,
     init,
@@ -56,6 +57,8 @@ COMMANDS: tuple[Command, ...] = (
     keys.COMMAND,
     users.COMMAND,
     tokens.COMMAND,
+    backup.BACKUP,
+    backup.RESTORE,
 )
 
 

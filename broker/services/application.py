@@ -18,6 +18,7 @@ store, whose construction checks the key secret and migrates schema-1 keys
 ``purge``                 the retention purge on demand
 ``importer``              DCMTK / Orthanc worklist folders
 ``keys``                  the Redis key schema, checked or migrated
+``backup``                the data to a backup file, and a backup file restored
 ``audit_trail``           read the audit trail
 ``auth``                  console users, sessions and API tokens (who may do what)
 ========================  ===================================================
@@ -38,6 +39,7 @@ from broker.dicom.gate import BroadQueryGate
 from broker.dicom.profiles import ProfileSet, site_zone
 from broker.services.audit_trail import AuditTrailService
 from broker.services.auth import AuthService
+from broker.services.backup import BackupService
 from broker.services.broad_search import BroadSearches, WorkerSpec
 from broker.services.dashboard import DashboardService
 from broker.services.dispatch import Dispatcher, SitePolicy
@@ -233,6 +235,10 @@ class Services:
     @cached_property
     def keys(self) -> KeySchemaService:
         return KeySchemaService(self.settings, self.client, self._store)
+
+    @cached_property
+    def backup(self) -> BackupService:
+        return BackupService(self.client, self._store, self.audit)
 
     @cached_property
     def audit_trail(self) -> AuditTrailService:

@@ -17,6 +17,11 @@ fingerprint of the site secret that made its pseudonyms:
 
 Brokers of the previous release must be stopped before the first broker of this
 one starts on their Redis: they would go on writing schema-1 keys.
+
+This version is the version of everything the broker stores, not only of key
+names: a release that changes what it stores raises it and adds the step that
+converts the data here, at start-up. ``tests/integration/test_upgrade.py`` starts
+this broker on a Redis the previous release wrote (``tests/schema2_data.py``).
 """
 
 from __future__ import annotations
