@@ -100,6 +100,7 @@ _EVENTS: dict[AuditType, tuple[Code, str, Code | None]] = {
     AuditType.ENTRY_EDIT: (_ORDER_RECORD, "U", None),
     AuditType.ENTRY_STATUS: (_ORDER_RECORD, "U", None),
     AuditType.ENTRY_DELETE: (_ORDER_RECORD, "D", None),
+    AuditType.OUTBOUND_RETRY: (_ORDER_RECORD, "E", None),
 }
 _DICOM_EVENTS = frozenset(
     {

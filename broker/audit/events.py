@@ -107,6 +107,7 @@ class AuditType(StrEnum):
     ENTRY_EDIT = "entry-edit"  # the console: one attribute of a worklist entry changed by hand
     ENTRY_STATUS = "entry-status"  # a worklist entry's SPS status set by hand (cancel too)
     ENTRY_DELETE = "entry-delete"  # a worklist entry taken off the worklist by hand
+    OUTBOUND_RETRY = "outbound-retry"  # a parked status message for the RIS queued again
 
 
 class Outcome(StrEnum):

@@ -23,7 +23,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common.clock import SYSTEM_CLOCK, Clock
@@ -281,7 +281,9 @@ class HL7Router:
                 raise
             notes.duplicate = True
             return self._answer_duplicate(previous, digest, ctx)
-        read = yield from self._patients.read_order_steps(result.changes, key)
+        origin = self._config.senders.origin(peer)  # where the order's status goes back
+        changes = tuple(replace(ch, origin=origin) for ch in result.changes)
+        read = yield from self._patients.read_order_steps(changes, key)
         if read.previous is not None:
             notes.duplicate = True
             return self._answer_duplicate(read.previous, digest, ctx)
@@ -289,7 +291,7 @@ class HL7Router:
         ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
         record = DedupRecord(digest, ack)
         outcome = yield from self._patients.apply_order_steps(
-            result.changes,
+            changes,
             (key, record),
             sent,
             read,
