@@ -60,7 +60,7 @@ def build_status_message(
         segments.append(_segment(segment.name, segment.fields, event, row))
     text = "\r".join(segments)
     if not text.isascii():
-        segments[0] += "|" * (18 - len(msh)) + "|UNICODE UTF-8"
+        segments[0] += "|" * (17 - len(msh)) + "|UNICODE UTF-8"  # MSH-18
         text = "\r".join(segments)
     return text
 
