@@ -149,3 +149,21 @@ def test_two_senders_on_one_redis_never_send_at_once(store: WorklistStore, tmp_p
     assert len({r["control"] for r in records}) == len(records) == 15  # none sent twice
     assert {r["open"] for r in records} == {1}  # one connection open at any time
     assert len({r["connection"] for r in records}) == 1  # only the lease holder connected
+
+
+def test_a_lease_its_holder_left_behind_is_taken_over_once_it_expires(
+    store: WorklistStore, tmp_path: Path
+) -> None:
+    receiver = Receiver(tmp_path / "got.jsonl")
+    receiver.start()
+    (entry_id,) = put_orders(store, 1)
+    set_status(store, entry_id, "STARTED")
+    assert queue(store).acquire("a process that died", 500)  # never renewed, never released
+    s = sender(store, receiver.destination())
+    try:
+        assert s.step() > 0 and receiver.records() == []  # not while the lease is held
+        wait_for(lambda: (s.step(), queue(store).head())[1] is None, "taken over and sent")
+    finally:
+        s.close()
+        receiver.kill()
+    assert [r["status"] for r in receiver.records()] == ["IP"]
