@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "show":
             _show(outbound.show(args.destination, args.id), with_message=args.message)
             return 0
-        ids = outbound.retry(args.destination, args.id, by="cli")
+        ids = outbound.retry(args.destination, args.id)  # the audit record names the OS user
         print(f"queued again for {args.destination}: event(s) {', '.join(ids)}")
         return 0
 

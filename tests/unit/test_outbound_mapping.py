@@ -16,6 +16,7 @@ from broker.mapping.outbound_build import StatusEvent, UnmappedStatus, build_sta
 from broker.mapping.outbound_spec import OutboundSpec
 from broker.mapping.patient_spec import load_any_mapping_text, parse_any_mapping
 from broker.mapping.registry import MappingRegistry
+from broker.services.mappings import check_mapping_files, check_mapping_texts
 from broker.settings import load_settings
 from broker.worklist import dicom_json
 
@@ -171,3 +172,18 @@ def test_bad_destination_settings_name_the_table_and_key(
     with pytest.raises(ConfigError) as info:
         load_settings(config_file=config, environ={})
     assert info.value.setting == setting
+
+
+def test_the_mapping_editor_checks_an_outbound_file_with_the_set() -> None:
+    base = {"outbound.yaml": TEXT}
+    assert check_mapping_texts({"outbound.yaml": TEXT}, base) == ()
+    broken = TEXT.replace("5: {status: order_status}", "5: {status: order_state}")
+    (problem,) = check_mapping_texts({"outbound.yaml": broken}, base)
+    assert (problem.file, problem.line, problem.rule) == ("outbound.yaml", 41, "segments[2].ORC.5")
+    (twice,) = check_mapping_texts({"copy.yaml": TEXT}, base)
+    assert twice.file is None and "one outbound mapping per set" in twice.message
+
+
+def test_mapping_check_lists_the_outbound_file(tmp_path: Path) -> None:
+    (checked,) = check_mapping_files([OUTBOUND]).files
+    assert checked.error is None and checked.name == "outbound" and checked.message_types == ()
