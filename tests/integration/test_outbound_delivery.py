@@ -7,13 +7,20 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+import redis
 from pydicom.dataset import Dataset
 
+from broker.mllp.client import summarize_ack
+from broker.services.application import Services
 from broker.services.outbound import OutboundService
 from broker.services.outbound_sender import SenderThreads
+from broker.settings import load_settings
 from broker.store.mpps import MppsStore
 from broker.store.worklist import WorklistStore
 from broker.worklist.mpps import StepRef
+from tests.broker_runner import MAPPINGS
+from tests.conftest import TEST_SECRET
+from tests.integration.hl7_seed import order
 from tests.integration.outbound_helpers import (
     ROUTES,
     Receiver,
@@ -167,3 +174,28 @@ def test_a_lease_its_holder_left_behind_is_taken_over_once_it_expires(
         s.close()
         receiver.kill()
     assert [r["status"] for r in receiver.records()] == ["IP"]
+
+
+def test_intake_records_the_sender_an_order_came_from(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    config = tmp_path / "broker.toml"
+    config.write_text(
+        '[hl7_senders.RIS]\naddresses = ["10.0.0.0/24"]\ndestination = "ris"\n'
+        '[hl7_destinations.ris]\nhost = "127.0.0.1"\nport = 9\n'
+    )
+    environ = {"MWL_BROKER_REDIS_KEY_SECRET": TEST_SECRET.decode()}
+    settings = load_settings(
+        config_file=config, environ=environ, overrides={"mappings_dir": MAPPINGS}
+    )
+    services = Services(settings, redis_client)
+    services.live_mappings.load()
+    assert summarize_ack(services.intake.handle(order(1), "10.0.0.9:4000")).code == "AA"
+    assert summarize_ack(services.intake.handle(order(2), "10.9.9.9:4000")).code == "AA"
+    store = services.store
+    ids = [
+        i.decode() if isinstance(i, bytes) else i
+        for i in redis_client.smembers(store.keys.all_entries())
+    ]
+    origins = {redis_client.hget(store.keys.entry(i), "origin") for i in ids}
+    assert origins == {b"RIS", None}  # an address no table lists: no origin, no status sent
