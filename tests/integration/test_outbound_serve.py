@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom.uid import generate_uid
@@ -17,7 +18,10 @@ from broker.app import Broker
 from broker.dicom.mpps import MppsStatus
 from broker.mllp.client import MLLPClient, split_messages, summarize_ack
 from broker.settings import Settings, load_settings
+from broker.store.connection import EmbeddedRedis
+from broker.store.entry_edits import StoredEntry
 from tests.broker_runner import DATA, MAPPINGS, running_broker
+from tests.conftest import TEST_SECRET
 from tests.e2e.test_mpps_cycle import completed, create, modality, n_create_from, n_set, worklist
 from tests.integration.hl7_seed import order
 from tests.integration.outbound_helpers import Receiver, wait_for
@@ -35,10 +39,12 @@ def config_for(tmp_path: Path, port: int) -> Path:
     return config
 
 
-def settings_for(config: Path, data: Path) -> Settings:
+def settings_for(config: Path, data: Path, **more: Any) -> Settings:
     overrides = {"hl7_host": "127.0.0.1", "hl7_port": 0, "dicom_host": "127.0.0.1",
                  "dicom_port": 0, "admin_host": "127.0.0.1", "admin_port": 0, "data_dir": data,
-                 "mappings_dir": MAPPINGS, "hl7_idle_timeout": 30}  # fmt: skip
+                 "mappings_dir": MAPPINGS, "hl7_idle_timeout": 30, **more}  # fmt: skip
+    if more.get("redis_url"):
+        overrides["redis_key_secret"] = TEST_SECRET.decode()
     return load_settings(config_file=config, environ={}, overrides=overrides)
 
 
@@ -111,3 +117,35 @@ def _ae_then_retry(broker: Broker, receiver: Receiver, config: Path, data: Path)
     assert receiver.records()[-1]["status"] == "CA"
     unknown = outbound(config, data, "retry", "ris", "999999")
     assert unknown.returncode != 0 and "no event 999999" in unknown.stderr
+
+
+def test_two_brokers_on_one_redis_send_through_one_connection(
+    tmp_path: Path, redis_server: EmbeddedRedis
+) -> None:
+    receiver = Receiver(tmp_path / "got.jsonl")
+    receiver.start()
+    config = config_for(tmp_path, receiver.port)
+    first = settings_for(config, tmp_path / "a", redis_url=redis_server.url)
+    second = settings_for(config, tmp_path / "b", redis_url=redis_server.url)
+    try:
+        with running_broker(first) as a, running_broker(second) as b:
+            for n in range(12):
+                assert send_order(a if n % 2 else b, n) == "AA"
+            brokers = [a, b]
+            for n, entry in enumerate(_entries(a)):
+                services = brokers[n % 2].services
+                assert services is not None
+                services.entries.cancel(entry.entry_id, expect=entry.revision, reason="r", user="t")
+            wait_for(lambda: len(receiver.records()) >= 12, "every cancel at the receiver")
+    finally:
+        receiver.kill()
+    records = receiver.records()
+    assert len({r["control"] for r in records}) == len(records) == 12
+    assert {r["open"] for r in records} == {1} and len({r["connection"] for r in records}) == 1
+
+
+def _entries(broker: Broker) -> list[StoredEntry]:
+    assert broker.services is not None
+    store, entries = broker.services.store, broker.services.entries
+    members = store.client.smembers(store.keys.all_entries())
+    return [entries.read(m.decode() if isinstance(m, bytes) else m) for m in sorted(members)]
