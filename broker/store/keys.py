@@ -5,7 +5,8 @@ Layout (``{p}`` is the configurable prefix, ``mwl`` by default). A part written
 
     {p}:entry:{id}            hash  ds (DICOM JSON), order (its order key), idx (JSON list
                                     of index refs), status (current SPS status, overlaid
-                                    on ds when read), origin (its [hl7_senders] name)
+                                    on ds when read), origin (its [hl7_senders] name) and
+                                    ofield (={order key}, for the outbound queue)
     {p}:order-status          hash  ={order key} -> its last SPS status (a cancel before
                                     its NW leaves one here, so the late NW changes nothing)
     {p}:order-time            hash  ={order key} -> UTC start of the newest MSH-7 applied to
@@ -67,10 +68,10 @@ Modality Performed Procedure Steps (``broker.store.mpps``) and retention
     {p}:out:seq               string  outbound event ids (INCR; broker.store.outbound)
     {p}:out:{dest}:queue      list  event ids waiting for destination {dest}, oldest first
     {p}:out:{dest}:dead       zset  parked event ids (dead letters), scored by id
-    {p}:out:{dest}:held       hash  order key -> parked events of that order (its later
+    {p}:out:{dest}:held       hash  ={order key} -> parked events of that order (its later
                                     events park behind them)
-    {p}:out:{dest}:ev:{id}    hash  one event: order, entry, status, source, at, ds, control,
-                                    state, reason, err, attempts, msg
+    {p}:out:{dest}:ev:{id}    hash  one event: order, hold (={order key}), entry, status,
+                                    source, at, ds, control, state, reason, err, attempts, msg
     {p}:out:{dest}:lease      string  the token of the process sending to {dest} (PX)
     {p}:ended                 zset  entry ids whose step is over (COMPLETED, CANCELED,
                                     DISCONTINUED), scored by when it ended (epoch seconds;

@@ -126,6 +126,8 @@ def test_an_ae_parks_the_message_with_its_err_and_retry_sends_it_again(
     first = parked[0]
     assert first is not None and "unknown order" in first.err and first.reason.startswith("AE")
     assert q.queued() == []
+    held = store.client.hkeys(store.keys.outbound("ris", "held"))
+    assert held == [store.keys.order_field("O-0").encode()]  # a pseudonym, not the order key
     receiver.kill()
     receiver.start(answer="aa")
     service = OutboundService({"ris": q}, {"ris": receiver.destination()})

@@ -9,20 +9,20 @@
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'lease'} end
 local base, id = KEYS[2], ARGV[2]
 local ev = base .. 'ev:' .. id
-local order = redis.call('HGET', ev, 'order')
-if not order then return {'missing'} end
+local hold = redis.call('HGET', ev, 'hold')  -- the order's pseudonym (lib/outbound.lua)
+if not hold then return {'missing'} end
 local function park(eid, key, reason)
   redis.call('LREM', base .. 'queue', 1, eid)
   redis.call('HSET', key, 'state', 'parked', 'reason', reason)
   redis.call('ZADD', base .. 'dead', tonumber(eid), eid)
-  redis.call('HINCRBY', base .. 'held', order, 1)
+  redis.call('HINCRBY', base .. 'held', hold, 1)
 end
 park(id, ev, ARGV[3])
 redis.call('HSET', ev, 'err', ARGV[4])
 local behind = 0
 for _, qid in ipairs(redis.call('LRANGE', base .. 'queue', 0, -1)) do
   local key = base .. 'ev:' .. qid
-  if redis.call('HGET', key, 'order') == order then
+  if redis.call('HGET', key, 'hold') == hold then
     park(qid, key, 'held: an earlier event of this order is parked (' .. id .. ')')
     behind = behind + 1
   end

@@ -7,12 +7,12 @@
 -- Returns {"missing"}, {"queued"} (it is not parked), else {"ok", ids requeued (JSON)}.
 local base, id = KEYS[1], ARGV[1]
 local ev = base .. 'ev:' .. id
-local row = redis.call('HMGET', ev, 'order', 'state')
+local row = redis.call('HMGET', ev, 'hold', 'state')  -- hold: the order's pseudonym
 if not row[1] then return {'missing'} end
 if row[2] ~= 'parked' then return {'queued'} end
 local ids = {}
 for _, did in ipairs(redis.call('ZRANGE', base .. 'dead', 0, -1)) do
-  if redis.call('HGET', base .. 'ev:' .. did, 'order') == row[1] then ids[#ids + 1] = did end
+  if redis.call('HGET', base .. 'ev:' .. did, 'hold') == row[1] then ids[#ids + 1] = did end
 end
 for i = #ids, 1, -1 do
   local key = base .. 'ev:' .. ids[i]
