@@ -67,8 +67,7 @@ class OutboundService:
 
     def counts(self, destination: str) -> tuple[int, int]:
         """How many events wait and how many are parked."""
-        q = self._queue(destination)
-        return len(q.queued()), len(q.parked())
+        return self._queue(destination).counts()
 
     def show(self, destination: str, event_id: str) -> OutboundEvent:
         event = self._queue(destination).event(event_id)

@@ -122,7 +122,8 @@ class OutboundSender:
         if head is None:
             return _IDLE
         event = self._queue.event(head)
-        if event is None:
+        if event is None:  # an id without its event (cannot happen by the scripts): drop it
+            self._queue.done(self._token, head)
             return 0.0
         message = event.msg or self._build(event)
         if message is None:

@@ -126,6 +126,14 @@ class OutboundQueue:
         """Ids of the parked events, oldest first."""
         return [_text(v) for v in self._call(self._redis.zrange, self._base + "dead", 0, -1)]
 
+    def counts(self) -> tuple[int, int]:
+        """How many events wait and how many are parked."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.llen(self._base + "queue")
+        pipe.zcard(self._base + "dead")
+        waiting, parked = self._call(pipe.execute)
+        return int(waiting), int(parked)
+
     def head(self) -> str | None:
         value = self._call(self._redis.lindex, self._base + "queue", 0)
         return None if value is None else _text(value)
