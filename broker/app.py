@@ -4,11 +4,12 @@ Start: Redis (embedded or configured, durability checked) → the audit trail
 (``broker.audit``: every part below records to it) → store (key secret checked,
 schema-1 keys migrated: ``broker.store.schema_version``) → mappings →
 DICOM SCP (MWL and MPPS) → MLLP listener (no order is accepted before
-everything that serves it is up) → the periodic retention purge → the admin console
-and API (``broker.admin``, uvicorn on this event loop). Stop: the admin API → stop
+everything that serves it is up) → the periodic retention purge → the outbound
+status senders (one thread per ``[hl7_destinations]``) → the admin console and API
+(``broker.admin``, uvicorn on this event loop). Stop: the admin API → stop
 accepting HL7 → drain in-flight messages (each still gets its ACK) → stop the
-purge → stop the DICOM AE → write the audit records still queued → close Redis
-(the embedded server flushes its AOF and exits).
+purge → the senders end their exchange → stop the DICOM AE → write the audit
+records still queued → close Redis (the embedded server flushes its AOF and exits).
 
 The application's use cases (``broker.services.application``) are built by
 :func:`build_services`: ``serve`` hands their parts to the listeners (the HL7 router
@@ -35,16 +36,17 @@ from broker.admin.app import create_app
 from broker.admin.server import AdminServer
 from broker.audit.trail import AuditTrail
 from broker.audit.writer import NO_AUDIT, AuditSink
-from broker.common.netaddr import peer_ip
 from broker.common.tls import server_context
 from broker.dicom.find import WorklistFindService
 from broker.dicom.mpps import MppsService
-from broker.dicom.profiles import LOOPBACK, ProfileSet, site_zone
+from broker.dicom.profiles import log_caller_policy, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.errors import ConfigError
+from broker.mllp.client import connect_destination
 from broker.mllp.server import MLLPServer
 from broker.services.application import Services
 from broker.services.batching import BatchingHandler
+from broker.services.outbound_sender import SenderThreads
 from broker.services.parts import (
     build_decoder,
     build_message_log,
@@ -143,7 +145,7 @@ def admin_tls(s: Settings) -> ssl.SSLContext | None:
 def build_dicom_server(services: Services, audit: AuditSink = NO_AUDIT) -> DicomServer:
     """The MWL C-FIND and MPPS SCP on the services' store, with their scanner profiles."""
     s, profiles = services.settings, services.profiles
-    _log_caller_policy(profiles, s.dicom_host)
+    log_caller_policy(profiles, s.dicom_host)
     find = WorklistFindService(
         services.store,
         max_answers=s.dicom_max_answers,
@@ -192,24 +194,6 @@ def _check_memory(client: redis.Redis) -> None:
         )
 
 
-def _log_caller_policy(profiles: ProfileSet, host: str) -> None:
-    """Say at start-up who the DICOM side serves when it is easy to get wrong."""
-    listening = peer_ip(host)
-    local_only = host == "localhost" or (listening is not None and listening.is_loopback)
-    if profiles.allow_unknown == LOOPBACK and not profiles.known_callers and not local_only:
-        log.warning(
-            "DICOM: no [scanners.<AE title>] table, so only callers on this host (loopback) "
-            "are served; list each scanner with its addresses to serve the network "
-            '(README "Scanner profiles")'
-        )
-    if profiles.from_any_address:
-        log.warning(
-            'DICOM: [scanners] tables with addresses = ["any"], accepted from any address by '
-            "AE title alone: %s",
-            ", ".join(profiles.from_any_address),
-        )
-
-
 def _settle_garbage_collector() -> None:
     """Move what start-up built (mappings, pydicom's and hl7apy's dictionaries) out of the
     collector's sight, and let it run less often: each message allocates thousands of
@@ -231,6 +215,7 @@ class Broker:
         self._mllp: MLLPServer | None = None
         self._batching: BatchingHandler | None = None
         self._purge: RetentionScheduler | None = None
+        self._outbound: SenderThreads | None = None
         self._admin: AdminServer | None = None
         self.audit: AuditTrail | None = None
         self.services: Services | None = None
@@ -289,6 +274,8 @@ class Broker:
         if s.retention_interval_seconds > 0:
             self._purge = RetentionScheduler(services.retention, s.retention_interval_seconds)
             self._purge.start()
+        self._outbound = SenderThreads(services.outbound_senders(connect_destination))
+        self._outbound.start()
         if s.admin_enabled:
             app = create_app(services, s, listeners=self._listener_ports)
             tls = admin_tls(s)
@@ -379,6 +366,9 @@ class Broker:
         purge, self._purge = self._purge, None
         if purge is not None:
             await asyncio.to_thread(purge.stop)
+        outbound, self._outbound = self._outbound, None
+        if outbound is not None:
+            await asyncio.to_thread(outbound.stop, self.settings.drain_timeout)
         dicom, self._dicom = self._dicom, None
         if dicom is not None:
             await asyncio.to_thread(dicom.stop, self.settings.drain_timeout)

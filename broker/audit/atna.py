@@ -102,6 +102,7 @@ _EVENTS: dict[AuditType, tuple[Code, str, Code | None]] = {
     AuditType.ENTRY_DELETE: (_ORDER_RECORD, "D", None),
     AuditType.BACKUP: (("110106", "DCM", "Export"), "R", None),
     AuditType.RESTORE: (("110107", "DCM", "Import"), "C", None),
+    AuditType.OUTBOUND_RETRY: (_ORDER_RECORD, "E", None),
 }
 _DICOM_EVENTS = frozenset(
     {

@@ -109,6 +109,7 @@ class AuditType(StrEnum):
     ENTRY_DELETE = "entry-delete"  # a worklist entry taken off the worklist by hand
     BACKUP = "backup"  # mwl-broker backup: the data written to a file (counts)
     RESTORE = "restore"  # mwl-broker restore: a backup file written into the Redis (counts)
+    OUTBOUND_RETRY = "outbound-retry"  # a parked status message for the RIS queued again
 
 
 class Outcome(StrEnum):

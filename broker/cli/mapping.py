@@ -187,7 +187,7 @@ def _check(paths: list[Path]) -> int:
         if file.error is not None:
             print(file.error, file=sys.stderr)
         else:
-            types = ", ".join(file.message_types)
+            types = ", ".join(file.message_types) or "the status messages sent back (outbound)"
             print(f"{file.path}: ok: mapping {file.name!r} for {types}")
     if checked.set_error is not None:
         print(f"the files as one set: {checked.set_error}", file=sys.stderr)

@@ -49,6 +49,7 @@ they never add return keys the query did not ask for.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -65,6 +66,8 @@ from broker.dicom.scanner import (
 )
 from broker.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "ANY_ADDRESS",
     "DEFAULT_PROFILE",
@@ -74,6 +77,7 @@ __all__ = [
     "Refusal",
     "ScannerProfile",
     "UnknownCallers",
+    "log_caller_policy",
     "site_zone",
 ]
 
@@ -225,3 +229,21 @@ def site_zone(name: str) -> dt.tzinfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as e:
         raise ConfigError("site_timezone", f"{name!r} is not an IANA time zone name") from e
+
+
+def log_caller_policy(profiles: ProfileSet, host: str) -> None:
+    """Say at start-up who the DICOM side serves when it is easy to get wrong."""
+    listening = peer_ip(host)
+    local_only = host == "localhost" or (listening is not None and listening.is_loopback)
+    if profiles.allow_unknown == LOOPBACK and not profiles.known_callers and not local_only:
+        log.warning(
+            "DICOM: no [scanners.<AE title>] table, so only callers on this host (loopback) "
+            "are served; list each scanner with its addresses to serve the network "
+            '(README "Scanner profiles")'
+        )
+    if profiles.from_any_address:
+        log.warning(
+            'DICOM: [scanners] tables with addresses = ["any"], accepted from any address by '
+            "AE title alone: %s",
+            ", ".join(profiles.from_any_address),
+        )

@@ -12,6 +12,8 @@ themselves in MSH-3/MSH-4 is bound to that address::
     timezone = "Europe/Berlin"                # of its MSH-7 values without an offset
     tls_names = ["ris.hospital.example"]      # with MLLP over TLS and client certificates:
                                               # its certificate must carry one of these names
+    destination = "RIS"                       # [hl7_destinations.<name>] its orders' status
+                                              # goes back to (broker.hl7.destinations)
 
 With no table, only loopback may connect (the README's first steps); a site lists
 its senders to serve the network. A connection from an address no table lists is
@@ -33,7 +35,9 @@ from broker.hl7.message import ParsedMessage
 
 __all__ = ["HL7Sender", "SenderSet", "peer_address"]
 
-_KEYS = frozenset({"addresses", "application", "facility", "charset", "timezone", "tls_names"})
+_KEYS = frozenset(
+    {"addresses", "application", "facility", "charset", "timezone", "tls_names", "destination"}
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class HL7Sender:
     charset: str = ""  # HL7 table 0211 name for messages without MSH-18
     timezone: str = ""  # IANA zone of MSH-7 values without an offset
     tls_names: frozenset[str] = frozenset()  # names its client certificate must carry one of
+    destination: str = ""  # [hl7_destinations.<name>] of its orders' status; "": none
 
     def check_identity(self, application: str, facility: str) -> None:
         """AR at MSH-3 (or MSH-4) when the message names another sender than this one."""
@@ -87,6 +92,12 @@ class SenderSet:
                 if inside and (best is None or net.prefixlen > best[0]):
                     best = (net.prefixlen, sender)
         return best[1] if best is not None else None
+
+    def origin(self, peer: str) -> str:
+        """The name of the sender a connection from ``peer`` (``host:port``) belongs to
+        ("" for none: loopback without tables, a reprocess)."""
+        sender = self.sender_for(peer_address(peer))
+        return sender.name if sender is not None else ""
 
     def check_message(self, peer: str, msg: ParsedMessage) -> None:
         """AR at MSH-3/MSH-4 when ``msg`` names another sender than its connection's address

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from broker.errors import ConfigError
 from broker.hl7.paths import HL7Path
 from broker.mapping.hl7_structure import Target, default_versions
+from broker.mapping.outbound_spec import OutboundSpec, is_outbound, parse_outbound_mapping
 from broker.mapping.parser import MappingParser, parse_mapping
 from broker.mapping.parser_base import suggest
 from broker.mapping.source import read_mapping_bytes, read_mapping_source
@@ -36,6 +37,7 @@ from broker.worklist.model import PatientAction
 
 __all__ = [
     "ORDER_LEVEL_KEYWORDS",
+    "AnySpec",
     "PatientSpec",
     "load_any_mapping",
     "parse_any_mapping",
@@ -75,15 +77,19 @@ class PatientSpec:
         return frozenset(self.events)
 
 
-def load_any_mapping(path: Path) -> MappingSpec | PatientSpec:
-    """Read one mapping file of either kind (``kind: patient`` or orders, the default)."""
+AnySpec = MappingSpec | PatientSpec | OutboundSpec  # what a file of the mapping set holds
+
+
+def load_any_mapping(path: Path) -> AnySpec:
+    """Read one mapping file of any kind (``kind: patient``, ``kind: outbound`` or orders,
+    the default)."""
     data, version, lines = read_mapping_source(path)
     return parse_any_mapping(
         data, source=path.name, version=version, default_name=path.stem, lines=lines
     )
 
 
-def load_any_mapping_text(name: str, text: str) -> MappingSpec | PatientSpec:
+def load_any_mapping_text(name: str, text: str) -> AnySpec:
     """:func:`load_any_mapping` for the text of a file called ``name`` (a published version)."""
     if Path(name).name != name or not name.endswith(".yaml"):
         raise ConfigError(name, "a mapping file name is a plain name ending in .yaml")
@@ -100,8 +106,12 @@ def parse_any_mapping(
     version: str,
     default_name: str,
     lines: Mapping[str, int] | None = None,
-) -> MappingSpec | PatientSpec:
-    """Validate YAML data of either kind of mapping (``lines``: see ``source.rule_lines``)."""
+) -> AnySpec:
+    """Validate YAML data of any kind of mapping (``lines``: see ``source.rule_lines``)."""
+    if is_outbound(data):
+        return parse_outbound_mapping(
+            data, source=source, version=version, default_name=default_name, lines=lines
+        )
     if isinstance(data, dict) and data.get("kind") == "patient":
         return parse_patient_mapping(
             data, source=source, version=version, default_name=default_name, lines=lines

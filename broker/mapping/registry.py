@@ -2,9 +2,11 @@
 
 File-based for now: every ``*.yaml`` file of one directory. A message type
 may be claimed by one file only, so which mapping applies is never a matter
-of file order. Two kinds of file live side by side: order mappings
-(``MappingSpec``, the default) and patient mappings (``kind: patient``,
-``PatientSpec``, for ADT events).
+of file order. Three kinds of file live side by side: order mappings
+(``MappingSpec``, the default), patient mappings (``kind: patient``,
+``PatientSpec``, for ADT events) and at most one outbound mapping (``kind:
+outbound``, ``OutboundSpec``: the status messages back to the RIS; it handles no
+received type).
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 from broker.errors import ConfigError
-from broker.mapping.patient_spec import PatientSpec, load_any_mapping, load_any_mapping_text
+from broker.mapping.outbound_spec import OutboundSpec
+from broker.mapping.patient_spec import (
+    AnySpec,
+    PatientSpec,
+    load_any_mapping,
+    load_any_mapping_text,
+)
 from broker.mapping.spec import MappingSpec
 
 __all__ = ["MappingRegistry"]
@@ -25,11 +33,14 @@ __all__ = ["MappingRegistry"]
 class MappingRegistry:
     """Mappings by message type, with a ``version`` that changes when any file changes."""
 
-    def __init__(
-        self, specs: Iterable[MappingSpec | PatientSpec], *, source: str = "mappings"
-    ) -> None:
+    def __init__(self, specs: Iterable[AnySpec], *, source: str = "mappings") -> None:
         self._specs = tuple(specs)
-        by_type: dict[str, MappingSpec | PatientSpec] = {}
+        outbound = [spec for spec in self._specs if isinstance(spec, OutboundSpec)]
+        if len(outbound) > 1:
+            names = " and ".join(spec.source for spec in outbound)
+            raise ConfigError(source, f"one outbound mapping per set: {names} are both one")
+        self._outbound = outbound[0] if outbound else None
+        by_type: dict[str, AnySpec] = {}
         for spec in self._specs:
             for message_type in sorted(spec.message_types):
                 other = by_type.get(message_type)
@@ -79,9 +90,14 @@ class MappingRegistry:
         return self._version
 
     @property
-    def specs(self) -> tuple[MappingSpec | PatientSpec, ...]:
+    def specs(self) -> tuple[AnySpec, ...]:
         """Every loaded mapping."""
         return self._specs
+
+    @property
+    def outbound(self) -> OutboundSpec | None:
+        """The outbound mapping (``kind: outbound``), None when the set has none."""
+        return self._outbound
 
     def for_message(self, message_type: str) -> MappingSpec | None:
         """The order mapping for ``"ORM^O01"``-style ``message_type``, or None."""

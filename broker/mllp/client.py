@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from types import TracebackType
 
 from broker.errors import BrokerError
 from broker.hl7.ack_summary import AckSummary, summarize_ack
+from broker.hl7.destinations import Destination
 from broker.hl7.files import split_messages
 from broker.mllp.framing import FrameTooLarge, MLLPDecoder, frame
 
@@ -21,6 +23,7 @@ __all__ = [
     "AckSummary",
     "MLLPClient",
     "MLLPClientError",
+    "connect_destination",
     "split_messages",
     "summarize_ack",
 ]
@@ -39,13 +42,28 @@ class MLLPClient:
     context manager, or call ``close()``.
     """
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        *,
+        connect_timeout: float | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.address = f"{host}:{port}"
         self.timeout = timeout
         try:
-            self._sock = socket.create_connection((host, port), timeout=timeout)
-        except OSError as exc:
+            sock = socket.create_connection((host, port), timeout=connect_timeout or timeout)
+            if tls is not None:
+                try:
+                    sock = tls.wrap_socket(sock, server_hostname=host)
+                except BaseException:
+                    sock.close()
+                    raise
+        except (OSError, ssl.SSLError) as exc:
             raise MLLPClientError(f"cannot connect to {self.address}: {exc}") from exc
+        self._sock = sock
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._decoder = MLLPDecoder(MAX_RESPONSE_BYTES)
 
@@ -96,3 +114,16 @@ class MLLPClient:
             ) from exc
         except OSError as exc:
             raise MLLPClientError(f"connection to {self.address} failed: {exc}") from exc
+
+
+def connect_destination(destination: Destination) -> MLLPClient:
+    """A connection to an ``[hl7_destinations.<name>]`` receiver (TLS when it has a CA or
+    a client certificate: the receiver's certificate is verified, as BCP 195 says)."""
+    d = destination
+    tls = None
+    if d.over_tls:
+        tls = ssl.create_default_context(cafile=str(d.tls_ca) if d.tls_ca else None)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        if d.tls_cert is not None and d.tls_key is not None:
+            tls.load_cert_chain(d.tls_cert, d.tls_key)
+    return MLLPClient(d.host, d.port, d.ack_timeout, connect_timeout=d.connect_timeout, tls=tls)

@@ -21,6 +21,7 @@ store, whose construction checks the key secret and migrates schema-1 keys
 ``backup``                the data to a backup file, and a backup file restored
 ``audit_trail``           read the audit trail
 ``auth``                  console users, sessions and API tokens (who may do what)
+``outbound``              the status queues for the RIS: list, show, retry
 ========================  ===================================================
 
 Services return values and raise :class:`broker.errors.BrokerError` (or its
@@ -37,6 +38,7 @@ import redis
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.gate import BroadQueryGate
 from broker.dicom.profiles import ProfileSet, site_zone
+from broker.mapping.outbound_spec import OutboundSpec
 from broker.services.audit_trail import AuditTrailService
 from broker.services.auth import AuthService
 from broker.services.backup import BackupService
@@ -49,12 +51,15 @@ from broker.services.keys import KeySchemaService
 from broker.services.mappings import MappingService
 from broker.services.messages import MessageService
 from broker.services.mpps import MppsService
+from broker.services.outbound import OutboundService
+from broker.services.outbound_sender import Connect, OutboundSender
 from broker.services.parts import (
     build_decoder,
     build_message_log,
     build_mpps_store,
     build_retention,
     build_store,
+    outbound_routes,
     router_config,
 )
 from broker.services.purge import PurgeService
@@ -69,6 +74,7 @@ from broker.store.mapping_live import LiveMappings
 from broker.store.mapping_versions import MappingVersions
 from broker.store.mpps import MppsStore
 from broker.store.msglog import MessageLog
+from broker.store.outbound import OutboundQueue
 from broker.store.retention import Retention
 from broker.store.scripts import ScriptRunner
 from broker.store.users import UserStore
@@ -215,14 +221,39 @@ class Services:
     @cached_property
     def entries(self) -> EntryService:
         """One worklist entry read, edited, its status set or removed by hand (audited)."""
-        store = self.store
-        return EntryService(EntryEdits(store.client, store.keys, store.scripts), self.audit)
+        store, routes = self.store, outbound_routes(self.settings)
+        edits = EntryEdits(store.client, store.keys, store.scripts, outbound=routes)
+        return EntryService(edits, self.audit)
 
     @cached_property
     def mpps(self) -> MppsService:
         """The MPPS state machine on ``mpps_store``: the DICOM server's N-CREATE/N-SET
         and the DICOMweb MPPS resources share it."""
         return MppsService(self.mpps_store, self.profiles)
+
+    @cached_property
+    def outbound_queues(self) -> dict[str, OutboundQueue]:
+        """Each ``[hl7_destinations.<name>]``'s queue (``broker.store.outbound``)."""
+        store = self.store
+        return {name: OutboundQueue(store.client, store.keys, store.scripts, name)
+                for name in self.settings.destinations}  # fmt: skip
+
+    def outbound_senders(self, connect: Connect) -> list[OutboundSender]:
+        """One sender per destination, on the live mapping set's outbound mapping; ``serve``
+        runs them (``broker.services.outbound_sender``), ``connect`` opens MLLP links."""
+        s, live = self.settings, self.live_mappings
+
+        def mapping() -> OutboundSpec | None:
+            return live.current().outbound
+
+        return [OutboundSender(self.outbound_queues[name], d, mapping, connect,
+                               application=s.hl7_application, facility=s.hl7_facility)
+                for name, d in s.destinations.items()]  # fmt: skip
+
+    @cached_property
+    def outbound(self) -> OutboundService:
+        """The outbound status queues: list, show, retry (audited)."""
+        return OutboundService(self.outbound_queues, self.settings.destinations, self.audit)
 
     @cached_property
     def purge(self) -> PurgeService:

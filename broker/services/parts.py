@@ -9,6 +9,8 @@ very objects a running broker does.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import redis
 
 from broker.audit.writer import NO_AUDIT, AuditSink
@@ -20,6 +22,7 @@ from broker.store.key_secret import key_schema
 from broker.store.keys import KeySchema
 from broker.store.mpps import MppsStore
 from broker.store.msglog import MessageLog
+from broker.store.outbound import OutboundRoutes
 from broker.store.retention import Retention, RetentionPolicy
 from broker.store.schema_version import ensure_key_schema
 from broker.store.scripts import ScriptRunner
@@ -31,6 +34,7 @@ __all__ = [
     "build_mpps_store",
     "build_retention",
     "build_store",
+    "outbound_routes",
     "router_config",
 ]
 
@@ -67,7 +71,14 @@ def build_message_log(s: Settings, client: redis.Redis) -> MessageLog:
 
 def build_mpps_store(s: Settings, store: WorklistStore) -> MppsStore:
     """MPPS instances next to the worklist, with the configured event stream length."""
-    return MppsStore(store, events_max=s.mpps_events_max)
+    return MppsStore(store, events_max=s.mpps_events_max, outbound=outbound_routes(s))
+
+
+def outbound_routes(s: Settings) -> OutboundRoutes:
+    """Which destination each sender's orders' status goes to (``broker.store.outbound``)."""
+    bounds = {name: d.max_queued for name, d in s.destinations.items()}
+    routes = {t.name: t.destination for t in s.senders.senders if t.destination}
+    return OutboundRoutes(MappingProxyType(routes), MappingProxyType(bounds))
 
 
 def build_retention(s: Settings, store: WorklistStore) -> Retention:

@@ -97,7 +97,9 @@ class ReprocessService:
         old = original.summary
         capture = _Reprocessing(self._log, old.id)
         # Decoded as from the address it came from: that sender's charset and zone apply.
-        config = replace(self._config, decoder=self._dispatch.decoder_for(old.peer))
+        # And its orders' status goes back to that sender (their entries' origin).
+        origin = self._config.senders.origin(old.peer)
+        config = replace(self._config, decoder=self._dispatch.decoder_for(old.peer), origin=origin)
         router = HL7Router(self._store(), lambda: registry, config, recorder=capture)
         ack = router.handle(original.raw, f"reprocess of message {old.id}")
         summary = summarize_ack(ack)

@@ -23,7 +23,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common.clock import SYSTEM_CLOCK, Clock
@@ -76,6 +76,7 @@ class RouterConfig:
     max_clock_skew: float = 600.0  # seconds MSH-7 may lie ahead of our clock; 0: no check
     clock: Clock = SYSTEM_CLOCK  # arrival times, MSH-7 of ACKs, the skew check
     audit: AuditSink = NO_AUDIT  # where refused messages are recorded (``admission``)
+    origin: str = ""  # the sender orders come from when the peer does not say (a reprocess)
 
 
 class HL7Router:
@@ -281,7 +282,9 @@ class HL7Router:
                 raise
             notes.duplicate = True
             return self._answer_duplicate(previous, digest, ctx)
-        read = yield from self._patients.read_order_steps(result.changes, key)
+        origin = self._config.origin or self._config.senders.origin(peer)  # status goes there
+        changes = tuple(replace(ch, origin=origin) for ch in result.changes)
+        read = yield from self._patients.read_order_steps(changes, key)
         if read.previous is not None:
             notes.duplicate = True
             return self._answer_duplicate(read.previous, digest, ctx)
@@ -289,7 +292,7 @@ class HL7Router:
         ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
         record = DedupRecord(digest, ack)
         outcome = yield from self._patients.apply_order_steps(
-            result.changes,
+            changes,
             (key, record),
             sent,
             read,

@@ -23,17 +23,20 @@ from pydicom.charset import python_encoding
 from broker.dicom.profiles import LOOPBACK, ProfileSet, UnknownCallers, site_zone
 from broker.errors import ConfigError
 from broker.hl7.charsets import charset_codec
+from broker.hl7.destinations import Destination, parse_destinations
 from broker.hl7.senders import SenderSet
 from broker.settings.values import (
     UNKNOWN_CALLERS_VALUES,
     check,
     check_audit_settings,
+    check_destinations,
     check_listener_tls,
     check_tls_files,
     coerce,
     memory_bytes,
     secret_file,
     secret_in_settings_file,
+    settings_tables,
 )
 from broker.store.keys import MIN_SECRET_BYTES
 
@@ -67,6 +70,10 @@ class Settings:
     hl7_accepted_senders: tuple[str, ...] = ()  # "APP" or "APP^FACILITY"; empty: anyone
     # [hl7_senders.<name>] tables of the settings file (broker.hl7.senders), as read
     hl7_senders: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    # [hl7_destinations.<name>] tables (broker.hl7.destinations): where status goes back to
+    hl7_destinations: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
     hl7_max_connections_per_address: int = 16
     hl7_tls_cert: Path | None = None  # MLLP over TLS with this certificate (PEM) and key
     hl7_tls_key: Path | None = None
@@ -166,6 +173,11 @@ class Settings:
         """The ``[hl7_senders.<name>]`` tables, parsed once (and checked at start-up)."""
         return SenderSet.parse(self.hl7_senders)
 
+    @functools.cached_property
+    def destinations(self) -> dict[str, Destination]:
+        """The ``[hl7_destinations.<name>]`` tables, parsed once (and checked at start-up)."""
+        return parse_destinations(self.hl7_destinations)
+
     def __post_init__(self) -> None:
         self._check_ports()
         self._check_limits()
@@ -260,7 +272,8 @@ class Settings:
         )
 
     def _check_sender_tables(self) -> None:
-        """The senders, their time zones and charsets; errors name the sender."""
+        """The senders, their time zones, charsets and destinations; errors name the sender."""
+        check_destinations(self.senders, self.destinations)
         for table in self.senders.senders:  # ConfigError: hl7_senders.<name>.<key>
             if table.timezone:
                 try:
@@ -356,16 +369,7 @@ def load_settings(
             raise ConfigError("--config", f"cannot read {config_file}: {e}") from e
         except tomllib.TOMLDecodeError as e:
             raise ConfigError("--config", f"{config_file} is not valid TOML: {e}") from e
-        senders = data.pop("hl7_senders", {})
-        if not isinstance(senders, dict):
-            raise ConfigError(f"{config_file}: hl7_senders", "must be tables [hl7_senders.<name>]")
-        if senders:
-            values["hl7_senders"] = MappingProxyType(senders)
-        scanners = data.pop("scanners", {})
-        if not isinstance(scanners, dict):
-            raise ConfigError(f"{config_file}: scanners", "must be tables [scanners.<AE title>]")
-        if scanners:
-            values["dicom_scanners"] = MappingProxyType(scanners)
+        values.update(settings_tables(config_file, data))
         section = data.get("broker", data)
         for key, raw in section.items():
             if key.endswith("_file") and key[: -len("_file")] in _SECRET_FIELDS:

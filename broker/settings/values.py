@@ -7,6 +7,7 @@ Used by ``broker.settings.load_settings``; each function raises ``ValueError`` (
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -15,6 +16,8 @@ from broker.audit.syslog import SyslogTarget
 from broker.dicom.profiles import LOOPBACK, UnknownCallers
 from broker.errors import ConfigError
 from broker.hl7.charsets import parse_sender_charsets
+from broker.hl7.destinations import Destination
+from broker.hl7.senders import SenderSet
 
 __all__ = [
     "UNKNOWN_CALLERS_VALUES",
@@ -183,3 +186,32 @@ def check_audit_settings(s: Any) -> None:
     tls = target is not None and target.protocol == "tls"
     needs = 'is for an export over TLS: audit_syslog_address = "tls://host:6514"'
     check_tls_files(s, "audit_syslog", tls, needs)
+
+
+_TABLES = (  # settings-file tables -> the setting holding them
+    ("hl7_senders", "hl7_senders", "[hl7_senders.<name>]"),
+    ("hl7_destinations", "hl7_destinations", "[hl7_destinations.<name>]"),
+    ("scanners", "dicom_scanners", "[scanners.<AE title>]"),
+)
+
+
+def settings_tables(config_file: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The named tables of a settings file (taken out of ``data``), by setting name."""
+    values: dict[str, Any] = {}
+    for table, setting, shape in _TABLES:
+        found = data.pop(table, {})
+        if not isinstance(found, dict):
+            raise ConfigError(f"{config_file}: {table}", f"must be tables {shape}")
+        if found:
+            values[setting] = MappingProxyType(found)
+    return values
+
+
+def check_destinations(senders: SenderSet, destinations: Mapping[str, Destination]) -> None:
+    """Each sender's ``destination`` names a ``[hl7_destinations.<name>]`` table."""
+    for table in senders.senders:  # ConfigError: hl7_senders.<name>.<key>
+        if table.destination and table.destination not in destinations:
+            raise ConfigError(
+                f"hl7_senders.{table.name}.destination",
+                f"{table.destination!r} is not a [hl7_destinations.<name>] table",
+            )

@@ -69,6 +69,7 @@ def apply_payload(
                 "order_key": change.order_key,  # the entry's ``order`` value
                 "action": change.action.value,
                 "status": change.status,
+                "origin": change.origin,  # the entries' ``origin`` ("": none recorded)
                 "entries": items,
             }
         )

@@ -1,7 +1,8 @@
 """A worklist entry read and changed by hand, one atomic script call per change
 (``lua/entry_edit.lua``): an attribute edited (the entry's DICOM JSON and its index
 memberships, as the apply script writes them), its SPS status set (with the ended steps'
-set, as MPPS does), or the entry removed (as the retention purge removes one). Each
+set, as MPPS does, and its event for the RIS queued: ``broker.store.outbound``), or the
+entry removed (as the retention purge removes one). Each
 change names the revision it was made on (``broker.worklist.edits.revision``) and is
 refused when the entry changed in between. The decoded-entry cache needs nothing: it
 keys its entries by the stored bytes (``broker.store.entry_cache``).
@@ -20,6 +21,7 @@ from broker.errors import store_error
 from broker.store import scripts
 from broker.store.apply_script import index_refs
 from broker.store.keys import KeySchema
+from broker.store.outbound import NO_ROUTES, OutboundRoutes, parked_at_bound
 from broker.store.scripts import KeyList, ScriptRunner
 from broker.worklist.edits import EntryChanged, UnknownEntry, revision
 
@@ -52,7 +54,9 @@ class EntryEdits:
     """Reads and hand changes of single worklist entries."""
 
     def __init__(self, client: redis.Redis, keys: KeySchema, runner: ScriptRunner, *,
-                 clock: Clock = SYSTEM_CLOCK) -> None:  # fmt: skip
+                 clock: Clock = SYSTEM_CLOCK, outbound: OutboundRoutes = NO_ROUTES,
+                 ) -> None:  # fmt: skip
+        self._outbound = outbound
         self._redis = client
         self._keys = keys
         self._scripts = runner
@@ -90,6 +94,8 @@ class EntryEdits:
         body = self._body("status", entry, call)
         body["status"] = status
         body["now"] = self._clock.now()
+        if out := self._outbound.payload(self._keys, call, "edit", body["now"]):
+            body["out"] = out
         return self._run(call, body)
 
     def delete(self, entry: StoredEntry) -> None:
@@ -119,6 +125,8 @@ class EntryEdits:
             raise UnknownEntry(str(body["id"]))
         if tag == "retry":
             raise EntryChanged("the entry changed since it was read; read it again")
+        if len(reply) > 2:
+            parked_at_bound(reply[2])
         return _text(reply[1])
 
 

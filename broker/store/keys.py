@@ -5,7 +5,8 @@ Layout (``{p}`` is the configurable prefix, ``mwl`` by default). A part written
 
     {p}:entry:{id}            hash  ds (DICOM JSON), order (its order key), idx (JSON list
                                     of index refs), status (current SPS status, overlaid
-                                    on ds when read)
+                                    on ds when read), origin (its [hl7_senders] name) and
+                                    ofield (={order key}, for the outbound queue)
     {p}:order-status          hash  ={order key} -> its last SPS status (a cancel before
                                     its NW leaves one here, so the late NW changes nothing)
     {p}:order-time            hash  ={order key} -> UTC start of the newest MSH-7 applied to
@@ -64,6 +65,14 @@ Modality Performed Procedure Steps (``broker.store.mpps``) and retention
     {p}:mpps-events           stream  one record per N-CREATE / N-SET, capped (MAXLEN ~),
                                     for the RIS notifier: event, uid, status, aet, entries,
                                     orders, ds
+    {p}:out:seq               string  outbound event ids (INCR; broker.store.outbound)
+    {p}:out:{dest}:queue      list  event ids waiting for destination {dest}, oldest first
+    {p}:out:{dest}:dead       zset  parked event ids (dead letters), scored by id
+    {p}:out:{dest}:held       hash  ={order key} -> parked events of that order (its later
+                                    events park behind them)
+    {p}:out:{dest}:ev:{id}    hash  one event: order, hold (={order key}), entry, status,
+                                    source, at, ds, control, state, reason, err, attempts, msg
+    {p}:out:{dest}:lease      string  the token of the process sending to {dest} (PX)
     {p}:ended                 zset  entry ids whose step is over (COMPLETED, CANCELED,
                                     DISCONTINUED), scored by when it ended (epoch seconds;
                                     MPPS writes the exact time, the purge marks the others)
@@ -331,6 +340,14 @@ class KeySchema:
 
     def mpps_events(self) -> str:
         return f"{self.prefix}:mpps-events"
+
+    def outbound_prefix(self) -> str:
+        """``{p}:out:``; a destination's keys are :meth:`outbound` (Lua builds them alike)."""
+        return f"{self.prefix}:out:"
+
+    def outbound(self, destination: str, part: str) -> str:
+        """``{p}:out:{destination}:{part}``: queue, dead, held, lease, ev:{id}."""
+        return f"{self.prefix}:out:{destination}:{part}"
 
     def entries_ended(self) -> str:
         return f"{self.prefix}:ended"

@@ -23,7 +23,8 @@ Events go to a capped Redis stream (``{p}:mpps-events``, ``XADD MAXLEN ~``):
 one record per N-CREATE and N-SET with the event (``created``, ``updated``,
 ``completed``, ``discontinued``), the instance UID, its status, the calling
 AE, the linked entry ids and their order keys, and the instance's DICOM JSON,
-so a later outbound HL7 sender can read them with ``XREAD`` / ``XREADGROUP``.
+for whoever reads them with ``XREAD``. Each step it changes also queues its status
+event for the RIS, in the same call (``broker.store.outbound``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from broker.common.clock import SYSTEM_CLOCK, Clock
 from broker.errors import StoreError, store_error
 from broker.store import scripts
 from broker.store.guards import value_digest
+from broker.store.outbound import NO_ROUTES, OutboundRoutes, parked_at_bound
 from broker.store.scripts import KeyList
 from broker.store.worklist import WorklistStore
 from broker.worklist import dicom_json
@@ -72,6 +74,7 @@ class MppsStore:
         *,
         events_max: int = 10_000,
         clock: Clock = SYSTEM_CLOCK,
+        outbound: OutboundRoutes = NO_ROUTES,
     ) -> None:
         if events_max < 1:
             raise ValueError("events_max must be at least 1")
@@ -80,6 +83,7 @@ class MppsStore:
         self._keys = store.keys
         self._events_max = events_max
         self._clock = clock
+        self._outbound = outbound
 
     def __repr__(self) -> str:
         return f"MppsStore(prefix={self._keys.prefix!r})"
@@ -117,10 +121,12 @@ class MppsStore:
             refs=[call.add(key) for _, key in refs],
             refs_json=jsontext.dumps(refs),
         )
+        self._route(payload, call)
         args = [jsontext.dumps(payload)]
         reply = self._store.scripts.run(_CREATE, call.names, args)
         if _text(reply[0]) == "dup":
             return CreateOutcome.DUPLICATE, (), 0
+        parked_at_bound(reply[2])
         return CreateOutcome.CREATED, entries, int(reply[1])
 
     def update(self, uid: str, changes: Dataset, *, aet: str) -> SetResult:
@@ -148,6 +154,7 @@ class MppsStore:
             payload["digest"] = value_digest(raw if isinstance(raw, bytes) else raw.encode())
             call = self._call_keys(uid)
             call.add(self._keys.entry_prefix())
+            self._route(payload, call)
             args = [jsontext.dumps(payload)]
             reply = self._store.scripts.run(_SET, call.names, args)
             tag = _text(reply[0])
@@ -158,6 +165,7 @@ class MppsStore:
             if tag == "finished":
                 return SetResult(SetOutcome.FINISHED, _text(reply[1]))
             entries = tuple(jsontext.loads(reply[2]))
+            parked_at_bound(reply[3])
             return SetResult(SetOutcome.UPDATED, new_status.value, entries, int(reply[1]))
         raise StoreError(f"MPPS instance kept changing during {_ATTEMPTS} attempts to update it")
 
@@ -165,6 +173,11 @@ class MppsStore:
         """The KEYS both MPPS scripts start with (``lua/lib/mpps.lua``)."""
         k = self._keys
         return KeyList(k.mpps(uid), k.mpps_by_time(), k.entries_ended(), k.mpps_events())
+
+    def _route(self, payload: dict[str, Any], call: KeyList) -> None:
+        """The outbound events' settings (``broker.store.outbound``), when any is routed."""
+        if out := self._outbound.payload(self._keys, call, "mpps", payload["now"]):
+            payload["out"] = out
 
     def _payload(self, uid: str, ds: Dataset, status: PerformedStatus, aet: str) -> dict[str, Any]:
         return {

@@ -77,6 +77,7 @@ class OrderChange:
     action: OrderAction
     entries: tuple[Entry, ...] = ()
     status: str = "SCHEDULED"  # Scheduled Procedure Step Status (0040,0020) of its entries
+    origin: str = ""  # the [hl7_senders.<name>] it came from (its status goes back there)
 
 
 @dataclass(frozen=True)

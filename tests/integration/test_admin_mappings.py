@@ -122,7 +122,7 @@ def test_publish_history_diff_rollback_export(api: Api, editor: Any, audit: Reco
     assert 'filename="mappings-v2.zip"' in export.headers["content-disposition"]
     with zipfile.ZipFile(io.BytesIO(export.content)) as archive:
         assert archive.read("orders.yaml").decode() == changed["orders.yaml"]
-        assert sorted(archive.namelist()) == ["adt.yaml", "orders.yaml"]
+        assert sorted(archive.namelist()) == ["adt.yaml", "orders.yaml", "outbound.yaml"]
 
 
 def test_bad_yaml_gives_the_line_and_publishes_nothing(editor: Any) -> None:

@@ -83,7 +83,11 @@ def test_commands_are_recorded_and_the_trail_is_read_back(tmp_path: Path) -> Non
     ):  # fmt: skip
         assert by_type[kind]["user"] == user and by_type[kind]["details"]["command"] == command
     assert by_type["mapping-publish"]["target"] == "v2"
-    assert by_type["mapping-publish"]["details"]["files"] == ["adt.yaml", "orders.yaml"]
+    assert by_type["mapping-publish"]["details"]["files"] == [
+        "adt.yaml",
+        "orders.yaml",
+        "outbound.yaml",
+    ]
     assert "a comment" not in json.dumps(by_type["mapping-publish"])
     assert by_type["mapping-rollback"]["details"]["restores"] == 1
     assert by_type["mapping-seed"]["target"] == "v1" and "user" not in by_type["mapping-seed"]

@@ -91,10 +91,12 @@ def test_every_setting_is_in_the_written_file_with_its_default(tmp_path: Path) -
         assert getattr(loaded, name) == getattr(defaults, name), name
     assert "\nredis_key_secret_file = " in broker_table  # the secret is a file init wrote
     documented = set(shown) | _EXAMPLES | {"data_dir", "mappings_dir", "redis_key_secret"}
-    tables = {"hl7_sender_charsets", "hl7_sender_timezones", "dicom_scanners", "hl7_senders"}
+    tables = {"hl7_sender_charsets", "hl7_sender_timezones", "dicom_scanners", "hl7_senders",
+              "hl7_destinations"}  # fmt: skip
     for field in dataclasses.fields(Settings):
         if field.name in tables:
             continue
         assert field.name in documented, f"{field.name} is missing from the init template"
     assert "[broker.hl7_sender_charsets]" in text and "[broker.hl7_sender_timezones]" in text
     assert "[scanners.CT1]" in text and "[hl7_senders.RIS]" in text
+    assert "[hl7_destinations.RIS]" in text

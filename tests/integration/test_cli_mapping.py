@@ -95,7 +95,7 @@ def test_publish_history_diff_rollback_export(tmp_path: Path) -> None:
     assert "PV1-50" in (out / "orders.yaml").read_text(encoding="utf-8")
     assert "old.yaml: not in v2, left in place" in exported.stdout
     mapping("export", *where, "--to", out, "--prune")
-    assert sorted(p.name for p in out.iterdir()) == ["adt.yaml", "orders.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == ["adt.yaml", "orders.yaml", "outbound.yaml"]
     assert (out / "orders.yaml").read_text(encoding="utf-8") == (
         MAPPINGS / "orders.yaml"
     ).read_text(encoding="utf-8")

@@ -32,8 +32,12 @@ def poll(station: str = "CT1", **top: str) -> Dataset:
 def answer(
     cache: AnswerCache, query: Dataset, entry: Dataset, *, keep: bool = True, **options: str
 ) -> Dataset:
-    options = {"character_set": "ISO_IR 192", "unrepresentable": "utf8", **options}
-    return cache.answer(query, entry, shape=answer_shape(query), keep=keep, **options)
+    charset = options.get("character_set", "ISO_IR 192")
+    policy = options.get("unrepresentable", "utf8")
+    return cache.answer(
+        query, entry, shape=answer_shape(query), keep=keep, character_set=charset,
+        unrepresentable=policy,
+    )  # fmt: skip
 
 
 def sent(ds: Dataset) -> Dataset:

@@ -183,7 +183,9 @@ def adt_data(**changes: Any) -> dict[str, Any]:
 
 
 def parse(data: dict[str, Any]) -> MappingSpec | PatientSpec:
-    return parse_any_mapping(data, source="adt.yaml", version="x", default_name="adt")
+    spec = parse_any_mapping(data, source="adt.yaml", version="x", default_name="adt")
+    assert isinstance(spec, MappingSpec | PatientSpec)
+    return spec
 
 
 def config_error(data: dict[str, Any]) -> str:

@@ -64,6 +64,9 @@ for _, o in ipairs(p.orders) do
         end
         redis.call('HSET', KEYS[e.key], 'ds', ARGV[e.ds], 'order', o.order_key,
                    'idx', e.idx_json, 'status', status)
+        if o.origin and o.origin ~= '' then  -- its sender, and its order's pseudonym (outbound)
+          redis.call('HSET', KEYS[e.key], 'origin', o.origin, 'ofield', o.field)
+        end
         for _, ref in ipairs(e.idx) do
           if ref[1] == 'z' then
             redis.call('ZADD', KEYS[ref[2]], ref[3], e.id)

@@ -2,6 +2,7 @@
 -- DICOM JSON (an attribute edited) with its index memberships, a new SPS status, or the entry
 -- removed; only while the entry is at the revision the editor read, in one atomic call.
 -- include: remove_entry
+-- include: outbound
 --
 -- KEYS[1]  the entry hash; KEYS[2] the all-entries set; KEYS[3] the ended steps (zset)
 -- KEYS[4]  the order-status hash; KEYS[5] the order-time hash
@@ -10,7 +11,8 @@
 -- Found in stored data: the index keys of the entry's idx field (as lib/remove_entry.lua).
 -- ARGV[1]  JSON {op = "edit" | "status" | "delete", id, expect, order_set, order_field,
 --          idx = [["s", key position] | ["z", key position, score]], idx_json (as stored:
---          the keys by name), status, now}
+--          the keys by name), status, now, out (lib/outbound.lua: a status change is
+--          queued for the RIS)}
 -- ARGV[2]  the new DICOM JSON (op "edit")
 -- The revision is sha1(ds .. "\n" .. status) (broker.worklist.edits.revision). An edit keeps
 -- the index sets as the apply script writes them; a status change keeps the ended steps'
@@ -44,7 +46,8 @@ if p.op == 'status' then
   else
     redis.call('ZREM', ended_set, p.id)
   end
-  return {'ok', revision(row[1], p.status)}
+  if row[2] ~= p.status then queue_outbound(p.out, ek, p.id, p.status) end
+  return {'ok', revision(row[1], p.status), out_full}
 end
 if row[3] then
   for _, ref in ipairs(cjson.decode(row[3])) do

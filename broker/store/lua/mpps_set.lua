@@ -5,10 +5,10 @@
 -- KEYS[1-4] the instance hash, the instances by time, the ended steps, the event stream
 --           (lib/mpps.lua)
 -- KEYS[5]   the entry prefix: the linked entries are KEYS[5] .. id, their ids read from the
---           instance
+--           instance; KEYS[6] the outbound prefix, when p.out (lib/outbound.lua) names it
 -- ARGV[1]   JSON payload (MppsStore._payload, with digest: sha1 of the instance's ds as read)
 -- Returns {"missing"}, {"finished", status}, {"retry"} when the instance changed since it
--- was read, else {"ok", changed, entries_json}.
+-- was read, else {"ok", changed, entries_json, parked at the outbound queue's bound}.
 local p = cjson.decode(ARGV[1])
 local cur = redis.call('HMGET', KEYS[1], 'status', 'ds', 'entries')
 if not cur[1] then return {'missing'} end
@@ -31,4 +31,4 @@ local event = 'updated'
 if p.status == 'COMPLETED' then event = 'completed'
 elseif p.status == 'DISCONTINUED' then event = 'discontinued' end
 record_event(p, event, cur[3], orders, p.ds)
-return {'ok', changed, cur[3]}
+return {'ok', changed, cur[3], out_full}

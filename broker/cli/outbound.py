@@ -1,0 +1,109 @@
+"""``mwl-broker outbound``: the status messages for the RIS, queued and parked.
+
+``list`` shows each destination's waiting and parked events (ids, states, statuses,
+reasons: no patient data); ``show`` one event, with its message text only with
+``--message`` (it holds patient data); ``retry`` queues a parked event again, with
+the other parked events of its order, audited. Works while the broker runs (it
+shares the broker's Redis) or stopped; the work is ``broker.services.outbound``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from broker.cli.common import Command, Subparsers, command_services, print_table, printable, when
+from broker.cli.options import command_options, settings_from
+from broker.errors import BrokerError
+from broker.services.outbound import OutboundService
+from broker.store.outbound import OutboundEvent
+
+__all__ = ["COMMAND"]
+
+
+def add_parser(sub: Subparsers) -> None:
+    common = command_options()
+    p = sub.add_parser(
+        "outbound",
+        help="list, show or retry the status messages for the RIS",
+        description=(
+            "Status changes queued for [hl7_destinations] (MPPS, hand changes): waiting and "
+            "parked (answered AE/CE, or not mapped). Works while the broker runs."
+        ),
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ls = actions.add_parser("list", parents=[common], help="waiting and parked events")
+    ls.add_argument("--destination", metavar="NAME", help="one destination (default: all)")
+    ls.add_argument("--limit", type=int, default=50, metavar="N",
+                    help="at most N waiting events per destination (default 50)")  # fmt: skip
+    for name, text in (
+        ("show", "show one event: its state, status, attempts and error"),
+        ("retry", "queue a parked event again, with the parked events of its order"),
+    ):
+        action = actions.add_parser(name, parents=[common], help=text, description=text + ".")
+        action.add_argument("destination", metavar="DESTINATION", help="its destination")
+        action.add_argument("id", metavar="ID", help="the event id shown by 'outbound list'")
+        if name == "show":
+            action.add_argument(
+                "--message", action="store_true", help="show its message text (patient data)"
+            )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one ``outbound`` action; the exit status is 0 on success."""
+    settings = settings_from(args)
+    if args.action == "list" and args.limit < 1:
+        raise BrokerError("--limit must be 1 or more")
+    with command_services(settings, f"outbound {args.action}") as (services, _):
+        outbound = services.outbound
+        if args.action == "list":
+            return _list(outbound, args)
+        if args.action == "show":
+            _show(outbound.show(args.destination, args.id), with_message=args.message)
+            return 0
+        ids = outbound.retry(args.destination, args.id)  # the audit record names the OS user
+        print(f"queued again for {args.destination}: event(s) {', '.join(ids)}")
+        return 0
+
+
+def _list(outbound: OutboundService, args: argparse.Namespace) -> int:
+    names = [args.destination] if args.destination else outbound.destinations()
+    if not names:
+        print("no [hl7_destinations] table: no status is sent back, nothing is queued")
+        return 0
+    for name in names:
+        queue = outbound.queue(name, args.limit)
+        waiting, parked = outbound.counts(name)
+        print(f"{name}: {waiting} waiting, {parked} parked")
+        rows = [_row(e) for e in (*queue.queued, *queue.parked)]
+        if rows:
+            print_table(("ID", "STATE", "STATUS", "SOURCE", "AT", "TRIES", "REASON"), rows)
+    return 0
+
+
+def _row(e: OutboundEvent) -> tuple[str, ...]:
+    reason = e.reason if len(e.reason) <= 80 else e.reason[:77] + "..."
+    return (e.id, e.state, e.status, e.source, when(e.at), str(e.attempts), reason or "-")
+
+
+def _show(e: OutboundEvent, *, with_message: bool) -> None:
+    for line in (
+        f"Event {e.id}",
+        f"  state        {e.state}{': ' + e.reason if e.reason else ''}",
+        f"  status       {e.status} (from {e.source}, {when(e.at)})",
+        f"  entry        {e.entry}",
+        f"  control ID   {e.control} (MSH-10, the same on every attempt)",
+        f"  attempts     {e.attempts}",
+        f"  error        {e.err or '-'}",
+    ):
+        print(printable(line))
+    if not with_message:
+        print("(message text: add --message; it holds patient data)")
+    elif not e.msg:
+        print("(no message built yet: it is built when first sent)")
+    else:
+        print("Message:")
+        for segment in e.msg.split("\r"):
+            print(printable(f"  {segment}"))
+
+
+COMMAND = Command("outbound", add_parser, run)
