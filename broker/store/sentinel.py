@@ -54,6 +54,7 @@ __all__ = [
     "sentinel_address",
     "sentinel_label",
     "sentinel_recipe",
+    "store_down",
 ]
 
 log = logging.getLogger(__name__)
@@ -194,3 +195,20 @@ def open_site_redis(settings: Settings) -> tuple[redis.Redis, str]:
             how,
         )
     return client, label
+
+
+def store_down(client: redis.Redis) -> str | None:
+    """Why the store cannot take writes now, or None: Redis does not answer, or the server
+    answering is a replica (a primary demoted in a failover, until the connection moves)."""
+    try:
+        client.ping()
+    except (redis.RedisError, OSError):
+        return "Redis does not answer"
+    try:
+        role = client.role()
+    except (redis.RedisError, OSError):  # ROLE refused to this ACL user: PING must do
+        return None
+    first = role[0] if isinstance(role, list | tuple) and role else b""
+    if first in (b"slave", "slave"):
+        return "Redis is a read-only replica (a failover is under way)"
+    return None

@@ -21,6 +21,7 @@ from broker.store.sentinel import (
     open_site_redis,
     replica_confirmation,
     sentinel_recipe,
+    store_down,
 )
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
@@ -91,6 +92,8 @@ def test_the_search_process_client_follows_the_primary_too(cluster: SentinelClus
         old = cluster.primary_port()
         cluster.kill(old)
         wait_for(lambda: cluster.primary_port() != old, "a replica promoted")
+        with cluster.client(old) as gone:
+            assert store_down(gone) == "Redis does not answer"
         wait_for(lambda: _sets(child), "the child's client writes to the new primary")
         with cluster.client(cluster.primary_port()) as primary:
             assert primary.get("probe") == b"2"
@@ -116,7 +119,9 @@ def test_a_primary_demoted_under_the_broker_is_left_for_the_new_one(
         wait_for(lambda: cluster.primary_port() != old, "the failover")
         with cluster.client(old) as demoted:
             wait_for(lambda: demoted.info("replication")["role"] == "slave", "old one demoted")
+            assert store_down(demoted) == "Redis is a read-only replica (a failover is under way)"
         wait_for(lambda: _applies(store, change), "a write on the new primary")
+        assert store_down(client) is None  # readyz: ready again
     finally:
         client.close()
 
