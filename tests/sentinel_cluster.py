@@ -92,6 +92,14 @@ class SentinelCluster:
             _host, port = sentinel.sentinel_get_master_addr_by_name(SERVICE)
         return int(port)
 
+    def failovers(self) -> int:
+        """How many times the sentinels switched to another primary (their logs' count)."""
+        counts = [
+            log.read_text(errors="replace").count("+switch-master")
+            for log in self.folder.glob("sentinel-*/sentinel.log")
+        ]
+        return max(counts, default=0)
+
     def kill(self, port: int) -> None:
         """SIGKILL the server on ``port`` (as the OOM killer or a power cut does)."""
         process = self.processes[port]

@@ -48,6 +48,9 @@ class Outcome:
     new_primary: int = 0
     refused_seconds: float = 0.0  # from the kill to the last answer that was not AA
     ready_after_failover: bool = False  # /readyz said 200 once the senders were done
+    longest_wait: float = 0.0  # the longest an order waited for its AA, resends included
+    failovers: int = 0  # switches to another primary (more than one: a busy new primary
+    # was taken for down too, and replaced)
 
     @property
     def lost(self) -> set[int]:
@@ -68,6 +71,7 @@ class _Sender(threading.Thread):
         deadline = time.monotonic() + 60
         try:
             for n in self._numbers:
+                first_sent = time.monotonic()
                 while time.monotonic() < deadline:
                     try:
                         client = client or MLLPClient("127.0.0.1", self._port, timeout=30)
@@ -79,6 +83,8 @@ class _Sender(threading.Thread):
                     self._outcome.answers[code] += 1
                     if code == "AA":
                         self._outcome.acknowledged.add(n)
+                        waited = time.monotonic() - first_sent
+                        self._outcome.longest_wait = max(self._outcome.longest_wait, waited)
                         break
                     self.last_refusal = time.monotonic()
                     time.sleep(_RESEND_PAUSE)  # then resend
@@ -121,6 +127,7 @@ def run_failover(
             ready = httpx.get(f"{broker.endpoints.admin_url}/readyz", timeout=30)
             outcome.ready_after_failover = ready.status_code == 200
         outcome.new_primary = cluster.primary_port()
+        outcome.failovers = cluster.failovers()
         with cluster.client(outcome.new_primary) as client:
             outcome.stored = _accessions(client)
     return outcome

@@ -175,6 +175,11 @@ class ScriptRunner:
     def client(self) -> redis.Redis:
         return self._client
 
+    @property
+    def waits(self) -> bool:
+        """Whether writes wait for replicas (``redis_wait_replicas`` is not 0)."""
+        return self._wait_replicas > 0
+
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """Run ``script`` now; a Redis failure is raised as StoreError."""
         return steps.run(self._client, self.steps(script, keys, args))
