@@ -14,7 +14,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -38,12 +40,30 @@ def wait_for(condition: Callable[[], object], what: str, seconds: float = 30) ->
         time.sleep(0.02)
 
 
+@dataclass(frozen=True)
+class ClusterTLS:
+    """Every server and sentinel on TLS only, with this certificate (for 127.0.0.1)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def conf(self) -> list[str]:
+        return [
+            f"tls-cert-file {self.cert}", f"tls-key-file {self.key}",
+            f"tls-ca-cert-file {self.ca}", "tls-auth-clients no", "tls-replication yes",
+        ]  # fmt: skip
+
+
 class SentinelCluster:
     """Start with ``with``; ``primary_port()`` is where the sentinels say the primary is."""
 
-    def __init__(self, folder: Path, server: str, *, replicas: int = 2) -> None:
+    def __init__(
+        self, folder: Path, server: str, *, replicas: int = 2, tls: ClusterTLS | None = None
+    ) -> None:
         self.folder = folder
         self._server = server
+        self._tls = tls
         self.password = secrets.token_urlsafe(16)
         self.sentinel_password = secrets.token_urlsafe(16)
         self.ports = [free_port() for _ in range(1 + replicas)]  # the first: the primary
@@ -81,10 +101,20 @@ class SentinelCluster:
                 process.wait()
 
     def client(self, port: int) -> redis.Redis:
-        return redis.Redis("127.0.0.1", port, password=self.password, socket_timeout=5)
+        return redis.Redis("127.0.0.1", port, password=self.password, **self._options())
 
     def sentinel_client(self, port: int) -> redis.Redis:
-        return redis.Redis("127.0.0.1", port, password=self.sentinel_password, socket_timeout=5)
+        return redis.Redis("127.0.0.1", port, password=self.sentinel_password, **self._options())
+
+    def _options(self) -> dict[str, Any]:
+        if self._tls is None:
+            return {"socket_timeout": 5}
+        return {"socket_timeout": 5, "ssl": True, "ssl_ca_certs": str(self._tls.ca)}
+
+    def _listen(self, port: int) -> list[str]:
+        if self._tls is None:
+            return [f"port {port}"]
+        return ["port 0", f"tls-port {port}", *self._tls.conf()]
 
     def primary_port(self) -> int:
         """The primary's port, as the first sentinel says."""
@@ -118,7 +148,7 @@ class SentinelCluster:
         folder = self.folder / str(port)
         folder.mkdir()
         lines = [
-            f"port {port}", "bind 127.0.0.1", f"dir {folder}", f"logfile {folder}/redis.log",
+            *self._listen(port), "bind 127.0.0.1", f"dir {folder}", f"logfile {folder}/redis.log",
             "appendonly yes", "appendfsync always", 'save ""', "maxmemory-policy noeviction",
             f"requirepass {self.password}", f"masterauth {self.password}",
             "repl-diskless-sync-delay 0",  # a replica's first sync at once, not after 5 s
@@ -132,7 +162,8 @@ class SentinelCluster:
         folder = self.folder / f"sentinel-{port}"
         folder.mkdir()
         return "\n".join([
-            f"port {port}", "bind 127.0.0.1", f"dir {folder}", f"logfile {folder}/sentinel.log",
+            *self._listen(port), "bind 127.0.0.1", f"dir {folder}",
+            f"logfile {folder}/sentinel.log",
             f"requirepass {self.sentinel_password}",
             f"sentinel sentinel-pass {self.sentinel_password}",
             f"sentinel monitor {SERVICE} 127.0.0.1 {primary} 2",

@@ -26,7 +26,8 @@ from broker.store.sentinel import (
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
 from tests.conftest import KEYS, TEST_SECRET, require_tool
-from tests.sentinel_cluster import SERVICE, SentinelCluster, wait_for
+from tests.sentinel_cluster import SERVICE, ClusterTLS, SentinelCluster, wait_for
+from tests.tls_certs import issue, make_ca
 
 
 @pytest.fixture
@@ -140,3 +141,22 @@ def _applies(store: WorklistStore, change: list[OrderChange]) -> bool:
     except StoreError:
         return False
     return True
+
+
+def test_sentinels_and_servers_over_tls_with_redis_tls_ca(tmp_path: Path) -> None:
+    server = require_tool("redis-server", "redis-server")
+    require_tool("redis-sentinel", "redis-sentinel")
+    ca = make_ca(tmp_path / "certs", "Redis test CA")
+    pair = issue(ca, tmp_path / "certs", "redis", ip="127.0.0.1")
+    tls = ClusterTLS(ca.cert, pair.cert, pair.key)
+    with SentinelCluster(tmp_path / "redis", server, tls=tls) as cluster:
+        with pytest.raises(ConfigError) as info:  # TLS is only on with redis_tls_ca
+            open_site_redis(settings_for(cluster))
+        assert info.value.setting == "redis_sentinels"
+        client, _ = open_site_redis(settings_for(cluster, redis_tls_ca=ca.cert))
+        try:
+            store = WorklistStore(client, keys=KEYS, wait_replicas=1)
+            store.apply([OrderChange("O1", OrderAction.CANCEL)], None)
+            assert store.count() == 0  # a cancel of nothing: written, confirmed, no entry
+        finally:
+            client.close()
