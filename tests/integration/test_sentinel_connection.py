@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 
+from broker.cli.connect import redis_for_command
 from broker.errors import ConfigError, StoreError
 from broker.services.broad_search import WorkerSpec
 from broker.settings import Settings, load_settings
@@ -81,6 +82,14 @@ def test_the_server_says_which_confirmation_replicas_give(
         store.apply([OrderChange("O1", OrderAction.CANCEL)], None)  # two replicas confirm
     finally:
         client.close()
+
+
+def test_a_command_reaches_the_primary_the_sentinels_name(cluster: SentinelCluster) -> None:
+    with redis_for_command(settings_for(cluster)) as conn:
+        assert conn.label.startswith(f"Redis Sentinel service '{SERVICE}'")
+        conn.client.set("from-a-command", "1")
+    with cluster.client(cluster.primary_port()) as primary:
+        assert primary.get("from-a-command") == b"1"
 
 
 def test_the_search_process_client_follows_the_primary_too(cluster: SentinelCluster) -> None:
