@@ -41,7 +41,6 @@ from broker.dicom.find import WorklistFindService
 from broker.dicom.mpps import MppsService
 from broker.dicom.profiles import log_caller_policy, site_zone
 from broker.dicom.server import DicomServer, configure_pynetdicom_logging
-from broker.errors import ConfigError
 from broker.mllp.client import connect_destination
 from broker.mllp.server import MLLPServer
 from broker.services.application import Services
@@ -58,15 +57,13 @@ from broker.services.parts import (
 from broker.settings import Settings
 from broker.store.connection import (
     EmbeddedRedis,
-    check_durability,
     connect,
-    connect_external,
-    redact_url,
 )
 from broker.store.embedded import ExitWatch
 from broker.store.mapping_live import LiveMappings
 from broker.store.msglog import MessageLog
 from broker.store.retention import RetentionScheduler
+from broker.store.sentinel import open_site_redis
 from broker.store.worklist import WorklistStore
 
 __all__ = [
@@ -314,7 +311,7 @@ class Broker:
 
     def _open_redis(self) -> tuple[redis.Redis, str]:
         s = self.settings
-        if s.redis_url is None:
+        if not s.redis_external:
             self._embedded = embedded = EmbeddedRedis(
                 s.data_dir / "redis", binary=s.redis_server_binary, max_memory=s.redis_max_memory
             )
@@ -324,26 +321,9 @@ class Broker:
             _check_memory(client)
             return client, f"embedded redis-server {embedded.version}, data in {embedded.data_dir}"
         if s.redis_server_binary is not None:
-            log.warning("redis_server_binary is ignored: redis_url names the Redis to use")
-        label = redact_url(s.redis_url)
-        client = connect_external(s)
+            log.warning("redis_server_binary is ignored: the broker uses the site's Redis")
+        client, label = open_site_redis(s)
         self._redis = client
-        try:
-            client.ping()
-            problems = check_durability(client)
-        except redis.RedisError as e:
-            raise ConfigError("redis_url", f"cannot reach Redis at {label}: {e}") from e
-        if problems:
-            detail = "; ".join(problems)
-            if not s.redis_allow_unsafe:
-                raise ConfigError(
-                    "redis_url",
-                    f"Redis at {label} could lose acknowledged orders: {detail}. Fix the server "
-                    "configuration, or set redis_allow_unsafe = true to run anyway.",
-                )
-            log.warning(
-                "Redis at %s is not durable (%s); running anyway as configured", label, detail
-            )
         return client, label
 
     async def stop(self) -> None:

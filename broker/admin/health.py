@@ -4,11 +4,11 @@ beyond what is down."""
 
 from __future__ import annotations
 
-import redis
 from fastapi import APIRouter, Request
 
 from broker.admin.problems import ApiProblem
 from broker.services.application import Services
+from broker.store.sentinel import store_down
 
 __all__ = ["router"]
 
@@ -28,10 +28,9 @@ def healthz() -> dict[str, str]:
 def readyz(request: Request) -> dict[str, str]:
     services: Services = request.app.state.services
     down: list[str] = []
-    try:
-        services.client.ping()
-    except (redis.RedisError, OSError):
-        down.append("Redis does not answer")
+    store = store_down(services.client)
+    if store is not None:
+        down.append(store)
     listeners = request.app.state.listeners()
     down += [f"the {name} listener is not up" for name, port in listeners.items() if port is None]
     if services.live_mappings.number is None:

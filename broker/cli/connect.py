@@ -1,6 +1,6 @@
 """Redis for a one-off command (``messages``, later ``import``): share it, never fight over it.
 
-With ``redis_url`` the command uses that Redis. With the embedded Redis, a
+With ``redis_url`` or ``redis_sentinels`` the command uses that Redis. With the embedded Redis, a
 running broker owns the redis-server on its data directory (it holds the data
 directory's lock, and the pidfile names a live redis-server), so the command
 connects to that server's unix socket; when no broker runs, the command starts
@@ -23,11 +23,10 @@ from broker.settings import Settings
 from broker.store.connection import (
     EmbeddedRedis,
     connect,
-    connect_external,
     data_dir_in_use,
-    redact_url,
     running_embedded,
 )
+from broker.store.sentinel import connect_site
 
 __all__ = ["CommandRedis", "redis_for_command"]
 
@@ -45,9 +44,9 @@ class CommandRedis:
 @contextlib.contextmanager
 def redis_for_command(settings: Settings) -> Iterator[CommandRedis]:
     """Open the broker's Redis for the duration of a command (see the module docstring)."""
-    if settings.redis_url is not None:
-        label = redact_url(settings.redis_url)
-        with _client(connect_external(settings), label) as c:
+    if settings.redis_external:
+        client, label, _setting = connect_site(settings)
+        with _client(client, label) as c:
             yield c
         return
     data_dir = settings.data_dir / "redis"

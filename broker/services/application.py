@@ -77,6 +77,7 @@ from broker.store.msglog import MessageLog
 from broker.store.outbound import OutboundQueue
 from broker.store.retention import Retention
 from broker.store.scripts import ScriptRunner
+from broker.store.sentinel import sentinel_recipe
 from broker.store.users import UserStore
 from broker.store.worklist import WorklistStore
 
@@ -209,7 +210,7 @@ class Services:
         connection = WorkerSpec.connection_of(self.client)
         options = self.worklist_options()
         spec = WorkerSpec(connection, keys.prefix, keys.secret, s.dicom_entry_cache,
-                          WorklistService, options)  # fmt: skip
+                          WorklistService, options, sentinel_recipe(self.client))  # fmt: skip
         return BroadSearches(spec, timeout=max(30.0, 3 * s.dicom_query_cpu_seconds))
 
     def close(self) -> None:

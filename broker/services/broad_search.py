@@ -45,6 +45,7 @@ from broker.dicom.scanner import ScannerProfile
 from broker.dicom.status import Status
 from broker.errors import DicomServiceError, StoreError
 from broker.store.keys import KeySchema
+from broker.store.sentinel import client_like
 from broker.store.worklist import WorklistStore
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class WorkerSpec:
     entry_cache: int
     service: Callable[..., Searcher]
     options: dict[str, Any] = field(default_factory=dict)
+    sentinel: dict[str, Any] | None = None  # the sentinels of a Sentinel client (their recipe)
 
     def __repr__(self) -> str:
         return f"WorkerSpec(prefix={self.key_prefix!r})"
@@ -92,6 +94,8 @@ class WorkerSpec:
         pool = client.connection_pool
         options = {}
         for name, value in pool.connection_kwargs.items():
+            if name == "connection_pool":  # a Sentinel client's: the child makes its own
+                continue
             with contextlib.suppress(Exception):
                 pickle.dumps(value)
                 options[name] = value
@@ -100,8 +104,7 @@ class WorkerSpec:
     def build(self) -> Searcher:
         """The child's worklist service: its own client, store and entry cache; no gate
         (the broker's process admitted the search) and no search process of its own."""
-        kind, options = self.connection
-        client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=kind, **options))
+        client = client_like(self.connection, self.sentinel)
         keys = KeySchema(self.key_prefix, self.key_secret)
         store = WorklistStore(client, keys=keys, entry_cache=self.entry_cache)
         return self.service(store, **self.options)

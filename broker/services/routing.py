@@ -250,7 +250,7 @@ class HL7Router:
             previous = yield from self._store.dedup_lookup_steps(key)
             if previous is not None:
                 notes.duplicate = True
-                return self._answer_duplicate(previous, digest, ctx)
+                return (yield from self._answer_duplicate(previous, digest, ctx))
             identity = (key, digest, arrival.peer)
             return (yield from self._process_patient(msg, ctx, patient_spec, identity, notes, sent))
         assert spec is not None  # check_header refused every type without a mapping
@@ -281,13 +281,13 @@ class HL7Router:
             if previous is None:
                 raise
             notes.duplicate = True
-            return self._answer_duplicate(previous, digest, ctx)
+            return (yield from self._answer_duplicate(previous, digest, ctx))
         origin = self._config.origin or self._config.senders.origin(peer)  # status goes there
         changes = tuple(replace(ch, origin=origin) for ch in result.changes)
         read = yield from self._patients.read_order_steps(changes, key)
         if read.previous is not None:
             notes.duplicate = True
-            return self._answer_duplicate(read.previous, digest, ctx)
+            return (yield from self._answer_duplicate(read.previous, digest, ctx))
         notes.mapped(result, self._store.keys.entry_id)
         ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
         record = DedupRecord(digest, ack)
@@ -302,7 +302,7 @@ class HL7Router:
         if outcome.logged is not None and self._recorder is not None:
             self._recorder.written(outcome.logged)
         if outcome.duplicate is not None:  # a resend raced the original
-            return self._answer_duplicate(outcome.duplicate, digest, ctx)
+            return (yield from self._answer_duplicate(outcome.duplicate, digest, ctx))
         summary = f"AA, {outcome.created} entries written, {outcome.removed} removed"
         summary += _warned(peer, msg.control_id, notes.warnings)
         if outcome.skipped - outcome.stale:
@@ -354,7 +354,7 @@ class HL7Router:
         outcome = yield from self._patients.apply_steps(result, dedup, sent)
         if outcome.duplicate is not None:  # a resend raced the original
             notes.duplicate = True
-            return self._answer_duplicate(outcome.duplicate, digest, ctx)
+            return (yield from self._answer_duplicate(outcome.duplicate, digest, ctx))
         notes.stale = outcome.stale
         summary = (
             f"AA, {result.action.value}: {outcome.updated} entries updated, {outcome.moved} moved"
@@ -368,8 +368,9 @@ class HL7Router:
 
     def _answer_duplicate(
         self, previous: DedupRecord, digest: str, ctx: AckContext
-    ) -> tuple[bytes, str]:
+    ) -> Steps[tuple[bytes, str]]:
         if previous.digest == digest:
+            yield from self._store.confirm_steps()  # with replicas: they have it, or AR
             return previous.ack, "resend of an applied message, same ACK, nothing changed"
         raise HL7Error(
             AckCode.ERROR,

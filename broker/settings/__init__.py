@@ -31,22 +31,22 @@ from broker.settings.values import (
     check_audit_settings,
     check_destinations,
     check_listener_tls,
-    check_tls_files,
+    check_redis_settings,
     coerce,
     memory_bytes,
     secret_file,
     secret_in_settings_file,
     settings_tables,
 )
-from broker.store.keys import MIN_SECRET_BYTES
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings", "memory_bytes"]
 
 ENV_PREFIX = "MWL_BROKER_"
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE: no backslash, 16 chars
-_SECRET_FIELDS = frozenset({"redis_url", "redis_password", "redis_key_secret"})
+_SECRET_FIELDS = frozenset(
+    {"redis_url", "redis_password", "redis_key_secret", "redis_sentinel_password"}
+)
 _FILE_SUFFIX = "_FILE"  # MWL_BROKER_REDIS_PASSWORD_FILE=/run/secrets/redis: a secret from a file
-_MIN_MEMORY = 2**20  # below 1 MiB the mappings alone would not fit
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,11 @@ class Settings:
     mappings_dir: Path | None = None  # None: the default mappings shipped in the package
     redis_url: str | None = None
     redis_password: str | None = None  # a secret: from the environment or a file, never argv
+    # Redis Sentinel in place of redis_url (broker.store.sentinel): "host:port" of each
+    # sentinel, the service (master) name they monitor, their own password (a secret)
+    redis_sentinels: tuple[str, ...] = ()
+    redis_sentinel_master: str = ""
+    redis_sentinel_password: str | None = None
     # keys the pseudonyms in Redis key names (broker.store.keys); a secret like the above
     redis_key_secret: str | None = None
     redis_allow_unsafe: bool = False
@@ -168,6 +173,11 @@ class Settings:
             parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"
 
+    @property
+    def redis_external(self) -> bool:
+        """Whether a Redis of the site's is used (``redis_url`` or ``redis_sentinels``)."""
+        return self.redis_url is not None or bool(self.redis_sentinels)
+
     @functools.cached_property
     def senders(self) -> SenderSet:
         """The ``[hl7_senders.<name>]`` tables, parsed once (and checked at start-up)."""
@@ -186,7 +196,7 @@ class Settings:
         self._check_sender_tables()
         self._check_scanners()
         site_zone(self.site_timezone)  # ConfigError: site_timezone
-        self._check_redis_url()
+        check_redis_settings(self)  # ConfigError: redis_*
         check_listener_tls(self)  # ConfigError: <face>_tls_*
         check(
             "admin_session_minutes",
@@ -312,28 +322,6 @@ class Settings:
             self.dicom_allow_unknown_callers is not False or bool(profiles.known_callers),
             "false needs at least one [scanners.<AE title>] table, or no scanner could query",
         )
-
-    def _check_redis_url(self) -> None:
-        size = memory_bytes(self.redis_max_memory)
-        check(
-            "redis_max_memory",
-            size == 0 or (size is not None and size >= _MIN_MEMORY),
-            "must be 0 (no limit) or a size of at least 1mb: bytes, or a number with a unit "
-            "kb, mb or gb (Redis's units, e.g. 512mb or 2gb)",
-        )
-        if self.redis_url is not None:
-            check(
-                "redis_url",
-                self.redis_url.split("://", 1)[0] in {"redis", "rediss", "unix"},
-                "must start with redis://, rediss:// or unix://",
-            )
-        tls = self.redis_url is not None and self.redis_url.startswith("rediss://")
-        needs = "applies to a Redis reached over TLS: redis_url must start with rediss://"
-        check_tls_files(self, "redis", tls, needs)
-        secret = self.redis_key_secret
-        short = secret is not None and len(secret.encode("utf-8")) < MIN_SECRET_BYTES
-        too_short = f"must be at least {MIN_SECRET_BYTES} characters (mwl-broker init writes one)"
-        check("redis_key_secret", not short, too_short)
 
     def _check_retention(self) -> None:
         """The MPPS event stream and the retention of entries and MPPS instances."""

@@ -18,12 +18,15 @@ from broker.errors import ConfigError
 from broker.hl7.charsets import parse_sender_charsets
 from broker.hl7.destinations import Destination
 from broker.hl7.senders import SenderSet
+from broker.store.keys import MIN_SECRET_BYTES
+from broker.store.sentinel import sentinel_address
 
 __all__ = [
     "UNKNOWN_CALLERS_VALUES",
     "check",
     "check_audit_settings",
     "check_listener_tls",
+    "check_redis_settings",
     "check_tls_files",
     "coerce",
     "memory_bytes",
@@ -45,6 +48,9 @@ def memory_bytes(size: str) -> int | None:
     if match is None:
         return None
     return int(match[1]) * _MEMORY_UNITS[(match[2] or "").lower()]
+
+
+_MIN_MEMORY = 2**20  # below 1 MiB the mappings alone would not fit
 
 
 UNKNOWN_CALLERS_VALUES = (
@@ -215,3 +221,55 @@ def check_destinations(senders: SenderSet, destinations: Mapping[str, Destinatio
                 f"hl7_senders.{table.name}.destination",
                 f"{table.destination!r} is not a [hl7_destinations.<name>] table",
             )
+
+
+def check_redis_settings(s: Any) -> None:
+    """The Redis to use: the embedded server's memory, ``redis_url`` or the sentinels (not
+    both), TLS files only over TLS, the key secret's length."""
+    size = memory_bytes(s.redis_max_memory)
+    check(
+        "redis_max_memory",
+        size == 0 or (size is not None and size >= _MIN_MEMORY),
+        "must be 0 (no limit) or a size of at least 1mb: bytes, or a number with a unit "
+        "kb, mb or gb (Redis's units, e.g. 512mb or 2gb)",
+    )
+    if s.redis_url is not None:
+        check(
+            "redis_url",
+            s.redis_url.split("://", 1)[0] in {"redis", "rediss", "unix"},
+            "must start with redis://, rediss:// or unix://",
+        )
+    _check_sentinels(s)
+    if s.redis_sentinels:  # TLS to the sentinels and the Redis they name: redis_tls_ca says so
+        tls = s.redis_tls_ca is not None
+        needs = "applies to a Redis reached over TLS: with redis_sentinels, set redis_tls_ca too"
+    else:
+        tls = s.redis_url is not None and s.redis_url.startswith("rediss://")
+        needs = "applies to a Redis reached over TLS: redis_url must start with rediss://"
+    check_tls_files(s, "redis", tls, needs)
+    secret = s.redis_key_secret
+    short = secret is not None and len(secret.encode("utf-8")) < MIN_SECRET_BYTES
+    too_short = f"must be at least {MIN_SECRET_BYTES} characters (mwl-broker init writes one)"
+    check("redis_key_secret", not short, too_short)
+
+
+def _check_sentinels(s: Any) -> None:
+    if not s.redis_sentinels:
+        for name in ("redis_sentinel_master", "redis_sentinel_password"):
+            check(name, not getattr(s, name), "applies only with redis_sentinels")
+        return
+    check(
+        "redis_sentinels",
+        s.redis_url is None,
+        "and redis_url exclude each other: the sentinels name the Redis to use; set one",
+    )
+    for text in s.redis_sentinels:
+        try:
+            sentinel_address(text)
+        except ValueError as e:
+            raise ConfigError("redis_sentinels", f"{e}: each must be host:port") from None
+    check(
+        "redis_sentinel_master",
+        bool(s.redis_sentinel_master.strip()) and " " not in s.redis_sentinel_master,
+        "must name the service the sentinels monitor (sentinel monitor <name> ...)",
+    )

@@ -56,10 +56,11 @@ def key_secret(settings: Settings) -> bytes:
     """The secret, from the settings or (embedded Redis only) the data directory."""
     if settings.redis_key_secret is not None:
         return settings.redis_key_secret.encode("utf-8")
-    if settings.redis_url is not None:
+    if settings.redis_external:
         raise ConfigError(
             "redis_key_secret",
-            "is required with redis_url: every broker on that Redis must use the same one. "
+            "is required with redis_url or redis_sentinels: every broker on that Redis must "
+            "use the same one. "
             "Set MWL_BROKER_REDIS_KEY_SECRET_FILE (or redis_key_secret_file in the settings "
             "file) to a file holding it; mwl-broker init writes one, or: "
             "openssl rand -base64 32",

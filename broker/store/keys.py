@@ -376,6 +376,10 @@ class KeySchema:
     def key_schema(self) -> str:
         return f"{self.prefix}:keyschema"
 
+    def replica_confirm(self) -> str:
+        """A counter written for the replicas to confirm (``lua/replica_confirm.lua``)."""
+        return f"{self.prefix}:replicas:confirm"
+
     def key_schema_lock(self) -> str:
         return f"{self.prefix}:keyschema:lock"
 

@@ -25,7 +25,8 @@ and are loaded (SCRIPT LOAD) when Redis answers NOSCRIPT, on first use or after 
 restart (``broker.store.steps``). :class:`ScriptRunner` is the one way to call a
 script, at once (:meth:`~ScriptRunner.run`) or as steps of an operation
 (:meth:`~ScriptRunner.steps`, for the step pipeline); after a script that writes it
-sends WAIT when replicas must confirm the write (``redis_wait_replicas``).
+sends WAITAOF (Redis 7.2+) or WAIT when replicas must confirm the write
+(``redis_wait_replicas``).
 """
 
 from __future__ import annotations
@@ -152,8 +153,12 @@ class KeyList:
 
 
 class ScriptRunner:
-    """Runs scripts on one Redis; after each script that writes, WAIT for ``wait_replicas``
-    replicas (when not 0), so that an answer given after it means the replicas have it."""
+    """Runs scripts on one Redis; after each script that writes, waits for ``wait_replicas``
+    replicas (when not 0), so that an answer given after it means the replicas have it.
+
+    With WAITAOF where the server has it (Redis 7.2+: the replicas wrote it to their
+    append-only files), else WAIT (the replicas received it); the first write finds out
+    (an unknown command is answered at once) and the runner remembers."""
 
     def __init__(
         self, client: redis.Redis, *, wait_replicas: int = 0, wait_timeout_ms: int = 1000
@@ -161,6 +166,7 @@ class ScriptRunner:
         self._client = client
         self._wait_replicas = wait_replicas
         self._wait_timeout_ms = wait_timeout_ms
+        self._wait_aof: bool | None = None  # None: not known yet
 
     def __repr__(self) -> str:
         return f"ScriptRunner(wait_replicas={self._wait_replicas})"
@@ -169,18 +175,37 @@ class ScriptRunner:
     def client(self) -> redis.Redis:
         return self._client
 
+    @property
+    def waits(self) -> bool:
+        """Whether writes wait for replicas (``redis_wait_replicas`` is not 0)."""
+        return self._wait_replicas > 0
+
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """Run ``script`` now; a Redis failure is raised as StoreError."""
         return steps.run(self._client, self.steps(script, keys, args))
 
     def steps(self, script: Script, keys: Sequence[str], args: Sequence[Any] = ()) -> Steps[Any]:
-        """:meth:`run` as steps (``broker.store.steps``): the script, then WAIT if it writes
-        and replicas must confirm; its reply."""
+        """:meth:`run` as steps (``broker.store.steps``): the script, then WAITAOF or WAIT
+        if it writes and replicas must confirm; its reply."""
         (reply,) = yield [script.command(keys, args)]
         if script.writes and self._wait_replicas:
-            (acked,) = yield [Command(("WAIT", self._wait_replicas, self._wait_timeout_ms))]
-            if int(acked) < self._wait_replicas:
-                raise StoreError(
-                    f"only {int(acked)} of {self._wait_replicas} replicas confirmed the write"
-                )
+            yield from self._confirm()
         return reply
+
+    def _confirm(self) -> Steps[None]:
+        wanted, timeout = self._wait_replicas, self._wait_timeout_ms
+        how = "WAIT"
+        if self._wait_aof is not False:
+            try:
+                (acked,) = yield [Command(("WAITAOF", 0, wanted, timeout))]
+            except StoreError as e:
+                if self._wait_aof or "unknown command" not in str(e).lower():
+                    raise
+                self._wait_aof = False  # Redis before 7.2
+            else:
+                self._wait_aof, how, count = True, "WAITAOF", int(acked[1])
+        if not self._wait_aof:
+            (acked,) = yield [Command(("WAIT", wanted, timeout))]
+            count = int(acked)
+        if count < wanted:
+            raise StoreError(f"only {count} of {wanted} replicas confirmed the write ({how})")

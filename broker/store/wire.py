@@ -62,6 +62,9 @@ class RedisWire:
         if the connection was idle past the client's health-check interval (its reply is
         read at once: only with nothing else in flight)."""
         connection = self._connect()
+        # connect() first: a Sentinel client's connection asks the sentinels for the
+        # primary there (send_packed_command alone would connect to its default address)
+        connection.connect()  # type: ignore[no-untyped-call]
         packed = connection.pack_commands(commands)  # type: ignore[no-untyped-call]
         connection.send_packed_command(packed, check_health=check_health)  # type: ignore[no-untyped-call]
 

@@ -109,6 +109,14 @@ class WorklistStore:
 
     # -- writes ---------------------------------------------------------
 
+    def confirm_steps(self) -> Steps[None]:
+        """With replicas to wait for: a write they must confirm, made after whatever this
+        primary holds (a resend's dedup record and order), so an AA answered from it is
+        as safe as the first one; StoreError when they do not. Without: nothing."""
+        if self._scripts.waits:
+            keys = [self._keys.replica_confirm()]
+            yield from self._scripts.steps(scripts.load("replica_confirm"), keys)
+
     def apply(
         self,
         changes: Sequence[OrderChange],

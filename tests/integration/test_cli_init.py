@@ -17,7 +17,8 @@ from broker.store.mapping_versions import packaged_mapping_files, read_mapping_d
 _SETTING_LINE = re.compile(r"^# (?P<name>[a-z0-9_]+) = (?P<value>.+?)(?:\s+#.*)?$")
 # Lines that show an example rather than the default
 _EXAMPLES = {"redis_url", "redis_password", "hl7_tls_cert", "hl7_tls_key", "hl7_tls_client_ca",
-             "dicom_tls_cert", "dicom_tls_key", "dicom_tls_client_ca", "redis_tls_ca",
+             "redis_sentinel_password", "dicom_tls_cert", "dicom_tls_key", "dicom_tls_client_ca",
+             "redis_tls_ca",
              "redis_tls_cert", "redis_tls_key", "audit_syslog_tls_ca", "audit_syslog_tls_cert",
              "audit_syslog_tls_key", "admin_tls_cert", "admin_tls_key"}  # fmt: skip
 

@@ -9,12 +9,16 @@ import pytest
 import redis
 
 from broker.errors import StoreError
+from broker.mapping.registry import MappingRegistry
+from broker.mllp.client import split_messages, summarize_ack
+from broker.services.routing import HL7Router, RouterConfig
 from broker.store import scripts
 from broker.store.message_records import Intake, Outcome
 from broker.store.msglog import MessageLog
 from broker.store.scripts import ScriptRunner
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria, OrderAction, OrderChange
+from tests.broker_runner import DATA, MAPPINGS
 from tests.conftest import KEYS
 
 NAMES = sorted(p.stem for p in (Path(scripts.__file__).parent / "lua").glob("*.lua"))
@@ -51,3 +55,23 @@ def test_a_write_waits_for_the_replicas_asked_for(redis_client: redis.Redis) -> 
 def test_a_read_only_script_does_not_wait(redis_client: redis.Redis) -> None:
     store = WorklistStore(redis_client, keys=KEYS, wait_replicas=1, wait_timeout_ms=10)
     assert store.candidate_ids(CandidateCriteria(station_aet="CT1")) == []
+
+
+def test_a_resend_answered_from_its_dedup_record_waits_for_the_replicas_too(
+    redis_client: redis.Redis,
+) -> None:
+    """No replica here: the first attempt is stored but not confirmed (AR); its resend
+    finds the dedup record, and is not answered AA on it: a replica must confirm a write
+    made after it (``lua/replica_confirm.lua``), else the resend is refused too."""
+    registry = MappingRegistry.load(MAPPINGS)
+    store = WorklistStore(redis_client, keys=KEYS, wait_replicas=1, wait_timeout_ms=10)
+    router = HL7Router(store, lambda: registry, RouterConfig())
+    order = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
+    assert summarize_ack(router.handle(order, "p")).code == "AR"  # stored, not confirmed
+    assert len(list(store.candidates(CandidateCriteria()))) == 1
+    assert summarize_ack(router.handle(order, "p")).code == "AR"  # the resend: the same
+    confirming = redis_client.get(KEYS.replica_confirm())
+    assert confirming == b"1"  # the write the replicas were asked to confirm
+    plain = HL7Router(WorklistStore(redis_client, keys=KEYS), lambda: registry, RouterConfig())
+    assert summarize_ack(plain.handle(order, "p")).code == "AA"  # no replicas asked for
+    assert redis_client.get(KEYS.replica_confirm()) == b"1"  # and no write for them
