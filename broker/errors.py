@@ -93,6 +93,7 @@ class MappingError(HL7Error):
 
     def __init__(self, err_code: ErrorCode, location: str | None, text: str) -> None:
         super().__init__(AckCode.ERROR, err_code, location, text)
+        self.rule: str | None = None  # the mapping rule that failed (its name), when one did
 
 
 class DicomServiceError(BrokerError):

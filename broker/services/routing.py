@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common.clock import SYSTEM_CLOCK, Clock
-from broker.errors import HL7Error, StoreError, StoreFullError
+from broker.common.correlation import correlated, fields
+from broker.common.metrics import BrokerMetrics
+from broker.errors import HL7Error, MappingError, StoreError, StoreFullError
 from broker.hl7.ack import AckContext, AckWarning, context_from_message, context_from_raw
 from broker.hl7.ackmode import Responder
 from broker.hl7.codes import AckCode, ErrorCode
@@ -40,6 +42,7 @@ from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
 from broker.services.admission import admit
 from broker.services.dispatch import Dispatcher, SitePolicy
+from broker.services.intake_watch import IntakeMetrics, message_correlation, warned
 from broker.store import steps
 from broker.store.message_records import Intake, IntakeNotes, MessageRecorder, Outcome, intake_from
 from broker.store.patients import PatientStore
@@ -76,6 +79,7 @@ class RouterConfig:
     max_clock_skew: float = 600.0  # seconds MSH-7 may lie ahead of our clock; 0: no check
     clock: Clock = SYSTEM_CLOCK  # arrival times, MSH-7 of ACKs, the skew check
     audit: AuditSink = NO_AUDIT  # where refused messages are recorded (``admission``)
+    metrics: BrokerMetrics | None = None  # where answered messages are counted
 
 
 class HL7Router:
@@ -96,6 +100,8 @@ class HL7Router:
         self._responder = Responder(config.application, config.facility, config.clock)
         site = SitePolicy(config.processing_ids, config.versions, config.accepted_senders)
         self._dispatch = Dispatcher(config.decoder, config.senders, site)
+        self._metrics = IntakeMetrics(config.metrics, config.senders)
+        self._pseudonym = store.keys.pseudonym if store.keys.keyed else None
 
     def _ack(
         self,
@@ -139,13 +145,20 @@ class HL7Router:
         return self._ack(context_from_raw(raw), AckCode.ERROR, error)
 
     def handle_steps(self, raw: bytes, peer: str) -> Steps[bytes]:
-        """:meth:`handle` as steps (``broker.store.steps``); never raises."""
+        """:meth:`handle` as steps (``broker.store.steps``), its log lines with the
+        message's correlation ID (``broker.common.correlation``); never raises."""
+        correlation_id = message_correlation(raw, self._pseudonym)
+        return correlated(correlation_id, self._handle_steps(raw, peer))
+
+    def _handle_steps(self, raw: bytes, peer: str) -> Steps[bytes]:
         started, notes = time.perf_counter(), IntakeNotes()
         arrival = _Arrival(raw, peer, self._config.clock.now())
         try:
             msg = self._dispatch.decode(raw, peer)
         except HL7Error as e:
-            return (yield from self._undecodable(arrival, e, notes))
+            ack = yield from self._undecodable(arrival, e, notes)
+            self._metrics.answered("", peer, ack)
+            return ack
         ctx = context_from_message(msg)
         try:
             ack, summary = yield from self._process(msg, ctx, arrival, notes)
@@ -153,11 +166,14 @@ class HL7Router:
             ack, summary = self._failure(ctx, (msg, peer), e, notes)
         ms = (time.perf_counter() - started) * 1000
         log.info(
-            "[%s] msg %s %s: %s (%.1f ms)", peer, msg.control_id, msg.message_type, summary, ms
+            "[%s] msg %s %s: %s (%.1f ms)",
+            *(peer, msg.control_id, msg.message_type, summary, ms),
+            extra=fields(entries=notes.entry_ids),
         )
         if not notes.logged:  # an applied order was recorded with its changes
             notes.application_ack = self._application_ack(ctx, notes)
             yield from self._record(arrival, msg, ack, notes)
+        self._metrics.answered(msg.message_type, peer, ack)
         return ack
 
     def _undecodable(self, arrival: _Arrival, error: HL7Error, notes: IntakeNotes) -> Steps[bytes]:
@@ -185,6 +201,8 @@ class HL7Router:
         msg, peer = source
         if isinstance(error, HL7Error):
             notes.failed(error)
+            if isinstance(error, MappingError):
+                self._metrics.mapping_failed(error, self._registry())
             summary = f"{error.ack_code.value} {error.err_code.value} {error.location or ''}"
             return self._ack(ctx, error.ack_code, error), summary
         if isinstance(error, StoreFullError):
@@ -301,7 +319,7 @@ class HL7Router:
         if outcome.duplicate is not None:  # a resend raced the original
             return self._answer_duplicate(outcome.duplicate, digest, ctx)
         summary = f"AA, {outcome.created} entries written, {outcome.removed} removed"
-        summary += _warned(peer, msg.control_id, notes.warnings)
+        summary += warned(peer, msg.control_id, notes.warnings)
         if outcome.skipped - outcome.stale:
             summary += f", {outcome.skipped - outcome.stale} order(s) already over left unchanged"
         if outcome.stale:
@@ -356,7 +374,7 @@ class HL7Router:
         summary = (
             f"AA, {result.action.value}: {outcome.updated} entries updated, {outcome.moved} moved"
         )
-        summary += _warned(peer, msg.control_id, notes.warnings)
+        summary += warned(peer, msg.control_id, notes.warnings)
         if outcome.stale:
             summary += (
                 f", {outcome.stale} patient change(s) older (MSH-7) than the patient's skipped"
@@ -375,21 +393,6 @@ class HL7Router:
             f"message control ID {ctx.control_id} was already used by a different message "
             "from this sender; nothing changed",
         )
-
-
-def _warned(peer: str, control_id: str, warnings: tuple[AckWarning, ...]) -> str:
-    """Log each warning of an applied message (its text names the field, the attribute and
-    the lengths, never the value); the part of the summary line that counts them."""
-    for warning in warnings:
-        log.warning(
-            "[%s] msg %s: warning %s at %s: %s",
-            peer,
-            control_id,
-            warning.err_code.value,
-            warning.location or "-",
-            warning.text,
-        )
-    return f", {len(warnings)} value(s) cut to fit (ERR W)" if warnings else ""
 
 
 def _internal_error(code: AckCode, text: str) -> HL7Error:
