@@ -281,6 +281,7 @@ class Broker:
             self._purge = RetentionScheduler(services.retention, s.retention_interval_seconds)
             self._purge.start()
         self._ping = RedisPing(client, services.metrics).start()
+        services.metrics.up.set(1)
         if s.admin_enabled:
             app = create_app(services, s, listeners=self._listener_ports)
             tls = listener_tls(s, "admin")

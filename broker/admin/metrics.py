@@ -53,7 +53,8 @@ def metrics(request: Request) -> Response:
 
 
 class RequestMeter:
-    """Counts every HTTP request by its route's template and its status class."""
+    """Counts every HTTP request by its route's template and its status class, as its
+    answer starts."""
 
     def __init__(self, app: ASGIApp, *, metrics: BrokerMetrics) -> None:
         self.app = app
@@ -63,17 +64,23 @@ class RequestMeter:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = [500]
+        counted = False
+
+        def count(status: int) -> None:
+            nonlocal counted
+            counted = True
+            self._requests(_template(scope), _status_class(status)).inc()
 
         async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
+            if message["type"] == "http.response.start" and not counted:
+                count(int(message["status"]))  # before the client can see the answer
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         finally:
-            self._requests(_template(scope), _status_class(status[0])).inc()
+            if not counted:  # failed before it answered
+                count(500)
 
 
 def _template(scope: Scope) -> str:

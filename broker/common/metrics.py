@@ -159,6 +159,12 @@ class BrokerMetrics:
         self._scanners = frozenset(scanners)
         self._rules: frozenset[str] = frozenset()
         self.worklist_counts: WorklistCounts | None = None
+        self._hl7(r)
+        self._dicom(r)
+        self._rest(r)
+        r.register(_WorklistCollector(self))
+
+    def _hl7(self, r: CollectorRegistry) -> None:
         self.hl7_messages = _Bounded(
             Counter(
                 "mwl_broker_hl7_messages",
@@ -189,6 +195,8 @@ class BrokerMetrics:
                 registry=r,
             )
         )
+
+    def _dicom(self, r: CollectorRegistry) -> None:
         self.find_seconds = _Bounded(
             Histogram(
                 "mwl_broker_cfind_seconds",
@@ -227,6 +235,8 @@ class BrokerMetrics:
                 registry=r,
             )
         )
+
+    def _rest(self, r: CollectorRegistry) -> None:
         self.redis_seconds = Histogram(
             "mwl_broker_redis_roundtrip_seconds",
             "Round trip of a PING to Redis, sent every few seconds",
@@ -247,7 +257,6 @@ class BrokerMetrics:
             )
         )
         self.up = Gauge("mwl_broker_up", "1 while the broker serves", registry=r)
-        r.register(_WorklistCollector(self))
 
     def __repr__(self) -> str:
         return f"BrokerMetrics(senders={len(self._senders)}, scanners={len(self._scanners)})"
