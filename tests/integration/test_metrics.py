@@ -1,10 +1,12 @@
 """``GET /metrics`` of a whole broker over real HTTP, after real traffic: an order and a
 refused one over MLLP, C-FINDs from pynetdicom (a configured scanner and an AE title no
-table names), an MPPS created and completed; its values, its bounded labels, its auth."""
+table names), an MPPS created and completed, an association to another AE title and a
+peer that does not speak MLLP; its values, its bounded labels, its auth."""
 
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
@@ -107,6 +109,14 @@ def test_metrics_count_real_traffic_with_bounded_labels(broker: Broker) -> None:
     assert _query(ep.dicom_port, ep.ae_title, SCANNER) >= 1
     assert _query(ep.dicom_port, ep.ae_title, STRANGER) >= 1
     _perform(ep.dicom_port, ep.ae_title)
+    wrong = AE(ae_title=SCANNER)
+    wrong.add_requested_context(ModalityWorklistInformationFind)
+    assert wrong.associate("127.0.0.1", ep.dicom_port, ae_title="NOT_THE_BROKER").is_rejected
+    with socket.create_connection(("127.0.0.1", ep.hl7_port), timeout=30) as junk:
+        junk.sendall(b"GET / HTTP/1.1\r\n" * 400)  # not MLLP: closed
+        junk.shutdown(socket.SHUT_WR)
+        while junk.recv(4096):
+            pass
     token, _ = broker.services.auth.create_token(Role.VIEWER, label="scrape", by="test")
     scrape = httpx.get(
         f"{ep.admin_url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30
@@ -126,6 +136,9 @@ def test_metrics_count_real_traffic_with_bounded_labels(broker: Broker) -> None:
     assert _value(s, "mwl_broker_cfind_seconds_count", calling_ae="other") == 1
     assert _value(s, "mwl_broker_cfind_answers_total", calling_ae=SCANNER) >= 1
     assert _value(s, "mwl_broker_dicom_associations_accepted_total") == 3
+    refused = "mwl_broker_dicom_associations_refused_total"
+    assert _value(s, refused, reason="called_ae") == 1
+    assert _value(s, "mwl_broker_mllp_connections_refused_total", reason="not_mllp") == 1
     assert _value(s, "mwl_broker_mpps_events_total", event="created") == 1
     assert _value(s, "mwl_broker_mpps_events_total", event="completed") == 1
     assert _value(s, "mwl_broker_redis_roundtrip_seconds_count") >= 1
