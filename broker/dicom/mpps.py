@@ -129,9 +129,11 @@ class MppsService:
     ) -> MppsResult:
         """``handler``'s result, its log lines with the instance's correlation ID
         (``broker.common.correlation``: a pseudonym of its SOP Instance UID)."""
-        request = event.request
-        uid = request.AffectedSOPInstanceUID or request.RequestedSOPInstanceUID
-        instance = str(uid) if uid else f"{calling_ae(event)}/{request.MessageID}"
+        request = event.request  # N-CREATE names the instance Affected, N-SET Requested
+        uid = getattr(request, "AffectedSOPInstanceUID", None) or getattr(
+            request, "RequestedSOPInstanceUID", None
+        )
+        instance = str(uid) if uid else f"{calling_ae(event)}/{getattr(request, 'MessageID', '')}"
         return correlation.using(
             correlation.digest("p", instance), lambda: self._answered(operation, handler, event)
         )
