@@ -62,6 +62,7 @@ from broker.store.connection import (
 from broker.store.embedded import ExitWatch
 from broker.store.mapping_live import LiveMappings
 from broker.store.msglog import MessageLog
+from broker.store.ping import RedisPing
 from broker.store.retention import RetentionScheduler
 from broker.store.sentinel import open_site_redis
 from broker.store.worklist import WorklistStore
@@ -117,26 +118,13 @@ def build_services(s: Settings, client: redis.Redis, audit: AuditSink = NO_AUDIT
     return Services(s, client, audit)
 
 
-def hl7_tls(s: Settings) -> ssl.SSLContext | None:
-    """The MLLP listener's TLS context (BCP 195), or None for plain MLLP."""
-    if s.hl7_tls_cert is None or s.hl7_tls_key is None:
+def listener_tls(s: Settings, face: str) -> ssl.SSLContext | None:
+    """The TLS context (BCP 195) of listener ``face`` (``hl7``, ``dicom``: PS3.15 B.9,
+    ``admin``), from its ``<face>_tls_*`` settings; None for plain TCP."""
+    cert, key = getattr(s, f"{face}_tls_cert"), getattr(s, f"{face}_tls_key")
+    if cert is None or key is None:
         return None
-    return server_context("hl7_tls_cert", s.hl7_tls_cert, s.hl7_tls_key, s.hl7_tls_client_ca)
-
-
-def dicom_tls(s: Settings) -> ssl.SSLContext | None:
-    """The DICOM listener's TLS context (BCP 195, PS3.15 B.9), or None for plain DICOM."""
-    if s.dicom_tls_cert is None or s.dicom_tls_key is None:
-        return None
-    cert, key, ca = s.dicom_tls_cert, s.dicom_tls_key, s.dicom_tls_client_ca
-    return server_context("dicom_tls_cert", cert, key, ca)
-
-
-def admin_tls(s: Settings) -> ssl.SSLContext | None:
-    """The admin API's TLS context (BCP 195), or None for plain HTTP."""
-    if s.admin_tls_cert is None or s.admin_tls_key is None:
-        return None
-    return server_context("admin_tls_cert", s.admin_tls_cert, s.admin_tls_key)
+    return server_context(f"{face}_tls_cert", cert, key, getattr(s, f"{face}_tls_client_ca", None))
 
 
 def build_dicom_server(services: Services, audit: AuditSink = NO_AUDIT) -> DicomServer:
@@ -168,8 +156,9 @@ def build_dicom_server(services: Services, audit: AuditSink = NO_AUDIT) -> Dicom
         max_per_address=s.dicom_max_connections_per_address,
         admission=profiles.decide,
         reachable=profiles.may_connect,
-        tls=dicom_tls(s),
+        tls=listener_tls(s, "dicom"),
         audit=audit,
+        metrics=services.metrics,
     )
 
 
@@ -214,6 +203,7 @@ class Broker:
         self._purge: RetentionScheduler | None = None
         self._outbound: SenderThreads | None = None
         self._admin: AdminServer | None = None
+        self._ping: RedisPing | None = None
         self.audit: AuditTrail | None = None
         self.services: Services | None = None
         self.store: WorklistStore | None = None
@@ -264,8 +254,9 @@ class Broker:
             max_connections=s.hl7_max_connections,
             admit=s.senders.admits,
             max_per_address=s.hl7_max_connections_per_address,
-            tls=hl7_tls(s),
+            tls=listener_tls(s, "hl7"),
             audit=audit,
+            metrics=services.metrics,
         )
         await self._mllp.start()
         if s.retention_interval_seconds > 0:
@@ -273,9 +264,11 @@ class Broker:
             self._purge.start()
         self._outbound = SenderThreads(services.outbound_senders(connect_destination))
         self._outbound.start()
+        self._ping = RedisPing(client, services.metrics).start()
+        services.metrics.up.set(1)
         if s.admin_enabled:
             app = create_app(services, s, listeners=self._listener_ports)
-            tls = admin_tls(s)
+            tls = listener_tls(s, "admin")
             self._admin = AdminServer(app, host=s.admin_host, port=s.admin_port, tls=tls)
             await self._admin.start()
         _settle_garbage_collector()
@@ -343,6 +336,9 @@ class Broker:
         mappings, self.mappings = self.mappings, None
         if mappings is not None:
             await asyncio.to_thread(mappings.stop)
+        ping, self._ping = self._ping, None
+        if ping is not None:
+            await asyncio.to_thread(ping.stop)
         purge, self._purge = self._purge, None
         if purge is not None:
             await asyncio.to_thread(purge.stop)

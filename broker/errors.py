@@ -87,12 +87,18 @@ class HL7Error(BrokerError):
         self.location = location
         self.text = text
 
+    @classmethod
+    def internal(cls, ack_code: AckCode, text: str) -> HL7Error:
+        """An application internal error (ERR-3 207, no location) answered with ``ack_code``."""
+        return cls(ack_code, ErrorCode.APPLICATION_INTERNAL_ERROR, None, text)
+
 
 class MappingError(HL7Error):
     """A message's content cannot be mapped to worklist entries (answered AE)."""
 
     def __init__(self, err_code: ErrorCode, location: str | None, text: str) -> None:
         super().__init__(AckCode.ERROR, err_code, location, text)
+        self.rule: str | None = None  # the mapping rule that failed (its name), when one did
 
 
 class DicomServiceError(BrokerError):

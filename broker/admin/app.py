@@ -18,6 +18,7 @@ from broker.admin import (
     health,
     mappings,
     messages,
+    metrics,
     mpps,
     openapi,
     pages,
@@ -62,6 +63,7 @@ def create_app(
     install_problem_handler(app)
     for router in (
         health.router,
+        metrics.router,
         openapi.router,
         session.router,
         status.router,
@@ -78,5 +80,6 @@ def create_app(
     for router in (dicomweb.router, mpps.router):  # DICOMweb (PS3.18), at the root
         app.include_router(router)
     app.add_middleware(BodyLimit, wider={mappings.PREFIX: mappings.MAX_MAPPINGS_BODY})
+    app.add_middleware(metrics.RequestMeter, metrics=services.metrics)
     app.add_middleware(SecurityHeaders, tls=tls)  # outermost: every answer gets the headers
     return app

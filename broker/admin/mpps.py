@@ -29,6 +29,7 @@ from broker.admin.dicomweb import ScannerCaller, scanner_caller, service_name
 from broker.admin.problems import ApiProblem, problem_response
 from broker.audit.events import Outcome
 from broker.audit.record import web_mpps
+from broker.common import correlation
 from broker.common.jsontext import dumps
 from broker.dicom import mpps_web
 from broker.errors import StoreError
@@ -65,10 +66,12 @@ def _answer(refused: _Refused) -> Response:
     return problem_response(p.status, p.detail, {"Warning": p.warning})
 
 
-async def _call(request: Request, call: Callable[[], _T]) -> _T:
-    """``call`` in a worker thread; its refusal or the store down as ``_Refused``."""
+async def _call(request: Request, call: Callable[[], _T], uid: str | None = None) -> _T:
+    """``call`` in a worker thread, its log lines with the instance's correlation ID (as
+    over DIMSE, ``broker.dicom.mpps``); its refusal or the store down as ``_Refused``."""
+    instance = correlation.digest("p", uid) if uid else ""
     try:
-        return await run_in_threadpool(call)
+        return await run_in_threadpool(correlation.using, instance, call)
     except MppsRefusal as refusal:
         answer = mpps_web.problem(refusal, service_name(request))
         raise _Refused(answer, refusal, Outcome.REFUSED) from None
@@ -125,6 +128,7 @@ async def _create(request: Request, who: ScannerCaller, uid: str | None) -> Resp
         created = await _call(
             request,
             lambda: mpps.create(ds, uid=uid, aet=who.ae_title, profile=who.profile),
+            uid,
         )
     except _Refused as refused:
         _audit(request, who, "N-CREATE", uid or "", refused)
@@ -165,6 +169,7 @@ async def create_or_update(
         updated = await _call(
             request,
             lambda: mpps.update(uid, ds, aet=who.ae_title, profile=who.profile),
+            uid,
         )
     except _Refused as refused:
         _audit(request, who, "N-SET", uid, refused)

@@ -35,7 +35,7 @@ def add_parser(sub: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve with the settings of the file, the environment and the flags."""
     settings = settings_from(args, SERVE_OPTIONS)
-    configure_logging(settings.log_level, log_phi=settings.log_phi)
+    configure_logging(settings.log_level, log_phi=settings.log_phi, log_format=settings.log_format)
     return asyncio.run(_serve(settings))
 
 

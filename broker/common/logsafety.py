@@ -147,20 +147,28 @@ def _chain(te: traceback.TracebackException) -> list[traceback.TracebackExceptio
     return list(reversed(chain))
 
 
-def safety_handler(stream: TextIO, *, log_phi: bool = False) -> logging.Handler:
+def safety_handler(
+    stream: TextIO, *, log_phi: bool = False, log_format: str = "text"
+) -> logging.Handler:
     """A handler writing to ``stream`` through the filters above (withholding first, so
-    that a bound never cuts a quoted value in two)."""
+    that a bound never cuts a quoted value in two); ``log_format = "json"``: one JSON
+    object per line (``broker.common.jsonlog``)."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter(_FORMAT) if log_phi else WithheldDetails(_FORMAT))
+    if log_format == "json":
+        from broker.common.jsonlog import JsonLines  # it builds on this module
+
+        handler.setFormatter(JsonLines(log_phi=log_phi))
+    else:
+        handler.setFormatter(logging.Formatter(_FORMAT) if log_phi else WithheldDetails(_FORMAT))
     if not log_phi:
         handler.addFilter(QuotedValues())
     handler.addFilter(SafeArguments())
     return handler
 
 
-def configure_logging(level: str, *, log_phi: bool = False) -> None:
+def configure_logging(level: str, *, log_phi: bool = False, log_format: str = "text") -> None:
     """Log to stderr at ``level`` through the filters above (once per process)."""
-    handler = safety_handler(sys.stderr, log_phi=log_phi)
+    handler = safety_handler(sys.stderr, log_phi=log_phi, log_format=log_format)
     handler.set_name(_HANDLER)
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER]:

@@ -57,6 +57,7 @@ from pydicom.dataset import Dataset
 from broker.audit.events import Outcome
 from broker.audit.record import mpps_event
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.common import correlation
 from broker.dicom.mpps_rules import (
     NO_LONGER_UPDATABLE,
     NO_LONGER_UPDATABLE_ERROR_ID,
@@ -124,6 +125,20 @@ class MppsService:
         return self._answer("N-SET", self._set, event)
 
     def _answer(
+        self, operation: str, handler: Callable[[Any], MppsResult], event: Any
+    ) -> MppsResult:
+        """``handler``'s result, its log lines with the instance's correlation ID
+        (``broker.common.correlation``: a pseudonym of its SOP Instance UID)."""
+        request = event.request  # N-CREATE names the instance Affected, N-SET Requested
+        uid = getattr(request, "AffectedSOPInstanceUID", None) or getattr(
+            request, "RequestedSOPInstanceUID", None
+        )
+        instance = str(uid) if uid else f"{calling_ae(event)}/{getattr(request, 'MessageID', '')}"
+        return correlation.using(
+            correlation.digest("p", instance), lambda: self._answered(operation, handler, event)
+        )
+
+    def _answered(
         self, operation: str, handler: Callable[[Any], MppsResult], event: Any
     ) -> MppsResult:
         """``handler``'s result; every failure becomes a status with an Error Comment, and
@@ -208,6 +223,7 @@ class MppsService:
             len(result.entries),
             result.changed,
             list(result.entries),
+            extra=correlation.fields(entries=list(result.entries)),
         )
         linked = len(result.entries)
         self._audit.record(mpps_event("N-SET", event, performed=result.status, linked=linked))
@@ -232,6 +248,7 @@ def _log_created(aet: str, message_id: int, created: Created) -> None:
         len(entries),
         created.changed,
         entries,
+        extra=correlation.fields(entries=entries),
     )
     if scheduled and not entries:
         log.warning(

@@ -42,8 +42,10 @@ from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 
 from broker.audit.record import AssociationRecords, RefusalRecords
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.common.metrics import BrokerMetrics
 from broker.dicom.acceptance import Admission, admission_check
 from broker.dicom.guard import GuardLimits, guarded_server_class
+from broker.dicom.metering import AssociationMeter, measured
 from broker.dicom.peers import calling_ae
 from broker.dicom.profiles import ProfileSet
 from broker.dicom.transport import hang_up
@@ -224,8 +226,10 @@ class DicomServer:
         reachable: Callable[[str], bool] | None = None,
         tls: ssl.SSLContext | None = None,
         audit: AuditSink = NO_AUDIT,
+        metrics: BrokerMetrics | None = None,
     ) -> None:
         self._ae_title = ae_title
+        self._metrics = metrics or BrokerMetrics()
         self._admit = admission or ProfileSet({}).decide
         # whether ``admission`` could accept anyone from an address: when not, the
         # connection is closed as it is accepted (ProfileSet.may_connect)
@@ -266,13 +270,17 @@ class DicomServer:
         if self._server is not None:
             raise RuntimeError("DicomServer already started")
         audit, records = self._audit, AssociationRecords(self._audit)
+        meter = AssociationMeter(self._metrics)
+        find = measured(self._find.handle, self._metrics)
         handlers: list[evt.EventHandlerType] = [
             (evt.EVT_REQUESTED, admission_check(self._admit, self._client_certificates, records)),
             (evt.EVT_ACCEPTED, records.accepted),
             (evt.EVT_REJECTED, records.rejected),
+            (evt.EVT_ACCEPTED, meter.accepted),
+            (evt.EVT_REJECTED, meter.rejected),
             (evt.EVT_CONN_OPEN, _set_nodelay),
             *([(evt.EVT_DATA_RECV, _quick_ack)] if _TCP_QUICKACK is not None else []),
-            (evt.EVT_C_FIND, _paced(self._find.handle, self._network_timeout)),
+            (evt.EVT_C_FIND, _paced(find, self._network_timeout)),
         ]
         if self._mpps is not None:
             handlers += [
@@ -283,7 +291,13 @@ class DicomServer:
         limits = GuardLimits(
             self._max_associations, self._max_per_address, self._network_timeout, self._reachable
         )
-        limits.refused = RefusalRecords(audit, "dicom").refused  # at a bounded rate
+        audited = RefusalRecords(audit, "dicom").refused  # at a bounded rate
+
+        def refused(host: str, reason: str) -> None:
+            meter.count(reason)
+            audited(host, reason)
+
+        limits.refused = refused
         server = ae.make_server(
             (self._host, self._requested_port),
             evt_handlers=handlers,

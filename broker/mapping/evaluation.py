@@ -197,7 +197,17 @@ def _as_long_code(rule: ValueRule) -> ValueRule:
 
 
 def _values(spec: RuleTables, rule: ValueRule, context: Context) -> list[str]:
-    """Evaluate a rule (and its fallbacks), check ``required`` and DICOM conformance."""
+    """Evaluate a rule (and its fallbacks), check ``required`` and DICOM conformance; a
+    failure names the rule (``MappingError.rule``, counted by the broker's metrics)."""
+    try:
+        return _rule_values(spec, rule, context)
+    except MappingError as e:
+        if e.rule is None:
+            e.rule = rule.name
+        raise
+
+
+def _rule_values(spec: RuleTables, rule: ValueRule, context: Context) -> list[str]:
     trace = context.trace
     if trace is not None:
         trace.rule(rule)

@@ -65,6 +65,7 @@ class MLLPConnection:
         if junk <= MAX_JUNK_BYTES or self.decoder.has_partial_frame:
             return False
         log.warning("MLLP %s: %d bytes outside any frame, not MLLP; closing", self.peer, junk)
+        self.server.count_refusal("not_mllp")
         return True
 
     async def secure(self, context: ssl.SSLContext) -> bool:
@@ -75,10 +76,10 @@ class MLLPConnection:
             timeout = min(server.idle_timeout, 30.0)
             await self.writer.start_tls(context, ssl_handshake_timeout=timeout)
         except OSError as e:  # ssl.SSLError, a timeout, the peer gone
-            server.refused(self.host, f"TLS handshake failed ({type(e).__name__})")
+            server.refused(self.host, f"TLS handshake failed ({type(e).__name__})", "tls")
             return False
         if not server.admit(self.host, certificate_names(self.writer.get_extra_info("peercert"))):
-            server.refused(self.host, NOT_A_SENDER)
+            server.refused(self.host, NOT_A_SENDER, "not_sender")
             return False
         return True
 
@@ -178,8 +179,10 @@ class MLLPConnection:
                     pass
 
     async def _handle(self, payload: bytes) -> bool:
-        """Handle one message and write its response; False means close the connection."""
+        """Handle one message and write its response; False means close the connection.
+        The time from here (the frame is whole) to the response written is measured."""
         self.busy = True
+        started = time.perf_counter()
         try:
             response = await self._respond(payload)
             if response is None:
@@ -187,6 +190,8 @@ class MLLPConnection:
                 return False
             written = await self._write(response)
             self.handled += written
+            if written:
+                self.server.ingest_seconds.observe(time.perf_counter() - started)
             return written
         finally:
             self.busy = False

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 
 from broker.audit.record import RefusalRecords
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.common.metrics import MLLP_REFUSALS, BrokerMetrics
 from broker.common.refusals import RefusalLog
 from broker.mllp.connection import MAX_JUNK_BYTES, NOT_A_SENDER, MLLPConnection, control_id
 
@@ -62,6 +63,7 @@ class MLLPServer:
         max_per_address: int | None = None,
         tls: ssl.SSLContext | None = None,
         audit: AuditSink = NO_AUDIT,
+        metrics: BrokerMetrics | None = None,
     ) -> None:
         if max_frame_bytes <= 0 or idle_timeout <= 0 or max_connections <= 0:
             raise ValueError("max_frame_bytes, idle_timeout and max_connections must be > 0")
@@ -70,6 +72,9 @@ class MLLPServer:
         self.tls = tls
         self.audit = RefusalRecords(audit, "hl7")  # refused connections, at a bounded rate
         self._refusal_log = RefusalLog(log, "MLLP")  # and their log lines
+        m = metrics or BrokerMetrics()
+        self.ingest_seconds = m.ingest_seconds  # frame received -> its ACK written
+        self._refusals = {kind: m.mllp_refused(kind) for kind in MLLP_REFUSALS}
         self.handler = handler
         self.rejecter = rejecter
         self.max_frame_bytes = max_frame_bytes
@@ -158,7 +163,7 @@ class MLLPServer:
         host = str(address[0]) if isinstance(address, tuple) and address else peer
         refusal = self._refusal(host)
         if refusal is not None:
-            self.refused(host, refusal)
+            self.refused(host, *refusal)
             writer.close()
             return
         if self.tls is not None:  # not a byte read until the handshake (MLLPConnection.secure)
@@ -177,25 +182,32 @@ class MLLPServer:
         conn.task = task
         log.info("MLLP %s: connected (%d open)", peer, len(self._connections))
 
-    def refused(self, host: str, reason: str) -> None:
+    def refused(self, host: str, reason: str, kind: str = "other") -> None:
         """Say that a connection was refused (log, and audit unless the server stops), at a
-        bounded rate per address (``broker.common.refusals``)."""
+        bounded rate per address (``broker.common.refusals``); count it under ``kind``
+        (``broker.common.metrics.MLLP_REFUSALS``)."""
+        self.count_refusal(kind)
         self._refusal_log.refused(host, f"refused ({reason})")
         if not self.stopping:
             self.audit.refused(host, reason)
 
-    def _refusal(self, host: str) -> str | None:
-        """Why a connection from ``host`` is refused before a byte is read; None: it is not.
-        With TLS the sender policy is asked after the handshake (``MLLPConnection.secure``)."""
+    def count_refusal(self, kind: str) -> None:
+        """Count a refused (or, not speaking MLLP, closed) connection under ``kind``."""
+        self._refusals[kind if kind in self._refusals else "other"].inc()
+
+    def _refusal(self, host: str) -> tuple[str, str] | None:
+        """Why a connection from ``host`` is refused before a byte is read, and its class;
+        None: it is not. With TLS the sender policy is asked after the handshake
+        (``MLLPConnection.secure``)."""
         if self.stopping:
-            return "stopping"
+            return "stopping", "stopping"
         if self.tls is None and not self.admit(host, ()):
-            return NOT_A_SENDER
+            return NOT_A_SENDER, "not_sender"
         if len(self._connections) >= self.max_connections:
-            return f"{self.max_connections} connections open"
+            return f"{self.max_connections} connections open", "connection_limit"
         same = sum(1 for conn in self._connections.values() if conn.host == host)
         if same >= self.max_per_address:
-            return f"{same} connections open from this address"
+            return f"{same} connections open from this address", "connection_limit"
         return None
 
 

@@ -30,12 +30,15 @@ subclasses); they never print, and import no face.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cached_property
 from typing import Any
 
 import redis
 
 from broker.audit.writer import NO_AUDIT, AuditSink
+from broker.common.clock import SYSTEM_CLOCK
+from broker.common.metrics import BrokerMetrics
 from broker.dicom.gate import BroadQueryGate
 from broker.dicom.profiles import ProfileSet, site_zone
 from broker.mapping.outbound_spec import OutboundSpec
@@ -153,7 +156,7 @@ class Services:
     @cached_property
     def intake(self) -> HL7Router:
         """The HL7 router on the live mappings, recording into the message log."""
-        config = router_config(self.settings, self.audit)
+        config = dataclasses.replace(router_config(self.settings, self.audit), metrics=self.metrics)
         live = self.live_mappings
         return HL7Router(self.store, live.current, config, recorder=self.message_log)
 
@@ -230,7 +233,7 @@ class Services:
     def mpps(self) -> MppsService:
         """The MPPS state machine on ``mpps_store``: the DICOM server's N-CREATE/N-SET
         and the DICOMweb MPPS resources share it."""
-        return MppsService(self.mpps_store, self.profiles)
+        return MppsService(self.mpps_store, self.profiles, self.metrics)
 
     @cached_property
     def outbound_queues(self) -> dict[str, OutboundQueue]:
@@ -281,6 +284,22 @@ class Services:
     def dashboard(self) -> DashboardService:
         counts = Counts(self.client, KeySchema(self.settings.redis_key_prefix))
         return DashboardService(counts, self.settings.dicom_scanners)
+
+    @cached_property
+    def metrics(self) -> BrokerMetrics:
+        """This process's metrics (``/metrics``), their labels bounded by the configured
+        senders and scanners; the worklist's counts read at scrape (as the dashboard's)."""
+        s = self.settings
+        metrics = BrokerMetrics(senders=s.hl7_senders, scanners=s.dicom_scanners)
+        counts = Counts(self.client, KeySchema(s.redis_key_prefix))
+        configured = tuple(s.dicom_scanners)
+
+        def worklist() -> tuple[dict[str, int], int, int]:
+            found = counts.worklist(SYSTEM_CLOCK.now(), configured)
+            return found.by_station, found.total, found.ended
+
+        metrics.worklist_counts = worklist
+        return metrics
 
     @cached_property
     def auth(self) -> AuthService:

@@ -14,22 +14,52 @@ its own answer (``broker.dicom.mpps_rules.failure``, ``broker.dicom.mpps_web``).
 
 from __future__ import annotations
 
+from pydicom import Dataset
+
+from broker.common.metrics import BrokerMetrics
 from broker.dicom.plan import station_titles
 from broker.dicom.profiles import ProfileSet, ScannerProfile
 from broker.store.mpps import MppsStore
 from broker.worklist.mpps_rules import MppsRefusal, MppsStatus
-from broker.worklist.mpps_steps import Created, MppsSteps, Updated
+from broker.worklist.mpps_steps import Created, MppsProfile, MppsSteps, Updated
 
 __all__ = ["Created", "MppsService", "Updated"]
 
 
 class MppsService(MppsSteps):
     """``create``, ``update`` and ``retrieve`` (``MppsSteps``) on the broker's
-    :class:`MppsStore`, and the profile a calling AE title gets (``profile_for``)."""
+    :class:`MppsStore`, and the profile a calling AE title gets (``profile_for``); each
+    instance created and each update counted in ``metrics`` (``mwl_broker_mpps_events``)."""
 
-    def __init__(self, store: MppsStore, profiles: ProfileSet) -> None:
+    def __init__(
+        self, store: MppsStore, profiles: ProfileSet, metrics: BrokerMetrics | None = None
+    ) -> None:
         super().__init__(store, station_titles)
         self._profiles = profiles
+        self._metrics = metrics or BrokerMetrics()
+        events = self._metrics.mpps_events
+        self._created = events("created")
+        self._updated = {  # by the instance's status after the update
+            "IN PROGRESS": events("updated"),
+            "COMPLETED": events("completed"),
+            "DISCONTINUED": events("discontinued"),
+        }
+
+    def create(
+        self, attributes: Dataset | None, *, uid: str | None, aet: str, profile: MppsProfile
+    ) -> Created:
+        created = super().create(attributes, uid=uid, aet=aet, profile=profile)
+        self._created.inc()
+        return created
+
+    def update(
+        self, uid: str, changes: Dataset | None, *, aet: str, profile: MppsProfile
+    ) -> Updated:
+        updated = super().update(uid, changes, aet=aet, profile=profile)
+        counter = self._updated.get(updated.result.status)
+        if counter is not None:
+            counter.inc()
+        return updated
 
     def profile_for(self, ae_title: str, address: str) -> ScannerProfile:
         """The caller's profile (``ProfileSet.for_caller``), or 0x0124 Refused: not

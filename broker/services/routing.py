@@ -27,7 +27,9 @@ from dataclasses import dataclass, field, replace
 
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common.clock import SYSTEM_CLOCK, Clock
-from broker.errors import HL7Error, StoreError, StoreFullError
+from broker.common.correlation import correlated, fields
+from broker.common.metrics import BrokerMetrics
+from broker.errors import HL7Error, MappingError, StoreError, StoreFullError
 from broker.hl7.ack import AckContext, AckWarning, context_from_message, context_from_raw
 from broker.hl7.ackmode import Responder
 from broker.hl7.codes import AckCode, ErrorCode
@@ -40,6 +42,7 @@ from broker.mapping.registry import MappingRegistry
 from broker.mapping.spec import MappingSpec
 from broker.services.admission import admit
 from broker.services.dispatch import Dispatcher, SitePolicy
+from broker.services.intake_watch import IntakeMetrics, message_correlation, warned
 from broker.store import steps
 from broker.store.message_records import Intake, IntakeNotes, MessageRecorder, Outcome, intake_from
 from broker.store.patients import PatientStore
@@ -77,6 +80,7 @@ class RouterConfig:
     clock: Clock = SYSTEM_CLOCK  # arrival times, MSH-7 of ACKs, the skew check
     audit: AuditSink = NO_AUDIT  # where refused messages are recorded (``admission``)
     origin: str = ""  # the sender orders come from when the peer does not say (a reprocess)
+    metrics: BrokerMetrics | None = None  # where answered messages are counted
 
 
 class HL7Router:
@@ -97,6 +101,8 @@ class HL7Router:
         self._responder = Responder(config.application, config.facility, config.clock)
         site = SitePolicy(config.processing_ids, config.versions, config.accepted_senders)
         self._dispatch = Dispatcher(config.decoder, config.senders, site)
+        self._metrics = IntakeMetrics(config.metrics, config.senders)
+        self._pseudonym = store.keys.pseudonym if store.keys.keyed else None
 
     def _ack(
         self,
@@ -118,7 +124,7 @@ class HL7Router:
 
     def reject(self, raw: bytes, reason: str, peer: str) -> bytes:
         """A NAK for a message the transport could not hand over whole (AR 207)."""
-        error = _internal_error(AckCode.REJECT, reason)
+        error = HL7Error.internal(AckCode.REJECT, reason)
         ack = self._ack(context_from_raw(raw), AckCode.REJECT, error)
         notes = IntakeNotes()
         notes.failed(error, Outcome.REJECTED)
@@ -136,17 +142,24 @@ class HL7Router:
             return result
         # handle_steps answers every failure itself; this is a last resort
         log.error("[%s] message not processed: %r", peer, result)
-        error = _internal_error(AckCode.ERROR, "internal error")
+        error = HL7Error.internal(AckCode.ERROR, "internal error")
         return self._ack(context_from_raw(raw), AckCode.ERROR, error)
 
     def handle_steps(self, raw: bytes, peer: str) -> Steps[bytes]:
-        """:meth:`handle` as steps (``broker.store.steps``); never raises."""
+        """:meth:`handle` as steps (``broker.store.steps``), its log lines with the
+        message's correlation ID (``broker.common.correlation``); never raises."""
+        correlation_id = message_correlation(raw, self._pseudonym)
+        return correlated(correlation_id, self._handle_steps(raw, peer))
+
+    def _handle_steps(self, raw: bytes, peer: str) -> Steps[bytes]:
         started, notes = time.perf_counter(), IntakeNotes()
         arrival = _Arrival(raw, peer, self._config.clock.now())
         try:
             msg = self._dispatch.decode(raw, peer)
         except HL7Error as e:
-            return (yield from self._undecodable(arrival, e, notes))
+            ack = yield from self._undecodable(arrival, e, notes)
+            self._metrics.answered("", peer, ack)
+            return ack
         ctx = context_from_message(msg)
         try:
             ack, summary = yield from self._process(msg, ctx, arrival, notes)
@@ -154,11 +167,14 @@ class HL7Router:
             ack, summary = self._failure(ctx, (msg, peer), e, notes)
         ms = (time.perf_counter() - started) * 1000
         log.info(
-            "[%s] msg %s %s: %s (%.1f ms)", peer, msg.control_id, msg.message_type, summary, ms
+            "[%s] msg %s %s: %s (%.1f ms)",
+            *(peer, msg.control_id, msg.message_type, summary, ms),
+            extra=fields(entries=notes.entry_ids),
         )
         if not notes.logged:  # an applied order was recorded with its changes
             notes.application_ack = self._application_ack(ctx, notes)
             yield from self._record(arrival, msg, ack, notes)
+        self._metrics.answered(msg.message_type, peer, ack)
         return ack
 
     def _undecodable(self, arrival: _Arrival, error: HL7Error, notes: IntakeNotes) -> Steps[bytes]:
@@ -186,6 +202,8 @@ class HL7Router:
         msg, peer = source
         if isinstance(error, HL7Error):
             notes.failed(error)
+            if isinstance(error, MappingError):
+                self._metrics.mapping_failed(error, self._registry())
             summary = f"{error.ack_code.value} {error.err_code.value} {error.location or ''}"
             return self._ack(ctx, error.ack_code, error), summary
         if isinstance(error, StoreFullError):
@@ -196,21 +214,21 @@ class HL7Router:
                 msg.control_id,
                 error,
             )
-            refusal = _internal_error(
+            refusal = HL7Error.internal(
                 AckCode.REJECT, "worklist store full; nothing was stored, please resend later"
             )
             notes.failed(refusal, Outcome.STORE_FAILURE)
             return self._ack(ctx, AckCode.REJECT, refusal), "AR 207 store full"
         if isinstance(error, StoreError):
             log.warning("[%s] msg %s: %s", peer, msg.control_id, error)
-            refusal = _internal_error(
+            refusal = HL7Error.internal(
                 AckCode.REJECT,
                 "worklist store unavailable; nothing was stored, please resend later",
             )
             notes.failed(refusal, Outcome.STORE_FAILURE)
             return self._ack(ctx, AckCode.REJECT, refusal), "AR 207 store unavailable"
         log.error("[%s] msg %s: internal error", peer, msg.control_id, exc_info=error)
-        fault = _internal_error(AckCode.ERROR, "internal error in the broker; nothing was stored")
+        fault = HL7Error.internal(AckCode.ERROR, "internal error in the broker; nothing was stored")
         notes.failed(fault, Outcome.INTERNAL_ERROR)
         return self._ack(ctx, AckCode.ERROR, fault), "AE 207 internal error"
 
@@ -304,7 +322,7 @@ class HL7Router:
         if outcome.duplicate is not None:  # a resend raced the original
             return (yield from self._answer_duplicate(outcome.duplicate, digest, ctx))
         summary = f"AA, {outcome.created} entries written, {outcome.removed} removed"
-        summary += _warned(peer, msg.control_id, notes.warnings)
+        summary += warned(peer, msg.control_id, notes.warnings)
         if outcome.skipped - outcome.stale:
             summary += f", {outcome.skipped - outcome.stale} order(s) already over left unchanged"
         if outcome.stale:
@@ -359,7 +377,7 @@ class HL7Router:
         summary = (
             f"AA, {result.action.value}: {outcome.updated} entries updated, {outcome.moved} moved"
         )
-        summary += _warned(peer, msg.control_id, notes.warnings)
+        summary += warned(peer, msg.control_id, notes.warnings)
         if outcome.stale:
             summary += (
                 f", {outcome.stale} patient change(s) older (MSH-7) than the patient's skipped"
@@ -379,23 +397,3 @@ class HL7Router:
             f"message control ID {ctx.control_id} was already used by a different message "
             "from this sender; nothing changed",
         )
-
-
-def _warned(peer: str, control_id: str, warnings: tuple[AckWarning, ...]) -> str:
-    """Log each warning of an applied message (its text names the field, the attribute and
-    the lengths, never the value); the part of the summary line that counts them."""
-    for warning in warnings:
-        log.warning(
-            "[%s] msg %s: warning %s at %s: %s",
-            peer,
-            control_id,
-            warning.err_code.value,
-            warning.location or "-",
-            warning.text,
-        )
-    return f", {len(warnings)} value(s) cut to fit (ERR W)" if warnings else ""
-
-
-def _internal_error(code: AckCode, text: str) -> HL7Error:
-    """An application internal error (ERR-3 207, no location) answered with ``code``."""
-    return HL7Error(code, ErrorCode.APPLICATION_INTERNAL_ERROR, None, text)

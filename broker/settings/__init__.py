@@ -31,6 +31,7 @@ from broker.settings.values import (
     check_audit_settings,
     check_destinations,
     check_listener_tls,
+    check_observability,
     check_redis_settings,
     coerce,
     memory_bytes,
@@ -124,6 +125,7 @@ class Settings:
     admin_tls_cert: Path | None = None  # HTTPS with this certificate (PEM) and key
     admin_tls_key: Path | None = None
     admin_session_minutes: float = 30.0  # a console session ends after this long unused
+    metrics_allow: tuple[str, ...] = ()  # addresses/networks served /metrics without a token
     data_dir: Path = Path("data")
     mappings_dir: Path | None = None  # None: the default mappings shipped in the package
     redis_url: str | None = None
@@ -149,6 +151,7 @@ class Settings:
     drain_timeout: float = 10.0
     log_level: str = "INFO"
     log_phi: bool = False  # True: exception texts and library warnings unredacted (test systems)
+    log_format: str = "text"  # "json": one JSON object per line, with correlation IDs
     # MPPS and retention (broker.store.mpps, broker.store.retention)
     mpps_events_max: int = 10_000  # records kept in the MPPS event stream for the RIS notifier
     retention_ended_days: float = 7.0  # COMPLETED/CANCELED/DISCONTINUED steps; 0: keep
@@ -266,6 +269,7 @@ class Settings:
             self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
             "must be DEBUG, INFO, WARNING or ERROR",
         )
+        check_observability(self)  # ConfigError: log_format, metrics_allow
         check("hl7_processing_ids", bool(self.hl7_processing_ids), "must list at least one")
         check("hl7_versions", bool(self.hl7_versions), "must list at least one HL7 version")
 

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from broker.audit.syslog import SyslogTarget
+from broker.common.netaddr import parse_network
 from broker.dicom.profiles import LOOPBACK, UnknownCallers
 from broker.errors import ConfigError
 from broker.hl7.charsets import parse_sender_charsets
@@ -26,6 +27,7 @@ __all__ = [
     "check",
     "check_audit_settings",
     "check_listener_tls",
+    "check_observability",
     "check_redis_settings",
     "check_tls_files",
     "coerce",
@@ -137,6 +139,16 @@ def check(name: str, ok: bool, message: str) -> None:
     """ConfigError naming setting ``name`` unless ``ok``."""
     if not ok:
         raise ConfigError(name, message)
+
+
+def check_observability(settings: Any) -> None:
+    """``log_format`` is text or json; ``metrics_allow`` lists addresses or networks."""
+    check("log_format", settings.log_format in {"text", "json"}, 'must be "text" or "json"')
+    for network in settings.metrics_allow:
+        try:
+            parse_network(network)
+        except ValueError as e:
+            raise ConfigError("metrics_allow", str(e)) from None
 
 
 def check_tls_files(settings: Any, prefix: str, over_tls: bool, needs: str) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -69,7 +71,14 @@ def diff(before: Worklist, after: Worklist) -> Diff:
 class BrokerProcess:
     """``python -m broker.cli serve`` on 127.0.0.1, ports 0, its own data directory."""
 
-    def __init__(self, data_dir: Path, log_file: Path, *, log_level: str = "INFO") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_file: Path,
+        *,
+        log_level: str = "INFO",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self._log = log_file.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1",
@@ -77,10 +86,13 @@ class BrokerProcess:
              "--admin-port", "0", "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
              "--log-level", log_level],
             stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=REPO,
+            env=None if env is None else {**os.environ, **env},
         )  # fmt: skip
         self.banner = self._read_banner()
         self.hl7_port = self._port(r"HL7 MLLP\s+127\.0\.0\.1:(\d+)")
         self.dicom_port = self._port(r"DICOM MWL\s+127\.0\.0\.1:(\d+)")
+        admin = re.search(r"Admin API\s+(http://\S+:\d+)", self.banner)
+        self.admin_url = admin[1] if admin else None
         match = re.search(r"AE title (\S+)", self.banner)
         self.ae_title = match[1] if match else "MWL_BROKER"
 

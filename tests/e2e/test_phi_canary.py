@@ -1,7 +1,7 @@
 """PHI canaries: a real broker at DEBUG takes orders (ORM, OMI), refusals, warnings, ADT
 (A08, A40, A47), MPPS and queries full of canary names and identifiers; its log holds none
 of them, and neither do its Redis key names nor the fields of its hashes keyed by order or
-patient (broker.store.keys: pseudonyms).
+patient (broker.store.keys: pseudonyms); nor its JSON log lines and its metrics.
 
 The canaries stand where patient data stands: names, Patient ID, accession number,
 birth date, referring physician, Study Instance UID, and the values a refusal, a cut or a
@@ -10,10 +10,12 @@ query carries.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from pydicom.dataset import Dataset
@@ -142,36 +144,76 @@ def identifiers_in_key_names(client: redis.Redis) -> list[str]:
     return [n for n in names + fields if any(c in n.lower() for c in ID_CANARIES)]
 
 
+def drive(broker: BrokerProcess, findscu: str, data_dir: Path) -> None:
+    """The canary traffic: orders, refusals, ADT, an MPPS cycle, queries; then the stored
+    data holds the canaries and no key name does."""
+    codes = []
+    with MLLPClient("127.0.0.1", broker.hl7_port, timeout=30) as client:
+        for message in orders():
+            codes.append(summarize_ack(client.send(message)).code)
+    assert codes == ["AA", "AA", "AE", "AE", "AE", "AE", "AA"], codes
+    with MLLPClient("127.0.0.1", broker.hl7_port, timeout=30) as client:
+        flows = [summarize_ack(client.send(m)).code for m in patient_flows()]
+    assert flows == ["AA"] * 4, flows
+    perform(broker.dicom_port, broker.ae_title)
+    for key in (f"PatientName={NAME[:8]}*", f"PatientID={PATIENT_ID}",
+                f"AccessionNumber={ACCESSION}", "PatientName=Zzcanary?ame*"):  # fmt: skip
+        found = subprocess.run(
+            [findscu, "-W", "-aec", broker.ae_title, "-k", key, "-k", "PatientBirthDate",
+             "-k", "ReferringPhysicianName", "127.0.0.1", str(broker.dicom_port)],
+            capture_output=True, timeout=60, check=False, env=NODELAY,
+        )  # fmt: skip
+        assert found.returncode == 0, found.stderr
+    running = running_embedded(data_dir / "redis")
+    assert running is not None
+    db = redis.Redis(unix_socket_path=str(running[1]))
+    stored = b"".join(bytes_or_none(db.hget(f"mwl:entry:{as_text(i)}", "ds")) or b""
+                      for i in db.smembers("mwl:idx:all"))  # fmt: skip
+    assert b"CNRYNEW0042" in stored and b"CNRYACC0043" in stored  # it holds the data...
+    assert identifiers_in_key_names(db) == []  # ...and no name or field names it
+    db.close()
+
+
+def canary_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if any(c in line.lower() for c in CANARIES)]
+
+
 def test_no_canary_reaches_the_log_at_debug(tmp_path: Path) -> None:
     findscu = require_tool("findscu")
     log_file = tmp_path / "broker.log"
     with BrokerProcess(tmp_path / "data", log_file, log_level="DEBUG") as broker:
-        codes = []
-        with MLLPClient("127.0.0.1", broker.hl7_port, timeout=30) as client:
-            for message in orders():
-                codes.append(summarize_ack(client.send(message)).code)
-        assert codes == ["AA", "AA", "AE", "AE", "AE", "AE", "AA"], codes
-        with MLLPClient("127.0.0.1", broker.hl7_port, timeout=30) as client:
-            flows = [summarize_ack(client.send(m)).code for m in patient_flows()]
-        assert flows == ["AA"] * 4, flows
-        perform(broker.dicom_port, broker.ae_title)
-        for key in (f"PatientName={NAME[:8]}*", f"PatientID={PATIENT_ID}",
-                    f"AccessionNumber={ACCESSION}", "PatientName=Zzcanary?ame*"):  # fmt: skip
-            found = subprocess.run(
-                [findscu, "-W", "-aec", broker.ae_title, "-k", key, "-k", "PatientBirthDate",
-                 "-k", "ReferringPhysicianName", "127.0.0.1", str(broker.dicom_port)],
-                capture_output=True, timeout=60, check=False, env=NODELAY,
-            )  # fmt: skip
-            assert found.returncode == 0, found.stderr
-        running = running_embedded(tmp_path / "data" / "redis")
-        assert running is not None
-        db = redis.Redis(unix_socket_path=str(running[1]))
-        stored = b"".join(bytes_or_none(db.hget(f"mwl:entry:{as_text(i)}", "ds")) or b""
-                          for i in db.smembers("mwl:idx:all"))  # fmt: skip
-        assert b"CNRYNEW0042" in stored and b"CNRYACC0043" in stored  # it holds the data...
-        assert identifiers_in_key_names(db) == []  # ...and no name or field names it
-        db.close()
+        drive(broker, findscu, tmp_path / "data")
     text = log_file.read_text(encoding="utf-8", errors="replace")
     assert " DEBUG " in text and "C-FIND" in text  # it did log, and at DEBUG
-    hits = [line for line in text.splitlines() if any(c in line.lower() for c in CANARIES)]
+    hits = canary_lines(text)
     assert hits == [], "\n".join(hits[:20])
+
+
+def test_json_logs_and_metrics_hold_no_canary_and_follow_a_message(tmp_path: Path) -> None:
+    """``log_format = "json"``: every line a JSON object, none with a canary; an order's
+    lines share its correlation ID, and its entries are the ones its MPPS names; the
+    metrics text holds no canary either."""
+    findscu = require_tool("findscu")
+    log_file = tmp_path / "broker.log"
+    env = {"MWL_BROKER_LOG_FORMAT": "json", "MWL_BROKER_METRICS_ALLOW": "127.0.0.1"}
+    with BrokerProcess(tmp_path / "data", log_file, log_level="DEBUG", env=env) as broker:
+        drive(broker, findscu, tmp_path / "data")
+        assert broker.admin_url is not None
+        metrics = httpx.get(f"{broker.admin_url}/metrics", timeout=30)
+    assert metrics.status_code == 200 and "mwl_broker_hl7_messages_total" in metrics.text
+    assert canary_lines(metrics.text) == []
+    text = log_file.read_text(encoding="utf-8", errors="replace")
+    assert canary_lines(text) == []
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert {"time", "level", "logger", "message"} <= set(lines[0])
+    (summary,) = [r for r in lines if "msg ORM-1001 ORM^O01: AA" in r["message"]]
+    message_id = summary["correlation_id"]
+    assert message_id.startswith("m-") and summary["entries"]
+    assert [r for r in lines if r.get("correlation_id") == message_id] == [summary]
+    cut = [r for r in lines if "msg ORM-2" in r["message"]]  # its warning, then its summary
+    assert len(cut) >= 2 and {r["correlation_id"] for r in cut} == {cut[0]["correlation_id"]}
+    assert cut[0]["correlation_id"] not in ("", message_id)
+    mpps = [r for r in lines if r["logger"] == "broker.dicom.mpps" and r.get("entries")]
+    assert mpps and all(r["correlation_id"].startswith("p-") for r in mpps)
+    assert {r["correlation_id"] for r in mpps} == {mpps[0]["correlation_id"]}  # one instance
+    assert set(mpps[0]["entries"]) & set(summary["entries"])  # the order's entry

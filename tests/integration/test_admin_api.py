@@ -24,6 +24,7 @@ from tests.integration.admin_helpers import (
 MATRIX = {
     ("GET", "/healthz"): (200, 200, 200, 200, 200),
     ("GET", "/readyz"): (200, 200, 200, 200, 200),
+    ("GET", "/metrics"): (401, 200, 200, 200, 200),  # any role; metrics_allow is empty
     ("GET", "/api/session"): (401, 200, 200, 200, 200),
     ("GET", "/api/status"): (401, 200, 200, 200, 200),
     ("GET", "/api/users"): (401, 403, 403, 200, 403),
