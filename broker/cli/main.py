@@ -8,9 +8,9 @@ entries, ``explain`` says why a scanner does (not) see an order, ``import`` load
 DCMTK or Orthanc worklist folder, ``audit`` reads the audit trail, ``init`` writes a
 site's settings file and mapping files, ``migrate-keys`` converts (or checks) the
 Redis key schema, ``user`` and ``token`` manage who may use the admin console and
-API. Each command parses its options, calls one service
-(``broker.services``) and prints; the options shared by the commands are declared
-once (``broker.cli.options``).
+API, ``probe`` asks the running broker whether it is alive or ready. Each command
+parses its options, calls one service (``broker.services``) and prints; the options
+shared by the commands are declared once (``broker.cli.options``).
 
 Exit status: what the command returns; 2 for a configuration error, 1 for any
 other error of the broker, 130 when interrupted.
@@ -30,6 +30,7 @@ from broker.cli import (
     keys,
     mapping,
     messages,
+    probe,
     purge,
     send,
     serve,
@@ -56,6 +57,7 @@ COMMANDS: tuple[Command, ...] = (
     keys.COMMAND,
     users.COMMAND,
     tokens.COMMAND,
+    probe.COMMAND,
 )
 
 
