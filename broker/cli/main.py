@@ -8,7 +8,8 @@ entries, ``explain`` says why a scanner does (not) see an order, ``import`` load
 DCMTK or Orthanc worklist folder, ``audit`` reads the audit trail, ``init`` writes a
 site's settings file and mapping files, ``migrate-keys`` converts (or checks) the
 Redis key schema, ``user`` and ``token`` manage who may use the admin console and
-API, ``backup`` and ``restore`` write the data to a file and back. Each command
+API, ``backup`` and ``restore`` write the data to a file and back, ``probe`` asks
+the running broker whether it is alive or ready. Each command
 parses its options, calls one service (``broker.services``) and prints; the options
 shared by the commands are declared once (``broker.cli.options``).
 
@@ -32,6 +33,7 @@ from broker.cli import (
     mapping,
     messages,
     outbound,
+    probe,
     purge,
     send,
     serve,
@@ -61,6 +63,7 @@ COMMANDS: tuple[Command, ...] = (
     tokens.COMMAND,
     backup.BACKUP,
     backup.RESTORE,
+    probe.COMMAND,
 )
 
 
