@@ -259,13 +259,7 @@ class Broker:
             metrics=services.metrics,
         )
         await self._mllp.start()
-        if s.retention_interval_seconds > 0:
-            self._purge = RetentionScheduler(services.retention, s.retention_interval_seconds)
-            self._purge.start()
-        self._outbound = SenderThreads(services.outbound_senders(connect_destination))
-        self._outbound.start()
-        self._ping = RedisPing(client, services.metrics).start()
-        services.metrics.up.set(1)
+        self._start_background(services, client)
         if s.admin_enabled:
             app = create_app(services, s, listeners=self._listener_ports)
             tls = listener_tls(s, "admin")
@@ -285,6 +279,18 @@ class Broker:
         )
         trail.started(hl7_port=self._mllp.port, dicom_port=self._dicom.port, ae_title=s.ae_title)
         return self.endpoints
+
+    def _start_background(self, services: Services, client: redis.Redis) -> None:
+        """What runs beside the listeners: the periodic purge, the senders of status
+        messages to the RIS, the Redis ping of the metrics."""
+        s = self.settings
+        if s.retention_interval_seconds > 0:
+            self._purge = RetentionScheduler(services.retention, s.retention_interval_seconds)
+            self._purge.start()
+        self._outbound = SenderThreads(services.outbound_senders(connect_destination))
+        self._outbound.start()
+        self._ping = RedisPing(client, services.metrics).start()
+        services.metrics.up.set(1)
 
     def _listener_ports(self) -> dict[str, int | None]:
         """The listeners' ports, None for one that is not up (the admin API's readyz)."""

@@ -19,7 +19,6 @@ import httpx
 import pytest
 import redis
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
 from pynetdicom import AE
 
 from broker.mllp.client import MLLPClient, summarize_ack
@@ -28,7 +27,11 @@ from tests.broker_runner import DATA
 from tests.conformance.broker_process import BrokerProcess
 from tests.conftest import require_tool
 from tests.redis_replies import as_text, bytes_or_none
-from tests.scu import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
+from tests.scu import (
+    ModalityPerformedProcedureStep,
+    ModalityWorklistInformationFind,
+    create_then_complete,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -120,13 +123,7 @@ def perform(port: int, ae_title: str) -> None:
         mpps.PerformedProcedureStepStartDate = "20261126"
         mpps.PerformedProcedureStepStartTime = "0930"
         mpps.PerformedProcedureStepStatus, mpps.Modality = "IN PROGRESS", "CT"
-        uid = generate_uid()
-        status, _ = assoc.send_n_create(mpps, ModalityPerformedProcedureStep, uid)
-        assert status.Status == 0
-        end = Dataset()
-        end.PerformedProcedureStepStatus = "COMPLETED"
-        status, _ = assoc.send_n_set(end, ModalityPerformedProcedureStep, uid)
-        assert status.Status == 0
+        create_then_complete(assoc, mpps)
     finally:
         assoc.release()
 

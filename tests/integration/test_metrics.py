@@ -15,14 +15,17 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
 from pynetdicom import AE
 
 from broker.app import Broker
 from broker.mllp.client import MLLPClient, summarize_ack
 from broker.services.auth import Role
 from tests.broker_runner import DATA, broker_settings, running_broker
-from tests.scu import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
+from tests.scu import (
+    ModalityPerformedProcedureStep,
+    ModalityWorklistInformationFind,
+    create_then_complete,
+)
 
 SCANNER = "CT_SCANNER"
 STRANGER = "NOT_LISTED_AE"  # allowed from loopback, named by no [scanners.<AE>] table
@@ -75,13 +78,7 @@ def _perform(port: int, broker_ae: str) -> None:
             "20261126",
             "0930",
         )
-        uid = generate_uid()
-        status, _ = assoc.send_n_create(mpps, ModalityPerformedProcedureStep, uid)
-        assert status.Status == 0
-        end = Dataset()
-        end.PerformedProcedureStepStatus = "COMPLETED"
-        status, _ = assoc.send_n_set(end, ModalityPerformedProcedureStep, uid)
-        assert status.Status == 0
+        create_then_complete(assoc, mpps)
     finally:
         assoc.release()
 
