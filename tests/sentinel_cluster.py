@@ -12,13 +12,13 @@ import contextlib
 import secrets
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
+
+from tests.waiting import wait_for
 
 SERVICE = "mwl"
 _DOWN_AFTER_MS = 500
@@ -30,14 +30,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], object], what: str, seconds: float = 30) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {seconds} s"
-        time.sleep(0.02)
 
 
 @dataclass(frozen=True)

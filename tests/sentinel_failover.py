@@ -24,7 +24,8 @@ from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.conftest import KEYS, TEST_SECRET
-from tests.sentinel_cluster import SERVICE, SentinelCluster, wait_for
+from tests.sentinel_cluster import SERVICE, SentinelCluster
+from tests.waiting import wait_for
 
 SENDERS = 4
 _TEMPLATE = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]

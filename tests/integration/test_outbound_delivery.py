@@ -28,8 +28,8 @@ from tests.integration.outbound_helpers import (
     queue,
     sender,
     set_status,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 
 def _delivered(receiver: Receiver, store: WorklistStore, count: int) -> bool:

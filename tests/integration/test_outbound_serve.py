@@ -24,7 +24,8 @@ from tests.broker_runner import DATA, MAPPINGS, running_broker
 from tests.conftest import TEST_SECRET
 from tests.e2e.test_mpps_cycle import completed, create, modality, n_create_from, n_set, worklist
 from tests.integration.hl7_seed import order
-from tests.integration.outbound_helpers import Receiver, wait_for
+from tests.integration.outbound_helpers import Receiver
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.interop
 

@@ -27,8 +27,9 @@ from broker.store.sentinel import (
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
 from tests.conftest import KEYS, TEST_SECRET, require_tool
-from tests.sentinel_cluster import SERVICE, ClusterTLS, SentinelCluster, wait_for
+from tests.sentinel_cluster import SERVICE, ClusterTLS, SentinelCluster
 from tests.tls_certs import issue, make_ca
+from tests.waiting import wait_for
 
 
 @pytest.fixture

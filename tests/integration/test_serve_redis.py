@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from broker.mllp.client import MLLPClient, MLLPClientError, split_messages, summarize_ack
 from tests.broker_runner import DATA, MAPPINGS
 from tests.conformance.broker_process import BrokerProcess, quiet_pynetdicom
+from tests.waiting import wait_for
 
 _TEMPLATE = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
 
@@ -40,13 +39,6 @@ def gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return text.rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped
-
-
-def wait_for(condition: Callable[[], object], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {seconds} s"
-        time.sleep(0.02)
 
 
 def test_a_broker_killed_under_load_comes_back_with_every_acknowledged_order(
