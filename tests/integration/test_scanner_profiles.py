@@ -12,6 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 
+from broker.common.clock import ManualClock
 from broker.dicom.find import WorklistFindService
 from broker.dicom.profiles import ProfileSet
 from broker.dicom.server import DicomServer
@@ -26,6 +27,9 @@ from tests.scu import ModalityWorklistInformationFind
 LOCAL = ["127.0.0.1"]  # where the test scanners connect from
 ZONE = ZoneInfo("Pacific/Kiritimati")  # UTC+14: "today" there is rarely the machine's today
 TODAY = dt.datetime.now(ZONE).date()
+# The service's clock stands at noon of TODAY there, so a run that crosses midnight in
+# that zone still agrees with the dates the tests wrote.
+NOON = ManualClock(dt.datetime.combine(TODAY, dt.time(12), ZONE).timestamp())
 
 
 def day(offset: int) -> str:
@@ -38,7 +42,9 @@ def serving(
 ) -> Iterator[DicomServer]:
     allow_unknown = options.pop("allow_unknown", True)
     profiles = ProfileSet.parse(scanners, allow_unknown=allow_unknown)
-    service = WorklistFindService(store, max_answers=1000, profiles=profiles, zone=ZONE, **options)
+    service = WorklistFindService(
+        store, max_answers=1000, profiles=profiles, zone=ZONE, clock=NOON, **options
+    )
     server = start_server(service)
     try:
         yield server
