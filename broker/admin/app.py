@@ -21,6 +21,7 @@ from broker.admin import (
     metrics,
     mpps,
     openapi,
+    outbound,
     pages,
     scanners,
     session,
@@ -72,6 +73,7 @@ def create_app(
         worklist.router,
         scanners.router,
         messages.router,
+        outbound.router,
         events.router,
         pages.router,
     ):

@@ -103,6 +103,8 @@ _EVENTS: dict[AuditType, tuple[Code, str, Code | None]] = {
     AuditType.BACKUP: (("110106", "DCM", "Export"), "R", None),
     AuditType.RESTORE: (("110107", "DCM", "Import"), "C", None),
     AuditType.OUTBOUND_RETRY: (_ORDER_RECORD, "E", None),
+    AuditType.OUTBOUND_DISCARD: (_ORDER_RECORD, "D", None),
+    AuditType.OUTBOUND_READ: (_ORDER_RECORD, "R", None),
 }
 _DICOM_EVENTS = frozenset(
     {

@@ -110,6 +110,8 @@ class AuditType(StrEnum):
     BACKUP = "backup"  # mwl-broker backup: the data written to a file (counts)
     RESTORE = "restore"  # mwl-broker restore: a backup file written into the Redis (counts)
     OUTBOUND_RETRY = "outbound-retry"  # a parked status message for the RIS queued again
+    OUTBOUND_DISCARD = "outbound-discard"  # a parked status message dropped for good
+    OUTBOUND_READ = "outbound-read"  # a status message's text shown (it holds patient data)
 
 
 class Outcome(StrEnum):

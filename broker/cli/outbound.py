@@ -2,9 +2,11 @@
 
 ``list`` shows each destination's waiting and parked events (ids, states, statuses,
 reasons: no patient data); ``show`` one event, with its message text only with
-``--message`` (it holds patient data); ``retry`` queues a parked event again, with
-the other parked events of its order, audited. Works while the broker runs (it
-shares the broker's Redis) or stopped; the work is ``broker.services.outbound``.
+``--message`` (it holds patient data; audited); ``retry`` queues a parked event
+again, with the other parked events of its order (``--all``: every parked event of the
+destination); ``discard`` drops one for good, with a reason. Changes are audited.
+Works while the broker runs (it shares the broker's Redis) or stopped; the work is
+``broker.services.outbound``.
 """
 
 from __future__ import annotations
@@ -38,14 +40,23 @@ def add_parser(sub: Subparsers) -> None:
     for name, text in (
         ("show", "show one event: its state, status, attempts and error"),
         ("retry", "queue a parked event again, with the parked events of its order"),
+        ("discard", "drop a parked event for good: it is never sent"),
     ):
         action = actions.add_parser(name, parents=[common], help=text, description=text + ".")
         action.add_argument("destination", metavar="DESTINATION", help="its destination")
-        action.add_argument("id", metavar="ID", help="the event id shown by 'outbound list'")
+        action.add_argument("id", metavar="ID", nargs="?" if name == "retry" else None,
+                            help="the event id shown by 'outbound list'")  # fmt: skip
         if name == "show":
             action.add_argument(
                 "--message", action="store_true", help="show its message text (patient data)"
             )
+        elif name == "retry":
+            action.add_argument(
+                "--all", action="store_true", help="every parked event of the destination"
+            )
+        else:
+            action.add_argument("--reason", required=True, metavar="TEXT",
+                                help="why (recorded on the audit trail)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,16 +64,40 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.action == "list" and args.limit < 1:
         raise BrokerError("--limit must be 1 or more")
+    if args.action == "retry" and (args.id is None) == (not args.all):
+        raise BrokerError("retry: give an event ID or --all, not both")
+    if args.action == "discard" and not args.reason.strip():
+        raise BrokerError("--reason: say why the event is discarded")
     with command_services(settings, f"outbound {args.action}") as (services, _):
         outbound = services.outbound
         if args.action == "list":
             return _list(outbound, args)
         if args.action == "show":
-            _show(outbound.show(args.destination, args.id), with_message=args.message)
+            event = outbound.show(args.destination, args.id)
+            text = outbound.message(args.destination, args.id) if args.message else None
+            _show(event, text)
             return 0
-        ids = outbound.retry(args.destination, args.id)  # the audit record names the OS user
+        if args.action == "discard":  # the audit records name the OS user
+            left = outbound.discard(args.destination, args.id, reason=args.reason)
+            print(f"discarded event {args.id} of {args.destination}; {held(left)}")
+            return 0
+        if args.all:
+            count = outbound.retry_all(args.destination)
+            print(f"queued again for {args.destination}: {count} parked event(s)")
+            return 0
+        ids = outbound.retry(args.destination, args.id)
         print(f"queued again for {args.destination}: event(s) {', '.join(ids)}")
         return 0
+
+
+def held(left: list[str]) -> str:
+    """What a discard leaves of its order: the events still parked behind it."""
+    if not left:
+        return "no other event of its order is parked: its new events are sent again"
+    return (
+        f"its order's event(s) {', '.join(left)} stay parked (and its new events are parked "
+        "behind them): retry or discard them"
+    )
 
 
 def _list(outbound: OutboundService, args: argparse.Namespace) -> int:
@@ -85,7 +120,7 @@ def _row(e: OutboundEvent) -> tuple[str, ...]:
     return (e.id, e.state, e.status, e.source, when(e.at), str(e.attempts), reason or "-")
 
 
-def _show(e: OutboundEvent, *, with_message: bool) -> None:
+def _show(e: OutboundEvent, message: str | None) -> None:
     for line in (
         f"Event {e.id}",
         f"  state        {e.state}{': ' + e.reason if e.reason else ''}",
@@ -96,13 +131,13 @@ def _show(e: OutboundEvent, *, with_message: bool) -> None:
         f"  error        {e.err or '-'}",
     ):
         print(printable(line))
-    if not with_message:
+    if message is None:
         print("(message text: add --message; it holds patient data)")
-    elif not e.msg:
+    elif not message:
         print("(no message built yet: it is built when first sent)")
     else:
         print("Message:")
-        for segment in e.msg.split("\r"):
+        for segment in message.split("\r"):
             print(printable(f"  {segment}"))
 
 

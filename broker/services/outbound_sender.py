@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -79,7 +81,8 @@ class OutboundSender:
         self._mapping = mapping
         self._connect = connect
         self._identity = (application, facility)
-        self._token = secrets.token_hex(8)
+        # the lease's token names its holder (host and process: ``outbound`` shows it)
+        self._token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
         self._ttl_ms = int(
             1000 * max(10.0, 3 * (destination.connect_timeout + destination.ack_timeout))
         )

@@ -46,6 +46,8 @@ _DONE = scripts.load("outbound_done")
 _NOTE = scripts.load("outbound_note")
 _PARK = scripts.load("outbound_park")
 _RETRY = scripts.load("outbound_retry")
+_RETRY_ALL = scripts.load("outbound_retry_all")
+_DISCARD = scripts.load("outbound_discard")
 _RENEW = scripts.load("lock_renew")
 _RELEASE = scripts.load("lock_release")
 _FIELDS = ("id", "order", "entry", "status", "source", "at", "ds", "control", "state",
@@ -126,6 +128,29 @@ class OutboundQueue:
         """Ids of the parked events, oldest first."""
         return [_text(v) for v in self._call(self._redis.zrange, self._base + "dead", 0, -1)]
 
+    def page(self, state: str, offset: int, limit: int) -> list[str]:
+        """Ids of the waiting (``state`` "queued") or parked events from position ``offset``
+        on, at most ``limit`` of them, oldest first."""
+        last = offset + limit - 1
+        if state == "queued":
+            found = self._call(self._redis.lrange, self._base + "queue", offset, last)
+        else:
+            found = self._call(self._redis.zrange, self._base + "dead", offset, last)
+        return [_text(v) for v in found]
+
+    def newest_parked(self) -> str | None:
+        found = self._call(self._redis.zrange, self._base + "dead", -1, -1)
+        return _text(found[0]) if found else None
+
+    def lease_state(self) -> tuple[str | None, int]:
+        """Who holds the lease (its token) and for how many more milliseconds; (None, 0)
+        when nobody does."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(self._lease)
+        pipe.pttl(self._lease)
+        token, ttl = self._call(pipe.execute)
+        return (None, 0) if token is None else (_text(token), max(0, int(ttl)))
+
     def counts(self) -> tuple[int, int]:
         """How many events wait and how many are parked."""
         pipe = self._redis.pipeline(transaction=False)
@@ -191,6 +216,18 @@ class OutboundQueue:
         """Queue a parked event again with its order's other parked events, at the head:
         ("ok", ids), ("missing", []) or ("queued", []) when it is not parked."""
         reply = self._scripts.run(_RETRY, [self._base], [event_id])
+        tag = _text(reply[0])
+        ids: list[str] = jsontext.loads(reply[1]) if tag == "ok" else []
+        return tag, ids
+
+    def retry_all(self) -> int:
+        """Queue every parked event again, in their order, at the head; how many."""
+        return int(self._scripts.run(_RETRY_ALL, [self._base], []))
+
+    def discard(self, event_id: str) -> tuple[str, list[str]]:
+        """Drop a parked event for good: ("ok", the ids of its order's events still
+        parked), ("missing", []) or ("queued", []) when it is not parked."""
+        reply = self._scripts.run(_DISCARD, [self._base], [event_id])
         tag = _text(reply[0])
         ids: list[str] = jsontext.loads(reply[1]) if tag == "ok" else []
         return tag, ids

@@ -41,6 +41,9 @@ CONFIG = f"""
 addresses = ["127.0.0.1"]
 scope = "all"
 date_window = "any"
+[hl7_destinations.ris]
+host = "127.0.0.1"
+port = 2575
 """
 CHECKS = [
     not_a_server_error,
