@@ -43,6 +43,7 @@ NAV = (
     NavItem("/worklist", "Worklist", Role.VIEWER),
     NavItem("/messages", "Messages", Role.VIEWER),
     NavItem("/scanners", "Scanners", Role.VIEWER),
+    NavItem("/outbound", "Outbound", Role.VIEWER),
     NavItem("/users", "Users", Role.ADMIN),
 )
 
@@ -143,6 +144,12 @@ def mappings_page(request: Request, session: Viewer) -> HTMLResponse:
 @router.get("/messages", response_class=HTMLResponse)
 def messages_page(request: Request, session: Viewer) -> HTMLResponse:
     return page(request, "messages.html", session, title="Messages")
+
+
+@router.get("/outbound", response_class=HTMLResponse)
+def outbound_page(request: Request, session: Viewer) -> HTMLResponse:
+    extra: dict[str, object] = {"editor": session.principal.role.allows(Role.EDITOR)}
+    return page(request, "outbound.html", session, title="Outbound", extra=extra)
 
 
 @router.get("/account", response_class=HTMLResponse)

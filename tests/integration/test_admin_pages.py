@@ -15,7 +15,7 @@ from broker.admin.pages import NAV
 from broker.services.application import Services
 from tests.integration.admin_helpers import Api, admin_settings, caller, services_for
 
-PAGES = ["/", "/mappings", "/worklist", "/messages", "/scanners", "/users", "/account"]
+PAGES = ["/", "/mappings", "/worklist", "/messages", "/scanners", "/outbound", "/users", "/account"]
 TEMPLATES = Path(__file__).resolve().parents[2] / "broker" / "admin" / "templates"
 
 

@@ -38,8 +38,9 @@ export class ApiError extends Error {
 // raw: the Response itself (a text or a file answer), once it is known to be no error.
 // quiet: the error is not shown in the page's alert, the caller shows it (a modal dialog,
 // which makes the page behind it inert, shows it in its own).
+// keep: a success leaves the page's alert as it is (a page's periodic refresh).
 export async function api(path, { method = "GET", body, login = false, raw = false,
-  quiet = false } = {}) {
+  quiet = false, keep = false } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") headers["X-CSRF-Token"] = csrf();
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -58,7 +59,7 @@ export async function api(path, { method = "GET", body, login = false, raw = fal
     if (!quiet) showError(detail);
     throw new ApiError(answer.status, detail);
   }
-  clearError();
+  if (!keep) clearError();
   if (raw) return answer;
   return answer.status === 204 ? null : answer.json();
 }
