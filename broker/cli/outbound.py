@@ -16,7 +16,7 @@ import argparse
 from broker.cli.common import Command, Subparsers, command_services, print_table, printable, when
 from broker.cli.options import command_options, settings_from
 from broker.errors import BrokerError
-from broker.services.outbound import OutboundService
+from broker.services.outbound import DestinationSummary, OutboundService
 from broker.store.outbound import OutboundEvent
 
 __all__ = ["COMMAND"]
@@ -107,12 +107,19 @@ def _list(outbound: OutboundService, args: argparse.Namespace) -> int:
         return 0
     for name in names:
         queue = outbound.queue(name, args.limit)
-        waiting, parked = outbound.counts(name)
-        print(f"{name}: {waiting} waiting, {parked} parked")
+        summary = outbound.summary(name)
+        print(f"{name}: {summary.waiting} waiting, {summary.parked} parked")
+        print(printable(f"  {_state(summary)}"))
         rows = [_row(e) for e in (*queue.queued, *queue.parked)]
         if rows:
             print_table(("ID", "STATE", "STATUS", "SOURCE", "AT", "TRIES", "REASON"), rows)
     return 0
+
+
+def _state(s: DestinationSummary) -> str:
+    sending = f"sending: {s.lease_holder or 'nobody'}"
+    oldest = "" if s.oldest_age is None else f"; oldest waiting {s.oldest_age:.0f} s"
+    return sending + oldest + (f"; last error: {s.last_error}" if s.last_error else "")
 
 
 def _row(e: OutboundEvent) -> tuple[str, ...]:

@@ -87,6 +87,8 @@ def test_dead_letters_shown_revealed_discarded_and_retried(
     confirm.get_by_role("button", name="Discard event").click()
     expect(page.get_by_role("status")).to_have_text(re.compile(r"^Event 2 discarded\. No other"))
     expect(ris.get_by_text("ris: 0 waiting, 1 parked.")).to_be_visible()
+    heading = ris.get_by_role("heading", name="Parked events (dead letters) of ris")
+    expect(heading).to_be_focused()  # its row is gone: the focus is not lost
 
     receiver.kill()
     receiver.start(answer="aa")  # the receiver fixed: it accepts now

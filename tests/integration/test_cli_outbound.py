@@ -50,6 +50,10 @@ def test_discard_names_what_stays_parked_and_retry_all_sends_the_rest(
     )
     out = capsys.readouterr().out
     assert "discarded event 1 of ris; its order's event(s) 2 stay parked" in out
+    assert outbound(config, redis_server, "list") == 0
+    listing = capsys.readouterr().out
+    assert "ris: 1 waiting, 1 parked\n  sending: nobody; oldest waiting" in listing
+    assert "last error: held: an earlier event" not in listing
     assert outbound(config, redis_server, "retry", "ris", "--all") == 0
     assert "queued again for ris: 1 parked event(s)" in capsys.readouterr().out
     q = queue(services.store)

@@ -105,10 +105,11 @@ async function lists(s, d) {
     api(path(d.name, `/events?state=parked&limit=${SHOWN}`), { keep: true }),
     api(path(d.name, `/events?state=queued&limit=${WAITING}`), { keep: true }),
   ]);
-  const focused = document.activeElement?.getAttribute("aria-label");
   const box = s.querySelector('[data-key="parked-list"]');
+  const inside = box.contains(document.activeElement);
+  const focused = inside ? document.activeElement.getAttribute("aria-label") : null;
   const pid = `h-${d.name}-parked`;
-  const parts = [el("h3", `Parked events (dead letters) of ${d.name}`, { id: pid })];
+  const parts = [el("h3", `Parked events (dead letters) of ${d.name}`, { id: pid, tabindex: "-1" })];
   if (parked.total) {
     const bar = el("p", first(parked), { class: "hint" });
     if (EDITOR) bar.prepend(button("Retry every parked event", `of ${d.name}`, () => retryAll(d.name), "secondary"), " ");
@@ -121,9 +122,9 @@ async function lists(s, d) {
     ? table(wid, waiting.items, null)
     : el("p", "None: everything was acknowledged.", { class: "hint" }));
   if (waiting.total) wbox.append(el("p", first(waiting), { class: "hint" }));
-  if (focused && !document.activeElement?.closest("dialog")) {
-    const again = [...s.querySelectorAll("button")].find((b) => b.getAttribute("aria-label") === focused);
-    if (again) again.focus();
+  if (inside) { // the focused button was rebuilt: the same one again, else the heading
+    const again = [...box.querySelectorAll("button")].find((b) => b.getAttribute("aria-label") === focused);
+    (again ?? box.querySelector("h3")).focus();
   }
 }
 
@@ -143,16 +144,24 @@ async function refresh(force = false) {
   }
 }
 
+// After a change the rows are rebuilt: focus lost with its button goes to the list's heading.
+function settle(dest) {
+  if (document.activeElement && document.activeElement !== document.body) return;
+  document.getElementById(`h-${dest}-parked`)?.focus();
+}
+
 async function retry(dest, id) {
   const done = await api(path(dest, `/events/${id}/retry`), { method: "POST" });
   say(`Queued again for ${dest}: event${done.events.length > 1 ? "s" : ""} ${done.events.join(", ")}.`);
   await refresh(true);
+  settle(dest);
 }
 
 async function retryAll(dest) {
   const done = await api(path(dest, "/parked/retry"), { method: "POST" });
   say(`Queued again for ${dest}: ${done.count} parked event${done.count === 1 ? "" : "s"}.`);
   await refresh(true);
+  settle(dest);
 }
 
 // The show dialog: the event's fields, its text only when asked for.
@@ -242,6 +251,7 @@ if (EDITOR) {
       ? `Event ${id} discarded. Its order's event${left.length > 1 ? "s" : ""} ${left.join(", ")} stay parked: retry or discard ${left.length > 1 ? "them" : "it"}.`
       : `Event ${id} discarded. No other event of its order is parked: its new events are sent again.`);
     await refresh(true);
+    settle(dest);
   });
 }
 
