@@ -151,7 +151,11 @@ def _destination(request: Request, s: DestinationSummary) -> DestinationOut:
     )  # fmt: skip
 
 
-@router.get("", summary="each destination: queue depth, age, dead letters, lease, last error")
+@router.get(
+    "",
+    summary="each destination: queue depth, age, dead letters, lease, last error",
+    responses={503: _ERRORS[503]},
+)
 def destinations(request: Request, _: Viewer) -> list[DestinationOut]:
     outbound = _services(request).outbound
     summaries = _answer(lambda: [outbound.summary(n) for n in outbound.destinations()])
@@ -213,7 +217,7 @@ def retry(request: Request, destination: str, event_id: str, who: Editor) -> Ret
 @router.post(
     "/{destination}/events/{event_id}/discard",
     summary="drop a parked event for good, with a reason (editor)",
-    responses=_CHANGE_ERRORS,
+    responses={400: {"description": "a blank reason"}, **_CHANGE_ERRORS},
 )
 def discard(
     request: Request, destination: str, event_id: str, body: DiscardIn, who: Editor
