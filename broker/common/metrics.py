@@ -24,6 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from broker.common.outbound_metrics import OutboundMetrics
+
 __all__ = [
     "ACK_CODES",
     "CONTENT_TYPE",
@@ -153,6 +155,7 @@ class BrokerMetrics:
         *,
         senders: Iterable[str] = (),
         scanners: Iterable[str] = (),
+        destinations: Iterable[str] = (),
     ) -> None:
         self.registry = r = CollectorRegistry()
         self._senders = frozenset(senders)
@@ -163,6 +166,7 @@ class BrokerMetrics:
         self._dicom(r)
         self._rest(r)
         r.register(_WorklistCollector(self))
+        self.outbound = OutboundMetrics(r, destinations, self.redis_errors.inc)
 
     def _hl7(self, r: CollectorRegistry) -> None:
         self.hl7_messages = _Bounded(

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from broker.common.outbound_metrics import OutboundMetrics
 from broker.hl7.destinations import Destination
 from broker.mapping.outbound_spec import OutboundSpec
 from broker.mapping.patient_spec import load_any_mapping
@@ -111,7 +112,9 @@ def queue(store: WorklistStore) -> OutboundQueue:
     return OutboundQueue(store.client, store.keys, store.scripts, "ris")
 
 
-def sender(store: WorklistStore, destination: Destination) -> OutboundSender:
+def sender(
+    store: WorklistStore, destination: Destination, metrics: OutboundMetrics | None = None
+) -> OutboundSender:
     spec = outbound_spec()
     return OutboundSender(queue(store), destination, lambda: spec, connect_destination,
-                          application="MWL_BROKER")  # fmt: skip
+                          application="MWL_BROKER", metrics=metrics)  # fmt: skip
