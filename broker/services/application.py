@@ -298,9 +298,9 @@ class Services:
         counts = Counts(self.client, KeySchema(s.redis_key_prefix))
         configured = tuple(s.dicom_scanners)
 
-        def worklist() -> tuple[dict[str, int], int, int]:
+        def worklist() -> tuple[dict[str, int], int, int, dict[str, int] | None]:
             found = counts.worklist(SYSTEM_CLOCK.now(), configured)
-            return found.by_station, found.total, found.ended
+            return found.by_station, found.total, found.ended, found.ended_by_station
 
         metrics.worklist_counts = worklist
         metrics.outbound.state = self._outbound_state
