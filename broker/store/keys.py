@@ -73,6 +73,7 @@ Modality Performed Procedure Steps (``broker.store.mpps``) and retention
     {p}:out:{dest}:ev:{id}    hash  one event: order, hold (={order key}), entry, status,
                                     source, at, ds, control, state, reason, err, attempts, msg
     {p}:out:{dest}:lease      string  the token of the process sending to {dest} (PX)
+    {p}:ready                 string  the readiness check's write (``/readyz``; PX 10 s)
     {p}:ended                 zset  entry ids whose step is over (COMPLETED, CANCELED,
                                     DISCONTINUED), scored by when it ended (epoch seconds;
                                     MPPS writes the exact time, the purge marks the others)
@@ -351,6 +352,10 @@ class KeySchema:
 
     def entries_ended(self) -> str:
         return f"{self.prefix}:ended"
+
+    def ready_probe(self) -> str:
+        """``{p}:ready``: the readiness check's tiny write (a token with a short TTL)."""
+        return f"{self.prefix}:ready"
 
     def audit(self) -> str:
         return f"{self.prefix}:audit"
