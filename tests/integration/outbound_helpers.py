@@ -40,9 +40,12 @@ class Receiver:
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
 
-    def start(self, answer: str = "aa") -> None:
+    def start(self, answer: str = "aa", tls: tuple[str, ...] = ()) -> None:
+        """``tls``: ``--tls-cert``, ``--tls-key`` (and ``--tls-client-ca``) files."""
         cmd = [sys.executable, "-m", "tests.mllp_receiver", "--port", str(self.port),
                "--record", str(self.record), "--answer", answer]  # fmt: skip
+        for flag, path in zip(("--tls-cert", "--tls-key", "--tls-client-ca"), tls, strict=False):
+            cmd += [flag, path]
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         line = proc.stdout.readline()  # "listening <port>" once it accepts connections
