@@ -5,7 +5,8 @@ a pseudonym that the restoring broker can compute again (``broker.store.keys``):
 
     order     order key, its status and newest MSH-7, its entries: step number (the
               ordinal the entry id is made from), DICOM JSON, SPS status, ended time,
-              origin (its ``[hl7_senders]`` name, which routes its status events)
+              origin (its ``[hl7_senders]`` name, which routes its status events) and
+              the correlation ID of its message
     field     an order-status, order-time or patient-time field whose order or patient
               has no record and whose value the Redis no longer knows
               (``broker.store.backup_orphans``): only its pseudonym is stored, so it is
@@ -141,7 +142,7 @@ class BackupReader:
 
     def _order(self, field: str, reply: list[Any]) -> Record | None:
         entries, order_key = [], None
-        for entry_id, ds, order, status, ended, *origin in reply[2:]:
+        for entry_id, ds, order, status, ended, *more in reply[2:]:
             order_key = _text(order)
             step = self.step_number(order_key, _text(entry_id))
             if step is None:
@@ -153,7 +154,8 @@ class BackupReader:
                     "ds": _text(ds),
                     "status": _opt(status),
                     "ended": None if ended is None else float(ended),
-                    "origin": _opt(origin[0]) if origin else None,
+                    "origin": _opt(more[0]) if more else None,
+                    "cid": _opt(more[1]) if len(more) > 1 else None,
                 }
             )
         if order_key is None or self._keys.order_field(order_key) != field:

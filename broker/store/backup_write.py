@@ -182,7 +182,11 @@ class BackupWriter:
             if entry["status"] is not None:
                 values["status"] = entry["status"]
             if entry.get("origin"):  # its sender, and its order's pseudonym (the outbound)
-                values |= {"origin": entry["origin"], "ofield": k.order_field(order_key)}
+                values |= {
+                    "origin": entry["origin"],
+                    "ofield": k.order_field(order_key),
+                    "cid": entry.get("cid") or "",
+                }
             pipe.hset(k.entry(entry_id), mapping=values)
             for ref in refs:
                 if ref[0] == "z":
