@@ -299,7 +299,7 @@ class Services:
         configured = tuple(s.dicom_scanners)
 
         def worklist() -> tuple[dict[str, int], int, int, dict[str, int] | None]:
-            found = counts.worklist(SYSTEM_CLOCK.now(), configured)
+            found = counts.worklist(SYSTEM_CLOCK.now(), configured, by_status=True)
             return found.by_station, found.total, found.ended, found.ended_by_station
 
         metrics.worklist_counts = worklist

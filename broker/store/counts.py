@@ -147,8 +147,11 @@ class Counts:
             found.append(RecentError(message_id, kind, location, code, ack, float(received or 0)))
         return tuple(found)
 
-    def worklist(self, now: float, configured: Iterable[str]) -> WorklistCounts:
-        """The worklist's entries: all, ended, and by station AE title."""
+    def worklist(
+        self, now: float, configured: Iterable[str], *, by_status: bool = False
+    ) -> WorklistCounts:
+        """The worklist's entries: all, ended, and by station AE title; ``by_status``: the
+        ended ones by station too (``ended_by_station``, Redis 7.0+)."""
         try:
             stations = self._station_list(now, configured)
             pipe = self._redis.pipeline(transaction=False)
@@ -160,9 +163,7 @@ class Counts:
         except redis.RedisError as e:
             raise StoreError(f"worklist unavailable: {e}") from e
         by_station = {s: int(n) for s, n in zip(stations, per_station, strict=True)}
-        ended_by_station = (
-            self._ended_by_station(stations) if int(ended) else dict.fromkeys(stations, 0)
-        )
+        ended_by_station = self._ended_by_station(stations) if by_status else None
         return WorklistCounts(int(total), int(ended), by_station, ended_by_station)
 
     def _ended_by_station(self, stations: Sequence[str]) -> dict[str, int] | None:

@@ -2,7 +2,7 @@
 with JSON logs takes an order over MLLP from a configured sender, a hand cancel queues
 the status event, the sender delivers it to a real receiver, and the sender's line
 saying so carries the message's correlation ID (and the entry id the intake's line
-named), no patient data."""
+named), no patient data; the broker's metrics count the delivery."""
 
 from __future__ import annotations
 
@@ -56,6 +56,14 @@ def test_the_orders_correlation_id_reaches_the_delivery_line(tmp_path: Path) -> 
             b.services.entries.cancel(entry.entry_id, expect=entry.revision, reason="r", user="t")
             wait_for(lambda: len(receiver.records()) >= 1, "the cancel at the receiver")
             wait_for(lambda: any("delivered" in x["message"] for x in _lines(out)), "logged")
+            registry = b.services.metrics.registry
+            ris = {"destination": "ris"}
+            attempts = registry.get_sample_value(
+                "mwl_broker_outbound_attempts_total", {**ris, "outcome": "AA"}
+            )
+            assert attempts == 1  # the broker's senders count into its /metrics
+            assert registry.get_sample_value("mwl_broker_outbound_queued", ris) == 0
+            assert registry.get_sample_value("mwl_broker_outbound_dead_letters", ris) == 0
     finally:
         receiver.kill()
     lines = _lines(out)

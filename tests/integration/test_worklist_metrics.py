@@ -40,7 +40,7 @@ def _scrape(store: WorklistStore, scanners: list[str]) -> dict[tuple[str, ...], 
     counts = Counts(store.client, store.keys)
 
     def worklist() -> tuple[dict[str, int], int, int, dict[str, int] | None]:
-        found = counts.worklist(0.0, scanners)
+        found = counts.worklist(0.0, scanners, by_status=True)
         return found.by_station, found.total, found.ended, found.ended_by_station
 
     metrics.worklist_counts = worklist
