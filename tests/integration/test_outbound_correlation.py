@@ -23,19 +23,19 @@ from tests.waiting import wait_for
 
 
 @contextmanager
-def json_lines() -> Iterator[io.StringIO]:
-    """Every log line (INFO and up) as JSON, the way ``log_format = "json"`` writes them."""
+def json_lines(level: int = logging.INFO) -> Iterator[io.StringIO]:
+    """Every log line (``level`` and up) as JSON, as ``log_format = "json"`` writes them."""
     out = io.StringIO()
     handler = safety_handler(out, log_phi=False, log_format="json")
     root = logging.getLogger()
-    level = root.level
+    before = root.level
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    root.setLevel(level)
     try:
         yield out
     finally:
         root.removeHandler(handler)
-        root.setLevel(level)
+        root.setLevel(before)
 
 
 def _lines(out: io.StringIO) -> list[dict[str, Any]]:
