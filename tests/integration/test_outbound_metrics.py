@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import redis
 from prometheus_client.parser import text_string_to_metric_families
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from broker.common.clock import SYSTEM_CLOCK
 from broker.common.metrics import BrokerMetrics
 from broker.store.worklist import WorklistStore
+from tests.conftest import KEYS
 from tests.integration.outbound_helpers import Receiver, put_orders, queue, sender, set_status
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -104,3 +108,15 @@ def test_an_ae_is_a_dead_letter_and_no_answer_a_timeout(
     names = {n for n, _ in samples if n.startswith("mwl_broker_outbound")}
     assert all(dict(labels).get("destination") in (None, "ris") for n, labels in samples
                if n in names)  # fmt: skip
+
+
+def test_a_scrape_while_redis_is_down_counts_an_error_and_answers(tmp_path: Path) -> None:
+    """The queue gauges are left out (never a 500), the Redis errors counter says why."""
+    gone = redis.Redis(unix_socket_path=str(tmp_path / "no-redis.sock"), socket_timeout=1,
+                       retry=Retry(NoBackoff(), 0))  # fmt: skip
+    store = WorklistStore(gone, keys=KEYS)
+    metrics = _metrics(store)
+    first = _samples(metrics)
+    assert not any(name == "mwl_broker_outbound_queued" for name, _ in first)
+    # the counter is read before the queues in one scrape: the next one shows it
+    assert _value(_samples(metrics), "mwl_broker_redis_errors_total") == 1
