@@ -1,6 +1,6 @@
 """``GET /healthz`` (the process answers) and ``GET /readyz`` (it can do its work: Redis
-answers, every listener is up, a mapping version is loaded); no authentication, no detail
-beyond what is down."""
+answers and takes a write, every listener is up, a mapping version is loaded); no
+authentication, no detail beyond what is down (``broker.store.writable``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 
 from broker.admin.problems import ApiProblem
 from broker.services.application import Services
-from broker.store.sentinel import store_down
+from broker.store.keys import KeySchema
+from broker.store.writable import store_unready
 
 __all__ = ["router"]
 
@@ -22,13 +23,13 @@ def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Redis answers, the listeners are up, a mapping version is loaded",
+    summary="Redis answers and takes a write, the listeners are up, a mapping version is loaded",
     responses={503: {"description": "not ready (problem+json says what is not)"}},
 )
 def readyz(request: Request) -> dict[str, str]:
     services: Services = request.app.state.services
     down: list[str] = []
-    store = store_down(services.client)
+    store = store_unready(services.client, KeySchema(services.settings.redis_key_prefix))
     if store is not None:
         down.append(store)
     listeners = request.app.state.listeners()

@@ -24,6 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from broker.common.outbound_metrics import OutboundMetrics
+
 __all__ = [
     "ACK_CODES",
     "CONTENT_TYPE",
@@ -88,8 +90,9 @@ class _Bounded:
         return child
 
 
-WorklistCounts = Callable[[], tuple[dict[str, int], int, int]]
-"""``() -> (entries by station, entries in all, entries ended)`` (``broker.store.counts``)."""
+WorklistCounts = Callable[[], tuple[dict[str, int], int, int, dict[str, int] | None]]
+"""``() -> (entries by station, entries in all, entries ended, entries ended by station or
+None when the server cannot count them cheaply)`` (``broker.store.counts``)."""
 
 
 class _WorklistCollector(Collector):
@@ -101,7 +104,7 @@ class _WorklistCollector(Collector):
         self._cached: tuple[float, list[GaugeMetricFamily]] | None = None
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
-        return self._families({}, 0, 0)
+        return self._families({}, 0, 0, {})
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         source = self._metrics.worklist_counts
@@ -112,26 +115,27 @@ class _WorklistCollector(Collector):
             if self._cached is not None and now - self._cached[0] < _WORKLIST_TTL:
                 return self._cached[1]
             try:
-                by_station, total, ended = source()
+                by_station, total, ended, ended_by_station = source()
             except Exception:  # the store is down: the Redis metrics say so, not a 500
                 self._metrics.redis_errors.inc()
                 return []
-            families = self._families(by_station, total, ended)
+            families = self._families(by_station, total, ended, ended_by_station)
             self._cached = (now, families)
             return families
 
     def _families(
-        self, by_station: dict[str, int], total: int, ended: int
+        self,
+        by_station: dict[str, int],
+        total: int,
+        ended: int,
+        ended_by_station: dict[str, int] | None,
     ) -> list[GaugeMetricFamily]:
         stations = GaugeMetricFamily(
             "mwl_broker_worklist_entries",
             "Worklist entries by Scheduled Station AE Title (configured scanners, else other)",
             labels=["station"],
         )
-        folded: dict[str, int] = {}
-        for station, n in by_station.items():
-            name = self._metrics.scanner(station)
-            folded[name] = folded.get(name, 0) + n
+        folded = self._folded(by_station)
         for name, n in sorted(folded.items()):
             stations.add_metric([name], n)
         states = GaugeMetricFamily(
@@ -142,7 +146,27 @@ class _WorklistCollector(Collector):
         )
         states.add_metric(["open"], max(total - ended, 0))
         states.add_metric(["ended"], ended)
-        return [stations, states]
+        if ended_by_station is None:
+            return [stations, states]
+        both = GaugeMetricFamily(
+            "mwl_broker_worklist_entries_by_station_status",
+            "Worklist entries by Scheduled Station AE Title and status (open or ended); "
+            "Redis 7.0 or newer",
+            labels=["station", "status"],
+        )
+        ended_at = self._folded(ended_by_station)
+        for name, n in sorted(folded.items()):
+            both.add_metric([name, "open"], max(n - ended_at.get(name, 0), 0))
+            both.add_metric([name, "ended"], ended_at.get(name, 0))
+        return [stations, states, both]
+
+    def _folded(self, counts: dict[str, int]) -> dict[str, int]:
+        """``counts`` by station with unconfigured AE titles added up as :data:`OTHER`."""
+        folded: dict[str, int] = {}
+        for station, n in counts.items():
+            name = self._metrics.scanner(station)
+            folded[name] = folded.get(name, 0) + n
+        return folded
 
 
 class BrokerMetrics:
@@ -153,6 +177,7 @@ class BrokerMetrics:
         *,
         senders: Iterable[str] = (),
         scanners: Iterable[str] = (),
+        destinations: Iterable[str] = (),
     ) -> None:
         self.registry = r = CollectorRegistry()
         self._senders = frozenset(senders)
@@ -163,6 +188,7 @@ class BrokerMetrics:
         self._dicom(r)
         self._rest(r)
         r.register(_WorklistCollector(self))
+        self.outbound = OutboundMetrics(r, destinations, self.redis_errors.inc)
 
     def _hl7(self, r: CollectorRegistry) -> None:
         self.hl7_messages = _Bounded(

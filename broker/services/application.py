@@ -251,7 +251,8 @@ class Services:
             return live.current().outbound
 
         return [OutboundSender(self.outbound_queues[name], d, mapping, connect,
-                               application=s.hl7_application, facility=s.hl7_facility)
+                               application=s.hl7_application, facility=s.hl7_facility,
+                               metrics=self.metrics.outbound)
                 for name, d in s.destinations.items()]  # fmt: skip
 
     @cached_property
@@ -288,18 +289,30 @@ class Services:
     @cached_property
     def metrics(self) -> BrokerMetrics:
         """This process's metrics (``/metrics``), their labels bounded by the configured
-        senders and scanners; the worklist's counts read at scrape (as the dashboard's)."""
+        senders, scanners and destinations; the worklist's counts and the outbound queues'
+        depths read at scrape (as the dashboard's)."""
         s = self.settings
-        metrics = BrokerMetrics(senders=s.hl7_senders, scanners=s.dicom_scanners)
+        metrics = BrokerMetrics(
+            senders=s.hl7_senders, scanners=s.dicom_scanners, destinations=s.destinations
+        )
         counts = Counts(self.client, KeySchema(s.redis_key_prefix))
         configured = tuple(s.dicom_scanners)
 
-        def worklist() -> tuple[dict[str, int], int, int]:
-            found = counts.worklist(SYSTEM_CLOCK.now(), configured)
-            return found.by_station, found.total, found.ended
+        def worklist() -> tuple[dict[str, int], int, int, dict[str, int] | None]:
+            found = counts.worklist(SYSTEM_CLOCK.now(), configured, by_status=True)
+            return found.by_station, found.total, found.ended, found.ended_by_station
 
         metrics.worklist_counts = worklist
+        metrics.outbound.state = self._outbound_state
         return metrics
+
+    def _outbound_state(self) -> dict[str, tuple[int, int, float]]:
+        """Each destination's events waiting, parked, and the oldest waiting one's age."""
+        now, found = SYSTEM_CLOCK.now(), {}
+        for name, queue in self.outbound_queues.items():
+            waiting, parked, at = queue.depth()
+            found[name] = (waiting, parked, now - at if at is not None else 0.0)
+        return found
 
     @cached_property
     def auth(self) -> AuthService:

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 FORMAT = "mwl-broker-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: outbound and outbound-state records, entries' origin
 # Each kind's required fields (``broker.store.backup_read`` says what they hold).
 _FIELDS: dict[str, tuple[str, ...]] = {
     "order": ("order_key", "status", "time", "entries"),
@@ -61,6 +61,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "user": ("name", "value"),
     "token": ("name", "value"),
     "dedup": ("name", "value", "ttl_ms"),
+    "outbound": ("destination", "id", "state", "order_key", "step", "fields"),
+    "outbound-state": ("seq",),
 }
 _ENTRY_FIELDS = ("step", "ds", "status", "ended")
 

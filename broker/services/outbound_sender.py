@@ -22,7 +22,10 @@ its own thread. A turn (:meth:`~OutboundSender.step`):
 A status without a row in the outbound mapping (or a set without an outbound
 mapping) parks its event with that reason. Stopping: the current exchange ends (it
 is bounded by the timeouts), the lease is given up, and what is queued stays queued
-for the next process. Logs name the destination and the event id, never patient data.
+for the next process. Logs name the destination and the event id, never patient data;
+their correlation ID is the one of the order's message (kept with the event). Each
+exchange is counted by outcome, and each delivery's time from the status change, in
+``broker.common.outbound_metrics``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from broker.common import jsontext
+from broker.common import correlation, jsontext
+from broker.common.clock import SYSTEM_CLOCK, Clock
+from broker.common.outbound_metrics import OutboundMetrics
 from broker.errors import BrokerError
 from broker.hl7.ack_summary import summarize_ack
 from broker.hl7.destinations import Destination
@@ -75,12 +80,16 @@ class OutboundSender:
         *,
         application: str,
         facility: str = "",
+        metrics: OutboundMetrics | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._queue = queue
         self._d = destination
         self._mapping = mapping
         self._connect = connect
         self._identity = (application, facility)
+        self._metrics = metrics
+        self._clock = clock
         # the lease's token names its holder (host and process: ``outbound`` shows it)
         self._token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
         self._ttl_ms = int(
@@ -154,19 +163,40 @@ class OutboundSender:
             ack = summarize_ack(self._link.send(message.encode("utf-8")))
         except (BrokerError, OSError, ValueError) as e:
             self._disconnect()
-            return self._failed(event, f"no usable ACK: {e}")
+            outcome = _failure(e)
+            detail = str(e) if outcome != "invalid_ack" else ""
+            return self._failed(event, f"no usable ACK: {e}", outcome, detail)
         if ack.control_id and ack.control_id != event.control:
             self._disconnect()
-            return self._failed(event, f"an ACK for another message (MSA-2 {ack.control_id})")
+            why = f"an ACK for another message (MSA-2 {ack.control_id})"
+            return self._failed(event, why, "invalid_ack")
         if ack.accepted:
+            self._count(ack.code)
             self._queue.done(self._token, event.id)
+            self._delivered(event, ack.code)
             return 0.0
         if ack.code in _REJECTED:
+            self._count(ack.code)
             self._park(
                 event, f"{ack.code}: the receiver rejected it", "; ".join(ack.errors) or ack.text
             )
             return 0.0
-        return self._failed(event, f"{ack.code or 'no MSA-1'}: {ack.text}".strip())
+        why = f"{ack.code or 'no MSA-1'}: {ack.text}".strip()
+        return self._failed(event, why, ack.code or "invalid_ack")
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.attempt(self._d.name, outcome)
+
+    def _delivered(self, event: OutboundEvent, code: str) -> None:
+        """The delivery's latency counted and logged, with the order's correlation ID."""
+        if self._metrics is not None:
+            self._metrics.delivered(self._d.name, self._clock.now() - event.at)
+        details = correlation.fields(destination=self._d.name, event=event.id, entry=event.entry,
+                                     status=event.status, ack_code=code)  # fmt: skip
+        correlation.using(event.cid, lambda: log.info(
+            "outbound %s: event %s delivered (%s, %s)", self._d.name, event.id, event.status,
+            code, extra=details))  # fmt: skip
 
     def _park(self, event: OutboundEvent, reason: str, error: str) -> None:
         behind = self._queue.park(self._token, event.id, reason, error)
@@ -176,16 +206,21 @@ class OutboundSender:
                 self._d.name, event.id, reason, behind,
             )  # fmt: skip
 
-    def _failed(self, event: OutboundEvent, why: str) -> float:
+    def _failed(self, event: OutboundEvent, why: str, outcome: str, detail: str = "") -> float:
+        """An attempt that did not deliver, counted by ``outcome``; ``detail``: a
+        connection's error text (no patient data: the address and the cause)."""
+        self._count(outcome)
         attempts = self._queue.note(self._token, event.id, {"reason": f"retrying: {why}"},
                                     attempt=True)  # fmt: skip
         if attempts is None:
             return 0.0
         wait = self._d.backoff(attempts)
-        log.warning(
+        cause = detail or why.split(":", 1)[0]
+        details = correlation.fields(destination=self._d.name, event=event.id,
+                                     outcome=outcome, attempt=attempts)  # fmt: skip
+        correlation.using(event.cid, lambda: log.warning(
             "outbound %s: event %s not delivered (attempt %d: %s); again in %g s",
-            self._d.name, event.id, attempts, why.split(":", 1)[0], wait,
-        )  # fmt: skip
+            self._d.name, event.id, attempts, cause, wait, extra=details))  # fmt: skip
         return wait
 
     def _disconnect(self) -> None:
@@ -193,6 +228,17 @@ class OutboundSender:
         if link is not None:
             with contextlib.suppress(OSError):
                 link.close()
+
+
+def _failure(error: BaseException) -> str:
+    """The outcome of an exchange that raised: ``timeout`` when no answer came in time,
+    ``invalid_ack`` for an answer that is no ACK, else ``connection_error``."""
+    cause = error.__cause__ or error
+    if isinstance(cause, TimeoutError):
+        return "timeout"
+    if isinstance(error, ValueError):
+        return "invalid_ack"
+    return "connection_error"
 
 
 class SenderThreads:

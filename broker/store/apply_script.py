@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from broker.common import jsontext
+from broker.common import correlation, jsontext
 from broker.store.keys import KeySchema
 from broker.store.scripts import KeyList
 from broker.worklist import dicom_json
@@ -70,6 +70,7 @@ def apply_payload(
                 "action": change.action.value,
                 "status": change.status,
                 "origin": change.origin,  # the entries' ``origin`` ("": none recorded)
+                "cid": correlation.current(),  # the message's correlation ID, with the origin
                 "entries": items,
             }
         )

@@ -4,7 +4,9 @@ A record is a JSON-ready dict with a ``kind``; it holds values, never a key name
 a pseudonym that the restoring broker can compute again (``broker.store.keys``):
 
     order     order key, its status and newest MSH-7, its entries: step number (the
-              ordinal the entry id is made from), DICOM JSON, SPS status, ended time
+              ordinal the entry id is made from), DICOM JSON, SPS status, ended time,
+              origin (its ``[hl7_senders]`` name, which routes its status events) and
+              the correlation ID of its message
     field     an order-status, order-time or patient-time field whose order or patient
               has no record and whose value the Redis no longer knows
               (``broker.store.backup_orphans``): only its pseudonym is stored, so it is
@@ -18,6 +20,8 @@ a pseudonym that the restoring broker can compute again (``broker.store.keys``):
     user      login and its stored JSON (role, Argon2id hash…); ``token`` likewise
     dedup     a resend's identity (MSH-3|MSH-4|MSH-10 as in the key) and its first ACK,
               with its remaining life
+    outbound  the status events for the RIS, waiting and parked, per destination, in
+              order (``broker.store.backup_outbound``)
 
 **Consistency.** Each record is read atomically (an order with all its entries by
 one Lua call; the others by one command or one MULTI), so no record is torn. The
@@ -39,6 +43,7 @@ from broker.common import jsontext
 from broker.errors import store_error
 from broker.store import scripts, steps
 from broker.store.backup_orphans import Orphans
+from broker.store.backup_outbound import read_outbound
 from broker.store.keys import KeySchema
 from broker.store.scripts import ScriptRunner
 
@@ -87,6 +92,7 @@ class BackupReader:
             yield from self._mappings()
             yield from self._auth()
             yield from self._dedup()
+            yield from read_outbound(self._redis, self._keys, self.step_number)
         except redis.RedisError as e:
             raise store_error(e) from e
 
@@ -136,7 +142,7 @@ class BackupReader:
 
     def _order(self, field: str, reply: list[Any]) -> Record | None:
         entries, order_key = [], None
-        for entry_id, ds, order, status, ended in reply[2:]:
+        for entry_id, ds, order, status, ended, *more in reply[2:]:
             order_key = _text(order)
             step = self.step_number(order_key, _text(entry_id))
             if step is None:
@@ -148,6 +154,8 @@ class BackupReader:
                     "ds": _text(ds),
                     "status": _opt(status),
                     "ended": None if ended is None else float(ended),
+                    "origin": _opt(more[0]) if more else None,
+                    "cid": _opt(more[1]) if len(more) > 1 else None,
                 }
             )
         if order_key is None or self._keys.order_field(order_key) != field:

@@ -27,6 +27,7 @@ from pydicom.dataset import Dataset
 from broker.common import jsontext
 from broker.errors import store_error
 from broker.store.apply_script import index_refs
+from broker.store.backup_outbound import write_outbound
 from broker.store.backup_read import Record
 from broker.store.keys import KeySchema
 from broker.worklist.mpps_rules import step_refs
@@ -158,6 +159,8 @@ class BackupWriter:
         elif kind in ("user", "token"):
             key = self._keys.users() if kind == "user" else self._keys.tokens()
             pipe.hset(key, record["name"], record["value"])
+        elif kind in ("outbound", "outbound-state"):
+            write_outbound(pipe, self._keys, record)
         elif kind == "dedup":
             name = f"{self._keys.prefix}:dedup:{record['name']}"
             _set_with_life(pipe, name, record["value"], int(record["ttl_ms"]))
@@ -178,6 +181,12 @@ class BackupWriter:
             values = {"ds": entry["ds"], "order": order_key, "idx": jsontext.dumps(refs)}
             if entry["status"] is not None:
                 values["status"] = entry["status"]
+            if entry.get("origin"):  # its sender, and its order's pseudonym (the outbound)
+                values |= {
+                    "origin": entry["origin"],
+                    "ofield": k.order_field(order_key),
+                    "cid": entry.get("cid") or "",
+                }
             pipe.hset(k.entry(entry_id), mapping=values)
             for ref in refs:
                 if ref[0] == "z":

@@ -64,6 +64,9 @@ class WorklistCounts:
     total: int
     ended: int  # steps over (completed, discontinued, canceled) not yet purged
     by_station: dict[str, int]
+    # the ended ones by station: ZINTERCARD of each station's index and the ended index
+    # (Redis 7.0+); None on an older server
+    ended_by_station: dict[str, int] | None = None
 
 
 def _text(value: object) -> str:
@@ -77,6 +80,7 @@ class Counts:
         self._redis = client
         self._keys = keys
         self._stations: tuple[float, tuple[str, ...]] | None = None
+        self._intercard = True  # False once the server said it has no ZINTERCARD
 
     def __repr__(self) -> str:
         return f"Counts({self._keys.prefix!r})"
@@ -143,8 +147,11 @@ class Counts:
             found.append(RecentError(message_id, kind, location, code, ack, float(received or 0)))
         return tuple(found)
 
-    def worklist(self, now: float, configured: Iterable[str]) -> WorklistCounts:
-        """The worklist's entries: all, ended, and by station AE title."""
+    def worklist(
+        self, now: float, configured: Iterable[str], *, by_status: bool = False
+    ) -> WorklistCounts:
+        """The worklist's entries: all, ended, and by station AE title; ``by_status``: the
+        ended ones by station too (``ended_by_station``, Redis 7.0+)."""
         try:
             stations = self._station_list(now, configured)
             pipe = self._redis.pipeline(transaction=False)
@@ -156,7 +163,27 @@ class Counts:
         except redis.RedisError as e:
             raise StoreError(f"worklist unavailable: {e}") from e
         by_station = {s: int(n) for s, n in zip(stations, per_station, strict=True)}
-        return WorklistCounts(int(total), int(ended), by_station)
+        ended_by_station = self._ended_by_station(stations) if by_status else None
+        return WorklistCounts(int(total), int(ended), by_station, ended_by_station)
+
+    def _ended_by_station(self, stations: Sequence[str]) -> dict[str, int] | None:
+        """``ZINTERCARD`` of each station's index and the ended index: in C, bounded by the
+        smaller of the two sets; None on a server before Redis 7.0."""
+        if not self._intercard or not stations:
+            return None if not self._intercard else {}
+        pipe = self._redis.pipeline(transaction=False)
+        for station in stations:
+            pipe.zintercard(2, [self._keys.by_station(station), self._keys.entries_ended()])
+        try:
+            found = pipe.execute()
+        except redis.ResponseError as e:
+            if "unknown command" not in str(e).lower():
+                raise StoreError(f"worklist unavailable: {e}") from e
+            self._intercard = False
+            return None
+        except redis.RedisError as e:
+            raise StoreError(f"worklist unavailable: {e}") from e
+        return {s: int(n) for s, n in zip(stations, found, strict=True)}
 
     def _station_list(self, now: float, configured: Iterable[str]) -> tuple[str, ...]:
         if self._stations is not None and now - self._stations[0] < STATIONS_TTL:

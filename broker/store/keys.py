@@ -5,8 +5,9 @@ Layout (``{p}`` is the configurable prefix, ``mwl`` by default). A part written
 
     {p}:entry:{id}            hash  ds (DICOM JSON), order (its order key), idx (JSON list
                                     of index refs), status (current SPS status, overlaid
-                                    on ds when read), origin (its [hl7_senders] name) and
-                                    ofield (={order key}, for the outbound queue)
+                                    on ds when read), origin (its [hl7_senders] name),
+                                    ofield (={order key}, for the outbound queue) and cid
+                                    (the correlation ID of its message, with the origin)
     {p}:order-status          hash  ={order key} -> its last SPS status (a cancel before
                                     its NW leaves one here, so the late NW changes nothing)
     {p}:order-time            hash  ={order key} -> UTC start of the newest MSH-7 applied to
@@ -71,8 +72,10 @@ Modality Performed Procedure Steps (``broker.store.mpps``) and retention
     {p}:out:{dest}:held       hash  ={order key} -> parked events of that order (its later
                                     events park behind them)
     {p}:out:{dest}:ev:{id}    hash  one event: order, hold (={order key}), entry, status,
-                                    source, at, ds, control, state, reason, err, attempts, msg
+                                    source, at, ds, control, state, reason, err, attempts, msg,
+                                    cid (the correlation ID of the order's message)
     {p}:out:{dest}:lease      string  the token of the process sending to {dest} (PX)
+    {p}:ready                 string  the readiness check's write (``/readyz``; PX 10 s)
     {p}:ended                 zset  entry ids whose step is over (COMPLETED, CANCELED,
                                     DISCONTINUED), scored by when it ended (epoch seconds;
                                     MPPS writes the exact time, the purge marks the others)
@@ -351,6 +354,10 @@ class KeySchema:
 
     def entries_ended(self) -> str:
         return f"{self.prefix}:ended"
+
+    def ready_probe(self) -> str:
+        """``{p}:ready``: the readiness check's tiny write (a token with a short TTL)."""
+        return f"{self.prefix}:ready"
 
     def audit(self) -> str:
         return f"{self.prefix}:audit"

@@ -51,7 +51,7 @@ _DISCARD = scripts.load("outbound_discard")
 _RENEW = scripts.load("lock_renew")
 _RELEASE = scripts.load("lock_release")
 _FIELDS = ("id", "order", "entry", "status", "source", "at", "ds", "control", "state",
-           "reason", "err", "attempts", "msg")  # fmt: skip
+           "reason", "err", "attempts", "msg", "cid")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,7 @@ class OutboundEvent:
     err: str
     attempts: int
     msg: str
+    cid: str = ""  # the correlation ID of the order's message (a pseudonym, no patient data)
 
     def __repr__(self) -> str:
         return f"OutboundEvent({self.id!r}, {self.state}, {self.status}, control={self.control!r})"
@@ -158,6 +159,20 @@ class OutboundQueue:
         pipe.zcard(self._base + "dead")
         waiting, parked = self._call(pipe.execute)
         return int(waiting), int(parked)
+
+    def depth(self) -> tuple[int, int, float | None]:
+        """Events waiting, events parked and the time of the oldest waiting one (None when
+        none waits): four O(1) reads, whatever the queue holds (the metrics' scrape)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.llen(self._base + "queue")
+        pipe.zcard(self._base + "dead")
+        pipe.lindex(self._base + "queue", 0)
+        waiting, parked, head = self._call(pipe.execute)
+        at = None
+        if head is not None:
+            value = self._call(self._redis.hget, self._base + f"ev:{_text(head)}", "at")
+            at = float(_text(value)) if value is not None else None
+        return int(waiting), int(parked), at
 
     def head(self) -> str | None:
         value = self._call(self._redis.lindex, self._base + "queue", 0)

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from broker.common.outbound_metrics import OutboundMetrics
 from broker.hl7.destinations import Destination
 from broker.mapping.outbound_spec import OutboundSpec
 from broker.mapping.patient_spec import load_any_mapping
@@ -39,9 +40,12 @@ class Receiver:
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
 
-    def start(self, answer: str = "aa") -> None:
+    def start(self, answer: str = "aa", tls: tuple[str, ...] = ()) -> None:
+        """``tls``: ``--tls-cert``, ``--tls-key`` (and ``--tls-client-ca``) files."""
         cmd = [sys.executable, "-m", "tests.mllp_receiver", "--port", str(self.port),
                "--record", str(self.record), "--answer", answer]  # fmt: skip
+        for flag, path in zip(("--tls-cert", "--tls-key", "--tls-client-ca"), tls, strict=False):
+            cmd += [flag, path]
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         line = proc.stdout.readline()  # "listening <port>" once it accepts connections
@@ -111,7 +115,9 @@ def queue(store: WorklistStore) -> OutboundQueue:
     return OutboundQueue(store.client, store.keys, store.scripts, "ris")
 
 
-def sender(store: WorklistStore, destination: Destination) -> OutboundSender:
+def sender(
+    store: WorklistStore, destination: Destination, metrics: OutboundMetrics | None = None
+) -> OutboundSender:
     spec = outbound_spec()
     return OutboundSender(queue(store), destination, lambda: spec, connect_destination,
-                          application="MWL_BROKER")  # fmt: skip
+                          application="MWL_BROKER", metrics=metrics)  # fmt: skip

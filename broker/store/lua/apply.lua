@@ -65,7 +65,8 @@ for _, o in ipairs(p.orders) do
         redis.call('HSET', KEYS[e.key], 'ds', ARGV[e.ds], 'order', o.order_key,
                    'idx', e.idx_json, 'status', status)
         if o.origin and o.origin ~= '' then  -- its sender, and its order's pseudonym (outbound)
-          redis.call('HSET', KEYS[e.key], 'origin', o.origin, 'ofield', o.field)
+          redis.call('HSET', KEYS[e.key], 'origin', o.origin, 'ofield', o.field,
+                     'cid', o.cid or '')  -- the message's correlation ID: to its status events
         end
         for _, ref in ipairs(e.idx) do
           if ref[1] == 'z' then

@@ -32,7 +32,8 @@ local function queue_outbound(o, ek, id, status)
   local ev = base .. 'ev:' .. eid
   redis.call('HSET', ev, 'id', eid, 'order', order, 'entry', id, 'status', status,
              'source', o.source, 'at', o.now, 'ds', redis.call('HGET', ek, 'ds') or '{}',
-             'control', o.nonce .. eid, 'attempts', 0, 'hold', hold)
+             'control', o.nonce .. eid, 'attempts', 0, 'hold', hold,
+             'cid', redis.call('HGET', ek, 'cid') or '')  -- the order's message's (apply.lua)
   if redis.call('HEXISTS', base .. 'held', hold) == 1 then
     out_park(base, ev, eid, hold, 'held: an earlier event of this order is parked')
   elseif redis.call('LLEN', base .. 'queue') >= (o.max[dest] or 10000) then
