@@ -25,11 +25,15 @@ _DOWN_AFTER_MS = 500
 _FAILOVER_TIMEOUT_MS = 4000
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 the OS has just given out (and taken back)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` different TCP ports on 127.0.0.1 the OS has just given out (and taken back).
+
+    All are held until the last is given, so the OS cannot give one twice."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,9 @@ class SentinelCluster:
         self._tls = tls
         self.password = secrets.token_urlsafe(16)
         self.sentinel_password = secrets.token_urlsafe(16)
-        self.ports = [free_port() for _ in range(1 + replicas)]  # the first: the primary
-        self.sentinel_ports = [free_port() for _ in range(3)]
+        ports = free_ports(1 + replicas + 3)
+        self.ports = ports[: 1 + replicas]  # the first: the primary
+        self.sentinel_ports = ports[1 + replicas :]
         self._ids = {port: secrets.token_hex(20) for port in self.sentinel_ports}
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
