@@ -114,10 +114,20 @@ class SentinelCluster:
         return ["port 0", f"tls-port {port}", *self._tls.conf()]
 
     def primary_port(self) -> int:
-        """The primary's port, as the first sentinel says."""
-        with self.sentinel_client(self.sentinel_ports[0]) as sentinel:
-            _host, port = sentinel.sentinel_get_master_addr_by_name(SERVICE)
-        return int(port)
+        """The primary's port, once every sentinel names the same live server (after a
+        failover, a sentinel that did not lead it learns of it a moment later)."""
+        said: set[int] = set()
+
+        def agreed() -> bool:
+            said.clear()
+            for port in self.sentinel_ports:
+                with self.sentinel_client(port) as sentinel:
+                    _host, primary = sentinel.sentinel_get_master_addr_by_name(SERVICE)
+                said.add(int(primary))
+            return len(said) == 1 and self.processes[next(iter(said))].poll() is None
+
+        wait_for(agreed, "every sentinel naming the same live primary")
+        return said.pop()
 
     def failovers(self) -> int:
         """How many times the sentinels switched to another primary (their logs' count)."""
