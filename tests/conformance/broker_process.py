@@ -83,11 +83,11 @@ class BrokerProcess:
         ports: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
         self._log = log_file.open("wb")
-        hl7, dicom, admin = (str(port) for port in ports)
+        hl7, dicom, admin_port = (str(port) for port in ports)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1",
              "--hl7-port", hl7, "--dicom-host", "127.0.0.1", "--dicom-port", dicom,
-             "--admin-port", admin, "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
+             "--admin-port", admin_port, "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
              "--log-level", log_level],
             stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=REPO,
             env=None if env is None else {**os.environ, **env},

@@ -46,6 +46,7 @@ def brokers(
     """One broker per ``settings``; with ``share_ports`` the later ones on the first's HL7
     and DICOM ports (each keeps an admin port of its own, to be asked what it did)."""
     quiet_pynetdicom()
+    tmp_path.mkdir(exist_ok=True)
     with ExitStack() as stack:
         started: list[BrokerProcess] = []
         for n, extra in enumerate(settings):
