@@ -10,6 +10,9 @@ status senders (one thread per ``[hl7_destinations]``) → the admin console and
 accepting HL7 → drain in-flight messages (each still gets its ACK) → stop the
 purge → the senders end their exchange → stop the DICOM AE → write the audit
 records still queued → close Redis (the embedded server flushes its AOF and exits).
+A process runs the listeners and senders of its ``roles`` only (``hl7``: the MLLP
+listener, ``dicom``: the SCP, ``admin``: the console, ``outbound``: the senders), beside
+other processes on the same Redis (README "Several broker processes").
 
 The application's use cases (``broker.services.application``) are built by
 :func:`build_services`: ``serve`` hands their parts to the listeners (the HL7 router
