@@ -85,6 +85,8 @@ class Serve:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _port(banner: str, pattern: str) -> int:
@@ -253,10 +255,14 @@ HEADER = (
 )
 
 
-def shared_store(url: str) -> WorklistStore:
+def load_shared(url: str, count: int) -> tuple[Any, Any]:
+    """The entries written into the brokers' Redis (``bench.wildcard.load_into``)."""
     settings = load_settings(environ={}, overrides={"redis_url": url, "redis_key_secret": SECRET})
     client = redis.Redis.from_url(url, socket_timeout=300)
-    return WorklistStore(client, keys=key_schema(settings))
+    try:
+        return load_into(WorklistStore(client, keys=key_schema(settings)), count)
+    finally:
+        client.close()
 
 
 def run(argv: list[str] | None = None) -> Results:
@@ -281,7 +287,7 @@ def run(argv: list[str] | None = None) -> Results:
             for k, name in enumerate(args.arrangements):
                 running[name] = start_arrangement(work / f"a{k}", name, server.url, log)
             # after the brokers wrote the key secret's check
-            loaded = load_into(shared_store(server.url), args.entries)
+            loaded = load_shared(server.url, args.entries)
             print(f"{args.entries:,} entries loaded (load average {load_average()})", flush=True)
             results = measure(running, loaded, args)
         finally:

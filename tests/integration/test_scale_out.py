@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
@@ -41,26 +42,38 @@ def shared_env(server: EmbeddedRedis, **settings: str) -> dict[str, str]:
 
 @contextmanager
 def brokers(
-    tmp_path: Path, server: EmbeddedRedis, *settings: dict[str, str], share_ports: bool = False
+    tmp_path: Path,
+    server: EmbeddedRedis,
+    *settings: dict[str, str],
+    share_ports: bool = False,
+    together: bool = False,
 ) -> Iterator[list[BrokerProcess]]:
     """One broker per ``settings``; with ``share_ports`` the later ones on the first's HL7
-    and DICOM ports (each keeps an admin port of its own, to be asked what it did)."""
+    and DICOM ports (each keeps an admin port of its own, to be asked what it did); with
+    ``together`` all started at once, as a supervisor starts them."""
     quiet_pynetdicom()
     tmp_path.mkdir(exist_ok=True)
+
+    def start(n: int, ports: tuple[int, int, int]) -> BrokerProcess:
+        env = shared_env(server, **settings[n])
+        log = tmp_path / f"broker-{n}.log"
+        return BrokerProcess(tmp_path / f"data-{n}", log, env=env, ports=ports)
+
     with ExitStack() as stack:
         started: list[BrokerProcess] = []
-        for n, extra in enumerate(settings):
+        if together:
+            with ThreadPoolExecutor(len(settings)) as pool:
+                futures = [pool.submit(start, n, (0, 0, 0)) for n in range(len(settings))]
+            for future in futures:  # every one that started is stopped, then a failure raised
+                if future.exception() is None:
+                    stack.callback(future.result().stop)
+            started = [future.result() for future in futures]
+        for n in range(len(started), len(settings)):
             ports = (0, 0, 0)
             if share_ports and started:
                 ports = (started[0].hl7_port, started[0].dicom_port, 0)
-            process = BrokerProcess(
-                tmp_path / f"data-{n}",
-                tmp_path / f"broker-{n}.log",
-                env=shared_env(server, **extra),
-                ports=ports,
-            )
-            stack.callback(process.stop)
-            started.append(process)
+            started.append(start(n, ports))
+            stack.callback(started[-1].stop)
         yield started
 
 
@@ -165,14 +178,11 @@ def test_a_published_mapping_version_reaches_every_broker(
     tmp_path: Path, redis_server: EmbeddedRedis
 ) -> None:
     with (
-        brokers(tmp_path, redis_server, {}, {}) as both,
-        site(tmp_path, redis_server) as (
-            services,
-            viewer,
-        ),
+        brokers(tmp_path, redis_server, {}, {}, together=True) as both,
+        site(tmp_path, redis_server) as (services, viewer),
     ):
         versions = services.mapping_versions
-        assert len(list(versions.history(10))) == 1  # two brokers started: seeded once
+        assert len(list(versions.history(10))) == 1  # started together, seeded once
         files = read_mapping_dir(MAPPINGS)
         files["orders.yaml"] = files["orders.yaml"].replace(
             "AdmissionID: PV1-19", 'AdmissionID: {value: "V2"}'
