@@ -87,8 +87,8 @@ class BrokerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1",
              "--hl7-port", hl7, "--dicom-host", "127.0.0.1", "--dicom-port", dicom,
-             "--admin-port", admin_port, "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
-             "--log-level", log_level],
+             "--admin-port", admin_port, "--data-dir", str(data_dir),
+             "--mappings-dir", str(MAPPINGS), "--log-level", log_level],
             stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=REPO,
             env=None if env is None else {**os.environ, **env},
         )  # fmt: skip
