@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -101,8 +102,16 @@ def start_broker(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
     )  # fmt: skip
 
 
-def run_paced(port: int, start: int, rate: float, seconds: float, connections: int) -> list[float]:
-    """Send at ``rate`` msg/s in total over ``connections`` for ``seconds``; ACK latencies (ms)."""
+def run_paced(
+    port: int,
+    start: int,
+    rate: float,
+    seconds: float,
+    connections: int,
+    make: Callable[[int], bytes] = message,
+) -> list[float]:
+    """Send at ``rate`` msg/s in total over ``connections`` for ``seconds``; ACK latencies (ms).
+    ``make(n)`` is the n-th message."""
     per_conn = max(1, int(rate * seconds) // connections)
     interval = connections / rate
 
@@ -116,7 +125,7 @@ def run_paced(port: int, start: int, rate: float, seconds: float, connections: i
                 if delay > 0:
                     time.sleep(delay)  # pacing the load generator, not waiting for readiness
                 t0 = time.perf_counter()
-                client.send(message(n))
+                client.send(make(n))
                 latencies.append((time.perf_counter() - t0) * 1000)
                 next_send += interval
         return latencies

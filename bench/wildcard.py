@@ -47,6 +47,7 @@ from bench.cfind_servers import broker_store, start_broker
 from broker.dicom.matching import matches
 from broker.dicom.server import ModalityWorklistInformationFind
 from broker.store.connection import running_embedded
+from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
 
 NAME = "Abcdefghijklmnopqrstuvwxyz^Abcdefgh"  # 36 characters, as in the issue
@@ -100,11 +101,20 @@ def in_process(old_max_k: int) -> None:
 def load(data_dir: Path, count: int) -> tuple[dict[str, list[Query]], dict[Query, list[str]]]:
     """Writes the entries into the broker's Redis; the queries of the C-FIND benchmark
     (station polls, broad queries) and their answers."""
-    entries = generate(count)
     found = running_embedded(data_dir / "redis")
     assert found is not None, "the broker's embedded redis-server is not running"
     client = redis.Redis(unix_socket_path=str(found[1]), socket_timeout=300)
-    store = broker_store(client, data_dir)
+    try:
+        return load_into(broker_store(client, data_dir), count)
+    finally:
+        client.close()
+
+
+def load_into(
+    store: WorklistStore, count: int
+) -> tuple[dict[str, list[Query]], dict[Query, list[str]]]:
+    """Writes the entries into ``store``; the queries and their answers (as ``load``)."""
+    entries = generate(count)
     for i in range(0, len(entries), 500):
         store.apply(
             [
@@ -113,7 +123,6 @@ def load(data_dir: Path, count: int) -> tuple[dict[str, list[Query]], dict[Query
             ],
             None,
         )
-    client.close()
     queries = make_queries(entries)
     matched = expected_matches(entries, queries["station"] + queries["broad"])
     return queries, {q: sorted(e.accession for e in es) for q, es in matched.items()}

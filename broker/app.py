@@ -10,6 +10,9 @@ status senders (one thread per ``[hl7_destinations]``) → the admin console and
 accepting HL7 → drain in-flight messages (each still gets its ACK) → stop the
 purge → the senders end their exchange → stop the DICOM AE → write the audit
 records still queued → close Redis (the embedded server flushes its AOF and exits).
+A process runs the listeners and senders of its ``roles`` only (``hl7``: the MLLP
+listener, ``dicom``: the SCP, ``admin``: the console, ``outbound``: the senders), beside
+other processes on the same Redis (README "Several broker processes").
 
 The application's use cases (``broker.services.application``) are built by
 :func:`build_services`: ``serve`` hands their parts to the listeners (the HL7 router
@@ -90,7 +93,8 @@ _GC_YOUNG_THRESHOLD = 10_000  # objects allocated between young collections (Pyt
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where a running broker listens (ports resolved when 0 was asked for)."""
+    """Where a running broker listens (ports resolved when 0 was asked for; 0 for a listener
+    this process does not run: setting ``roles``)."""
 
     hl7_host: str
     hl7_port: int
@@ -159,6 +163,7 @@ def build_dicom_server(services: Services, audit: AuditSink = NO_AUDIT) -> Dicom
         tls=listener_tls(s, "dicom"),
         audit=audit,
         metrics=services.metrics,
+        reuse_port=s.listen_reuse_port,
     )
 
 
@@ -239,10 +244,38 @@ class Broker:
         self.mappings = live = services.live_mappings
         await asyncio.to_thread(live.load)
         live.start()
-        self._dicom = build_dicom_server(services, audit)
-        self._dicom.start()
         self.messages = services.message_log
-        router = services.intake
+        if "dicom" in s.roles:
+            self._dicom = build_dicom_server(services, audit)
+            self._dicom.start()
+        if "hl7" in s.roles:
+            await self._start_intake(services, client)
+        self._start_background(services, client)
+        if s.admin_enabled and "admin" in s.roles:
+            app = create_app(services, s, listeners=self._listener_ports)
+            tls = listener_tls(s, "admin")
+            self._admin = AdminServer(app, host=s.admin_host, port=s.admin_port, tls=tls)
+            await self._admin.start()
+        _settle_garbage_collector()
+        ports = self._listener_ports()
+        hl7_port, dicom_port = ports.get("hl7") or 0, ports.get("dicom") or 0
+        self.endpoints = Endpoints(
+            hl7_host=s.hl7_host,
+            hl7_port=hl7_port,
+            dicom_host=s.dicom_host,
+            dicom_port=dicom_port,
+            ae_title=s.ae_title,
+            redis=redis_label,
+            admin_host=s.admin_host,
+            admin_port=self._admin.port if self._admin else None,
+            admin_scheme=self._admin.scheme if self._admin else "http",
+        )
+        trail.started(hl7_port=hl7_port, dicom_port=dicom_port, ae_title=s.ae_title)
+        return self.endpoints
+
+    async def _start_intake(self, services: Services, client: redis.Redis) -> None:
+        """The MLLP listener, its messages handled in batches by the HL7 router."""
+        s, router = self.settings, services.intake
         self._batching = handle = BatchingHandler(router.handle_steps, router.answer, client)
         self._mllp = MLLPServer(
             handle,
@@ -255,48 +288,40 @@ class Broker:
             admit=s.senders.admits,
             max_per_address=s.hl7_max_connections_per_address,
             tls=listener_tls(s, "hl7"),
-            audit=audit,
+            audit=services.audit,
             metrics=services.metrics,
+            reuse_port=s.listen_reuse_port,
         )
         await self._mllp.start()
-        self._start_background(services, client)
-        if s.admin_enabled:
-            app = create_app(services, s, listeners=self._listener_ports)
-            tls = listener_tls(s, "admin")
-            self._admin = AdminServer(app, host=s.admin_host, port=s.admin_port, tls=tls)
-            await self._admin.start()
-        _settle_garbage_collector()
-        self.endpoints = Endpoints(
-            hl7_host=s.hl7_host,
-            hl7_port=self._mllp.port,
-            dicom_host=s.dicom_host,
-            dicom_port=self._dicom.port,
-            ae_title=s.ae_title,
-            redis=redis_label,
-            admin_host=s.admin_host,
-            admin_port=self._admin.port if self._admin else None,
-            admin_scheme=self._admin.scheme if self._admin else "http",
-        )
-        trail.started(hl7_port=self._mllp.port, dicom_port=self._dicom.port, ae_title=s.ae_title)
-        return self.endpoints
 
     def _start_background(self, services: Services, client: redis.Redis) -> None:
-        """What runs beside the listeners: the periodic purge, the senders of status
-        messages to the RIS, the Redis ping of the metrics."""
+        """What runs beside the listeners: the periodic purge (idempotent: every process
+        may run it), the senders of status messages to the RIS (role ``outbound``; a lease
+        per destination keeps two processes from sending the same event), the Redis ping
+        of the metrics."""
         s = self.settings
         if s.retention_interval_seconds > 0:
             self._purge = RetentionScheduler(services.retention, s.retention_interval_seconds)
             self._purge.start()
-        self._outbound = SenderThreads(services.outbound_senders(connect_destination))
-        self._outbound.start()
+        if "outbound" in s.roles:
+            self._outbound = SenderThreads(services.outbound_senders(connect_destination))
+            self._outbound.start()
+        elif s.destinations:
+            log.info("status messages to the RIS are queued here and sent by a process with "
+                     "the outbound role (roles)")  # fmt: skip
         self._ping = RedisPing(client, services.metrics).start()
         services.metrics.up.set(1)
 
     def _listener_ports(self) -> dict[str, int | None]:
-        """The listeners' ports, None for one that is not up (the admin API's readyz)."""
-        mllp, dicom = self._mllp, self._dicom
-        hl7 = mllp.port if mllp is not None and mllp.listening else None
-        return {"hl7": hl7, "dicom": dicom.port if dicom is not None else None}
+        """The ports of the listeners this process runs (its ``roles``), None for one that
+        is not up (the admin API's readyz)."""
+        mllp, dicom, roles = self._mllp, self._dicom, self.settings.roles
+        ports: dict[str, int | None] = {}
+        if "hl7" in roles:
+            ports["hl7"] = mllp.port if mllp is not None and mllp.listening else None
+        if "dicom" in roles:
+            ports["dicom"] = dicom.port if dicom is not None else None
+        return ports
 
     def _redis_exited(self, returncode: int) -> None:
         how = f"killed by signal {-returncode}" if returncode < 0 else f"status {returncode}"

@@ -53,6 +53,10 @@ def probe_url(s: Settings, what: str) -> str:
     """Where the probe asks (``ConfigError`` naming the setting when it cannot)."""
     if not s.admin_enabled:
         raise ConfigError("admin_enabled", "the probe asks the admin listener; it is off")
+    if "admin" not in s.roles:
+        raise ConfigError(
+            "roles", "the probe asks the admin listener; this process has no admin role"
+        )
     if s.admin_port == 0:
         raise ConfigError("admin_port", "0 (any free port): the probe cannot know which")
     host = _ANY.get(s.admin_host, s.admin_host)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from typing import TYPE_CHECKING
 
 from broker.cli.common import Command, Subparsers
 from broker.cli.options import SERVE_OPTIONS, add_options, settings_from
 from broker.common.logsafety import configure_logging
 from broker.settings import ENV_PREFIX, Settings
+
+if TYPE_CHECKING:
+    from broker.app import Endpoints
 
 __all__ = ["COMMAND"]
 
@@ -39,25 +43,34 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(settings))
 
 
+def banner(settings: Settings, endpoints: Endpoints) -> str:
+    """What ``serve`` prints once it is ready: where each listener is, or why it is off."""
+    off = "off (not in roles)"
+    hl7 = f"{endpoints.hl7_host}:{endpoints.hl7_port}" if endpoints.hl7_port else off
+    dicom = off
+    if endpoints.dicom_port:
+        dicom = f"{endpoints.dicom_host}:{endpoints.dicom_port} AE title {endpoints.ae_title}"
+    admin = "off (admin_enabled = false)" if "admin" in settings.roles else off
+    if endpoints.admin_url is not None:
+        admin = f"{endpoints.admin_url}/api/ (console users: mwl-broker user add)"
+    shared = " (ports shared: listen_reuse_port)" if settings.listen_reuse_port else ""
+    return (
+        f"mwl-broker ready, roles {', '.join(settings.roles)}{shared}\n"
+        f"  HL7 MLLP   {hl7}\n"
+        f"  DICOM MWL  {dicom}\n"
+        f"  Admin API  {admin}\n"
+        f"  Redis      {endpoints.redis}\n"
+        "Press Ctrl-C to stop."
+    )
+
+
 async def _serve(settings: Settings) -> int:
     """Run the broker until SIGINT/SIGTERM (exit status 0) or until it fails."""
     from broker.app import EXIT_REDIS_LOST, Broker
 
     broker = Broker(settings)
     endpoints = await broker.start()
-    admin = "off (admin_enabled = false)"
-    if endpoints.admin_url is not None:
-        admin = f"{endpoints.admin_url}/api/ (console users: mwl-broker user add)"
-    print(
-        f"mwl-broker ready\n"
-        f"  HL7 MLLP   {endpoints.hl7_host}:{endpoints.hl7_port}\n"
-        f"  DICOM MWL  {endpoints.dicom_host}:{endpoints.dicom_port} "
-        f"AE title {endpoints.ae_title}\n"
-        f"  Admin API  {admin}\n"
-        f"  Redis      {endpoints.redis}\n"
-        "Press Ctrl-C to stop.",
-        flush=True,
-    )
+    print(banner(settings, endpoints), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

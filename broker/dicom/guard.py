@@ -75,6 +75,7 @@ class GuardedAssociationServer(ThreadedAssociationServer):
     """pynetdicom's threaded server with the guard of the module docstring."""
 
     limits = GuardLimits(64, 16, 60.0)  # replaced per server by ``guard``
+    reuse_port = False  # SO_REUSEPORT: other processes of this host may listen on the port
     # A flood of connections is refused by one thread, fast; a deeper listen queue keeps a
     # scanner's connection from being dropped meanwhile (socketserver's default is 5).
     request_queue_size = 128
@@ -88,6 +89,14 @@ class GuardedAssociationServer(ThreadedAssociationServer):
         self._lock = threading.Lock()
         self._refusals = RefusalLog(log, "DICOM")
         super().__init__(*args, **kwargs)
+
+    def server_bind(self) -> None:
+        """pynetdicom's bind, with SO_REUSEPORT first when asked: the kernel then spreads
+        new connections over every process listening on the port."""
+        if self.reuse_port:
+            assert self.socket is not None
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         """Accept; with TLS wrap the socket without its handshake, which then runs in the
@@ -182,7 +191,10 @@ def _handshake(sock: ssl.SSLSocket, host: str, deadline: float) -> bool:
     return True
 
 
-def guarded_server_class(limits: GuardLimits) -> type[GuardedAssociationServer]:
+def guarded_server_class(
+    limits: GuardLimits, *, reuse_port: bool = False
+) -> type[GuardedAssociationServer]:
     """A server class carrying ``limits`` (``AE.make_server`` builds it by class)."""
     require_hooks()
-    return type("GuardedServer", (GuardedAssociationServer,), {"limits": limits})
+    attributes = {"limits": limits, "reuse_port": reuse_port}
+    return type("GuardedServer", (GuardedAssociationServer,), attributes)

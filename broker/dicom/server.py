@@ -227,8 +227,10 @@ class DicomServer:
         tls: ssl.SSLContext | None = None,
         audit: AuditSink = NO_AUDIT,
         metrics: BrokerMetrics | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self._ae_title = ae_title
+        self._reuse_port = reuse_port
         self._metrics = metrics or BrokerMetrics()
         self._admit = admission or ProfileSet({}).decide
         # whether ``admission`` could accept anyone from an address: when not, the
@@ -302,7 +304,7 @@ class DicomServer:
             (self._host, self._requested_port),
             evt_handlers=handlers,
             ssl_context=self._tls,
-            server_class=guarded_server_class(limits),
+            server_class=guarded_server_class(limits, reuse_port=self._reuse_port),
         )
         thread = threading.Thread(target=server.serve_forever, name="dicom-acceptor", daemon=True)
         thread.start()

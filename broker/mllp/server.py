@@ -64,6 +64,7 @@ class MLLPServer:
         tls: ssl.SSLContext | None = None,
         audit: AuditSink = NO_AUDIT,
         metrics: BrokerMetrics | None = None,
+        reuse_port: bool = False,
     ) -> None:
         if max_frame_bytes <= 0 or idle_timeout <= 0 or max_connections <= 0:
             raise ValueError("max_frame_bytes, idle_timeout and max_connections must be > 0")
@@ -82,6 +83,7 @@ class MLLPServer:
         self.max_connections = max_connections
         self._host = host
         self._port = port
+        self._reuse_port = reuse_port  # SO_REUSEPORT: other processes may listen on the port
         self._server: asyncio.Server | None = None
         self._bound: tuple[str, int] | None = None
         self._connections: dict[asyncio.Task[None], MLLPConnection] = {}
@@ -113,7 +115,9 @@ class MLLPServer:
         """Bind and start accepting connections."""
         if self._server is not None:
             raise RuntimeError("the MLLP server was already started")
-        self._server = await asyncio.start_server(self._accept, self._host, self._port)
+        self._server = await asyncio.start_server(
+            self._accept, self._host, self._port, reuse_port=self._reuse_port or None
+        )
         address = self._server.sockets[0].getsockname()
         self._bound = (str(address[0]), int(address[1]))
         log.info("MLLP listening on %s%s", _format_peer(address), " (TLS)" if self.tls else "")

@@ -26,6 +26,7 @@ from broker.hl7.charsets import charset_codec
 from broker.hl7.destinations import Destination, parse_destinations
 from broker.hl7.senders import SenderSet
 from broker.settings.values import (
+    ROLES,
     UNKNOWN_CALLERS_VALUES,
     check,
     check_audit_settings,
@@ -33,6 +34,7 @@ from broker.settings.values import (
     check_listener_tls,
     check_observability,
     check_redis_settings,
+    check_scale_out,
     coerce,
     memory_bytes,
     secret_file,
@@ -120,6 +122,9 @@ class Settings:
     )
     site_timezone: str = ""  # IANA name defining "today" for scanners; "": the machine's zone
     admin_enabled: bool = True  # the admin console and API (broker.admin) in ``serve``
+    # what this ``serve`` process does (several processes on one Redis: README "Scale-out")
+    roles: tuple[str, ...] = ROLES
+    listen_reuse_port: bool = False  # SO_REUSEPORT: processes of one host share the ports
     admin_host: str = "127.0.0.1"
     admin_port: int = 8080
     admin_tls_cert: Path | None = None  # HTTPS with this certificate (PEM) and key
@@ -200,6 +205,7 @@ class Settings:
         self._check_scanners()
         site_zone(self.site_timezone)  # ConfigError: site_timezone
         check_redis_settings(self)  # ConfigError: redis_*
+        check_scale_out(self)  # ConfigError: roles, listen_reuse_port
         check_listener_tls(self)  # ConfigError: <face>_tls_*
         check(
             "admin_session_minutes",

@@ -23,12 +23,14 @@ from broker.store.keys import MIN_SECRET_BYTES
 from broker.store.sentinel import sentinel_address
 
 __all__ = [
+    "ROLES",
     "UNKNOWN_CALLERS_VALUES",
     "check",
     "check_audit_settings",
     "check_listener_tls",
     "check_observability",
     "check_redis_settings",
+    "check_scale_out",
     "check_tls_files",
     "coerce",
     "memory_bytes",
@@ -284,4 +286,31 @@ def _check_sentinels(s: Any) -> None:
         "redis_sentinel_master",
         bool(s.redis_sentinel_master.strip()) and " " not in s.redis_sentinel_master,
         "must name the service the sentinels monitor (sentinel monitor <name> ...)",
+    )
+
+
+# What one ``serve`` process may do (setting ``roles``): take HL7 (the MLLP listener), serve
+# DICOM (MWL C-FIND, MPPS), run the admin console and API, send status back to the RIS.
+ROLES: tuple[str, ...] = ("hl7", "dicom", "admin", "outbound")
+_SHARED_REDIS = "set redis_url or redis_sentinels to the Redis the processes share"
+
+
+def check_scale_out(s: Any) -> None:
+    """``roles`` names known roles, each once; a process serving only some roles, or
+    sharing its ports (``listen_reuse_port``), works with others on one Redis: never its
+    own embedded one, where what it took would be invisible to the rest."""
+    unknown = ", ".join(repr(role) for role in s.roles if role not in ROLES)
+    check("roles", not unknown, f"unknown role {unknown}: each is one of {', '.join(ROLES)}")
+    check("roles", bool(s.roles), "must name at least one role: " + ", ".join(ROLES))
+    check("roles", len(set(s.roles)) == len(s.roles), "names a role twice")
+    external = s.redis_url is not None or bool(s.redis_sentinels)
+    check(
+        "roles",
+        external or set(s.roles) == set(ROLES),
+        "a process with only some roles works beside others on one Redis: " + _SHARED_REDIS,
+    )
+    check(
+        "listen_reuse_port",
+        external or not s.listen_reuse_port,
+        "processes that share their ports must share their data too: " + _SHARED_REDIS,
     )

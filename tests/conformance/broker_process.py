@@ -69,7 +69,9 @@ def diff(before: Worklist, after: Worklist) -> Diff:
 
 
 class BrokerProcess:
-    """``python -m broker.cli serve`` on 127.0.0.1, ports 0, its own data directory."""
+    """``python -m broker.cli serve`` on 127.0.0.1, its own data directory; ports 0 unless
+    ``ports`` (HL7, DICOM, admin) names others. A listener the process does not run
+    (setting ``roles``) has port 0 here."""
 
     def __init__(
         self,
@@ -78,19 +80,21 @@ class BrokerProcess:
         *,
         log_level: str = "INFO",
         env: Mapping[str, str] | None = None,
+        ports: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
         self._log = log_file.open("wb")
+        hl7, dicom, admin_port = (str(port) for port in ports)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "serve", "--hl7-host", "127.0.0.1",
-             "--hl7-port", "0", "--dicom-host", "127.0.0.1", "--dicom-port", "0",
-             "--admin-port", "0", "--data-dir", str(data_dir), "--mappings-dir", str(MAPPINGS),
-             "--log-level", log_level],
+             "--hl7-port", hl7, "--dicom-host", "127.0.0.1", "--dicom-port", dicom,
+             "--admin-port", admin_port, "--data-dir", str(data_dir),
+             "--mappings-dir", str(MAPPINGS), "--log-level", log_level],
             stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=REPO,
             env=None if env is None else {**os.environ, **env},
         )  # fmt: skip
         self.banner = self._read_banner()
-        self.hl7_port = self._port(r"HL7 MLLP\s+127\.0\.0\.1:(\d+)")
-        self.dicom_port = self._port(r"DICOM MWL\s+127\.0\.0\.1:(\d+)")
+        self.hl7_port = self._port("HL7 MLLP")
+        self.dicom_port = self._port("DICOM MWL")
         admin = re.search(r"Admin API\s+(http://\S+:\d+)", self.banner)
         self.admin_url = admin[1] if admin else None
         match = re.search(r"AE title (\S+)", self.banner)
@@ -106,10 +110,12 @@ class BrokerProcess:
         code = self.proc.wait()
         raise BrokerExited(f"the broker exited with status {code} before it was ready")
 
-    def _port(self, pattern: str) -> int:
-        match = re.search(pattern, self.banner)
+    def _port(self, label: str) -> int:
+        if re.search(label + r"\s+off \(not in roles\)", self.banner):
+            return 0
+        match = re.search(label + r"\s+127\.0\.0\.1:(\d+)", self.banner)
         if match is None:
-            raise BrokerExited(f"no {pattern!r} in the broker's banner:\n{self.banner}")
+            raise BrokerExited(f"no {label} port in the broker's banner:\n{self.banner}")
         return int(match[1])
 
     def exit_code(self) -> int | None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from broker.errors import ConfigError
 from broker.settings import ENV_PREFIX, Settings, load_settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -150,3 +151,30 @@ def test_the_systemd_unit_serves_the_settings_file() -> None:
     start = unit["Service"]["ExecStart"].split()
     assert start[0].endswith("/mwl-broker") and start[1:] == ["serve", "--config", CONFIG]
     assert unit["Service"]["KillMode"] == "mixed"
+
+
+def instance_environ(path: Path) -> dict[str, str]:
+    """The ``NAME=value`` lines of an instance's environment file."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    pairs = (line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def test_the_instances_of_one_host_share_a_redis_and_cover_every_role(tmp_path: Path) -> None:
+    drop_in = configparser.ConfigParser(strict=False, interpolation=None)
+    drop_in.read_string(
+        (DEPLOY / "broker@.service.d" / "instances.conf").read_text(encoding="utf-8")
+    )
+    assert drop_in["Service"]["EnvironmentFile"] == "/etc/mwl-broker/%i.env"
+    shared = {f"{ENV_PREFIX}REDIS_URL": "redis://db:6379/0",
+              f"{ENV_PREFIX}REDIS_KEY_SECRET": SECRET_VALUE}  # fmt: skip
+    instances = {
+        path.stem: loaded({**shared, **instance_environ(path)}, tmp_path)
+        for path in sorted((DEPLOY / "instances").glob("*.env"))
+    }
+    assert set(instances) == {"intake", "query"}
+    roles = [role for s in instances.values() for role in s.roles]
+    assert sorted(roles) == sorted(["hl7", "dicom", "admin", "outbound", "admin"])
+    assert len({s.admin_port for s in instances.values()}) == len(instances)  # one probe each
+    with pytest.raises(ConfigError, match="roles"):  # the embedded Redis serves one process
+        loaded(instance_environ(DEPLOY / "instances" / "query.env"), tmp_path)
