@@ -1,7 +1,8 @@
 """Every read of patient data through the console and the CLI is on the audit trail, once
 per request, with the user and the record's id and counts, and no patient value: a received
 message (its detail and its bytes, ``messages show``), a worklist entry (DICOM JSON and its
-dump), the console's search (a ``query``) and its CSV export. A list of message summaries
+dump), an explanation (console and ``explain``), the console's search (a ``query``) and
+its CSV export. A list of message summaries
 (no patient data) is not. Canary values: none of them in any field of a record, nor in its
 PS3.15 message. Real redis-server, real HTTP."""
 
@@ -124,4 +125,47 @@ def test_messages_show_on_the_command_line_is_audited_with_the_os_user(
     event = stored.event
     assert event.target == "1" and event.user and event.details["view"] == "cli"
     assert event.details["command"] == "messages show"
+    no_canary(event)
+
+
+def test_an_explanation_is_an_entry_read_naming_how_not_what(api: Api, audit: Recorded) -> None:
+    ask = {"ae_title": "ALL", "date": "none", "station": "*"}
+    with closing(console(api)) as client:
+        (entry_id,) = [e["entry_id"] for e in client.post(SEARCH, json={}).json()["entries"]]
+        by_accession = client.post(
+            "/api/scanners/explain", json={**ask, "accession": "CNRYREADACC"}
+        )
+        assert by_accession.json()["seen"] == 1
+        assert client.post("/api/scanners/explain", json={**ask, "entry_id": entry_id}).is_success
+    _, accession, by_id = reads(audit)
+    assert (accession.type, accession.user, accession.target) == (
+        AuditType.ENTRY_READ,
+        "viewer",
+        "",
+    )
+    assert accession.details == {"view": "explain", "named_by": "accession", "entries": 1,
+                                 "seen": 1, "scanner": "ALL"}  # fmt: skip
+    assert (by_id.target, by_id.details["named_by"]) == (entry_id, "entry_id")
+    for event in (accession, by_id):
+        no_canary(event)
+
+
+def test_explain_on_the_command_line_is_an_entry_read(
+    redis_client: redis.Redis, redis_server: EmbeddedRedis, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    services = site_services_for(redis_client, tmp_path, "")
+    send(services, canary_order())
+    config = tmp_path / "broker.toml"
+    args = ["explain", "--aet", "CT1", "--patient-id", "CNRYREADPID", "--date", "none",
+            "--config", str(config), "--redis-url", redis_server.url]  # fmt: skip
+    main(args)
+    assert "CNRYREADACC" in capsys.readouterr().out
+    wanted = AuditFilter(types=frozenset({AuditType.ENTRY_READ}))
+    (stored,) = services.audit_trail.read(wanted, limit=9)
+    event = stored.event
+    assert event.details["named_by"] == "patient_id" and event.details["entries"] == 1
+    assert event.details["command"] == "explain" and event.user
     no_canary(event)
