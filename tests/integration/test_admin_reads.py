@@ -2,9 +2,8 @@
 per request, with the user and the record's id and counts, and no patient value: a received
 message (its detail and its bytes, ``messages show``), a worklist entry (DICOM JSON and its
 dump), an explanation (console and ``explain``), the console's search (a ``query``) and
-its CSV export. A list of message summaries
-(no patient data) is not. Canary values: none of them in any field of a record, nor in its
-PS3.15 message. Real redis-server, real HTTP."""
+its CSV export. A list of message summaries (no patient data) is not. Canary values: none
+of them in any field of a record, nor in its PS3.15 message. Real redis-server, real HTTP."""
 
 from __future__ import annotations
 
