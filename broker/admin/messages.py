@@ -10,7 +10,8 @@ and ``Services.reprocess`` (as ``mwl-broker messages`` shows them).
 An unknown id is 404. A reprocess of a message of which only the first bytes were kept
 (refused before any mapping, or too large) is 409: the sender must send it again. A
 dismissal of a message not on the error list (dismissed or resolved already, or never
-refused) is 409. Both changes are audited with the user.
+refused) is 409. Both changes are audited with the user; so is each read of one message
+(``message-read``: its text is patient data), not the list (summaries: no patient data).
 """
 
 from __future__ import annotations
@@ -95,10 +96,10 @@ def find(request: Request, _: Viewer) -> MessagePageOut:
 
 
 @router.get("/messages/{message_id}", summary="one received message", responses=_ERRORS)
-def get(request: Request, message_id: str, _: Viewer) -> MessageDetail:
-    messages = _services(request).messages
+def get(request: Request, message_id: str, who: Viewer) -> MessageDetail:
+    messages, user = _services(request).messages, who.principal.name
     with _answered():
-        record = messages.get(_checked(message_id))
+        record = messages.show(_checked(message_id), view="detail", by=user)
         return detail_of(record, messages.entry_statuses(record))
 
 
@@ -108,9 +109,10 @@ def get(request: Request, message_id: str, _: Viewer) -> MessageDetail:
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}, **_ERRORS},
 )
-def raw(request: Request, message_id: str, _: Viewer) -> Response:
+def raw(request: Request, message_id: str, who: Viewer) -> Response:
+    messages, user = _services(request).messages, who.principal.name
     with _answered():
-        record = _services(request).messages.get(_checked(message_id))
+        record = messages.show(_checked(message_id), view="raw", by=user)
     disposition = f'attachment; filename="message-{record.summary.id}.hl7"'
     return Response(
         record.raw,

@@ -23,7 +23,7 @@ from broker.admin.problems import ApiProblem
 from broker.admin.security import Caller, authenticated
 from broker.services.application import Services
 from broker.services.auth import Role
-from broker.services.explain_text import explanation_lines
+from broker.services.explain_text import explanation_lines, record_explain
 from broker.services.scanners import scanner_views
 from broker.services.worklist import ExplainRequest, Explanation
 
@@ -139,9 +139,10 @@ def _request(body: ExplainBody) -> ExplainRequest:
     summary="why a scanner does or does not see an entry",
     responses={400: {"description": "a field cannot be used (named)"}},
 )
-def explain(request: Request, body: ExplainBody, _: Viewer) -> Explained:
-    asked = _request(body)
-    found = _services(request).worklist.explain(asked)
+def explain(request: Request, body: ExplainBody, who: Viewer) -> Explained:
+    asked, services = _request(body), _services(request)
+    found = services.worklist.explain(asked)
+    record_explain(services.audit, asked, found, by=who.principal.name)
     step = found.query.ScheduledProcedureStepSequence[0]
     return Explained(
         ae_title=asked.aet,

@@ -14,6 +14,8 @@ by hand, export a search as CSV, and see what a purge would remove.
 Search criteria travel in the body, never the URL (patient data). Every change names the
 revision it was made on (``expect``; 409 when the entry changed meanwhile) and a reason
 (on the audit trail with the user, the entry id and the attribute's tag, never a value).
+Every read of patient data is audited with the user, once per request: a search as a
+``query``, an export as ``entry-export``, an entry or its dump as ``entry-read``.
 Thin over ``broker.services.console_search`` and ``Services.entries``.
 """
 
@@ -151,14 +153,17 @@ def _entry_call(call: Callable[[], _T]) -> _T:
     summary="search the worklist (every station and status)",
     responses={400: {"description": "a criterion cannot be used (named)"}},
 )
-def search(request: Request, body: SearchRequest, _: Viewer) -> SearchPage:
+def search(request: Request, body: SearchRequest, who: Viewer) -> SearchPage:
+    services = _services(request)
     found, more = console_search.search(
-        _services(request).worklist,
+        services.worklist,
         body.criteria,
         fuzzy=body.fuzzy,
         offset=body.offset,
         limit=body.limit,
         address=request.client.host if request.client else "",
+        audit=services.audit,
+        user=who.principal.name,
     )
     rows = [EntrySummary(**vars(row)) for row in found]
     return SearchPage(entries=rows, offset=body.offset, limit=body.limit, more=more)
@@ -173,18 +178,21 @@ def search(request: Request, body: SearchRequest, _: Viewer) -> SearchPage:
         400: {"description": "a criterion cannot be used (named)"},
     },
 )
-def export(request: Request, body: Criteria, _: Viewer) -> Response:
+def export(request: Request, body: Criteria, who: Viewer) -> Response:
     address = request.client.host if request.client else ""
-    worklist = _services(request).worklist
-    text = console_search.export_csv(worklist, body.criteria, fuzzy=body.fuzzy, address=address)
+    services = _services(request)
+    text = console_search.export_csv(
+        services.worklist, body.criteria, fuzzy=body.fuzzy, address=address,
+        audit=services.audit, user=who.principal.name,
+    )  # fmt: skip
     headers = {"Content-Disposition": 'attachment; filename="worklist.csv"'}
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 @router.get(ENTRY, summary="one entry as DICOM JSON, with its revision", responses=_CHANGE_ERRORS)
-def entry(request: Request, entry_id: str, _: Viewer) -> EntryDocument:
-    entries = _services(request).entries
-    stored = _entry_call(lambda: entries.read(entry_id))
+def entry(request: Request, entry_id: str, who: Viewer) -> EntryDocument:
+    entries, user = _services(request).entries, who.principal.name
+    stored = _entry_call(lambda: entries.show(entry_id, view="json", by=user))
     return EntryDocument(
         entry_id=stored.entry_id,
         revision=stored.revision,
@@ -199,9 +207,9 @@ def entry(request: Request, entry_id: str, _: Viewer) -> EntryDocument:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}, 404: {"description": "no such entry"}},
 )
-def entry_dump(request: Request, entry_id: str, _: Viewer) -> Response:
-    entries = _services(request).entries
-    stored = _entry_call(lambda: entries.read(entry_id))
+def entry_dump(request: Request, entry_id: str, who: Viewer) -> Response:
+    entries, user = _services(request).entries, who.principal.name
+    stored = _entry_call(lambda: entries.show(entry_id, view="dump", by=user))
     headers = {"ETag": f'"{stored.revision}"'}
     return Response(entries.dump(stored), media_type="text/plain; charset=utf-8", headers=headers)
 

@@ -5,7 +5,8 @@ Each :class:`~broker.audit.events.AuditType` maps to the PS3.15 A.5.3 message th
     application-start / -stop        110100 Application Activity, 110120 / 110121
     connection-refused               110113 Security Alert, 110126 Node Authentication
     association-accepted / -rejected 110114 User Authentication, 110122 Login
-    query (C-FIND)                   110112 Query
+    query (C-FIND, DICOMweb and      110112 Query
+      the console's search)
     mpps-create / mpps-set           110111 Procedure Record, action C / U
     message-refused (HL7)            110113 Security Alert: 110126 Node Authentication
                                      (MSH-3/MSH-4), else 110132 Use of Restricted Function
@@ -13,6 +14,9 @@ Each :class:`~broker.audit.events.AuditType` maps to the PS3.15 A.5.3 message th
       -rollback
     message-reprocess / -dismiss     110109 Order Record, action U
     purge                            110109 Order Record, action D
+    message-read / entry-read /      110109 Order Record, action R
+      outbound-read
+    entry-export (CSV)               110106 Export, action R
     import                           110107 Import, action C
     audit-read                       110101 Audit Log Used
     audit-dropped                    110113 Security Alert, 110133 Audit Recording Stopped
@@ -105,6 +109,9 @@ _EVENTS: dict[AuditType, tuple[Code, str, Code | None]] = {
     AuditType.OUTBOUND_RETRY: (_ORDER_RECORD, "E", None),
     AuditType.OUTBOUND_DISCARD: (_ORDER_RECORD, "D", None),
     AuditType.OUTBOUND_READ: (_ORDER_RECORD, "R", None),
+    AuditType.MESSAGE_READ: (_ORDER_RECORD, "R", None),
+    AuditType.ENTRY_READ: (_ORDER_RECORD, "R", None),
+    AuditType.ENTRY_EXPORT: (("110106", "DCM", "Export"), "R", None),
 }
 _DICOM_EVENTS = frozenset(
     {

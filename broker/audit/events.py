@@ -5,7 +5,8 @@ or accepted, a C-FIND, an MPPS change, an HL7 message refused at the door, a map
 published or rolled back, a command that changes the worklist (reprocess, purge,
 import), the broker starting and stopping, the audit trail read or losing records, a
 login or logout of the admin console, a user or an API token added or changed, a worklist
-entry edited, its status set or deleted by hand.
+entry edited, its status set or deleted by hand, a record holding patient data read through
+the console or a command (a received message, an entry, a CSV export: ids and counts).
 
 Fields (all text is made printable and bounded before it is stored):
 
@@ -112,6 +113,9 @@ class AuditType(StrEnum):
     OUTBOUND_RETRY = "outbound-retry"  # a parked status message for the RIS queued again
     OUTBOUND_DISCARD = "outbound-discard"  # a parked status message dropped for good
     OUTBOUND_READ = "outbound-read"  # a status message's text shown (it holds patient data)
+    MESSAGE_READ = "message-read"  # a received HL7 message shown (its text: patient data)
+    ENTRY_READ = "entry-read"  # a worklist entry shown whole (DICOM JSON or its dump)
+    ENTRY_EXPORT = "entry-export"  # a console search's entries written out as CSV
 
 
 class Outcome(StrEnum):

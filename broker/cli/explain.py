@@ -17,7 +17,7 @@ import argparse
 
 from broker.cli.common import Command, Subparsers, command_services
 from broker.cli.options import command_options, settings_from
-from broker.services.explain_text import explanation_lines
+from broker.services.explain_text import explanation_lines, record_explain
 from broker.services.worklist import ExplainRequest
 
 __all__ = ["COMMAND"]
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     with command_services(settings, "explain") as (services, _):
         found = services.worklist.explain(request)
+        record_explain(services.audit, request, found)
     hint = " (--station, --date, --modality change it)"
     for line in explanation_lines(request, found, hint=hint):
         print(line)

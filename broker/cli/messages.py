@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "list":
             return _list(messages, args)
         if args.action == "show":
-            _show(messages.get(args.id))
+            _show(messages.show(args.id, view="cli"))
             return 0
         if args.action == "dismiss":
             messages.dismiss(args.id)

@@ -2,7 +2,13 @@
 (``WorklistService.search_as``), with the console's profile (every station, every status,
 no default date window) and the DICOMweb search's vocabulary of keys
 (``broker.dicom.qido``: keyword or tag, ``Sequence.Keyword`` paths, wild cards, ranges).
-Each entry is answered as a summary (:class:`EntrySummary`) with its id."""
+Each entry is answered as a summary (:class:`EntrySummary`) with its id.
+
+The summaries hold patient data (names, ids, birth dates), so each request is audited once,
+with the user: a search as a ``query`` (``via`` "console", its key names and how each was
+matched, how many entries were answered: as a DICOMweb search is), an export as an
+``entry-export`` (its key names, how many rows, whether it was cut). Never a value (but a
+query's with ``log_phi``, as for every query)."""
 
 from __future__ import annotations
 
@@ -14,6 +20,8 @@ from dataclasses import asdict, dataclass, fields
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from broker.audit.events import AuditEvent, AuditType, query_keys
+from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.dicom.qido import QidoError, QidoQuery, parse_query
 from broker.errors import BrokerError
 from broker.services.worklist import WorklistService
@@ -76,10 +84,23 @@ def search(
     offset: int,
     limit: int,
     address: str = "",
+    audit: AuditSink = NO_AUDIT,
+    user: str = "",
 ) -> tuple[list[EntrySummary], bool]:
     """A page of the entries matching ``criteria``, and whether more matched; a broad one
-    takes turns in the broad-query gate as the caller at ``address``."""
+    takes turns in the broad-query gate as the caller at ``address``. Audited as a
+    ``query`` by ``user``."""
     query = console_query(criteria, fuzzy=fuzzy, offset=offset, limit=limit)
+    rows, more = _found(worklist, query, limit, address)
+    keys, phi = query_keys(query.identifier, audit.log_phi)
+    details = {"answers": len(rows), "more": more, "keys": keys, "via": "console"}
+    audit.record(AuditEvent(AuditType.QUERY, address=address, user=user, details=details, phi=phi))
+    return rows, more
+
+
+def _found(
+    worklist: WorklistService, query: QidoQuery, limit: int, address: str
+) -> tuple[list[EntrySummary], bool]:
     page = worklist.search_as(worklist.console_profile(limit), query, address=address)
     rows = [summary(i, e) for i, e in zip(page.ids, page.answers, strict=True)]
     return rows, page.more
@@ -92,12 +113,18 @@ def export_csv(
     fuzzy: bool,
     rows: int | None = None,
     address: str = "",
+    audit: AuditSink = NO_AUDIT,
+    user: str = "",
 ) -> str:
     """The matching entries' summaries as CSV, at most ``rows`` (``EXPORT_ROWS``) of them
     (then a last line says the export was cut). A cell that a spreadsheet would read as a
-    formula gets a leading ``'``."""
+    formula gets a leading ``'``. Audited as an ``entry-export`` by ``user``."""
     rows = EXPORT_ROWS if rows is None else rows
-    found, more = search(worklist, criteria, fuzzy=fuzzy, offset=0, limit=rows, address=address)
+    query = console_query(criteria, fuzzy=fuzzy, offset=0, limit=rows)
+    found, more = _found(worklist, query, rows, address)
+    keys, _ = query_keys(query.identifier, False)
+    details = {"rows": len(found), "cut": more, "keys": keys}
+    audit.record(AuditEvent(AuditType.ENTRY_EXPORT, address=address, user=user, details=details))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([f.name for f in fields(EntrySummary)])

@@ -1,7 +1,8 @@
 """One worklist entry as the console reads and changes it: the entry as DICOM JSON or as a
 readable dump, and the hand changes (an attribute edited, the status set, a cancel, a
 removal), each naming the revision it was made on and the user's reason, each audited
-with the user, the entry id, the attribute's tag and the reason, never a value.
+with the user, the entry id, the attribute's tag and the reason, never a value. Showing an
+entry whole (:meth:`EntryService.show`) is audited too, ``entry-read``.
 
 What may be edited, and what happens when the RIS updates an edited order, is
 ``broker.worklist.edits``; how a change keeps the indexes, the order's set and the entry
@@ -46,6 +47,16 @@ class EntryService:
         if not _ID.fullmatch(entry_id):
             raise UnknownEntry(entry_id)
         return self._edits.read(entry_id)
+
+    def show(self, entry_id: str, *, view: str, by: str = "") -> StoredEntry:
+        """The entry, read to be shown whole (patient data), so audited (``entry-read``:
+        ``by`` the user, the id, ``view`` and the revision, never a value)."""
+        entry = self.read(entry_id)
+        details = {"view": view, "revision": entry.revision}
+        self._audit.record(
+            AuditEvent(AuditType.ENTRY_READ, user=by, target=entry_id, details=details)
+        )
+        return entry
 
     def dataset(self, entry: StoredEntry) -> Dataset:
         return decode_entry(entry.ds, entry.status.encode() or None)

@@ -1,16 +1,40 @@
 """An explanation (``WorklistService.explain``) in words: what ``mwl-broker explain``
 prints and the console shows. Each entry is named by its accession, SPS ID, station,
-modality, start and status; the reasons are the checks' own words."""
+modality, start and status; the reasons are the checks' own words. An explanation shows
+entries of an order or a patient, so it is audited (:func:`record_explain`)."""
 
 from __future__ import annotations
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from broker.audit.events import AuditEvent, AuditType
+from broker.audit.writer import AuditSink
 from broker.dicom.profiles import ScannerProfile
 from broker.services.worklist import ExplainRequest, Explanation
 
-__all__ = ["describe_entry", "describe_profile", "describe_query", "explanation_lines"]
+__all__ = [
+    "describe_entry",
+    "describe_profile",
+    "describe_query",
+    "explanation_lines",
+    "record_explain",
+]
+
+
+def record_explain(
+    audit: AuditSink, request: ExplainRequest, found: Explanation, *, by: str = ""
+) -> None:
+    """The explanation's ``entry-read`` record: ``by`` the user, the scanner's AE title, what
+    named the entries (an entry id is recorded; an accession number or a patient ID never),
+    how many were shown and how many the scanner sees."""
+    named = "entry_id" if request.entry_id else "accession" if request.accession else "patient_id"
+    details = {"view": "explain", "named_by": named, "entries": len(found.entries),
+               "seen": found.seen, "scanner": request.aet}  # fmt: skip
+    event = AuditEvent(
+        AuditType.ENTRY_READ, user=by, target=request.entry_id or "", details=details
+    )
+    audit.record(event)
 
 
 def explanation_lines(request: ExplainRequest, found: Explanation, *, hint: str = "") -> list[str]:

@@ -1,5 +1,8 @@
 """The message log as an admin works with it: find, read, and dismiss from the error list.
 
+Showing a message (its text holds patient data) is audited, ``message-read``;
+a page of summaries is not (no patient data: ids, types, control ids, outcomes).
+
 Every received HL7 message is kept with its ACK and outcome (``broker.store.msglog``);
 messages refused for their content wait on the error list until they are
 reprocessed (``broker.services.reprocess``) or dismissed. A dismissal is on the
@@ -81,6 +84,18 @@ class MessageService:
         record = self._log.get(message_id)
         if record is None:
             raise unknown_message(message_id)
+        return record
+
+    def show(self, message_id: str, *, view: str, by: str = "") -> MessageRecord:
+        """One message as shown to someone (its text: patient data), so audited
+        (``message-read``: ``by`` the user, the id, ``view`` and the bytes kept, never
+        a value); :class:`UnknownMessage` for an unknown id (nothing shown, nothing
+        recorded)."""
+        record = self.get(message_id)
+        details = {"view": view, "bytes": len(record.raw)}
+        self._audit.record(
+            AuditEvent(AuditType.MESSAGE_READ, user=by, target=message_id, details=details)
+        )
         return record
 
     def entry_statuses(self, record: MessageRecord) -> dict[str, str | None]:

@@ -4,8 +4,10 @@ What is queued and how it is delivered is ``broker.store.outbound`` and
 ``broker.services.outbound_sender``. A list shows an event's id, state, status, when
 and why, never patient data; ``show`` gives the message text only when asked for
 (``with_message``), as ``messages show`` does with a received message. A retry puts a
-parked event back at the head of its destination's queue with the other parked
-events of its order, in their order, and is audited with the user and the event id;
+parked event back in its destination's queue with the other parked events of its
+order, each at its place by event id (an order's events go out in the order they were
+made, even one parked at the bound behind a waiting one), and is audited with the user
+and the event id;
 ``retry_all`` does it for every parked event of a destination (a receiver was fixed).
 A discard drops a parked event for good (audited with the user's reason): the other
 parked events of its order stay parked, and the answer names them, so nothing the RIS

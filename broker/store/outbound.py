@@ -12,9 +12,10 @@ Per destination (``broker.store.keys``): a list of event ids (the queue, oldest
 first), the parked events (dead letters), and per order how many are parked.
 Order per order: the sender delivers the queue's head only; when an event is parked
 (the receiver answered AE/CE), the later events of its order are parked behind it,
-already queued or new, until ``retry`` puts them all back, in their order, at the
-head of the queue. At the bound (``max_queued``) a new event is parked with the
-reason "queue full", never dropped.
+already queued or new, until ``retry`` puts them all back, each at its place in the
+queue by event id (ids come from one counter: the queue stays in the order the events
+were made, so an event parked "queue full" goes out after its order's older waiting ones).
+At the bound (``max_queued``) a new event is parked with the reason "queue full", never dropped.
 
 Only the process holding a destination's lease (``{p}:out:<dest>:lease``, a token
 with a time to live, renewed while it works) sends to it; ``done``, ``park`` and
@@ -228,7 +229,7 @@ class OutboundQueue:
         return int(reply[1]) if _text(reply[0]) == "ok" else None
 
     def retry(self, event_id: str) -> tuple[str, list[str]]:
-        """Queue a parked event again with its order's other parked events, at the head:
+        """Queue a parked event again with its order's other parked events, merged by id:
         ("ok", ids), ("missing", []) or ("queued", []) when it is not parked."""
         reply = self._scripts.run(_RETRY, [self._base], [event_id])
         tag = _text(reply[0])
@@ -236,7 +237,7 @@ class OutboundQueue:
         return tag, ids
 
     def retry_all(self) -> int:
-        """Queue every parked event again, in their order, at the head; how many."""
+        """Queue every parked event again, merged into the queue by id; how many."""
         return int(self._scripts.run(_RETRY_ALL, [self._base], []))
 
     def discard(self, event_id: str) -> tuple[str, list[str]]:

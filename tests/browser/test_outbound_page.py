@@ -1,7 +1,8 @@
 """The outbound page in chromium, with the broker's real sender and a real MLLP receiver
 process: two dead letters made by the receiver answering AE are shown, one's message text
 is revealed, one is discarded with a reason, the other retried once the receiver answers
-AA (delivered, and gone from the page); a viewer sees neither retry nor discard."""
+AA (delivered, and gone from the page); a viewer sees neither retry nor discard; the
+waiting table follows the events sent even when the counts stay the same."""
 
 from __future__ import annotations
 
@@ -110,3 +111,23 @@ def test_a_viewer_sees_the_dead_letters_without_retry_or_discard(
     expect(ris.get_by_role("button", name="Show event 2")).to_be_visible()
     expect(ris.get_by_role("button", name=re.compile("^(Retry|Discard)"))).to_have_count(0)
     screenshot(page)
+
+
+def test_the_waiting_table_follows_the_ids_when_the_counts_stay(
+    page_as: Callable[[str], Page], console: Api
+) -> None:
+    page = page_as("viewer")
+    open_outbound(page)
+    ris = page.get_by_role("region", name=re.compile(r"^ris "))
+    expect(ris.get_by_text("ris: 0 waiting, 2 parked.")).to_be_visible()
+    store = console.services.store
+    store.client.set(store.keys.outbound("ris", "lease"), "elsewhere:1:t", px=60_000)
+    third, fourth = put_orders(store, 2, first=2)  # orders not held: their events wait
+    set_status(store, third, "STARTED")
+    waiting = ris.get_by_role("table", name="Waiting to be sent to ris")
+    expect(waiting.get_by_role("row", name=re.compile(r"^3 STARTED"))).to_be_visible()
+    set_status(store, fourth, "STARTED")  # then 3 is sent by "elsewhere": 1 waiting again
+    assert queue(store).done("elsewhere:1:t", "3")
+    expect(waiting.get_by_role("row", name=re.compile(r"^4 STARTED"))).to_be_visible()
+    expect(waiting.get_by_role("row", name=re.compile(r"^3 "))).to_have_count(0)
+    expect(ris.get_by_text("ris: 1 waiting, 2 parked.")).to_be_visible()

@@ -9,7 +9,8 @@ const EDITOR = $("destinations").dataset.editor === "yes";
 const REFRESH_MS = 3000;
 const SHOWN = 100; // parked events listed per destination
 const WAITING = 20; // waiting events listed per destination
-const seen = new Map(); // destination -> what its tables were built from
+const seen = new Map(); // destination -> the summary its lists were last read for
+const built = new Map(); // "<destination>/parked" or "/waiting" -> the rows its table shows
 const say = (text) => { $("out-status").textContent = text; };
 const path = (dest, tail = "") => `/api/outbound/${encodeURIComponent(dest)}${tail}`;
 
@@ -100,11 +101,28 @@ function first(page) {
   return page.total > n ? `The first ${n} of ${page.total}, oldest first.` : `${n} in all, oldest first.`;
 }
 
-async function lists(s, d) {
+// What a table shows, cheap to compare: its total and each row's id, attempts and reason.
+const rows = (page) => JSON.stringify([page.total, page.items.map((e) => [e.id, e.attempts, e.reason])]);
+
+// A list's table is rebuilt only when the rows it shows changed (a busy queue with steady
+// counts still sends events: their ids change).
+function changed(name, page, force) {
+  const key = rows(page);
+  if (!force && built.get(name) === key) return false;
+  built.set(name, key);
+  return true;
+}
+
+async function lists(s, d, force) {
   const [parked, waiting] = await Promise.all([
     api(path(d.name, `/events?state=parked&limit=${SHOWN}`), { keep: true }),
     api(path(d.name, `/events?state=queued&limit=${WAITING}`), { keep: true }),
   ]);
+  if (changed(`${d.name}/parked`, parked, force)) parkedList(s, d, parked);
+  if (changed(`${d.name}/waiting`, waiting, force)) waitingList(s, d, waiting);
+}
+
+function parkedList(s, d, parked) {
   const box = s.querySelector('[data-key="parked-list"]');
   const inside = box.contains(document.activeElement);
   const focused = inside ? document.activeElement.getAttribute("aria-label") : null;
@@ -116,16 +134,19 @@ async function lists(s, d) {
     parts.push(bar, table(pid, parked.items, parkedActions(d.name)));
   } else parts.push(el("p", "None.", { class: "hint" }));
   box.replaceChildren(...parts);
+  if (inside) { // the focused button was rebuilt: the same one again, else the heading
+    const again = [...box.querySelectorAll("button")].find((b) => b.getAttribute("aria-label") === focused);
+    (again ?? box.querySelector("h3")).focus();
+  }
+}
+
+function waitingList(s, d, waiting) {
   const wbox = s.querySelector('[data-key="waiting-list"]');
   const wid = `h-${d.name}-waiting`;
   wbox.replaceChildren(el("h3", `Waiting to be sent to ${d.name}`, { id: wid }), waiting.total
     ? table(wid, waiting.items, null)
     : el("p", "None: everything was acknowledged.", { class: "hint" }));
   if (waiting.total) wbox.append(el("p", first(waiting), { class: "hint" }));
-  if (inside) { // the focused button was rebuilt: the same one again, else the heading
-    const again = [...box.querySelectorAll("button")].find((b) => b.getAttribute("aria-label") === focused);
-    (again ?? box.querySelector("h3")).focus();
-  }
 }
 
 async function refresh(force = false) {
@@ -136,10 +157,13 @@ async function refresh(force = false) {
     let s = box.querySelector(`section[aria-labelledby="h-${CSS.escape(d.name)}"]`);
     if (!s) { s = section(d); box.append(s); }
     fill(s, d);
+    // the lists are read again when the summary changed, and while events wait (they are
+    // being sent: the same counts may be other events); each table is rebuilt only if its
+    // rows changed
     const key = `${d.waiting}/${d.parked}/${d.last_error}`;
-    if (force || seen.get(d.name) !== key) {
+    if (force || d.waiting > 0 || seen.get(d.name) !== key) {
       seen.set(d.name, key);
-      await lists(s, d);
+      await lists(s, d, force);
     }
   }
 }

@@ -1,5 +1,7 @@
 -- outbound_retry: a parked event sent again, with every parked event of its order, in their
--- order, ahead of the queue (broker.store.outbound.OutboundQueue.retry).
+-- order, at their place in the queue by id (lib/outbound_merge.lua;
+-- broker.store.outbound.OutboundQueue.retry).
+-- include: outbound_merge
 --
 -- KEYS[1] the destination's prefix "{p}:out:<dest>:" (its queue, dead, held and ev:<id>
 --         keys are built from it)
@@ -14,11 +16,10 @@ local ids = {}
 for _, did in ipairs(redis.call('ZRANGE', base .. 'dead', 0, -1)) do
   if redis.call('HGET', base .. 'ev:' .. did, 'hold') == row[1] then ids[#ids + 1] = did end
 end
-for i = #ids, 1, -1 do
-  local key = base .. 'ev:' .. ids[i]
-  redis.call('ZREM', base .. 'dead', ids[i])
-  redis.call('HSET', key, 'state', 'queued', 'reason', '', 'attempts', 0)
-  redis.call('LPUSH', base .. 'queue', ids[i])
+for _, did in ipairs(ids) do
+  redis.call('ZREM', base .. 'dead', did)
+  redis.call('HSET', base .. 'ev:' .. did, 'state', 'queued', 'reason', '', 'attempts', 0)
 end
+out_merge(base, ids)
 redis.call('HDEL', base .. 'held', row[1])
 return {'ok', cjson.encode(ids)}
