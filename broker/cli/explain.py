@@ -9,14 +9,20 @@ SPS Start Date, unless the options say otherwise (``--station '*'``,
 ``--date none``...). With ``--address`` the association's acceptance policy is
 checked for that source address too; without it, only whether the AE title
 may connect from somewhere. Works while the broker runs; nothing is changed.
+
+The accession number or patient ID is read from standard input (the first line)
+or asked for at the terminal, never taken from the command line, where every
+user of the host sees it in the process list.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from broker.cli.common import Command, Subparsers, command_services
 from broker.cli.options import command_options, settings_from
+from broker.errors import BrokerError
 from broker.services.explain_text import explanation_lines, record_explain
 from broker.services.worklist import ExplainRequest
 
@@ -32,8 +38,12 @@ def add_parser(sub: Subparsers) -> None:
     )
     p.add_argument("--aet", required=True, metavar="AET", help="the scanner's calling AE title")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--accession", metavar="NUMBER", help="the order's Accession Number")
-    which.add_argument("--patient-id", metavar="ID", help="every entry of this Patient ID")
+    for option, what in (("--accession", "the order's Accession Number"),
+                         ("--patient-id", "every entry of a Patient ID")):  # fmt: skip
+        which.add_argument(
+            option, nargs="?", const="-", metavar="-",
+            help=f"{what}, read from standard input or asked for (never on the command line)",
+        )  # fmt: skip
     p.add_argument(
         "--address", metavar="IP", help="the scanner's source address (default: not checked)"
     )
@@ -51,10 +61,12 @@ def add_parser(sub: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the explanation; exit status 0 if the scanner sees an entry, else 1."""
     settings = settings_from(args)
+    option = "--accession" if args.accession is not None else "--patient-id"
+    value = _identifier(option, args.accession if args.accession is not None else args.patient_id)
+    accession, patient_id = (value, None) if option == "--accession" else (None, value)
     request = ExplainRequest(
-        args.aet, args.accession, args.patient_id, args.address, args.station, args.date,
-        args.modality,
-    )  # fmt: skip
+        args.aet, accession, patient_id, args.address, args.station, args.date, args.modality
+    )
     with command_services(settings, "explain") as (services, _):
         found = services.worklist.explain(request)
         record_explain(services.audit, request, found)
@@ -62,6 +74,24 @@ def run(args: argparse.Namespace) -> int:
     for line in explanation_lines(request, found, hint=hint):
         print(line)
     return 0 if found.seen else 1
+
+
+def _identifier(option: str, given: str) -> str:
+    """The accession number or patient ID: the first line of standard input, or typed."""
+    if given != "-":
+        raise BrokerError(
+            f"{option}: identifiers are not taken from the command line (every user of this "
+            f"host sees it in the process list); give {option} alone and type it, or pipe it "
+            "on standard input"
+        )
+    if sys.stdin.isatty():
+        line = input(f"{option.removeprefix('--').replace('-', ' ')}: ")
+    else:
+        line = sys.stdin.readline()
+    value = line.strip()
+    if not value:
+        raise BrokerError(f"{option}: standard input holds no identifier")
+    return value
 
 
 COMMAND = Command("explain", add_parser, run)

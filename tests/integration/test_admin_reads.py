@@ -7,6 +7,7 @@ of them in any field of a record, nor in its PS3.15 message. Real redis-server, 
 
 from __future__ import annotations
 
+import io
 from contextlib import closing
 from pathlib import Path
 
@@ -158,8 +159,9 @@ def test_explain_on_the_command_line_is_an_entry_read(
     services = site_services_for(redis_client, tmp_path, "")
     send(services, canary_order())
     config = tmp_path / "broker.toml"
-    args = ["explain", "--aet", "CT1", "--patient-id", "CNRYREADPID", "--date", "none",
+    args = ["explain", "--aet", "CT1", "--patient-id", "--date", "none",
             "--config", str(config), "--redis-url", redis_server.url]  # fmt: skip
+    monkeypatch.setattr("sys.stdin", io.StringIO("CNRYREADPID\n"))
     main(args)
     assert "CNRYREADACC" in capsys.readouterr().out
     wanted = AuditFilter(types=frozenset({AuditType.ENTRY_READ}))
