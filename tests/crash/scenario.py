@@ -145,6 +145,7 @@ def _fill(report: checks.Report, workload: Workload, senders: Senders, modality:
     )
     report.performed = len(modality.done)
     report.modality_retries = modality.retries
+    report.transient_misses = modality.transient_misses
     report.modality_problems = sum(modality.problems.values())
     for problem in modality.problems:
         report.note(f"modality: {problem}")
