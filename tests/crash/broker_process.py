@@ -46,6 +46,8 @@ def write_settings(folder: Path, receiver_port: int) -> Path:
         "retention_interval_seconds = 0\n"
         "dicom_max_answers = 50000\n"
         "dicom_broad_query_candidates = 1000000\n"
+        "dicom_query_cpu_seconds = 600\n"  # the final C-FIND of every entry, on a busy machine
+        "dicom_network_timeout = 600\n"
         "message_log_max = 1000000\n"
         'redis_max_memory = "0"\n'
         'log_level = "WARNING"\n'

@@ -117,7 +117,7 @@ def find_all(port: int) -> list[Dataset]:
     """Every entry the broker's C-FIND answers (empty keys: all stations, all dates)."""
     ae = AE(ae_title="SOAK_CHECK")
     ae.add_requested_context(ModalityWorklistInformationFind)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 120
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 600
     query = Dataset()
     for keyword in ("PatientName", "PatientID", "AccessionNumber", "RequestedProcedureDescription"):
         setattr(query, keyword, "")
@@ -127,11 +127,12 @@ def find_all(port: int) -> list[Dataset]:
     assoc = ae.associate("127.0.0.1", port, ae_title="MWL_BROKER")
     assert assoc.is_established, "no association for the final C-FIND"
     try:
-        found = [ds for status, ds in assoc.send_c_find(query, ModalityWorklistInformationFind)
-                 if ds is not None and status.Status in (0xFF00, 0xFF01)]  # fmt: skip
+        replies = list(assoc.send_c_find(query, ModalityWorklistInformationFind))
     finally:
         assoc.release()
-    return found
+    final = replies[-1][0].get("Status") if replies else None
+    assert final == 0, f"the final C-FIND ended with status {final} after {len(replies)} replies"
+    return [ds for status, ds in replies if ds is not None and status.Status in (0xFF00, 0xFF01)]
 
 
 def _fill(report: checks.Report, workload: Workload, senders: Senders, modality: Modality) -> None:
