@@ -12,13 +12,15 @@ LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --no-header --
 LOCK_FLAGS += $(if $(UPGRADE),--upgrade)
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck pytest unit conformance fuzz lock test-latest clean help
+.PHONY: run test lint typecheck pytest unit conformance fuzz soak lock test-latest clean help
 
 help:
 	@echo "make run          set up .venv from the lock and run the broker (embedded Redis, MLLP 2575, DICOM 11112)"
 	@echo "make test         set up .venv from the lock, lint, type-check and run the whole suite"
 	@echo "make conformance  the public corpus (CORPUS=$(CORPUS)) through the tests marked 'corpus' and a real broker"
 	@echo "make fuzz         the fuzz smoke's properties with 20,000 examples each"
+	@echo "make soak         crash safety: $(SOAK_MESSAGES) messages, $(SOAK_BROKER_KILLS) broker SIGKILLs, $(SOAK_REDIS_KILLS) Redis SIGKILL(s); prints the report"
+	@echo "                  (the long form: make soak SOAK_MESSAGES=100000 SOAK_BROKER_KILLS=5 SOAK_REDIS_KILLS=2)"
 	@echo "make lock         re-resolve requirements/*.txt from pyproject.toml (keeps pins; UPGRADE=1: newest)"
 	@echo "make test-latest  the suite in .venv-latest, on the newest versions the ranges allow (not the lock)"
 
@@ -68,6 +70,14 @@ conformance: $(VENV)/.test-installed
 # 20,000 examples each instead of a hundred: minutes, not seconds.
 fuzz: $(VENV)/.test-installed
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -p no:cacheprovider --timeout 3600 tests/unit/test_fuzz_smoke.py $(PYTEST_ARGS)
+
+# Resending senders, the broker killed with SIGKILL and restarted, its redis-server killed,
+# MPPS to the RIS; then every check of tests/crash/checks.py (bench/soak.py). Exit 1 on a failure.
+SOAK_MESSAGES ?= 10000
+SOAK_BROKER_KILLS ?= 2
+SOAK_REDIS_KILLS ?= 1
+soak: $(VENV)/.test-installed
+	$(BIN)/python -m bench.soak --messages $(SOAK_MESSAGES) --broker-kills $(SOAK_BROKER_KILLS) --redis-kills $(SOAK_REDIS_KILLS)
 
 lock: | $(BIN)/python
 	$(PIP) install uv==$(UV_VERSION)

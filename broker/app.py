@@ -303,6 +303,12 @@ class Broker:
         if s.retention_interval_seconds > 0:
             self._purge = RetentionScheduler(services.retention, s.retention_interval_seconds)
             self._purge.start()
+        if not s.redis_external:  # one broker per embedded Redis: a lease left is a dead run's
+            for queue in services.outbound_queues.values():
+                if queue.break_lease():
+                    log.info(
+                        "outbound %s: the lease of a run that died is dropped", queue.destination
+                    )
         if "outbound" in s.roles:
             self._outbound = SenderThreads(services.outbound_senders(connect_destination))
             self._outbound.start()

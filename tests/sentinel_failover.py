@@ -19,11 +19,12 @@ from pathlib import Path
 import httpx
 import redis
 
-from broker.mllp.client import MLLPClient, MLLPClientError, split_messages, summarize_ack
+from broker.mllp.client import split_messages
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import CandidateCriteria
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.conftest import KEYS, TEST_SECRET
+from tests.resend import ResendingClient
 from tests.sentinel_cluster import SERVICE, SentinelCluster
 from tests.waiting import wait_for
 
@@ -62,38 +63,28 @@ class _Sender(threading.Thread):
     def __init__(self, index: int, port: int, count: int, outcome: Outcome) -> None:
         super().__init__(name=f"sender-{index}", daemon=True)
         self._numbers = [30_000 + index + SENDERS * k for k in range(count)]
-        self._port = port
+        self._client = ResendingClient(lambda: port, pause=_RESEND_PAUSE)
         self._outcome = outcome
-        self._lock = threading.Lock()
         self.last_refusal = 0.0
 
     def run(self) -> None:
-        client: MLLPClient | None = None
         deadline = time.monotonic() + 60
         try:
             for n in self._numbers:
-                first_sent = time.monotonic()
-                while time.monotonic() < deadline:
-                    try:
-                        client = client or MLLPClient("127.0.0.1", self._port, timeout=30)
-                        code = summarize_ack(client.send(order(n))).code
-                    except MLLPClientError:
-                        if client is not None:
-                            client.close()
-                        client, code = None, "no answer"
+                code, first_sent = "", time.monotonic()
+                for attempt in self._client.attempts(order(n), deadline):
+                    code = attempt.code
                     self._outcome.answers[code] += 1
                     if code == "AA":
                         self._outcome.acknowledged.add(n)
-                        waited = time.monotonic() - first_sent
+                        waited = attempt.answered - first_sent
                         self._outcome.longest_wait = max(self._outcome.longest_wait, waited)
-                        break
-                    self.last_refusal = time.monotonic()
-                    time.sleep(_RESEND_PAUSE)  # then resend
-                else:
+                    else:
+                        self.last_refusal = attempt.answered
+                if code != "AA":
                     self._outcome.unanswered += 1
         finally:
-            if client is not None:
-                client.close()
+            self._client.close()
 
 
 def run_failover(

@@ -5,7 +5,8 @@ its own thread. A turn (:meth:`~OutboundSender.step`):
 
 1. the destination's lease (``broker.store.outbound``): only its holder sends, so two
    broker processes on one Redis never send to a destination at once; a holder that
-   dies stops renewing it and another process takes over once it expires;
+   dies stops renewing it and another process takes over once it expires (a broker on
+   its embedded Redis drops the lease of its own dead run at start: ``broker.app``);
 2. the queue's head: its message is built once from the event and the outbound
    mapping of the live mapping set (``broker.mapping.outbound_build``) and stored with
    the event, so every attempt sends the same bytes with the same MSH-10;

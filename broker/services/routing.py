@@ -5,8 +5,9 @@ Rules (HL7 v2.5.1 §2.9, IHE RAD TF-2 RAD-4/RAD-13):
 - a message already applied under the same (MSH-3, MSH-4, MSH-10) is answered
   with the very ACK it got the first time and changes nothing; the same
   identity with other content is refused and changes nothing;
-- AA only after the store's atomic update has returned (and so, with the
-  embedded Redis at ``appendfsync always``, after it is on disk);
+- AA only after the store's atomic update (the changes, the dedup record and the
+  message-log record in one call) has returned (and so, with the embedded Redis
+  at ``appendfsync always``, after it is on disk);
 - a store failure is answered AR (the sender should retry later), a content
   problem AE with an ERR segment naming the field;
 - a display value cut to fit its VR (``broker.mapping.overflow``) is told in
@@ -269,7 +270,7 @@ class HL7Router:
             if previous is not None:
                 notes.duplicate = True
                 return (yield from self._answer_duplicate(previous, digest, ctx))
-            identity = (key, digest, arrival.peer)
+            identity = (key, digest, arrival)
             return (yield from self._process_patient(msg, ctx, patient_spec, identity, notes, sent))
         assert spec is not None  # check_header refused every type without a mapping
         order = (key, digest, arrival)
@@ -287,7 +288,6 @@ class HL7Router:
         """An order (IHE RAD-4/RAD-13), mapped first: its dedup lookup shares the patient read.
 
         ``identity`` is the dedup key, the message digest and the message as it came in.
-        Its message-log record is written by the same atomic call as its changes.
         """
         key, digest, arrival = identity
         peer = arrival.peer
@@ -356,32 +356,32 @@ class HL7Router:
         msg: ParsedMessage,
         ctx: AckContext,
         spec: PatientSpec,
-        identity: tuple[DedupKey, str, str],
+        identity: tuple[DedupKey, str, _Arrival],
         notes: IntakeNotes,
         sent: MessageTime | None,
     ) -> Steps[tuple[bytes, str]]:
         """An ADT message (IHE RAD-1/RAD-12): same dedup, ACK and error rules as orders.
 
-        ``identity`` is the dedup key, the message digest and the peer it came from.
+        ``identity`` is the dedup key, the message digest and the message as it came in.
         """
-        key, digest, peer = identity
+        key, digest, arrival = identity
         result = map_patient_message(msg.segments, spec, message_type=msg.message_type)
         notes.mapped(result, self._store.keys.entry_id)
         ack = self._ack(ctx, AckCode.ACCEPT, warnings=notes.warnings)
         dedup = (key, DedupRecord(digest, ack))
-        outcome = yield from self._patients.apply_steps(result, dedup, sent)
+        record = self._applied_record(arrival, (msg, ctx), ack, notes)
+        outcome = yield from self._patients.apply_steps(result, dedup, sent, record)
+        notes.logged = outcome.logged is not None
+        if outcome.logged is not None and self._recorder is not None:
+            self._recorder.written(outcome.logged)
         if outcome.duplicate is not None:  # a resend raced the original
             notes.duplicate = True
             return (yield from self._answer_duplicate(outcome.duplicate, digest, ctx))
         notes.stale = outcome.stale
-        summary = (
-            f"AA, {result.action.value}: {outcome.updated} entries updated, {outcome.moved} moved"
-        )
-        summary += warned(peer, msg.control_id, notes.warnings)
-        if outcome.stale:
-            summary += (
-                f", {outcome.stale} patient change(s) older (MSH-7) than the patient's skipped"
-            )
+        summary = f"AA, {result.action.value}: {outcome.updated} entries updated, "
+        summary += f"{outcome.moved} moved" + warned(arrival.peer, msg.control_id, notes.warnings)
+        if outcome.stale:  # older (MSH-7) than the patient's newest ADT
+            summary += f", {outcome.stale} patient change(s) older than the patient's skipped"
         return ack, summary
 
     def _answer_duplicate(

@@ -201,6 +201,13 @@ class OutboundQueue:
     def release(self, token: str) -> None:
         self._scripts.run(_RELEASE, [self._lease], [token])
 
+    def break_lease(self) -> bool:
+        """Drop the lease whoever holds it; whether one was held. Only for a process that
+        knows no other one can send: a broker on its embedded Redis (its data directory's
+        lock), whose previous run died holding the lease and would block sending until
+        it expired."""
+        return bool(self._call(self._redis.delete, self._lease))
+
     # -- changes (each only while ``token`` holds the lease) -------------------
 
     def note(self, token: str, event_id: str, fields: Mapping[str, str], *,

@@ -83,6 +83,7 @@ class PatientOutcome:
     moved: int = 0  # entries that changed Patient ID (merge, change of identifier)
     stale: int = 0  # patient changes skipped as older (MSH-7) than the patient's newest ADT
     duplicate: DedupRecord | None = None  # set when the message had been applied before
+    logged: str | None = None  # the message-log id of the record written with the changes
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,10 @@ class PatientStore:
         result: PatientResult,
         dedup: tuple[DedupKey, DedupRecord] | None,
         sent: MessageTime | None = None,
+        log: LogRecord | None = None,
     ) -> Steps[PatientOutcome]:
-        """:meth:`apply` as steps (``broker.store.steps``)."""
+        """:meth:`apply` as steps (``broker.store.steps``); ``log`` is written with the
+        changes, as an order's is (``WorklistStore.apply``)."""
         for _ in range(_ATTEMPTS):
             state = self._state()
             moved, stale = yield from _plan(state, result, sent)
@@ -132,16 +135,25 @@ class PatientStore:
             body: dict[str, Any] = {
                 "guards": guard_payload(state.guards, call),
                 "commands": state.commands(call),
+                "stale": stale,
             }
             if dedup is not None:
                 body["dedup"] = self._store.dedup_body(dedup, call)
-            args = [jsontext.dumps(body)]
+            args: list[str | bytes] = [""]
+            if log is not None:
+                record = dict(log.body)
+                record["keys_at"] = call.extend(record.pop("keys"))
+                body["record"] = record
+                args += (log.raw, log.ack, log.application_ack)
+            args[0] = jsontext.dumps(body)
             reply = yield from self._store.scripts.steps(_PATIENT, call.names, args)
             tag = _text(reply[0])
             if tag == "dup":
                 return PatientOutcome(duplicate=decode_dedup(reply[1]))
             if tag == "ok":
-                return PatientOutcome(updated=state.changed_entries, moved=moved, stale=stale)
+                logged = reply[1] if len(reply) > 1 and reply[1] is not None else None
+                return PatientOutcome(updated=state.changed_entries, moved=moved, stale=stale,
+                                      logged=None if logged is None else _text(logged))  # fmt: skip
         raise StoreError(f"patient records kept changing during {_ATTEMPTS} attempts; retry later")
 
     def read_order(self, changes: Sequence[OrderChange], key: DedupKey | None) -> OrderRead:
