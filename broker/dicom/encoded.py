@@ -29,7 +29,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
 
-from broker.dicom.matching import DEFAULT_CHARACTER_SET, element_of
+from broker.dicom.matching import DEFAULT_CHARACTER_SET
 from broker.dicom.response import Projection, build_response, projection
 
 __all__ = ["encoded_response"]
@@ -80,6 +80,8 @@ def encoded_response(
 def _texts(elem: DataElement) -> list[str] | None:
     """The element's values as the strings pydicom encodes; None: not one of them."""
     value = elem.value
+    if type(value) is str:  # the usual case first
+        return [value]
     if value is None:
         return []
     values = list(value) if isinstance(value, MultiValue | list) else [value]
@@ -109,7 +111,7 @@ def _ascii_only(value: Any) -> bool:
 def _nodes(plan: Projection, entry: Dataset) -> list[_Node]:
     out: list[_Node] = []
     for tag, vr, how, extra in plan.steps:
-        stored = element_of(entry, tag)
+        stored = _element(entry, tag)
         if how == _VALUE:
             if len(vr) != 2:
                 raise _Unsupported
@@ -126,6 +128,15 @@ def _nodes(plan: Projection, entry: Dataset) -> list[_Node]:
             else:
                 out.append((tag, "SQ", [_nodes(extra, item) for item in items]))
     return out
+
+
+def _element(ds: Dataset, tag: BaseTag) -> DataElement | None:
+    """``ds.get(tag)``, without what ``Dataset.__getitem__`` does besides for a
+    converted element (a decoded entry holds only those)."""
+    elem = ds.get_item(tag)
+    if elem is None or isinstance(elem, DataElement):
+        return elem
+    return ds.get(tag)
 
 
 def _whole(item: Dataset) -> list[_Node]:
