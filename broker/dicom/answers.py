@@ -5,16 +5,17 @@ answer with its text values already encoded) costs about as much
 as pynetdicom's encoding of it, and a scanner's poll asks the same return keys of
 the same entries every time. An answer depends on the entry, the query's shape
 (``answer_shape``: its return keys, not the values it matches on), the character
-set and the policy for what that set cannot carry; those are the key. The entry
+set, the policy for what that set cannot carry and the association's transfer syntax
+(which an answer's encoded values are marked as read in); those are the key. The entry
 is keyed by identity: the store's entry cache (``broker.store.entry_cache``)
 hands out the same Dataset while the stored entry is unchanged and a new one
 when it changed, so a changed entry never finds an old answer. The entry is held
 by a weak reference, so a cached answer keeps no old entry alive; an id whose
 entry is gone (and possibly reused by a new object) is a miss.
 
-An answer is shared by every query and thread that sends it, and its text
-elements are the entry's own (``build_response``), so nothing may change it after
-it is built. ``broker.dicom.find`` only yields it; pynetdicom
+An answer is shared by every query and thread that sends it, and its elements other
+than text are the entry's own (as are its text elements when ``build_response`` built
+it), so nothing may change it after it is built. ``broker.dicom.find`` only yields it; pynetdicom
 only encodes it (``pynetdicom.dsutils.encode`` → ``pydicom.filewriter.write_dataset``,
 which reads the elements; the one thing it keeps is a ``PersonName``'s encoded
 bytes, made with the answer's own Specific Character Set, which the key fixes).
