@@ -39,7 +39,7 @@ from pydicom.dataset import Dataset
 from broker.audit.record import FindAudit
 from broker.audit.writer import NO_AUDIT, AuditSink
 from broker.common.clock import SYSTEM_CLOCK, Clock, local_date
-from broker.dicom.answers import AnswerCache
+from broker.dicom.answers import AnswerCache, transfer_syntax
 from broker.dicom.budget import QueryBudget
 from broker.dicom.gate import BroadQueryGate
 from broker.dicom.limits import check_identifier, check_identifier_size
@@ -296,8 +296,7 @@ class WorklistFindService:
         ids: list[str],
     ) -> Iterator[FindResult]:
         """Match the candidate entries ``ids`` and yield the answers (``_answers``)."""
-        # A query over more candidates than a quarter of the caches (a broad one) does
-        # not fill them: it would push out what the polls use, and churn memory.
+        # A broad query (over a quarter of the caches) fills none: it would churn them.
         keep = len(ids) <= self._keep_limit
         encode = functools.partial(
             self._built.answer,
@@ -306,6 +305,7 @@ class WorklistFindService:
             character_set=profile.character_set or self._character_set,
             unrepresentable=profile.unrepresentable,
             keep=keep,
+            encoding=transfer_syntax(event.context),
         )
         candidates = self._source.entries(ids, keep=keep)
         matched = self._matches(event, query, plan, candidates, budget)

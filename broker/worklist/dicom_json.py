@@ -39,6 +39,8 @@ __all__ = ["dataset_from_json", "dataset_json", "dumps", "entry_json", "mapped_e
 _TEXT_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 )
+_CONVERTED_VRS = frozenset({"UI"})  # pydicom makes a UID of the text
+_DATE_TIME_VRS = frozenset({"DA", "DT", "TM"})  # and dates and times, when configured to
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")  # PS3.18 F.2.2
 # pydicom's defaults for Dataset.to_json_dict, used for every element left to it.
 _BULK_THRESHOLD = 1024
@@ -166,6 +168,14 @@ def _read(key: str, tag: BaseTag, element: Any) -> DataElement:
 def _element_of(tag: BaseTag, vr: str, values: list[Any] | str) -> DataElement:
     """A text or PN element of JSON ``values`` (one value alone, several as a list)."""
     value = values[0] if isinstance(values, list) and len(values) == 1 else values
+    if isinstance(value, str) and "\\" not in value and vr not in _CONVERTED_VRS:
+        # What pydicom's value setter makes of one string without a backslash (which
+        # it would split into values), made here: the text itself, or a PersonName.
+        if vr == "PN":
+            value = PersonName(value, validation_mode=config.IGNORE)
+        elif vr in _DATE_TIME_VRS and config.datetime_conversion:
+            return DataElement(tag, vr, value, validation_mode=config.IGNORE)
+        return DataElement(tag, vr, value, validation_mode=config.IGNORE, already_converted=True)
     return DataElement(tag, vr, value, validation_mode=config.IGNORE)
 
 

@@ -155,3 +155,18 @@ def test_private_creators_are_part_of_the_shape() -> None:
         query.private_block(0x0009, creator, create=True).add_new(0x01, "LO", "")
         shapes.append(answer_shape(query))
     assert shapes[0] != shapes[1]
+
+
+def test_an_answer_is_kept_per_transfer_syntax() -> None:
+    cache, entry, query = AnswerCache(10), make(ENTRY), poll()
+
+    def get(syntax: tuple[bool, bool]) -> Dataset:
+        return cache.answer(
+            query, entry, shape=answer_shape(query), character_set="ISO_IR 192",
+            unrepresentable="utf8", encoding=syntax,
+        )  # fmt: skip
+
+    implicit, explicit = get((True, True)), get((False, True))
+    assert explicit is not implicit
+    assert get((False, True)) is explicit
+    assert encode(explicit, False, True) == encode(build_response(query, entry), False, True)

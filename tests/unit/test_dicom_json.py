@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydicom import config
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
@@ -219,13 +220,27 @@ def test_mapped_element_is_what_pydicom_writes(tag: int, vr: str, values: list[s
         {"00280010": {"vr": "US", "Value": [512]}, "00101030": {"vr": "DS", "Value": [72.5]}},
         {"00290010": {"vr": "LO", "Value": ["ACME"]}, "00291001": {"vr": "LO", "Value": ["x"]}},
         {"00100020": {"vr": "LO", "Value": ["B"]}, "00080050": {"vr": "SH", "Value": ["A"]}},
+        {"00100020": {"vr": "LO", "Value": ["A\\B"]}, "00081030": {"vr": "LT", "Value": ["A\\B"]},
+         "00100010": {"vr": "PN", "Value": [{"Alphabetic": "A^B\\C^D"}]}},
     ],
     ids=[
         "empty list", "null value", "PN string", "PN ideographic", "PN phonetic and empty",
         "empty PN and SQ", "SQ items", "inline binary", "numbers", "private block",
-        "unsorted keys",
+        "unsorted keys", "backslash in one value",
     ],
 )  # fmt: skip
 @pytest.mark.filterwarnings("ignore:Value of data element .* is not formatted correctly")
 def test_the_reader_is_pydicoms_for_what_an_entry_seldom_holds(data: dict[str, Any]) -> None:
     assert_read_same(data)
+
+
+def test_dates_and_times_as_pydicom_reads_them_when_it_converts_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(config, "datetime_conversion", True)
+    data = {
+        "00100030": {"vr": "DA", "Value": ["19700101"]},
+        "00400003": {"vr": "TM", "Value": ["0930"]},
+        "0040A120": {"vr": "DT", "Value": ["20261201093000"]},
+    }
+    assert_elements_same(dicom_json.dataset_from_json(data), Dataset.from_json(data))
