@@ -108,15 +108,22 @@ def test_a_message_read_is_audited_and_its_list_is_not(api: Api, audit: Recorded
         no_canary(event)
 
 
-def test_messages_show_on_the_command_line_is_audited_with_the_os_user(
-    redis_client: redis.Redis, redis_server: EmbeddedRedis, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+def _site_with_a_canary(
+    redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Services, Path]:
+    """The site's services with the canary order sent, and the settings file a command reads."""
     for name, value in ENVIRON.items():
         monkeypatch.setenv(name, value)
     services = site_services_for(redis_client, tmp_path, "")
     send(services, canary_order())
-    config = tmp_path / "broker.toml"
+    return services, tmp_path / "broker.toml"
+
+
+def test_messages_show_on_the_command_line_is_audited_with_the_os_user(
+    redis_client: redis.Redis, redis_server: EmbeddedRedis, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    services, config = _site_with_a_canary(redis_client, tmp_path, monkeypatch)
     args = ["messages", "show", "1", "--config", str(config), "--redis-url", redis_server.url]
     assert main(args) == 0
     assert "CNRYREADPID" in capsys.readouterr().out
@@ -154,11 +161,7 @@ def test_explain_on_the_command_line_is_an_entry_read(
     redis_client: redis.Redis, redis_server: EmbeddedRedis, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    for name, value in ENVIRON.items():
-        monkeypatch.setenv(name, value)
-    services = site_services_for(redis_client, tmp_path, "")
-    send(services, canary_order())
-    config = tmp_path / "broker.toml"
+    services, config = _site_with_a_canary(redis_client, tmp_path, monkeypatch)
     args = ["explain", "--aet", "CT1", "--patient-id", "--date", "none",
             "--config", str(config), "--redis-url", redis_server.url]  # fmt: skip
     monkeypatch.setattr("sys.stdin", io.StringIO("CNRYREADPID\n"))

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydicom.uid import generate_uid
-
 from broker.app import build_services
-from broker.dicom.mpps import MppsStatus
 from broker.store.connection import EmbeddedRedis, connect
 from tests.broker_runner import running_broker
-from tests.e2e.test_mpps_cycle import completed, create, modality, n_create_from, n_set, worklist
+from tests.e2e.test_mpps_cycle import modality, n_create_from, worklist
 from tests.integration.outbound_helpers import Receiver
 from tests.integration.test_outbound_serve import config_for, send_order, settings_for
+from tests.scu import create_then_complete
 from tests.waiting import wait_for
 
 _AN_HOUR_MS = 3_600_000
@@ -35,11 +33,9 @@ def test_a_lease_left_by_a_dead_run_does_not_hold_back_the_status(tmp_path: Path
     try:
         with running_broker(settings) as broker:
             assert send_order(broker) == "AA"
-            uid = generate_uid()
             with modality(broker) as assoc:
                 (item,) = worklist(assoc)
-                assert create(assoc, uid, n_create_from(item)).Status == MppsStatus.SUCCESS
-                assert n_set(assoc, uid, completed()).Status == MppsStatus.SUCCESS
+                create_then_complete(assoc, n_create_from(item))
             wait_for(lambda: len(receiver.records()) >= 2, "IP and CM at the receiver")
     finally:
         receiver.kill()

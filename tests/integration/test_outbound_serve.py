@@ -12,19 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydicom.uid import generate_uid
 
 from broker.app import Broker
-from broker.dicom.mpps import MppsStatus
 from broker.mllp.client import MLLPClient, split_messages, summarize_ack
 from broker.settings import Settings, load_settings
 from broker.store.connection import EmbeddedRedis
 from broker.store.entry_edits import StoredEntry
 from tests.broker_runner import DATA, MAPPINGS, running_broker
 from tests.conftest import TEST_SECRET
-from tests.e2e.test_mpps_cycle import completed, create, modality, n_create_from, n_set, worklist
+from tests.e2e.test_mpps_cycle import modality, n_create_from, worklist
 from tests.integration.hl7_seed import order
 from tests.integration.outbound_helpers import Receiver
+from tests.scu import create_then_complete
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.interop
@@ -76,11 +75,9 @@ def test_mpps_and_a_hand_cancel_reach_the_ris_and_an_ae_is_parked_and_retried(
     try:
         with running_broker(settings_for(config, data)) as broker:
             assert send_order(broker) == "AA"
-            uid = generate_uid()
             with modality(broker) as assoc:
                 (item,) = worklist(assoc)
-                assert create(assoc, uid, n_create_from(item)).Status == MppsStatus.SUCCESS
-                assert n_set(assoc, uid, completed()).Status == MppsStatus.SUCCESS
+                create_then_complete(assoc, n_create_from(item))
             wait_for(lambda: len(receiver.records()) >= 2, "IP and CM at the receiver")
             got = [(r["order"], r["status"]) for r in receiver.records()]
             assert got == [("PLC-1001", "IP"), ("PLC-1001", "CM")]
