@@ -50,7 +50,7 @@ from bench.admin import cpu_seconds, load_average
 from bench.attack_legit import Poller, order
 from bench.cfind_client import CellResult, quiet_pynetdicom
 from bench.cfind_report import describe_machine
-from bench.cfind_servers import REPO
+from bench.cfind_servers import REPO, stop_process
 from bench.ingest import run_paced
 from bench.wildcard import load_into
 from broker.settings import load_settings
@@ -79,14 +79,7 @@ class Serve:
     admin: int
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        stop_process(self.proc)
 
 
 def _port(banner: str, pattern: str) -> int:
