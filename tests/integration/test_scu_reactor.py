@@ -70,6 +70,8 @@ def test_a_reactor_running_late_leaves_the_responses_to_the_request(
 
 
 def test_without_it_pynetdicom_drops_the_pending_answer(server: DicomServer) -> None:
-    """What the soak's modality met (pynetdicom 3.0.4): only the final Success."""
+    """What the soak's modality met (pynetdicom 3.0.4): only the final Success. Once a
+    pynetdicom upgrade fails this, its reactor leaves responses alone and the workaround
+    can go."""
     with associate(server, FIND) as assoc:
         assert _find_with_a_late_reactor(assoc) == [0x0000]
