@@ -37,8 +37,6 @@ class Report:
     exit_codes: list[int | None] = field(default_factory=list)  # after each kill
     performed: int = 0  # cases the modality completed
     modality_retries: int = 0
-    transient_misses: list[str] = field(default_factory=list)  # C-FINDs that missed an entry
-    # the next query found (not counted as failures: an open finding, see bench/RESULTS.md)
     status_messages: int = 0  # received by the RIS, resends included
     seconds: float = 0.0
     unanswered: int = 0  # messages a sender gave up on
@@ -78,8 +76,6 @@ class Report:
             "kills and ready again (s from start): " + ", ".join(self.windows),
             f"MPPS performed {self.performed} (retries {self.modality_retries}); status "
             f"messages at the RIS {self.status_messages} (resends included)",
-            f"C-FIND misses of an entry the next query found: {len(self.transient_misses)} "
-            + "; ".join(self.transient_misses[:5]),
             "phases (s from start): " + ", ".join(f"{k} {v:.0f}" for k, v in self.phases.items()),
             "failures: " + ", ".join(f"{k} {v}" for k, v in self.failures().items()),
             *self.details,

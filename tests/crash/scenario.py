@@ -21,7 +21,7 @@ from tests.crash.modality import Modality
 from tests.crash.senders import Senders
 from tests.crash.workload import Case, Workload, make_workload
 from tests.integration.outbound_helpers import Receiver
-from tests.scu import ModalityWorklistInformationFind
+from tests.scu import ModalityWorklistInformationFind, leave_responses_to_requests
 from tests.waiting import wait_for
 
 __all__ = ["chaos_plan", "run_soak"]
@@ -124,7 +124,7 @@ def find_all(port: int) -> list[Dataset]:
     step = Dataset()
     step.ScheduledProcedureStepStatus = ""
     query.ScheduledProcedureStepSequence = [step]
-    assoc = ae.associate("127.0.0.1", port, ae_title="MWL_BROKER")
+    assoc = leave_responses_to_requests(ae.associate("127.0.0.1", port, ae_title="MWL_BROKER"))
     assert assoc.is_established, "no association for the final C-FIND"
     try:
         replies = list(assoc.send_c_find(query, ModalityWorklistInformationFind))
@@ -146,7 +146,6 @@ def _fill(report: checks.Report, workload: Workload, senders: Senders, modality:
     )
     report.performed = len(modality.done)
     report.modality_retries = modality.retries
-    report.transient_misses = modality.transient_misses
     report.modality_problems = sum(modality.problems.values())
     for problem in modality.problems:
         report.note(f"modality: {problem}")
