@@ -30,7 +30,7 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
 
 from broker.dicom.matching import DEFAULT_CHARACTER_SET
-from broker.dicom.response import Projection, build_response, projection
+from broker.dicom.response import Projection, build_response, charset_for, projection
 
 __all__ = ["encoded_response"]
 
@@ -161,16 +161,7 @@ def _non_ascii(nodes: list[_Node], found: list[str]) -> list[str]:
 
 def _answer_set(nodes: list[_Node], character_set: str) -> str | None:
     """As ``response._answer_charset``: None when all is ASCII, else the set or UTF-8."""
-    texts = _non_ascii(nodes, [])
-    if not texts:
-        return None
-    codec = python_encoding[character_set]
-    try:
-        for text in texts:
-            text.encode(codec)
-    except UnicodeEncodeError:
-        return DEFAULT_CHARACTER_SET
-    return character_set
+    return charset_for(_non_ascii(nodes, []), character_set)
 
 
 def _encoded(nodes: list[_Node], character_set: str, encoding: tuple[bool, bool]) -> Dataset:

@@ -28,6 +28,7 @@ __all__ = [
     "Projection",
     "answer_shape",
     "build_response",
+    "charset_for",
     "check_character_set",
     "projection",
 ]
@@ -60,7 +61,12 @@ def _answer_charset(ds: Dataset, character_set: str) -> str | None:
     is ASCII; otherwise ``character_set``, or ISO_IR 192 (UTF-8) when some
     value cannot be encoded in it (e.g. a Cyrillic name with ISO_IR 100).
     """
-    texts = [t for t in _text_values(ds) if not t.isascii()]
+    return charset_for([t for t in _text_values(ds) if not t.isascii()], character_set)
+
+
+def charset_for(texts: list[str], character_set: str) -> str | None:
+    """The answer's set for its non-ASCII ``texts``: None when there are none, else
+    ``character_set`` if it encodes them all, else ISO_IR 192."""
     if not texts:
         return None
     codec = python_encoding[character_set]
