@@ -129,6 +129,22 @@ class SentinelCluster:
         wait_for(agreed, "every sentinel naming the same live primary")
         return said.pop()
 
+    def fail_over(self) -> None:
+        """``SENTINEL FAILOVER``, asked again while the sentinel finds no replica good enough
+        yet (NOGOODSLAVE: its view of a replica is a moment old on a loaded machine)."""
+
+        def asked() -> bool:
+            with self.sentinel_client(self.sentinel_ports[0]) as sentinel:
+                try:
+                    sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
+                except redis.ResponseError as e:
+                    if "NOGOODSLAVE" in str(e):
+                        return False
+                    raise
+            return True
+
+        wait_for(asked, "a sentinel accepting the failover")
+
     def failovers(self) -> int:
         """How many times the sentinels switched to another primary (their logs' count)."""
         counts = [

@@ -125,8 +125,7 @@ def test_a_primary_demoted_under_the_broker_is_left_for_the_new_one(
     try:
         store.apply(change, None)
         old = cluster.primary_port()
-        with cluster.sentinel_client(cluster.sentinel_ports[0]) as sentinel:
-            sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
+        cluster.fail_over()
         wait_for(lambda: cluster.primary_port() != old, "the failover")
         with cluster.client(old) as demoted:
             wait_for(lambda: demoted.info("replication")["role"] == "slave", "old one demoted")
