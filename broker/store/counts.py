@@ -188,7 +188,7 @@ class Counts:
         self, now: float, configured: Iterable[str], *, by_status: bool = False
     ) -> WorklistCounts:
         """The worklist's entries: all, ended, and by station AE title; ``by_status``: the
-        ended ones by station too (``ended_by_station``, Redis 7.0+)."""
+        ended ones by station too (``ended_by_station``: see the module docstring)."""
         try:
             stations = self._station_list(now, configured)
             pipe = self._redis.pipeline(transaction=False)
