@@ -24,7 +24,7 @@ from bench.attack_wire import (
     read_pdu,
     wait_released,
 )
-from bench.cfind_client import _one_query
+from bench.cfind_client import _one_query, associate
 from bench.cfind_data import query_dataset
 from bench.wildcard import attack_key
 from broker.dicom.server import ModalityWorklistInformationFind
@@ -56,10 +56,7 @@ def wildcard(target: Target) -> AttackReport:
         ae = AE(ae_title=ROGUE_SCANNER[0])
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 120
         ae.add_requested_context(ModalityWorklistInformationFind)
-        assoc = ae.associate(
-            "127.0.0.1", target.dicom_port, ae_title="MWL_BROKER",
-            bind_address=(ROGUE_SCANNER[1], 0),
-        )  # fmt: skip
+        assoc = associate(ae, target.dicom_port, bind_address=(ROGUE_SCANNER[1], 0))
         msg_id = 0
         while assoc.is_established and time.monotonic() < end:
             msg_id += 1
@@ -237,9 +234,7 @@ def stored(accessions: list[str], dicom_port: int) -> int:
     """Worklist entries with these accession numbers, asked as the listed ROGUE scanner."""
     ae = AE(ae_title=ROGUE_SCANNER[0])
     ae.add_requested_context(ModalityWorklistInformationFind)
-    assoc = ae.associate(
-        "127.0.0.1", dicom_port, ae_title="MWL_BROKER", bind_address=(ROGUE_SCANNER[1], 0)
-    )
+    assoc = associate(ae, dicom_port, bind_address=(ROGUE_SCANNER[1], 0))
     assert assoc.is_established, "the listed ROGUE scanner was not accepted"
     found = 0
     try:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from pynetdicom import AE
 
-from bench.cfind_client import CellResult, _one_query
+from bench.cfind_client import CellResult, _one_query, associate
 from bench.cfind_data import Query, query_dataset
 from broker.dicom.server import ModalityWorklistInformationFind
 from broker.mllp.client import MLLPClient, MLLPClientError, summarize_ack
@@ -132,9 +132,7 @@ class Poller(LegitClient):
     def request(self) -> str:
         q = self.polls[self.count % len(self.polls)]
         self.count += 1
-        assoc = self.ae.associate(
-            "127.0.0.1", self.port, ae_title="MWL_BROKER", bind_address=("127.0.0.1", 0)
-        )
+        assoc = associate(self.ae, self.port, bind_address=("127.0.0.1", 0))
         if not assoc.is_established:
             return "association rejected" if assoc.is_rejected else "association failed"
         try:

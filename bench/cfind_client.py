@@ -9,10 +9,12 @@ the wrong entries (or the right number of wrong ones) fails the run.
 pynetdicom 3.0.4's SCU has a race (``Association._reactor_checkpoint``): when a
 C-FIND ends, its reactor thread is woken, and if the next request is sent
 before that thread has run, it can take the next query's first response off
-the queue and drop it ("Received unexpected C-FIND service message"). After
-each query the worker waits (untimed) until the reactor has woken; a query
-that still loses an answer that way is noticed by the warning, not counted,
-and sent again.
+the queue and drop it ("Received unexpected C-FIND service message";
+pydicom/pynetdicom#875). Every benchmark association is opened by
+:func:`associate`, which makes the reactor's poll leave responses to the request
+waiting for them (``tests.scu.leave_responses_to_requests``, the tests' SCU's
+workaround). A query that still lost an answer that way would be noticed by the
+warning, not counted, and sent again (``CellResult.retries``).
 
 A server may abort an association after a query (pynetdicom's SCP does so when
 one C-FIND outlasts its ``network_timeout``: its idle timer counts only data
@@ -36,8 +38,9 @@ from pynetdicom import AE, _config
 
 from bench.cfind_data import Query, query_dataset
 from broker.dicom.server import ModalityWorklistInformationFind
+from tests.scu import leave_responses_to_requests
 
-__all__ = ["CellResult", "CountMismatch", "quiet_pynetdicom", "run_cell"]
+__all__ = ["CellResult", "CountMismatch", "associate", "quiet_pynetdicom", "run_cell"]
 
 CALLING_AE = "BENCH_SCU"
 PENDING = (0xFF00, 0xFF01)
@@ -98,11 +101,12 @@ class CellResult:
         return len(self.latencies) / self.seconds
 
 
-def _wait_reactor(assoc: Any, limit: float = 0.05) -> None:
-    """Until the association's reactor thread has woken after the last C-FIND."""
-    deadline = time.perf_counter() + limit
-    while assoc._is_paused and time.perf_counter() < deadline:
-        time.sleep(0.0001)
+def associate(ae: Any, port: int, called_ae: str = "MWL_BROKER", **kwargs: Any) -> Any:
+    """``ae``'s association to 127.0.0.1:``port`` (``kwargs``: ``ae.associate``'s), its
+    reactor leaving every response to the request waiting for it (see the module docstring)."""
+    return leave_responses_to_requests(
+        ae.associate("127.0.0.1", port, ae_title=called_ae, **kwargs)
+    )
 
 
 def _one_query(assoc: Any, identifier: Any, msg_id: int) -> tuple[float, list[str], int]:
@@ -119,7 +123,6 @@ def _one_query(assoc: Any, identifier: Any, msg_id: int) -> tuple[float, list[st
         else:
             final = code
     latency = (time.perf_counter() - t0) * 1000
-    _wait_reactor(assoc)
     return latency, accessions, final
 
 
@@ -138,7 +141,7 @@ class _Client:
         self.retries = self.reassociations = 0
 
     def associate(self) -> Any:
-        assoc = self.ae.associate("127.0.0.1", self.port, ae_title=self.called_ae)
+        assoc = associate(self.ae, self.port, self.called_ae)
         if not assoc.is_established:
             raise RuntimeError(f"{self.called_ae}: association not established")
         return assoc

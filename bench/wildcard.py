@@ -33,7 +33,7 @@ from pydicom import config
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 
-from bench.cfind_client import CellResult, _one_query, quiet_pynetdicom, run_cell
+from bench.cfind_client import CellResult, _one_query, associate, quiet_pynetdicom, run_cell
 from bench.cfind_data import (
     Query,
     entry_dataset,
@@ -133,7 +133,7 @@ def attack(port: int, k: int, stop: threading.Event | None) -> list[tuple[float,
     ae = AE(ae_title="ATTACKER")
     ae.dimse_timeout = ae.network_timeout = 600
     ae.add_requested_context(ModalityWorklistInformationFind)
-    assoc = ae.associate("127.0.0.1", port, ae_title="MWL_BROKER")
+    assoc = associate(ae, port)
     assert assoc.is_established
     identifier = Dataset()
     identifier.PatientName = attack_key(k)
@@ -166,7 +166,7 @@ def broad_round(
         ae = AE(ae_title="BROAD")
         ae.dimse_timeout = ae.network_timeout = 600
         ae.add_requested_context(ModalityWorklistInformationFind)
-        assoc = ae.associate("127.0.0.1", port, ae_title="MWL_BROKER")
+        assoc = associate(ae, port)
         try:
             latency, answered, final = _one_query(assoc, query_dataset(q), 1)
             out.append((latency, final, sorted(answered) == expected[q]))

@@ -65,3 +65,18 @@ def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
 @pytest.fixture
 def store(redis_client: redis.Redis) -> WorklistStore:
     return WorklistStore(redis_client, keys=KEYS)
+
+
+@pytest.fixture
+def redis7_client(tmp_path: Path) -> Iterator[redis.Redis]:
+    """A client of the system's redis-server (Debian 12: Redis 7.0), run as the embedded one
+    is: for what differs from the wheel's Redis 6.2 (``redis_client``)."""
+    binary = require_tool("redis-server", "redis-server")
+    server = EmbeddedRedis(tmp_path / "redis7", binary=Path(binary))
+    server.start()
+    client = redis.Redis.from_url(server.url, socket_timeout=5)
+    try:
+        yield client
+    finally:
+        client.close()
+        server.stop()

@@ -6,6 +6,15 @@ message hashes are of the few newest errors, and of at most :data:`MAX_ACK_READS
 refused messages to tell an AE from an AR. The list of station AE titles comes from a
 ``SCAN`` of the ``idx:aet`` keys, which walks the key space: :class:`Counts` keeps it for
 :data:`STATIONS_TTL` seconds (the configured scanners are always in it).
+
+The ended entries of each station (the metrics' station x status family) are the ids in
+both the station's index and the ended index: ``ZINTERCARD`` on Redis 7, else (the
+embedded 6.2) the read-only script ``lua/count_ended.lua``, which looks the smaller
+side's ids up in the other; one call per station, so that the scanners' queries run
+between them. Either walks the smaller index, and blocks Redis while it does: a station
+whose index and the ended index both hold more than :data:`MAX_INTERCARD_IDS` ids
+(ZINTERCARD), or :data:`MAX_SCRIPT_IDS` (the script, about five times slower), is not
+counted (left out of ``ended_by_station``).
 """
 
 from __future__ import annotations
@@ -17,14 +26,32 @@ from dataclasses import dataclass
 import redis
 
 from broker.errors import StoreError
+from broker.store import scripts
 from broker.store.keys import KeySchema
 from broker.store.message_records import Outcome
 
-__all__ = ["MAX_ACK_READS", "STATIONS_TTL", "Counts", "LogCounts", "RecentError", "WorklistCounts"]
+__all__ = [
+    "MAX_ACK_READS",
+    "MAX_INTERCARD_IDS",
+    "MAX_SCRIPT_IDS",
+    "STATIONS_TTL",
+    "Counts",
+    "LogCounts",
+    "RecentError",
+    "WorklistCounts",
+]
 
 MAX_ACK_READS = 500  # refused messages of the window read for their ACK code at most
 STATIONS_TTL = 60.0  # seconds the station list found by SCAN is kept
 MAX_STATIONS = 200  # station AE titles counted at most
+# A station's ended entries are not counted when its index and the ended index both hold
+# more ids than this: the smaller one is walked, Redis blocked meanwhile (bench/counts.py:
+# about 0.6 ms a 1,000 ids for the script on Redis 6.2, 0.1 to 0.2 ms for ZINTERCARD on
+# 7.0, more per id for larger indexes;
+# the metrics' help and README name both).
+MAX_SCRIPT_IDS = 10_000
+MAX_INTERCARD_IDS = 30_000
+_COUNT_ENDED = scripts.load("count_ended")
 _ERROR_FIELDS = ("type", "err_loc", "err_code", "ack_code", "received")
 # the ACK code of each outcome; ERROR's is read from its record (AE or AR)
 _ACK = {
@@ -64,9 +91,16 @@ class WorklistCounts:
     total: int
     ended: int  # steps over (completed, discontinued, canceled) not yet purged
     by_station: dict[str, int]
-    # the ended ones by station: ZINTERCARD of each station's index and the ended index
-    # (Redis 7.0+); None on an older server
+    # the ended ones by station (ZINTERCARD, or lua/count_ended.lua before Redis 7); a
+    # station over MAX_INTERCARD_IDS or MAX_SCRIPT_IDS is left out; None: none (< 6.2)
     ended_by_station: dict[str, int] | None = None
+
+
+def _within(by_station: dict[str, int], ended: int, limit: int) -> tuple[dict[str, int], list[str]]:
+    """Of the stations (with their index's size), the ones known to have no ended entry
+    (0 each) and the ones to count: those whose count walks at most ``limit`` ids."""
+    within = [s for s, n in by_station.items() if min(n, ended) <= limit]
+    return {s: 0 for s in within}, [s for s in within if by_station[s] and ended]
 
 
 def _text(value: object) -> str:
@@ -76,11 +110,14 @@ def _text(value: object) -> str:
 class Counts:
     """The reads of one dashboard snapshot on ``client``."""
 
-    def __init__(self, client: redis.Redis, keys: KeySchema) -> None:
+    def __init__(self, client: redis.Redis, keys: KeySchema, *, intercard: bool = True) -> None:
         self._redis = client
         self._keys = keys
         self._stations: tuple[float, tuple[str, ...]] | None = None
-        self._intercard = True  # False once the server said it has no ZINTERCARD
+        # False once the server said it has no ZINTERCARD (or when told: the script alone)
+        self._intercard = intercard
+        self._scripts = scripts.ScriptRunner(client)  # read-only scripts: no WAIT to configure
+        self._script_works = True  # False once the server could not run the script (< 6.2)
 
     def __repr__(self) -> str:
         return f"Counts({self._keys.prefix!r})"
@@ -151,7 +188,7 @@ class Counts:
         self, now: float, configured: Iterable[str], *, by_status: bool = False
     ) -> WorklistCounts:
         """The worklist's entries: all, ended, and by station AE title; ``by_status``: the
-        ended ones by station too (``ended_by_station``, Redis 7.0+)."""
+        ended ones by station too (``ended_by_station``: see the module docstring)."""
         try:
             stations = self._station_list(now, configured)
             pipe = self._redis.pipeline(transaction=False)
@@ -163,27 +200,58 @@ class Counts:
         except redis.RedisError as e:
             raise StoreError(f"worklist unavailable: {e}") from e
         by_station = {s: int(n) for s, n in zip(stations, per_station, strict=True)}
-        ended_by_station = self._ended_by_station(stations) if by_status else None
+        ended_by_station = self._ended_by_station(by_station, int(ended)) if by_status else None
         return WorklistCounts(int(total), int(ended), by_station, ended_by_station)
 
-    def _ended_by_station(self, stations: Sequence[str]) -> dict[str, int] | None:
-        """``ZINTERCARD`` of each station's index and the ended index: in C, bounded by the
-        smaller of the two sets; None on a server before Redis 7.0."""
-        if not self._intercard or not stations:
-            return None if not self._intercard else {}
-        pipe = self._redis.pipeline(transaction=False)
-        for station in stations:
-            pipe.zintercard(2, [self._keys.by_station(station), self._keys.entries_ended()])
+    def _ended_by_station(self, by_station: dict[str, int], ended: int) -> dict[str, int] | None:
+        """The ended entries of each station of ``by_station`` (its index's size) but those
+        over the limit of the way they are counted; None when the server can count none."""
         try:
-            found = pipe.execute()
-        except redis.ResponseError as e:
-            if "unknown command" not in str(e).lower():
-                raise StoreError(f"worklist unavailable: {e}") from e
-            self._intercard = False
-            return None
+            found = self._intercards(by_station, ended) if self._intercard else None
+            return found if found is not None else self._counted_by_script(by_station, ended)
         except redis.RedisError as e:
             raise StoreError(f"worklist unavailable: {e}") from e
-        return {s: int(n) for s, n in zip(stations, found, strict=True)}
+
+    def _intercards(self, by_station: dict[str, int], ended: int) -> dict[str, int] | None:
+        """``ZINTERCARD`` of each station's index and the ended index, in C; None (and not
+        asked again) on a server before Redis 7.0."""
+        counted, asked = _within(by_station, ended, MAX_INTERCARD_IDS)
+        pipe = self._redis.pipeline(transaction=False)
+        for station in asked:
+            pipe.zintercard(2, [self._keys.by_station(station), self._keys.entries_ended()])
+        try:
+            found = pipe.execute() if asked else []
+        except redis.ResponseError as e:
+            if "unknown command" not in str(e).lower():
+                raise
+            self._intercard = False
+            return None
+        return counted | {s: int(n) for s, n in zip(asked, found, strict=True)}
+
+    def _counted_by_script(self, by_station: dict[str, int], ended: int) -> dict[str, int] | None:
+        """``lua/count_ended.lua`` for each station, one call at a time; None (and not
+        asked again) when the server cannot run it (no ZMSCORE before Redis 6.2)."""
+        if not self._script_works:
+            return None
+        counted, asked = _within(by_station, ended, MAX_SCRIPT_IDS)
+        keys = self._keys
+        for station in asked:
+            try:
+                n = int(
+                    self._scripts.run(
+                        _COUNT_ENDED,
+                        [keys.by_station(station), keys.entries_ended()],
+                        [MAX_SCRIPT_IDS],
+                    )
+                )
+            except StoreError as e:
+                if "unknown" not in str(e).lower() or "command" not in str(e).lower():
+                    raise
+                self._script_works = False
+                return None
+            if n >= 0:  # -1: grown over the limit since its size was read
+                counted[station] = n
+        return counted
 
     def _station_list(self, now: float, configured: Iterable[str]) -> tuple[str, ...]:
         if self._stations is not None and now - self._stations[0] < STATIONS_TTL:

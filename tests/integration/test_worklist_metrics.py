@@ -1,11 +1,10 @@
-"""Worklist entries by station and status at scrape time, on real Redis servers: with
-Redis 7 (ZINTERCARD) by station and status together, stations no scanner table names
-folded into ``other``; with Redis 6.2 (the wheel's) the cross is left out, the station
-and status totals stay."""
+"""Worklist entries by station and status at scrape time, on real Redis servers: by
+station and status together (ZINTERCARD on Redis 7, ``lua/count_ended.lua`` on the
+wheel's 6.2), stations no scanner table names folded into ``other``, a station too large
+to count cheaply left out (and ``other`` with it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,26 +12,21 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker.common.metrics import BrokerMetrics
-from broker.store.connection import EmbeddedRedis
-from broker.store.counts import Counts
+from broker.store import counts as counts_module
+from broker.store.counts import MAX_INTERCARD_IDS, MAX_SCRIPT_IDS, Counts
 from broker.store.worklist import WorklistStore
-from tests.conftest import KEYS, require_tool
+from tests.conftest import KEYS
 from tests.integration.outbound_helpers import put_orders, set_status
 
 FAMILY = "mwl_broker_worklist_entries_by_station_status"
 
 
-@pytest.fixture
-def redis7(tmp_path: Path) -> Iterator[redis.Redis]:
-    binary = require_tool("redis-server", "redis-server")
-    server = EmbeddedRedis(tmp_path / "redis7", binary=Path(binary))
-    server.start()
-    client = redis.Redis.from_url(server.url, socket_timeout=5)
-    try:
-        yield client
-    finally:
-        client.close()
-        server.stop()
+@pytest.fixture(params=["redis 6.2", "redis 7"])
+def any_store(request: pytest.FixtureRequest) -> WorklistStore:
+    """A store on the wheel's Redis 6.2, then on the system's Redis 7.0."""
+    name = "redis_client" if request.param == "redis 6.2" else "redis7_client"
+    client: redis.Redis = request.getfixturevalue(name)
+    return WorklistStore(client, keys=KEYS)
 
 
 def _scrape(store: WorklistStore, scanners: list[str]) -> dict[tuple[str, ...], float]:
@@ -59,8 +53,8 @@ def _seed(store: WorklistStore) -> None:
     set_status(store, ids[2], "STARTED")
 
 
-def test_by_station_and_status_on_redis_7(redis7: redis.Redis) -> None:
-    store = WorklistStore(redis7, keys=KEYS)
+def test_by_station_and_status(any_store: WorklistStore) -> None:
+    store = any_store
     _seed(store)
     found = _scrape(store, ["CT1", "MR1"])
     assert found[(FAMILY, "station=CT1", "status=ended")] == 2
@@ -71,9 +65,27 @@ def test_by_station_and_status_on_redis_7(redis7: redis.Redis) -> None:
     assert not any("CT1" in part for key in folded for part in key)
 
 
-def test_redis_6_keeps_the_totals_without_the_cross(store: WorklistStore) -> None:
-    _seed(store)
-    found = _scrape(store, ["CT1"])
-    assert not any(key[0] == FAMILY for key in found)
-    assert found[("mwl_broker_worklist_entries", "station=CT1")] == 4
+def test_a_station_over_the_limit_is_left_out_and_other_with_it(
+    any_store: WorklistStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = any_store
+    _seed(store)  # CT1: 4 entries, 2 of the 2 ended; MR1: none
+    monkeypatch.setattr(counts_module, "MAX_INTERCARD_IDS", 1)
+    monkeypatch.setattr(counts_module, "MAX_SCRIPT_IDS", 1)
+    found = _scrape(store, ["CT1", "MR1"])
+    assert not any(key[:2] == (FAMILY, "station=CT1") for key in found)
+    assert found[(FAMILY, "station=MR1", "status=open")] == 0
+    assert found[("mwl_broker_worklist_entries", "station=CT1")] == 4  # the totals stay
     assert found[("mwl_broker_worklist_entries_by_status", "status=ended")] == 2
+    folded = _scrape(store, ["MR1"])
+    assert not any(key[:2] == (FAMILY, "station=other") for key in folded)
+
+
+def test_the_help_and_the_readme_name_the_limits() -> None:
+    metrics = BrokerMetrics(scanners=["CT1"])
+    metrics.worklist_counts = lambda: ({"CT1": 1}, 1, 0, {"CT1": 0})
+    limits = f"{MAX_INTERCARD_IDS:,} on Redis 7, {MAX_SCRIPT_IDS:,} before"
+    assert limits in metrics.exposition().decode()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith(f"| `{FAMILY}`"))
+    assert limits in row

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
+from broker.cli.probe import probe_url
 from broker.errors import ConfigError
 from broker.settings import ENV_PREFIX, Settings, load_settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-COMPOSE = ("docker-compose.yml", "compose-ha.yml")
+COMPOSE = ("docker-compose.yml", "compose-ha.yml", "compose-split.yml")
 K8S = DEPLOY / "k8s"
 CONFIG = "/etc/mwl-broker/broker.toml"  # where the image puts the settings file
 SECRET_VALUE = "s" * 43  # a valid redis_key_secret, and a password
@@ -58,12 +59,22 @@ def broker_services(name: str) -> dict[str, dict[str, Any]]:
     return {n: s for n, s in services.items() if "build" in s}
 
 
+def service_environ(service: dict[str, Any]) -> dict[str, str]:
+    """A compose service's environment: its ``env_file`` files (paths from ``deploy/``), then
+    its ``environment``, which wins, as in Compose."""
+    environ: dict[str, str] = {}
+    for name in service.get("env_file", ()):
+        environ.update(instance_environ(DEPLOY / name))
+    environ.update({str(k): str(v) for k, v in service.get("environment", {}).items()})
+    return environ
+
+
 @pytest.mark.parametrize("name", COMPOSE)
 def test_a_compose_files_brokers_get_settings_that_load(name: str, tmp_path: Path) -> None:
     brokers = broker_services(name)
     assert brokers
     for service in brokers.values():
-        environ = {str(k): str(v) for k, v in service["environment"].items()}
+        environ = service_environ(service)
         assert all(k.startswith(ENV_PREFIX) for k in environ)
         settings = loaded(environ, tmp_path)
         assert settings.redis_key_secret is not None
@@ -86,8 +97,7 @@ def test_the_ha_compose_file_runs_two_brokers_on_sentinels(tmp_path: Path) -> No
     services = compose("compose-ha.yml")["services"]
     sentinels = [n for n, s in services.items() if "--sentinel" in yaml.safe_dump(s)]
     assert len(sentinels) == 3
-    environ = {str(k): str(v) for k, v in next(iter(brokers.values()))["environment"].items()}
-    settings = loaded(environ, tmp_path)
+    settings = loaded(service_environ(next(iter(brokers.values()))), tmp_path)
     named = {address.split(":")[0] for address in settings.redis_sentinels}
     assert named == set(sentinels)
     assert settings.redis_wait_replicas == 1
@@ -178,3 +188,28 @@ def test_the_instances_of_one_host_share_a_redis_and_cover_every_role(tmp_path: 
     assert len({s.admin_port for s in instances.values()}) == len(instances)  # one probe each
     with pytest.raises(ConfigError, match="roles"):  # the embedded Redis serves one process
         loaded(instance_environ(DEPLOY / "instances" / "query.env"), tmp_path)
+
+
+def test_the_split_compose_file_runs_the_systemd_instances_roles(tmp_path: Path) -> None:
+    """Two brokers with the roles of ``instances/*.env`` on one Redis with AOF; each
+    publishes the ports of its own roles only, and checks its health with its own /readyz."""
+    services = compose("compose-split.yml")["services"]
+    redis_command = " ".join(services["redis"]["entrypoint"])
+    assert "--appendonly yes" in redis_command and "--appendfsync always" in redis_command
+    brokers = broker_services("compose-split.yml")
+    assert set(brokers) == {"intake", "query"}
+    image_config = (DEPLOY / "broker.toml").read_text(encoding="utf-8")
+    found = {}
+    for name, service in brokers.items():
+        assert service["env_file"] == [f"instances/{name}.env"]
+        s = found[name] = loaded(service_environ(service), tmp_path, image_config)
+        assert s.redis_url is not None and s.redis_url.startswith("redis://redis:")
+        listeners = {"hl7": s.hl7_port, "dicom": s.dicom_port}
+        published = {int(p.rsplit(":", 1)[1]) for p in service["ports"]}
+        assert published == {port for role, port in listeners.items() if role in s.roles}
+        command = service["healthcheck"]["test"]
+        assert command == ["CMD", "mwl-broker", "probe", "ready", "--config", CONFIG]
+        assert "admin" in s.roles and probe_url(s, "ready").endswith(f":{s.admin_port}/readyz")
+    assert set(found["intake"].roles) == {"hl7", "outbound", "admin"}
+    assert set(found["query"].roles) == {"dicom", "admin"}
+    assert found["intake"].admin_port != found["query"].admin_port  # as the systemd instances

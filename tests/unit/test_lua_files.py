@@ -47,9 +47,9 @@ def test_includes_come_once_each_before_what_uses_them() -> None:
     assert max(at) < source.index((LUA / "apply.lua").read_text(encoding="utf-8"))
 
 
-def test_only_the_candidate_selection_and_the_backup_are_read_only() -> None:
+def test_only_the_candidate_selection_the_counts_and_the_backup_are_read_only() -> None:
     read_only = [n for n in SCRIPTS if not scripts.load(n).writes]
-    assert read_only == ["backup_order", "select_candidates", "select_undated"]
+    assert read_only == ["backup_order", "count_ended", "select_candidates", "select_undated"]
 
 
 def test_an_include_loop_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
