@@ -27,6 +27,6 @@ CARDIO_ORDER = "\r".join(
         "MSH|^~\\&|CARDIO|HEART|MWL_BROKER|HOSPITAL|20261125083000||OML^O21^OML_O21|OML-77|P|2.5.1",
         "PID|||PAT-77^^^HOSP||Herz^Hanna||19700101|F",
         "ORC|NW|PLC-77^CARDIO|FIL-77^CARDIO||SC",
-        "OBR|1|PLC-77^CARDIO|FIL-77^CARDIO|ECHO^Echo||||||||||||||ACC-77|||||||US",
+        "OBR|1|PLC-77^CARDIO|FIL-77^CARDIO|ECHO^Echo||||||||||||||ACC-77||||||US",
     ]
 )

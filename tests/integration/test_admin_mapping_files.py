@@ -95,6 +95,8 @@ def test_a_site_file_is_added_previewed_published_deleted_and_rolled_back(
     (message,) = trial["messages"]
     assert (message["message_type"], message["mapping_name"]) == ("OML^O21", "cardiology")
     assert message["changes"][0]["action"] == "schedule"
+    trace = {r["attribute"]: r["value"] for r in message["changes"][0]["entries"][0]["trace"]}
+    assert trace["ScheduledProcedureStepSequence > Modality"] == ["US"]
     before = editor.post("/api/mappings/preview", json={"message": CARDIO_ORDER}).json()
     assert before["refused"] == 1  # the active set has no mapping for OML^O21
     edited = editor.post("/api/mappings/diff", json=ADD).json()["text"]
