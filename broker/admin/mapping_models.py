@@ -7,11 +7,13 @@ the warnings, or the refusal with its ERR location) and as the CLI's rendered te
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from broker.services.mappings import FileProblem, MappingPreview
+from broker.services.mappings import FileProblem, MappingChanges, MappingPreview
 from broker.services.preview import (
     AttributeTrace,
     ChangePreview,
@@ -57,9 +59,30 @@ class MappingProblem(BaseModel):
 
 
 class FilesBody(BaseModel):
+    """An edit of the active mapping set: changed, new and deleted files at once."""
+
     files: dict[str, str] = Field(
-        max_length=MAX_FILES, description="file name (e.g. orders.yaml) -> YAML text"
+        default_factory=dict,
+        max_length=MAX_FILES,
+        description="changed files: file name (e.g. orders.yaml) -> the whole new YAML text; "
+        "a name the active version does not have is added",
     )
+    add: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=MAX_FILES,
+        description="new files: name -> YAML text; a plain name (letters, digits, '.', '_', "
+        "'-', ending in .yaml, no directory, at most 105 characters); 422 if the active "
+        "version has it",
+    )
+    delete: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list,
+        max_length=MAX_FILES,
+        description="names of files to delete; 422 if the active version has no such file, "
+        "or if no file would be left",
+    )
+
+    def changes(self) -> MappingChanges:
+        return MappingChanges(self.files, self.add, tuple(self.delete))
 
 
 class Attribute(BaseModel):
@@ -137,7 +160,9 @@ class MessagePreview(BaseModel):
 
 
 class PreviewAnswer(BaseModel):
-    mappings: str = Field(description="the set used: 'v3' or 'v3 with orders.yaml'")
+    mappings: str = Field(
+        description="the set used: 'v3', or 'v3 with orders.yaml, new x.yaml, without y.yaml'"
+    )
     refused: int
     messages: list[MessagePreview]
 

@@ -1,22 +1,24 @@
 """``/api/mappings``: the mapping versions, and editing them from the console.
 
-Reading, validating, previewing and diffing need the viewer role; publishing and rolling
-back the editor role (the version store puts each new version on the audit trail with
-the user). Validation and preview are CPU work: the routes are plain functions, run in
-a worker thread. Their bodies may be up to :data:`MAX_MAPPINGS_BODY` (a mapping set, a
-pasted batch of messages); the rest of the API keeps the smaller cap.
+An edit (validate, preview, diff, publish) changes, adds and deletes files of the active
+set at once (``files``, ``add``, ``delete``: :class:`FilesBody`). Reading, validating,
+previewing and diffing need the viewer role; publishing and rolling back the editor role
+(the version store puts each new version on the audit trail with the user). Validation
+and preview are CPU work: the routes are plain functions, run in a worker thread. Their
+bodies may be up to :data:`MAX_MAPPINGS_BODY` (a mapping set, a pasted batch of
+messages); the rest of the API keeps the smaller cap.
 """
 
 from __future__ import annotations
 
-from pathlib import Path as FilePath
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from broker.admin.mapping_models import (
-    MAX_FILES,
     FilesBody,
     MappingProblem,
     PreviewAnswer,
@@ -30,7 +32,8 @@ from broker.admin.security import Caller, authenticated
 from broker.errors import ConflictError
 from broker.services.application import Services
 from broker.services.auth import Role
-from broker.services.mappings import MappingService
+from broker.services.mapping_changes import ChangeRefused
+from broker.services.mappings import MappingChanges, MappingService
 from broker.store.mapping_versions import MappingVersion, PublishResult
 
 __all__ = ["MAX_MAPPINGS_BODY", "PREFIX", "router"]
@@ -64,16 +67,14 @@ class Checked(BaseModel):
     problems: list[MappingProblem]
 
 
-class PreviewBody(BaseModel):
+class PreviewBody(FilesBody):
     message: str = Field(max_length=MAX_MESSAGES_TEXT, description="HL7, \\r or \\n separated")
-    files: dict[str, str] = Field(default_factory=dict, max_length=MAX_FILES)
     peer: str = Field(default="", max_length=200, description="as if sent from this address")
 
 
-class DiffBody(BaseModel):
+class DiffBody(FilesBody):
     from_: int | None = Field(default=None, alias="from", ge=1, le=2**53)
     to: int | None = Field(default=None, ge=1, le=2**53)
-    files: dict[str, str] = Field(default_factory=dict, max_length=MAX_FILES)
 
 
 class Diff(BaseModel):
@@ -110,8 +111,19 @@ def _version(request: Request, number: int) -> MappingVersion:
     return version
 
 
-def _refuse_invalid(service: MappingService, files: dict[str, str]) -> None:
-    found = service.check(files)
+@contextmanager
+def _refused_changes() -> Iterator[None]:
+    """An edit that cannot be applied (a new file's name taken, a deleted one unknown) is
+    422 naming the body field."""
+    try:
+        yield
+    except ChangeRefused as e:
+        raise ApiProblem(422, str(e), extra={"errors": [str(e)]}) from e
+
+
+def _refuse_invalid(service: MappingService, changes: MappingChanges) -> None:
+    with _refused_changes():
+        found = service.check(changes)
     if found:
         errors: list[dict[str, Any]] = [problem(p).model_dump() for p in found]
         first = found[0]
@@ -154,30 +166,39 @@ def version(request: Request, _: Viewer, number: Number) -> VersionFiles:
     return VersionFiles(version=version_info(found), files=dict(found.files))
 
 
-@router.post("/validate", summary="check edited files, alone and over the active version")
+@router.post(
+    "/validate", summary="check changed, new and deleted files, alone and over the active version"
+)
 def validate(request: Request, _: Viewer, body: FilesBody) -> Checked:
-    found = _mappings(request).check(body.files)
+    with _refused_changes():
+        found = _mappings(request).check(body.changes())
     return Checked(valid=not found, problems=[problem(p) for p in found])
 
 
 @router.post("/preview", summary="what messages would become with the active or edited set")
 def preview(request: Request, _: Viewer, body: PreviewBody) -> PreviewAnswer:
     service = _mappings(request)
-    if body.files:
-        _refuse_invalid(service, body.files)
-    edited = {FilePath(name): text for name, text in body.files.items()}
+    changes = body.changes()
+    if changes:
+        _refuse_invalid(service, changes)
     data = body.message.encode("utf-8")
     found = service.preview(
-        data, "the message text", edited, body.peer, max_messages=MAX_PREVIEW_MESSAGES
+        data,
+        "the message text",
+        peer=body.peer,
+        changes=changes,
+        max_messages=MAX_PREVIEW_MESSAGES,
     )
     return message_preview(found)
 
 
-@router.post("/diff", summary="a unified diff of two versions, or of edited files")
+@router.post("/diff", summary="a unified diff of two versions, or of an edit of the active one")
 def diff(request: Request, _: Viewer, body: DiffBody) -> Diff:
     service = _mappings(request)
-    if body.files:
-        found = service.diff_edited(body.files)
+    changes = body.changes()
+    if changes:
+        with _refused_changes():
+            found = service.diff_edited(changes)
     else:
         numbers = [n for n in (body.from_, body.to) if n is not None]
         for number in numbers:
@@ -191,20 +212,21 @@ def diff(request: Request, _: Viewer, body: DiffBody) -> Diff:
 @router.post(
     "/publish",
     status_code=201,
-    summary="publish edited files as a new version (editor)",
+    summary="publish changed, new and deleted files as a new version (editor)",
     responses={200: {"description": "unchanged: the active version has these files"}},
 )
 def publish(request: Request, caller: Editor, body: PublishBody, response: Response) -> Published:
     service = _mappings(request)
-    if not body.files:
-        raise ApiProblem(400, "files: give at least one mapping file")
-    _refuse_invalid(service, body.files)
-    edited = {FilePath(name): text for name, text in body.files.items()}
+    changes = body.changes()
+    if not changes:
+        raise ApiProblem(400, "files: give at least one mapping file to change, add or delete")
+    _refuse_invalid(service, changes)
     name = caller.principal.name
     try:
-        result = service.publish(
-            edited, author=name, comment=body.comment, expect=body.expect, user=name
-        )
+        with _refused_changes():
+            result = service.publish(
+                changes=changes, author=name, comment=body.comment, expect=body.expect, user=name
+            )
     except ConflictError as e:
         raise ApiProblem(409, str(e)) from e
     return _published(result, response)

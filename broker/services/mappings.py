@@ -12,7 +12,6 @@ stored.
 from __future__ import annotations
 
 import io
-import re
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,13 @@ from broker.errors import BrokerError, ConfigError
 from broker.hl7.files import split_messages
 from broker.mapping.registry import MappingRegistry
 from broker.services.dispatch import Dispatcher
+from broker.services.mapping_changes import (
+    FileProblem,
+    MappingChanges,
+    apply_changes,
+    check_changes,
+    check_mapping_texts,
+)
 from broker.services.preview import Preview, preview
 from broker.store.mapping_versions import (
     MappingVersion,
@@ -38,6 +44,7 @@ __all__ = [
     "ExportReport",
     "FileCheck",
     "FileProblem",
+    "MappingChanges",
     "MappingCheck",
     "MappingDiff",
     "MappingPreview",
@@ -99,62 +106,6 @@ class ExportReport:
     version: MappingVersion
     target: Path
     files: tuple[tuple[Path, str], ...]
-
-
-@dataclass(frozen=True)
-class FileProblem:
-    """One thing wrong with an edited mapping set: the file (None: the set as a whole), the
-    line and column when known, the rule, and the message."""
-
-    file: str | None
-    line: int | None
-    column: int | None
-    rule: str
-    message: str
-
-
-_SETTING = re.compile(r"(?P<file>[^:]*?)(?::(?P<line>\d+))?(?:: (?P<rule>.*))?")
-_YAML_MARK = re.compile(r"invalid YAML: line (?P<line>\d+), column (?P<column>\d+): ")
-
-
-def _problem(error: ConfigError, files: Mapping[str, str]) -> FileProblem:
-    """Where ``error`` (raised by :meth:`MappingRegistry.from_texts`) is, as fields."""
-    match = _SETTING.fullmatch(error.setting)
-    name, line, rule = error.setting, None, ""
-    if match is not None:
-        name, rule = match["file"], match["rule"] or ""
-        line = int(match["line"]) if match["line"] else None
-    column = None
-    mark = _YAML_MARK.match(error.message)
-    if mark is not None:
-        line, column = int(mark["line"]), int(mark["column"])
-    return FileProblem(name if name in files else None, line, column, rule, error.message)
-
-
-def check_mapping_texts(
-    edited: Mapping[str, str], base: Mapping[str, str]
-) -> tuple[FileProblem, ...]:
-    """What is wrong with ``edited`` files (name → YAML text): each alone, then (when each
-    is valid) merged over ``base`` as publishing them would make the set; () when valid."""
-    problems = []
-    for name, text in edited.items():
-        try:
-            check_file_name(name)
-        except BrokerError as e:
-            problems.append(FileProblem(name, None, None, "file name", str(e)))
-            continue
-        try:
-            MappingRegistry.from_texts({name: text})
-        except ConfigError as e:
-            problems.append(_problem(e, {name: text}))
-    if problems:
-        return tuple(problems)
-    merged = {**base, **edited}
-    try:
-        MappingRegistry.from_texts(merged)
-    except ConfigError as e:
-        return (_problem(e, merged),)
-    return ()
 
 
 def read_texts(paths: Sequence[Path]) -> dict[Path, str]:
@@ -259,22 +210,27 @@ class MappingService:
         edited: Mapping[Path, str] | None = None,
         directory: Path | None = None,
         *,
+        changes: MappingChanges | None = None,
         author: str,
         comment: str = "",
         expect: int | None = None,
         user: str = "",
     ) -> PublishResult:
-        """``edited`` files replace (or add) theirs in the active set; without them, the
-        ``.yaml`` files of ``directory`` (default: mappings_dir, else the set shipped with
-        mwl-broker) become the whole set. Nothing is published unless the set validates
-        (ConfigError); ``expect``: refuse if the active version is no longer that one;
-        ``user``: the console user, for the audit record."""
-        if not edited:
+        """``edited`` files replace (or add) theirs in the active set, or ``changes`` change,
+        add and delete files of it (ChangeRefused when they cannot: :func:`apply_changes`);
+        without either, the ``.yaml`` files of ``directory`` (default: mappings_dir, else
+        the set shipped with mwl-broker) become the whole set. Nothing is published unless
+        the set validates (ConfigError); ``expect``: refuse if the active version is no
+        longer that one; ``user``: the console user, for the audit record."""
+        if edited:
+            changes = MappingChanges({path.name: text for path, text in edited.items()})
+        if not changes:
             files = seed_mapping_files(directory or self._mappings_dir)[0]
         else:
             current = self._versions.active()
-            files = dict(current.files) if current is not None else {}
-            files.update((path.name, text) for path, text in edited.items())
+            base = dict(current.files) if current is not None else {}
+            label = f"v{current.number}" if current is not None else "the set"
+            files = apply_changes(base, changes, label)
         return self._versions.publish(
             files, author=author, comment=comment, expect=expect, user=user
         )
@@ -295,15 +251,17 @@ class MappingService:
             number, author=author, comment=comment, expect=expect, user=user
         )
 
-    def check(self, edited: Mapping[str, str]) -> tuple[FileProblem, ...]:
-        """:func:`check_mapping_texts` over the active version (before the first publish:
-        the seed files)."""
-        return check_mapping_texts(edited, self._base()[0])
+    def check(self, changes: MappingChanges) -> tuple[FileProblem, ...]:
+        """:func:`check_changes` over the active version (before the first publish: the
+        seed files); ChangeRefused as :func:`apply_changes`."""
+        base, label = self._base()
+        return check_changes(changes, base, label)
 
-    def diff_edited(self, edited: Mapping[str, str]) -> MappingDiff:
-        """The active version against itself with ``edited`` files in place of theirs."""
+    def diff_edited(self, changes: MappingChanges) -> MappingDiff:
+        """The active version against itself changed by ``changes`` (a new file's diff is
+        from /dev/null, a deleted one's to it); ChangeRefused as :func:`apply_changes`."""
         files, label = self._base()
-        text = diff(files, {**files, **edited}, label, "edited")
+        text = diff(files, apply_changes(files, changes, label), label, "edited")
         return MappingDiff(label, "edited", text)
 
     def archive(self, number: int) -> tuple[MappingVersion, bytes]:
@@ -331,20 +289,28 @@ class MappingService:
         edited: Mapping[Path, str] | None = None,
         peer: str = "",
         *,
+        changes: MappingChanges | None = None,
         max_messages: int | None = None,
     ) -> MappingPreview:
         """Map the messages of ``data`` (a file's content, named ``source`` in errors) with
-        the active version, ``edited`` files put in place of theirs (before the first
-        publish: the seed files), as if they came from ``peer``; BrokerError past
-        ``max_messages``. Nothing is stored."""
-        edited = edited or {}
+        the active version, ``edited`` files put in place of theirs or ``changes`` made to
+        it (before the first publish: the seed files), as if they came from ``peer``;
+        BrokerError past ``max_messages``. Nothing is stored."""
+        if edited:
+            changes = MappingChanges({str(path): text for path, text in edited.items()})
+        changes = changes or MappingChanges()
         active = self._versions.active()
         files, label = self._base()
-        files.update((path.name, text) for path, text in edited.items())
-        if edited:
-            label += " with " + ", ".join(str(p) for p in edited)
+        if changes:
+            renamed = MappingChanges(
+                {Path(name).name: text for name, text in changes.edited.items()},
+                changes.added,
+                changes.deleted,
+            )
+            files = apply_changes(files, renamed, label)
+            label += " with " + changes.describe()
         registry = MappingRegistry.from_texts(
-            files, label=f"v{active.number}" if active is not None and not edited else None
+            files, label=f"v{active.number}" if active is not None and not changes else None
         )
         try:
             messages = split_messages(data)

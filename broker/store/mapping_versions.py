@@ -8,7 +8,8 @@ the new number on a channel (``broker.store.mapping_live`` listens), so the swit
 is atomic and every broker finds the same set. Rolling back publishes an
 earlier version's files again as a new version, so the history only grows.
 Every new version, and every publish refused because another came first, is on
-the audit trail (``broker.audit``): number, author, file names, not the comment; the
+the audit trail (``broker.audit``): number, author, file names (and those added to or
+deleted from the version it replaced), not the comment; the
 record's user is the console user who did it (a command's is filled in by its sink).
 
 The files of ``mappings_dir`` (else the default set shipped in the package,
@@ -322,11 +323,24 @@ class MappingVersions:
             raise StoreError(f"mapping version {number} vanished")
         if tag == "new":
             details = {"author": author, "files": files_named, "based_on": version.based_on}
+            details.update(self._added_deleted(files, version.based_on))
             if restores is not None:
                 details["restores"] = restores
             event = AuditEvent(kind, user=user, target=f"v{number}", details=details)
             self._audit.record(event)
         return PublishResult(version, created=tag == "new")
+
+    def _added_deleted(self, files: Mapping[str, str], based_on: int | None) -> dict[str, Any]:
+        """The file names ``files`` adds to and deletes from version ``based_on`` (names
+        only, for the audit record; none when nothing was added or deleted)."""
+        before = self.get(based_on) if based_on is not None else None
+        if before is None:
+            return {}
+        added, deleted = (
+            sorted(set(files) - set(before.files)),
+            sorted(set(before.files) - set(files)),
+        )
+        return {k: v for k, v in (("added", added), ("deleted", deleted)) if v}
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -3,7 +3,7 @@
 // validation as you type (debounced) with each error on its line and in a list whose
 // items move the caret to it.
 import { api, el } from "./api.js";
-import { changedFiles, say, state } from "./map_state.js";
+import { changes, hasChanges, say, state } from "./map_state.js";
 
 const $ = (id) => document.getElementById(id);
 const text = $("editor-text");
@@ -16,9 +16,11 @@ let checkRound = 0;
 let escaped = false;
 
 function fileButton(name) {
-  const edited = state.edited[name] !== state.files[name];
+  const isNew = !(name in state.files);
+  const edited = !isNew && state.edited[name] !== state.files[name];
   const bad = problems.some((p) => p.file === name);
-  const marks = [edited ? "edited" : "", bad ? "errors" : ""].filter(Boolean).join(", ");
+  const marks = [isNew ? "new" : "", edited ? "edited" : "", bad ? "errors" : ""]
+    .filter(Boolean).join(", ");
   const b = el("button", name, { type: "button", class: "file" });
   if (marks) b.append(el("span", ` (${marks})`, { class: "marks" }));
   if (name === state.current) b.setAttribute("aria-current", "true");
@@ -26,13 +28,33 @@ function fileButton(name) {
   return b;
 }
 
-function renderFiles() {
-  const names = Object.keys(state.files).sort();
+// A file deleted in the edit: its name struck through, and a button that brings it back.
+function deletedItem(name, item) {
+  item.className = "deleted";
+  item.append(el("del", name), el("span", "deleted when you publish ", { class: "marks" }));
+  const undo = el("button", "Undo delete", { type: "button", class: "plain",
+    "aria-label": `Undo delete of ${name}` });
+  undo.addEventListener("click", () => {
+    state.edited[name] = state.files[name];
+    open(name);
+    edited();
+    $("editor-text").focus();
+  });
+  item.append(undo);
+}
+
+export function renderFiles() {
+  const names = [...new Set([...Object.keys(state.files), ...Object.keys(state.edited)])].sort();
   $("file-list").replaceChildren(...names.map((name) => {
     const item = el("li");
-    item.append(fileButton(name));
+    if (name in state.edited) item.append(fileButton(name));
+    else deletedItem(name, item);
     return item;
   }));
+  const body = changes();
+  const pending = [...Object.keys(body.add ?? {}).sort().map((n) => `new ${n}`),
+    ...(body.delete ?? []).map((n) => `deleted ${n}`)];
+  say("pending", pending.length ? `Not published yet: ${pending.join("; ")}.` : "");
 }
 
 function renderGutter() {
@@ -53,7 +75,9 @@ function renderGutter() {
 export function open(name) {
   state.current = name;
   text.value = state.edited[name] ?? "";
-  $("editor-label").textContent = `${name}${state.canEdit ? "" : " (read-only)"}`;
+  const isNew = state.canEdit && !(name in state.files);
+  $("editor-label").textContent = `${name}${state.canEdit ? "" : " (read-only)"}${
+    isNew ? " (new file)" : ""}`;
   text.scrollTop = 0;
   renderFiles();
   renderGutter();
@@ -66,7 +90,7 @@ function where(p) {
 
 // The caret to line (and column) of the problem's file, the line scrolled into view.
 function goTo(p) {
-  if (p.file && p.file !== state.current && p.file in state.files) open(p.file);
+  if (p.file && p.file !== state.current && p.file in state.edited) open(p.file);
   const lines = text.value.split("\n");
   const line = Math.min(Math.max(p.line ?? 1, 1), lines.length);
   let offset = 0;
@@ -101,8 +125,8 @@ function checkSummary() {
 export async function check() {
   clearTimeout(checkTimer);
   const round = ++checkRound;
-  const files = changedFiles();
-  if (!Object.keys(files).length) {
+  const body = changes();
+  if (!Object.keys(body).length) {
     problems = [];
     renderProblems();
     say("check-status", `No changes from version ${state.version?.number ?? "–"}.`);
@@ -110,7 +134,7 @@ export async function check() {
   }
   let answer;
   try {
-    answer = await api("/api/mappings/validate", { method: "POST", body: { files } });
+    answer = await api("/api/mappings/validate", { method: "POST", body });
   } catch {
     return false;
   }
@@ -121,8 +145,9 @@ export async function check() {
   return answer.valid;
 }
 
-function edited() {
-  state.edited[state.current] = text.value;
+// The editor's text changed (or a file was added or deleted): checked after a pause.
+export function edited() {
+  if (state.current in state.edited) state.edited[state.current] = text.value;
   renderGutter();
   clearTimeout(checkTimer);
   checkTimer = setTimeout(() => check().catch(() => {}), CHECK_DELAY_MS);
@@ -157,7 +182,7 @@ text.addEventListener("blur", () => {
 });
 text.addEventListener("input", edited);
 window.addEventListener("beforeunload", (event) => {
-  if (!Object.keys(changedFiles()).length) return;
+  if (!hasChanges()) return;
   event.preventDefault(); // edits not published: the browser asks before leaving
   event.returnValue = "";
 });

@@ -2,7 +2,7 @@
 // the edited files (nothing is stored): each change's entries with the per-attribute
 // trace, the warnings, or the refusal with its ERR location.
 import { api, el, when } from "./api.js";
-import { changedFiles, say } from "./map_state.js";
+import { changes, say } from "./map_state.js";
 
 const $ = (id) => document.getElementById(id);
 const PICKER_ROWS = 15;
@@ -77,7 +77,7 @@ async function runPreview(event) {
   let answer;
   try {
     answer = await api("/api/mappings/preview",
-      { method: "POST", body: { message, files: changedFiles() } });
+      { method: "POST", body: { message, ...changes() } });
   } catch (error) {
     say("preview-status", `No preview: ${error.message}`);
     return;

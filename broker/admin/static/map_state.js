@@ -1,23 +1,34 @@
 // The mapping page's shared state: the version the editor was loaded from, its files, the
-// edited texts; and a unified diff shown line by line (added, removed, hunk headers).
+// edited set (changed texts, new files, deleted ones left out); and a unified diff shown
+// line by line (added, removed, hunk headers).
 import { el } from "./api.js";
 
 export const state = {
   version: null, // the VersionInfo the editor was loaded from
   files: {}, // name -> text, as in that version
-  edited: {}, // name -> text, as in the editor
+  edited: {}, // name -> text, the edited set: a new file is in it, a deleted one is not
   current: null, // the file in the editor
   canEdit: document.getElementById("edit")?.dataset.canEdit === "yes",
 };
 
-// The files whose edited text differs from the loaded version's.
-export function changedFiles() {
-  const out = {};
+// The edit as the API takes it: {files: changed, add: new, delete: names}, the empty
+// ones left out; {} when nothing differs from the loaded version.
+export function changes() {
+  const files = {};
+  const add = {};
   for (const [name, text] of Object.entries(state.edited)) {
-    if (text !== state.files[name]) out[name] = text;
+    if (!(name in state.files)) add[name] = text;
+    else if (text !== state.files[name]) files[name] = text;
   }
+  const gone = Object.keys(state.files).filter((name) => !(name in state.edited)).sort();
+  const out = {};
+  if (Object.keys(files).length) out.files = files;
+  if (Object.keys(add).length) out.add = add;
+  if (gone.length) out.delete = gone;
   return out;
 }
+
+export const hasChanges = () => Object.keys(changes()).length > 0;
 
 export function showDiff(pre, text) {
   const lines = text.split("\n");

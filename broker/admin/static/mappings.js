@@ -1,10 +1,11 @@
-// The mappings page: the editor (map_editor.js), the preview (map_preview.js), the
-// diff of the edits, publishing them with a comment, and the history (map_history.js).
+// The mappings page: the editor (map_editor.js), new and deleted files (map_files.js),
+// the preview (map_preview.js), the diff of the edits, publishing them with a comment, and the history (map_history.js).
 import { ApiError, api } from "./api.js";
 import { check, loadActive } from "./map_editor.js";
 import { initHistory, loadHistory } from "./map_history.js";
 import { initPreview } from "./map_preview.js";
-import { changedFiles, say, showDiff, state } from "./map_state.js";
+import { initFiles } from "./map_files.js";
+import { changes, hasChanges, say, showDiff, state } from "./map_state.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -13,25 +14,23 @@ async function reload() {
 }
 
 async function diffEdited() {
-  const files = changedFiles();
-  if (!Object.keys(files).length) {
+  if (!hasChanges()) {
     $("diff-out").hidden = true;
     say("diff-status", `No changes: the files are as in version ${state.version?.number}.`);
     return;
   }
-  const found = await api("/api/mappings/diff", { method: "POST", body: { files } });
+  const found = await api("/api/mappings/diff", { method: "POST", body: changes() });
   showDiff($("diff-out"), found.text);
   say("diff-status", `Changes from ${found.old} to the edited files:`);
 }
 
 async function publish(event) {
   event.preventDefault();
-  const files = changedFiles();
-  if (!Object.keys(files).length) {
+  if (!hasChanges()) {
     say("publish-status", `Nothing to publish: no file differs from version ${state.version?.number}.`);
     return;
   }
-  const body = { files, comment: $("publish-comment").value, expect: state.version?.number };
+  const body = { ...changes(), comment: $("publish-comment").value, expect: state.version?.number };
   let answer;
   try {
     answer = await api("/api/mappings/publish", { method: "POST", body });
@@ -63,6 +62,7 @@ $("reload-active")?.addEventListener("click", async () => {
   say("publish-status", `Reloaded: the editor has version ${state.version?.number}.`);
   $("editor-text").focus();
 });
+initFiles();
 initPreview();
 initHistory(reload);
 reload().catch(() => {});
