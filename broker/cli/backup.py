@@ -18,9 +18,10 @@ __all__ = ["BACKUP", "RESTORE"]
 
 _BACKUP = (
     "Write the broker's data to FILE: worklist entries with their order states and "
-    "resend records, patients and aliases, MPPS instances, mapping versions, console users "
-    "and API token hashes. Runs while the broker runs (each order, patient and instance is "
-    "read whole; the file is not one instant across them). FILE holds patient data and "
+    "resend records, patients and aliases, MPPS instances, mapping versions, console users, "
+    "API token hashes and the status messages queued for the RIS. Runs while the broker "
+    "runs (each order, patient and instance is read whole; the file is not one instant "
+    "across them). FILE holds patient data and "
     "password hashes: it is written with mode 0600, under a temporary name first, and "
     "renamed when complete. The message log and the audit trail are not in it."
 )

@@ -33,7 +33,9 @@ def add_parser(sub: Subparsers) -> None:
             "Write DIR/broker.toml (every setting with its default, commented), "
             f"DIR/{SECRET_FILE} (a new redis_key_secret, mode 0600) and DIR/mappings/ (a "
             "copy of the default mapping files), then print the command that serves with "
-            "them. Existing files are never overwritten."
+            "them. Existing files are never overwritten. At a terminal it then asks for the "
+            "admin console's first admin (user name, password twice); otherwise it prints the "
+            "'mwl-broker user add' command to run."
         ),
     )
     p.add_argument("dir", type=Path, metavar="DIR", help="the site's directory (created if new)")

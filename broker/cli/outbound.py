@@ -26,7 +26,7 @@ def add_parser(sub: Subparsers) -> None:
     common = command_options()
     p = sub.add_parser(
         "outbound",
-        help="list, show or retry the status messages for the RIS",
+        help="list, show, retry or discard the status messages for the RIS",
         description=(
             "Status changes queued for [hl7_destinations] (MPPS, hand changes): waiting and "
             "parked (answered AE/CE, or not mapped). Works while the broker runs."

@@ -52,7 +52,10 @@ def banner(settings: Settings, endpoints: Endpoints) -> str:
         dicom = f"{endpoints.dicom_host}:{endpoints.dicom_port} AE title {endpoints.ae_title}"
     admin = "off (admin_enabled = false)" if "admin" in settings.roles else off
     if endpoints.admin_url is not None:
-        admin = f"{endpoints.admin_url}/api/ (console users: mwl-broker user add)"
+        admin = (
+            f"{endpoints.admin_url}/api/ (the console: {endpoints.admin_url}/; its first user: "
+            "mwl-broker user add NAME --role admin)"
+        )
     shared = " (ports shared: listen_reuse_port)" if settings.listen_reuse_port else ""
     return (
         f"mwl-broker ready, roles {', '.join(settings.roles)}{shared}\n"

@@ -33,6 +33,8 @@ def test_help_lists_commands_and_options() -> None:
                  "--admin-port", "--data-dir", "--redis-url"):  # fmt: skip
         assert flag in serve.stdout
     assert "HOST:PORT" in run("send", "--help").stdout
+    assert "list, show, retry or discard" in top.stdout  # every outbound action
+    assert "first admin" in run("init", "--help").stdout
 
 
 def test_bad_setting_is_named_and_exits_2(tmp_path: Path) -> None:
@@ -88,6 +90,9 @@ def test_serve_prints_where_it_listens_and_stops_cleanly_on_sigterm(tmp_path: Pa
         assert "embedded redis-server" in banner
         admin = re.search(r"Admin API\s+(http://127\.0\.0\.1:\d+)/api/", banner)
         assert admin is not None, banner
+        # A newcomer is told where the console is and how its first user is made.
+        assert f"the console: {admin[1]}/;" in banner
+        assert "mwl-broker user add NAME --role admin" in banner
         assert httpx.get(f"{admin[1]}/healthz", timeout=30).json() == {"status": "ok"}
         message = split_messages((DATA / "orm_o01_nw_latin1.hl7").read_bytes())[0]
         with MLLPClient("127.0.0.1", hl7_port, timeout=30) as client:

@@ -78,6 +78,8 @@ def test_a_compose_files_brokers_get_settings_that_load(name: str, tmp_path: Pat
         assert all(k.startswith(ENV_PREFIX) for k in environ)
         settings = loaded(environ, tmp_path)
         assert settings.redis_key_secret is not None
+        # README "Deploying": a broker that exits (Redis lost) is restarted by Docker.
+        assert service.get("restart") in ("on-failure", "unless-stopped", "always")
 
 
 @pytest.mark.parametrize("name", COMPOSE)
