@@ -8,6 +8,7 @@ a hash of its secret. Clients send it as ``Authorization: Bearer <token>``. The 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from broker.audit.writer import os_user
 from broker.cli.common import Command, Subparsers, command_services, print_table, when
@@ -51,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
             )
             print(text)
             print(f"(token {info.id}, role {info.role.value}: shown once, keep it safe)")
+            if args.scanner and args.scanner not in settings.dicom_scanners:
+                print(
+                    _no_profile(args.scanner, settings.dicom_allow_unknown_callers), file=sys.stderr
+                )
         elif args.action == "revoke":
             auth.revoke_token(args.id, by=by)
             print(f"token {args.id} revoked")
@@ -65,6 +70,16 @@ def run(args: argparse.Namespace) -> int:
             ]
             print_table(("ID", "ROLE", "SCANNER", "CREATED", "BY", "LABEL"), rows)
     return 0
+
+
+def _no_profile(scanner: str, allow_unknown: object) -> str:
+    """The warning for a token bound to an AE title with no [scanners.<AE>] table: DICOMweb
+    then scopes it as an unknown caller (the "*" profile), or refuses it."""
+    if allow_unknown is False:
+        then = "DICOMweb refuses it (dicom_allow_unknown_callers = false)"
+    else:
+        then = 'DICOMweb scopes it as an unknown caller (the [scanners."*"] profile)'
+    return f"warning: no [scanners.{scanner}] table in the settings; until there is one, {then}"
 
 
 COMMAND = Command("token", add_parser, run)

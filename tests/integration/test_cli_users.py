@@ -100,6 +100,8 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     created = cli("token", "create", "--role", "editor", "--label", "RIS sync", "--scanner",
                   "CT1", data=data)  # fmt: skip
     assert created.returncode == 0, created.stderr
+    assert "warning: no [scanners.CT1] table" in created.stderr  # none in these settings
+    assert "unknown caller" in created.stderr
     token = created.stdout.splitlines()[0]
     match = re.fullmatch(r"mwlb_([0-9a-f]{16})_[A-Za-z0-9_-]{43}", token)
     assert match is not None, created.stdout
@@ -173,3 +175,12 @@ def test_passwords_typed_twice_must_match(tmp_path: Path) -> None:
         [(b"Password: ", PASSWORD.encode() + b"\n"), (b"(again): ", b"something else\n")],
     )
     assert status == 1 and "the two passwords differ; nothing changed" in shown
+
+
+def test_a_token_for_a_scanner_with_a_profile_gets_no_warning(tmp_path: Path) -> None:
+    settings = tmp_path / "broker.toml"
+    settings.write_text('[scanners.CT1]\naddresses = ["10.1.2.3"]\n', encoding="utf-8")
+    created = cli("token", "create", "--role", "viewer", "--scanner", "CT1", "--config",
+                  str(settings), data=tmp_path / "data")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert "warning" not in created.stderr
