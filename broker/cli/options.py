@@ -50,9 +50,17 @@ CONFIG = Option("--config", "", "FILE", "TOML settings file", Path)
 HL7_HOST = Option("--hl7-host", "hl7_host", "ADDR", "MLLP listen address (default 0.0.0.0)")
 HL7_PORT = Option("--hl7-port", "hl7_port", "PORT", "MLLP port (default 2575; 0 = any)", int)
 DICOM_HOST = Option("--dicom-host", "dicom_host", "ADDR", "DICOM listen address (default 0.0.0.0)")
-DICOM_PORT = Option("--dicom-port", "dicom_port", "PORT", "DICOM port (default 11112)", int)
+DICOM_PORT = Option(
+    "--dicom-port", "dicom_port", "PORT", "DICOM port (default 11112; 0 = any)", int
+)
 AE_TITLE = Option("--ae-title", "ae_title", "AET", "the broker's AE title (default MWL_BROKER)")
-ADMIN_PORT = Option("--admin-port", "admin_port", "PORT", "admin API port (default 8080)", int)
+ADMIN_PORT = Option(
+    "--admin-port",
+    "admin_port",
+    "PORT",
+    "console, API and DICOMweb port (default 8080; 0 = any)",
+    int,
+)
 DATA_DIR = Option("--data-dir", "data_dir", "DIR", "data directory (default ./data)", Path)
 MAPPINGS_DIR = Option(
     "--mappings-dir",
