@@ -187,6 +187,8 @@ class BackupWriter:
                     "ofield": k.order_field(order_key),
                     "cid": entry.get("cid") or "",
                 }
+            if isinstance(entry.get("mapping_version"), int):  # none in a file before it
+                values["mver"] = str(entry["mapping_version"])
             pipe.hset(k.entry(entry_id), mapping=values)
             for ref in refs:
                 if ref[0] == "z":
