@@ -3,7 +3,8 @@ by hand, export a search as CSV, and see what a purge would remove.
 
     POST   /api/worklist/search               summaries of the matching entries (viewer)
     POST   /api/worklist/export               the same as a CSV download (viewer)
-    GET    /api/worklist/entries/{id}         the entry as DICOM JSON, with its revision
+    GET    /api/worklist/entries/{id}         the entry as DICOM JSON, with its revision and
+                                              mapping version (``?include=dump``: its dump too)
     GET    /api/worklist/entries/{id}/dump    the entry as readable text
     PATCH  /api/worklist/entries/{id}         edit one attribute (editor)
     POST   /api/worklist/entries/{id}/status  set its SPS status (editor)
@@ -15,16 +16,17 @@ Search criteria travel in the body, never the URL (patient data). Every change n
 revision it was made on (``expect``; 409 when the entry changed meanwhile) and a reason
 (on the audit trail with the user, the entry id and the attribute's tag, never a value).
 Every read of patient data is audited with the user, once per request: a search as a
-``query``, an export as ``entry-export``, an entry or its dump as ``entry-read``.
+``query``, an export as ``entry-export``, an entry or its dump as ``entry-read`` (the
+console opens an entry with one request, ``include=dump``: one record, view ``json+dump``).
 Thin over ``broker.services.console_search`` and ``Services.entries``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -65,6 +67,13 @@ class SearchRequest(Criteria):
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
 
 
+_MAPPING_VERSION = (
+    "the number of the mapping version that made the entry (its order's message, received or "
+    "reprocessed), as the mapping history lists it; null: unknown (an entry written before "
+    "entries kept it, or imported)"
+)
+
+
 class EntrySummary(BaseModel):
     entry_id: str
     accession: str
@@ -78,6 +87,7 @@ class EntrySummary(BaseModel):
     scheduled_time: str
     procedure_description: str
     status: str
+    mapping_version: int | None = Field(None, description=_MAPPING_VERSION)
 
 
 class SearchPage(BaseModel):
@@ -92,6 +102,10 @@ class EntryDocument(BaseModel):
     revision: str = Field(description="name it as `expect` in a change")
     status: str
     dataset: dict[str, Any] = Field(description="the entry as DICOM JSON (PS3.18 F.2)")
+    mapping_version: int | None = Field(description=_MAPPING_VERSION)
+    dump: str | None = Field(
+        None, description="the entry as readable text, with `include=dump` (else null)"
+    )
 
 
 class Change(BaseModel):
@@ -190,14 +204,25 @@ def export(request: Request, body: Criteria, who: Viewer) -> Response:
 
 
 @router.get(ENTRY, summary="one entry as DICOM JSON, with its revision", responses=_CHANGE_ERRORS)
-def entry(request: Request, entry_id: str, who: Viewer) -> EntryDocument:
+def entry(
+    request: Request,
+    entry_id: str,
+    who: Viewer,
+    include: Annotated[
+        Literal["dump"] | None,
+        Query(description="`dump`: the readable text too, in the same answer (one read)"),
+    ] = None,
+) -> EntryDocument:
     entries, user = _services(request).entries, who.principal.name
-    stored = _entry_call(lambda: entries.show(entry_id, view="json", by=user))
+    view = "json+dump" if include == "dump" else "json"
+    stored = _entry_call(lambda: entries.show(entry_id, view=view, by=user))
     return EntryDocument(
         entry_id=stored.entry_id,
         revision=stored.revision,
         status=stored.status,
         dataset=entries.document(stored),
+        mapping_version=stored.mapping_version,
+        dump=entries.dump(stored) if include == "dump" else None,
     )
 
 

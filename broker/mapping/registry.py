@@ -55,6 +55,7 @@ class MappingRegistry:
         for spec in sorted(self._specs, key=lambda s: s.source):
             digest.update(f"{spec.source}\0{spec.version}\0".encode())
         self._version = digest.hexdigest()[:12]
+        self._number: int | None = None
 
     @classmethod
     def load(cls, directory: Path) -> MappingRegistry:
@@ -66,12 +67,18 @@ class MappingRegistry:
 
     @classmethod
     def from_texts(
-        cls, files: Mapping[str, str], *, label: str | None = None, source: str = "mapping set"
+        cls,
+        files: Mapping[str, str],
+        *,
+        label: str | None = None,
+        source: str = "mapping set",
+        number: int | None = None,
     ) -> MappingRegistry:
         """Validate a whole mapping set (file name → YAML text), as published in Redis.
 
         ``label`` (e.g. ``v3``) prefixes every mapping's version, so the message
-        log records which published set mapped a message.
+        log records which published set mapped a message; ``number`` is the published
+        version's number (3), which every worklist entry it maps keeps.
         """
         specs = []
         for name in sorted(files):
@@ -82,12 +89,19 @@ class MappingRegistry:
         registry = cls(specs, source=source)
         if label is not None:
             registry._version = label
+        registry._number = number
         return registry
 
     @property
     def version(self) -> str:
         """Short sha256 over every file's name and bytes."""
         return self._version
+
+    @property
+    def number(self) -> int | None:
+        """The published version's number (``broker.store.mapping_versions``); None for a
+        set not read from the published versions (files, an edited preview)."""
+        return self._number
 
     @property
     def specs(self) -> tuple[AnySpec, ...]:

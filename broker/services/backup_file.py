@@ -49,6 +49,8 @@ __all__ = [
 
 FORMAT = "mwl-broker-backup"
 FORMAT_VERSION = 2  # 2: outbound and outbound-state records, entries' origin
+# An entry's ``mapping_version`` (since version 2, optional): a reader without it ignores the
+# field (the entry restores with its version unknown), which is no misreading: no new version.
 # Each kind's required fields (``broker.store.backup_read`` says what they hold).
 _FIELDS: dict[str, tuple[str, ...]] = {
     "order": ("order_key", "status", "time", "entries"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -53,6 +53,7 @@ class EntrySummary:
     scheduled_time: str
     procedure_description: str
     status: str
+    mapping_version: int | None = None  # the mapping version that made it (None: unknown)
 
     def __repr__(self) -> str:
         return f"EntrySummary({self.entry_id!r})"
@@ -102,7 +103,11 @@ def _found(
     worklist: WorklistService, query: QidoQuery, limit: int, address: str
 ) -> tuple[list[EntrySummary], bool]:
     page = worklist.search_as(worklist.console_profile(limit), query, address=address)
-    rows = [summary(i, e) for i, e in zip(page.ids, page.answers, strict=True)]
+    versions = worklist.mapping_versions(page.ids) if page.ids else {}
+    rows = [
+        replace(summary(i, e), mapping_version=versions.get(i))
+        for i, e in zip(page.ids, page.answers, strict=True)
+    ]
     return rows, page.more
 
 
@@ -135,7 +140,10 @@ def export_csv(
     return out.getvalue()
 
 
-def _cell(value: str) -> str:
+def _cell(value: str | int | None) -> str:
+    """A CSV cell: none empty, a number as it is, a text never read as a formula."""
+    if not isinstance(value, str):
+        return "" if value is None else str(value)
     return "'" + value if value.startswith(_FORMULA) else value
 
 

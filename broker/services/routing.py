@@ -273,23 +273,24 @@ class HL7Router:
             identity = (key, digest, arrival)
             return (yield from self._process_patient(msg, ctx, patient_spec, identity, notes, sent))
         assert spec is not None  # check_header refused every type without a mapping
-        order = (key, digest, arrival)
-        return (yield from self._process_order(msg, ctx, spec, order, notes, sent))
+        order, mapping = (key, digest, arrival), (spec, registry.number)
+        return (yield from self._process_order(msg, ctx, mapping, order, notes, sent))
 
     def _process_order(
         self,
         msg: ParsedMessage,
         ctx: AckContext,
-        spec: MappingSpec,
+        mapping: tuple[MappingSpec, int | None],
         identity: tuple[DedupKey, str, _Arrival],
         notes: IntakeNotes,
         sent: MessageTime | None,
     ) -> Steps[tuple[bytes, str]]:
         """An order (IHE RAD-4/RAD-13), mapped first: its dedup lookup shares the patient read.
 
-        ``identity`` is the dedup key, the message digest and the message as it came in.
+        ``mapping``: its spec and published version's number; ``identity``: the dedup key,
+        the message digest and the message as it came in.
         """
-        key, digest, arrival = identity
+        (spec, number), (key, digest, arrival) = mapping, identity
         peer = arrival.peer
         try:
             result = map_message(msg.segments, spec, message_type=msg.message_type, peer=peer)
@@ -301,7 +302,7 @@ class HL7Router:
             notes.duplicate = True
             return (yield from self._answer_duplicate(previous, digest, ctx))
         origin = self._config.origin or self._config.senders.origin(peer)  # status goes there
-        changes = tuple(replace(ch, origin=origin) for ch in result.changes)
+        changes = tuple(replace(ch, origin=origin, mapping_version=number) for ch in result.changes)
         read = yield from self._patients.read_order_steps(changes, key)
         if read.previous is not None:
             notes.duplicate = True

@@ -19,7 +19,7 @@ import copy
 import datetime as dt
 import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from pydicom import config as dicom_config
@@ -270,6 +270,10 @@ class WorklistService:
             budget.examine()
             if excluded(plan.match_query, entry, plan, pn_case_insensitive=fold) is None:
                 yield entry_id, entry
+
+    def mapping_versions(self, ids: Iterable[str]) -> dict[str, int | None]:
+        """The mapping version that made each entry (``WorklistStore.mapping_versions``)."""
+        return self._store.mapping_versions(ids)
 
     def console_profile(self, limit: int) -> ScannerProfile:
         """The profile the console searches with: every station (and entries naming none),

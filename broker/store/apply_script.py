@@ -71,6 +71,7 @@ def apply_payload(
                 "status": change.status,
                 "origin": change.origin,  # the entries' ``origin`` ("": none recorded)
                 "cid": correlation.current(),  # the message's correlation ID, with the origin
+                "mver": _version_text(change.mapping_version),  # the entries' ``mver`` ("": none)
                 "entries": items,
             }
         )
@@ -94,6 +95,11 @@ def index_refs(keys: KeySchema, entry: dict[str, Any]) -> list[list[Any]]:
     if dates and dates[0].isdigit() and len(dates[0]) == 8:
         refs.append(["z", keys.by_date(), int(dates[0])])
     return refs
+
+
+def _version_text(number: int | None) -> str:
+    """A mapping version's number as an entry keeps it (``mver``): "" for none."""
+    return "" if number is None else str(number)
 
 
 def _sps(entry: dict[str, Any]) -> dict[str, Any]:

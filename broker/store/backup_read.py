@@ -5,8 +5,9 @@ a pseudonym that the restoring broker can compute again (``broker.store.keys``):
 
     order     order key, its status and newest MSH-7, its entries: step number (the
               ordinal the entry id is made from), DICOM JSON, SPS status, ended time,
-              origin (its ``[hl7_senders]`` name, which routes its status events) and
-              the correlation ID of its message
+              origin (its ``[hl7_senders]`` name, which routes its status events),
+              the correlation ID of its message and ``mapping_version`` (the number of
+              the mapping version that made it; absent in older files, null: unknown)
     field     an order-status, order-time or patient-time field whose order or patient
               has no record and whose value the Redis no longer knows
               (``broker.store.backup_orphans``): only its pseudonym is stored, so it is
@@ -46,6 +47,7 @@ from broker.store.backup_orphans import Orphans
 from broker.store.backup_outbound import read_outbound
 from broker.store.keys import KeySchema
 from broker.store.scripts import ScriptRunner
+from broker.store.worklist import version_number
 
 __all__ = ["MAX_STEPS", "BackupReader", "Record"]
 
@@ -156,6 +158,7 @@ class BackupReader:
                     "ended": None if ended is None else float(ended),
                     "origin": _opt(more[0]) if more else None,
                     "cid": _opt(more[1]) if len(more) > 1 else None,
+                    "mapping_version": version_number(more[2]) if len(more) > 2 else None,
                 }
             )
         if order_key is None or self._keys.order_field(order_key) != field:

@@ -187,6 +187,9 @@ class BackupWriter:
                     "ofield": k.order_field(order_key),
                     "cid": entry.get("cid") or "",
                 }
+            number = entry.get("mapping_version")  # none in a file written before it
+            if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+                values["mver"] = str(number)
             pipe.hset(k.entry(entry_id), mapping=values)
             for ref in refs:
                 if ref[0] == "z":

@@ -23,6 +23,7 @@ from broker.store.apply_script import index_refs
 from broker.store.keys import KeySchema
 from broker.store.outbound import NO_ROUTES, OutboundRoutes, parked_at_bound
 from broker.store.scripts import KeyList, ScriptRunner
+from broker.store.worklist import version_number
 from broker.worklist.edits import EntryChanged, UnknownEntry, revision
 
 __all__ = ["EntryEdits", "StoredEntry"]
@@ -40,6 +41,7 @@ class StoredEntry:
     status: str
     order_key: str
     revision: str
+    mapping_version: int | None = None  # the mapping version that made it (None: unknown)
 
     def __repr__(self) -> str:
         return f"StoredEntry({self.entry_id!r}, revision={self.revision!r})"
@@ -68,15 +70,16 @@ class EntryEdits:
     def read(self, entry_id: str) -> StoredEntry:
         """The entry ``entry_id`` (``UnknownEntry`` if there is none)."""
         try:
-            row = self._redis.hmget(self._keys.entry(entry_id), "ds", "status", "order")
+            row = self._redis.hmget(self._keys.entry(entry_id), "ds", "status", "order", "mver")
         except redis.RedisError as e:
             raise store_error(e) from e
-        ds, status, order = (cast(bytes | None, v) for v in row)
+        ds, status, order, mver = (cast(bytes | None, v) for v in row)
         if ds is None:
             raise UnknownEntry(entry_id)
         return StoredEntry(
-            entry_id, ds, _text(status or b""), _text(order or b""), revision(ds, status)
-        )
+            entry_id, ds, _text(status or b""), _text(order or b""), revision(ds, status),
+            version_number(mver),
+        )  # fmt: skip
 
     def replace(self, entry: StoredEntry, document: dict[str, Any]) -> str:
         """Store ``document`` as the entry's DICOM JSON, with its index memberships; its new

@@ -6,8 +6,9 @@ Layout (``{p}`` is the configurable prefix, ``mwl`` by default). A part written
     {p}:entry:{id}            hash  ds (DICOM JSON), order (its order key), idx (JSON list
                                     of index refs), status (current SPS status, overlaid
                                     on ds when read), origin (its [hl7_senders] name),
-                                    ofield (={order key}, for the outbound queue) and cid
+                                    ofield (={order key}, for the outbound queue), cid
                                     (the correlation ID of its message, with the origin)
+                                    and mver (the number of the mapping version that made it)
     {p}:order-status          hash  ={order key} -> its last SPS status (a cancel before
                                     its NW leaves one here, so the late NW changes nothing)
     {p}:order-time            hash  ={order key} -> UTC start of the newest MSH-7 applied to

@@ -95,7 +95,10 @@ class LiveMappings:
 
     def _install(self, version: MappingVersion) -> None:
         registry = MappingRegistry.from_texts(
-            version.files, label=f"v{version.number}", source=f"mapping {version.label}"
+            version.files,
+            label=f"v{version.number}",
+            source=f"mapping {version.label}",
+            number=version.number,
         )
         self._registry, self._number = registry, version.number
 

@@ -271,7 +271,7 @@ class PatientState:
             if entry is None:
                 continue
             key = self._keys.entry(entry_id)
-            if entry.ds_changed:
+            if entry.ds_changed:  # its other fields stay: mver names the order's mapping
                 ds = dicom_json.dumps(entry.ds)
                 out.append(["HSET", key, "ds", ds, "idx", jsontext.dumps(entry.refs)])
             if entry.status_changed and entry.status:

@@ -46,7 +46,7 @@ from broker.worklist.model import (
 )
 from broker.worklist.ordering import MessageTime
 
-__all__ = ["WorklistStore", "decode_dedup"]
+__all__ = ["WorklistStore", "decode_dedup", "version_number"]
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +282,19 @@ class WorklistStore:
             raise store_error(e) from e
         return {i: None if s is None else _text(s) for i, s in zip(wanted, rows, strict=True)}
 
+    def mapping_versions(self, ids: Iterable[str]) -> dict[str, int | None]:
+        """The number of the mapping version that made each entry (its ``mver``), None for
+        one made before entries kept it, by no mapping (an import) or no longer there."""
+        wanted = list(ids)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for entry_id in wanted:
+                pipe.hget(self._keys.entry(entry_id), "mver")
+            rows = pipe.execute()
+        except redis.RedisError as e:
+            raise store_error(e) from e
+        return {i: version_number(v) for i, v in zip(wanted, rows, strict=True)}
+
     def count(self) -> int:
         """How many entries are on the worklist."""
         try:
@@ -292,6 +305,12 @@ class WorklistStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def version_number(value: bytes | str | None) -> int | None:
+    """An entry's ``mver`` as a number; None when it has none (or not a number)."""
+    text = "" if value is None else _text(value)
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
 def _encode_dedup(record: DedupRecord) -> str:

@@ -78,6 +78,7 @@ class OrderChange:
     entries: tuple[Entry, ...] = ()
     status: str = "SCHEDULED"  # Scheduled Procedure Step Status (0040,0020) of its entries
     origin: str = ""  # the [hl7_senders.<name>] it came from (its status goes back there)
+    mapping_version: int | None = None  # the published mapping version that mapped it
 
 
 @dataclass(frozen=True)

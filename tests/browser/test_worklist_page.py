@@ -13,13 +13,14 @@ import pytest
 import redis
 from playwright.sync_api import Page, expect
 
+from broker.audit.events import AuditType
 from tests.browser.worklist_site import (
     mllp_listener,
     publish_station,
     send_over_mllp,
     site_console,
 )
-from tests.integration.admin_helpers import Api
+from tests.integration.admin_helpers import Api, Recorded
 from tests.integration.hl7_seed import send_orders
 from tests.integration.worklist_api_helpers import orm
 
@@ -81,6 +82,12 @@ def test_an_order_over_mllp_is_opened_and_its_station_edited(
     expect(page).to_have_url(re.compile(r"/worklist#entry=[0-9a-f]+$"))
     expect(page.locator("#h-entry")).to_be_focused()
     expect(page.locator("#dump")).to_contain_text("(0040,0001) ScheduledStationAETitle AE")
+    expect(page.locator("#attrs dt").last).to_have_text("Mapping version")
+    expect(page.locator("#attrs dd").last).to_have_text("2")  # the version that mapped it
+    audit = services.audit
+    assert isinstance(audit, Recorded)
+    opened = [e.details["view"] for e in audit.events if e.type is AuditType.ENTRY_READ]
+    assert opened == ["json+dump"]  # one open of the entry, one record
     screenshot(page)
     edit_station(page, screenshot)
     screenshot(page)
@@ -95,7 +102,7 @@ def test_an_order_over_mllp_is_opened_and_its_station_edited(
     expect(page.get_by_role("button", name="Reload the entry")).to_be_focused()
     screenshot(page)
     page.get_by_role("button", name="Reload the entry").click()
-    expect(page.locator("#attrs dd").last).to_have_text("ARRIVED")
+    expect(page.locator("#attrs dd").nth(10)).to_have_text("ARRIVED")
     page.get_by_role("link", name="Explain which scanners see it").click()
     expect(page.get_by_label("or entry id")).to_have_value(entry_id)
     page.get_by_label("Scanner (AE title)").select_option("CT1")

@@ -93,6 +93,17 @@ def test_an_entry_read_whole_is_an_entry_read_once_per_request(api: Api, audit: 
         assert f"urn:mwl-broker:entry:{entry_id}" in xml
 
 
+def test_the_console_opens_an_entry_with_one_read(api: Api, audit: Recorded) -> None:
+    with closing(console(api)) as client:
+        (entry_id,) = [e["entry_id"] for e in client.post(SEARCH, json={}).json()["entries"]]
+        shown = client.get(f"{ENTRIES}/{entry_id}", params={"include": "dump"}).json()
+    assert "CNRYREADACC" in shown["dump"] and shown["dataset"]
+    _, opened = reads(audit)  # the search, then one entry-read for JSON and dump together
+    assert (opened.type, opened.target) == (AuditType.ENTRY_READ, entry_id)
+    assert opened.details["view"] == "json+dump" and opened.details["revision"]
+    no_canary(opened)
+
+
 def test_a_message_read_is_audited_and_its_list_is_not(api: Api, audit: Recorded) -> None:
     with closing(console(api)) as client:
         listed = client.get("/api/messages").json()["items"]

@@ -159,6 +159,26 @@ def test_an_entry_as_dicom_json_and_as_text(api: Api) -> None:
     assert "    (0040,0020) ScheduledProcedureStepStatus CS: SCHEDULED" in lines
 
 
+def test_summaries_the_entry_and_the_export_name_the_mapping_version(api: Api) -> None:
+    send(api.services, orm(1))
+    with closing(console(api)) as client:
+        (row,) = client.post(SEARCH, json={}).json()["entries"]
+        body = read(client, row["entry_id"])
+        both = client.get(f"{ENTRIES}/{row['entry_id']}", params={"include": "dump"}).json()
+        dump = client.get(f"{ENTRIES}/{row['entry_id']}/dump").text
+        exported = list(csv.reader(io.StringIO(client.post(EXPORT, json={}).text)))
+        refused = client.get(f"{ENTRIES}/{row['entry_id']}", params={"include": "raw"})
+        schema = client.get("/api/openapi.json").json()["components"]["schemas"]
+    assert row["mapping_version"] == 1 and body["mapping_version"] == 1
+    assert body["dump"] is None and both["dump"] == dump and both["dataset"] == body["dataset"]
+    assert (both["mapping_version"], both["revision"]) == (1, body["revision"])
+    assert exported[0][-1] == "mapping_version" and exported[1][-1] == "1"
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    for model in ("EntrySummary", "EntryDocument"):
+        assert "mapping version" in schema[model]["properties"]["mapping_version"]["description"]
+
+
 def test_export_is_csv_with_formulas_neutralised_and_a_note_when_cut(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

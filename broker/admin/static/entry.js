@@ -33,26 +33,28 @@ function readable(element) {
   return text;
 }
 
-function showAttrs(doc) {
+function showAttrs(doc, mappingVersion) {
   const step = doc[SPS]?.Value?.[0] ?? {};
   const parts = [];
   for (const [label, tag, inStep] of MAIN) {
     parts.push(el("dt", label), el("dd", readable((inStep ? step : doc)[tag]) || "–"));
   }
+  // The mapping version that made it, as the mapping history numbers them.
+  parts.push(el("dt", "Mapping version"), el("dd", mappingVersion == null ? "unknown"
+    : String(mappingVersion)));
   $("attrs").replaceChildren(...parts);
 }
 
+// The entry and its dump in one request: one read on the audit trail.
 export async function openEntry(id) {
-  const [doc, dump] = await Promise.all([
-    api(`/api/worklist/entries/${id}`),
-    api(`/api/worklist/entries/${id}/dump`, { raw: true }).then((a) => a.text()),
-  ]);
+  const doc = await api(`/api/worklist/entries/${id}?include=dump`);
+  const dump = doc.dump ?? "";
   current = { id, revision: doc.revision };
   $("detail").hidden = false;
   $("conflict").hidden = true;
   $("entry-body").hidden = false;
   $("h-entry").textContent = `Entry ${id}`;
-  showAttrs(doc.dataset);
+  showAttrs(doc.dataset, doc.mapping_version);
   $("dump").textContent = dump;
   $("explain-link").href = `/scanners#entry=${id}`;
   $("h-entry").focus();

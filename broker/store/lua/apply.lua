@@ -68,6 +68,9 @@ for _, o in ipairs(p.orders) do
           redis.call('HSET', KEYS[e.key], 'origin', o.origin, 'ofield', o.field,
                      'cid', o.cid or '')  -- the message's correlation ID: to its status events
         end
+        if o.mver and o.mver ~= '' then  -- the mapping version that made it (an ADT keeps it)
+          redis.call('HSET', KEYS[e.key], 'mver', o.mver)
+        end
         for _, ref in ipairs(e.idx) do
           if ref[1] == 'z' then
             redis.call('ZADD', KEYS[ref[2]], ref[3], e.id)
