@@ -1,7 +1,7 @@
 """``GET /api/dashboard`` (one snapshot) and ``GET /api/events``: the dashboard's
 snapshots as server-sent events (``text/event-stream``, viewer role).
 
-A stream sends a snapshot at once, then whenever it changed (looked at every
+A stream sends a snapshot at once, then whenever its figures changed (looked at every
 :data:`TICK` seconds) and at least every :data:`EVERY` seconds. It is bounded: at most
 :data:`MAX_STREAMS` at once (503 problem+json past it); each ends when its session or
 token no longer stands (logout, expiry, password change, revocation), when the client
@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from broker.admin.dashboard_models import DashboardOut
 from broker.admin.problems import ApiProblem
 from broker.admin.security import Caller, auth_of, authenticated
 from broker.common.jsontext import dumps
@@ -109,6 +110,13 @@ def _look(
     return streams.snapshot(services, now)
 
 
+def _figures(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot but its times, which change at every tick: what is sent when changed."""
+    worklist = snapshot["worklist"]
+    stations = {**worklist["stations"], "age_seconds": 0}
+    return {**snapshot, "time": 0, "worklist": {**worklist, "stations": stations}}
+
+
 async def _events(
     request: Request, streams: Streams, standing: Callable[[], bool]
 ) -> AsyncIterator[str]:
@@ -123,15 +131,17 @@ async def _events(
         if snapshot is None:
             yield "event: ended\ndata: {}\n\n"
             return
-        changed = {**snapshot, "time": 0} != sent
-        if changed or now - last >= EVERY:
-            sent, last = {**snapshot, "time": 0}, now
+        figures = _figures(snapshot)
+        if figures != sent or now - last >= EVERY:
+            sent, last = figures, now
             yield f"event: snapshot\ndata: {dumps(snapshot)}\n\n"
         with contextlib.suppress(TimeoutError):  # the client going: starlette cancels this
             await asyncio.wait_for(streams.closing.wait(), timeout=TICK)
 
 
-@router.get("/dashboard", summary="one snapshot of the dashboard's numbers")
+@router.get(
+    "/dashboard", summary="one snapshot of the dashboard's numbers", response_model=DashboardOut
+)
 def dashboard(
     request: Request, _: Annotated[Caller, Depends(authenticated(Role.VIEWER))]
 ) -> dict[str, Any]:

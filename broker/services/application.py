@@ -69,6 +69,7 @@ from broker.services.purge import PurgeService
 from broker.services.reprocess import ReprocessService
 from broker.services.routing import HL7Router
 from broker.services.worklist import WorklistService
+from broker.services.worklist_counts import SharedWorklistCounts
 from broker.settings import Settings
 from broker.store.counts import Counts
 from broker.store.entry_edits import EntryEdits
@@ -284,7 +285,14 @@ class Services:
     @cached_property
     def dashboard(self) -> DashboardService:
         counts = Counts(self.client, KeySchema(self.settings.redis_key_prefix))
-        return DashboardService(counts, self.settings.dicom_scanners)
+        return DashboardService(counts, self.settings.dicom_scanners, self.worklist_counts)
+
+    @cached_property
+    def worklist_counts(self) -> SharedWorklistCounts:
+        """The worklist's entries by station and state, one pass every few seconds shared
+        by the dashboard and the metrics."""
+        counts = Counts(self.client, KeySchema(self.settings.redis_key_prefix))
+        return SharedWorklistCounts(counts, self.settings.dicom_scanners)
 
     @cached_property
     def metrics(self) -> BrokerMetrics:
@@ -295,11 +303,10 @@ class Services:
         metrics = BrokerMetrics(
             senders=s.hl7_senders, scanners=s.dicom_scanners, destinations=s.destinations
         )
-        counts = Counts(self.client, KeySchema(s.redis_key_prefix))
-        configured = tuple(s.dicom_scanners)
+        shared = self.worklist_counts
 
         def worklist() -> tuple[dict[str, int], int, int, dict[str, int] | None]:
-            found = counts.worklist(SYSTEM_CLOCK.now(), configured, by_status=True)
+            found = shared.get().counts
             return found.by_station, found.total, found.ended, found.ended_by_station
 
         metrics.worklist_counts = worklist

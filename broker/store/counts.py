@@ -122,6 +122,15 @@ class Counts:
     def __repr__(self) -> str:
         return f"Counts({self._keys.prefix!r})"
 
+    @property
+    def ended_limit(self) -> int | None:
+        """The most ids one station's ended count walks in the way this server counts them
+        (a station over it is left out): ZINTERCARD's limit, the script's once the server
+        said it has no ZINTERCARD, None once it can run neither."""
+        if self._intercard:
+            return MAX_INTERCARD_IDS
+        return MAX_SCRIPT_IDS if self._script_works else None
+
     def messages(self, now: float, *, recent: int = 10) -> LogCounts:
         """The message log's counts for the hour before ``now`` (epoch seconds)."""
         try:

@@ -1,5 +1,6 @@
-"""The console's pages in chromium: login, the live dashboard, keyboard navigation, users
-and tokens (a password reset in the page's own dialog), and what a viewer may not open."""
+"""The console's pages in chromium: login, the live dashboard (and its table of stations),
+keyboard navigation, users and tokens (a password reset in the page's own dialog), and
+what a viewer may not open."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+import pytest
+from playwright.sync_api import Locator, Page, expect
 
 from broker.admin.pages import NAV
+from broker.store import counts as counts_module
+from broker.store.keys import KeySchema
 from tests.browser.conftest import log_in
 from tests.integration.admin_helpers import Api
-from tests.integration.hl7_seed import send_orders, send_refused
+from tests.integration.hl7_seed import send, send_orders, send_refused, two_step_order
+from tests.redis_replies import as_text
 
 Shot = Callable[[Page], Path]
 
@@ -47,6 +52,39 @@ def test_the_dashboard_shows_new_messages_without_a_reload(
     errors = page.locator("#e-rows")
     expect(errors).to_contain_text("PID-3")
     expect(errors.get_by_role("link")).to_have_attribute("href", re.compile(r"^/messages\?id="))
+    screenshot(page)
+
+
+def _station_cells(page: Page, station: str) -> Locator:
+    return page.locator("#w-stations tr").filter(has_text=station).locator("td")
+
+
+def test_the_dashboard_table_of_stations_updates_live(
+    page_as: Callable[[str], Page],
+    console: Api,
+    screenshot: Shot,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = console.services
+    services.worklist_counts.max_age = 0.5  # counted again within the test's patience
+    send_orders(services, 2)
+    assert send(services, two_step_order()) == "AA"  # steps on MR1 and MR2 (a new station
+    page = page_as("viewer")  # shows within a minute: there from the first snapshot here)
+    table = page.get_by_role("table", name=re.compile("^Entries by station and state"))
+    expect(table.get_by_role("columnheader", name=re.compile("^Ended"))).to_be_visible()
+    expect(_station_cells(page, "MR1")).to_have_text(["1", "0", "1"])  # open, ended, entries
+    keys = KeySchema(services.settings.redis_key_prefix)
+    (entry_id,) = (as_text(i) for i in services.client.smembers(keys.by_station("MR1")))
+    revision = services.entries.read(entry_id).revision
+    services.entries.cancel(entry_id, expect=revision, reason="test", user="test")
+    expect(_station_cells(page, "MR1")).to_have_text(["0", "1", "1"])  # without a reload
+    expect(_station_cells(page, "MR2")).to_have_text(["1", "0", "1"])
+    expect(page.locator("tfoot td")).to_have_text(["3", "1", "4"])  # the ORMs name none
+    expect(page.locator("#w-asof")).to_contain_text("s before these numbers")
+    screenshot(page)
+    monkeypatch.setattr(counts_module, "MAX_SCRIPT_IDS", 0)  # each would walk the ended id
+    expect(_station_cells(page, "MR1")).to_have_text(["—not counted", "—not counted", "1"])
+    expect(page.locator("#w-left-out")).to_contain_text("more than 0")
     screenshot(page)
 
 

@@ -53,15 +53,46 @@ function messages(m) {
   }), "No message on the error list.", 6);
 }
 
+// A count the server left out: a dash to the eye, words to a screen reader.
+function notCounted() {
+  const cell = el("td", undefined, { class: "num" });
+  cell.append(el("span", "—", { "aria-hidden": "true" }), el("span", "not counted", { class: "sr-only" }));
+  return cell;
+}
+
+function count(n) {
+  return n === null ? notCounted() : el("td", n, { class: "num" });
+}
+
+function leftOut(limit) {
+  if (limit === null) {
+    return "— Not counted: this Redis server (before 6.2) cannot count the ended entries " +
+      "by station. The entries column is exact.";
+  }
+  return `— Not counted: the station's entries and the ended ones both number more than ` +
+    `${limit.toLocaleString()}, and counting them would hold Redis too long. ` +
+    "Its entries column is exact.";
+}
+
+function stations(t) {
+  const asof = new Date(t.counted_at * 1000).toLocaleTimeString();
+  set("w-asof", `(counted at ${asof}, ${Math.round(t.age_seconds)} s before these numbers)`);
+  rows($("w-stations"), t.rows.map((r) =>
+    [el("th", r.station, { scope: "row" }), count(r.open), count(r.ended), count(r.entries)]),
+  "No station yet.", 4);
+  set("w-all-open", t.all.open);
+  set("w-all-ended", t.all.ended);
+  set("w-all-entries", t.all.entries);
+  const note = $("w-left-out");
+  note.hidden = !t.rows.some((r) => r.ended === null);
+  note.textContent = note.hidden ? "" : leftOut(t.limit);
+}
+
 function worklist(w) {
   set("w-total", w.total);
   set("w-open", w.by_status.open);
   set("w-ended", w.by_status.ended);
-  const stations = Object.entries(w.by_station).map(([ae, n]) => {
-    const name = el("th", ae, { scope: "row" });
-    return [name, el("td", n, { class: "num" })];
-  });
-  rows($("w-stations"), stations, "No station yet.", 2);
+  stations(w.stations);
 }
 
 function snapshot(data) {
