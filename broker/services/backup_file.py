@@ -237,12 +237,26 @@ def _check_record(path: Path, number: int, data: dict[str, Any]) -> str:
 
 
 def check(path: Path) -> BackupHeader:
-    """Read the whole file and check it (see the module docstring); its header and counts."""
+    """Read the whole file and check it (see the module docstring); its header and counts.
+
+    What a damaged compressed stream garbles (a header that is not one, a line that is not
+    JSON) is refused as the damage it is: the rest of the stream is read, and a
+    decompression error found there is the answer instead."""
+    lines = _lines(path)
+    try:
+        return _checked(path, lines)
+    except BackupFileError:
+        for _ in lines:  # raises BackupFileError when the stream itself is damaged
+            pass
+        raise
+
+
+def _checked(path: Path, lines: Iterator[tuple[int, bytes]]) -> BackupHeader:
     sha = hashlib.sha256()
     counts: Counter[str] = Counter()
     header: dict[str, Any] | None = None
     manifest: dict[str, Any] | None = None
-    for number, line in _lines(path):
+    for number, line in lines:
         if manifest is not None:
             raise BackupFileError(f"{path}: line {number} follows the manifest (damaged)")
         data = _parse(path, number, line)

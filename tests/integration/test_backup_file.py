@@ -99,6 +99,19 @@ def test_a_damaged_file_is_refused_before_anything_is_written(
     assert keys_of(target) == []
 
 
+def test_damage_that_garbles_the_header_is_named_as_damage(
+    backup: Path, target: WorklistStore
+) -> None:
+    """Stored (level 0) deflate blocks decode a flipped byte as a flipped byte: the header is
+    no longer one, and only the stream's CRC at its end says why."""
+    raw = bytearray(gzip.compress(gzip.decompress(backup.read_bytes()), compresslevel=0))
+    raw[raw.index(FORMAT.encode())] ^= 0x20  # the format's first letter, in another case
+    backup.write_bytes(bytes(raw))
+    with pytest.raises(BackupFileError, match=r"corrupted .*CRC"):
+        restore(target, backup)
+    assert keys_of(target) == []
+
+
 def test_a_changed_record_fails_the_checksum(backup: Path, target: WorklistStore) -> None:
     rows = lines(backup)
     rows[5]["entries"][0]["status"] = "COMPLETED"
