@@ -15,8 +15,6 @@ own that nobody reads. Another part adds its metrics to ``metrics.registry`` (on
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -61,7 +59,6 @@ MLLP_REFUSALS = ("not_sender", "connection_limit", "tls", "stopping", "not_mllp"
 _INGEST_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _FIND_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1)
-_WORKLIST_TTL = 5.0  # seconds a scrape's worklist counts are kept for the next scrapes
 
 
 def ack_code_of(ack: bytes) -> str:
@@ -96,12 +93,11 @@ None when the server cannot count them cheaply)`` (``broker.store.counts``)."""
 
 
 class _WorklistCollector(Collector):
-    """``mwl_broker_worklist_entries`` computed at scrape time, kept a few seconds."""
+    """``mwl_broker_worklist_entries`` at scrape time, from ``worklist_counts`` (in the broker
+    the count it shares with the dashboard, kept 5 s: ``services.worklist_counts``)."""
 
     def __init__(self, metrics: BrokerMetrics) -> None:
         self._metrics = metrics
-        self._lock = threading.Lock()
-        self._cached: tuple[float, list[GaugeMetricFamily]] | None = None
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return self._families({}, 0, 0, {})
@@ -110,18 +106,12 @@ class _WorklistCollector(Collector):
         source = self._metrics.worklist_counts
         if source is None:
             return []
-        with self._lock:
-            now = time.monotonic()
-            if self._cached is not None and now - self._cached[0] < _WORKLIST_TTL:
-                return self._cached[1]
-            try:
-                by_station, total, ended, ended_by_station = source()
-            except Exception:  # the store is down: the Redis metrics say so, not a 500
-                self._metrics.redis_errors.inc()
-                return []
-            families = self._families(by_station, total, ended, ended_by_station)
-            self._cached = (now, families)
-            return families
+        try:
+            by_station, total, ended, ended_by_station = source()
+        except Exception:  # the store is down: the Redis metrics say so, not a 500
+            self._metrics.redis_errors.inc()
+            return []
+        return self._families(by_station, total, ended, ended_by_station)
 
     def _families(
         self,
