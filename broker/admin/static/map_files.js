@@ -122,4 +122,7 @@ export function initFiles() {
   $("delete-file").addEventListener("click", () => askDelete($("delete-file")));
   $("delete-file-form").addEventListener("submit", deleteFile);
   $("delete-file-cancel").addEventListener("click", () => $("delete-file-dialog").close());
+  // rendered disabled: a click before this script ran would do nothing
+  newButton.disabled = false;
+  $("delete-file").disabled = false;
 }
