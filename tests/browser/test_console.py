@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from broker.admin.pages import NAV
 from broker.store import counts as counts_module
 from broker.store.keys import KeySchema
-from tests.browser.conftest import log_in
+from tests.browser.conftest import VIEWPORT, log_in
 from tests.integration.admin_helpers import Api
 from tests.integration.hl7_seed import send, send_orders, send_refused, two_step_order
 from tests.redis_replies import as_text
@@ -196,3 +196,23 @@ def test_a_viewer_gets_no_users_page(page_as: Callable[[str], Page], screenshot:
     assert answer is not None and answer.status == 403
     expect(page.get_by_role("heading", name="Not allowed", level=1)).to_be_visible()
     screenshot(page)
+
+
+def test_without_javascript_the_login_says_so_and_puts_no_password_in_an_address(
+    browser: Browser, console: Api
+) -> None:
+    context = browser.new_context(
+        viewport=VIEWPORT, base_url=console.url, java_script_enabled=False
+    )
+    try:
+        page = context.new_page()
+        page.goto("/login")
+        # (headless chromium parses <noscript> as text even with scripts off: read the source)
+        assert "<noscript><p class=\"alert\">The console needs JavaScript" in page.content()
+        expect(page.get_by_role("button", name="Log in")).to_be_disabled()
+        page.get_by_label("User name").fill("editor")
+        page.get_by_label("Password").fill("a secret password")
+        page.get_by_label("Password").press("Enter")  # no submission: its button is disabled
+        assert page.url == f"{console.url}/login"
+    finally:
+        context.close()

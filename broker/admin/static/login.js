@@ -18,4 +18,5 @@ form.addEventListener("submit", async (event) => {
     form.querySelector("#password").focus();
   }
 });
+form.querySelector("button[type=submit]").disabled = false; // rendered disabled until now
 form.querySelector("#user").focus();
