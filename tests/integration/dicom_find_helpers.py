@@ -23,7 +23,7 @@ from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.dicom.status import Status
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
-from tests.scu import ModalityWorklistInformationFind
+from tests.scu import ModalityWorklistInformationFind, leave_responses_to_requests
 
 AE_TITLE = "MWL_TEST"
 CALLING = "MODALITY_1"
@@ -92,6 +92,7 @@ def associate(server: DicomServer, *contexts: tuple[Any, ...]) -> Iterator[Any]:
         ae.add_requested_context(*context)
     association = ae.associate("127.0.0.1", server.port, ae_title=AE_TITLE)
     assert association.is_established
+    leave_responses_to_requests(association)  # or a response may be lost (tests.scu)
     try:
         yield association
     finally:

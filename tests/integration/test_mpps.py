@@ -32,7 +32,11 @@ from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
 from tests.conftest import KEYS
 from tests.redis_replies import stream_rows
-from tests.scu import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
+from tests.scu import (
+    ModalityPerformedProcedureStep,
+    ModalityWorklistInformationFind,
+    leave_responses_to_requests,
+)
 
 AE_TITLE = "MWL_TEST"
 CALLING = "CT_SCANNER"
@@ -154,6 +158,7 @@ def modality(server: DicomServer, handlers: list[Any] | None = None) -> Iterator
     ae.add_requested_context(ModalityWorklistInformationFind)
     assoc = ae.associate("127.0.0.1", server.port, ae_title=AE_TITLE, evt_handlers=handlers)
     assert assoc.is_established
+    leave_responses_to_requests(assoc)  # or a response may be lost (tests.scu)
     try:
         yield assoc
     finally:

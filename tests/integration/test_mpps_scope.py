@@ -34,7 +34,7 @@ from tests.integration.test_mpps import (
     put,
 )
 from tests.redis_replies import bytes_or_none
-from tests.scu import ModalityPerformedProcedureStep
+from tests.scu import ModalityPerformedProcedureStep, leave_responses_to_requests
 
 LOCAL = ["127.0.0.1"]  # where the test scanners connect from
 SCANNERS: dict[str, Any] = {
@@ -70,6 +70,7 @@ def scanner(server: DicomServer, calling: str) -> Iterator[Any]:
     ae.add_requested_context(ModalityPerformedProcedureStep)
     assoc = ae.associate("127.0.0.1", server.port, ae_title=AE_TITLE)
     assert assoc.is_established
+    leave_responses_to_requests(assoc)  # or a response may be lost (tests.scu)
     try:
         yield assoc
     finally:
