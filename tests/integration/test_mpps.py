@@ -32,11 +32,7 @@ from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
 from tests.conftest import KEYS
 from tests.redis_replies import stream_rows
-from tests.scu import (
-    ModalityPerformedProcedureStep,
-    ModalityWorklistInformationFind,
-    leave_responses_to_requests,
-)
+from tests.scu import ModalityPerformedProcedureStep, ModalityWorklistInformationFind, established
 
 AE_TITLE = "MWL_TEST"
 CALLING = "CT_SCANNER"
@@ -156,14 +152,8 @@ def modality(server: DicomServer, handlers: list[Any] | None = None) -> Iterator
     ae = AE(ae_title=CALLING)
     ae.add_requested_context(ModalityPerformedProcedureStep)
     ae.add_requested_context(ModalityWorklistInformationFind)
-    assoc = ae.associate("127.0.0.1", server.port, ae_title=AE_TITLE, evt_handlers=handlers)
-    assert assoc.is_established
-    leave_responses_to_requests(assoc)  # or a response may be lost (tests.scu)
-    try:
+    with established(ae, server.port, AE_TITLE, evt_handlers=handlers) as assoc:
         yield assoc
-    finally:
-        if assoc.is_established:
-            assoc.release()
 
 
 def create(assoc: Any, uid: str | None, ds: Dataset) -> Dataset:
