@@ -7,6 +7,8 @@ from ``broker.dicom.server``, so that a wrong UID in the broker fails them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -19,6 +21,7 @@ __all__ = [
     "ModalityWorklistInformationFind",
     "Verification",
     "create_then_complete",
+    "established",
     "identifier_of",
     "leave_responses_to_requests",
 ]
@@ -80,3 +83,16 @@ def leave_responses_to_requests(assoc: Any) -> Any:
 
     dimse.get_msg = get_msg
     return assoc
+
+
+@contextmanager
+def established(ae: Any, port: int, called: str, **options: Any) -> Iterator[Any]:
+    """An association of ``ae`` to 127.0.0.1:``port`` (``options``: ``AE.associate``'s),
+    established, its responses left to its requests; released at the end."""
+    assoc = leave_responses_to_requests(ae.associate("127.0.0.1", port, ae_title=called, **options))
+    assert assoc.is_established
+    try:
+        yield assoc
+    finally:
+        if assoc.is_established:
+            assoc.release()

@@ -50,6 +50,9 @@ def test_an_editor_adds_a_site_file_publishes_deletes_and_rolls_back(
     page = page_as("editor")
     page.get_by_role("link", name="Mappings").click()
     expect(page.get_by_role("heading", name="Mappings", level=1)).to_be_visible()
+    # the page's script has bound its buttons and loaded the set: the heading alone is the
+    # server's HTML, where a click on "New file…" before the script runs does nothing
+    expect(page.locator("#loaded-version")).to_contain_text("version 1")
     add_site_file(page, screenshot)
 
     page.get_by_label(re.compile("^HL7 message")).fill(CARDIO_ORDER)

@@ -23,7 +23,7 @@ from broker.dicom.server import DicomServer, configure_pynetdicom_logging
 from broker.dicom.status import Status
 from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
-from tests.scu import ModalityWorklistInformationFind
+from tests.scu import ModalityWorklistInformationFind, established
 
 AE_TITLE = "MWL_TEST"
 CALLING = "MODALITY_1"
@@ -85,11 +85,18 @@ def start_server(find_service: Any) -> DicomServer:
 
 
 @contextmanager
-def associate(server: DicomServer, *contexts: tuple[Any, ...]) -> Iterator[Any]:
-    """An established association to ``server`` with the given presentation contexts."""
+def associate(
+    server: DicomServer, *contexts: tuple[Any, ...], as_pynetdicom_makes_it: bool = False
+) -> Iterator[Any]:
+    """An established association to ``server`` with the given presentation contexts, its
+    responses left to its requests (``tests.scu``) unless ``as_pynetdicom_makes_it``."""
     ae = AE(ae_title=CALLING)
     for context in contexts:
         ae.add_requested_context(*context)
+    if not as_pynetdicom_makes_it:
+        with established(ae, server.port, AE_TITLE) as association:
+            yield association
+        return
     association = ae.associate("127.0.0.1", server.port, ae_title=AE_TITLE)
     assert association.is_established
     try:

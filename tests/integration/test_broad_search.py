@@ -11,20 +11,23 @@ import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 import redis
 
 from broker.dicom.gate import BroadQueryBusy
 from broker.dicom.qido import QidoQuery, parse_query
+from broker.dicom.scanner import ScannerProfile
 from broker.dicom.status import Status
 from broker.errors import DicomServiceError
 from broker.services.application import Services
-from broker.services.broad_search import BroadSearches, WorkerSpec
+from broker.services.broad_search import BroadSearches, Searcher, WorkerSpec
 from broker.services.worklist import CONSOLE, WorklistService
 from broker.store.worklist import WorklistStore
 from tests.integration.admin_helpers import site_services
 from tests.integration.dicom_find_helpers import entry, put
+from tests.waiting import wait_for
 
 ENTRIES = 24  # a search over more than 4 candidates is broad
 SPS = "ScheduledProcedureStepSequence."
@@ -116,19 +119,39 @@ def test_the_work_budget_refuses_there_as_here(redis_client: redis.Redis, tmp_pa
         services.close()
 
 
-def test_a_child_that_died_is_replaced(services: Services) -> None:
+def test_a_child_that_died_between_searches_is_replaced(services: Services) -> None:
     worklist = services.worklist
     console = worklist.console_profile(100)
     assert len(worklist.search_as(console, query()).ids) == ENTRIES
     first = services.broad_searches.pid
     assert first is not None
     os.kill(first, 9)
-    with pytest.raises(BroadQueryBusy, match="search process stopped"):
-        worklist.search_as(console, query())
+    wait_for(lambda: services.broad_searches.pid is None, "the killed child seen gone")
     assert len(worklist.search_as(console, query()).ids) == ENTRIES
     assert services.broad_searches.pid not in (None, first)
     services.close()
     assert services.broad_searches.pid is None
+
+
+def test_a_child_that_dies_during_a_search_is_busy_then_replaced(
+    services: Services, tmp_path: Path
+) -> None:
+    """The first child exits while it searches; the second one answers."""
+    spec = spec_of(services)
+    dying = BroadSearches(
+        replace(spec, service=dies_once, options={**spec.options, "marker": tmp_path / "died"}),
+        timeout=60,
+    )
+    worklist = WorklistService(services.store, gate=services.broad_queries, broad=dying,
+                               **services.worklist_options())  # fmt: skip
+    try:
+        console = worklist.console_profile(100)
+        with pytest.raises(BroadQueryBusy, match="search process stopped"):
+            worklist.search_as(console, query())
+        assert len(worklist.search_as(console, query()).ids) == ENTRIES
+        assert dying.pid is not None
+    finally:
+        dying.close()
 
 
 def test_a_search_over_its_time_is_busy_and_the_next_one_runs(services: Services) -> None:
@@ -167,6 +190,22 @@ def spec_of(services: Services) -> WorkerSpec:
 def no_service(store: WorklistStore, **options: object) -> WorklistService:
     """A child that cannot build its service (it exits before it is ready)."""
     raise RuntimeError("no service")
+
+
+class ExitsSearching:
+    """A search that ends its process, as a crash would."""
+
+    def page(self, profile: ScannerProfile, query: QidoQuery, today: dt.date) -> NoReturn:
+        os._exit(1)
+
+
+def dies_once(store: WorklistStore, marker: Path, **options: Any) -> Searcher:
+    """The first child's service exits during its search (``marker`` says it did);
+    later children's are the real one."""
+    if marker.exists():
+        return WorklistService(store, **options)
+    marker.touch()
+    return ExitsSearching()
 
 
 def test_the_console_profile_is_what_the_child_searches_with(services: Services) -> None:

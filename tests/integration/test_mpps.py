@@ -32,7 +32,7 @@ from broker.store.worklist import WorklistStore
 from broker.worklist.model import OrderAction, OrderChange
 from tests.conftest import KEYS
 from tests.redis_replies import stream_rows
-from tests.scu import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
+from tests.scu import ModalityPerformedProcedureStep, ModalityWorklistInformationFind, established
 
 AE_TITLE = "MWL_TEST"
 CALLING = "CT_SCANNER"
@@ -152,13 +152,8 @@ def modality(server: DicomServer, handlers: list[Any] | None = None) -> Iterator
     ae = AE(ae_title=CALLING)
     ae.add_requested_context(ModalityPerformedProcedureStep)
     ae.add_requested_context(ModalityWorklistInformationFind)
-    assoc = ae.associate("127.0.0.1", server.port, ae_title=AE_TITLE, evt_handlers=handlers)
-    assert assoc.is_established
-    try:
+    with established(ae, server.port, AE_TITLE, evt_handlers=handlers) as assoc:
         yield assoc
-    finally:
-        if assoc.is_established:
-            assoc.release()
 
 
 def create(assoc: Any, uid: str | None, ds: Dataset) -> Dataset:

@@ -34,7 +34,7 @@ from tests.integration.test_mpps import (
     put,
 )
 from tests.redis_replies import bytes_or_none
-from tests.scu import ModalityPerformedProcedureStep
+from tests.scu import ModalityPerformedProcedureStep, established
 
 LOCAL = ["127.0.0.1"]  # where the test scanners connect from
 SCANNERS: dict[str, Any] = {
@@ -68,12 +68,8 @@ def server(store: WorklistStore) -> Iterator[DicomServer]:
 def scanner(server: DicomServer, calling: str) -> Iterator[Any]:
     ae = AE(ae_title=calling)
     ae.add_requested_context(ModalityPerformedProcedureStep)
-    assoc = ae.associate("127.0.0.1", server.port, ae_title=AE_TITLE)
-    assert assoc.is_established
-    try:
+    with established(ae, server.port, AE_TITLE) as assoc:
         yield assoc
-    finally:
-        assoc.release()
 
 
 def step_status(store: WorklistStore, client: redis.Redis) -> bytes | None:

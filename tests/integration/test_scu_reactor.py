@@ -62,7 +62,7 @@ def _find_with_a_late_reactor(assoc: Any) -> list[int]:
 def test_a_reactor_running_late_leaves_the_responses_to_the_request(
     server: DicomServer,
 ) -> None:
-    with associate(server, FIND) as assoc:
+    with associate(server, FIND, as_pynetdicom_makes_it=True) as assoc:
         leave_responses_to_requests(assoc)
         assert _find_with_a_late_reactor(assoc) == [0xFF00, 0x0000]
         statuses = [int(s.Status) for s, _ in assoc.send_c_find(_find_query("ACC-1"), *FIND)]
@@ -73,5 +73,5 @@ def test_without_it_pynetdicom_drops_the_pending_answer(server: DicomServer) -> 
     """What the soak's modality met (pynetdicom 3.0.4): only the final Success. Once a
     pynetdicom upgrade fails this, its reactor leaves responses alone and the workaround
     can go."""
-    with associate(server, FIND) as assoc:
+    with associate(server, FIND, as_pynetdicom_makes_it=True) as assoc:
         assert _find_with_a_late_reactor(assoc) == [0x0000]
