@@ -272,28 +272,25 @@ class WorklistStore:
 
     def entry_statuses(self, ids: Iterable[str]) -> dict[str, str | None]:
         """The SPS status of each entry now, None for one no longer on the worklist."""
-        wanted = list(ids)
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for entry_id in wanted:
-                pipe.hget(self._keys.entry(entry_id), "status")
-            rows = pipe.execute()
-        except redis.RedisError as e:
-            raise store_error(e) from e
-        return {i: None if s is None else _text(s) for i, s in zip(wanted, rows, strict=True)}
+        found = self._field_of_each(ids, "status")
+        return {i: None if s is None else _text(s) for i, s in found.items()}
 
     def mapping_versions(self, ids: Iterable[str]) -> dict[str, int | None]:
         """The number of the mapping version that made each entry (its ``mver``), None for
         one made before entries kept it, by no mapping (an import) or no longer there."""
+        return {i: version_number(v) for i, v in self._field_of_each(ids, "mver").items()}
+
+    def _field_of_each(self, ids: Iterable[str], field: str) -> dict[str, Any]:
+        """One field of each entry's hash (None where absent), in one round trip."""
         wanted = list(ids)
         try:
             pipe = self._redis.pipeline(transaction=False)
             for entry_id in wanted:
-                pipe.hget(self._keys.entry(entry_id), "mver")
+                pipe.hget(self._keys.entry(entry_id), field)
             rows = pipe.execute()
         except redis.RedisError as e:
             raise store_error(e) from e
-        return {i: version_number(v) for i, v in zip(wanted, rows, strict=True)}
+        return dict(zip(wanted, rows, strict=True))
 
     def count(self) -> int:
         """How many entries are on the worklist."""

@@ -208,7 +208,7 @@ def test_without_javascript_the_login_says_so_and_puts_no_password_in_an_address
         page = context.new_page()
         page.goto("/login")
         # (headless chromium parses <noscript> as text even with scripts off: read the source)
-        assert "<noscript><p class=\"alert\">The console needs JavaScript" in page.content()
+        assert '<noscript><p class="alert">The console needs JavaScript' in page.content()
         expect(page.get_by_role("button", name="Log in")).to_be_disabled()
         page.get_by_label("User name").fill("editor")
         page.get_by_label("Password").fill("a secret password")

@@ -28,7 +28,11 @@ from broker.store.connection import EmbeddedRedis
 from tests.broker_runner import DATA, broker_settings, running_broker
 from tests.conftest import KEYS
 from tests.redis_replies import stream_rows
-from tests.scu import ModalityPerformedProcedureStep, ModalityWorklistInformationFind
+from tests.scu import (
+    ModalityPerformedProcedureStep,
+    ModalityWorklistInformationFind,
+    established,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -48,15 +52,8 @@ def modality(broker: Broker) -> Iterator[Any]:
     ae = AE(ae_title="CT_SCANNER")
     ae.add_requested_context(ModalityWorklistInformationFind)
     ae.add_requested_context(ModalityPerformedProcedureStep)
-    assoc = ae.associate(
-        "127.0.0.1", broker.endpoints.dicom_port, ae_title=broker.endpoints.ae_title
-    )
-    assert assoc.is_established
-    try:
+    with established(ae, broker.endpoints.dicom_port, broker.endpoints.ae_title) as assoc:
         yield assoc
-    finally:
-        if assoc.is_established:
-            assoc.release()
 
 
 def worklist(assoc: Any, sps_status: str = "") -> list[Dataset]:
